@@ -1,0 +1,63 @@
+//! The command line, as clap structs; no logic here.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Build minimal, reproducible Docker/OCI images from conda environments, without Docker.
+#[derive(Debug, Parser)]
+#[command(name = "conda-docker", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    /// Show more detail (repeat for more).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Show only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Build an image holding a conda environment solved from package specs.
+    Build(BuildArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum Layering {
+    /// One layer per package, in dependency order (at most 100 layers in all).
+    Layered,
+    /// The whole environment in one layer.
+    Single,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    /// Conda match specs: `numpy>=1.26`, `python=3.12.*`, `conda-forge::zstd`.
+    pub specs: Vec<String>,
+    /// Channel (repeatable, highest priority first): a name, an http(s) or file:// URL, or a directory.
+    #[arg(short, long = "channel", value_name = "CHANNEL", default_value = "conda-forge")]
+    pub channels: Vec<String>,
+    /// The conda platform (subdir) to build for: linux-64, linux-aarch64, linux-ppc64le, ...
+    #[arg(long, default_value = "linux-64")]
+    pub platform: String,
+    /// Base image: `scratch`, `docker-archive:PATH[:NAME:TAG]`, `oci:DIR[:TAG]`, or a registry reference.
+    #[arg(short, long, default_value = "debian:stable-slim")]
+    pub base: String,
+    /// Name and tag of the image (repeatable): `demo:1`, `localhost:5000/team/app:1.0`.
+    #[arg(short, long = "image", value_name = "NAME[:TAG]", default_value = "conda-docker:latest")]
+    pub images: Vec<String>,
+    /// Output (repeatable): a path writes a docker-archive; `oci:DIR[:TAG]` an OCI image layout.
+    #[arg(short, long = "output", value_name = "OUTPUT", required = true)]
+    pub outputs: Vec<String>,
+    /// Where the environment lives inside the image.
+    #[arg(long, default_value = "/opt/conda")]
+    pub target_prefix: PathBuf,
+    /// How packages are split into layers.
+    #[arg(long, value_enum, default_value = "layered")]
+    pub layering_strategy: Layering,
+    /// The package cache (default: rattler's shared cache, as used by pixi).
+    #[arg(long, env = "CONDA_DOCKER_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}

@@ -1,0 +1,146 @@
+//! Progress on stderr: bars on a terminal, plain lines otherwise, nothing with `--quiet`.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use conda_docker::image::{Layer, WrittenLayer};
+use conda_docker::reporter::{Reporter, Stage};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// Formats a byte count as `1.2 MB`.
+pub fn human_bytes(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i + 1 < units.len() {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 { format!("{n} B") } else { format!("{v:.1} {}", units[i]) }
+}
+
+/// The command line's [`Reporter`].
+pub struct Progress {
+    quiet: bool,
+    terminal: bool,
+    bar: Mutex<Option<ProgressBar>>,
+}
+
+impl Progress {
+    /// A reporter for stderr.
+    pub fn new(quiet: bool) -> Self {
+        Self {
+            quiet,
+            terminal: std::io::stderr().is_terminal(),
+            bar: Mutex::new(None),
+        }
+    }
+
+    /// Prints a line (above any bar).
+    pub fn note(&self, line: &str) {
+        if self.quiet {
+            return;
+        }
+        match self.bar.lock().ok().as_deref().and_then(Option::as_ref) {
+            Some(bar) => bar.println(line),
+            None => eprintln!("{line}"),
+        }
+    }
+
+    /// Removes any bar from the screen.
+    pub fn clear(&self) {
+        if let Some(bar) = self.bar.lock().ok().and_then(|mut b| b.take()) {
+            bar.finish_and_clear();
+        }
+    }
+
+    fn set_bar(&self, bar: Option<ProgressBar>) {
+        if let Ok(mut slot) = self.bar.lock() {
+            if let Some(old) = slot.take() {
+                old.finish_and_clear();
+            }
+            *slot = bar;
+        }
+    }
+
+    fn spinner(&self, message: String) {
+        if self.quiet || !self.terminal {
+            return;
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        bar.set_style(ProgressStyle::with_template("{spinner} {msg} {elapsed}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+        bar.set_message(message);
+        bar.enable_steady_tick(Duration::from_millis(100));
+        self.set_bar(Some(bar));
+    }
+}
+
+fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::ReadBase => "reading base image",
+        Stage::Solve => "solving",
+        Stage::Install => "installing",
+        Stage::Write => "writing",
+    }
+}
+
+impl Reporter for Progress {
+    fn stage_started(&self, stage: Stage, message: &str) {
+        let line = format!("{} {message}", stage_name(stage));
+        if self.terminal {
+            self.spinner(line);
+        } else {
+            self.note(&line);
+        }
+    }
+
+    fn stage_finished(&self, stage: Stage, message: &str) {
+        self.set_bar(None);
+        if stage != Stage::Install {
+            self.note(&format!("{}: {message}", stage_name(stage)));
+        }
+    }
+
+    fn layer_started(&self, index: usize, total: usize, layer: &Layer) {
+        if self.quiet || !self.terminal {
+            return;
+        }
+        let mut slot = match self.bar.lock() {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        if index == 0 || slot.is_none() {
+            let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template("writing layers {bar:30} {pos}/{len} {msg}")
+                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            if let Some(old) = slot.replace(bar) {
+                old.finish_and_clear();
+            }
+        }
+        if let Some(bar) = slot.as_ref() {
+            bar.set_message(layer.description().to_string());
+        }
+    }
+
+    fn layer_finished(&self, index: usize, layer: &Layer, written: &WrittenLayer) {
+        if self.quiet {
+            return;
+        }
+        if self.terminal {
+            if let Some(bar) = self.bar.lock().ok().as_deref().and_then(Option::as_ref) {
+                bar.set_position(index as u64 + 1);
+            }
+        } else {
+            self.note(&format!(
+                "layer {}: {} {} {}",
+                index + 1,
+                layer.description(),
+                human_bytes(written.size),
+                written.diff_id
+            ));
+        }
+    }
+}

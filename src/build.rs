@@ -1,0 +1,352 @@
+//! The builder that joins both sides: specs and a base image in, an image out.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), conda_docker::build::Error> {
+//! use conda_docker::build::Builder;
+//! let built = Builder::new(["bzip2"])
+//!     .with_channels(["conda-forge"])
+//!     .with_base("docker-archive:base.tar")
+//!     .build()
+//!     .await?;
+//! println!("{} layers", built.image().layers().len());
+//! # Ok(()) }
+//! ```
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rattler_conda_types::{RepoDataRecord, Subdir};
+
+use crate::conda::install::{InstallOptions, StagedPrefix};
+use crate::conda::plan::{LayerPlan, LayeringStrategy, MAX_LAYERS, plan_layers};
+use crate::conda::{channel, install, solve};
+use crate::image::layer_tar::Entry;
+use crate::image::{Cancel, History, Image, Layer, Platform};
+use crate::reporter::{NoReporter, Reporter, Stage};
+use crate::transport::{self, Location, LocationError};
+
+/// What can go wrong building an image.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No package specs were given.
+    #[error("no packages to install: give at least one package spec, e.g. `conda-docker build bzip2`")]
+    NoSpecs,
+    /// The base image location does not parse.
+    #[error(transparent)]
+    Location(#[from] LocationError),
+    /// Reading the base image failed.
+    #[error("reading base image `{base}`")]
+    Base {
+        /// The base as given.
+        base: String,
+        /// The cause.
+        #[source]
+        source: crate::image::Error,
+    },
+    /// The base image is for another platform.
+    #[error("base image `{base}` is for {found}, but --platform {subdir} needs {wanted}: pick a base for {wanted}")]
+    BasePlatform {
+        /// The base as given.
+        base: String,
+        /// The base's platform.
+        found: Platform,
+        /// The platform the packages need.
+        wanted: Platform,
+        /// The conda subdir asked for.
+        subdir: String,
+    },
+    /// Resolving or installing packages failed.
+    #[error(transparent)]
+    Conda(#[from] crate::conda::Error),
+    /// Building the layers failed.
+    #[error(transparent)]
+    Image(#[from] crate::image::Error),
+    /// The build was cancelled.
+    #[error("cancelled")]
+    Cancelled,
+}
+
+/// The glibc version assumed for the image when nothing says otherwise (conda-forge's minimum).
+pub const DEFAULT_GLIBC: &str = "2.17";
+
+/// The OCI platform of a conda subdir (`linux-64` is `linux/amd64`).
+pub fn oci_platform(subdir: Subdir) -> Platform {
+    let (arch, variant) = match subdir {
+        Subdir::Linux64 => ("amd64".to_string(), None),
+        Subdir::LinuxAarch64 => ("arm64".to_string(), Some("v8")),
+        Subdir::LinuxPpc64le => ("ppc64le".to_string(), None),
+        Subdir::LinuxS390X => ("s390x".to_string(), None),
+        Subdir::Linux32 => ("386".to_string(), None),
+        Subdir::LinuxArmV7l => ("arm".to_string(), Some("v7")),
+        Subdir::LinuxArmV6l => ("arm".to_string(), Some("v6")),
+        other => (other.arch().map(|a| a.to_string()).unwrap_or_default(), None),
+    };
+    Platform::linux(&arch, variant)
+}
+
+/// Builds a conda environment image. Every setting has a default; see each `with_` method.
+#[must_use]
+pub struct Builder {
+    specs: Vec<String>,
+    channels: Vec<String>,
+    subdir: String,
+    base: String,
+    target_prefix: PathBuf,
+    strategy: LayeringStrategy,
+    cache_dir: Option<PathBuf>,
+    source_date_epoch: Option<u64>,
+    cancel: Cancel,
+    reporter: Arc<dyn Reporter>,
+}
+
+impl Builder {
+    /// A build of the given match specs.
+    pub fn new(specs: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            specs: specs.into_iter().map(Into::into).collect(),
+            channels: vec!["conda-forge".into()],
+            subdir: "linux-64".into(),
+            base: "scratch".into(),
+            target_prefix: PathBuf::from("/opt/conda"),
+            strategy: LayeringStrategy::Layered,
+            cache_dir: None,
+            source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
+                .ok()
+                .and_then(|v| v.trim().parse().ok()),
+            cancel: Cancel::new(),
+            reporter: Arc::new(NoReporter),
+        }
+    }
+
+    /// Channels in priority order. By default, `conda-forge`.
+    pub fn with_channels(mut self, channels: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.channels = channels.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The conda subdir to build for. By default, `linux-64`.
+    pub fn with_platform(mut self, subdir: impl Into<String>) -> Self {
+        self.subdir = subdir.into();
+        self
+    }
+
+    /// The base image (`scratch`, `docker-archive:PATH`, `oci:DIR[:TAG]`). By default, `scratch`.
+    pub fn with_base(mut self, base: impl Into<String>) -> Self {
+        self.base = base.into();
+        self
+    }
+
+    /// Where the environment lives in the image. By default, `/opt/conda`.
+    pub fn with_target_prefix(mut self, prefix: impl Into<PathBuf>) -> Self {
+        self.target_prefix = prefix.into();
+        self
+    }
+
+    /// How packages are split into layers. By default, one layer per package.
+    pub fn with_layering(mut self, strategy: LayeringStrategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// The package cache root. By default, rattler's shared cache (as pixi uses).
+    pub fn with_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// A fixed creation time (seconds since the epoch). By default, `SOURCE_DATE_EPOCH` if set,
+    /// else the newest package's build time.
+    pub fn with_source_date_epoch(mut self, epoch: Option<u64>) -> Self {
+        self.source_date_epoch = epoch;
+        self
+    }
+
+    /// A flag that stops the build when set.
+    pub fn with_cancel(mut self, cancel: Cancel) -> Self {
+        self.cancel = cancel;
+        self
+    }
+
+    /// Where progress goes. By default, nowhere.
+    pub fn with_reporter(mut self, reporter: Arc<dyn Reporter>) -> Self {
+        self.reporter = reporter;
+        self
+    }
+
+    /// Resolves, installs and layers the environment on the base image.
+    pub async fn build(self) -> Result<BuiltImage, Error> {
+        if self.specs.is_empty() {
+            return Err(Error::NoSpecs);
+        }
+        let subdir = channel::parse_subdir(&self.subdir)?;
+        let platform = oci_platform(subdir);
+        let target_prefix = absolute_prefix(&self.target_prefix)?;
+        let specs = solve::parse_specs(&self.specs)?;
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let channels = self
+            .channels
+            .iter()
+            .map(|c| channel::parse_channel(c, &cwd, subdir))
+            .collect::<Result<Vec<_>, _>>()?;
+        let cache_dir = match &self.cache_dir {
+            Some(d) => d.clone(),
+            None => rattler_cache::default_cache_dir()
+                .map_err(|e| crate::conda::Error::CacheDir(e.to_string()))?,
+        };
+
+        let reporter = self.reporter.as_ref();
+        reporter.stage_started(Stage::ReadBase, &self.base);
+        let base_location = Location::parse_source(&self.base)?;
+        let base = transport::read(&base_location, &platform).map_err(|source| Error::Base {
+            base: self.base.clone(),
+            source,
+        })?;
+        if base_location != Location::Scratch && !platform.matches(&base.platform()) {
+            return Err(Error::BasePlatform {
+                base: self.base.clone(),
+                found: base.platform(),
+                wanted: platform,
+                subdir: subdir.to_string(),
+            });
+        }
+        reporter.stage_finished(Stage::ReadBase, &format!("{} layers", base.layers().len()));
+        self.check_cancel()?;
+
+        reporter.stage_started(Stage::Solve, &self.specs.join(" "));
+        let client = solve::http_client();
+        let gateway = solve::gateway(&cache_dir, client.clone());
+        let virtual_packages = solve::default_virtual_packages(subdir, &DEFAULT_GLIBC.parse().unwrap_or_else(|_| rattler_conda_types::Version::major(2)));
+        let records = solve::solve(&gateway, &channels, subdir, specs.clone(), virtual_packages).await?;
+        reporter.stage_finished(Stage::Solve, &format!("{} packages", records.len()));
+        self.check_cancel()?;
+
+        reporter.stage_started(Stage::Install, &format!("{} packages", records.len()));
+        reporter.install_started(records.len());
+        let options = InstallOptions {
+            cache_dir,
+            subdir,
+            target_prefix: target_prefix.clone(),
+            requested_specs: specs,
+        };
+        let staged = install::install(records.clone(), &options, client).await?;
+        reporter.stage_finished(Stage::Install, &staged.path().display().to_string());
+        self.check_cancel()?;
+
+        let budget = MAX_LAYERS.saturating_sub(base.layers().len());
+        let plan = plan_layers(staged.path(), &records, self.strategy, budget)?;
+        let epoch = self
+            .source_date_epoch
+            .or_else(|| plan.groups.iter().filter_map(|g| g.timestamp).max())
+            .unwrap_or(0);
+        let image = assemble(base, &staged, &plan, epoch, self.source_date_epoch)?;
+        Ok(BuiltImage {
+            image,
+            records,
+            plan,
+            _staged: staged,
+        })
+    }
+
+    fn check_cancel(&self) -> Result<(), Error> {
+        if self.cancel.is_cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn absolute_prefix(prefix: &Path) -> Result<PathBuf, Error> {
+    if !prefix.is_absolute() || prefix.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+        return Err(crate::conda::Error::Platform {
+            platform: prefix.display().to_string(),
+            reason: "--target-prefix must be an absolute path without `..`, e.g. /opt/conda".into(),
+        }
+        .into());
+    }
+    Ok(prefix.to_path_buf())
+}
+
+/// RFC 3339 (UTC, seconds) for `epoch`.
+fn rfc3339(epoch: u64) -> String {
+    chrono::DateTime::from_timestamp(epoch as i64, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+/// Puts the planned layers on the base and sets the environment in the config.
+fn assemble(
+    mut image: Image,
+    staged: &StagedPrefix,
+    plan: &LayerPlan,
+    created: u64,
+    clamp: Option<u64>,
+) -> Result<Image, Error> {
+    let prefix = staged.target_prefix();
+    let in_image = prefix.strip_prefix("/").unwrap_or(prefix);
+    for group in &plan.groups {
+        let mtime = group.timestamp.unwrap_or(created).min(clamp.unwrap_or(u64::MAX));
+        let entries = group
+            .paths
+            .iter()
+            .map(|rel| {
+                let source = staged.path().join(rel);
+                Entry::from_fs(&source, in_image.join(rel))
+                    .map_err(crate::image::Error::io("reading", &source))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let comment = (!group.packages.is_empty()).then(|| group.packages.join(" "));
+        image.push_layer(
+            Layer::from_entries(entries, mtime, group.description.clone()),
+            History {
+                created: Some(rfc3339(created)),
+                created_by: Some(format!("conda-docker: {}", group.description)),
+                comment,
+                ..Default::default()
+            },
+        );
+    }
+    let config = image.config_mut();
+    config.created = Some(rfc3339(created));
+    let bin = prefix.join("bin").display().to_string();
+    let path = config
+        .config
+        .env_var("PATH")
+        .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+        .to_string();
+    config.config.set_env_var("PATH", &format!("{bin}:{path}"));
+    config.config.set_env_var("CONDA_PREFIX", &prefix.display().to_string());
+    Ok(image)
+}
+
+/// A built image, with the packages in it; the layers read from a staging directory that lives
+/// as long as this value.
+#[derive(Debug)]
+pub struct BuiltImage {
+    image: Image,
+    records: Vec<RepoDataRecord>,
+    plan: LayerPlan,
+    _staged: StagedPrefix,
+}
+
+impl BuiltImage {
+    /// The image.
+    pub fn image(&self) -> &Image {
+        &self.image
+    }
+
+    /// The image, to edit before writing.
+    pub fn image_mut(&mut self) -> &mut Image {
+        &mut self.image
+    }
+
+    /// The installed packages, dependencies first.
+    pub fn records(&self) -> &[RepoDataRecord] {
+        &self.records
+    }
+
+    /// How the environment was split into layers.
+    pub fn plan(&self) -> &LayerPlan {
+        &self.plan
+    }
+}

@@ -1,0 +1,114 @@
+//! Installing packages into a staging prefix, patched for the prefix they will have in the image.
+
+use std::path::{Path, PathBuf};
+
+use rattler::install::{Installer, LinkOptions};
+use rattler::package_cache::PackageCache;
+use rattler_conda_types::{MatchSpec, RepoDataRecord, Subdir};
+
+use super::{Error, Result};
+
+/// Keys of `conda-meta/*.json` that hold build-machine paths and must not reach an image.
+const HOST_PATH_KEYS: &[&str] = &["extracted_package_dir", "package_tarball_full_path", "link"];
+
+/// Files the installer writes that belong to the build machine, not the environment.
+const HOST_ONLY_FILES: &[&str] = &["CACHEDIR.TAG"];
+
+/// An environment installed into a temporary directory, removed when dropped.
+#[derive(Debug)]
+pub struct StagedPrefix {
+    dir: tempfile::TempDir,
+    target_prefix: PathBuf,
+}
+
+impl StagedPrefix {
+    /// The staging directory on this machine.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// The prefix the files were patched for (where they live in the image).
+    pub fn target_prefix(&self) -> &Path {
+        &self.target_prefix
+    }
+}
+
+/// Options for [`install`].
+#[derive(Clone, Debug)]
+pub struct InstallOptions {
+    /// The package cache root (`pkgs/` lives below it).
+    pub cache_dir: PathBuf,
+    /// The platform the packages are for.
+    pub subdir: Subdir,
+    /// Where the environment lives inside the image.
+    pub target_prefix: PathBuf,
+    /// The specs the user asked for, recorded in `conda-meta` as conda does.
+    pub requested_specs: Vec<MatchSpec>,
+}
+
+/// Downloads (or takes from the cache) and links `records` into a new staging prefix.
+///
+/// Every file is a real copy (no hard links into the cache), prefix placeholders are rewritten
+/// for `target_prefix`, link scripts are not run, and `conda-meta` records are stripped of
+/// build-machine paths.
+pub async fn install(
+    records: Vec<RepoDataRecord>,
+    options: &InstallOptions,
+    client: reqwest_middleware::ClientWithMiddleware,
+) -> Result<StagedPrefix> {
+    let dir = tempfile::Builder::new()
+        .prefix("conda-docker-staging-")
+        .tempdir()
+        .map_err(Error::io("creating a staging directory in", std::env::temp_dir()))?;
+    Installer::new()
+        .with_package_cache(PackageCache::new(
+            options.cache_dir.join(rattler_cache::PACKAGE_CACHE_DIR),
+        ))
+        .with_download_client(client)
+        .with_target_platform(options.subdir)
+        .with_alternative_target_prefix(&options.target_prefix)
+        .with_execute_link_scripts(false)
+        .with_requested_specs(options.requested_specs.clone())
+        .with_link_options(LinkOptions {
+            allow_hard_links: Some(false),
+            ..Default::default()
+        })
+        .install(dir.path(), records)
+        .await
+        .map_err(Error::Install)?;
+    let staged = StagedPrefix {
+        dir,
+        target_prefix: options.target_prefix.clone(),
+    };
+    scrub(staged.path())?;
+    Ok(staged)
+}
+
+/// Removes build-machine traces from an installed prefix.
+fn scrub(prefix: &Path) -> Result<()> {
+    for name in HOST_ONLY_FILES {
+        let p = prefix.join(name);
+        if p.exists() {
+            std::fs::remove_file(&p).map_err(Error::io("removing", &p))?;
+        }
+    }
+    let meta = prefix.join("conda-meta");
+    for entry in std::fs::read_dir(&meta).map_err(Error::io("reading", &meta))? {
+        let path = entry.map_err(Error::io("reading", &meta))?.path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        let bytes = std::fs::read(&path).map_err(Error::io("reading", &path))?;
+        let mut record: serde_json::Value = serde_json::from_slice(&bytes)
+            .map_err(|e| Error::io("parsing", &path)(e.into()))?;
+        if let Some(obj) = record.as_object_mut() {
+            for key in HOST_PATH_KEYS {
+                obj.remove(*key);
+            }
+        }
+        let mut out = serde_json::to_vec_pretty(&record).map_err(|e| Error::io("writing", &path)(e.into()))?;
+        out.push(b'\n');
+        std::fs::write(&path, out).map_err(Error::io("writing", &path))?;
+    }
+    Ok(())
+}

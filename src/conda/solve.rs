@@ -1,0 +1,120 @@
+//! Fetching repodata and solving specs into the exact packages to install.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rattler_conda_types::package::BuildString;
+use rattler_conda_types::{
+    Channel, GenericVirtualPackage, MatchSpec, PackageName, ParseMatchSpecOptions, ParseStrictness,
+    RepoDataRecord, Subdir, Version,
+};
+use rattler_repodata_gateway::Gateway;
+use rattler_solve::{SolveError, SolverImpl, SolverTask};
+
+use super::{Error, Result};
+
+/// Parses conda match specs (`numpy>=1.26`, `conda-forge::zstd`, `python=3.12.*`).
+pub fn parse_specs(specs: &[String]) -> Result<Vec<MatchSpec>> {
+    specs
+        .iter()
+        .map(|s| {
+            MatchSpec::from_str(s, ParseMatchSpecOptions::from(ParseStrictness::Lenient)).map_err(|e| {
+                Error::InvalidSpec {
+                    spec: s.clone(),
+                    reason: e.to_string(),
+                }
+            })
+        })
+        .collect()
+}
+
+/// The virtual packages an image for `subdir` provides: `__unix`, `__linux`, `__glibc` and
+/// `__archspec`.
+pub fn default_virtual_packages(subdir: Subdir, glibc: &Version) -> Vec<GenericVirtualPackage> {
+    let arch = subdir.arch().map(|a| a.to_string()).unwrap_or_default();
+    let vp = |name: &str, version: Version, build: &str| GenericVirtualPackage {
+        name: PackageName::new_unchecked(name),
+        version,
+        build_string: BuildString::new_unchecked(build),
+    };
+    let v = |s: &str| s.parse::<Version>().unwrap_or_else(|_| Version::major(0));
+    vec![
+        vp("__unix", v("0"), "0"),
+        vp("__linux", v("4.18"), "0"),
+        vp("__glibc", glibc.clone(), "0"),
+        vp("__archspec", v("1"), &arch),
+    ]
+}
+
+/// A repodata gateway that caches under `cache_dir` and downloads with `client`.
+pub fn gateway(cache_dir: &Path, client: reqwest_middleware::ClientWithMiddleware) -> Gateway {
+    Gateway::builder()
+        .with_cache_dir(cache_dir.join(rattler_cache::REPODATA_CACHE_DIR))
+        .with_package_cache(rattler_cache::package_cache::PackageCache::new(
+            cache_dir.join(rattler_cache::PACKAGE_CACHE_DIR),
+        ))
+        .with_client(client)
+        .finish()
+}
+
+/// An HTTP client with conda's authentication (`~/.rattler` credentials, `.netrc`, env vars).
+pub fn http_client() -> reqwest_middleware::ClientWithMiddleware {
+    let client = reqwest::Client::builder()
+        .user_agent(concat!("conda-docker/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .unwrap_or_default();
+    let mut builder = reqwest_middleware::ClientBuilder::new(client);
+    if let Ok(auth) = rattler_networking::AuthenticationMiddleware::from_env_and_defaults() {
+        builder = builder.with_arc(Arc::new(auth));
+    }
+    builder.build()
+}
+
+/// Fetches repodata for `specs` from `channels` and solves them for `subdir`.
+///
+/// The records come back in dependency order (dependencies first).
+pub async fn solve(
+    gateway: &Gateway,
+    channels: &[Channel],
+    subdir: Subdir,
+    specs: Vec<MatchSpec>,
+    virtual_packages: Vec<GenericVirtualPackage>,
+) -> Result<Vec<RepoDataRecord>> {
+    let names = || channels.iter().map(|c| format!("`{}`", c.base_url)).collect::<Vec<_>>().join(", ");
+    let output = gateway
+        .query(channels.iter().cloned(), [subdir, Subdir::NoArch], specs.clone())
+        .recursive(true)
+        .execute()
+        .await
+        .map_err(|source| Error::Repodata {
+            channels: names(),
+            source,
+        })?;
+    let repodata = output.repodata;
+    let records = tokio::task::spawn_blocking(move || {
+        let task = SolverTask {
+            specs,
+            virtual_packages,
+            ..SolverTask::from_iter(&repodata)
+        };
+        rattler_solve::resolvo::Solver.solve(task)
+    })
+    .await
+    .map_err(|e| Error::Unsolvable {
+        explanation: format!("the solver stopped: {e}"),
+    })?
+    .map_err(|e| Error::Unsolvable {
+        explanation: match e {
+            SolveError::Unsolvable(reasons) => reasons.join("\n"),
+            other => other.to_string(),
+        },
+    })?
+    .records;
+    Ok(sort_by_dependency(records))
+}
+
+/// Sorts records so every package comes after its dependencies, ties broken by name.
+pub fn sort_by_dependency(mut records: Vec<RepoDataRecord>) -> Vec<RepoDataRecord> {
+    records.sort_by(|a, b| a.package_record.name.cmp(&b.package_record.name));
+    rattler_conda_types::PackageRecord::sort_topologically(records)
+}

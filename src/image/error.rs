@@ -1,0 +1,93 @@
+//! The image side's error type.
+
+use std::path::PathBuf;
+
+use super::digest::Digest;
+
+/// What can go wrong reading, editing or writing an image.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file could not be read or written.
+    #[error("{action} `{}`", path.display())]
+    Io {
+        /// What was being done (`reading`, `writing`, ...).
+        action: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The input is not a valid image in the format it claims to be.
+    #[error("invalid image `{}`: {reason}", path.display())]
+    Invalid {
+        /// The archive or directory that was read.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The requested image or tag is not in the source.
+    #[error("no image `{wanted}` in `{}`; it holds: {available}", path.display())]
+    NotFound {
+        /// The archive or directory that was searched.
+        path: PathBuf,
+        /// The name, tag or platform asked for.
+        wanted: String,
+        /// What the source offers instead.
+        available: String,
+    },
+    /// A blob's bytes do not match the digest that names it.
+    #[error("{what} of {layer}: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// `digest` or `diff_id`.
+        what: &'static str,
+        /// Which layer or blob.
+        layer: String,
+        /// The digest the manifest or config promises.
+        expected: Digest,
+        /// The digest of the bytes read.
+        actual: Digest,
+    },
+    /// The output could not be used.
+    #[error("cannot write to `{}`: {reason}", path.display())]
+    Output {
+        /// The output path.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
+    /// The operation was cancelled (Ctrl-C).
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl Error {
+    /// An [`Error::Io`] for `path`.
+    pub fn io(action: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| {
+            if source.kind() == std::io::ErrorKind::Interrupted
+                && source.to_string() == super::cancel::CANCELLED_MESSAGE
+            {
+                Self::Cancelled
+            } else {
+                Self::Io {
+                    action,
+                    path,
+                    source,
+                }
+            }
+        }
+    }
+
+    /// An [`Error::Invalid`] for `path`.
+    pub fn invalid(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::Invalid {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The image side's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

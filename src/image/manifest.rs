@@ -1,0 +1,84 @@
+//! Manifests, indexes and descriptors (OCI image-spec, also read in Docker's schema 2 form).
+//!
+//! Our own types rather than `oci-spec`'s: those keep annotations in a `HashMap`, whose
+//! serialization order varies from run to run and would break reproducible digests.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::digest::Digest;
+
+/// The annotation that names an image in an OCI layout's index.
+pub const REF_NAME: &str = "org.opencontainers.image.ref.name";
+
+/// A reference to a blob: its media type, digest and size.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    /// What the blob is.
+    pub media_type: String,
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size in bytes.
+    pub size: u64,
+    /// Annotations (sorted, so serialization is stable).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+    /// The platform, in an index entry.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<DescriptorPlatform>,
+}
+
+/// The platform of an index entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DescriptorPlatform {
+    /// CPU architecture.
+    pub architecture: String,
+    /// Operating system.
+    pub os: String,
+    /// CPU variant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+/// An image manifest: a config and layers.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Manifest {
+    /// Always 2.
+    pub schema_version: u32,
+    /// The manifest's own media type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The config blob.
+    pub config: Descriptor,
+    /// The layer blobs, bottom first.
+    pub layers: Vec<Descriptor>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// An image index (or Docker manifest list): manifests for several platforms or names.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Index {
+    /// Always 2.
+    pub schema_version: u32,
+    /// The index's own media type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub media_type: Option<String>,
+    /// The entries.
+    pub manifests: Vec<Descriptor>,
+    /// Annotations.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl Descriptor {
+    /// The `org.opencontainers.image.ref.name` annotation, if any.
+    pub fn ref_name(&self) -> Option<&str> {
+        self.annotations.get(REF_NAME).map(String::as_str)
+    }
+}

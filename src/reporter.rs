@@ -1,0 +1,38 @@
+//! Progress events, so a front end can show bars without the library knowing how.
+
+use crate::image::{Layer, WrittenLayer};
+
+/// The steps of a build, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    /// Reading the base image.
+    ReadBase,
+    /// Fetching repodata and solving the specs.
+    Solve,
+    /// Downloading and installing packages into the staging prefix.
+    Install,
+    /// Writing layers, config and manifest to an output.
+    Write,
+}
+
+/// Receives progress events; every method does nothing by default.
+pub trait Reporter: Send + Sync {
+    /// A stage began.
+    fn stage_started(&self, _stage: Stage, _message: &str) {}
+    /// A stage ended.
+    fn stage_finished(&self, _stage: Stage, _message: &str) {}
+    /// Packages to download and install.
+    fn install_started(&self, _packages: usize) {}
+    /// One package was linked into the staging prefix.
+    fn package_installed(&self, _name: &str) {}
+    /// Layer `index` of `total` is about to be written.
+    fn layer_started(&self, _index: usize, _total: usize, _layer: &Layer) {}
+    /// Layer `index` was written.
+    fn layer_finished(&self, _index: usize, _layer: &Layer, _written: &WrittenLayer) {}
+}
+
+/// A reporter that ignores every event.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct NoReporter;
+
+impl Reporter for NoReporter {}

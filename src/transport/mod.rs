@@ -1,0 +1,254 @@
+//! Transports: where images are read from and written to.
+//!
+//! One module per format, each with its reader and writer side by side:
+//! [`docker_archive`] (`docker save` tarballs) and [`oci_layout`] (OCI image layout directories).
+//! [`Location`] parses the `transport:path` strings the command line takes.
+
+pub mod docker_archive;
+pub mod oci_layout;
+
+use std::fmt;
+use std::path::PathBuf;
+
+use crate::image::{Digest, Reference, WrittenLayer};
+
+/// Where an image is read from or written to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Location {
+    /// The empty image.
+    Scratch,
+    /// A `docker save` tarball, optionally naming one image (`name:tag`) in it.
+    DockerArchive {
+        /// The tar file.
+        path: PathBuf,
+        /// Which image, for archives holding several.
+        reference: Option<String>,
+    },
+    /// An OCI image layout directory, optionally naming one image by its ref name.
+    OciLayout {
+        /// The layout directory.
+        dir: PathBuf,
+        /// The `org.opencontainers.image.ref.name` to read or write.
+        tag: Option<String>,
+    },
+    /// An image in a registry.
+    Registry(Reference),
+}
+
+/// Why a location string could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum LocationError {
+    /// The text is neither a known transport nor an image reference.
+    #[error(
+        "`{input}` is not an image location: use `scratch`, `docker-archive:PATH[:NAME:TAG]`, \
+         `oci:DIR[:TAG]` or a registry reference such as `debian:stable-slim` ({reason})"
+    )]
+    Unrecognised {
+        /// The text given.
+        input: String,
+        /// Why the reference did not parse.
+        reason: String,
+    },
+    /// The transport exists but is not supported in this direction.
+    #[error("{0}")]
+    Unsupported(String),
+}
+
+fn split_suffix(rest: &str) -> (PathBuf, Option<String>) {
+    // `PATH:REF`: the whole text is a path when such a file exists; else split at the first `:`.
+    if std::path::Path::new(rest).exists() {
+        return (PathBuf::from(rest), None);
+    }
+    match rest.split_once(':') {
+        Some((path, r)) if !r.is_empty() => (PathBuf::from(path), Some(r.to_string())),
+        _ => (PathBuf::from(rest), None),
+    }
+}
+
+impl Location {
+    /// Parses an image source (`-b`): `scratch`, `docker-archive:`, `oci:` or a registry reference.
+    pub fn parse_source(input: &str) -> Result<Self, LocationError> {
+        if input == "scratch" {
+            return Ok(Self::Scratch);
+        }
+        Self::parse_transport(input).unwrap_or_else(|| {
+            input
+                .parse::<Reference>()
+                .map(Self::Registry)
+                .map_err(|e| LocationError::Unrecognised {
+                    input: input.to_string(),
+                    reason: e.reason,
+                })
+        })
+    }
+
+    /// Parses an output (`-o`): a plain path (docker-archive), `docker-archive:`, `oci:` or `docker://REF`.
+    pub fn parse_destination(input: &str) -> Result<Self, LocationError> {
+        if let Some(reference) = input.strip_prefix("docker://") {
+            return reference
+                .parse::<Reference>()
+                .map(Self::Registry)
+                .map_err(|e| LocationError::Unrecognised {
+                    input: input.to_string(),
+                    reason: e.reason,
+                });
+        }
+        if input == "scratch" {
+            return Err(LocationError::Unsupported(
+                "`scratch` is a base image, not an output".into(),
+            ));
+        }
+        Self::parse_transport(input).unwrap_or_else(|| {
+            Ok(Self::DockerArchive {
+                path: PathBuf::from(input),
+                reference: None,
+            })
+        })
+    }
+
+    fn parse_transport(input: &str) -> Option<Result<Self, LocationError>> {
+        if let Some(rest) = input.strip_prefix("docker-archive:") {
+            let (path, reference) = split_suffix(rest);
+            return Some(Ok(Self::DockerArchive { path, reference }));
+        }
+        if let Some(rest) = input.strip_prefix("oci:") {
+            let (dir, tag) = split_suffix(rest);
+            return Some(Ok(Self::OciLayout { dir, tag }));
+        }
+        if input.starts_with("oci-archive:") {
+            return Some(Err(LocationError::Unsupported(format!(
+                "`{input}`: the oci-archive transport is not supported yet; use `oci:DIR` or `docker-archive:PATH`"
+            ))));
+        }
+        None
+    }
+}
+
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Scratch => write!(f, "scratch"),
+            Self::DockerArchive { path, reference } => {
+                write!(f, "docker-archive:{}", path.display())?;
+                reference.iter().try_for_each(|r| write!(f, ":{r}"))
+            }
+            Self::OciLayout { dir, tag } => {
+                write!(f, "oci:{}", dir.display())?;
+                tag.iter().try_for_each(|t| write!(f, ":{t}"))
+            }
+            Self::Registry(r) => write!(f, "{r}"),
+        }
+    }
+}
+
+/// Moves a finished temporary file to `path`, readable by all (as a normal file would be).
+pub(crate) fn persist(temp: tempfile::NamedTempFile, path: &std::path::Path) -> crate::image::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    use crate::image::Error;
+    std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644))
+        .map_err(Error::io("writing", path))?;
+    temp.persist(path)
+        .map_err(|e| Error::io("writing", path)(e.error))?;
+    Ok(())
+}
+
+/// What writing an image produced.
+#[derive(Clone, Debug)]
+pub struct WrittenImage {
+    /// Digest of the config blob (Docker's image ID).
+    pub config_digest: Digest,
+    /// Digest of the OCI manifest, when one was written.
+    pub manifest_digest: Option<Digest>,
+    /// Each layer as written, bottom first.
+    pub layers: Vec<WrittenLayer>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_and_destinations() {
+        assert_eq!(Location::parse_source("scratch").unwrap(), Location::Scratch);
+        assert_eq!(
+            Location::parse_source("docker-archive:/nonexistent/base.tar:name:tag").unwrap(),
+            Location::DockerArchive {
+                path: "/nonexistent/base.tar".into(),
+                reference: Some("name:tag".into())
+            }
+        );
+        assert_eq!(
+            Location::parse_destination("oci:/tmp/x-nonexistent:v1").unwrap(),
+            Location::OciLayout {
+                dir: "/tmp/x-nonexistent".into(),
+                tag: Some("v1".into())
+            }
+        );
+        assert_eq!(
+            Location::parse_destination("out.tar").unwrap(),
+            Location::DockerArchive {
+                path: "out.tar".into(),
+                reference: None
+            }
+        );
+        match Location::parse_source("debian:stable-slim").unwrap() {
+            Location::Registry(r) => assert_eq!(r.repository(), "library/debian"),
+            other => panic!("{other:?}"),
+        }
+        assert!(Location::parse_source("Not A Ref").is_err());
+    }
+}
+
+/// Reads the image at `location`; an index is resolved to the entry for `platform`.
+pub fn read(location: &Location, platform: &crate::image::Platform) -> crate::image::Result<crate::image::Image> {
+    use crate::image::{Error, Image};
+    match location {
+        Location::Scratch => Ok(Image::scratch(platform)),
+        Location::DockerArchive { path, reference } => docker_archive::read(path, reference.as_deref()),
+        Location::OciLayout { dir, tag } => oci_layout::read(dir, tag.as_deref(), platform),
+        Location::Registry(reference) => Err(Error::NotFound {
+            path: reference.to_string().into(),
+            wanted: "a registry image".into(),
+            available: "nothing: pulling from registries is not supported yet; \
+                        save the image with `docker save` or `skopeo copy` and pass \
+                        `docker-archive:PATH` or `oci:DIR`"
+                .into(),
+        }),
+    }
+}
+
+/// Writes `image` to `location`, tagged with `tags` (an OCI layout uses its own `:TAG`, or the first tag's).
+pub fn write(
+    image: &crate::image::Image,
+    location: &Location,
+    tags: &[Reference],
+    cancel: &crate::image::Cancel,
+    reporter: &dyn crate::reporter::Reporter,
+) -> crate::image::Result<WrittenImage> {
+    use crate::image::Error;
+    match location {
+        Location::DockerArchive { path, reference } => {
+            let mut tags = tags.to_vec();
+            if let Some(r) = reference {
+                let r = r.parse::<Reference>().map_err(|e| Error::Output {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
+                tags.insert(0, r);
+            }
+            docker_archive::write(image, &tags, path, cancel, reporter)
+        }
+        Location::OciLayout { dir, tag } => {
+            let tag = tag.clone().or_else(|| tags.first().map(|t| t.tag_or_latest().to_string()));
+            oci_layout::write(image, dir, tag.as_deref(), cancel, reporter)
+        }
+        Location::Registry(reference) => Err(Error::Output {
+            path: reference.to_string().into(),
+            reason: "pushing to a registry is not supported yet; write `oci:DIR` and push it with `skopeo copy`".into(),
+        }),
+        Location::Scratch => Err(Error::Output {
+            path: "scratch".into(),
+            reason: "`scratch` is not an output".into(),
+        }),
+    }
+}
