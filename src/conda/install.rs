@@ -109,6 +109,9 @@ fn scrub(prefix: &Path) -> Result<()> {
         let mut out = serde_json::to_vec_pretty(&record).map_err(|e| Error::io("writing", &path)(e.into()))?;
         out.push(b'\n');
         std::fs::write(&path, out).map_err(Error::io("writing", &path))?;
+        // Readable by every user of the image, as conda writes them.
+        std::fs::set_permissions(&path, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .map_err(Error::io("writing", &path))?;
     }
     Ok(())
 }

@@ -1,0 +1,86 @@
+//! Shared test support: the fixture channel, a glibc base image, and the real tools.
+#![allow(dead_code)]
+
+pub mod base;
+pub mod tools;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The real conda-forge channel vendored in the repository (bzip2, zstd, openssl, ncurses and deps).
+pub fn channel() -> PathBuf {
+    repo().join("demo/channel")
+}
+
+/// A scratch directory for one test, removed when dropped.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("conda-docker-test-")
+        .tempdir()
+        .expect("creating a temporary directory")
+}
+
+/// A package cache shared by the tests of one run (filled once, read many times).
+pub fn cache_dir() -> &'static Path {
+    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
+    CACHE.get_or_init(tempdir).path()
+}
+
+/// The glibc base image (docker-archive, tagged `glibc-base:test`), built once per run.
+pub fn glibc_base() -> &'static Path {
+    static BASE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
+    &BASE
+        .get_or_init(|| {
+            let dir = tempdir();
+            let path = dir.path().join("base.tar");
+            base::write_glibc_base(&path, "glibc-base:test").expect("building the glibc base image");
+            (dir, path)
+        })
+        .1
+}
+
+/// `conda-docker` with the test cache and fixture channel; add the rest of the arguments.
+pub fn conda_docker() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_conda-docker"));
+    cmd.env("CONDA_DOCKER_CACHE_DIR", cache_dir());
+    cmd.env_remove("SOURCE_DATE_EPOCH");
+    cmd
+}
+
+/// Builds `specs` on the glibc base into `output`, with `extra` arguments; panics on failure.
+pub fn build(output: &str, image: &str, extra: &[&str], specs: &[&str]) -> Output {
+    let base = format!("docker-archive:{}", glibc_base().display());
+    let out = conda_docker()
+        .args(["build", "-b", &base, "-c"])
+        .arg(channel())
+        .args(["-i", image, "-o", output])
+        .args(extra)
+        .args(specs)
+        .output()
+        .expect("running conda-docker");
+    assert!(
+        out.status.success(),
+        "conda-docker build failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Stdout of a command that must succeed.
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
