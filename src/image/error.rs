@@ -56,6 +56,9 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
+    /// The operation is not supported (yet).
+    #[error("{0}")]
+    Unsupported(String),
     /// The operation was cancelled (Ctrl-C).
     #[error("cancelled")]
     Cancelled,

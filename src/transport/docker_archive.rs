@@ -57,7 +57,12 @@ impl ArchiveIndex {
         let mut archive = tar::Archive::new(io::BufReader::new(file));
         let mut files = HashMap::new();
         let mut links = HashMap::new();
-        let bad = |e: io::Error| Error::invalid(path, format!("not a readable tar archive: {e}"));
+        let bad = |e: io::Error| {
+            // The tar reader's messages can quote raw bytes of the file: keep the first line.
+            let msg = e.to_string();
+            let first: String = msg.lines().next().unwrap_or_default().chars().take(120).collect();
+            Error::invalid(path, format!("not a readable tar archive ({first})"))
+        };
         for entry in archive.entries().map_err(bad)? {
             let entry = entry.map_err(bad)?;
             let name = entry.path().map_err(bad)?.to_string_lossy().into_owned();
@@ -294,7 +299,7 @@ pub fn write(image: &Image, tags: &[Reference], path: &Path, cancel: &Cancel, re
         .tempfile_in(&parent)
         .map_err(|e| Error::Output {
             path: path.to_path_buf(),
-            reason: format!("cannot create a file in `{}`: {e}", parent.display()),
+            reason: format!("cannot create a file in `{}`: {}", parent.display(), e.kind()),
         })?;
     let io_err = |e: io::Error| Error::io("writing", path)(e);
     let mut tar = StreamingTar {

@@ -141,6 +141,55 @@ impl fmt::Display for Location {
     }
 }
 
+impl Location {
+    /// Checks, before any work is done, that an image can be written here.
+    pub fn check_writable(&self) -> crate::image::Result<()> {
+        use crate::image::Error;
+        let fail = |path: &std::path::Path, reason: &str| {
+            Err(Error::Output {
+                path: path.to_path_buf(),
+                reason: reason.to_string(),
+            })
+        };
+        let parent_ok = |path: &std::path::Path| {
+            let parent = match path.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => std::path::Path::new("."),
+            };
+            if parent.is_dir() {
+                Ok(())
+            } else {
+                fail(path, &format!("directory `{}` does not exist", parent.display()))
+            }
+        };
+        match self {
+            Location::DockerArchive { path, .. } => {
+                if path.is_dir() {
+                    return fail(path, "it is a directory (use `oci:DIR` to write an OCI layout)");
+                }
+                parent_ok(path)
+            }
+            Location::OciLayout { dir, .. } => {
+                if dir.exists() && !dir.is_dir() {
+                    return fail(dir, "it exists and is not a directory");
+                }
+                if dir.is_dir()
+                    && !dir.join("index.json").exists()
+                    && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true)
+                {
+                    return fail(dir, "it is a non-empty directory without an OCI layout's index.json");
+                }
+                parent_ok(dir)
+            }
+            Location::Registry(reference) => Err(Error::Unsupported(format!(
+                "cannot push to `{reference}`: pushing to a registry is not supported yet; \
+                 write `-o oci:DIR` and push it with `skopeo copy`"
+            ))),
+            Location::Scratch => fail(std::path::Path::new("scratch"), "`scratch` is not an output"),
+        }
+    }
+}
+
 /// Moves a finished temporary file to `path`, readable by all (as a normal file would be).
 pub(crate) fn persist(temp: tempfile::NamedTempFile, path: &std::path::Path) -> crate::image::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -206,14 +255,11 @@ pub fn read(location: &Location, platform: &crate::image::Platform) -> crate::im
         Location::Scratch => Ok(Image::scratch(platform)),
         Location::DockerArchive { path, reference } => docker_archive::read(path, reference.as_deref()),
         Location::OciLayout { dir, tag } => oci_layout::read(dir, tag.as_deref(), platform),
-        Location::Registry(reference) => Err(Error::NotFound {
-            path: reference.to_string().into(),
-            wanted: "a registry image".into(),
-            available: "nothing: pulling from registries is not supported yet; \
-                        save the image with `docker save` or `skopeo copy` and pass \
-                        `docker-archive:PATH` or `oci:DIR`"
-                .into(),
-        }),
+        Location::Registry(reference) => Err(Error::Unsupported(format!(
+            "`{reference}` is a registry image, and pulling from registries is not supported yet: \
+             save it with `docker save` or `skopeo copy` and pass `-b docker-archive:PATH` or \
+             `-b oci:DIR`, or use `-b scratch`"
+        ))),
     }
 }
 
@@ -242,10 +288,10 @@ pub fn write(
             let tag = tag.clone().or_else(|| tags.first().map(|t| t.tag_or_latest().to_string()));
             oci_layout::write(image, dir, tag.as_deref(), cancel, reporter)
         }
-        Location::Registry(reference) => Err(Error::Output {
-            path: reference.to_string().into(),
-            reason: "pushing to a registry is not supported yet; write `oci:DIR` and push it with `skopeo copy`".into(),
-        }),
+        Location::Registry(reference) => Err(Error::Unsupported(format!(
+            "cannot push to `{reference}`: pushing to a registry is not supported yet; \
+             write `-o oci:DIR` and push it with `skopeo copy`"
+        ))),
         Location::Scratch => Err(Error::Output {
             path: "scratch".into(),
             reason: "`scratch` is not an output".into(),

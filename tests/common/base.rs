@@ -64,6 +64,7 @@ pub fn write_glibc_base(out: &Path, tag: &str) -> Result<(), String> {
     image.push_layer(
         Layer::from_entries(entries, 0, "glibc and busybox from the host"),
         History {
+            created: Some("1970-01-01T00:00:00Z".into()),
             created_by: Some("glibc base for conda-docker tests".into()),
             ..Default::default()
         },

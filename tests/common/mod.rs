@@ -18,10 +18,15 @@ pub fn channel() -> PathBuf {
     repo().join("demo/channel")
 }
 
-/// A scratch directory for one test, removed when dropped.
+/// A scratch directory for one test, removed when dropped. Its name is lowercase, since podman
+/// derives image names from `oci:` paths.
 pub fn tempdir() -> tempfile::TempDir {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static N: AtomicUsize = AtomicUsize::new(0);
+    let n = N.fetch_add(1, Ordering::SeqCst);
     tempfile::Builder::new()
-        .prefix("conda-docker-test-")
+        .prefix(&format!("cdtest-{}-{n}", std::process::id()))
+        .rand_bytes(0)
         .tempdir()
         .expect("creating a temporary directory")
 }

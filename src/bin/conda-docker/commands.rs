@@ -94,6 +94,9 @@ async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progress>) -> Resu
         .iter()
         .map(|o| Location::parse_destination(o))
         .collect::<Result<Vec<_>, _>>()?;
+    for output in &outputs {
+        output.check_writable()?;
+    }
     let reporter: Arc<dyn Reporter> = progress.clone();
     let builder = Builder::new(args.specs)
         .with_channels(args.channels)
