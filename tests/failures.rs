@@ -1,0 +1,229 @@
+//! Bad input: each failure exits non-zero, names its cause, and leaves no output behind.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::{channel, conda_docker, glibc_base, tempdir};
+
+fn base_arg() -> String {
+    format!("docker-archive:{}", glibc_base().display())
+}
+
+/// Runs a build into `dir/out.tar` that must fail; returns stderr.
+fn failing_build(dir: &Path, configure: impl FnOnce(&mut Command)) -> String {
+    let mut cmd = conda_docker();
+    cmd.args(["build", "-o"]).arg(dir.join("out.tar"));
+    configure(&mut cmd);
+    let out: Output = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "the build should have failed:\n{stderr}");
+    assert_no_output(dir);
+    stderr
+}
+
+/// Nothing but inputs the test made itself is left in `dir`.
+fn assert_no_output(dir: &Path) {
+    let left: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("input"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+#[test]
+fn unsolvable_spec_names_the_package() {
+    let dir = tempdir();
+    let err = failing_build(dir.path(), |c| {
+        c.args(["-b", &base_arg(), "-c"]).arg(channel()).arg("bzip2>=99");
+    });
+    assert!(err.contains("cannot be satisfied") && err.contains("bzip2 >=99"), "{err}");
+
+    let err = failing_build(dir.path(), |c| {
+        c.args(["-b", &base_arg(), "-c"]).arg(channel()).args(["zstd", "libzlib<1.3"]);
+    });
+    assert!(err.contains("libzlib"), "{err}");
+}
+
+#[test]
+fn missing_channels_are_named() {
+    let dir = tempdir();
+    let err = failing_build(dir.path(), |c| {
+        c.args(["-b", &base_arg(), "-c", "/no/such/channel", "bzip2"]);
+    });
+    assert!(err.contains("channel `/no/such/channel`") && err.contains("does not exist"), "{err}");
+
+    let err = failing_build(dir.path(), |c| {
+        c.args(["-b", &base_arg(), "-c", "http://127.0.0.1:9/nothing-listens-here", "bzip2"]);
+    });
+    assert!(err.contains("reading repodata from `http://127.0.0.1:9/nothing-listens-here/`"), "{err}");
+}
+
+#[test]
+fn a_package_whose_sha256_does_not_match_is_refused() {
+    let dir = tempdir();
+    // A copy of the channel whose repodata promises another sha256 for bzip2.
+    let bad = dir.path().join("input-channel");
+    for sub in ["linux-64", "noarch"] {
+        std::fs::create_dir_all(bad.join(sub)).unwrap();
+        for entry in std::fs::read_dir(channel().join(sub)).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(entry.path(), bad.join(sub).join(entry.file_name())).unwrap();
+        }
+    }
+    let repodata = bad.join("linux-64/repodata.json");
+    let text = std::fs::read_to_string(&repodata).unwrap();
+    let real = "5ced96500d945fb286c9c838e54fa759aa04a7129c59800f0846b4335cee770d";
+    assert!(text.contains(real));
+    std::fs::write(&repodata, text.replace(real, &"0".repeat(64))).unwrap();
+    let cache = dir.path().join("input-cache");
+    let err = failing_build(dir.path(), |c| {
+        c.env("CONDA_DOCKER_CACHE_DIR", &cache)
+            .args(["-b", &base_arg(), "-c"])
+            .arg(&bad)
+            .arg("bzip2");
+    });
+    assert!(err.contains("bzip2") && err.to_lowercase().contains("hash"), "{err}");
+}
+
+#[test]
+fn unreadable_or_malformed_base_archives_are_errors() {
+    let dir = tempdir();
+    let err = failing_build(dir.path(), |c| {
+        c.args(["-b", "docker-archive:/no/such/base.tar", "-c"]).arg(channel()).arg("bzip2");
+    });
+    assert!(err.contains("/no/such/base.tar"), "{err}");
+
+    let garbage = dir.path().join("input-garbage.tar");
+    std::fs::write(&garbage, b"this is not a tar file at all".repeat(40)).unwrap();
+    let err = failing_build(dir.path(), |c| {
+        c.arg("-b").arg(format!("docker-archive:{}", garbage.display())).arg("-c").arg(channel()).arg("bzip2");
+    });
+    assert!(err.contains("input-garbage.tar") && err.contains("not a readable tar archive"), "{err}");
+
+    // A real archive cut short: manifest.json points at layers that are not there.
+    let bytes = std::fs::read(glibc_base()).unwrap();
+    let truncated = dir.path().join("input-truncated.tar");
+    std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+    let err = failing_build(dir.path(), |c| {
+        c.arg("-b").arg(format!("docker-archive:{}", truncated.display())).arg("-c").arg(channel()).arg("bzip2");
+    });
+    assert!(err.contains("input-truncated.tar"), "{err}");
+
+    let err = failing_build(dir.path(), |c| {
+        c.args(["-b", "docker-archive:/etc/hostname:missing:tag", "-c"]).arg(channel()).arg("bzip2");
+    });
+    assert!(err.contains("/etc/hostname"), "{err}");
+}
+
+#[test]
+fn a_missing_image_in_an_archive_lists_what_it_holds() {
+    let dir = tempdir();
+    let err = failing_build(dir.path(), |c| {
+        c.arg("-b")
+            .arg(format!("docker-archive:{}:nope:1", glibc_base().display()))
+            .arg("-c")
+            .arg(channel())
+            .arg("bzip2");
+    });
+    assert!(err.contains("nope:1") && err.contains("glibc-base:test"), "{err}");
+}
+
+#[test]
+fn unwritable_outputs_fail_before_any_work() {
+    let dir = tempdir();
+    let out = conda_docker()
+        .args(["build", "-b", "scratch", "-c"])
+        .arg(channel())
+        .args(["-o", "/no/such/dir/out.tar", "bzip2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("cannot write to `/no/such/dir/out.tar`") && err.contains("does not exist"), "{err}");
+    // A directory given as a docker-archive path.
+    let out = conda_docker()
+        .args(["build", "-b", "scratch", "-c"])
+        .arg(channel())
+        .arg("-o")
+        .arg(dir.path())
+        .arg("bzip2")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("is a directory"), "{err}");
+    assert_no_output(dir.path());
+}
+
+#[test]
+fn bad_arguments_are_explained() {
+    let dir = tempdir();
+    let err = failing_build(dir.path(), |c| {
+        c.args(["-b", "scratch", "--platform", "osx-arm64", "-c"]).arg(channel()).arg("bzip2");
+    });
+    assert!(err.contains("osx-arm64") && err.contains("Linux"), "{err}");
+    let err = failing_build(dir.path(), |c| {
+        c.args(["-b", "scratch", "-c"]).arg(channel());
+    });
+    assert!(err.contains("no packages"), "{err}");
+    let err = failing_build(dir.path(), |c| {
+        c.args(["-b", "scratch", "-i", "Bad Name", "-c"]).arg(channel()).arg("bzip2");
+    });
+    assert!(err.contains("invalid image reference `Bad Name`"), "{err}");
+    let err = failing_build(dir.path(), |c| {
+        c.args(["-b", "registry.example:5000/base:1", "-c"]).arg(channel()).arg("bzip2");
+    });
+    assert!(err.contains("not supported yet") && err.contains("docker-archive:PATH"), "{err}");
+}
+
+#[test]
+fn ctrl_c_stops_the_build_and_leaves_nothing() {
+    let dir = tempdir();
+    // A cold cache makes the install long enough to interrupt.
+    for delay_ms in [400u64, 150, 50, 10] {
+        let cache = tempdir();
+        let mut child = conda_docker()
+            .env("CONDA_DOCKER_CACHE_DIR", cache.path())
+            .args(["build", "-b", &base_arg(), "-c"])
+            .arg(channel())
+            .arg("-o")
+            .arg(dir.path().join("out.tar"))
+            .args(["bzip2", "zstd", "openssl", "ncurses"])
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc_kill(child.id() as i32, 2) };
+        let out = child.wait_with_output().unwrap();
+        if out.status.success() {
+            // Finished before the signal arrived: try again sooner.
+            std::fs::remove_file(dir.path().join("out.tar")).unwrap();
+            continue;
+        }
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(130), "{err}");
+        assert!(err.contains("cancelled"), "{err}");
+        assert_no_output(dir.path());
+        // The cache is still usable.
+        let again = conda_docker()
+            .env("CONDA_DOCKER_CACHE_DIR", cache.path())
+            .args(["build", "-b", &base_arg(), "-c"])
+            .arg(channel())
+            .arg("-o")
+            .arg(dir.path().join("out.tar"))
+            .args(["bzip2", "zstd", "openssl", "ncurses"])
+            .output()
+            .unwrap();
+        assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+        return;
+    }
+    panic!("the build always finished before Ctrl-C arrived");
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, sig: i32) -> i32;
+}
