@@ -29,7 +29,9 @@ use crate::transport::{self, Location, LocationError};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// No package specs were given.
-    #[error("no packages to install: give at least one package spec, e.g. `conda-docker build bzip2`")]
+    #[error(
+        "no packages to install: give at least one package spec, e.g. `conda-docker build bzip2`"
+    )]
     NoSpecs,
     /// The base image location does not parse.
     #[error(transparent)]
@@ -44,14 +46,16 @@ pub enum Error {
         source: crate::image::Error,
     },
     /// The base image is for another platform.
-    #[error("base image `{base}` is for {found}, but --platform {subdir} needs {wanted}: pick a base for {wanted}")]
+    #[error(
+        "base image `{base}` is for {found}, but --platform {subdir} needs {wanted}: pick a base for {wanted}"
+    )]
     BasePlatform {
         /// The base as given.
         base: String,
-        /// The base's platform.
-        found: Platform,
+        /// The base's platform (`linux/arm64/v8`).
+        found: String,
         /// The platform the packages need.
-        wanted: Platform,
+        wanted: String,
         /// The conda subdir asked for.
         subdir: String,
     },
@@ -79,7 +83,10 @@ pub fn oci_platform(subdir: Subdir) -> Platform {
         Subdir::Linux32 => ("386".to_string(), None),
         Subdir::LinuxArmV7l => ("arm".to_string(), Some("v7")),
         Subdir::LinuxArmV6l => ("arm".to_string(), Some("v6")),
-        other => (other.arch().map(|a| a.to_string()).unwrap_or_default(), None),
+        other => (
+            other.arch().map(|a| a.to_string()).unwrap_or_default(),
+            None,
+        ),
     };
     Platform::linux(&arch, variant)
 }
@@ -204,8 +211,8 @@ impl Builder {
         if base_location != Location::Scratch && !platform.matches(&base.platform()) {
             return Err(Error::BasePlatform {
                 base: self.base.clone(),
-                found: base.platform(),
-                wanted: platform,
+                found: base.platform().to_string(),
+                wanted: platform.to_string(),
                 subdir: subdir.to_string(),
             });
         }
@@ -215,8 +222,14 @@ impl Builder {
         reporter.stage_started(Stage::Solve, &self.specs.join(" "));
         let client = solve::http_client();
         let gateway = solve::gateway(&cache_dir, client.clone());
-        let virtual_packages = solve::default_virtual_packages(subdir, &DEFAULT_GLIBC.parse().unwrap_or_else(|_| rattler_conda_types::Version::major(2)));
-        let records = solve::solve(&gateway, &channels, subdir, specs.clone(), virtual_packages).await?;
+        let virtual_packages = solve::default_virtual_packages(
+            subdir,
+            &DEFAULT_GLIBC
+                .parse()
+                .unwrap_or_else(|_| rattler_conda_types::Version::major(2)),
+        );
+        let records =
+            solve::solve(&gateway, &channels, subdir, specs.clone(), virtual_packages).await?;
         reporter.stage_finished(Stage::Solve, &format!("{} packages", records.len()));
         self.check_cancel()?;
 
@@ -257,7 +270,11 @@ impl Builder {
 }
 
 fn absolute_prefix(prefix: &Path) -> Result<PathBuf, Error> {
-    if !prefix.is_absolute() || prefix.components().any(|c| matches!(c, std::path::Component::ParentDir)) {
+    if !prefix.is_absolute()
+        || prefix
+            .components()
+            .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
         return Err(crate::conda::Error::Platform {
             platform: prefix.display().to_string(),
             reason: "--target-prefix must be an absolute path without `..`, e.g. /opt/conda".into(),
@@ -285,7 +302,10 @@ fn assemble(
     let prefix = staged.target_prefix();
     let in_image = prefix.strip_prefix("/").unwrap_or(prefix);
     for group in &plan.groups {
-        let mtime = group.timestamp.unwrap_or(created).min(clamp.unwrap_or(u64::MAX));
+        let mtime = group
+            .timestamp
+            .unwrap_or(created)
+            .min(clamp.unwrap_or(u64::MAX));
         let entries = group
             .paths
             .iter()
@@ -315,7 +335,9 @@ fn assemble(
         .unwrap_or("/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
         .to_string();
     config.config.set_env_var("PATH", &format!("{bin}:{path}"));
-    config.config.set_env_var("CONDA_PREFIX", &prefix.display().to_string());
+    config
+        .config
+        .set_env_var("CONDA_PREFIX", &prefix.display().to_string());
     Ok(image)
 }
 

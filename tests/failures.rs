@@ -18,7 +18,10 @@ fn failing_build(dir: &Path, configure: impl FnOnce(&mut Command)) -> String {
     configure(&mut cmd);
     let out: Output = cmd.output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(!out.status.success(), "the build should have failed:\n{stderr}");
+    assert!(
+        !out.status.success(),
+        "the build should have failed:\n{stderr}"
+    );
     assert_no_output(dir);
     stderr
 }
@@ -37,12 +40,19 @@ fn assert_no_output(dir: &Path) {
 fn unsolvable_spec_names_the_package() {
     let dir = tempdir();
     let err = failing_build(dir.path(), |c| {
-        c.args(["-b", &base_arg(), "-c"]).arg(channel()).arg("bzip2>=99");
+        c.args(["-b", &base_arg(), "-c"])
+            .arg(channel())
+            .arg("bzip2>=99");
     });
-    assert!(err.contains("cannot be satisfied") && err.contains("bzip2 >=99"), "{err}");
+    assert!(
+        err.contains("cannot be satisfied") && err.contains("bzip2 >=99"),
+        "{err}"
+    );
 
     let err = failing_build(dir.path(), |c| {
-        c.args(["-b", &base_arg(), "-c"]).arg(channel()).args(["zstd", "libzlib<1.3"]);
+        c.args(["-b", &base_arg(), "-c"])
+            .arg(channel())
+            .args(["zstd", "libzlib<1.3"]);
     });
     assert!(err.contains("libzlib"), "{err}");
 }
@@ -53,12 +63,24 @@ fn missing_channels_are_named() {
     let err = failing_build(dir.path(), |c| {
         c.args(["-b", &base_arg(), "-c", "/no/such/channel", "bzip2"]);
     });
-    assert!(err.contains("channel `/no/such/channel`") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("channel `/no/such/channel`") && err.contains("does not exist"),
+        "{err}"
+    );
 
     let err = failing_build(dir.path(), |c| {
-        c.args(["-b", &base_arg(), "-c", "http://127.0.0.1:9/nothing-listens-here", "bzip2"]);
+        c.args([
+            "-b",
+            &base_arg(),
+            "-c",
+            "http://127.0.0.1:9/nothing-listens-here",
+            "bzip2",
+        ]);
     });
-    assert!(err.contains("reading repodata from `http://127.0.0.1:9/nothing-listens-here/`"), "{err}");
+    assert!(
+        err.contains("reading repodata from `http://127.0.0.1:9/nothing-listens-here/`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -85,35 +107,53 @@ fn a_package_whose_sha256_does_not_match_is_refused() {
             .arg(&bad)
             .arg("bzip2");
     });
-    assert!(err.contains("bzip2") && err.to_lowercase().contains("hash"), "{err}");
+    assert!(
+        err.contains("bzip2") && err.to_lowercase().contains("hash"),
+        "{err}"
+    );
 }
 
 #[test]
 fn unreadable_or_malformed_base_archives_are_errors() {
     let dir = tempdir();
     let err = failing_build(dir.path(), |c| {
-        c.args(["-b", "docker-archive:/no/such/base.tar", "-c"]).arg(channel()).arg("bzip2");
+        c.args(["-b", "docker-archive:/no/such/base.tar", "-c"])
+            .arg(channel())
+            .arg("bzip2");
     });
     assert!(err.contains("/no/such/base.tar"), "{err}");
 
     let garbage = dir.path().join("input-garbage.tar");
     std::fs::write(&garbage, b"this is not a tar file at all".repeat(40)).unwrap();
     let err = failing_build(dir.path(), |c| {
-        c.arg("-b").arg(format!("docker-archive:{}", garbage.display())).arg("-c").arg(channel()).arg("bzip2");
+        c.arg("-b")
+            .arg(format!("docker-archive:{}", garbage.display()))
+            .arg("-c")
+            .arg(channel())
+            .arg("bzip2");
     });
-    assert!(err.contains("input-garbage.tar") && err.contains("not a readable tar archive"), "{err}");
+    assert!(
+        err.contains("input-garbage.tar") && err.contains("not a readable tar archive"),
+        "{err}"
+    );
 
     // A real archive cut short: manifest.json points at layers that are not there.
     let bytes = std::fs::read(glibc_base()).unwrap();
     let truncated = dir.path().join("input-truncated.tar");
     std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
     let err = failing_build(dir.path(), |c| {
-        c.arg("-b").arg(format!("docker-archive:{}", truncated.display())).arg("-c").arg(channel()).arg("bzip2");
+        c.arg("-b")
+            .arg(format!("docker-archive:{}", truncated.display()))
+            .arg("-c")
+            .arg(channel())
+            .arg("bzip2");
     });
     assert!(err.contains("input-truncated.tar"), "{err}");
 
     let err = failing_build(dir.path(), |c| {
-        c.args(["-b", "docker-archive:/etc/hostname:missing:tag", "-c"]).arg(channel()).arg("bzip2");
+        c.args(["-b", "docker-archive:/etc/hostname:missing:tag", "-c"])
+            .arg(channel())
+            .arg("bzip2");
     });
     assert!(err.contains("/etc/hostname"), "{err}");
 }
@@ -128,7 +168,10 @@ fn a_missing_image_in_an_archive_lists_what_it_holds() {
             .arg(channel())
             .arg("bzip2");
     });
-    assert!(err.contains("nope:1") && err.contains("glibc-base:test"), "{err}");
+    assert!(
+        err.contains("nope:1") && err.contains("glibc-base:test"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -142,7 +185,10 @@ fn unwritable_outputs_fail_before_any_work() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("cannot write to `/no/such/dir/out.tar`") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("cannot write to `/no/such/dir/out.tar`") && err.contains("does not exist"),
+        "{err}"
+    );
     // A directory given as a docker-archive path.
     let out = conda_docker()
         .args(["build", "-b", "scratch", "-c"])
@@ -153,7 +199,10 @@ fn unwritable_outputs_fail_before_any_work() {
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success() && err.contains("is a directory"), "{err}");
+    assert!(
+        !out.status.success() && err.contains("is a directory"),
+        "{err}"
+    );
     assert_no_output(dir.path());
 }
 
@@ -161,7 +210,9 @@ fn unwritable_outputs_fail_before_any_work() {
 fn bad_arguments_are_explained() {
     let dir = tempdir();
     let err = failing_build(dir.path(), |c| {
-        c.args(["-b", "scratch", "--platform", "osx-arm64", "-c"]).arg(channel()).arg("bzip2");
+        c.args(["-b", "scratch", "--platform", "osx-arm64", "-c"])
+            .arg(channel())
+            .arg("bzip2");
     });
     assert!(err.contains("osx-arm64") && err.contains("Linux"), "{err}");
     let err = failing_build(dir.path(), |c| {
@@ -169,13 +220,20 @@ fn bad_arguments_are_explained() {
     });
     assert!(err.contains("no packages"), "{err}");
     let err = failing_build(dir.path(), |c| {
-        c.args(["-b", "scratch", "-i", "Bad Name", "-c"]).arg(channel()).arg("bzip2");
+        c.args(["-b", "scratch", "-i", "Bad Name", "-c"])
+            .arg(channel())
+            .arg("bzip2");
     });
     assert!(err.contains("invalid image reference `Bad Name`"), "{err}");
     let err = failing_build(dir.path(), |c| {
-        c.args(["-b", "registry.example:5000/base:1", "-c"]).arg(channel()).arg("bzip2");
+        c.args(["-b", "registry.example:5000/base:1", "-c"])
+            .arg(channel())
+            .arg("bzip2");
     });
-    assert!(err.contains("not supported yet") && err.contains("docker-archive:PATH"), "{err}");
+    assert!(
+        err.contains("not supported yet") && err.contains("docker-archive:PATH"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -184,7 +242,7 @@ fn ctrl_c_stops_the_build_and_leaves_nothing() {
     // A cold cache makes the install long enough to interrupt.
     for delay_ms in [400u64, 150, 50, 10] {
         let cache = tempdir();
-        let mut child = conda_docker()
+        let child = conda_docker()
             .env("CONDA_DOCKER_CACHE_DIR", cache.path())
             .args(["build", "-b", &base_arg(), "-c"])
             .arg(channel())
@@ -217,7 +275,11 @@ fn ctrl_c_stops_the_build_and_leaves_nothing() {
             .args(["bzip2", "zstd", "openssl", "ncurses"])
             .output()
             .unwrap();
-        assert!(again.status.success(), "{}", String::from_utf8_lossy(&again.stderr));
+        assert!(
+            again.status.success(),
+            "{}",
+            String::from_utf8_lossy(&again.stderr)
+        );
         return;
     }
     panic!("the build always finished before Ctrl-C arrived");

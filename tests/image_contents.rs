@@ -45,7 +45,11 @@ fn open(path: &Path) -> Archive {
         .iter()
         .map(|l| l.as_str().unwrap().to_string())
         .collect();
-    Archive { files, config, layers }
+    Archive {
+        files,
+        config,
+        layers,
+    }
 }
 
 #[test]
@@ -67,7 +71,11 @@ fn two_builds_are_byte_identical_and_hold_no_build_machine_paths() {
             .args(["bzip2", "openssl"]);
         run_ok(&mut cmd);
     }
-    assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap(), "two builds differ");
+    assert_eq!(
+        std::fs::read(&a).unwrap(),
+        std::fs::read(&b).unwrap(),
+        "two builds differ"
+    );
     // The staging directory is gone after the build.
     assert_eq!(std::fs::read_dir(&staging_root).unwrap().count(), 0);
 
@@ -76,7 +84,11 @@ fn two_builds_are_byte_identical_and_hold_no_build_machine_paths() {
     let staging = staging_root.display().to_string();
     for layer in &archive.layers {
         let raw = &archive.files[layer];
-        for needle in [cache.as_bytes(), staging.as_bytes(), b"conda-docker-staging".as_slice()] {
+        for needle in [
+            cache.as_bytes(),
+            staging.as_bytes(),
+            b"conda-docker-staging".as_slice(),
+        ] {
             assert!(
                 !raw.windows(needle.len()).any(|w| w == needle),
                 "layer {layer} contains `{}`",
@@ -84,7 +96,10 @@ fn two_builds_are_byte_identical_and_hold_no_build_machine_paths() {
             );
         }
         for name in tar_files(raw).keys() {
-            assert!(!name.contains("/pkgs/") && !name.ends_with("CACHEDIR.TAG"), "{name} in {layer}");
+            assert!(
+                !name.contains("/pkgs/") && !name.ends_with("CACHEDIR.TAG"),
+                "{name} in {layer}"
+            );
         }
     }
 }
@@ -95,7 +110,12 @@ fn layered_gives_one_layer_per_package_and_single_one_layer() {
     let layered = dir.path().join("layered.tar");
     let single = dir.path().join("single.tar");
     build(layered.to_str().unwrap(), "split:1", &[], &["bzip2"]);
-    build(single.to_str().unwrap(), "split:1", &["--layering-strategy", "single"], &["bzip2"]);
+    build(
+        single.to_str().unwrap(),
+        "split:1",
+        &["--layering-strategy", "single"],
+        &["bzip2"],
+    );
 
     let base_layers = 1;
     let layered = open(&layered);
@@ -111,7 +131,11 @@ fn layered_gives_one_layer_per_package_and_single_one_layer() {
             .iter()
             .map(|d| d.as_str().unwrap().to_string())
             .collect();
-        let actual: Vec<String> = archive.layers.iter().map(|l| sha256(&archive.files[l])).collect();
+        let actual: Vec<String> = archive
+            .layers
+            .iter()
+            .map(|l| sha256(&archive.files[l]))
+            .collect();
         assert_eq!(diff_ids, actual);
         let added = archive.config["history"].as_array().unwrap().len();
         assert_eq!(added, archive.layers.len(), "one history entry per layer");
@@ -151,20 +175,31 @@ fn layers_are_deterministic_tars_owned_by_root() {
 fn base_config_is_kept_and_environment_added() {
     let dir = tempdir();
     let out = dir.path().join("cfg.tar");
-    build(out.to_str().unwrap(), "cfg:1", &["--target-prefix", "/env"], &["bzip2"]);
+    build(
+        out.to_str().unwrap(),
+        "cfg:1",
+        &["--target-prefix", "/env"],
+        &["bzip2"],
+    );
     let archive = open(&out);
     let config = &archive.config;
     assert_eq!(config["architecture"], "amd64");
     assert_eq!(config["os"], "linux");
     assert_eq!(config["config"]["Cmd"][0], "/bin/sh", "base Cmd kept");
-    assert_eq!(config["config"]["Labels"]["org.example.base"], "glibc", "base labels kept");
+    assert_eq!(
+        config["config"]["Labels"]["org.example.base"], "glibc",
+        "base labels kept"
+    );
     let env: Vec<&str> = config["config"]["Env"]
         .as_array()
         .unwrap()
         .iter()
         .map(|v| v.as_str().unwrap())
         .collect();
-    assert!(env.contains(&"PATH=/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"), "{env:?}");
+    assert!(
+        env.contains(&"PATH=/env/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"),
+        "{env:?}"
+    );
     assert!(env.contains(&"CONDA_PREFIX=/env"), "{env:?}");
     // Newest package timestamp, since SOURCE_DATE_EPOCH is unset.
     assert_eq!(config["created"], "2024-10-15T21:28:46Z");

@@ -18,37 +18,70 @@ fn oci_layout_is_valid_and_runs_under_podman() {
         &["-o", archive.to_str().unwrap()],
         &["bzip2"],
     );
-    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(String::from).collect();
+    let ids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(String::from)
+        .collect();
     assert_eq!(ids.len(), 2, "one image ID per output");
     assert_eq!(ids[0], ids[1], "both outputs hold the same config");
 
     if let Some(mut validate) = tool("oci-image-tool", test) {
-        let got = run_ok(validate.args(["validate", "--type", "image", "--ref", "name=v1"]).arg(&layout));
+        let got = run_ok(
+            validate
+                .args(["validate", "--type", "image", "--ref", "name=v1"])
+                .arg(&layout),
+        );
         assert!(got.contains("Validation succeeded"), "{got}");
     }
     if let Some(mut umoci) = tool("umoci", test) {
-        let got = run_ok(umoci.arg("stat").arg("--image").arg(format!("{}:v1", layout.display())));
-        assert!(got.contains("conda-docker: bzip2-1.0.8-h4bc722e_7"), "{got}");
+        let got = run_ok(
+            umoci
+                .arg("stat")
+                .arg("--image")
+                .arg(format!("{}:v1", layout.display())),
+        );
+        assert!(
+            got.contains("conda-docker: bzip2-1.0.8-h4bc722e_7"),
+            "{got}"
+        );
     }
     if let Some(skopeo) = tool("skopeo", test) {
         drop(skopeo);
-        for source in [format!("oci:{}:v1", layout.display()), format!("docker-archive:{}", archive.display())] {
-            let got = run_ok(std::process::Command::new("skopeo").args(["inspect", "--config", &source]));
+        for source in [
+            format!("oci:{}:v1", layout.display()),
+            format!("docker-archive:{}", archive.display()),
+        ] {
+            let got =
+                run_ok(std::process::Command::new("skopeo").args(["inspect", "--config", &source]));
             let config: serde_json::Value = serde_json::from_str(&got).unwrap();
-            assert_eq!(config["config"]["Env"][1], "CONDA_PREFIX=/opt/conda", "{source}");
+            assert_eq!(
+                config["config"]["Env"][1], "CONDA_PREFIX=/opt/conda",
+                "{source}"
+            );
             let digest = format!("sha256:{}", {
                 use sha2::Digest;
                 hex::encode(sha2::Sha256::digest(
-                    run_ok(std::process::Command::new("skopeo").args(["inspect", "--raw", "--config", &source])).as_bytes(),
+                    run_ok(
+                        std::process::Command::new("skopeo")
+                            .args(["inspect", "--raw", "--config", &source]),
+                    )
+                    .as_bytes(),
                 ))
             });
-            assert_eq!(digest, ids[0], "{source}: config digest is the printed image ID");
+            assert_eq!(
+                digest, ids[0],
+                "{source}: config digest is the printed image ID"
+            );
         }
     }
     if let Some(podman) = Podman::new(test) {
-        let got = run_ok(podman.cmd().args(["run", "--rm", "--network=none"]).arg(format!("oci:{}:v1", layout.display())).args([
-            "sh", "-c", "echo hi | bzip2 | bzip2 -d",
-        ]));
+        let got = run_ok(
+            podman
+                .cmd()
+                .args(["run", "--rm", "--network=none"])
+                .arg(format!("oci:{}:v1", layout.display()))
+                .args(["sh", "-c", "echo hi | bzip2 | bzip2 -d"]),
+        );
         assert_eq!(got, "hi\n");
     }
 }
@@ -57,26 +90,49 @@ fn oci_layout_is_valid_and_runs_under_podman() {
 fn adding_to_a_layout_keeps_the_other_images() {
     let dir = tempdir();
     let layout = dir.path().join("layout");
-    build(&format!("oci:{}:one", layout.display()), "x:1", &[], &["bzip2"]);
-    build(&format!("oci:{}:two", layout.display()), "x:2", &["--layering-strategy", "single"], &["bzip2"]);
+    build(
+        &format!("oci:{}:one", layout.display()),
+        "x:1",
+        &[],
+        &["bzip2"],
+    );
+    build(
+        &format!("oci:{}:two", layout.display()),
+        "x:2",
+        &["--layering-strategy", "single"],
+        &["bzip2"],
+    );
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
     let names: Vec<&str> = index["manifests"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| m["annotations"]["org.opencontainers.image.ref.name"].as_str().unwrap())
+        .map(|m| {
+            m["annotations"]["org.opencontainers.image.ref.name"]
+                .as_str()
+                .unwrap()
+        })
         .collect();
     assert_eq!(names, ["one", "two"]);
     // The layout reads back through conda-docker as a base.
     let out = dir.path().join("rebased.tar");
     let got = common::conda_docker()
-        .args(["build", "-b", &format!("oci:{}:two", layout.display()), "-c"])
+        .args([
+            "build",
+            "-b",
+            &format!("oci:{}:two", layout.display()),
+            "-c",
+        ])
         .arg(common::channel())
         .arg("-o")
         .arg(&out)
         .arg("zstd")
         .output()
         .unwrap();
-    assert!(got.status.success(), "{}", String::from_utf8_lossy(&got.stderr));
+    assert!(
+        got.status.success(),
+        "{}",
+        String::from_utf8_lossy(&got.stderr)
+    );
 }

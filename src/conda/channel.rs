@@ -18,7 +18,10 @@ pub fn parse_channel(input: &str, cwd: &Path, subdir: Subdir) -> Result<Channel>
     };
     let local_dir = if let Some(rest) = input.strip_prefix("file://") {
         let url = Url::parse(input).map_err(|e| err(e.to_string()))?;
-        Some(url.to_file_path().map_err(|()| err(format!("`{rest}` is not a local path")))?)
+        Some(
+            url.to_file_path()
+                .map_err(|()| err(format!("`{rest}` is not a local path")))?,
+        )
     } else if input.contains("://") {
         let url = Url::parse(input).map_err(|e| err(e.to_string()))?;
         if !matches!(url.scheme(), "http" | "https") {
@@ -52,8 +55,11 @@ pub fn parse_channel(input: &str, cwd: &Path, subdir: Subdir) -> Result<Channel>
                 .map_err(|e| err(format!("`{}`: {e}", dir.display())))?;
             Channel::try_from_directory(&dir).map_err(|e| err(e.to_string()))
         }
-        None => Channel::from_str(input, &ChannelConfig::default_with_root_dir(cwd.to_path_buf()))
-            .map_err(|e| err(e.to_string())),
+        None => Channel::from_str(
+            input,
+            &ChannelConfig::default_with_root_dir(cwd.to_path_buf()),
+        )
+        .map_err(|e| err(e.to_string())),
     }
 }
 
@@ -63,10 +69,13 @@ pub fn parse_subdir(input: &str) -> Result<Subdir> {
         platform: input.to_string(),
         reason,
     };
-    let subdir: Subdir = input.parse().map_err(|e: rattler_conda_types::ParseSubdirError| err(e.to_string()))?;
+    let subdir: Subdir = input
+        .parse()
+        .map_err(|e: rattler_conda_types::ParseSubdirError| err(e.to_string()))?;
     if !subdir.is_linux() {
         return Err(err(
-            "container images run Linux: use linux-64, linux-aarch64, linux-ppc64le or linux-s390x".into(),
+            "container images run Linux: use linux-64, linux-aarch64, linux-ppc64le or linux-s390x"
+                .into(),
         ));
     }
     Ok(subdir)
@@ -80,7 +89,10 @@ mod tests {
     fn names_and_urls() {
         let cwd = std::env::temp_dir();
         let c = parse_channel("conda-forge", &cwd, Subdir::Linux64).unwrap();
-        assert_eq!(c.base_url.as_str(), "https://conda.anaconda.org/conda-forge/");
+        assert_eq!(
+            c.base_url.as_str(),
+            "https://conda.anaconda.org/conda-forge/"
+        );
         let c = parse_channel("https://example.org/ch", &cwd, Subdir::Linux64).unwrap();
         assert_eq!(c.base_url.as_str(), "https://example.org/ch/");
     }
@@ -90,14 +102,20 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let e = parse_channel("./no-such-dir", tmp.path(), Subdir::Linux64).unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
-        let e = parse_channel(tmp.path().to_str().unwrap(), tmp.path(), Subdir::Linux64).unwrap_err();
+        let e =
+            parse_channel(tmp.path().to_str().unwrap(), tmp.path(), Subdir::Linux64).unwrap_err();
         assert!(e.to_string().contains("not a conda channel"), "{e}");
     }
 
     #[test]
     fn only_linux_subdirs() {
         assert_eq!(parse_subdir("linux-aarch64").unwrap(), Subdir::LinuxAarch64);
-        assert!(parse_subdir("osx-arm64").unwrap_err().to_string().contains("Linux"));
+        assert!(
+            parse_subdir("osx-arm64")
+                .unwrap_err()
+                .to_string()
+                .contains("Linux")
+        );
         assert!(parse_subdir("bogus").is_err());
     }
 }

@@ -59,7 +59,10 @@ pub async fn install(
     let dir = tempfile::Builder::new()
         .prefix("conda-docker-staging-")
         .tempdir()
-        .map_err(Error::io("creating a staging directory in", std::env::temp_dir()))?;
+        .map_err(Error::io(
+            "creating a staging directory in",
+            std::env::temp_dir(),
+        ))?;
     Installer::new()
         .with_package_cache(PackageCache::new(
             options.cache_dir.join(rattler_cache::PACKAGE_CACHE_DIR),
@@ -99,14 +102,15 @@ fn scrub(prefix: &Path) -> Result<()> {
             continue;
         }
         let bytes = std::fs::read(&path).map_err(Error::io("reading", &path))?;
-        let mut record: serde_json::Value = serde_json::from_slice(&bytes)
-            .map_err(|e| Error::io("parsing", &path)(e.into()))?;
+        let mut record: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| Error::io("parsing", &path)(e.into()))?;
         if let Some(obj) = record.as_object_mut() {
             for key in HOST_PATH_KEYS {
                 obj.remove(*key);
             }
         }
-        let mut out = serde_json::to_vec_pretty(&record).map_err(|e| Error::io("writing", &path)(e.into()))?;
+        let mut out = serde_json::to_vec_pretty(&record)
+            .map_err(|e| Error::io("writing", &path)(e.into()))?;
         out.push(b'\n');
         std::fs::write(&path, out).map_err(Error::io("writing", &path))?;
         // Readable by every user of the image, as conda writes them.

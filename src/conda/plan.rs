@@ -119,7 +119,9 @@ pub fn plan_layers(
     }
     let package_layers = budget.saturating_sub(1).max(1);
     let groups = match strategy {
-        LayeringStrategy::Single => merge(groups, unowned.into_iter().collect(), "conda environment"),
+        LayeringStrategy::Single => {
+            merge(groups, unowned.into_iter().collect(), "conda environment")
+        }
         LayeringStrategy::Layered => {
             let mut groups = if groups.len() > package_layers {
                 let rest = groups.split_off(package_layers.saturating_sub(1));

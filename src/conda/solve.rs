@@ -18,12 +18,12 @@ pub fn parse_specs(specs: &[String]) -> Result<Vec<MatchSpec>> {
     specs
         .iter()
         .map(|s| {
-            MatchSpec::from_str(s, ParseMatchSpecOptions::from(ParseStrictness::Lenient)).map_err(|e| {
-                Error::InvalidSpec {
+            MatchSpec::from_str(s, ParseMatchSpecOptions::from(ParseStrictness::Lenient)).map_err(
+                |e| Error::InvalidSpec {
                     spec: s.clone(),
                     reason: e.to_string(),
-                }
-            })
+                },
+            )
         })
         .collect()
 }
@@ -80,9 +80,19 @@ pub async fn solve(
     specs: Vec<MatchSpec>,
     virtual_packages: Vec<GenericVirtualPackage>,
 ) -> Result<Vec<RepoDataRecord>> {
-    let names = || channels.iter().map(|c| format!("`{}`", c.base_url)).collect::<Vec<_>>().join(", ");
+    let names = || {
+        channels
+            .iter()
+            .map(|c| format!("`{}`", c.base_url))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let output = gateway
-        .query(channels.iter().cloned(), [subdir, Subdir::NoArch], specs.clone())
+        .query(
+            channels.iter().cloned(),
+            [subdir, Subdir::NoArch],
+            specs.clone(),
+        )
         .recursive(true)
         .execute()
         .await

@@ -146,7 +146,11 @@ pub enum Encoding {
 
 impl Layer {
     /// A layer read from a stored blob, with the diff_id its image's config promises.
-    pub fn from_blob(source_blob: LayerSource, diff_id: Option<Digest>, description: impl Into<String>) -> Self {
+    pub fn from_blob(
+        source_blob: LayerSource,
+        diff_id: Option<Digest>,
+        description: impl Into<String>,
+    ) -> Self {
         Self {
             source: source_blob,
             diff_id,
@@ -185,7 +189,12 @@ impl Layer {
 
     /// Writes the layer to `out` as `encoding` asks, hashing as it streams, and checks the
     /// digests the source promised.
-    pub fn write_to(&self, out: &mut dyn Write, encoding: Encoding, cancel: &Cancel) -> Result<WrittenLayer> {
+    pub fn write_to(
+        &self,
+        out: &mut dyn Write,
+        encoding: Encoding,
+        cancel: &Cancel,
+    ) -> Result<WrittenLayer> {
         let written = match &self.source {
             LayerSource::Tar(tar) => self.write_tar_source(tar.as_ref(), out, encoding, cancel)?,
             LayerSource::Blob {
@@ -266,7 +275,10 @@ fn null_hasher() -> HashingWriter<io::Sink> {
     HashingWriter::new(io::sink())
 }
 
-fn decoder<'a, W: Write + 'a>(compression: Compression, w: W) -> io::Result<Box<dyn FinishWrite<W> + 'a>> {
+fn decoder<'a, W: Write + 'a>(
+    compression: Compression,
+    w: W,
+) -> io::Result<Box<dyn FinishWrite<W> + 'a>> {
     Ok(match compression {
         Compression::None => Box::new(Plain(w)),
         Compression::Gzip => Box::new(flate2::write::MultiGzDecoder::new(w)),

@@ -191,7 +191,13 @@ mod tests {
         let names: Vec<_> = got.iter().map(|g| g.0.as_str()).collect();
         assert_eq!(
             names,
-            ["opt/", "opt/conda/", "opt/conda/a", "opt/conda/bin/", "opt/conda/bin/z"]
+            [
+                "opt/",
+                "opt/conda/",
+                "opt/conda/a",
+                "opt/conda/bin/",
+                "opt/conda/bin/z"
+            ]
         );
         assert!(got.iter().all(|g| g.2 == 0 && g.3 == 42));
         assert_eq!(got[0].1, 0o755);

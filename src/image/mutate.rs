@@ -3,11 +3,11 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use super::Image;
 use super::config::History;
 use super::error::{Error, Result};
 use super::layer::{Compression, FileRange, Layer, LayerSource};
 use super::layer_tar::{Entry, EntryData, check_relative};
-use super::Image;
 
 impl Image {
     /// Adds `layer` on top, with a history entry describing it.
@@ -36,7 +36,8 @@ impl Image {
         let mut stack = vec![path.to_path_buf()];
         while let Some(dir) = stack.pop() {
             let rel = dir.strip_prefix(path).unwrap_or(Path::new(""));
-            let entry = Entry::from_fs(&dir, arc_root.join(rel)).map_err(Error::io("reading", &dir))?;
+            let entry =
+                Entry::from_fs(&dir, arc_root.join(rel)).map_err(Error::io("reading", &dir))?;
             if entry.data == EntryData::Dir {
                 for child in std::fs::read_dir(&dir).map_err(Error::io("reading", &dir))? {
                     stack.push(child.map_err(Error::io("reading", &dir))?.path());
@@ -56,7 +57,11 @@ impl Image {
     }
 
     /// Adds a layer of files with the given contents (`{"etc/motd": b"hi"}`), mode 0644.
-    pub fn add_layer_contents(&mut self, contents: BTreeMap<String, Vec<u8>>, mtime: u64) -> Result<()> {
+    pub fn add_layer_contents(
+        &mut self,
+        contents: BTreeMap<String, Vec<u8>>,
+        mtime: u64,
+    ) -> Result<()> {
         let mut entries = Vec::new();
         for (path, bytes) in contents {
             let p = PathBuf::from(path.trim_start_matches('/'));
@@ -80,7 +85,9 @@ impl Image {
     /// Adds the tar file at `path` (plain, gzip or zstd) as a layer.
     pub fn add_layer_tar(&mut self, path: &Path) -> Result<()> {
         let mut magic = [0u8; 4];
-        let size = std::fs::metadata(path).map_err(Error::io("reading", path))?.len();
+        let size = std::fs::metadata(path)
+            .map_err(Error::io("reading", path))?
+            .len();
         {
             use std::io::Read;
             let mut f = std::fs::File::open(path).map_err(Error::io("reading", path))?;

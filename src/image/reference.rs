@@ -107,7 +107,8 @@ fn valid_tag(t: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-'))
 }
 
 impl FromStr for Reference {
@@ -117,7 +118,10 @@ impl FromStr for Reference {
         let (rest, digest) = match input.split_once('@') {
             Some((name, d)) => (
                 name,
-                Some(d.parse::<Digest>().map_err(|e| invalid(input, e.to_string()))?),
+                Some(
+                    d.parse::<Digest>()
+                        .map_err(|e| invalid(input, e.to_string()))?,
+                ),
             ),
             None => (input, None),
         };
@@ -130,7 +134,9 @@ impl FromStr for Reference {
         {
             return Err(invalid(
                 input,
-                format!("tag `{tag}` may hold only letters, digits, `_`, `.` and `-` (at most 128)"),
+                format!(
+                    "tag `{tag}` may hold only letters, digits, `_`, `.` and `-` (at most 128)"
+                ),
             ));
         }
         if name.is_empty() {
@@ -230,7 +236,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_names() {
-        for bad in ["", "UPPER/case", "app:bad tag", "app@sha256:xyz", "a//b", ":tag"] {
+        for bad in [
+            "",
+            "UPPER/case",
+            "app:bad tag",
+            "app@sha256:xyz",
+            "a//b",
+            ":tag",
+        ] {
             assert!(bad.parse::<Reference>().is_err(), "{bad} should not parse");
         }
     }

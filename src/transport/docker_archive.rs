@@ -60,7 +60,13 @@ impl ArchiveIndex {
         let bad = |e: io::Error| {
             // The tar reader's messages can quote raw bytes of the file: keep the first line.
             let msg = e.to_string();
-            let first: String = msg.lines().next().unwrap_or_default().chars().take(120).collect();
+            let first: String = msg
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .chars()
+                .take(120)
+                .collect();
             Error::invalid(path, format!("not a readable tar archive ({first})"))
         };
         for entry in archive.entries().map_err(bad)? {
@@ -87,7 +93,10 @@ impl ArchiveIndex {
     /// The byte range of `name`, following symlinks (relative to the link's directory).
     fn range(&self, archive: &Path, name: &str) -> Result<FileRange> {
         let mut current = normalize(name).ok_or_else(|| {
-            Error::invalid(archive, format!("`{name}` is an absolute path or leaves the archive"))
+            Error::invalid(
+                archive,
+                format!("`{name}` is an absolute path or leaves the archive"),
+            )
         })?;
         for _ in 0..16 {
             if let Some(&(offset, size)) = self.files.get(&current) {
@@ -98,24 +107,37 @@ impl ArchiveIndex {
                 });
             }
             let Some(target) = self.links.get(&current) else {
-                return Err(Error::invalid(archive, format!("`{name}` is listed in manifest.json but not in the archive")));
+                return Err(Error::invalid(
+                    archive,
+                    format!("`{name}` is listed in manifest.json but not in the archive"),
+                ));
             };
             let base = Path::new(&current).parent().unwrap_or(Path::new(""));
-            current = normalize(&base.join(target).to_string_lossy())
-                .ok_or_else(|| Error::invalid(archive, format!("link `{current}` leaves the archive")))?;
+            current = normalize(&base.join(target).to_string_lossy()).ok_or_else(|| {
+                Error::invalid(archive, format!("link `{current}` leaves the archive"))
+            })?;
         }
-        Err(Error::invalid(archive, format!("`{name}`: too many levels of symlinks")))
+        Err(Error::invalid(
+            archive,
+            format!("`{name}`: too many levels of symlinks"),
+        ))
     }
 
     fn read_small(&self, archive: &Path, name: &str) -> Result<Vec<u8>> {
         let range = self.range(archive, name)?;
         if range.size > 64 * 1024 * 1024 {
-            return Err(Error::invalid(archive, format!("`{name}` is too large for JSON")));
+            return Err(Error::invalid(
+                archive,
+                format!("`{name}` is too large for JSON"),
+            ));
         }
         let mut f = File::open(archive).map_err(Error::io("reading", archive))?;
-        f.seek(SeekFrom::Start(range.offset)).map_err(Error::io("reading", archive))?;
+        f.seek(SeekFrom::Start(range.offset))
+            .map_err(Error::io("reading", archive))?;
         let mut buf = Vec::with_capacity(range.size as usize);
-        f.take(range.size).read_to_end(&mut buf).map_err(Error::io("reading", archive))?;
+        f.take(range.size)
+            .read_to_end(&mut buf)
+            .map_err(Error::io("reading", archive))?;
         if buf.len() as u64 != range.size {
             return Err(Error::invalid(archive, format!("`{name}` is truncated")));
         }
@@ -126,7 +148,10 @@ impl ArchiveIndex {
 /// Reads one image from a docker-archive; `reference` (`name:tag`) picks one of several.
 pub fn read(path: &Path, reference: Option<&str>) -> Result<Image> {
     if path.is_dir() {
-        return Err(Error::invalid(path, "is a directory; a docker-archive is a tar file (use `oci:DIR` for a layout)"));
+        return Err(Error::invalid(
+            path,
+            "is a directory; a docker-archive is a tar file (use `oci:DIR` for a layout)",
+        ));
     }
     let index = ArchiveIndex::read(path)?;
     if !index.files.contains_key("manifest.json") {
@@ -137,8 +162,9 @@ pub fn read(path: &Path, reference: Option<&str>) -> Result<Image> {
         };
         return Err(Error::invalid(path, hint));
     }
-    let manifest: Vec<ManifestEntry> = serde_json::from_slice(&index.read_small(path, "manifest.json")?)
-        .map_err(|e| Error::invalid(path, format!("manifest.json: {e}")))?;
+    let manifest: Vec<ManifestEntry> =
+        serde_json::from_slice(&index.read_small(path, "manifest.json")?)
+            .map_err(|e| Error::invalid(path, format!("manifest.json: {e}")))?;
     let entry = select(path, &manifest, reference)?;
     let config_bytes = index.read_small(path, &entry.config)?;
     let config: ConfigFile = serde_json::from_slice(&config_bytes)
@@ -147,7 +173,11 @@ pub fn read(path: &Path, reference: Option<&str>) -> Result<Image> {
     if diff_ids.len() != entry.layers.len() {
         return Err(Error::invalid(
             path,
-            format!("the config lists {} diff_ids but manifest.json {} layers", diff_ids.len(), entry.layers.len()),
+            format!(
+                "the config lists {} diff_ids but manifest.json {} layers",
+                diff_ids.len(),
+                entry.layers.len()
+            ),
         ));
     }
     let mut layers = Vec::new();
@@ -169,17 +199,29 @@ pub fn read(path: &Path, reference: Option<&str>) -> Result<Image> {
 
 fn sniff(range: &FileRange) -> Result<Compression> {
     let mut f = File::open(&range.path).map_err(Error::io("reading", &range.path))?;
-    f.seek(SeekFrom::Start(range.offset)).map_err(Error::io("reading", &range.path))?;
+    f.seek(SeekFrom::Start(range.offset))
+        .map_err(Error::io("reading", &range.path))?;
     let mut magic = [0u8; 4];
-    let n = f.take(range.size.min(4)).read(&mut magic).map_err(Error::io("reading", &range.path))?;
+    let n = f
+        .take(range.size.min(4))
+        .read(&mut magic)
+        .map_err(Error::io("reading", &range.path))?;
     Ok(Compression::sniff(&magic[..n]))
 }
 
-fn select<'a>(path: &Path, manifest: &'a [ManifestEntry], reference: Option<&str>) -> Result<&'a ManifestEntry> {
+fn select<'a>(
+    path: &Path,
+    manifest: &'a [ManifestEntry],
+    reference: Option<&str>,
+) -> Result<&'a ManifestEntry> {
     let tags = |e: &ManifestEntry| e.repo_tags.clone().unwrap_or_default();
     let available = || {
         let all: Vec<String> = manifest.iter().flat_map(tags).collect();
-        if all.is_empty() { "untagged images only".to_string() } else { all.join(", ") }
+        if all.is_empty() {
+            "untagged images only".to_string()
+        } else {
+            all.join(", ")
+        }
     };
     match reference {
         None if manifest.len() == 1 => Ok(&manifest[0]),
@@ -215,7 +257,13 @@ struct StreamingTar<W: Write + Seek> {
 }
 
 impl<W: Write + Seek> StreamingTar<W> {
-    fn header(&self, name: &str, size: u64, kind: tar::EntryType, mode: u32) -> io::Result<tar::Header> {
+    fn header(
+        &self,
+        name: &str,
+        size: u64,
+        kind: tar::EntryType,
+        mode: u32,
+    ) -> io::Result<tar::Header> {
         let mut h = tar::Header::new_ustar();
         h.set_path(name)?;
         h.set_size(size);
@@ -259,7 +307,9 @@ impl<W: Write + Seek> StreamingTar<W> {
         match name {
             Some(name) => {
                 let size = end - start - 512;
-                let h = self.header(&name, size, tar::EntryType::Regular, 0o644).map_err(&io_err)?;
+                let h = self
+                    .header(&name, size, tar::EntryType::Regular, 0o644)
+                    .map_err(&io_err)?;
                 self.out.seek(SeekFrom::Start(start)).map_err(&io_err)?;
                 self.out.write_all(h.as_bytes()).map_err(&io_err)?;
                 self.out.seek(SeekFrom::Start(end)).map_err(&io_err)?;
@@ -282,7 +332,13 @@ fn repo_tags(tags: &[Reference]) -> Vec<String> {
 ///
 /// The archive is written under a temporary name next to `path` and renamed when complete, so a
 /// failed or cancelled write leaves no file behind.
-pub fn write(image: &Image, tags: &[Reference], path: &Path, cancel: &Cancel, reporter: &dyn Reporter) -> Result<WrittenImage> {
+pub fn write(
+    image: &Image,
+    tags: &[Reference],
+    path: &Path,
+    cancel: &Cancel,
+    reporter: &dyn Reporter,
+) -> Result<WrittenImage> {
     let parent = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -299,7 +355,11 @@ pub fn write(image: &Image, tags: &[Reference], path: &Path, cancel: &Cancel, re
         .tempfile_in(&parent)
         .map_err(|e| Error::Output {
             path: path.to_path_buf(),
-            reason: format!("cannot create a file in `{}`: {}", parent.display(), e.kind()),
+            reason: format!(
+                "cannot create a file in `{}`: {}",
+                parent.display(),
+                e.kind()
+            ),
         })?;
     let io_err = |e: io::Error| Error::io("writing", path)(e);
     let mut tar = StreamingTar {
@@ -328,24 +388,33 @@ pub fn write(image: &Image, tags: &[Reference], path: &Path, cancel: &Cancel, re
     let diff_ids: Vec<Digest> = written_layers.iter().map(|l| l.diff_id.clone()).collect();
     let config = image.config_bytes(diff_ids.clone());
     let config_digest = Digest::of(&config);
-    tar.append_bytes(&blob_name(&config_digest), &config).map_err(io_err)?;
+    tar.append_bytes(&blob_name(&config_digest), &config)
+        .map_err(io_err)?;
 
-    let oci_manifest = oci_layout::manifest_bytes(image, &config_digest, config.len() as u64, &written_layers);
+    let oci_manifest =
+        oci_layout::manifest_bytes(image, &config_digest, config.len() as u64, &written_layers);
     let manifest_digest = Digest::of(&oci_manifest);
     if seen.insert(manifest_digest.clone()) {
-        tar.append_bytes(&blob_name(&manifest_digest), &oci_manifest).map_err(io_err)?;
+        tar.append_bytes(&blob_name(&manifest_digest), &oci_manifest)
+            .map_err(io_err)?;
     }
     let tags_familiar = repo_tags(tags);
-    let index = oci_layout::index_bytes(&[(manifest_digest.clone(), oci_manifest.len() as u64, tags)]);
+    let index =
+        oci_layout::index_bytes(&[(manifest_digest.clone(), oci_manifest.len() as u64, tags)]);
     tar.append_bytes("index.json", &index).map_err(io_err)?;
     let manifest = vec![ManifestEntry {
         config: blob_name(&config_digest),
         repo_tags: (!tags_familiar.is_empty()).then(|| tags_familiar.clone()),
-        layers: written_layers.iter().map(|l| blob_name(&l.digest)).collect(),
+        layers: written_layers
+            .iter()
+            .map(|l| blob_name(&l.digest))
+            .collect(),
     }];
     let manifest_json = serde_json::to_vec(&manifest).map_err(|e| io_err(e.into()))?;
-    tar.append_bytes("manifest.json", &manifest_json).map_err(io_err)?;
-    tar.append_bytes("oci-layout", oci_layout::OCI_LAYOUT_FILE).map_err(io_err)?;
+    tar.append_bytes("manifest.json", &manifest_json)
+        .map_err(io_err)?;
+    tar.append_bytes("oci-layout", oci_layout::OCI_LAYOUT_FILE)
+        .map_err(io_err)?;
     let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     if let Some(top) = diff_ids.last() {
         for t in tags {
@@ -356,7 +425,8 @@ pub fn write(image: &Image, tags: &[Reference], path: &Path, cancel: &Cancel, re
         }
     }
     let repositories = serde_json::to_vec(&repositories).map_err(|e| io_err(e.into()))?;
-    tar.append_bytes("repositories", &repositories).map_err(io_err)?;
+    tar.append_bytes("repositories", &repositories)
+        .map_err(io_err)?;
     tar.out.write_all(&[0u8; 1024]).map_err(io_err)?;
     let file = tar.out.into_inner().map_err(|e| io_err(e.into_error()))?;
     file.sync_all().map_err(io_err)?;

@@ -72,13 +72,12 @@ impl Location {
             return Ok(Self::Scratch);
         }
         Self::parse_transport(input).unwrap_or_else(|| {
-            input
-                .parse::<Reference>()
-                .map(Self::Registry)
-                .map_err(|e| LocationError::Unrecognised {
+            input.parse::<Reference>().map(Self::Registry).map_err(|e| {
+                LocationError::Unrecognised {
                     input: input.to_string(),
                     reason: e.reason,
-                })
+                }
+            })
         })
     }
 
@@ -159,13 +158,19 @@ impl Location {
             if parent.is_dir() {
                 Ok(())
             } else {
-                fail(path, &format!("directory `{}` does not exist", parent.display()))
+                fail(
+                    path,
+                    &format!("directory `{}` does not exist", parent.display()),
+                )
             }
         };
         match self {
             Location::DockerArchive { path, .. } => {
                 if path.is_dir() {
-                    return fail(path, "it is a directory (use `oci:DIR` to write an OCI layout)");
+                    return fail(
+                        path,
+                        "it is a directory (use `oci:DIR` to write an OCI layout)",
+                    );
                 }
                 parent_ok(path)
             }
@@ -175,9 +180,14 @@ impl Location {
                 }
                 if dir.is_dir()
                     && !dir.join("index.json").exists()
-                    && std::fs::read_dir(dir).map(|mut d| d.next().is_some()).unwrap_or(true)
+                    && std::fs::read_dir(dir)
+                        .map(|mut d| d.next().is_some())
+                        .unwrap_or(true)
                 {
-                    return fail(dir, "it is a non-empty directory without an OCI layout's index.json");
+                    return fail(
+                        dir,
+                        "it is a non-empty directory without an OCI layout's index.json",
+                    );
                 }
                 parent_ok(dir)
             }
@@ -185,15 +195,21 @@ impl Location {
                 "cannot push to `{reference}`: pushing to a registry is not supported yet; \
                  write `-o oci:DIR` and push it with `skopeo copy`"
             ))),
-            Location::Scratch => fail(std::path::Path::new("scratch"), "`scratch` is not an output"),
+            Location::Scratch => fail(
+                std::path::Path::new("scratch"),
+                "`scratch` is not an output",
+            ),
         }
     }
 }
 
 /// Moves a finished temporary file to `path`, readable by all (as a normal file would be).
-pub(crate) fn persist(temp: tempfile::NamedTempFile, path: &std::path::Path) -> crate::image::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
+pub(crate) fn persist(
+    temp: tempfile::NamedTempFile,
+    path: &std::path::Path,
+) -> crate::image::Result<()> {
     use crate::image::Error;
+    use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644))
         .map_err(Error::io("writing", path))?;
     temp.persist(path)
@@ -212,48 +228,17 @@ pub struct WrittenImage {
     pub layers: Vec<WrittenLayer>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn sources_and_destinations() {
-        assert_eq!(Location::parse_source("scratch").unwrap(), Location::Scratch);
-        assert_eq!(
-            Location::parse_source("docker-archive:/nonexistent/base.tar:name:tag").unwrap(),
-            Location::DockerArchive {
-                path: "/nonexistent/base.tar".into(),
-                reference: Some("name:tag".into())
-            }
-        );
-        assert_eq!(
-            Location::parse_destination("oci:/tmp/x-nonexistent:v1").unwrap(),
-            Location::OciLayout {
-                dir: "/tmp/x-nonexistent".into(),
-                tag: Some("v1".into())
-            }
-        );
-        assert_eq!(
-            Location::parse_destination("out.tar").unwrap(),
-            Location::DockerArchive {
-                path: "out.tar".into(),
-                reference: None
-            }
-        );
-        match Location::parse_source("debian:stable-slim").unwrap() {
-            Location::Registry(r) => assert_eq!(r.repository(), "library/debian"),
-            other => panic!("{other:?}"),
-        }
-        assert!(Location::parse_source("Not A Ref").is_err());
-    }
-}
-
 /// Reads the image at `location`; an index is resolved to the entry for `platform`.
-pub fn read(location: &Location, platform: &crate::image::Platform) -> crate::image::Result<crate::image::Image> {
+pub fn read(
+    location: &Location,
+    platform: &crate::image::Platform,
+) -> crate::image::Result<crate::image::Image> {
     use crate::image::{Error, Image};
     match location {
         Location::Scratch => Ok(Image::scratch(platform)),
-        Location::DockerArchive { path, reference } => docker_archive::read(path, reference.as_deref()),
+        Location::DockerArchive { path, reference } => {
+            docker_archive::read(path, reference.as_deref())
+        }
         Location::OciLayout { dir, tag } => oci_layout::read(dir, tag.as_deref(), platform),
         Location::Registry(reference) => Err(Error::Unsupported(format!(
             "`{reference}` is a registry image, and pulling from registries is not supported yet: \
@@ -285,7 +270,9 @@ pub fn write(
             docker_archive::write(image, &tags, path, cancel, reporter)
         }
         Location::OciLayout { dir, tag } => {
-            let tag = tag.clone().or_else(|| tags.first().map(|t| t.tag_or_latest().to_string()));
+            let tag = tag
+                .clone()
+                .or_else(|| tags.first().map(|t| t.tag_or_latest().to_string()));
             oci_layout::write(image, dir, tag.as_deref(), cancel, reporter)
         }
         Location::Registry(reference) => Err(Error::Unsupported(format!(
@@ -296,5 +283,44 @@ pub fn write(
             path: "scratch".into(),
             reason: "`scratch` is not an output".into(),
         }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sources_and_destinations() {
+        assert_eq!(
+            Location::parse_source("scratch").unwrap(),
+            Location::Scratch
+        );
+        assert_eq!(
+            Location::parse_source("docker-archive:/nonexistent/base.tar:name:tag").unwrap(),
+            Location::DockerArchive {
+                path: "/nonexistent/base.tar".into(),
+                reference: Some("name:tag".into())
+            }
+        );
+        assert_eq!(
+            Location::parse_destination("oci:/tmp/x-nonexistent:v1").unwrap(),
+            Location::OciLayout {
+                dir: "/tmp/x-nonexistent".into(),
+                tag: Some("v1".into())
+            }
+        );
+        assert_eq!(
+            Location::parse_destination("out.tar").unwrap(),
+            Location::DockerArchive {
+                path: "out.tar".into(),
+                reference: None
+            }
+        );
+        match Location::parse_source("debian:stable-slim").unwrap() {
+            Location::Registry(r) => assert_eq!(r.repository(), "library/debian"),
+            other => panic!("{other:?}"),
+        }
+        assert!(Location::parse_source("Not A Ref").is_err());
     }
 }

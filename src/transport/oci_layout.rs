@@ -26,11 +26,18 @@ pub const OCI_LAYOUT_FILE: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 const CONTAINERD_NAME: &str = "io.containerd.image.name";
 
 fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
-    dir.join("blobs").join(digest.algorithm()).join(digest.hex())
+    dir.join("blobs")
+        .join(digest.algorithm())
+        .join(digest.hex())
 }
 
 /// The OCI manifest for `image` with the given config and written layers.
-pub fn manifest_bytes(image: &Image, config_digest: &Digest, config_size: u64, layers: &[WrittenLayer]) -> Vec<u8> {
+pub fn manifest_bytes(
+    image: &Image,
+    config_digest: &Digest,
+    config_size: u64,
+    layers: &[WrittenLayer],
+) -> Vec<u8> {
     let manifest = Manifest {
         schema_version: 2,
         media_type: Some(media_type::OCI_MANIFEST.into()),
@@ -80,7 +87,11 @@ pub fn index_bytes(entries: &[(Digest, u64, &[Reference])]) -> Vec<u8> {
         }
         for t in tags.iter() {
             let full = t.with_tag(t.tag_or_latest()).to_string();
-            manifests.push(manifest_descriptor(digest, *size, Some((&full, t.tag_or_latest()))));
+            manifests.push(manifest_descriptor(
+                digest,
+                *size,
+                Some((&full, t.tag_or_latest())),
+            ));
         }
     }
     let index = Index {
@@ -97,7 +108,8 @@ fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, path: &Path) -> Result<
         io::ErrorKind::NotFound => Error::invalid(dir, format!("`{}` is missing", path.display())),
         _ => Error::io("reading", path)(e),
     })?;
-    serde_json::from_slice(&bytes).map_err(|e| Error::invalid(dir, format!("`{}`: {e}", path.display())))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::invalid(dir, format!("`{}`: {e}", path.display())))
 }
 
 fn read_blob_json<T: serde::de::DeserializeOwned>(dir: &Path, d: &Descriptor) -> Result<T> {
@@ -115,7 +127,8 @@ fn read_blob_json<T: serde::de::DeserializeOwned>(dir: &Path, d: &Descriptor) ->
             actual,
         });
     }
-    serde_json::from_slice(&bytes).map_err(|e| Error::invalid(dir, format!("blob {}: {e}", d.digest)))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| Error::invalid(dir, format!("blob {}: {e}", d.digest)))
 }
 
 fn is_index(media: &str) -> bool {
@@ -139,12 +152,26 @@ fn describe(d: &Descriptor) -> String {
 /// entry is resolved to the manifest for `platform`.
 pub fn read(dir: &Path, tag: Option<&str>, platform: &Platform) -> Result<Image> {
     if !dir.is_dir() {
-        return Err(Error::invalid(dir, "not a directory holding an OCI image layout"));
+        return Err(Error::invalid(
+            dir,
+            "not a directory holding an OCI image layout",
+        ));
     }
     let index: Index = read_json(dir, &dir.join("index.json"))?;
-    let available = || index.manifests.iter().map(describe).collect::<Vec<_>>().join(", ");
+    let available = || {
+        index
+            .manifests
+            .iter()
+            .map(describe)
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     let candidates: Vec<&Descriptor> = match tag {
-        Some(t) => index.manifests.iter().filter(|d| d.ref_name() == Some(t)).collect(),
+        Some(t) => index
+            .manifests
+            .iter()
+            .filter(|d| d.ref_name() == Some(t))
+            .collect(),
         None => index.manifests.iter().collect(),
     };
     let mut descriptor = match candidates.as_slice() {
@@ -159,14 +186,18 @@ pub fn read(dir: &Path, tag: Option<&str>, platform: &Platform) -> Result<Image>
         several => {
             // Several entries for one name: pick by platform, as from an index.
             let by_platform = several.iter().find(|d| {
-                d.platform.as_ref().is_some_and(|p| platform.matches(&to_platform(p)))
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| platform.matches(&to_platform(p)))
             });
             match by_platform {
                 Some(d) => (*d).clone(),
                 None => {
                     return Err(Error::NotFound {
                         path: dir.to_path_buf(),
-                        wanted: format!("a single image (the layout holds several: add `:TAG`) for {platform}"),
+                        wanted: format!(
+                            "a single image (the layout holds several: add `:TAG`) for {platform}"
+                        ),
                         available: available(),
                     });
                 }
@@ -181,12 +212,21 @@ pub fn read(dir: &Path, tag: Option<&str>, platform: &Platform) -> Result<Image>
         descriptor = nested
             .manifests
             .iter()
-            .find(|d| d.platform.as_ref().is_some_and(|p| platform.matches(&to_platform(p))))
+            .find(|d| {
+                d.platform
+                    .as_ref()
+                    .is_some_and(|p| platform.matches(&to_platform(p)))
+            })
             .cloned()
             .ok_or_else(|| Error::NotFound {
                 path: dir.to_path_buf(),
                 wanted: format!("platform {platform}"),
-                available: nested.manifests.iter().map(describe).collect::<Vec<_>>().join(", "),
+                available: nested
+                    .manifests
+                    .iter()
+                    .map(describe)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             })?;
     }
     Err(Error::invalid(dir, "indexes nested more than 8 deep"))
@@ -221,13 +261,30 @@ fn read_manifest(dir: &Path, descriptor: &Descriptor) -> Result<Image> {
             .map_err(|_| Error::invalid(dir, format!("layer blob {} is missing", d.digest)))?
             .len();
         if len != d.size {
-            return Err(Error::invalid(dir, format!("layer blob {} is {len} bytes, the manifest says {}", d.digest, d.size)));
+            return Err(Error::invalid(
+                dir,
+                format!(
+                    "layer blob {} is {len} bytes, the manifest says {}",
+                    d.digest, d.size
+                ),
+            ));
         }
-        let compression = Compression::from_media_type(&d.media_type)
-            .ok_or_else(|| Error::invalid(dir, format!("layer {} has unsupported media type `{}`", d.digest, d.media_type)))?;
+        let compression = Compression::from_media_type(&d.media_type).ok_or_else(|| {
+            Error::invalid(
+                dir,
+                format!(
+                    "layer {} has unsupported media type `{}`",
+                    d.digest, d.media_type
+                ),
+            )
+        })?;
         layers.push(Layer::from_blob(
             LayerSource::Blob {
-                range: FileRange { path, offset: 0, size: d.size },
+                range: FileRange {
+                    path,
+                    offset: 0,
+                    size: d.size,
+                },
                 compression,
                 digest: Some(d.digest.clone()),
             },
@@ -245,7 +302,8 @@ fn write_blob(dir: &Path, bytes: &[u8]) -> Result<Digest> {
     let digest = Digest::of(bytes);
     let path = blob_path(dir, &digest);
     if !path.exists() {
-        let mut temp = tempfile::NamedTempFile::new_in(dir.join("blobs/sha256")).map_err(Error::io("writing", &path))?;
+        let mut temp = tempfile::NamedTempFile::new_in(dir.join("blobs/sha256"))
+            .map_err(Error::io("writing", &path))?;
         temp.write_all(bytes).map_err(Error::io("writing", &path))?;
         persist(temp, &path)?;
     }
@@ -253,7 +311,13 @@ fn write_blob(dir: &Path, bytes: &[u8]) -> Result<Digest> {
 }
 
 /// Writes `image` into the layout at `dir` (created if missing), named `tag` if given.
-pub fn write(image: &Image, dir: &Path, tag: Option<&str>, cancel: &Cancel, reporter: &dyn Reporter) -> Result<WrittenImage> {
+pub fn write(
+    image: &Image,
+    dir: &Path,
+    tag: Option<&str>,
+    cancel: &Cancel,
+    reporter: &dyn Reporter,
+) -> Result<WrittenImage> {
     let created = !dir.exists();
     let result = write_inner(image, dir, tag, cancel, reporter);
     if result.is_err() && created {
@@ -262,8 +326,17 @@ pub fn write(image: &Image, dir: &Path, tag: Option<&str>, cancel: &Cancel, repo
     result
 }
 
-fn write_inner(image: &Image, dir: &Path, tag: Option<&str>, cancel: &Cancel, reporter: &dyn Reporter) -> Result<WrittenImage> {
-    let output_err = |reason: String| Error::Output { path: dir.to_path_buf(), reason };
+fn write_inner(
+    image: &Image,
+    dir: &Path,
+    tag: Option<&str>,
+    cancel: &Cancel,
+    reporter: &dyn Reporter,
+) -> Result<WrittenImage> {
+    let output_err = |reason: String| Error::Output {
+        path: dir.to_path_buf(),
+        reason,
+    };
     if dir.exists() && !dir.is_dir() {
         return Err(output_err("it exists and is not a directory".into()));
     }
@@ -271,8 +344,15 @@ fn write_inner(image: &Image, dir: &Path, tag: Option<&str>, cancel: &Cancel, re
     let mut index: Index = if index_path.exists() {
         read_json(dir, &index_path)?
     } else {
-        if dir.exists() && fs::read_dir(dir).map_err(Error::io("reading", dir))?.next().is_some() {
-            return Err(output_err("it is a non-empty directory without an OCI layout's index.json".into()));
+        if dir.exists()
+            && fs::read_dir(dir)
+                .map_err(Error::io("reading", dir))?
+                .next()
+                .is_some()
+        {
+            return Err(output_err(
+                "it is a non-empty directory without an OCI layout's index.json".into(),
+            ));
         }
         Index {
             schema_version: 2,
@@ -282,13 +362,15 @@ fn write_inner(image: &Image, dir: &Path, tag: Option<&str>, cancel: &Cancel, re
         }
     };
     fs::create_dir_all(dir.join("blobs/sha256")).map_err(|e| output_err(e.to_string()))?;
-    fs::write(dir.join("oci-layout"), OCI_LAYOUT_FILE).map_err(Error::io("writing", dir.join("oci-layout")))?;
+    fs::write(dir.join("oci-layout"), OCI_LAYOUT_FILE)
+        .map_err(Error::io("writing", dir.join("oci-layout")))?;
 
     let total = image.layers().len();
     let mut written_layers = Vec::new();
     for (i, layer) in image.layers().iter().enumerate() {
         reporter.layer_started(i, total, layer);
-        let temp = tempfile::NamedTempFile::new_in(dir.join("blobs/sha256")).map_err(Error::io("writing", dir))?;
+        let temp = tempfile::NamedTempFile::new_in(dir.join("blobs/sha256"))
+            .map_err(Error::io("writing", dir))?;
         let mut out = BufWriter::with_capacity(1 << 20, temp.as_file());
         let written = layer.write_to(&mut out, Encoding::KeepOrGzip, cancel)?;
         out.flush().map_err(Error::io("writing", temp.path()))?;
@@ -312,12 +394,17 @@ fn write_inner(image: &Image, dir: &Path, tag: Option<&str>, cancel: &Cancel, re
         index.manifests.retain(|d| d.ref_name() != Some(tag));
         descriptor.annotations.insert(REF_NAME.into(), tag.into());
     } else {
-        index.manifests.retain(|d| d.digest != manifest_digest || d.ref_name().is_some());
+        index
+            .manifests
+            .retain(|d| d.digest != manifest_digest || d.ref_name().is_some());
     }
     index.manifests.push(descriptor);
-    let bytes = serde_json::to_vec(&index).map_err(|e| Error::io("writing", &index_path)(e.into()))?;
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io("writing", &index_path))?;
-    temp.write_all(&bytes).map_err(Error::io("writing", &index_path))?;
+    let bytes =
+        serde_json::to_vec(&index).map_err(|e| Error::io("writing", &index_path)(e.into()))?;
+    let mut temp =
+        tempfile::NamedTempFile::new_in(dir).map_err(Error::io("writing", &index_path))?;
+    temp.write_all(&bytes)
+        .map_err(Error::io("writing", &index_path))?;
     persist(temp, &index_path)?;
     Ok(WrittenImage {
         config_digest,

@@ -26,7 +26,9 @@ pub fn write_glibc_base(out: &Path, tag: &str) -> Result<(), String> {
     }
     let libdir = Path::new("/lib/x86_64-linux-gnu");
     let file = |src: PathBuf, dst: &str, mode: u32| -> Result<Entry, String> {
-        let real = src.canonicalize().map_err(|e| format!("{}: {e}", src.display()))?;
+        let real = src
+            .canonicalize()
+            .map_err(|e| format!("{}: {e}", src.display()))?;
         Ok(Entry {
             path: dst.into(),
             data: EntryData::File(real),
@@ -35,7 +37,11 @@ pub fn write_glibc_base(out: &Path, tag: &str) -> Result<(), String> {
     };
     let mut entries = Vec::new();
     for lib in LIBS {
-        entries.push(file(libdir.join(lib), &format!("lib/x86_64-linux-gnu/{lib}"), 0o755)?);
+        entries.push(file(
+            libdir.join(lib),
+            &format!("lib/x86_64-linux-gnu/{lib}"),
+            0o755,
+        )?);
     }
     entries.push(Entry {
         path: "lib64/ld-linux-x86-64.so.2".into(),
@@ -70,10 +76,14 @@ pub fn write_glibc_base(out: &Path, tag: &str) -> Result<(), String> {
         },
     );
     let config = image.config_mut();
-    config.config.set_env_var("PATH", "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    config.config.set_env_var(
+        "PATH",
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    );
     config.config.cmd = Some(vec!["/bin/sh".into()]);
     config.config.labels = Some([("org.example.base".to_string(), "glibc".to_string())].into());
     let tag: Reference = tag.parse().map_err(|e| format!("{e}"))?;
-    docker_archive::write(&image, &[tag], out, &Cancel::new(), &NoReporter).map_err(|e| e.to_string())?;
+    docker_archive::write(&image, &[tag], out, &Cancel::new(), &NoReporter)
+        .map_err(|e| e.to_string())?;
     Ok(())
 }

@@ -44,7 +44,8 @@ pub fn glibc_base() -> &'static Path {
         .get_or_init(|| {
             let dir = tempdir();
             let path = dir.path().join("base.tar");
-            base::write_glibc_base(&path, "glibc-base:test").expect("building the glibc base image");
+            base::write_glibc_base(&path, "glibc-base:test")
+                .expect("building the glibc base image");
             (dir, path)
         })
         .1
@@ -79,7 +80,9 @@ pub fn build(output: &str, image: &str, extra: &[&str], specs: &[&str]) -> Outpu
 
 /// Stdout of a command that must succeed.
 pub fn run_ok(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("running {cmd:?}: {e}"));
     assert!(
         out.status.success(),
         "{cmd:?} failed ({}):\nstdout: {}\nstderr: {}",

@@ -42,13 +42,14 @@ fn spawn_with_watchdog(script: &str, dir: &Path) {
          kill $child 2>/dev/null; wait $child; rm -rf '{}'",
         dir.display()
     );
+    // The outer shell backgrounds the watchdog and exits at once.
     Command::new("sh")
         .arg("-c")
-        .arg(watchdog)
+        .arg(format!("( {watchdog} ) &"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
-        .spawn()
+        .status()
         .expect("starting a daemon");
 }
 
@@ -106,7 +107,12 @@ impl Docker {
         };
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
-            if docker.cmd().arg("version").output().is_ok_and(|o| o.status.success()) {
+            if docker
+                .cmd()
+                .arg("version")
+                .output()
+                .is_ok_and(|o| o.status.success())
+            {
                 return Ok(docker);
             }
             std::thread::sleep(Duration::from_millis(250));
@@ -135,7 +141,10 @@ impl Podman {
     pub fn new(test: &str) -> Option<Podman> {
         require("podman", test)?;
         require("runc", test)?;
-        let root = tempfile::Builder::new().prefix("cd-podman-").tempdir_in("/tmp").ok()?;
+        let root = tempfile::Builder::new()
+            .prefix("cd-podman-")
+            .tempdir_in("/tmp")
+            .ok()?;
         std::fs::write(
             root.path().join("containers.conf"),
             "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\

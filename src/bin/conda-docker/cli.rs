@@ -37,7 +37,12 @@ pub struct BuildArgs {
     /// Conda match specs: `numpy>=1.26`, `python=3.12.*`, `conda-forge::zstd`.
     pub specs: Vec<String>,
     /// Channel (repeatable, highest priority first): a name, an http(s) or file:// URL, or a directory.
-    #[arg(short, long = "channel", value_name = "CHANNEL", default_value = "conda-forge")]
+    #[arg(
+        short,
+        long = "channel",
+        value_name = "CHANNEL",
+        default_value = "conda-forge"
+    )]
     pub channels: Vec<String>,
     /// The conda platform (subdir) to build for: linux-64, linux-aarch64, linux-ppc64le, ...
     #[arg(long, default_value = "linux-64")]
@@ -46,7 +51,12 @@ pub struct BuildArgs {
     #[arg(short, long, default_value = "debian:stable-slim")]
     pub base: String,
     /// Name and tag of the image (repeatable): `demo:1`, `localhost:5000/team/app:1.0`.
-    #[arg(short, long = "image", value_name = "NAME[:TAG]", default_value = "conda-docker:latest")]
+    #[arg(
+        short,
+        long = "image",
+        value_name = "NAME[:TAG]",
+        default_value = "conda-docker:latest"
+    )]
     pub images: Vec<String>,
     /// Output (repeatable): a path writes a docker-archive; `oci:DIR[:TAG]` an OCI image layout.
     #[arg(short, long = "output", value_name = "OUTPUT", required = true)]

@@ -19,7 +19,10 @@ pub fn run(cli: Cli) -> ExitCode {
     init_tracing(cli.verbose, cli.quiet);
     // A `*-no-provider` TLS feature needs the provider installed before any client is built.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -119,10 +122,21 @@ async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progress>) -> Resu
     };
     let built = Arc::new(built);
     for output in outputs {
-        let (built2, tags2, cancel2, reporter2, output2) =
-            (built.clone(), tags.clone(), cancel.clone(), reporter.clone(), output.clone());
+        let (built2, tags2, cancel2, reporter2, output2) = (
+            built.clone(),
+            tags.clone(),
+            cancel.clone(),
+            reporter.clone(),
+            output.clone(),
+        );
         let written = tokio::task::spawn_blocking(move || {
-            transport::write(built2.image(), &output2, &tags2, &cancel2, reporter2.as_ref())
+            transport::write(
+                built2.image(),
+                &output2,
+                &tags2,
+                &cancel2,
+                reporter2.as_ref(),
+            )
         })
         .await
         .context("the writer stopped")?
