@@ -48,9 +48,10 @@ pub struct InstallOptions {
 
 /// Downloads (or takes from the cache) and links `records` into a new staging prefix.
 ///
-/// Every file is a real copy (no hard links into the cache), prefix placeholders are rewritten
-/// for `target_prefix`, link scripts are not run, and `conda-meta` records are stripped of
-/// build-machine paths.
+/// The staging prefix is made inside the cache directory so that files without placeholders are
+/// hard links into the package cache (read, never written: the staging prefix is only read to
+/// write layers); files with placeholders are patched copies for `target_prefix`. Link scripts
+/// are not run, and `conda-meta` records are stripped of build-machine paths.
 pub async fn install(
     records: Vec<RepoDataRecord>,
     options: &InstallOptions,
@@ -73,7 +74,7 @@ pub async fn install(
         .with_execute_link_scripts(false)
         .with_requested_specs(options.requested_specs.clone())
         .with_link_options(LinkOptions {
-            allow_hard_links: Some(false),
+            allow_hard_links: Some(true),
             ..Default::default()
         })
         .install(dir.path(), records)
