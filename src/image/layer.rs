@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::cancel::Cancel;
-use super::digest::{Digest, HashingWriter};
+use super::digest::{Digest, HashingReader, HashingWriter};
 use super::error::{Error, Result};
 use super::layer_tar::{Entry, write_layer_tar};
 
@@ -195,66 +195,143 @@ impl Layer {
         encoding: Encoding,
         cancel: &Cancel,
     ) -> Result<WrittenLayer> {
-        let written = match &self.source {
-            LayerSource::Tar(tar) => self.write_tar_source(tar.as_ref(), out, encoding, cancel)?,
+        let io_err = |e: io::Error| Error::io("writing layer", &self.description)(e);
+        let gzip = encoding == Encoding::KeepOrGzip;
+        let (written, raw_digest) = match &self.source {
+            LayerSource::Tar(tar) => (
+                encode(out, gzip, |w| tar.write_tar(w, cancel)).map_err(io_err)?,
+                None,
+            ),
             LayerSource::Blob {
-                range,
-                compression,
-                digest,
+                range, compression, ..
             } => {
-                let written = copy_blob(range, *compression, out, encoding, cancel)?;
-                if let (Some(expected), Some(actual)) = (digest, &written.1) {
-                    check("digest", &self.description, expected, actual)?;
+                let src_err = |e: io::Error| Error::io("copying blob from", &range.path)(e);
+                let mut src = HashingReader::new(range.open()?);
+                let written = match (compression, gzip) {
+                    (Compression::None, _) => encode(out, gzip, |w| copy(&mut src, w, cancel)),
+                    (c, false) => {
+                        encode(out, false, |w| copy(&mut decoder(*c, &mut src)?, w, cancel))
+                    }
+                    (c, true) => keep_compressed(&mut src, *c, out, cancel),
                 }
-                written.0
+                .map_err(src_err)?;
+                let (digest, read) = src.finish();
+                check_size(range, read)?;
+                (written, Some(digest))
             }
         };
+        if let (
+            LayerSource::Blob {
+                digest: Some(expected),
+                ..
+            },
+            Some(actual),
+        ) = (&self.source, &raw_digest)
+        {
+            check("digest", &self.description, expected, actual)?;
+        }
         if let Some(expected) = &self.diff_id {
             check("diff_id", &self.description, expected, &written.diff_id)?;
         }
         Ok(written)
     }
+}
 
-    fn write_tar_source(
-        &self,
-        tar: &dyn TarSource,
-        out: &mut dyn Write,
-        encoding: Encoding,
-        cancel: &Cancel,
-    ) -> Result<WrittenLayer> {
-        let io_err = |e: io::Error| io_error(&self.description, e);
-        match encoding {
-            Encoding::Uncompressed => {
-                let mut w = HashingWriter::new(out);
-                tar.write_tar(&mut w, cancel).map_err(io_err)?;
-                let (digest, size, _) = w.finish();
-                Ok(WrittenLayer {
-                    diff_id: digest.clone(),
-                    digest,
-                    size,
-                    compression: Compression::None,
-                })
-            }
-            Encoding::KeepOrGzip => {
-                let compressed = HashingWriter::new(out);
-                let gz = flate2::write::GzEncoder::new(compressed, flate2::Compression::new(6));
-                let mut tar_w = HashingWriter::new(gz);
-                tar.write_tar(&mut tar_w, cancel).map_err(io_err)?;
-                let (diff_id, _, gz) = tar_w.finish();
-                let (digest, size, _) = gz.finish().map_err(io_err)?.finish();
-                Ok(WrittenLayer {
-                    diff_id,
-                    digest,
-                    size,
-                    compression: Compression::Gzip,
-                })
-            }
-        }
+/// Writes what `produce` writes to `out`, gzip-compressed or not, hashing both forms.
+fn encode(
+    out: &mut dyn Write,
+    gzip: bool,
+    produce: impl FnOnce(&mut dyn Write) -> io::Result<()>,
+) -> io::Result<WrittenLayer> {
+    if gzip {
+        let compressed = HashingWriter::new(out);
+        let gz = flate2::write::GzEncoder::new(compressed, flate2::Compression::new(6));
+        let mut tar = HashingWriter::new(gz);
+        produce(&mut tar)?;
+        let (diff_id, _, gz) = tar.finish();
+        let (digest, size, _) = gz.finish()?.finish();
+        Ok(WrittenLayer {
+            diff_id,
+            digest,
+            size,
+            compression: Compression::Gzip,
+        })
+    } else {
+        let mut w = HashingWriter::new(out);
+        produce(&mut w)?;
+        let (digest, size, _) = w.finish();
+        Ok(WrittenLayer {
+            diff_id: digest.clone(),
+            digest,
+            size,
+            compression: Compression::None,
+        })
     }
 }
 
-fn io_error(layer: &str, e: io::Error) -> Error {
-    Error::io("writing layer", layer)(e)
+/// Copies a compressed blob as it is, hashing the stored bytes and the decompressed stream.
+fn keep_compressed(
+    src: &mut dyn Read,
+    compression: Compression,
+    out: &mut dyn Write,
+    cancel: &Cancel,
+) -> io::Result<WrittenLayer> {
+    let mut out = HashingWriter::new(out);
+    let mut uncompressed = HashingReader::new(decoder(
+        compression,
+        Tee {
+            src,
+            copy: &mut out,
+        },
+    )?);
+    copy(&mut uncompressed, &mut io::sink(), cancel)?;
+    let (diff_id, _) = uncompressed.finish();
+    let (digest, size, _) = out.finish();
+    Ok(WrittenLayer {
+        diff_id,
+        digest,
+        size,
+        compression,
+    })
+}
+
+/// A reader that copies what it reads to a writer.
+struct Tee<'a> {
+    src: &'a mut dyn Read,
+    copy: &'a mut dyn Write,
+}
+
+impl Read for Tee<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.src.read(buf)?;
+        self.copy.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// A read-side decompressor for `compression` (a no-op for `None`).
+fn decoder<'a, R: Read + 'a>(compression: Compression, r: R) -> io::Result<Box<dyn Read + 'a>> {
+    let r = io::BufReader::with_capacity(256 * 1024, r);
+    Ok(match compression {
+        Compression::None => Box::new(r),
+        Compression::Gzip => Box::new(flate2::bufread::MultiGzDecoder::new(r)),
+        Compression::Zstd => Box::new(zstd::stream::read::Decoder::with_buffer(r)?),
+    })
+}
+
+/// Copies `src` to `dst`, checking for cancellation between chunks.
+fn copy(src: &mut dyn Read, dst: &mut dyn Write, cancel: &Cancel) -> io::Result<()> {
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        cancel.check()?;
+        let n = match src.read(&mut buf) {
+            Ok(0) => return Ok(()),
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted && !cancel.is_cancelled() => continue,
+            Err(e) => return Err(e),
+        };
+        dst.write_all(&buf[..n])?;
+    }
 }
 
 fn check(what: &'static str, layer: &str, expected: &Digest, actual: &Digest) -> Result<()> {
@@ -270,118 +347,6 @@ fn check(what: &'static str, layer: &str, expected: &Digest, actual: &Digest) ->
     }
 }
 
-/// A sink that only counts and hashes.
-fn null_hasher() -> HashingWriter<io::Sink> {
-    HashingWriter::new(io::sink())
-}
-
-fn decoder<'a, W: Write + 'a>(
-    compression: Compression,
-    w: W,
-) -> io::Result<Box<dyn FinishWrite<W> + 'a>> {
-    Ok(match compression {
-        Compression::None => Box::new(Plain(w)),
-        Compression::Gzip => Box::new(flate2::write::MultiGzDecoder::new(w)),
-        Compression::Zstd => Box::new(zstd::stream::write::Decoder::new(w)?),
-    })
-}
-
-/// A write-side decompressor that hands back its inner writer when done.
-trait FinishWrite<W>: Write {
-    fn finish_into(self: Box<Self>) -> io::Result<W>;
-}
-
-struct Plain<W>(W);
-impl<W: Write> Write for Plain<W> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        self.0.flush()
-    }
-}
-impl<W: Write> FinishWrite<W> for Plain<W> {
-    fn finish_into(self: Box<Self>) -> io::Result<W> {
-        Ok(self.0)
-    }
-}
-impl<W: Write> FinishWrite<W> for flate2::write::MultiGzDecoder<W> {
-    fn finish_into(self: Box<Self>) -> io::Result<W> {
-        (*self).finish()
-    }
-}
-impl<W: Write> FinishWrite<W> for zstd::stream::write::Decoder<'_, W> {
-    fn finish_into(mut self: Box<Self>) -> io::Result<W> {
-        self.flush()?;
-        Ok((*self).into_inner())
-    }
-}
-
-/// Copies a stored blob to `out`; returns what was written and the digest of the stored bytes.
-fn copy_blob(
-    range: &FileRange,
-    compression: Compression,
-    out: &mut dyn Write,
-    encoding: Encoding,
-    cancel: &Cancel,
-) -> Result<(WrittenLayer, Option<Digest>)> {
-    let mut src = range.open()?;
-    let io_err = |e: io::Error| Error::io("copying blob from", &range.path)(e);
-    let mut raw = null_hasher();
-    let mut buf = vec![0u8; 256 * 1024];
-    let decompress = encoding == Encoding::Uncompressed || compression == Compression::None;
-    if decompress {
-        // Output is the uncompressed tar: its digest is the diff_id.
-        let mut dec = decoder(compression, HashingWriter::new(out)).map_err(io_err)?;
-        loop {
-            cancel.check().map_err(io_err)?;
-            let n = src.read(&mut buf).map_err(io_err)?;
-            if n == 0 {
-                break;
-            }
-            raw.write_all(&buf[..n]).map_err(io_err)?;
-            dec.write_all(&buf[..n]).map_err(io_err)?;
-        }
-        let (diff_id, size, _) = dec.finish_into().map_err(io_err)?.finish();
-        let (raw_digest, raw_size, _) = raw.finish();
-        check_size(range, raw_size)?;
-        Ok((
-            WrittenLayer {
-                digest: diff_id.clone(),
-                diff_id,
-                size,
-                compression: Compression::None,
-            },
-            Some(raw_digest),
-        ))
-    } else {
-        // Output keeps the compression: hash the stored bytes and the decompressed stream.
-        let mut out = HashingWriter::new(out);
-        let mut dec = decoder(compression, null_hasher()).map_err(io_err)?;
-        loop {
-            cancel.check().map_err(io_err)?;
-            let n = src.read(&mut buf).map_err(io_err)?;
-            if n == 0 {
-                break;
-            }
-            out.write_all(&buf[..n]).map_err(io_err)?;
-            dec.write_all(&buf[..n]).map_err(io_err)?;
-        }
-        let (diff_id, _, _) = dec.finish_into().map_err(io_err)?.finish();
-        let (digest, size, _) = out.finish();
-        check_size(range, size)?;
-        Ok((
-            WrittenLayer {
-                diff_id,
-                digest: digest.clone(),
-                size,
-                compression,
-            },
-            Some(digest),
-        ))
-    }
-}
-
 fn check_size(range: &FileRange, read: u64) -> Result<()> {
     if read == range.size {
         Ok(())
@@ -393,5 +358,122 @@ fn check_size(range: &FileRange, read: u64) -> Result<()> {
                 range.offset, range.size
             ),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::layer_tar::{Entry, EntryData};
+
+    fn sample_tar() -> Vec<u8> {
+        let mut out = Vec::new();
+        let entries = vec![Entry {
+            path: "a/b.txt".into(),
+            data: EntryData::Bytes(b"hello".repeat(1000)),
+            mode: 0o644,
+        }];
+        crate::image::layer_tar::write_layer_tar(entries, 0, &mut out, &Cancel::new()).unwrap();
+        out
+    }
+
+    fn blob(
+        dir: &std::path::Path,
+        bytes: &[u8],
+        compression: Compression,
+        diff_id: Option<Digest>,
+    ) -> Layer {
+        let path = dir.join("blob");
+        std::fs::write(&path, bytes).unwrap();
+        Layer::from_blob(
+            LayerSource::Blob {
+                range: FileRange {
+                    path,
+                    offset: 0,
+                    size: bytes.len() as u64,
+                },
+                compression,
+                digest: Some(Digest::of(bytes)),
+            },
+            diff_id,
+            "test blob",
+        )
+    }
+
+    #[test]
+    fn every_encoding_keeps_the_diff_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = sample_tar();
+        let diff_id = Digest::of(&tar);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        let gz = gz.finish().unwrap();
+        let zst = zstd::encode_all(tar.as_slice(), 3).unwrap();
+        for (bytes, compression) in [
+            (&tar, Compression::None),
+            (&gz, Compression::Gzip),
+            (&zst, Compression::Zstd),
+        ] {
+            let layer = blob(dir.path(), bytes, compression, Some(diff_id.clone()));
+            let mut out = Vec::new();
+            let w = layer
+                .write_to(&mut out, Encoding::Uncompressed, &Cancel::new())
+                .unwrap();
+            assert_eq!(out, tar, "{compression:?} decompressed");
+            assert_eq!(w.diff_id, diff_id);
+            let mut out = Vec::new();
+            let w = layer
+                .write_to(&mut out, Encoding::KeepOrGzip, &Cancel::new())
+                .unwrap();
+            assert_eq!(w.diff_id, diff_id);
+            assert_eq!(w.digest, Digest::of(&out));
+            assert_ne!(
+                w.compression,
+                Compression::None,
+                "{compression:?} is compressed for registries"
+            );
+            if compression != Compression::None {
+                assert_eq!(&out, bytes, "{compression:?} kept as it is");
+            }
+        }
+    }
+
+    #[test]
+    fn a_wrong_diff_id_or_digest_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let tar = sample_tar();
+        let layer = blob(
+            dir.path(),
+            &tar,
+            Compression::None,
+            Some(Digest::of(b"other")),
+        );
+        let err = layer
+            .write_to(&mut Vec::new(), Encoding::Uncompressed, &Cancel::new())
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::DigestMismatch {
+                    what: "diff_id",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // A blob whose bytes changed after its digest was taken.
+        let layer = blob(dir.path(), &tar, Compression::None, None);
+        std::fs::write(
+            dir.path().join("blob"),
+            tar.iter().map(|b| b ^ 1).collect::<Vec<_>>(),
+        )
+        .unwrap();
+        let err = layer
+            .write_to(&mut Vec::new(), Encoding::Uncompressed, &Cancel::new())
+            .unwrap_err();
+        assert!(
+            matches!(err, Error::DigestMismatch { what: "digest", .. }),
+            "{err}"
+        );
     }
 }
