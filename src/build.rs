@@ -23,7 +23,8 @@ use crate::conda::{channel, install, solve};
 use crate::image::layer_tar::Entry;
 use crate::image::{Cancel, History, Image, Layer, Platform};
 use crate::reporter::{NoReporter, Reporter, Stage};
-use crate::transport::{self, Location, LocationError};
+use crate::transport::registry::{BlobCache, RegistryOptions};
+use crate::transport::{self, Location, LocationError, Remote};
 
 /// What can go wrong building an image.
 #[derive(Debug, thiserror::Error)]
@@ -104,6 +105,7 @@ pub struct Builder {
     source_date_epoch: Option<u64>,
     cancel: Cancel,
     reporter: Arc<dyn Reporter>,
+    base_options: Option<RegistryOptions>,
 }
 
 impl Builder {
@@ -122,6 +124,7 @@ impl Builder {
                 .and_then(|v| v.trim().parse().ok()),
             cancel: Cancel::new(),
             reporter: Arc::new(NoReporter),
+            base_options: None,
         }
     }
 
@@ -168,6 +171,22 @@ impl Builder {
         self
     }
 
+    /// How to reach the base image's registry (credentials, `--insecure`). By default, plain
+    /// HTTP only on loopback and credentials looked up as Docker does.
+    pub fn with_base_registry(mut self, options: RegistryOptions) -> Self {
+        self.base_options = Some(options);
+        self
+    }
+
+    /// The blob cache for registry images: `<cache dir>/oci-v1` when a cache dir was given,
+    /// else the default [`BlobCache::default_dir`].
+    pub fn blob_cache(&self) -> BlobCache {
+        match &self.cache_dir {
+            Some(d) => BlobCache::new(d.join("oci-v1")),
+            None => BlobCache::new(BlobCache::default_dir()),
+        }
+    }
+
     /// A flag that stops the build when set.
     pub fn with_cancel(mut self, cancel: Cancel) -> Self {
         self.cancel = cancel;
@@ -204,10 +223,16 @@ impl Builder {
         let reporter = self.reporter.as_ref();
         reporter.stage_started(Stage::ReadBase, &self.base);
         let base_location = Location::parse_source(&self.base)?;
-        let base = transport::read(&base_location, &platform).map_err(|source| Error::Base {
-            base: self.base.clone(),
-            source,
-        })?;
+        let remote = Remote {
+            options: self.base_options.clone().unwrap_or_default(),
+            cache: self.blob_cache(),
+        };
+        let base = transport::read(&base_location, &platform, &remote, &self.cancel)
+            .await
+            .map_err(|source| Error::Base {
+                base: self.base.clone(),
+                source,
+            })?;
         if base_location != Location::Scratch && !platform.matches(&base.platform()) {
             return Err(Error::BasePlatform {
                 base: self.base.clone(),

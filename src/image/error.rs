@@ -27,10 +27,10 @@ pub enum Error {
         reason: String,
     },
     /// The requested image or tag is not in the source.
-    #[error("no image `{wanted}` in `{}`; it holds: {available}", path.display())]
+    #[error("no image `{wanted}` in `{location}`; it holds: {available}")]
     NotFound {
-        /// The archive or directory that was searched.
-        path: PathBuf,
+        /// The archive, directory or repository that was searched.
+        location: String,
         /// The name, tag or platform asked for.
         wanted: String,
         /// What the source offers instead.
@@ -55,6 +55,24 @@ pub enum Error {
         path: PathBuf,
         /// Why not.
         reason: String,
+    },
+    /// The registry refused the credentials, or needs some.
+    #[error("registry `{registry}` refused access ({status}): {hint}")]
+    Unauthorized {
+        /// The registry host.
+        registry: String,
+        /// The HTTP status (401 or 403).
+        status: u16,
+        /// Which credentials were tried, or where they were looked for.
+        hint: String,
+    },
+    /// The registry could not be reached or answered something unexpected.
+    #[error("registry `{registry}`: {message}")]
+    Registry {
+        /// The registry host.
+        registry: String,
+        /// What went wrong.
+        message: String,
     },
     /// The operation is not supported (yet).
     #[error("{0}")]

@@ -10,6 +10,7 @@ use super::cancel::Cancel;
 use super::digest::{Digest, HashingReader, HashingWriter};
 use super::error::{Error, Result};
 use super::layer_tar::{Entry, write_layer_tar};
+use super::reference::Reference;
 
 /// How a blob's bytes are compressed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -120,6 +121,7 @@ pub struct Layer {
     source: LayerSource,
     diff_id: Option<Digest>,
     description: String,
+    origin: Option<Reference>,
 }
 
 /// The result of writing one layer.
@@ -155,6 +157,7 @@ impl Layer {
             source: source_blob,
             diff_id,
             description: description.into(),
+            origin: None,
         }
     }
 
@@ -164,12 +167,25 @@ impl Layer {
             source: LayerSource::Tar(source),
             diff_id: None,
             description: description.into(),
+            origin: None,
         }
     }
 
     /// A layer of the given entries, all with `mtime`.
     pub fn from_entries(entries: Vec<Entry>, mtime: u64, description: impl Into<String>) -> Self {
         Self::from_tar_source(Arc::new(EntriesLayer { entries, mtime }), description)
+    }
+
+    /// This layer as pulled from the repository `origin`, so a push to the same registry can
+    /// mount it instead of uploading it.
+    pub fn with_origin(mut self, origin: Reference) -> Self {
+        self.origin = Some(origin);
+        self
+    }
+
+    /// The repository the layer was pulled from, if any.
+    pub fn origin(&self) -> Option<&Reference> {
+        self.origin.as_ref()
     }
 
     /// The uncompressed digest, when known before writing.

@@ -227,7 +227,7 @@ fn select<'a>(
         None if manifest.len() == 1 => Ok(&manifest[0]),
         None if manifest.is_empty() => Err(Error::invalid(path, "manifest.json lists no image")),
         None => Err(Error::NotFound {
-            path: path.to_path_buf(),
+            location: path.display().to_string(),
             wanted: "a single image (the archive holds several: add `:NAME:TAG`)".into(),
             available: available(),
         }),
@@ -242,7 +242,7 @@ fn select<'a>(
                     })
                 })
                 .ok_or_else(|| Error::NotFound {
-                    path: path.to_path_buf(),
+                    location: path.display().to_string(),
                     wanted: wanted.to_string(),
                     available: available(),
                 })
@@ -437,6 +437,7 @@ pub fn write(
         config_digest,
         manifest_digest: Some(manifest_digest),
         layers: written_layers,
+        push: None,
     })
 }
 

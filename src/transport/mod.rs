@@ -1,11 +1,13 @@
 //! Transports: where images are read from and written to.
 //!
 //! One module per format, each with its reader and writer side by side:
-//! [`docker_archive`] (`docker save` tarballs) and [`oci_layout`] (OCI image layout directories).
+//! [`docker_archive`] (`docker save` tarballs), [`oci_layout`] (OCI image layout directories)
+//! and [`registry`] (pull and push).
 //! [`Location`] parses the `transport:path` strings the command line takes.
 
 pub mod docker_archive;
 pub mod oci_layout;
+pub mod registry;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -191,10 +193,7 @@ impl Location {
                 }
                 parent_ok(dir)
             }
-            Location::Registry(reference) => Err(Error::Unsupported(format!(
-                "cannot push to `{reference}`: pushing to a registry is not supported yet; \
-                 write `-o oci:DIR` and push it with `skopeo copy`"
-            ))),
+            Location::Registry(_) => Ok(()),
             Location::Scratch => fail(
                 std::path::Path::new("scratch"),
                 "`scratch` is not an output",
@@ -226,33 +225,57 @@ pub struct WrittenImage {
     pub manifest_digest: Option<Digest>,
     /// Each layer as written, bottom first.
     pub layers: Vec<WrittenLayer>,
+    /// What a push to a registry transferred.
+    pub push: Option<registry::PushStats>,
 }
 
-/// Reads the image at `location`; an index is resolved to the entry for `platform`.
-pub fn read(
-    location: &Location,
-    platform: &crate::image::Platform,
-) -> crate::image::Result<crate::image::Image> {
-    use crate::image::{Error, Image};
-    match location {
-        Location::Scratch => Ok(Image::scratch(platform)),
-        Location::DockerArchive { path, reference } => {
-            docker_archive::read(path, reference.as_deref())
+/// Registry settings and the blob cache, for locations that are registries.
+#[derive(Clone, Debug)]
+pub struct Remote {
+    /// How to reach and authenticate to the registry.
+    pub options: registry::RegistryOptions,
+    /// Where pulled and pushed blobs are kept.
+    pub cache: registry::BlobCache,
+}
+
+impl Default for Remote {
+    fn default() -> Self {
+        Self {
+            options: registry::RegistryOptions::default(),
+            cache: registry::BlobCache::new(registry::BlobCache::default_dir()),
         }
-        Location::OciLayout { dir, tag } => oci_layout::read(dir, tag.as_deref(), platform),
-        Location::Registry(reference) => Err(Error::Unsupported(format!(
-            "`{reference}` is a registry image, and pulling from registries is not supported yet: \
-             save it with `docker save` or `skopeo copy` and pass `-b docker-archive:PATH` or \
-             `-b oci:DIR`, or use `-b scratch`"
-        ))),
     }
 }
 
-/// Writes `image` to `location`, tagged with `tags` (an OCI layout uses its own `:TAG`, or the first tag's).
-pub fn write(
+/// Reads the image at `location`; an index is resolved to the entry for `platform`.
+pub async fn read(
+    location: &Location,
+    platform: &crate::image::Platform,
+    remote: &Remote,
+    cancel: &crate::image::Cancel,
+) -> crate::image::Result<crate::image::Image> {
+    use crate::image::Image;
+    match location {
+        Location::Scratch => Ok(Image::scratch(platform)),
+        Location::DockerArchive { path, reference } => {
+            registry::blocking(|| docker_archive::read(path, reference.as_deref()))
+        }
+        Location::OciLayout { dir, tag } => {
+            registry::blocking(|| oci_layout::read(dir, tag.as_deref(), platform))
+        }
+        Location::Registry(reference) => {
+            registry::pull(reference, platform, &remote.options, &remote.cache, cancel).await
+        }
+    }
+}
+
+/// Writes `image` to `location`, tagged with `tags` (an OCI layout uses its own `:TAG`, or the
+/// first tag's; a registry its reference's).
+pub async fn write(
     image: &crate::image::Image,
     location: &Location,
     tags: &[Reference],
+    remote: &Remote,
     cancel: &crate::image::Cancel,
     reporter: &dyn crate::reporter::Reporter,
 ) -> crate::image::Result<WrittenImage> {
@@ -267,18 +290,27 @@ pub fn write(
                 })?;
                 tags.insert(0, r);
             }
-            docker_archive::write(image, &tags, path, cancel, reporter)
+            registry::blocking(|| docker_archive::write(image, &tags, path, cancel, reporter))
         }
         Location::OciLayout { dir, tag } => {
             let tag = tag
                 .clone()
                 .or_else(|| tags.first().map(|t| t.tag_or_latest().to_string()));
-            oci_layout::write(image, dir, tag.as_deref(), cancel, reporter)
+            registry::blocking(|| oci_layout::write(image, dir, tag.as_deref(), cancel, reporter))
         }
-        Location::Registry(reference) => Err(Error::Unsupported(format!(
-            "cannot push to `{reference}`: pushing to a registry is not supported yet; \
-             write `-o oci:DIR` and push it with `skopeo copy`"
-        ))),
+        Location::Registry(reference) => {
+            let (mut written, stats) = registry::push(
+                image,
+                reference,
+                &remote.options,
+                &remote.cache,
+                cancel,
+                reporter,
+            )
+            .await?;
+            written.push = Some(stats);
+            Ok(written)
+        }
         Location::Scratch => Err(Error::Output {
             path: "scratch".into(),
             reason: "`scratch` is not an output".into(),

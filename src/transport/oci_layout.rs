@@ -178,7 +178,7 @@ pub fn read(dir: &Path, tag: Option<&str>, platform: &Platform) -> Result<Image>
         [one] => (*one).clone(),
         [] => {
             return Err(Error::NotFound {
-                path: dir.to_path_buf(),
+                location: dir.display().to_string(),
                 wanted: tag.unwrap_or("an image").to_string(),
                 available: available(),
             });
@@ -194,7 +194,7 @@ pub fn read(dir: &Path, tag: Option<&str>, platform: &Platform) -> Result<Image>
                 Some(d) => (*d).clone(),
                 None => {
                     return Err(Error::NotFound {
-                        path: dir.to_path_buf(),
+                        location: dir.display().to_string(),
                         wanted: format!(
                             "a single image (the layout holds several: add `:TAG`) for {platform}"
                         ),
@@ -219,7 +219,7 @@ pub fn read(dir: &Path, tag: Option<&str>, platform: &Platform) -> Result<Image>
             })
             .cloned()
             .ok_or_else(|| Error::NotFound {
-                path: dir.to_path_buf(),
+                location: dir.display().to_string(),
                 wanted: format!("platform {platform}"),
                 available: nested
                     .manifests
@@ -410,5 +410,6 @@ fn write_inner(
         config_digest,
         manifest_digest: Some(manifest_digest),
         layers: written_layers,
+        push: None,
     })
 }

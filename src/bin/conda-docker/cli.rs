@@ -22,6 +22,27 @@ pub struct Cli {
 pub enum Command {
     /// Build an image holding a conda environment solved from package specs.
     Build(BuildArgs),
+    /// Store credentials for a registry where `docker login` would.
+    Login(LoginArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The registry host, e.g. `ghcr.io` or `localhost:5000` (default: Docker Hub).
+    #[arg(default_value = "docker.io")]
+    pub registry: String,
+    /// User name.
+    #[arg(short, long)]
+    pub username: String,
+    /// Password (prefer --password-stdin: a password on the command line shows in `ps`).
+    #[arg(short, long, conflicts_with = "password_stdin")]
+    pub password: Option<String>,
+    /// Read the password from standard input.
+    #[arg(long)]
+    pub password_stdin: bool,
+    /// Allow plain HTTP for a registry that is not on loopback.
+    #[arg(long)]
+    pub insecure: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -58,7 +79,8 @@ pub struct BuildArgs {
         default_value = "conda-docker:latest"
     )]
     pub images: Vec<String>,
-    /// Output (repeatable): a path writes a docker-archive; `oci:DIR[:TAG]` an OCI image layout.
+    /// Output (repeatable): a path writes a docker-archive, `oci:DIR[:TAG]` an OCI image layout,
+    /// `docker://REGISTRY/REPO:TAG` pushes to a registry.
     #[arg(short, long = "output", value_name = "OUTPUT", required = true)]
     pub outputs: Vec<String>,
     /// Where the environment lives inside the image.
@@ -70,4 +92,23 @@ pub struct BuildArgs {
     /// The package cache (default: rattler's shared cache, as used by pixi).
     #[arg(long, env = "CONDA_DOCKER_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// Credentials for the registries written to (`-o docker://...`), as USER:PASS.
+    #[arg(
+        long,
+        value_name = "USER:PASS",
+        env = "CONDA_DOCKER_CREDS",
+        hide_env_values = true
+    )]
+    pub creds: Option<String>,
+    /// Credentials for the base image's registry, as USER:PASS.
+    #[arg(
+        long,
+        value_name = "USER:PASS",
+        env = "CONDA_DOCKER_BASE_CREDS",
+        hide_env_values = true
+    )]
+    pub base_creds: Option<String>,
+    /// Allow plain HTTP to registries that are not on loopback.
+    #[arg(long)]
+    pub insecure: bool,
 }

@@ -9,7 +9,8 @@ use conda_docker::build::Builder;
 use conda_docker::conda::plan::LayeringStrategy;
 use conda_docker::image::{Cancel, Reference};
 use conda_docker::reporter::Reporter;
-use conda_docker::transport::{self, Location};
+use conda_docker::transport::registry::{Credential, RegistryOptions, auth};
+use conda_docker::transport::{self, Location, Remote};
 
 use crate::cli::{BuildArgs, Cli, Command, Layering};
 use crate::progress::Progress;
@@ -42,6 +43,7 @@ pub fn run(cli: Cli) -> ExitCode {
         };
         let r = match cli.command {
             Command::Build(args) => build(args, cancel.clone(), progress.clone()).await,
+            Command::Login(args) => login(args).await,
         };
         watcher.abort();
         r
@@ -115,40 +117,97 @@ async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progress>) -> Resu
     let builder = match args.cache_dir {
         Some(dir) => builder.with_cache_dir(dir),
         None => builder,
-    };
+    }
+    .with_base_registry(RegistryOptions {
+        insecure: args.insecure,
+        credential: parse_creds(args.base_creds.as_deref(), "--base-creds")?,
+    });
+    let blob_cache = builder.blob_cache();
     let built = tokio::select! {
         built = builder.build() => built?,
         () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
     };
-    let built = Arc::new(built);
+    let remote = Remote {
+        options: RegistryOptions {
+            insecure: args.insecure,
+            credential: parse_creds(args.creds.as_deref(), "--creds")?,
+        },
+        cache: blob_cache,
+    };
     for output in outputs {
-        let (built2, tags2, cancel2, reporter2, output2) = (
-            built.clone(),
-            tags.clone(),
-            cancel.clone(),
-            reporter.clone(),
-            output.clone(),
-        );
-        let written = tokio::task::spawn_blocking(move || {
-            transport::write(
-                built2.image(),
-                &output2,
-                &tags2,
-                &cancel2,
-                reporter2.as_ref(),
-            )
-        })
-        .await
-        .context("the writer stopped")?
+        let written = tokio::select! {
+            w = transport::write(built.image(), &output, &tags, &remote, &cancel, reporter.as_ref()) => w,
+            () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+        }
         .with_context(|| format!("writing {output}"))?;
         let size: u64 = written.layers.iter().map(|l| l.size).sum();
-        progress.note(&format!(
-            "wrote {output}: {} layers, {}, image ID {}",
+        let summary = format!(
+            "{} layers, {}, image ID {}",
             written.layers.len(),
             crate::progress::human_bytes(size),
             written.config_digest
-        ));
-        println!("{}", written.config_digest);
+        );
+        match (&output, &written.push, &written.manifest_digest) {
+            (Location::Registry(reference), Some(stats), Some(digest)) => {
+                progress.note(&format!(
+                    "pushed {reference}: {summary}; {} blobs uploaded, {} already there, {} mounted",
+                    stats.uploaded, stats.skipped, stats.mounted
+                ));
+                println!("{}@{digest}", reference.familiar_tagged());
+            }
+            _ => {
+                progress.note(&format!("wrote {output}: {summary}"));
+                println!("{}", written.config_digest);
+            }
+        }
     }
+    Ok(())
+}
+
+fn parse_creds(value: Option<&str>, flag: &str) -> Result<Option<Credential>> {
+    value
+        .map(|v| Credential::from_user_pass(v).with_context(|| format!("{flag} takes USER:PASS")))
+        .transpose()
+}
+
+async fn login(args: crate::cli::LoginArgs) -> Result<()> {
+    let password = match (args.password, args.password_stdin) {
+        (Some(p), _) => p,
+        (None, true) => {
+            let mut line = String::new();
+            std::io::stdin()
+                .read_line(&mut line)
+                .context("reading the password from stdin")?;
+            line.trim_end_matches(['\n', '\r']).to_string()
+        }
+        (None, false) => anyhow::bail!("give the password with --password-stdin (or --password)"),
+    };
+    let registry = match args.registry.as_str() {
+        "index.docker.io" | "registry-1.docker.io" | "https://index.docker.io/v1/" => {
+            "docker.io".to_string()
+        }
+        other => other
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string(),
+    };
+    let credential = Credential::Basic {
+        username: args.username.clone(),
+        password: password.clone(),
+    };
+    let client = transport::registry::Client::new(
+        &registry,
+        &RegistryOptions {
+            insecure: args.insecure,
+            credential: Some(credential),
+        },
+    )?;
+    client.check_login().await?;
+    let stored = auth::store(&registry, &args.username, &password).map_err(anyhow::Error::msg)?;
+    eprintln!(
+        "Login Succeeded (credentials stored in {})",
+        stored.display()
+    );
     Ok(())
 }

@@ -1,0 +1,354 @@
+//! Registry credentials, found where Docker and podman keep them.
+//!
+//! Looked up in order: explicit credentials (`--creds`), the environment
+//! (`CONDA_DOCKER_REGISTRY_USERNAME`/`_PASSWORD`), podman's `auth.json` (`$REGISTRY_AUTH_FILE`,
+//! `$XDG_RUNTIME_DIR/containers/auth.json`), then Docker's `config.json` (`$DOCKER_CONFIG` or
+//! `~/.docker`): `credHelpers`, `auths`, `credsStore`. Both files share one format, so one parser
+//! reads them (the `docker_credential` crate reads only Docker's).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+
+/// A credential for one registry.
+#[derive(Clone, PartialEq, Eq)]
+pub enum Credential {
+    /// A user name and password (or personal access token).
+    Basic {
+        /// The user name.
+        username: String,
+        /// The password; never printed.
+        password: String,
+    },
+    /// An identity (refresh) token, exchanged for access tokens.
+    IdentityToken(String),
+}
+
+impl fmt::Debug for Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Basic { username, .. } => write!(f, "Basic({username}, <redacted>)"),
+            Self::IdentityToken(_) => write!(f, "IdentityToken(<redacted>)"),
+        }
+    }
+}
+
+impl Credential {
+    /// Parses `USER:PASS` as given to `--creds`.
+    pub fn from_user_pass(s: &str) -> Option<Self> {
+        let (username, password) = s.split_once(':')?;
+        Some(Self::Basic {
+            username: username.to_string(),
+            password: password.to_string(),
+        })
+    }
+}
+
+/// Where a credential came from, for messages (never the secret itself).
+pub type Source = String;
+
+/// The `auths` file format shared by Docker's config.json and podman's auth.json.
+#[derive(Debug, Default, Serialize, Deserialize)]
+pub struct AuthFile {
+    /// Per-registry entries.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub auths: BTreeMap<String, AuthEntry>,
+    /// A credential helper for every registry.
+    #[serde(
+        default,
+        rename = "credsStore",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub creds_store: Option<String>,
+    /// Credential helpers per registry.
+    #[serde(
+        default,
+        rename = "credHelpers",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
+    pub cred_helpers: BTreeMap<String, String>,
+    /// Everything else in the file, kept when we write it back.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// One `auths` entry.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+pub struct AuthEntry {
+    /// base64 of `user:password`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<String>,
+    /// An identity token.
+    #[serde(
+        default,
+        rename = "identitytoken",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub identity_token: Option<String>,
+    /// Plain user name (older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// Plain password (older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Everything else.
+    #[serde(flatten)]
+    pub other: BTreeMap<String, serde_json::Value>,
+}
+
+/// The keys a registry may appear under in an auth file (Docker Hub has its legacy URL).
+fn keys_for(registry: &str) -> Vec<String> {
+    if registry == "docker.io" {
+        vec![
+            "https://index.docker.io/v1/".into(),
+            "index.docker.io".into(),
+            "docker.io".into(),
+            "registry-1.docker.io".into(),
+        ]
+    } else {
+        vec![
+            registry.to_string(),
+            format!("https://{registry}"),
+            format!("http://{registry}"),
+            format!("https://{registry}/v1/"),
+            format!("https://{registry}/v2/"),
+        ]
+    }
+}
+
+/// The key `docker login` writes for a registry.
+pub fn login_key(registry: &str) -> String {
+    if registry == "docker.io" {
+        "https://index.docker.io/v1/".into()
+    } else {
+        registry.to_string()
+    }
+}
+
+/// Docker's config.json path: `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`.
+pub fn docker_config_path() -> Option<PathBuf> {
+    match std::env::var_os("DOCKER_CONFIG") {
+        Some(dir) => Some(PathBuf::from(dir).join("config.json")),
+        None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json")),
+    }
+}
+
+/// podman's auth files: `$REGISTRY_AUTH_FILE`, then `$XDG_RUNTIME_DIR/containers/auth.json`.
+fn podman_auth_paths() -> Vec<PathBuf> {
+    let mut paths = Vec::new();
+    if let Some(p) = std::env::var_os("REGISTRY_AUTH_FILE") {
+        paths.push(PathBuf::from(p));
+    }
+    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
+        paths.push(PathBuf::from(dir).join("containers/auth.json"));
+    }
+    paths
+}
+
+/// Reads an auth file; a missing file is empty.
+pub fn read_auth_file(path: &Path) -> Result<AuthFile, String> {
+    match std::fs::read(path) {
+        Ok(bytes) => {
+            serde_json::from_slice(&bytes).map_err(|e| format!("`{}`: {e}", path.display()))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AuthFile::default()),
+        Err(e) => Err(format!("`{}`: {e}", path.display())),
+    }
+}
+
+fn decode_entry(entry: &AuthEntry) -> Option<Credential> {
+    if let Some(token) = entry.identity_token.as_ref().filter(|t| !t.is_empty()) {
+        return Some(Credential::IdentityToken(token.clone()));
+    }
+    if let Some(auth) = entry.auth.as_ref().filter(|a| !a.is_empty()) {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(auth.trim())
+            .ok()?;
+        return Credential::from_user_pass(&String::from_utf8(decoded).ok()?);
+    }
+    Some(Credential::Basic {
+        username: entry.username.clone()?,
+        password: entry.password.clone()?,
+    })
+}
+
+/// Runs `docker-credential-HELPER get` for `server`.
+fn from_helper(helper: &str, server: &str) -> Result<Option<Credential>, String> {
+    let program = format!("docker-credential-{helper}");
+    let mut child = Command::new(&program)
+        .arg("get")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running `{program}`: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        let _ = stdin.write_all(server.as_bytes());
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(|e| format!("running `{program}`: {e}"))?;
+    if !out.status.success() {
+        // Helpers answer "credentials not found" with a non-zero exit: not an error for us.
+        return Ok(None);
+    }
+    #[derive(Deserialize)]
+    struct HelperAnswer {
+        #[serde(rename = "Username")]
+        username: String,
+        #[serde(rename = "Secret")]
+        secret: String,
+    }
+    let answer: HelperAnswer = serde_json::from_slice(&out.stdout)
+        .map_err(|e| format!("`{program}` answered something other than JSON: {e}"))?;
+    Ok(Some(if answer.username == "<token>" {
+        Credential::IdentityToken(answer.secret)
+    } else {
+        Credential::Basic {
+            username: answer.username,
+            password: answer.secret,
+        }
+    }))
+}
+
+/// Looks up the credential for `registry` in one auth file.
+fn from_file(path: &Path, registry: &str) -> Result<Option<Credential>, String> {
+    let file = read_auth_file(path)?;
+    let keys = keys_for(registry);
+    for key in &keys {
+        if let Some(helper) = file.cred_helpers.get(key) {
+            return from_helper(helper, key);
+        }
+    }
+    for key in &keys {
+        if let Some(entry) = file.auths.get(key)
+            && let Some(c) = decode_entry(entry)
+        {
+            return Ok(Some(c));
+        }
+    }
+    if let Some(store) = &file.creds_store {
+        return from_helper(store, &login_key(registry));
+    }
+    Ok(None)
+}
+
+/// Finds a credential for `registry`; returns it (if any) and the places searched.
+pub fn lookup(
+    registry: &str,
+    explicit: Option<&Credential>,
+) -> (Option<(Credential, Source)>, Vec<String>) {
+    let mut searched = Vec::new();
+    if let Some(c) = explicit {
+        return (Some((c.clone(), "--creds".into())), searched);
+    }
+    searched.push("CONDA_DOCKER_REGISTRY_USERNAME/PASSWORD".into());
+    if let (Ok(u), Ok(p)) = (
+        std::env::var("CONDA_DOCKER_REGISTRY_USERNAME"),
+        std::env::var("CONDA_DOCKER_REGISTRY_PASSWORD"),
+    ) {
+        return (
+            Some((
+                Credential::Basic {
+                    username: u,
+                    password: p,
+                },
+                "the environment".into(),
+            )),
+            searched,
+        );
+    }
+    let files = podman_auth_paths().into_iter().chain(docker_config_path());
+    for path in files {
+        searched.push(path.display().to_string());
+        match from_file(&path, registry) {
+            Ok(Some(c)) => return (Some((c, path.display().to_string())), searched),
+            Ok(None) => {}
+            Err(e) => tracing::warn!("ignoring credentials: {e}"),
+        }
+    }
+    (None, searched)
+}
+
+/// Stores `credential` for `registry` in Docker's config.json, as `docker login` does.
+pub fn store(registry: &str, username: &str, password: &str) -> Result<PathBuf, String> {
+    let path = docker_config_path().ok_or("no home directory: set DOCKER_CONFIG")?;
+    let mut file = read_auth_file(&path)?;
+    let key = login_key(registry);
+    if let Some(helper) = file.cred_helpers.get(&key).or(file.creds_store.as_ref()) {
+        let program = format!("docker-credential-{helper}");
+        let payload =
+            serde_json::json!({"ServerURL": key, "Username": username, "Secret": password});
+        let mut child = Command::new(&program)
+            .arg("store")
+            .stdin(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("running `{program}`: {e}"))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin
+                .write_all(payload.to_string().as_bytes())
+                .map_err(|e| e.to_string())?;
+        }
+        let status = child.wait().map_err(|e| e.to_string())?;
+        return if status.success() {
+            Ok(PathBuf::from(program))
+        } else {
+            Err(format!("`{program} store` failed ({status})"))
+        };
+    }
+    let entry = file.auths.entry(key).or_default();
+    entry.auth =
+        Some(base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")));
+    entry.identity_token = None;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("`{}`: {e}", dir.display()))?;
+    }
+    let mut bytes = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
+    bytes.push(b'\n');
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
+    temp.write_all(&bytes).map_err(|e| e.to_string())?;
+    std::fs::set_permissions(
+        temp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .map_err(|e| e.to_string())?;
+    temp.persist(&path)
+        .map_err(|e| format!("`{}`: {}", path.display(), e.error))?;
+    Ok(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_auths_entries_and_hub_aliases() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.json");
+        let auth = base64::engine::general_purpose::STANDARD.encode("alice:s3cret");
+        std::fs::write(
+            &path,
+            format!(r#"{{"auths":{{"https://index.docker.io/v1/":{{"auth":"{auth}"}},"127.0.0.1:5000":{{"identitytoken":"tok"}}}}}}"#),
+        )
+        .unwrap();
+        assert_eq!(
+            from_file(&path, "docker.io").unwrap(),
+            Some(Credential::Basic {
+                username: "alice".into(),
+                password: "s3cret".into()
+            })
+        );
+        assert_eq!(
+            from_file(&path, "127.0.0.1:5000").unwrap(),
+            Some(Credential::IdentityToken("tok".into()))
+        );
+        assert_eq!(from_file(&path, "ghcr.io").unwrap(), None);
+        assert!(!format!("{:?}", from_file(&path, "docker.io").unwrap()).contains("s3cret"));
+    }
+}

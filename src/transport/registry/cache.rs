@@ -1,0 +1,84 @@
+//! A content-addressed store of pulled and pushed blobs, so a second build transfers nothing.
+//!
+//! `blobs/sha256/<hex>` and `manifests/sha256/<hex>` under one directory. A blob enters the store
+//! only after its bytes were hashed and matched its digest (temporary file, then rename), so
+//! every file in it can be trusted by name.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::image::{Digest, Error, Result};
+
+/// The blob store.
+#[derive(Clone, Debug)]
+pub struct BlobCache {
+    dir: PathBuf,
+}
+
+impl BlobCache {
+    /// A store rooted at `dir` (created on first write).
+    pub fn new(dir: impl Into<PathBuf>) -> Self {
+        Self { dir: dir.into() }
+    }
+
+    /// The default store: `$XDG_CACHE_HOME/conda-docker/oci-v1` (or `~/.cache/...`).
+    pub fn default_dir() -> PathBuf {
+        let base = std::env::var_os("XDG_CACHE_HOME")
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+            .unwrap_or_else(std::env::temp_dir);
+        base.join("conda-docker").join("oci-v1")
+    }
+
+    fn bucket(&self, kind: &str) -> PathBuf {
+        self.dir.join(kind).join("sha256")
+    }
+
+    /// Where the blob with `digest` is (or would be) stored.
+    pub fn blob_path(&self, digest: &Digest) -> PathBuf {
+        self.bucket("blobs").join(digest.hex())
+    }
+
+    /// The stored manifest with `digest`, if any.
+    pub fn manifest(&self, digest: &Digest) -> Option<Vec<u8>> {
+        std::fs::read(self.bucket("manifests").join(digest.hex())).ok()
+    }
+
+    /// Stores manifest bytes under their digest.
+    pub fn put_manifest(&self, bytes: &[u8]) -> Result<Digest> {
+        let digest = Digest::of(bytes);
+        let dir = self.bucket("manifests");
+        let path = dir.join(digest.hex());
+        if !path.exists() {
+            let mut temp = self.temp_in(&dir)?;
+            temp.write_all(bytes).map_err(Error::io("writing", &path))?;
+            persist(temp, &path)?;
+        }
+        Ok(digest)
+    }
+
+    /// A temporary file in the blob bucket, to be [`BlobCache::commit`]ted.
+    pub fn temp_blob(&self) -> Result<tempfile::NamedTempFile> {
+        self.temp_in(&self.bucket("blobs"))
+    }
+
+    fn temp_in(&self, dir: &Path) -> Result<tempfile::NamedTempFile> {
+        std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
+        tempfile::NamedTempFile::new_in(dir).map_err(Error::io("writing in", dir))
+    }
+
+    /// Moves a fully written and verified temporary file into the store as `digest`.
+    pub fn commit(&self, temp: tempfile::NamedTempFile, digest: &Digest) -> Result<PathBuf> {
+        let path = self.blob_path(digest);
+        if !path.exists() {
+            persist(temp, &path)?;
+        }
+        Ok(path)
+    }
+}
+
+fn persist(temp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+    temp.persist(path)
+        .map_err(|e| Error::io("writing", path)(e.error))?;
+    Ok(())
+}

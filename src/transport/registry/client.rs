@@ -1,0 +1,393 @@
+//! The registry HTTP layer: plain HTTP or TLS, the auth challenge (Basic or bearer tokens with
+//! the right scopes, including identity tokens), and retries of transient failures.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::{Method, RequestBuilder, Response, StatusCode};
+use tokio::sync::Mutex;
+
+use super::auth::{self, Credential};
+use crate::image::Error;
+
+/// How to reach a registry.
+#[derive(Clone, Debug, Default)]
+pub struct RegistryOptions {
+    /// Allow plain HTTP (and skip nothing else) for a registry that is not on loopback.
+    pub insecure: bool,
+    /// Credentials given explicitly; otherwise they are looked up as Docker does.
+    pub credential: Option<Credential>,
+}
+
+/// True for hosts that get plain HTTP without `--insecure` (loopback only).
+pub fn is_loopback(registry: &str) -> bool {
+    let host = registry
+        .strip_prefix('[')
+        .and_then(|r| r.split_once(']'))
+        .map(|(h, _)| h)
+        .unwrap_or_else(|| registry.rsplit_once(':').map_or(registry, |(h, _)| h));
+    host == "localhost" || host == "::1" || host.starts_with("127.")
+}
+
+/// The host that serves Docker Hub's API.
+fn api_host(registry: &str) -> &str {
+    if registry == "docker.io" {
+        "registry-1.docker.io"
+    } else {
+        registry
+    }
+}
+
+#[derive(Clone, Debug)]
+enum Challenge {
+    Basic,
+    Bearer {
+        realm: String,
+        service: Option<String>,
+    },
+}
+
+fn parse_challenge(header: &str) -> Option<Challenge> {
+    let (scheme, params) = header.trim().split_once(' ').unwrap_or((header.trim(), ""));
+    if scheme.eq_ignore_ascii_case("basic") {
+        return Some(Challenge::Basic);
+    }
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return None;
+    }
+    let mut map = HashMap::new();
+    let mut rest = params;
+    while let Some((key, after)) = rest.split_once('=') {
+        let key = key
+            .trim()
+            .trim_start_matches(',')
+            .trim()
+            .to_ascii_lowercase();
+        let (value, tail) = if let Some(q) = after.strip_prefix('"') {
+            let end = q.find('"').unwrap_or(q.len());
+            (&q[..end], q.get(end + 1..).unwrap_or(""))
+        } else {
+            let end = after.find(',').unwrap_or(after.len());
+            (&after[..end], &after[end..])
+        };
+        map.insert(key, value.to_string());
+        rest = tail;
+    }
+    Some(Challenge::Bearer {
+        realm: map.remove("realm")?,
+        service: map.remove("service"),
+    })
+}
+
+#[derive(Default)]
+struct AuthState {
+    challenge: Option<Challenge>,
+    tokens: HashMap<String, String>,
+}
+
+/// A connection to one registry.
+pub struct Client {
+    http: reqwest::Client,
+    registry: String,
+    base: String,
+    plain_http: bool,
+    credential: Option<(Credential, String)>,
+    searched: Vec<String>,
+    state: Mutex<AuthState>,
+}
+
+/// How many times a transient failure is retried.
+const RETRIES: u32 = 4;
+
+impl Client {
+    /// A client for `registry` (`host[:port]`), with credentials looked up as Docker does.
+    pub fn new(registry: &str, options: &RegistryOptions) -> Result<Self, Error> {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("conda-docker/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(15))
+            .read_timeout(Duration::from_secs(120))
+            .build()
+            .map_err(|e| Error::Registry {
+                registry: registry.to_string(),
+                message: format!("cannot set up HTTP: {e}"),
+            })?;
+        let plain_http = options.insecure || is_loopback(registry);
+        let scheme = if plain_http { "http" } else { "https" };
+        let (credential, searched) = auth::lookup(registry, options.credential.as_ref());
+        Ok(Self {
+            http,
+            registry: registry.to_string(),
+            base: format!("{scheme}://{}", api_host(registry)),
+            plain_http,
+            credential,
+            searched,
+            state: Mutex::new(AuthState::default()),
+        })
+    }
+
+    /// The registry host, as given.
+    pub fn registry(&self) -> &str {
+        &self.registry
+    }
+
+    /// The absolute URL for `path` (which starts with `/v2/`), or `path` if already absolute.
+    pub fn url(&self, path: &str) -> String {
+        if path.starts_with("http://") || path.starts_with("https://") {
+            path.to_string()
+        } else {
+            format!("{}{path}", self.base)
+        }
+    }
+
+    /// An error about this registry.
+    pub fn error(&self, message: impl Into<String>) -> Error {
+        Error::Registry {
+            registry: self.registry.clone(),
+            message: message.into(),
+        }
+    }
+
+    fn network_error(&self, e: &reqwest::Error) -> Error {
+        let mut chain = e.to_string();
+        let mut source = std::error::Error::source(e);
+        while let Some(s) = source {
+            chain.push_str(": ");
+            chain.push_str(&s.to_string());
+            source = s.source();
+        }
+        let hint = if !self.plain_http
+            && (chain.contains("corrupt message") || chain.contains("InvalidContentType"))
+        {
+            "; it seems to serve plain HTTP: pass --insecure if you trust it"
+        } else {
+            ""
+        };
+        self.error(format!("cannot reach it: {chain}{hint}"))
+    }
+
+    fn unauthorized(&self, status: StatusCode) -> Error {
+        let hint = match &self.credential {
+            Some((_, source)) => format!("the credentials from {source} were refused"),
+            None => format!(
+                "no credentials found (looked in --creds, {}); run `conda-docker login {}`",
+                self.searched.join(", "),
+                self.registry
+            ),
+        };
+        Error::Unauthorized {
+            registry: self.registry.clone(),
+            status: status.as_u16(),
+            hint,
+        }
+    }
+
+    /// Sends a request built by `build` with authorization for `scopes`, answering an auth
+    /// challenge once and retrying transient failures. Any status is returned to the caller
+    /// except 401/403, which become [`Error::Unauthorized`].
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        scopes: &[String],
+        build: impl Fn(RequestBuilder) -> RequestBuilder,
+    ) -> Result<Response, Error> {
+        let url = self.url(path);
+        let mut attempt = 0;
+        let mut answered_challenge = false;
+        loop {
+            let mut req = build(self.http.request(method.clone(), &url));
+            if let Some(value) = self.authorization(scopes).await {
+                req = req.header(AUTHORIZATION, value);
+            }
+            let result = req.send().await;
+            let transient = match &result {
+                Ok(r) => {
+                    r.status().is_server_error() || r.status() == StatusCode::TOO_MANY_REQUESTS
+                }
+                Err(e) => e.is_connect() || e.is_timeout() || e.is_request() || e.is_body(),
+            };
+            if transient && attempt < RETRIES {
+                attempt += 1;
+                let delay = Duration::from_millis(250 * 2u64.pow(attempt));
+                tracing::debug!("{method} {url}: transient failure, retry {attempt} in {delay:?}");
+                tokio::time::sleep(delay).await;
+                continue;
+            }
+            let response = result.map_err(|e| self.network_error(&e))?;
+            match response.status() {
+                StatusCode::UNAUTHORIZED if !answered_challenge => {
+                    answered_challenge = true;
+                    let challenge = response
+                        .headers()
+                        .get(WWW_AUTHENTICATE)
+                        .and_then(|h| h.to_str().ok())
+                        .and_then(parse_challenge)
+                        .ok_or_else(|| self.unauthorized(StatusCode::UNAUTHORIZED))?;
+                    let mut state = self.state.lock().await;
+                    state.challenge = Some(challenge);
+                    state.tokens.remove(&scopes.join(" "));
+                }
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    return Err(self.unauthorized(response.status()));
+                }
+                _ => return Ok(response),
+            }
+        }
+    }
+
+    /// Checks that the registry accepts this client's credentials (`docker login`'s check).
+    pub async fn check_login(&self) -> Result<(), Error> {
+        let response = self.send(Method::GET, "/v2/", &[], |r| r).await?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(self.error(format!("GET /v2/ answered {}", response.status())))
+        }
+    }
+
+    /// The Authorization header for `scopes`, fetching a bearer token when needed.
+    async fn authorization(&self, scopes: &[String]) -> Option<HeaderValue> {
+        let mut state = self.state.lock().await;
+        match state.challenge.clone()? {
+            Challenge::Basic => match &self.credential {
+                Some((Credential::Basic { username, password }, _)) => basic(username, password),
+                _ => None,
+            },
+            Challenge::Bearer { realm, service } => {
+                let key = scopes.join(" ");
+                if let Some(token) = state.tokens.get(&key) {
+                    return HeaderValue::from_str(&format!("Bearer {token}")).ok();
+                }
+                match self.fetch_token(&realm, service.as_deref(), scopes).await {
+                    Ok(token) => {
+                        let value = HeaderValue::from_str(&format!("Bearer {token}")).ok();
+                        state.tokens.insert(key, token);
+                        value
+                    }
+                    Err(e) => {
+                        tracing::debug!("token request to {realm} failed: {e}");
+                        None
+                    }
+                }
+            }
+        }
+    }
+
+    /// Asks the token server for a token covering `scopes`.
+    async fn fetch_token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+    ) -> Result<String, String> {
+        #[derive(serde::Deserialize)]
+        struct TokenAnswer {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let mut query: Vec<(&str, &str)> = Vec::new();
+        if let Some(s) = service {
+            query.push(("service", s));
+        }
+        let request = match &self.credential {
+            Some((Credential::IdentityToken(refresh), _)) => {
+                let scope = scopes.join(" ");
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh.as_str()),
+                    ("client_id", "conda-docker"),
+                    ("scope", scope.as_str()),
+                ];
+                form.extend(query.iter().copied());
+                self.http.post(realm).form(&form).build()
+            }
+            other => {
+                for s in scopes {
+                    query.push(("scope", s));
+                }
+                let mut req = self.http.get(realm).query(&query);
+                if let Some((Credential::Basic { username, password }, _)) = other {
+                    req = req.basic_auth(username, Some(password));
+                }
+                req.build()
+            }
+        }
+        .map_err(|e| e.to_string())?;
+        let response = self
+            .http
+            .execute(request)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !response.status().is_success() {
+            return Err(format!("token server answered {}", response.status()));
+        }
+        let answer: TokenAnswer = response.json().await.map_err(|e| e.to_string())?;
+        answer
+            .token
+            .or(answer.access_token)
+            .ok_or_else(|| "token server sent no token".into())
+    }
+}
+
+fn basic(username: &str, password: &str) -> Option<HeaderValue> {
+    use base64::Engine as _;
+    let encoded =
+        base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"));
+    let mut value = HeaderValue::from_str(&format!("Basic {encoded}")).ok()?;
+    value.set_sensitive(true);
+    Some(value)
+}
+
+/// The `repository:NAME:ACTIONS` scope string.
+pub fn scope(repository: &str, actions: &str) -> String {
+    format!("repository:{repository}:{actions}")
+}
+
+/// Headers of a response, for reading `Location` and `Docker-Content-Digest`.
+pub fn header(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn challenges() {
+        match parse_challenge(
+            r#"Bearer realm="https://auth.docker.io/token",service="registry.docker.io",scope="repository:library/debian:pull""#,
+        ) {
+            Some(Challenge::Bearer { realm, service }) => {
+                assert_eq!(realm, "https://auth.docker.io/token");
+                assert_eq!(service.as_deref(), Some("registry.docker.io"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            parse_challenge(r#"Basic realm="basic-realm""#),
+            Some(Challenge::Basic)
+        ));
+        assert!(parse_challenge("Negotiate").is_none());
+    }
+
+    #[test]
+    fn loopback_hosts_get_plain_http() {
+        for h in [
+            "localhost:5000",
+            "127.0.0.1:5000",
+            "127.1.2.3",
+            "[::1]:5000",
+            "localhost",
+        ] {
+            assert!(is_loopback(h), "{h}");
+        }
+        for h in ["ghcr.io", "registry.example:5000", "10.0.0.1:5000"] {
+            assert!(!is_loopback(h), "{h}");
+        }
+    }
+}
