@@ -87,3 +87,76 @@ pub fn write_glibc_base(out: &Path, tag: &str) -> Result<(), String> {
         .map_err(|e| e.to_string())?;
     Ok(())
 }
+
+/// Writes a one-layer base holding `size` bytes of incompressible data (for slow pushes).
+pub fn write_big_base(out: &Path, size: usize) {
+    let mut state: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut data = Vec::with_capacity(size);
+    while data.len() < size {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        data.extend_from_slice(&state.to_le_bytes());
+    }
+    let mut image = Image::scratch(&Platform::linux("amd64", None));
+    image
+        .add_layer_contents([("big/random.bin".to_string(), data)].into(), 0)
+        .expect("a layer");
+    let tag: Reference = "big-base:test".parse().expect("a tag");
+    docker_archive::write(&image, &[tag], out, &Cancel::new(), &NoReporter)
+        .expect("writing the big base");
+}
+
+/// Writes an OCI layout at `dir` whose `multi` tag is an index of the glibc base (linux/amd64)
+/// and a small linux/arm64 image; returns `dir`.
+pub fn write_multi_arch_layout(dir: &Path, glibc_base: &Path) -> PathBuf {
+    use conda_docker::image::manifest::{Descriptor, DescriptorPlatform, Index};
+    use conda_docker::transport::oci_layout;
+    let amd64 = docker_archive::read(glibc_base, None).expect("reading the glibc base");
+    let amd =
+        oci_layout::write(&amd64, dir, Some("amd64"), &Cancel::new(), &NoReporter).expect("amd64");
+    let mut arm64 = Image::scratch(&Platform::linux("arm64", Some("v8")));
+    arm64
+        .add_layer_contents([("etc/arm64".to_string(), b"arm64\n".to_vec())].into(), 0)
+        .expect("a layer");
+    let arm =
+        oci_layout::write(&arm64, dir, Some("arm64"), &Cancel::new(), &NoReporter).expect("arm64");
+    let entry = |digest: conda_docker::image::Digest, arch: &str, variant: Option<&str>| {
+        let path = dir.join("blobs/sha256").join(digest.hex());
+        Descriptor {
+            media_type: "application/vnd.oci.image.manifest.v1+json".into(),
+            size: std::fs::metadata(path).expect("manifest blob").len(),
+            digest,
+            annotations: Default::default(),
+            platform: Some(DescriptorPlatform {
+                architecture: arch.into(),
+                os: "linux".into(),
+                variant: variant.map(Into::into),
+            }),
+        }
+    };
+    let index = Index {
+        schema_version: 2,
+        media_type: Some("application/vnd.oci.image.index.v1+json".into()),
+        manifests: vec![
+            entry(amd.manifest_digest.expect("digest"), "amd64", None),
+            entry(arm.manifest_digest.expect("digest"), "arm64", Some("v8")),
+        ],
+        annotations: Default::default(),
+    };
+    let bytes = serde_json::to_vec(&index).expect("index json");
+    let digest = conda_docker::image::Digest::of(&bytes);
+    std::fs::write(dir.join("blobs/sha256").join(digest.hex()), &bytes).expect("index blob");
+    let top = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [{
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "digest": digest.to_string(),
+            "size": bytes.len(),
+            "annotations": {"org.opencontainers.image.ref.name": "multi"}
+        }]
+    });
+    std::fs::write(dir.join("index.json"), top.to_string()).expect("index.json");
+    dir.to_path_buf()
+}

@@ -34,12 +34,23 @@ pub fn require(name: &str, test: &str) -> Option<PathBuf> {
     }
 }
 
-/// Starts `script` under `sh` with a watchdog that stops it when this test process exits.
+/// Starts `script` under `sh` with a watchdog that stops it when this test process exits (and
+/// then removes `dir`). The daemon's pid is written to `dir/NAME.pid`.
 fn spawn_with_watchdog(script: &str, dir: &Path) {
+    spawn_named(script, dir, "daemon", true);
+}
+
+fn spawn_named(script: &str, dir: &Path, name: &str, remove_dir: bool) {
     let me = std::process::id();
+    let cleanup = if remove_dir {
+        format!("rm -rf '{}'", dir.display())
+    } else {
+        "true".into()
+    };
     let watchdog = format!(
-        "{script} & child=$!; while kill -0 {me} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done; \
-         kill $child 2>/dev/null; wait $child; rm -rf '{}'",
+        "{script} & child=$!; echo $child > '{}/{name}.pid'; \
+         while kill -0 {me} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done; \
+         kill $child 2>/dev/null; wait $child; {cleanup}",
         dir.display()
     );
     // The outer shell backgrounds the watchdog and exits at once.
@@ -172,4 +183,211 @@ impl Podman {
 /// A plain command if `name` is installed (see [`require`]).
 pub fn tool(name: &str, test: &str) -> Option<Command> {
     require(name, test).map(Command::new)
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("finding a free port")
+}
+
+fn wait_for(url: &str, what: &str) -> Result<(), String> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        let ok = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url])
+            .output()
+            .is_ok_and(|o| matches!(String::from_utf8_lossy(&o.stdout).as_ref(), "200" | "401"));
+        if ok {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(format!("{what} did not start"))
+}
+
+/// How a test registry checks who is asking.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RegistryAuth {
+    /// Anyone may pull and push.
+    None,
+    /// Basic auth against an htpasswd file (user `alice`, password `s3cret`).
+    Htpasswd,
+    /// Bearer tokens from a token server (user `alice`, password `s3cret`).
+    Token,
+}
+
+/// The user the test registries accept.
+pub const USER: &str = "alice";
+/// Her password.
+pub const PASSWORD: &str = "s3cret";
+
+/// A CNCF distribution registry (Debian's docker-registry) on a loopback port.
+pub struct Registry {
+    /// `127.0.0.1:PORT`.
+    pub addr: String,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Registry {
+    /// Starts a registry with `auth`, or returns `None` (skip) when the tools are missing.
+    pub fn start(auth: RegistryAuth, test: &str) -> Option<Registry> {
+        require("docker-registry", test)?;
+        require("curl", test)?;
+        if auth == RegistryAuth::Htpasswd {
+            require("htpasswd", test)?;
+        }
+        if auth == RegistryAuth::Token {
+            require("openssl", test)?;
+            let ok = Command::new("/usr/bin/python3")
+                .args(["-c", "import jwt, cryptography"])
+                .status()
+                .is_ok_and(|s| s.success());
+            if !ok {
+                if in_ci() {
+                    panic!(
+                        "{test}: python3-jwt and python3-cryptography are required (run .ci/run)"
+                    );
+                }
+                eprintln!("SKIPPED {test}: python3-jwt is not installed");
+                return None;
+            }
+        }
+        let dir = tempfile::Builder::new()
+            .prefix("cd-registry-")
+            .tempdir_in("/tmp")
+            .ok()?;
+        let port = free_port();
+        let addr = format!("127.0.0.1:{port}");
+        let d = dir.path();
+        let auth_yaml = match auth {
+            RegistryAuth::None => String::new(),
+            RegistryAuth::Htpasswd => {
+                let out = Command::new("htpasswd")
+                    .args(["-Bbn", USER, PASSWORD])
+                    .output()
+                    .ok()?;
+                std::fs::write(d.join("htpasswd"), out.stdout).ok()?;
+                format!(
+                    "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
+                    d.join("htpasswd").display()
+                )
+            }
+            RegistryAuth::Token => {
+                let token_port = free_port();
+                let sh = |script: &str| {
+                    Command::new("sh")
+                        .arg("-c")
+                        .arg(script)
+                        .current_dir(d)
+                        .status()
+                        .is_ok_and(|s| s.success())
+                };
+                assert!(sh(
+                    "openssl ecparam -name prime256v1 -genkey -noout -out key.pem 2>/dev/null"
+                ));
+                assert!(sh(
+                    "openssl req -new -x509 -key key.pem -out cert.pem -days 2 -subj /CN=test-token-issuer 2>/dev/null"
+                ));
+                let server = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/token_server.py");
+                spawn_named(
+                    &format!(
+                        "/usr/bin/python3 {server} {token_port} key.pem cert.pem {USER} {PASSWORD} 2>'{}/token.log'",
+                        d.display()
+                    ),
+                    d,
+                    "token",
+                    false,
+                );
+                wait_for(
+                    &format!("http://127.0.0.1:{token_port}/token"),
+                    "the token server",
+                )
+                .ok()?;
+                format!(
+                    "auth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: test-registry\n    \
+                     issuer: test-issuer\n    rootcertbundle: {}\n    autoredirect: false\n",
+                    d.join("cert.pem").display()
+                )
+            }
+        };
+        let config = d.join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    \
+                 rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth_yaml}",
+                d.join("data").display()
+            ),
+        )
+        .ok()?;
+        let registry = Registry { addr, dir, config };
+        registry.spawn();
+        if let Err(e) = wait_for(&format!("http://{}/v2/", registry.addr), "docker-registry") {
+            panic!("{test}: {e}: {}", registry.log());
+        }
+        Some(registry)
+    }
+
+    fn spawn(&self) {
+        spawn_named(
+            &format!(
+                "docker-registry serve '{}' >>'{}' 2>&1",
+                self.config.display(),
+                self.dir.path().join("registry.log").display()
+            ),
+            self.dir.path(),
+            "registry",
+            false,
+        );
+    }
+
+    /// The registry's log so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// How many access-log lines show `method` on a path containing `path_part`.
+    pub fn requests(&self, method: &str, path_part: &str) -> usize {
+        self.log()
+            .lines()
+            .filter(|l| l.contains(&format!("\"{method} ")) && l.contains(path_part))
+            .count()
+    }
+
+    /// Kills the registry at once (as a crash would); its storage stays.
+    pub fn kill(&self) {
+        let pid = std::fs::read_to_string(self.dir.path().join("registry.pid")).unwrap_or_default();
+        let _ = Command::new("kill").args(["-9", pid.trim()]).status();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+
+    /// Starts the registry again on the same port and storage.
+    pub fn restart(&self) {
+        self.spawn();
+        wait_for(&format!("http://{}/v2/", self.addr), "docker-registry")
+            .expect("restarting the registry");
+    }
+
+    /// The file holding blob `digest` (`sha256:...`) in the registry's storage.
+    pub fn blob_file(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir.path().join(format!(
+            "data/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+            &hex[..2]
+        ))
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        for name in ["registry", "token"] {
+            if let Ok(pid) = std::fs::read_to_string(self.dir.path().join(format!("{name}.pid"))) {
+                let _ = Command::new("kill").arg(pid.trim()).status();
+            }
+        }
+    }
 }

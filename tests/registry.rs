@@ -1,0 +1,529 @@
+//! Pulling bases from and pushing results to real registries (CNCF distribution): no auth,
+//! htpasswd Basic auth, and bearer tokens from a token server; checked with skopeo, Docker, podman.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::tools::{Docker, PASSWORD, Podman, Registry, RegistryAuth, USER, tool};
+use common::{channel, conda_docker, glibc_base, run_ok, tempdir};
+
+/// Copies the glibc base into `registry` as `repo:tag` with skopeo.
+fn push_base(test: &str, registry: &Registry, target: &str, creds: bool) -> Option<()> {
+    let mut skopeo = tool("skopeo", test)?;
+    skopeo.args(["copy", "--dest-tls-verify=false"]);
+    if creds {
+        skopeo.arg(format!("--dest-creds={USER}:{PASSWORD}"));
+    }
+    run_ok(
+        skopeo
+            .arg(format!("docker-archive:{}", glibc_base().display()))
+            .arg(format!("docker://{}/{target}", registry.addr)),
+    );
+    Some(())
+}
+
+fn build(cache: &Path, base: &str, outputs: &[String], extra: &[&str]) -> Output {
+    let mut cmd = conda_docker();
+    cmd.env("CONDA_DOCKER_CACHE_DIR", cache)
+        .args(["build", "-b", base, "-c"])
+        .arg(channel());
+    for o in outputs {
+        cmd.args(["-o", o]);
+    }
+    cmd.args(extra).arg("bzip2").output().unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "conda-docker failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn failed(out: &Output) -> String {
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "should have failed:\n{err}");
+    err
+}
+
+fn skopeo_digest(reference: &str, creds: bool) -> String {
+    let mut cmd = Command::new("skopeo");
+    cmd.args(["inspect", "--tls-verify=false"]);
+    if creds {
+        cmd.arg(format!("--creds={USER}:{PASSWORD}"));
+    }
+    let got = run_ok(cmd.arg(format!("docker://{reference}")));
+    let v: serde_json::Value = serde_json::from_str(&got).unwrap();
+    v["Digest"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn push_then_run_with_docker_and_podman_and_push_again_for_free() {
+    let test = "push_then_run_with_docker_and_podman_and_push_again_for_free";
+    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+        return;
+    };
+    let Some(()) = push_base(test, &registry, "base:1", false) else {
+        return;
+    };
+    let dir = tempdir();
+    let cache = dir.path().join("cache");
+    let reg = &registry.addr;
+
+    let printed = ok(&build(
+        &cache,
+        &format!("{reg}/base:1"),
+        &[format!("docker://{reg}/app:1")],
+        &[],
+    ));
+    let (pinned, digest) = printed.split_once('@').expect("REF@DIGEST on stdout");
+    assert_eq!(pinned, format!("{reg}/app:1"));
+    assert_eq!(
+        skopeo_digest(&format!("{reg}/app:1"), false),
+        digest,
+        "skopeo sees the printed digest"
+    );
+
+    if let Some(docker) = Docker::get(test) {
+        run_ok(docker.cmd().args(["pull", &format!("{reg}/app:1")]));
+        let got = run_ok(docker.cmd().args([
+            "run",
+            "--rm",
+            "--network=none",
+            &format!("{reg}/app:1"),
+            "sh",
+            "-c",
+            "echo hi | bzip2 | bzip2 -d",
+        ]));
+        assert_eq!(got, "hi\n");
+    }
+    if let Some(podman) = Podman::new(test) {
+        let got = run_ok(podman.cmd().args([
+            "run",
+            "--rm",
+            "--network=none",
+            "--tls-verify=false",
+            &format!("{reg}/app:1"),
+            "bzip2",
+            "--help",
+        ]));
+        let _ = got;
+    }
+
+    // The same build again: every blob is already there, nothing is uploaded.
+    let uploads = registry.requests("POST", "/blobs/uploads");
+    let out = build(
+        &cache,
+        &format!("{reg}/base:1"),
+        &[format!("docker://{reg}/app:1")],
+        &[],
+    );
+    assert_eq!(ok(&out), printed, "a rebuild gives the same digest");
+    assert_eq!(
+        registry.requests("POST", "/blobs/uploads"),
+        uploads,
+        "a second push uploaded blobs"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0 blobs uploaded"));
+
+    // Another repository on the same registry: the base layer is mounted, not uploaded.
+    let out = build(
+        &cache,
+        &format!("{reg}/base:1"),
+        &[format!("docker://{reg}/team/other:2")],
+        &[],
+    );
+    ok(&out);
+    assert!(
+        registry.requests("POST", "mount=") >= 1,
+        "no mount request in the registry log"
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("1 mounted"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // A docker-archive and a registry from one build.
+    let tar = dir.path().join("both.tar");
+    let out = build(
+        &cache,
+        &format!("{reg}/base:1"),
+        &[tar.display().to_string(), format!("docker://{reg}/app:3")],
+        &[],
+    );
+    ok(&out);
+    assert!(tar.exists());
+}
+
+#[test]
+fn a_base_index_resolves_to_the_build_platform() {
+    let test = "a_base_index_resolves_to_the_build_platform";
+    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+        return;
+    };
+    let Some(mut skopeo) = tool("skopeo", test) else {
+        return;
+    };
+    let dir = tempdir();
+    let layout = common::base::write_multi_arch_layout(&dir.path().join("layout"), glibc_base());
+    run_ok(
+        skopeo
+            .args(["copy", "--all", "--dest-tls-verify=false"])
+            .arg(format!("oci:{}:multi", layout.display()))
+            .arg(format!("docker://{}/multi:1", registry.addr)),
+    );
+    let raw = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{}/multi:1", registry.addr),
+    ]));
+    assert!(
+        raw.contains("image.index"),
+        "the registry holds an index: {raw}"
+    );
+
+    let cache = dir.path().join("cache");
+    let out_tar = dir.path().join("from-index.tar");
+    ok(&build(
+        &cache,
+        &format!("{}/multi:1", registry.addr),
+        &[out_tar.display().to_string()],
+        &[],
+    ));
+    // The amd64 entry (the glibc base) was picked: its Cmd is in the config.
+    let config = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--config",
+        &format!("docker-archive:{}", out_tar.display()),
+    ]));
+    assert!(config.contains("org.example.base"), "{config}");
+
+    let err = failed(&build(
+        &cache,
+        &format!("{}/multi:1", registry.addr),
+        &[out_tar.display().to_string()],
+        &["--platform", "linux-ppc64le"],
+    ));
+    assert!(
+        err.contains("linux/ppc64le") && err.contains("linux/amd64") && err.contains("linux/arm64"),
+        "{err}"
+    );
+}
+
+#[test]
+fn htpasswd_credentials_from_config_json_and_a_helper() {
+    let test = "htpasswd_credentials_from_config_json_and_a_helper";
+    let Some(registry) = Registry::start(RegistryAuth::Htpasswd, test) else {
+        return;
+    };
+    let Some(()) = push_base(test, &registry, "base:1", true) else {
+        return;
+    };
+    let dir = tempdir();
+    let cache = dir.path().join("cache");
+    let reg = registry.addr.clone();
+    let base = format!("{reg}/base:1");
+    let empty_config = dir.path().join("empty");
+    std::fs::create_dir(&empty_config).unwrap();
+
+    // No credentials anywhere: a clear 401 that says where we looked.
+    let mut cmd = conda_docker();
+    let out = cmd
+        .env("CONDA_DOCKER_CACHE_DIR", &cache)
+        .env("DOCKER_CONFIG", &empty_config)
+        .args(["build", "-b", &base, "-c"])
+        .arg(channel())
+        .args(["-o", &format!("docker://{reg}/app:1"), "bzip2"])
+        .output()
+        .unwrap();
+    let err = failed(&out);
+    assert!(
+        err.contains(&reg) && err.contains("401") && err.contains("config.json"),
+        "{err}"
+    );
+
+    // Wrong password: refused, and nothing tagged.
+    let out = build(
+        &cache,
+        &base,
+        &[format!("docker://{reg}/app:bad")],
+        &[
+            "--base-creds",
+            &format!("{USER}:{PASSWORD}"),
+            "--creds",
+            &format!("{USER}:wrong"),
+            "-vv",
+        ],
+    );
+    let err = failed(&out);
+    assert!(err.contains("refused") && err.contains("--creds"), "{err}");
+    assert!(
+        !err.contains("wrong") && !err.contains(PASSWORD),
+        "a password reached the output:\n{err}"
+    );
+
+    // An `auths` entry in config.json.
+    let config_dir = dir.path().join("docker-config");
+    std::fs::create_dir(&config_dir).unwrap();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    std::fs::write(
+        config_dir.join("config.json"),
+        format!(r#"{{"auths":{{"{reg}":{{"auth":"{auth}"}}}}}}"#),
+    )
+    .unwrap();
+    let out = conda_docker()
+        .env("CONDA_DOCKER_CACHE_DIR", &cache)
+        .env("DOCKER_CONFIG", &config_dir)
+        .args(["build", "-b", &base, "-c"])
+        .arg(channel())
+        .args(["-o", &format!("docker://{reg}/app:1"), "bzip2"])
+        .output()
+        .unwrap();
+    let printed = ok(&out);
+    assert_eq!(
+        skopeo_digest(&format!("{reg}/app:1"), true),
+        printed.split_once('@').unwrap().1
+    );
+
+    // A credential helper named in credHelpers.
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let helper = bin.join("docker-credential-testhelper");
+    std::fs::write(
+        &helper,
+        format!("#!/bin/sh\nread server\n[ \"$1\" = get ] && [ \"$server\" = \"{reg}\" ] && echo '{{\"Username\":\"{USER}\",\"Secret\":\"{PASSWORD}\"}}' && exit 0\necho 'credentials not found' >&2; exit 1\n"),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        config_dir.join("config.json"),
+        format!(r#"{{"credHelpers":{{"{reg}":"testhelper"}}}}"#),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = conda_docker()
+        .env("CONDA_DOCKER_CACHE_DIR", &cache)
+        .env("DOCKER_CONFIG", &config_dir)
+        .env("PATH", path)
+        .args(["build", "-b", &base, "-c"])
+        .arg(channel())
+        .args(["-o", &format!("docker://{reg}/app:2"), "bzip2"])
+        .output()
+        .unwrap();
+    ok(&out);
+    // Nothing was tagged by the refused push.
+    let tags = run_ok(Command::new("curl").args([
+        "-s",
+        "-u",
+        &format!("{USER}:{PASSWORD}"),
+        &format!("http://{reg}/v2/app/tags/list"),
+    ]));
+    assert!(tags.contains("\"1\"") && !tags.contains("bad"), "{tags}");
+}
+
+#[test]
+fn token_auth_with_login_and_identity_tokens() {
+    let test = "token_auth_with_login_and_identity_tokens";
+    let Some(registry) = Registry::start(RegistryAuth::Token, test) else {
+        return;
+    };
+    let Some(()) = push_base(test, &registry, "base:1", true) else {
+        return;
+    };
+    let dir = tempdir();
+    let cache = dir.path().join("cache");
+    let reg = registry.addr.clone();
+    let base = format!("{reg}/base:1");
+    let config_dir = dir.path().join("docker-config");
+
+    // Anonymous tokens pull, but may not push.
+    let out = conda_docker()
+        .env("CONDA_DOCKER_CACHE_DIR", &cache)
+        .env("DOCKER_CONFIG", &config_dir)
+        .args(["build", "-b", &base, "-c"])
+        .arg(channel())
+        .args(["-o", &format!("docker://{reg}/app:1"), "bzip2"])
+        .output()
+        .unwrap();
+    let err = failed(&out);
+    assert!(
+        err.contains("refused access") && err.contains("conda-docker login"),
+        "{err}"
+    );
+
+    // `conda-docker login` stores what `docker login` would; builds then push.
+    let mut login = conda_docker();
+    login
+        .env("DOCKER_CONFIG", &config_dir)
+        .args(["login", &reg, "-u", USER, "--password-stdin"])
+        .stdin(std::process::Stdio::piped());
+    let mut child = login.stderr(std::process::Stdio::piped()).spawn().unwrap();
+    use std::io::Write;
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("{PASSWORD}\n").as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stored = std::fs::read_to_string(config_dir.join("config.json")).unwrap();
+    assert!(
+        stored.contains(&reg) && stored.contains("\"auth\""),
+        "{stored}"
+    );
+
+    let out = conda_docker()
+        .env("CONDA_DOCKER_CACHE_DIR", &cache)
+        .env("DOCKER_CONFIG", &config_dir)
+        .args(["build", "-b", &base, "-c"])
+        .arg(channel())
+        .args(["-o", &format!("docker://{reg}/app:1"), "bzip2"])
+        .output()
+        .unwrap();
+    let printed = ok(&out);
+    assert_eq!(
+        skopeo_digest(&format!("{reg}/app:1"), true),
+        printed.split_once('@').unwrap().1
+    );
+
+    // An identity (refresh) token, as registries that use OAuth store it.
+    std::fs::write(
+        config_dir.join("config.json"),
+        format!(r#"{{"auths":{{"{reg}":{{"identitytoken":"refresh-{USER}"}}}}}}"#),
+    )
+    .unwrap();
+    let out = conda_docker()
+        .env("CONDA_DOCKER_CACHE_DIR", &cache)
+        .env("DOCKER_CONFIG", &config_dir)
+        .args(["build", "-b", &base, "-c"])
+        .arg(channel())
+        .args(["-o", &format!("docker://{reg}/app:idtoken"), "bzip2"])
+        .output()
+        .unwrap();
+    ok(&out);
+
+    // A wrong password at login is refused and stores nothing new.
+    let out = conda_docker()
+        .env("DOCKER_CONFIG", &config_dir)
+        .args(["login", &reg, "-u", USER, "-p", "wrong"])
+        .output()
+        .unwrap();
+    let err = failed(&out);
+    assert!(err.contains("refused"), "{err}");
+}
+
+#[test]
+fn missing_tags_and_tampered_blobs_are_errors() {
+    let test = "missing_tags_and_tampered_blobs_are_errors";
+    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+        return;
+    };
+    let Some(()) = push_base(test, &registry, "base:1", false) else {
+        return;
+    };
+    let dir = tempdir();
+    let reg = &registry.addr;
+    let out_tar = dir.path().join("x.tar");
+
+    let err = failed(&build(
+        &dir.path().join("c1"),
+        &format!("{reg}/base:nope"),
+        &[out_tar.display().to_string()],
+        &[],
+    ));
+    assert!(err.contains("nope") && err.contains("it holds: 1"), "{err}");
+    let err = failed(&build(
+        &dir.path().join("c1"),
+        &format!("{reg}/nothing-here:1"),
+        &[out_tar.display().to_string()],
+        &[],
+    ));
+    assert!(err.contains("nothing-here"), "{err}");
+
+    // Corrupt the stored layer: the pull notices the digest does not match.
+    let manifest = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reg}/base:1"),
+    ]));
+    let manifest: serde_json::Value = serde_json::from_str(&manifest).unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let file = registry.blob_file(layer);
+    let mut bytes = std::fs::read(&file).unwrap();
+    let last = bytes.len() - 100;
+    bytes[last] ^= 0xff;
+    std::fs::write(&file, bytes).unwrap();
+    let err = failed(&build(
+        &dir.path().join("c2"),
+        &format!("{reg}/base:1"),
+        &[out_tar.display().to_string()],
+        &[],
+    ));
+    assert!(err.contains("expected") && err.contains(layer), "{err}");
+    assert!(!out_tar.exists());
+}
+
+#[test]
+fn a_registry_that_dies_mid_push_leaves_no_tag() {
+    let test = "a_registry_that_dies_mid_push_leaves_no_tag";
+    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+        return;
+    };
+    let dir = tempdir();
+    // A base with a large incompressible layer, so the push takes long enough to interrupt.
+    let big_base = dir.path().join("big-base.tar");
+    common::base::write_big_base(&big_base, 96 << 20);
+    let child = conda_docker()
+        .env("CONDA_DOCKER_CACHE_DIR", dir.path().join("cache"))
+        .args(["build", "-b"])
+        .arg(format!("docker-archive:{}", big_base.display()))
+        .arg("-c")
+        .arg(channel())
+        .args(["-o", &format!("docker://{}/big:1", registry.addr), "bzip2"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while registry.requests("POST", "/blobs/uploads") == 0
+        && registry.requests("HEAD", "/blobs/") == 0
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the push never started: {}",
+            registry.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    registry.kill();
+    let out = child.wait_with_output().unwrap();
+    let err = failed(&out);
+    assert!(
+        err.contains(&registry.addr) && err.contains("cannot reach"),
+        "{err}"
+    );
+    registry.restart();
+    let tags = run_ok(
+        Command::new("curl").args(["-s", &format!("http://{}/v2/big/tags/list", registry.addr)]),
+    );
+    assert!(
+        !tags.contains("\"1\""),
+        "a tag points at an incomplete image: {tags}"
+    );
+}
