@@ -2,6 +2,7 @@
 //!
 //! `cargo run --example glibc_base -- demo/base.tar` (needs busybox-static on the host).
 
+#[allow(dead_code)]
 #[path = "../tests/common/base.rs"]
 mod base;
 
