@@ -527,3 +527,70 @@ fn a_registry_that_dies_mid_push_leaves_no_tag() {
         "a tag points at an incomplete image: {tags}"
     );
 }
+
+#[test]
+fn a_digest_reference_builds_offline_once_pulled() {
+    let test = "a_digest_reference_builds_offline_once_pulled";
+    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+        return;
+    };
+    let Some(()) = push_base(test, &registry, "base:1", false) else {
+        return;
+    };
+    let dir = tempdir();
+    let cache = dir.path().join("cache");
+    let digest = skopeo_digest(&format!("{}/base:1", registry.addr), false);
+    let pinned = format!("{}/base@{digest}", registry.addr);
+    let out_tar = dir.path().join("x.tar");
+    let first = ok(&build(
+        &cache,
+        &pinned,
+        &[out_tar.display().to_string()],
+        &[],
+    ));
+    let blob_requests = registry.requests("GET", "/blobs/");
+    // With the registry gone, the pinned base still builds, from the blob cache alone.
+    registry.kill();
+    std::fs::remove_file(&out_tar).unwrap();
+    let second = ok(&build(
+        &cache,
+        &pinned,
+        &[out_tar.display().to_string()],
+        &[],
+    ));
+    assert_eq!(first, second);
+    assert!(
+        blob_requests >= 2,
+        "the first build fetched the config and layer"
+    );
+}
+
+#[test]
+fn podman_auth_json_is_read() {
+    let test = "podman_auth_json_is_read";
+    let Some(registry) = Registry::start(RegistryAuth::Htpasswd, test) else {
+        return;
+    };
+    let Some(()) = push_base(test, &registry, "base:1", true) else {
+        return;
+    };
+    let dir = tempdir();
+    use base64::Engine as _;
+    let auth = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
+    let auth_file = dir.path().join("auth.json");
+    std::fs::write(
+        &auth_file,
+        format!(r#"{{"auths":{{"{}":{{"auth":"{auth}"}}}}}}"#, registry.addr),
+    )
+    .unwrap();
+    let out = conda_docker()
+        .env("CONDA_DOCKER_CACHE_DIR", dir.path().join("cache"))
+        .env("DOCKER_CONFIG", dir.path().join("no-docker-config"))
+        .env("REGISTRY_AUTH_FILE", &auth_file)
+        .args(["build", "-b", &format!("{}/base:1", registry.addr), "-c"])
+        .arg(channel())
+        .args(["-o", &format!("docker://{}/app:1", registry.addr), "bzip2"])
+        .output()
+        .unwrap();
+    ok(&out);
+}
