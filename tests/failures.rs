@@ -226,12 +226,13 @@ fn bad_arguments_are_explained() {
     });
     assert!(err.contains("invalid image reference `Bad Name`"), "{err}");
     let err = failing_build(dir.path(), |c| {
-        c.args(["-b", "registry.example:5000/base:1", "-c"])
+        c.args(["-b", "127.0.0.1:9/base:1", "-c"])
             .arg(channel())
             .arg("bzip2");
     });
     assert!(
-        err.contains("not supported yet") && err.contains("docker-archive:PATH"),
+        err.contains("reading base image `127.0.0.1:9/base:1`")
+            && err.contains("registry `127.0.0.1:9`: cannot reach it"),
         "{err}"
     );
 }

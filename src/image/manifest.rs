@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::Platform;
 use super::digest::Digest;
 
 /// The annotation that names an image in an OCI layout's index.
@@ -81,4 +82,44 @@ impl Descriptor {
     pub fn ref_name(&self) -> Option<&str> {
         self.annotations.get(REF_NAME).map(String::as_str)
     }
+
+    /// The entry's platform, if it names one.
+    pub fn platform(&self) -> Option<Platform> {
+        self.platform.as_ref().map(|p| Platform {
+            os: p.os.clone(),
+            architecture: p.architecture.clone(),
+            variant: p.variant.clone(),
+        })
+    }
+
+    /// A short name for messages: its ref name, else its platform, else its digest.
+    pub fn describe(&self) -> String {
+        match (self.ref_name(), self.platform()) {
+            (Some(name), _) => name.to_string(),
+            (None, Some(p)) => p.to_string(),
+            (None, None) => self.digest.to_string(),
+        }
+    }
+}
+
+/// True for the media types of an OCI index or a Docker manifest list.
+pub fn is_index(media_type: &str) -> bool {
+    media_type == super::media_type::OCI_INDEX
+        || media_type == super::media_type::DOCKER_MANIFEST_LIST
+}
+
+/// The entry of an index for `platform` (an absent variant matches any).
+pub fn for_platform<'a>(entries: &'a [Descriptor], platform: &Platform) -> Option<&'a Descriptor> {
+    entries
+        .iter()
+        .find(|d| d.platform().is_some_and(|p| platform.matches(&p)))
+}
+
+/// What the entries offer, for a "not found" message.
+pub fn describe_all(entries: &[Descriptor]) -> String {
+    entries
+        .iter()
+        .map(Descriptor::describe)
+        .collect::<Vec<_>>()
+        .join(", ")
 }

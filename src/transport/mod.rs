@@ -1,13 +1,15 @@
 //! Transports: where images are read from and written to.
 //!
 //! One module per format, each with its reader and writer side by side:
-//! [`docker_archive`] (`docker save` tarballs), [`oci_layout`] (OCI image layout directories)
-//! and [`registry`] (pull and push).
+//! [`docker_archive`] (`docker save` tarballs), [`oci_layout`] (OCI image layout directories),
+//! [`oci_archive`] (a layout in a tar) and [`registry`] (pull and push).
 //! [`Location`] parses the `transport:path` strings the command line takes.
 
 pub mod docker_archive;
+pub mod oci_archive;
 pub mod oci_layout;
 pub mod registry;
+mod tarball;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -26,6 +28,13 @@ pub enum Location {
         /// Which image, for archives holding several.
         reference: Option<String>,
     },
+    /// An OCI image layout in a tar file, optionally naming one image by its ref name.
+    OciArchive {
+        /// The tar file.
+        path: PathBuf,
+        /// The `org.opencontainers.image.ref.name` to read or write.
+        tag: Option<String>,
+    },
     /// An OCI image layout directory, optionally naming one image by its ref name.
     OciLayout {
         /// The layout directory.
@@ -43,7 +52,8 @@ pub enum LocationError {
     /// The text is neither a known transport nor an image reference.
     #[error(
         "`{input}` is not an image location: use `scratch`, `docker-archive:PATH[:NAME:TAG]`, \
-         `oci:DIR[:TAG]` or a registry reference such as `debian:stable-slim` ({reason})"
+         `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]` or a registry reference such as \
+         `debian:stable-slim` ({reason})"
     )]
     Unrecognised {
         /// The text given.
@@ -116,10 +126,9 @@ impl Location {
             let (dir, tag) = split_suffix(rest);
             return Some(Ok(Self::OciLayout { dir, tag }));
         }
-        if input.starts_with("oci-archive:") {
-            return Some(Err(LocationError::Unsupported(format!(
-                "`{input}`: the oci-archive transport is not supported yet; use `oci:DIR` or `docker-archive:PATH`"
-            ))));
+        if let Some(rest) = input.strip_prefix("oci-archive:") {
+            let (path, tag) = split_suffix(rest);
+            return Some(Ok(Self::OciArchive { path, tag }));
         }
         None
     }
@@ -135,6 +144,10 @@ impl fmt::Display for Location {
             }
             Self::OciLayout { dir, tag } => {
                 write!(f, "oci:{}", dir.display())?;
+                tag.iter().try_for_each(|t| write!(f, ":{t}"))
+            }
+            Self::OciArchive { path, tag } => {
+                write!(f, "oci-archive:{}", path.display())?;
                 tag.iter().try_for_each(|t| write!(f, ":{t}"))
             }
             Self::Registry(r) => write!(f, "{r}"),
@@ -167,7 +180,7 @@ impl Location {
             }
         };
         match self {
-            Location::DockerArchive { path, .. } => {
+            Location::DockerArchive { path, .. } | Location::OciArchive { path, .. } => {
                 if path.is_dir() {
                     return fail(
                         path,
@@ -263,6 +276,9 @@ pub async fn read(
         Location::OciLayout { dir, tag } => {
             registry::blocking(|| oci_layout::read(dir, tag.as_deref(), platform))
         }
+        Location::OciArchive { path, tag } => {
+            registry::blocking(|| oci_archive::read(path, tag.as_deref(), platform))
+        }
         Location::Registry(reference) => {
             registry::pull(reference, platform, &remote.options, &remote.cache, cancel).await
         }
@@ -297,6 +313,12 @@ pub async fn write(
                 .clone()
                 .or_else(|| tags.first().map(|t| t.tag_or_latest().to_string()));
             registry::blocking(|| oci_layout::write(image, dir, tag.as_deref(), cancel, reporter))
+        }
+        Location::OciArchive { path, tag } => {
+            let tag = tag
+                .clone()
+                .or_else(|| tags.first().map(|t| t.tag_or_latest().to_string()));
+            registry::blocking(|| oci_archive::write(image, tag.as_deref(), path, cancel, reporter))
         }
         Location::Registry(reference) => {
             let (mut written, stats) = registry::push(

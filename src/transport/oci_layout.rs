@@ -12,7 +12,9 @@ use std::path::{Path, PathBuf};
 
 use super::{WrittenImage, persist};
 use crate::image::layer::{FileRange, LayerSource};
-use crate::image::manifest::{Descriptor, DescriptorPlatform, Index, Manifest, REF_NAME};
+use crate::image::manifest::{
+    Descriptor, Index, Manifest, REF_NAME, describe_all, for_platform, is_index,
+};
 use crate::image::{
     Cancel, Compression, ConfigFile, Digest, Encoding, Error, Image, Layer, Platform, Reference,
     Result, WrittenLayer, media_type,
@@ -103,49 +105,71 @@ pub fn index_bytes(entries: &[(Digest, u64, &[Reference])]) -> Vec<u8> {
     serde_json::to_vec(&index).unwrap_or_default()
 }
 
-fn read_json<T: serde::de::DeserializeOwned>(dir: &Path, path: &Path) -> Result<T> {
-    let bytes = fs::read(path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::invalid(dir, format!("`{}` is missing", path.display())),
-        _ => Error::io("reading", path)(e),
-    })?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::invalid(dir, format!("`{}`: {e}", path.display())))
+/// Where an OCI layout's files are: a directory, or a tar archive of one (oci-archive).
+pub trait LayoutFiles {
+    /// The directory or archive, for messages.
+    fn location(&self) -> &Path;
+    /// The bytes of a small file (`index.json`, a manifest, a config), by its path in the layout.
+    fn read(&self, name: &str) -> Result<Vec<u8>>;
+    /// Where the blob `digest` is stored.
+    fn blob(&self, digest: &Digest) -> Result<FileRange>;
 }
 
-fn read_blob_json<T: serde::de::DeserializeOwned>(dir: &Path, d: &Descriptor) -> Result<T> {
-    let path = blob_path(dir, &d.digest);
-    let bytes = fs::read(&path).map_err(|e| match e.kind() {
-        io::ErrorKind::NotFound => Error::invalid(dir, format!("blob {} is missing", d.digest)),
-        _ => Error::io("reading", &path)(e),
-    })?;
+/// The files of a layout directory.
+pub struct LayoutDir<'a>(pub &'a Path);
+
+impl LayoutFiles for LayoutDir<'_> {
+    fn location(&self) -> &Path {
+        self.0
+    }
+
+    fn read(&self, name: &str) -> Result<Vec<u8>> {
+        let path = self.0.join(name);
+        fs::read(&path).map_err(|e| match e.kind() {
+            io::ErrorKind::NotFound => Error::invalid(self.0, format!("`{name}` is missing")),
+            _ => Error::io("reading", &path)(e),
+        })
+    }
+
+    fn blob(&self, digest: &Digest) -> Result<FileRange> {
+        let path = blob_path(self.0, digest);
+        let size = fs::metadata(&path)
+            .map_err(|_| Error::invalid(self.0, format!("blob {digest} is missing")))?
+            .len();
+        Ok(FileRange {
+            path,
+            offset: 0,
+            size,
+        })
+    }
+}
+
+fn parse<T: serde::de::DeserializeOwned>(
+    files: &dyn LayoutFiles,
+    what: &str,
+    bytes: &[u8],
+) -> Result<T> {
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::invalid(files.location(), format!("{what}: {e}")))
+}
+
+/// Reads a blob named by `d`, checking its digest, and parses it as JSON.
+fn read_blob_json<T: serde::de::DeserializeOwned>(
+    files: &dyn LayoutFiles,
+    d: &Descriptor,
+) -> Result<T> {
+    let name = format!("blobs/{}/{}", d.digest.algorithm(), d.digest.hex());
+    let bytes = files.read(&name)?;
     let actual = Digest::of(&bytes);
     if actual != d.digest {
         return Err(Error::DigestMismatch {
             what: "digest",
-            layer: format!("blob `{}`", path.display()),
+            layer: format!("blob `{name}` of `{}`", files.location().display()),
             expected: d.digest.clone(),
             actual,
         });
     }
-    serde_json::from_slice(&bytes)
-        .map_err(|e| Error::invalid(dir, format!("blob {}: {e}", d.digest)))
-}
-
-fn is_index(media: &str) -> bool {
-    media == media_type::OCI_INDEX || media == media_type::DOCKER_MANIFEST_LIST
-}
-
-fn describe(d: &Descriptor) -> String {
-    match (&d.platform, d.ref_name()) {
-        (_, Some(name)) => name.to_string(),
-        (Some(p), None) => Platform {
-            os: p.os.clone(),
-            architecture: p.architecture.clone(),
-            variant: p.variant.clone(),
-        }
-        .to_string(),
-        (None, None) => d.digest.to_string(),
-    }
+    parse(files, &format!("blob {}", d.digest), &bytes)
 }
 
 /// Reads one image from the layout at `dir`: the one named `tag`, or the only one; an index
@@ -157,15 +181,13 @@ pub fn read(dir: &Path, tag: Option<&str>, platform: &Platform) -> Result<Image>
             "not a directory holding an OCI image layout",
         ));
     }
-    let index: Index = read_json(dir, &dir.join("index.json"))?;
-    let available = || {
-        index
-            .manifests
-            .iter()
-            .map(describe)
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
+    read_from(&LayoutDir(dir), tag, platform)
+}
+
+/// Reads one image from an OCI layout's files (see [`read`]).
+pub fn read_from(files: &dyn LayoutFiles, tag: Option<&str>, platform: &Platform) -> Result<Image> {
+    let location = || files.location().display().to_string();
+    let index: Index = parse(files, "index.json", &files.read("index.json")?)?;
     let candidates: Vec<&Descriptor> = match tag {
         Some(t) => index
             .manifests
@@ -178,74 +200,51 @@ pub fn read(dir: &Path, tag: Option<&str>, platform: &Platform) -> Result<Image>
         [one] => (*one).clone(),
         [] => {
             return Err(Error::NotFound {
-                location: dir.display().to_string(),
+                location: location(),
                 wanted: tag.unwrap_or("an image").to_string(),
-                available: available(),
+                available: describe_all(&index.manifests),
             });
         }
         several => {
             // Several entries for one name: pick by platform, as from an index.
-            let by_platform = several.iter().find(|d| {
-                d.platform
-                    .as_ref()
-                    .is_some_and(|p| platform.matches(&to_platform(p)))
-            });
-            match by_platform {
-                Some(d) => (*d).clone(),
-                None => {
-                    return Err(Error::NotFound {
-                        location: dir.display().to_string(),
-                        wanted: format!(
-                            "a single image (the layout holds several: add `:TAG`) for {platform}"
-                        ),
-                        available: available(),
-                    });
-                }
-            }
+            let owned: Vec<Descriptor> = several.iter().map(|d| (*d).clone()).collect();
+            for_platform(&owned, platform)
+                .cloned()
+                .ok_or_else(|| Error::NotFound {
+                    location: location(),
+                    wanted: format!(
+                        "a single image for {platform} (the layout holds several: add `:TAG`)"
+                    ),
+                    available: describe_all(&index.manifests),
+                })?
         }
     };
     for _ in 0..8 {
         if !is_index(&descriptor.media_type) {
-            return read_manifest(dir, &descriptor);
+            return read_manifest(files, &descriptor);
         }
-        let nested: Index = read_blob_json(dir, &descriptor)?;
-        descriptor = nested
-            .manifests
-            .iter()
-            .find(|d| {
-                d.platform
-                    .as_ref()
-                    .is_some_and(|p| platform.matches(&to_platform(p)))
-            })
+        let nested: Index = read_blob_json(files, &descriptor)?;
+        descriptor = for_platform(&nested.manifests, platform)
             .cloned()
             .ok_or_else(|| Error::NotFound {
-                location: dir.display().to_string(),
+                location: location(),
                 wanted: format!("platform {platform}"),
-                available: nested
-                    .manifests
-                    .iter()
-                    .map(describe)
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                available: describe_all(&nested.manifests),
             })?;
     }
-    Err(Error::invalid(dir, "indexes nested more than 8 deep"))
+    Err(Error::invalid(
+        files.location(),
+        "indexes nested more than 8 deep",
+    ))
 }
 
-fn to_platform(p: &DescriptorPlatform) -> Platform {
-    Platform {
-        os: p.os.clone(),
-        architecture: p.architecture.clone(),
-        variant: p.variant.clone(),
-    }
-}
-
-fn read_manifest(dir: &Path, descriptor: &Descriptor) -> Result<Image> {
-    let manifest: Manifest = read_blob_json(dir, descriptor)?;
-    let config: ConfigFile = read_blob_json(dir, &manifest.config)?;
+fn read_manifest(files: &dyn LayoutFiles, descriptor: &Descriptor) -> Result<Image> {
+    let here = files.location();
+    let manifest: Manifest = read_blob_json(files, descriptor)?;
+    let config: ConfigFile = read_blob_json(files, &manifest.config)?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
         return Err(Error::invalid(
-            dir,
+            here,
             format!(
                 "manifest {} lists {} layers but its config {} diff_ids",
                 descriptor.digest,
@@ -256,22 +255,19 @@ fn read_manifest(dir: &Path, descriptor: &Descriptor) -> Result<Image> {
     }
     let mut layers = Vec::new();
     for (d, diff_id) in manifest.layers.iter().zip(&config.rootfs.diff_ids) {
-        let path = blob_path(dir, &d.digest);
-        let len = fs::metadata(&path)
-            .map_err(|_| Error::invalid(dir, format!("layer blob {} is missing", d.digest)))?
-            .len();
-        if len != d.size {
+        let range = files.blob(&d.digest)?;
+        if range.size != d.size {
             return Err(Error::invalid(
-                dir,
+                here,
                 format!(
-                    "layer blob {} is {len} bytes, the manifest says {}",
-                    d.digest, d.size
+                    "layer blob {} is {} bytes, the manifest says {}",
+                    d.digest, range.size, d.size
                 ),
             ));
         }
         let compression = Compression::from_media_type(&d.media_type).ok_or_else(|| {
             Error::invalid(
-                dir,
+                here,
                 format!(
                     "layer {} has unsupported media type `{}`",
                     d.digest, d.media_type
@@ -280,19 +276,15 @@ fn read_manifest(dir: &Path, descriptor: &Descriptor) -> Result<Image> {
         })?;
         layers.push(Layer::from_blob(
             LayerSource::Blob {
-                range: FileRange {
-                    path,
-                    offset: 0,
-                    size: d.size,
-                },
+                range,
                 compression,
                 digest: Some(d.digest.clone()),
             },
             Some(diff_id.clone()),
-            format!("layer {} of {}", d.digest, dir.display()),
+            format!("layer {} of {}", d.digest, here.display()),
         ));
     }
-    let mut image = Image::from_parts(config, layers).map_err(|r| Error::invalid(dir, r))?;
+    let mut image = Image::from_parts(config, layers).map_err(|r| Error::invalid(here, r))?;
     *image.annotations_mut() = manifest.annotations;
     Ok(image)
 }
@@ -342,7 +334,8 @@ fn write_inner(
     }
     let index_path = dir.join("index.json");
     let mut index: Index = if index_path.exists() {
-        read_json(dir, &index_path)?
+        let files = LayoutDir(dir);
+        parse(&files, "index.json", &files.read("index.json")?)?
     } else {
         if dir.exists()
             && fs::read_dir(dir)

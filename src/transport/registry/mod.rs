@@ -24,7 +24,7 @@ pub use client::{Client, RegistryOptions};
 
 use super::WrittenImage;
 use crate::image::layer::{FileRange, LayerSource};
-use crate::image::manifest::{Descriptor, Index, Manifest};
+use crate::image::manifest::{Index, Manifest, describe_all, for_platform, is_index};
 use crate::image::{
     Cancel, ConfigFile, Digest, Encoding, Error, Image, Layer, Platform, Reference, Result,
     WrittenLayer, media_type,
@@ -197,10 +197,6 @@ async fn fetch_blob(
     cache.commit(temp, digest)
 }
 
-fn is_index(media: &str) -> bool {
-    media == media_type::OCI_INDEX || media == media_type::DOCKER_MANIFEST_LIST
-}
-
 fn media_type_of(bytes: &[u8]) -> Result<String, String> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
@@ -251,40 +247,14 @@ pub async fn pull(
         }
         let index: Index = serde_json::from_slice(&bytes)
             .map_err(|e| client.error(format!("index {digest} of `{reference}`: {e}")))?;
-        let entry = pick_platform(&index.manifests, platform).ok_or_else(|| Error::NotFound {
+        let entry = for_platform(&index.manifests, platform).ok_or_else(|| Error::NotFound {
             location: reference.to_string(),
             wanted: format!("platform {platform}"),
-            available: index
-                .manifests
-                .iter()
-                .filter_map(|d| d.platform.as_ref())
-                .map(|p| {
-                    Platform {
-                        os: p.os.clone(),
-                        architecture: p.architecture.clone(),
-                        variant: p.variant.clone(),
-                    }
-                    .to_string()
-                })
-                .collect::<Vec<_>>()
-                .join(", "),
+            available: describe_all(&index.manifests),
         })?;
         (bytes, digest) = fetch_manifest(&client, repo, &entry.digest.to_string(), cache).await?;
     }
     Err(client.error(format!("`{reference}`: indexes nested too deep")))
-}
-
-/// The index entry for `platform` (an absent variant matches any).
-pub fn pick_platform<'a>(entries: &'a [Descriptor], platform: &Platform) -> Option<&'a Descriptor> {
-    entries.iter().find(|d| {
-        d.platform.as_ref().is_some_and(|p| {
-            platform.matches(&Platform {
-                os: p.os.clone(),
-                architecture: p.architecture.clone(),
-                variant: p.variant.clone(),
-            })
-        })
-    })
 }
 
 async fn image_from_manifest(
