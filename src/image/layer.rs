@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::cancel::Cancel;
 use super::digest::{Digest, HashingReader, HashingWriter};
 use super::error::{Error, Result};
-use super::layer_tar::{Entry, write_layer_tar};
+use super::layer_tar::{CheckedTar, Entry, write_layer_tar};
 use super::reference::Reference;
 
 /// How a blob's bytes are compressed.
@@ -224,10 +224,12 @@ impl Layer {
                 let src_err = |e: io::Error| Error::io("copying blob from", &range.path)(e);
                 let mut src = HashingReader::new(range.open()?);
                 let written = match (compression, gzip) {
-                    (Compression::None, _) => encode(out, gzip, |w| copy(&mut src, w, cancel)),
-                    (c, false) => {
-                        encode(out, false, |w| copy(&mut decoder(*c, &mut src)?, w, cancel))
-                    }
+                    (Compression::None, _) => encode(out, gzip, |w| {
+                        copy(&mut CheckedTar::new(&mut src), w, cancel)
+                    }),
+                    (c, false) => encode(out, false, |w| {
+                        copy(&mut CheckedTar::new(decoder(*c, &mut src)?), w, cancel)
+                    }),
                     (c, true) => keep_compressed(&mut src, *c, out, cancel),
                 }
                 .map_err(src_err)?;
@@ -293,15 +295,15 @@ fn keep_compressed(
     cancel: &Cancel,
 ) -> io::Result<WrittenLayer> {
     let mut out = HashingWriter::new(out);
-    let mut uncompressed = HashingReader::new(decoder(
+    let mut uncompressed = CheckedTar::new(HashingReader::new(decoder(
         compression,
         Tee {
             src,
             copy: &mut out,
         },
-    )?);
+    )?));
     copy(&mut uncompressed, &mut io::sink(), cancel)?;
-    let (diff_id, _) = uncompressed.finish();
+    let (diff_id, _) = uncompressed.into_inner().finish();
     let (digest, size, _) = out.finish();
     Ok(WrittenLayer {
         diff_id,
@@ -477,13 +479,11 @@ mod tests {
             ),
             "{err}"
         );
-        // A blob whose bytes changed after its digest was taken.
+        // A blob whose bytes changed after its digest was taken (inside a file's data).
         let layer = blob(dir.path(), &tar, Compression::None, None);
-        std::fs::write(
-            dir.path().join("blob"),
-            tar.iter().map(|b| b ^ 1).collect::<Vec<_>>(),
-        )
-        .unwrap();
+        let mut changed = tar.clone();
+        changed[1100] ^= 1;
+        std::fs::write(dir.path().join("blob"), changed).unwrap();
         let err = layer
             .write_to(&mut Vec::new(), Encoding::Uncompressed, &Cancel::new())
             .unwrap_err();

@@ -150,6 +150,141 @@ pub fn write_layer_tar(
     builder.finish()
 }
 
+/// A reader over a layer tar that fails when an entry's path (or a hard link's target) is
+/// absolute or climbs out with `..`, as a malicious layer's would. Bytes pass through unchanged.
+pub struct CheckedTar<R> {
+    inner: R,
+    header: Vec<u8>,
+    /// Bytes of entry data (and padding) still to pass before the next header.
+    skip: u64,
+    /// Entry data being collected (GNU long names, PAX headers), and what it is.
+    collect: Option<(u8, Vec<u8>, u64)>,
+    /// A name set by a preceding long-name or PAX entry for the next header.
+    next_name: Option<String>,
+}
+
+impl<R> CheckedTar<R> {
+    /// Checks the tar read from `inner`.
+    pub fn new(inner: R) -> Self {
+        Self {
+            inner,
+            header: Vec::with_capacity(512),
+            skip: 0,
+            collect: None,
+            next_name: None,
+        }
+    }
+
+    /// The reader this checks.
+    pub fn into_inner(self) -> R {
+        self.inner
+    }
+
+    fn feed(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            if let Some((_, data, remaining)) = &mut self.collect {
+                let n = (*remaining).min(buf.len() as u64) as usize;
+                data.extend_from_slice(&buf[..n]);
+                *remaining -= n as u64;
+                buf = &buf[n..];
+                if *remaining == 0 {
+                    let (kind, data, _) = self.collect.take().unwrap_or_default();
+                    self.next_name = match kind {
+                        b'L' => Some(
+                            String::from_utf8_lossy(&data)
+                                .trim_end_matches('\0')
+                                .to_string(),
+                        ),
+                        _ => pax_path(&data).or(self.next_name.take()),
+                    };
+                }
+                continue;
+            }
+            if self.skip > 0 {
+                let n = self.skip.min(buf.len() as u64) as usize;
+                self.skip -= n as u64;
+                buf = &buf[n..];
+                continue;
+            }
+            let n = (512 - self.header.len()).min(buf.len());
+            self.header.extend_from_slice(&buf[..n]);
+            buf = &buf[n..];
+            if self.header.len() == 512 {
+                let header = std::mem::take(&mut self.header);
+                self.on_header(&header)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_header(&mut self, h: &[u8]) -> io::Result<()> {
+        if h.iter().all(|&b| b == 0) {
+            return Ok(());
+        }
+        let field = |range: std::ops::Range<usize>| {
+            let f = &h[range];
+            String::from_utf8_lossy(&f[..f.iter().position(|&b| b == 0).unwrap_or(f.len())])
+                .into_owned()
+        };
+        let size = tar::Header::from_byte_slice(h).entry_size().map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("malformed tar header in layer: {e}"),
+            )
+        })?;
+        let padded = size.div_ceil(512) * 512;
+        let kind = h[156];
+        if matches!(kind, b'L' | b'x' | b'K') {
+            self.collect = Some((kind, Vec::new(), size));
+            self.skip = padded - size;
+            return Ok(());
+        }
+        let name = match self.next_name.take() {
+            Some(n) => n,
+            None => {
+                let (name, prefix) = (field(0..100), field(345..500));
+                if &h[257..262] == b"ustar" && !prefix.is_empty() {
+                    format!("{prefix}/{name}")
+                } else {
+                    name
+                }
+            }
+        };
+        check_entry_path(&name)?;
+        if kind == b'1' {
+            check_entry_path(&field(157..257))?;
+        }
+        self.skip = padded;
+        Ok(())
+    }
+}
+
+fn pax_path(data: &[u8]) -> Option<String> {
+    String::from_utf8_lossy(data).lines().find_map(|record| {
+        let (_, kv) = record.split_once(' ')?;
+        kv.strip_prefix("path=").map(str::to_string)
+    })
+}
+
+fn check_entry_path(name: &str) -> io::Result<()> {
+    let path = Path::new(name);
+    if path.is_absolute() || path.components().any(|c| c == Component::ParentDir) {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("layer entry `{name}` is an absolute path or leaves the image root with `..`"),
+        ));
+    }
+    Ok(())
+}
+
+impl<R: io::Read> io::Read for CheckedTar<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.feed(&buf[..n])?;
+        Ok(n)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -220,6 +355,61 @@ mod tests {
         let a = make();
         assert_eq!(a, make());
         assert!(list(&a).iter().any(|g| g.0 == long));
+    }
+
+    fn check_all(bytes: &[u8]) -> io::Result<()> {
+        io::copy(&mut CheckedTar::new(bytes), &mut io::sink()).map(|_| ())
+    }
+
+    /// A tar with one entry whose header names `path` verbatim (as a hostile tool could write).
+    fn raw_tar(path: &str, long: bool) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut builder = tar::Builder::new(&mut out);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(1);
+        h.set_entry_type(tar::EntryType::Regular);
+        if long {
+            // A GNU long-name entry carrying the path, then the real header.
+            let mut l = tar::Header::new_gnu();
+            l.set_size(path.len() as u64 + 1);
+            l.set_entry_type(tar::EntryType::GNULongName);
+            l.as_gnu_mut().unwrap().name[..13].copy_from_slice(b"././@LongLink");
+            l.set_cksum();
+            builder.append(&l, format!("{path}\0").as_bytes()).unwrap();
+            h.as_gnu_mut().unwrap().name[..5].copy_from_slice(b"dummy");
+        } else {
+            h.as_gnu_mut().unwrap().name[..path.len()].copy_from_slice(path.as_bytes());
+        }
+        h.set_cksum();
+        builder.append(&h, &b"x"[..]).unwrap();
+        builder.finish().unwrap();
+        drop(builder);
+        out
+    }
+
+    #[test]
+    fn checked_tar_refuses_escaping_entries() {
+        for bad in ["../etc/passwd", "/etc/passwd", "a/../../x"] {
+            let err = check_all(&raw_tar(bad, false)).unwrap_err();
+            assert!(err.to_string().contains(bad), "{err}");
+        }
+        let long_bad = format!("{}/../../../etc/shadow", "d".repeat(120));
+        assert!(check_all(&raw_tar(&long_bad, true)).is_err());
+        check_all(&raw_tar("fine/path", false)).unwrap();
+        check_all(&raw_tar(&format!("{}/ok", "d".repeat(120)), true)).unwrap();
+        // What this crate writes passes.
+        let mut ours = Vec::new();
+        write_layer_tar(
+            vec![entry(
+                &format!("{}/f", "x".repeat(200)),
+                EntryData::Bytes(vec![7; 3000]),
+            )],
+            0,
+            &mut ours,
+            &Cancel::new(),
+        )
+        .unwrap();
+        check_all(&ours).unwrap();
     }
 
     #[test]
