@@ -10,5 +10,11 @@
 pub mod build;
 pub mod conda;
 pub mod image;
+pub mod inspect;
 pub mod reporter;
 pub mod transport;
+
+/// Installs rustls' ring crypto provider for this process (once; later calls do nothing).
+pub(crate) fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}

@@ -59,6 +59,7 @@ pub fn gateway(cache_dir: &Path, client: reqwest_middleware::ClientWithMiddlewar
 
 /// An HTTP client with conda's authentication (`~/.rattler` credentials, `.netrc`, env vars).
 pub fn http_client() -> reqwest_middleware::ClientWithMiddleware {
+    crate::install_tls_provider();
     let client = reqwest::Client::builder()
         .user_agent(concat!("conda-docker/", env!("CARGO_PKG_VERSION")))
         .build()

@@ -45,7 +45,8 @@ impl Image {
             }
             entries.push(entry);
         }
-        let description = format!("{} at /{}", path.display(), arc_root.display());
+        // History names only the place in the image, never a build-machine path.
+        let description = format!("directory at /{}", arc_root.display());
         self.push_layer(
             Layer::from_entries(entries, mtime, description.clone()),
             History {

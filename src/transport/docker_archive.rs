@@ -73,7 +73,7 @@ pub fn read(path: &Path, reference: Option<&str>) -> Result<Image> {
                 digest: None,
             },
             Some(diff_id),
-            format!("layer {} ({name}) of {}", i + 1, path.display()),
+            format!("layer {} of {}", i + 1, path.display()),
         ));
     }
     Image::from_parts(config, layers).map_err(|reason| Error::invalid(path, reason))

@@ -24,6 +24,64 @@ pub enum Command {
     Build(BuildArgs),
     /// Store credentials for a registry where `docker login` would.
     Login(LoginArgs),
+    /// Show an image's layers (with the conda packages each holds), config and size.
+    Inspect(InspectArgs),
+    /// Copy an image between transports (docker-archive, OCI layout, oci-archive, registry).
+    Copy(CopyArgs),
+}
+
+/// How to reach registries, for commands that read or write images.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// The conda platform whose image to pick from a multi-platform index.
+    #[arg(long, default_value = "linux-64")]
+    pub platform: String,
+    /// Credentials for the registry read from, as USER:PASS.
+    #[arg(
+        long,
+        value_name = "USER:PASS",
+        env = "CONDA_DOCKER_BASE_CREDS",
+        hide_env_values = true
+    )]
+    pub src_creds: Option<String>,
+    /// Credentials for the registry written to, as USER:PASS.
+    #[arg(
+        long,
+        value_name = "USER:PASS",
+        env = "CONDA_DOCKER_CREDS",
+        hide_env_values = true
+    )]
+    pub creds: Option<String>,
+    /// Allow plain HTTP to registries that are not on loopback.
+    #[arg(long)]
+    pub insecure: bool,
+    /// Where registry blobs are cached (default: ~/.cache/conda-docker).
+    #[arg(long, env = "CONDA_DOCKER_CACHE_DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The image: `docker-archive:PATH`, `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]` or a registry reference.
+    pub image: String,
+    /// Print JSON for machines.
+    #[arg(long)]
+    pub json: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CopyArgs {
+    /// Where to read the image from (as `-b` takes it).
+    pub source: String,
+    /// Where to write it (as `-o` takes it).
+    pub destination: String,
+    /// Name and tag for the written image (repeatable).
+    #[arg(short, long = "image", value_name = "NAME[:TAG]")]
+    pub images: Vec<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 #[derive(Debug, Args)]

@@ -44,6 +44,8 @@ pub fn run(cli: Cli) -> ExitCode {
         let r = match cli.command {
             Command::Build(args) => build(args, cancel.clone(), progress.clone()).await,
             Command::Login(args) => login(args).await,
+            Command::Inspect(args) => inspect(args, cancel.clone()).await,
+            Command::Copy(args) => copy(args, cancel.clone(), progress.clone()).await,
         };
         watcher.abort();
         r
@@ -209,5 +211,134 @@ async fn login(args: crate::cli::LoginArgs) -> Result<()> {
         "Login Succeeded (credentials stored in {})",
         stored.display()
     );
+    Ok(())
+}
+
+/// The registry settings and blob cache for `inspect` and `copy`: (source, destination).
+fn remotes(args: &crate::cli::RemoteArgs) -> Result<(Remote, Remote)> {
+    let cache = match &args.cache_dir {
+        Some(d) => transport::registry::BlobCache::new(d.join("oci-v1")),
+        None => transport::registry::BlobCache::new(transport::registry::BlobCache::default_dir()),
+    };
+    let remote = |creds: Option<&str>, flag: &str| -> Result<Remote> {
+        Ok(Remote {
+            options: RegistryOptions {
+                insecure: args.insecure,
+                credential: parse_creds(creds, flag)?,
+            },
+            cache: cache.clone(),
+        })
+    };
+    Ok((
+        remote(args.src_creds.as_deref(), "--src-creds")?,
+        remote(args.creds.as_deref(), "--creds")?,
+    ))
+}
+
+async fn read_image(
+    source: &str,
+    args: &crate::cli::RemoteArgs,
+    remote: &Remote,
+    cancel: &Cancel,
+) -> Result<conda_docker::image::Image> {
+    let location = Location::parse_source(source)?;
+    let subdir = conda_docker::conda::channel::parse_subdir(&args.platform)?;
+    let platform = conda_docker::build::oci_platform(subdir);
+    let image = tokio::select! {
+        i = transport::read(&location, &platform, remote, cancel) => i,
+        () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+    };
+    image.with_context(|| format!("reading `{source}`"))
+}
+
+async fn inspect(args: crate::cli::InspectArgs, cancel: Cancel) -> Result<()> {
+    let (remote, _) = remotes(&args.remote)?;
+    let image = read_image(&args.image, &args.remote, &remote, &cancel).await?;
+    let report = tokio::task::block_in_place(|| conda_docker::inspect::inspect(&image, &cancel))
+        .with_context(|| format!("reading the layers of `{}`", args.image))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(());
+    }
+    let c = &report.config;
+    println!("image     {}", args.image);
+    println!("platform  {}", report.platform);
+    println!("created   {}", c.created.as_deref().unwrap_or("-"));
+    println!(
+        "size      {} stored, {} uncompressed, {} layers",
+        crate::progress::human_bytes(report.total_size),
+        crate::progress::human_bytes(report.total_uncompressed_size),
+        report.layers.len()
+    );
+    let join = |v: &Option<Vec<String>>| {
+        v.as_ref()
+            .map(|v| v.join(" "))
+            .unwrap_or_else(|| "-".into())
+    };
+    println!("entrypoint {}", join(&c.config.entrypoint));
+    println!("cmd       {}", join(&c.config.cmd));
+    if let Some(user) = &c.config.user {
+        println!("user      {user}");
+    }
+    if let Some(dir) = &c.config.working_dir {
+        println!("workdir   {dir}");
+    }
+    for e in c.config.env.iter().flatten() {
+        println!("env       {e}");
+    }
+    for (k, v) in c.config.labels.iter().flatten() {
+        println!("label     {k}={v}");
+    }
+    println!();
+    println!(
+        "{:>3}  {:<19}  {:>9}  {:>9}  contents",
+        "#", "diff_id", "stored", "size"
+    );
+    for (i, l) in report.layers.iter().enumerate() {
+        let what = if l.packages.is_empty() {
+            l.created_by
+                .clone()
+                .unwrap_or_else(|| format!("{} entries", l.entries))
+        } else {
+            l.packages.join(" ")
+        };
+        println!(
+            "{:>3}  {:<19}  {:>9}  {:>9}  {what}",
+            i + 1,
+            &l.diff_id.to_string()[..19],
+            l.size
+                .map(crate::progress::human_bytes)
+                .unwrap_or_else(|| "-".into()),
+            crate::progress::human_bytes(l.uncompressed_size),
+        );
+    }
+    Ok(())
+}
+
+async fn copy(args: crate::cli::CopyArgs, cancel: Cancel, progress: Arc<Progress>) -> Result<()> {
+    let (src_remote, dst_remote) = remotes(&args.remote)?;
+    let destination = Location::parse_destination(&args.destination)?;
+    destination.check_writable()?;
+    let tags = args
+        .images
+        .iter()
+        .map(|i| i.parse::<Reference>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let image = read_image(&args.source, &args.remote, &src_remote, &cancel).await?;
+    let reporter: Arc<dyn Reporter> = progress.clone();
+    let written = tokio::select! {
+        w = transport::write(&image, &destination, &tags, &dst_remote, &cancel, reporter.as_ref()) => w,
+        () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+    }
+    .with_context(|| format!("writing {destination}"))?;
+    progress.note(&format!(
+        "copied {} to {destination}: {} layers",
+        args.source,
+        written.layers.len()
+    ));
+    match (&destination, &written.manifest_digest) {
+        (Location::Registry(r), Some(d)) => println!("{}@{d}", r.familiar_tagged()),
+        _ => println!("{}", written.config_digest),
+    }
     Ok(())
 }

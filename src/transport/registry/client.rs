@@ -103,7 +103,7 @@ const RETRIES: u32 = 4;
 impl Client {
     /// A client for `registry` (`host[:port]`), with credentials looked up as Docker does.
     pub fn new(registry: &str, options: &RegistryOptions) -> Result<Self, Error> {
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        crate::install_tls_provider();
         let http = reqwest::Client::builder()
             .user_agent(concat!("conda-docker/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))

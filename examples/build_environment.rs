@@ -1,0 +1,47 @@
+//! The seed's `build_docker_environment` example, in Rust: solve and install conda packages on a
+//! base image, get the image back as a value, and write it.
+//!
+//! `cargo run --example build_environment -- BASE CHANNEL OUTPUT SPEC...`
+//! e.g. `-- docker-archive:demo/base.tar demo/channel example-image.tar bzip2 zstd`.
+
+use conda_docker::build::Builder;
+use conda_docker::image::{Cancel, Reference};
+use conda_docker::reporter::NoReporter;
+use conda_docker::transport::{self, Location, Remote};
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [base, channel, output, specs @ ..] = args.as_slice() else {
+        return Err("usage: build_environment BASE CHANNEL OUTPUT SPEC...".into());
+    };
+    // build_docker_environment(base_image=..., output_image='example-image:123456', packages=[...])
+    let mut built = Builder::new(specs.iter().cloned())
+        .with_channels([channel.clone()])
+        .with_base(base.clone())
+        .build()
+        .await?;
+    // The image is a value: inspect or change it before writing.
+    println!(
+        "{} packages in {} layers",
+        built.records().len(),
+        built.image().layers().len()
+    );
+    built
+        .image_mut()
+        .config_mut()
+        .config
+        .set_env_var("BUILT_BY", "conda-docker example");
+    let tags: Vec<Reference> = vec!["example-image:123456".parse()?];
+    let written = transport::write(
+        built.image(),
+        &Location::parse_destination(output)?,
+        &tags,
+        &Remote::default(),
+        &Cancel::new(),
+        &NoReporter,
+    )
+    .await?;
+    println!("{}", written.config_digest);
+    Ok(())
+}
