@@ -261,6 +261,14 @@ impl Default for Remote {
 }
 
 /// Reads the image at `location`; an index is resolved to the entry for `platform`.
+///
+/// # Errors
+/// [`Error::NotFound`](crate::image::Error::NotFound) when the tag, name or platform is not there
+/// (the message lists what is); [`Error::Unauthorized`](crate::image::Error::Unauthorized) when a
+/// registry refuses; [`Error::Invalid`](crate::image::Error::Invalid) for a malformed archive or
+/// layout; [`Error::DigestMismatch`](crate::image::Error::DigestMismatch) for a blob whose bytes do
+/// not match; [`Error::Registry`](crate::image::Error::Registry) when a registry cannot be reached;
+/// [`Error::Io`](crate::image::Error::Io) for unreadable files.
 pub async fn read(
     location: &Location,
     platform: &crate::image::Platform,
@@ -286,7 +294,16 @@ pub async fn read(
 }
 
 /// Writes `image` to `location`, tagged with `tags` (an OCI layout uses its own `:TAG`, or the
-/// first tag's; a registry its reference's).
+/// first tag's; a registry its reference's). Layers are checked against their digests and
+/// diff_ids as they stream; a failed write leaves no output file and no registry tag.
+///
+/// # Errors
+/// [`Error::Output`](crate::image::Error::Output) when the output cannot be used;
+/// [`Error::DigestMismatch`](crate::image::Error::DigestMismatch) or
+/// [`Error::Invalid`](crate::image::Error::Invalid) when a layer read from the source is corrupt
+/// or unsafe; [`Error::Unauthorized`](crate::image::Error::Unauthorized) and
+/// [`Error::Registry`](crate::image::Error::Registry) for pushes;
+/// [`Error::Cancelled`](crate::image::Error::Cancelled) when `cancel` was set.
 pub async fn write(
     image: &crate::image::Image,
     location: &Location,
