@@ -15,14 +15,19 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rattler_conda_types::{RepoDataRecord, Subdir};
+use std::collections::BTreeMap;
+
+use rattler_conda_types::{GenericVirtualPackage, RepoDataRecord, Subdir};
 
 use crate::conda::install::{InstallOptions, StagedPrefix};
+use crate::conda::lock::LockedPackage;
 use crate::conda::plan::{LayerPlan, LayeringStrategy, MAX_LAYERS, plan_layers};
 use crate::conda::{channel, install, solve};
-use crate::image::layer_tar::Entry;
+use crate::image::layer::EntriesLayer;
+use crate::image::layer_tar::{Entry, EntryData, Ownership};
 use crate::image::{Cancel, History, Image, Layer, Platform};
 use crate::reporter::{NoReporter, Reporter, Stage};
+use crate::settings::{ImageSettings, UserSpec};
 use crate::transport::registry::{BlobCache, RegistryOptions};
 use crate::transport::{self, Location, LocationError, Remote};
 
@@ -63,6 +68,9 @@ pub enum Error {
     /// Resolving or installing packages failed.
     #[error(transparent)]
     Conda(#[from] crate::conda::Error),
+    /// An image setting is invalid.
+    #[error("{0}")]
+    Settings(String),
     /// Building the layers failed.
     #[error(transparent)]
     Image(#[from] crate::image::Error),
@@ -70,6 +78,12 @@ pub enum Error {
     #[error("cancelled")]
     Cancelled,
 }
+
+/// Where the image records the packages it holds (conda's explicit format), in the prefix.
+pub const PACKAGE_LIST: &str = "conda-meta/explicit.txt";
+
+/// The label holding the digest of [`PACKAGE_LIST`].
+pub const PACKAGES_LABEL: &str = "org.conda-docker.packages.digest";
 
 /// The glibc version assumed for the image when nothing says otherwise (conda-forge's minimum).
 pub const DEFAULT_GLIBC: &str = "2.17";
@@ -95,7 +109,7 @@ pub fn oci_platform(subdir: Subdir) -> Platform {
 /// Builds a conda environment image. Every setting has a default; see each `with_` method.
 #[must_use]
 pub struct Builder {
-    specs: Vec<String>,
+    packages: Packages,
     channels: Vec<String>,
     subdir: String,
     base: String,
@@ -106,13 +120,28 @@ pub struct Builder {
     cancel: Cancel,
     reporter: Arc<dyn Reporter>,
     base_options: Option<RegistryOptions>,
+    env_name: Option<String>,
+    variables: BTreeMap<String, String>,
+    settings: ImageSettings,
+    virtual_packages: BTreeMap<String, String>,
+}
+
+/// Which packages go into the environment.
+#[derive(Clone, Debug)]
+pub enum Packages {
+    /// Match specs, solved against the channels.
+    Specs(Vec<String>),
+    /// Exact packages from a lockfile (looked up in their channels' repodata; no solve).
+    Locked(Vec<LockedPackage>),
+    /// Exact records, e.g. from an existing environment's `conda-meta`.
+    Records(Vec<RepoDataRecord>),
 }
 
 impl Builder {
     /// A build of the given match specs.
     pub fn new(specs: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Self {
-            specs: specs.into_iter().map(Into::into).collect(),
+            packages: Packages::Specs(specs.into_iter().map(Into::into).collect()),
             channels: vec!["conda-forge".into()],
             subdir: "linux-64".into(),
             base: "scratch".into(),
@@ -125,7 +154,49 @@ impl Builder {
             cancel: Cancel::new(),
             reporter: Arc::new(NoReporter),
             base_options: None,
+            env_name: None,
+            variables: BTreeMap::new(),
+            settings: ImageSettings::default(),
+            virtual_packages: BTreeMap::new(),
         }
+    }
+
+    /// A build of exactly these packages (from a lockfile or an existing environment).
+    pub fn from_packages(packages: Packages) -> Self {
+        Self {
+            packages,
+            ..Self::new(Vec::<String>::new())
+        }
+    }
+
+    /// The environment's name, for `CONDA_DEFAULT_ENV`. By default, `base`.
+    pub fn with_env_name(mut self, name: Option<String>) -> Self {
+        self.env_name = name;
+        self
+    }
+
+    /// Environment variables the environment declares (`variables:` of an environment.yml).
+    pub fn with_variables(mut self, variables: BTreeMap<String, String>) -> Self {
+        self.variables = variables;
+        self
+    }
+
+    /// Entrypoint, command, labels, user and the like. By default, the base's.
+    pub fn with_settings(mut self, settings: ImageSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Overrides a virtual package (`__glibc` = `2.28`, `__cuda` = `12.4`) for the solve.
+    /// By default `__glibc` is the base image's glibc (2.17 if it cannot be read), and
+    /// `CONDA_OVERRIDE_GLIBC` / `CONDA_OVERRIDE_CUDA` are honoured as conda does.
+    pub fn with_virtual_package(
+        mut self,
+        name: impl Into<String>,
+        version: impl Into<String>,
+    ) -> Self {
+        self.virtual_packages.insert(name.into(), version.into());
+        self
     }
 
     /// Channels in priority order. By default, `conda-forge`.
@@ -201,19 +272,14 @@ impl Builder {
 
     /// Resolves, installs and layers the environment on the base image.
     pub async fn build(self) -> Result<BuiltImage, Error> {
-        if self.specs.is_empty() {
+        if matches!(&self.packages, Packages::Specs(s) if s.is_empty()) {
             return Err(Error::NoSpecs);
         }
         let subdir = channel::parse_subdir(&self.subdir)?;
         let platform = oci_platform(subdir);
         let target_prefix = absolute_prefix(&self.target_prefix)?;
-        let specs = solve::parse_specs(&self.specs)?;
+        let user = self.settings.user_spec().map_err(Error::Settings)?;
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-        let channels = self
-            .channels
-            .iter()
-            .map(|c| channel::parse_channel(c, &cwd, subdir))
-            .collect::<Result<Vec<_>, _>>()?;
         let cache_dir = match &self.cache_dir {
             Some(d) => d.clone(),
             None => rattler_cache::default_cache_dir()
@@ -244,17 +310,29 @@ impl Builder {
         reporter.stage_finished(Stage::ReadBase, &format!("{} layers", base.layers().len()));
         self.check_cancel()?;
 
-        reporter.stage_started(Stage::Solve, &self.specs.join(" "));
         let client = solve::http_client();
         let gateway = solve::gateway(&cache_dir, client.clone());
-        let virtual_packages = solve::default_virtual_packages(
-            subdir,
-            &DEFAULT_GLIBC
-                .parse()
-                .unwrap_or_else(|_| rattler_conda_types::Version::major(2)),
-        );
-        let records =
-            solve::solve(&gateway, &channels, subdir, specs.clone(), virtual_packages).await?;
+        let records = match &self.packages {
+            Packages::Specs(specs) => {
+                reporter.stage_started(Stage::Solve, &specs.join(" "));
+                let parsed = solve::parse_specs(specs)?;
+                let channels = self
+                    .channels
+                    .iter()
+                    .map(|c| channel::parse_channel(c, &cwd, subdir))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let virtual_packages = self.virtual_packages(subdir, &base)?;
+                solve::solve(&gateway, &channels, subdir, parsed, virtual_packages).await?
+            }
+            Packages::Locked(locked) => {
+                reporter.stage_started(Stage::Solve, &format!("{} locked packages", locked.len()));
+                crate::conda::lock::records(&gateway, locked).await?
+            }
+            Packages::Records(records) => {
+                reporter.stage_started(Stage::Solve, &format!("{} packages", records.len()));
+                solve::sort_by_dependency(records.clone())
+            }
+        };
         reporter.stage_finished(Stage::Solve, &format!("{} packages", records.len()));
         self.check_cancel()?;
 
@@ -264,25 +342,82 @@ impl Builder {
             cache_dir,
             subdir,
             target_prefix: target_prefix.clone(),
-            requested_specs: specs,
         };
         let staged = install::install(records.clone(), &options, client).await?;
-        reporter.stage_finished(Stage::Install, &staged.path().display().to_string());
+        let package_list = crate::conda::lock::explicit_text(&records, subdir);
+        let list_path = staged.path().join(PACKAGE_LIST);
+        std::fs::write(&list_path, &package_list)
+            .map_err(crate::conda::Error::io("writing", &list_path))?;
+        let activation = install::activation_variables(staged.path())?;
+        reporter.stage_finished(Stage::Install, &format!("{} packages", records.len()));
         self.check_cancel()?;
 
-        let budget = MAX_LAYERS.saturating_sub(base.layers().len());
+        let budget = MAX_LAYERS.saturating_sub(base.layers().len() + usize::from(user.is_some()));
         let plan = plan_layers(staged.path(), &records, self.strategy, budget)?;
         let epoch = self
             .source_date_epoch
             .or_else(|| plan.groups.iter().filter_map(|g| g.timestamp).max())
             .unwrap_or(0);
-        let image = assemble(base, &staged, &plan, epoch, self.source_date_epoch)?;
+        let owner = match (&user, self.settings.writable_prefix) {
+            (Some(u), true) => Some(Ownership {
+                root: target_prefix
+                    .strip_prefix("/")
+                    .unwrap_or(&target_prefix)
+                    .to_path_buf(),
+                uid: u.uid,
+                gid: u.gid,
+            }),
+            _ => None,
+        };
+        let mut image = assemble(base, &staged, &plan, epoch, self.source_date_epoch, owner)?;
+        if let Some(u) = &user {
+            add_user_layer(&mut image, u, epoch, &self.cancel)?;
+        }
+        let run = &mut image.config_mut().config;
+        run.set_env_var(
+            "CONDA_DEFAULT_ENV",
+            self.env_name.as_deref().unwrap_or("base"),
+        );
+        for (k, v) in activation.iter().chain(&self.variables) {
+            run.set_env_var(k, v);
+        }
+        let labels = run.labels.get_or_insert_with(BTreeMap::new);
+        labels.insert(
+            PACKAGES_LABEL.to_string(),
+            crate::image::Digest::of(package_list.as_bytes()).to_string(),
+        );
+        self.settings.apply(&mut image).map_err(Error::Settings)?;
         Ok(BuiltImage {
             image,
             records,
             plan,
             _staged: staged,
         })
+    }
+
+    /// The virtual packages the solve assumes for an image on `base`.
+    fn virtual_packages(
+        &self,
+        subdir: Subdir,
+        base: &Image,
+    ) -> Result<Vec<GenericVirtualPackage>, Error> {
+        let mut overrides = self.virtual_packages.clone();
+        for (env, name) in [
+            ("CONDA_OVERRIDE_GLIBC", "__glibc"),
+            ("CONDA_OVERRIDE_CUDA", "__cuda"),
+        ] {
+            if let Ok(v) = std::env::var(env)
+                && !v.is_empty()
+            {
+                overrides.entry(name.to_string()).or_insert(v);
+            }
+        }
+        let glibc = match overrides.remove("__glibc") {
+            Some(v) => v,
+            None => crate::image::files::glibc_version(base, &self.cancel)?
+                .unwrap_or_else(|| DEFAULT_GLIBC.to_string()),
+        };
+        solve::virtual_packages(subdir, &glibc, &overrides).map_err(Error::Conda)
     }
 
     fn check_cancel(&self) -> Result<(), Error> {
@@ -323,6 +458,7 @@ fn assemble(
     plan: &LayerPlan,
     created: u64,
     clamp: Option<u64>,
+    owner: Option<Ownership>,
 ) -> Result<Image, Error> {
     let prefix = staged.target_prefix();
     let in_image = prefix.strip_prefix("/").unwrap_or(prefix);
@@ -342,7 +478,14 @@ fn assemble(
             .collect::<Result<Vec<_>, _>>()?;
         let comment = (!group.packages.is_empty()).then(|| group.packages.join(" "));
         image.push_layer(
-            Layer::from_entries(entries, mtime, group.description.clone()),
+            Layer::from_tar_source(
+                Arc::new(EntriesLayer {
+                    entries,
+                    mtime,
+                    owner: owner.clone(),
+                }),
+                group.description.clone(),
+            ),
             History {
                 created: Some(rfc3339(created)),
                 created_by: Some(format!("conda-docker: {}", group.description)),
@@ -396,4 +539,97 @@ impl BuiltImage {
     pub fn plan(&self) -> &LayerPlan {
         &self.plan
     }
+}
+
+/// Adds `user` to the base's `/etc/passwd` and `/etc/group` (made if missing) and gives it a
+/// home directory, in one small layer.
+fn add_user_layer(
+    image: &mut Image,
+    user: &UserSpec,
+    mtime: u64,
+    cancel: &Cancel,
+) -> Result<(), Error> {
+    use crate::image::files::{FileContent, read_files};
+    let files = read_files(image, &["etc/passwd", "etc/group"], cancel)?;
+    let text = |name: &str| match files.get(name) {
+        Some(FileContent::File(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+        _ => String::new(),
+    };
+    let (mut passwd, mut group) = (text("etc/passwd"), text("etc/group"));
+    let home = format!("home/{}", user.name);
+    let field = |line: &str, i: usize| line.split(':').nth(i).map(str::to_string);
+    match passwd.lines().find(|l| {
+        field(l, 0).as_deref() == Some(&user.name) || field(l, 2) == Some(user.uid.to_string())
+    }) {
+        Some(line)
+            if field(line, 0).as_deref() == Some(&user.name)
+                && field(line, 2) == Some(user.uid.to_string()) => {}
+        Some(line) => {
+            return Err(Error::Settings(format!(
+                "--user {}:{}: the base image's /etc/passwd already has `{line}`; pick another name or uid",
+                user.name, user.uid
+            )));
+        }
+        None => {
+            if !passwd.is_empty() && !passwd.ends_with('\n') {
+                passwd.push('\n');
+            }
+            passwd.push_str(&format!(
+                "{0}:x:{1}:{2}:{0}:/{home}:/bin/sh\n",
+                user.name, user.uid, user.gid
+            ));
+        }
+    }
+    if !group
+        .lines()
+        .any(|l| field(l, 2) == Some(user.gid.to_string()))
+    {
+        if !group.is_empty() && !group.ends_with('\n') {
+            group.push('\n');
+        }
+        group.push_str(&format!("{}:x:{}:\n", user.name, user.gid));
+    }
+    let entries = vec![
+        Entry {
+            path: "etc/passwd".into(),
+            data: EntryData::Bytes(passwd.into_bytes()),
+            mode: 0o644,
+        },
+        Entry {
+            path: "etc/group".into(),
+            data: EntryData::Bytes(group.into_bytes()),
+            mode: 0o644,
+        },
+        Entry {
+            path: home.clone().into(),
+            data: EntryData::Dir,
+            mode: 0o755,
+        },
+    ];
+    let owner = Ownership {
+        root: home.into(),
+        uid: user.uid,
+        gid: user.gid,
+    };
+    let description = format!("user {} ({}:{})", user.name, user.uid, user.gid);
+    image.push_layer(
+        Layer::from_tar_source(
+            Arc::new(EntriesLayer {
+                entries,
+                mtime,
+                owner: Some(owner),
+            }),
+            description.clone(),
+        ),
+        History {
+            created: Some(rfc3339(mtime)),
+            created_by: Some(format!("conda-docker: {description}")),
+            ..Default::default()
+        },
+    );
+    image
+        .config_mut()
+        .config
+        .set_env_var("HOME", &format!("/home/{}", user.name));
+    Ok(())
 }

@@ -12,6 +12,7 @@ pub mod conda;
 pub mod image;
 pub mod inspect;
 pub mod reporter;
+pub mod settings;
 pub mod transport;
 
 /// Installs rustls' ring crypto provider for this process (once; later calls do nothing).

@@ -4,7 +4,9 @@ use std::path::{Path, PathBuf};
 
 use rattler::install::{Installer, LinkOptions};
 use rattler::package_cache::PackageCache;
-use rattler_conda_types::{MatchSpec, RepoDataRecord, Subdir};
+use std::collections::BTreeMap;
+
+use rattler_conda_types::{RepoDataRecord, Subdir};
 
 use super::{Error, Result};
 
@@ -42,8 +44,6 @@ pub struct InstallOptions {
     pub subdir: Subdir,
     /// Where the environment lives inside the image.
     pub target_prefix: PathBuf,
-    /// The specs the user asked for, recorded in `conda-meta` as conda does.
-    pub requested_specs: Vec<MatchSpec>,
 }
 
 /// Downloads (or takes from the cache) and links `records` into a new staging prefix.
@@ -72,7 +72,6 @@ pub async fn install(
         .with_target_platform(options.subdir)
         .with_alternative_target_prefix(&options.target_prefix)
         .with_execute_link_scripts(false)
-        .with_requested_specs(options.requested_specs.clone())
         .with_link_options(LinkOptions {
             allow_hard_links: Some(true),
             ..Default::default()
@@ -119,4 +118,44 @@ fn scrub(prefix: &Path) -> Result<()> {
             .map_err(Error::io("writing", &path))?;
     }
     Ok(())
+}
+
+/// The variables packages declare for activation: `etc/conda/env_vars.d/*.json` (in file-name
+/// order), then `conda-meta/state`'s `env_vars`, as `conda activate` sets them.
+pub fn activation_variables(prefix: &Path) -> Result<BTreeMap<String, String>> {
+    let mut vars = BTreeMap::new();
+    let mut add = |path: &Path,
+                   pick: &dyn Fn(serde_json::Value) -> Option<serde_json::Value>|
+     -> Result<()> {
+        let bytes = std::fs::read(path).map_err(Error::io("reading", path))?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| Error::io("parsing", path)(e.into()))?;
+        if let Some(serde_json::Value::Object(map)) = pick(value) {
+            for (k, v) in map {
+                let v = match v {
+                    serde_json::Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                vars.insert(k, v);
+            }
+        }
+        Ok(())
+    };
+    let dir = prefix.join("etc/conda/env_vars.d");
+    if dir.is_dir() {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .map_err(Error::io("reading", &dir))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|e| e == "json"))
+            .collect();
+        files.sort();
+        for f in files {
+            add(&f, &Some)?;
+        }
+    }
+    let state = prefix.join("conda-meta/state");
+    if state.is_file() {
+        add(&state, &|v| v.get("env_vars").cloned())?;
+    }
+    Ok(vars)
 }

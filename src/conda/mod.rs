@@ -4,8 +4,11 @@
 //! files it owns ([`plan::LayerPlan`]).
 
 pub mod channel;
+pub mod env_file;
 pub mod install;
+pub mod lock;
 pub mod plan;
+pub mod prefix;
 pub mod solve;
 
 use std::path::PathBuf;
@@ -67,6 +70,28 @@ pub enum Error {
         /// The cause.
         #[source]
         source: std::io::Error,
+    },
+    /// A lockfile or environment file could not be used.
+    #[error("`{}`: {reason}", path.display())]
+    Lock {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with line and column where known.
+        reason: String,
+    },
+    /// A locked package's hash differs from the channel's.
+    #[error(
+        "{package}: the lockfile's {kind} {locked} does not match the channel's {channel}; refusing to install it"
+    )]
+    HashMismatch {
+        /// The package file.
+        package: String,
+        /// `sha256` or `md5`.
+        kind: String,
+        /// What the lockfile says.
+        locked: String,
+        /// What the channel's repodata says.
+        channel: String,
     },
     /// The package cache location could not be determined.
     #[error("no package cache directory: {0} (pass --cache-dir)")]

@@ -28,9 +28,40 @@ pub fn parse_specs(specs: &[String]) -> Result<Vec<MatchSpec>> {
         .collect()
 }
 
-/// The virtual packages an image for `subdir` provides: `__unix`, `__linux`, `__glibc` and
-/// `__archspec`.
-pub fn default_virtual_packages(subdir: Subdir, glibc: &Version) -> Vec<GenericVirtualPackage> {
+/// The virtual packages an image for `subdir` provides: `__unix`, `__linux`, `__glibc` (at
+/// `glibc`), `__archspec`, and any in `extra` (`__cuda` only when given there), which also
+/// override the others by name.
+pub fn virtual_packages(
+    subdir: Subdir,
+    glibc: &str,
+    extra: &std::collections::BTreeMap<String, String>,
+) -> Result<Vec<GenericVirtualPackage>> {
+    let parse = |name: &str, version: &str| {
+        version.parse::<Version>().map_err(|e| Error::InvalidSpec {
+            spec: format!("{name}={version}"),
+            reason: e.to_string(),
+        })
+    };
+    let mut packages = default_virtual_packages(subdir, &parse("__glibc", glibc)?);
+    for (name, version) in extra {
+        if !name.starts_with("__") {
+            return Err(Error::InvalidSpec {
+                spec: format!("{name}={version}"),
+                reason: "virtual package names start with `__` (e.g. `__cuda=12.4`)".into(),
+            });
+        }
+        let version = parse(name, version)?;
+        packages.retain(|p| p.name.as_normalized() != name);
+        packages.push(GenericVirtualPackage {
+            name: PackageName::new_unchecked(name),
+            version,
+            build_string: BuildString::new_unchecked("0"),
+        });
+    }
+    Ok(packages)
+}
+
+fn default_virtual_packages(subdir: Subdir, glibc: &Version) -> Vec<GenericVirtualPackage> {
     let arch = subdir.arch().map(|a| a.to_string()).unwrap_or_default();
     let vp = |name: &str, version: Version, build: &str| GenericVirtualPackage {
         name: PackageName::new_unchecked(name),

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::cancel::Cancel;
 use super::digest::{Digest, HashingReader, HashingWriter};
 use super::error::{Error, Result};
-use super::layer_tar::{CheckedTar, Entry, write_layer_tar};
+use super::layer_tar::{CheckedTar, Entry, Ownership, write_layer_tar_owned};
 use super::reference::Reference;
 
 /// How a blob's bytes are compressed.
@@ -84,18 +84,26 @@ pub trait TarSource: Send + Sync + fmt::Debug {
     fn write_tar(&self, out: &mut dyn Write, cancel: &Cancel) -> io::Result<()>;
 }
 
-/// A layer made of entries written by [`write_layer_tar`].
+/// A layer made of entries written by [`write_layer_tar_owned`].
 #[derive(Debug)]
 pub struct EntriesLayer {
     /// The entries, in any order.
     pub entries: Vec<Entry>,
     /// The mtime every entry gets.
     pub mtime: u64,
+    /// Who owns which part of the tree (root owns the rest).
+    pub owner: Option<Ownership>,
 }
 
 impl TarSource for EntriesLayer {
     fn write_tar(&self, out: &mut dyn Write, cancel: &Cancel) -> io::Result<()> {
-        write_layer_tar(self.entries.iter().cloned(), self.mtime, out, cancel)
+        write_layer_tar_owned(
+            self.entries.iter().cloned(),
+            self.mtime,
+            self.owner.as_ref(),
+            out,
+            cancel,
+        )
     }
 }
 
@@ -173,7 +181,14 @@ impl Layer {
 
     /// A layer of the given entries, all with `mtime`.
     pub fn from_entries(entries: Vec<Entry>, mtime: u64, description: impl Into<String>) -> Self {
-        Self::from_tar_source(Arc::new(EntriesLayer { entries, mtime }), description)
+        Self::from_tar_source(
+            Arc::new(EntriesLayer {
+                entries,
+                mtime,
+                owner: None,
+            }),
+            description,
+        )
     }
 
     /// This layer as pulled from the repository `origin`, so a push to the same registry can

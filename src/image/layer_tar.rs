@@ -81,12 +81,35 @@ fn clean(path: &Path) -> PathBuf {
         .collect()
 }
 
+/// Entries at or below `root` belong to `uid`:`gid`; all others to root.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ownership {
+    /// The directory (relative to the image root) whose tree the user owns.
+    pub root: PathBuf,
+    /// The owner's uid.
+    pub uid: u32,
+    /// The owner's gid.
+    pub gid: u32,
+}
+
 /// Writes `entries` as a deterministic tar to `out`, adding missing parent directories.
 ///
-/// Later entries with the same path replace earlier ones. Every entry gets `mtime`.
+/// Later entries with the same path replace earlier ones. Every entry gets `mtime` and is owned
+/// by root.
 pub fn write_layer_tar(
     entries: impl IntoIterator<Item = Entry>,
     mtime: u64,
+    out: &mut dyn Write,
+    cancel: &Cancel,
+) -> io::Result<()> {
+    write_layer_tar_owned(entries, mtime, None, out, cancel)
+}
+
+/// [`write_layer_tar`], with the tree at `owner.root` owned by `owner`'s uid and gid.
+pub fn write_layer_tar_owned(
+    entries: impl IntoIterator<Item = Entry>,
+    mtime: u64,
+    owner: Option<&Ownership>,
     out: &mut dyn Write,
     cancel: &Cancel,
 ) -> io::Result<()> {
@@ -115,8 +138,12 @@ pub fn write_layer_tar(
         cancel.check()?;
         let mut header = tar::Header::new_gnu();
         header.set_mtime(mtime);
-        header.set_uid(0);
-        header.set_gid(0);
+        let (uid, gid) = match owner {
+            Some(o) if entry.path.starts_with(&o.root) => (o.uid, o.gid),
+            _ => (0, 0),
+        };
+        header.set_uid(uid.into());
+        header.set_gid(gid.into());
         header.set_mode(entry.mode);
         match &entry.data {
             EntryData::Dir => {

@@ -7,6 +7,7 @@ pub mod cancel;
 pub mod config;
 pub mod digest;
 pub mod error;
+pub mod files;
 pub mod layer;
 pub mod layer_tar;
 pub mod manifest;

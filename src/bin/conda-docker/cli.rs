@@ -21,7 +21,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image holding a conda environment solved from package specs.
-    Build(BuildArgs),
+    Build(Box<BuildArgs>),
     /// Store credentials for a registry where `docker login` would.
     Login(LoginArgs),
     /// Show an image's layers (with the conda packages each holds), config and size.
@@ -115,28 +115,70 @@ pub enum Layering {
 pub struct BuildArgs {
     /// Conda match specs: `numpy>=1.26`, `python=3.12.*`, `conda-forge::zstd`.
     pub specs: Vec<String>,
-    /// Channel (repeatable, highest priority first): a name, an http(s) or file:// URL, or a directory.
-    #[arg(
-        short,
-        long = "channel",
-        value_name = "CHANNEL",
-        default_value = "conda-forge"
-    )]
+    /// Channel (repeatable, highest priority first): a name, an http(s) or file:// URL, or a
+    /// directory (default: the environment file's channels, else conda-forge).
+    #[arg(short, long = "channel", value_name = "CHANNEL")]
     pub channels: Vec<String>,
+    /// Whether -c was given (set after parsing).
+    #[arg(skip)]
+    pub channels_given: bool,
     /// The conda platform (subdir) to build for: linux-64, linux-aarch64, linux-ppc64le, ...
     #[arg(long, default_value = "linux-64")]
     pub platform: String,
     /// Base image: `scratch`, `docker-archive:PATH[:NAME:TAG]`, `oci:DIR[:TAG]`, or a registry reference.
     #[arg(short, long, default_value = "debian:stable-slim")]
     pub base: String,
-    /// Name and tag of the image (repeatable): `demo:1`, `localhost:5000/team/app:1.0`.
-    #[arg(
-        short,
-        long = "image",
-        value_name = "NAME[:TAG]",
-        default_value = "conda-docker:latest"
-    )]
+    /// Name and tag of the image (repeatable): `demo:1`, `localhost:5000/team/app:1.0`
+    /// (default: the environment file's name, else `conda-docker:latest`).
+    #[arg(short, long = "image", value_name = "NAME[:TAG]")]
     pub images: Vec<String>,
+    /// An environment.yml, or a lockfile (conda-lock.yml, pixi.lock, conda's @EXPLICIT list),
+    /// told apart by content. Specs on the command line are added to an environment file's.
+    #[arg(short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The pixi.lock environment to build.
+    #[arg(long, default_value = "default")]
+    pub environment: String,
+    /// Build the packages of an existing conda environment (reinstalled fresh, not copied).
+    #[arg(short = 'p', long, value_name = "PATH", conflicts_with_all = ["file", "name"])]
+    pub prefix: Option<PathBuf>,
+    /// Build the packages of the named conda environment (see --prefix).
+    #[arg(short = 'n', long, value_name = "NAME", conflicts_with = "file")]
+    pub name: Option<String>,
+    /// Also write what went into the image as a lockfile: conda-lock format for .yml/.yaml,
+    /// else conda's explicit format.
+    #[arg(long, value_name = "FILE")]
+    pub lock_output: Option<PathBuf>,
+    /// Set an environment variable in the image (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// The entrypoint, as words or a JSON array.
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// The default command, as words or a JSON array.
+    #[arg(long)]
+    pub cmd: Option<String>,
+    /// The working directory.
+    #[arg(long)]
+    pub workdir: Option<String>,
+    /// A label (repeatable).
+    #[arg(long = "label", value_name = "KEY=VALUE")]
+    pub labels: Vec<String>,
+    /// A manifest annotation (repeatable).
+    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    pub annotations: Vec<String>,
+    /// A port to expose, `8080` or `53/udp` (repeatable).
+    #[arg(long)]
+    pub expose: Vec<String>,
+    /// Run as this user, created in the image: NAME[:UID[:GID]] (uid defaults to 1000).
+    #[arg(long, value_name = "NAME[:UID[:GID]]")]
+    pub user: Option<String>,
+    /// Make the --user own the environment, so it can install into it.
+    #[arg(long)]
+    pub writable_prefix: bool,
+    /// Override a virtual package for the solve: `__glibc=2.28`, `__cuda=12.4` (repeatable).
+    #[arg(long = "virtual-package", value_name = "NAME=VERSION")]
+    pub virtual_packages: Vec<String>,
     /// Output (repeatable): a path writes a docker-archive, `oci:DIR[:TAG]` an OCI image layout,
     /// `docker://REGISTRY/REPO:TAG` pushes to a registry.
     #[arg(short, long = "output", value_name = "OUTPUT", required = true)]

@@ -1,0 +1,501 @@
+//! Lockfiles: conda's explicit files, conda-lock's `conda-lock.yml` and `pixi.lock`, read into
+//! the exact packages to install (no solve), and written from what a build installed.
+//!
+//! Every locked package is looked up by URL in its channel's repodata, so a lockfile build gets
+//! the very records a solve would (patched dependencies included) and the same image; the hash
+//! the lockfile promises must match the channel's.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use rattler_conda_types::{Channel, MatchSpec, PackageName, RepoDataRecord, Subdir};
+use rattler_repodata_gateway::Gateway;
+use url::Url;
+
+use super::{Error, Result};
+
+/// A package as a lockfile names it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockedPackage {
+    /// Where the archive is.
+    pub url: Url,
+    /// Its sha256 (lowercase hex), if the lockfile has one.
+    pub sha256: Option<String>,
+    /// Its md5 (lowercase hex), if the lockfile has one.
+    pub md5: Option<String>,
+}
+
+/// The lockfile formats, told apart by content.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LockFormat {
+    /// conda's `@EXPLICIT` list of URLs.
+    Explicit,
+    /// conda-lock's unified `conda-lock.yml` (CEP-37).
+    CondaLock,
+    /// pixi's `pixi.lock`.
+    Pixi,
+}
+
+/// What a `-f FILE` holds, judged by its content.
+pub fn detect(text: &str) -> Option<LockFormat> {
+    if text.lines().any(|l| l.trim() == "@EXPLICIT") {
+        return Some(LockFormat::Explicit);
+    }
+    let top: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with([' ', '\t', '#', '-']) && l.contains(':'))
+        .filter_map(|l| l.split(':').next())
+        .collect();
+    if top.contains(&"environments") && top.contains(&"packages") {
+        Some(LockFormat::Pixi)
+    } else if top.contains(&"metadata") && top.contains(&"package") {
+        Some(LockFormat::CondaLock)
+    } else {
+        None
+    }
+}
+
+fn lock_error(path: &Path, reason: impl Into<String>) -> Error {
+    Error::Lock {
+        path: path.to_path_buf(),
+        reason: reason.into(),
+    }
+}
+
+/// Reads the packages for `subdir` (and, for pixi.lock, `environment`) from the lockfile at `path`.
+pub fn read(
+    path: &Path,
+    text: &str,
+    format: LockFormat,
+    subdir: Subdir,
+    environment: &str,
+) -> Result<Vec<LockedPackage>> {
+    match format {
+        LockFormat::Explicit => read_explicit(path, text, subdir),
+        LockFormat::CondaLock => read_conda_lock(path, text, subdir),
+        LockFormat::Pixi => read_pixi(path, subdir, environment),
+    }
+}
+
+fn read_explicit(path: &Path, text: &str, subdir: Subdir) -> Result<Vec<LockedPackage>> {
+    let mut packages = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if let Some(platform) = line.strip_prefix("# platform:")
+            && platform.trim() != subdir.as_str()
+        {
+            return Err(lock_error(
+                path,
+                format!(
+                    "it is for platform {} (line {}), not {subdir}; it has no other",
+                    platform.trim(),
+                    n + 1
+                ),
+            ));
+        }
+        if line.is_empty() || line.starts_with('#') || line == "@EXPLICIT" {
+            continue;
+        }
+        let (url, hash) = line.split_once('#').unwrap_or((line, ""));
+        let url = Url::parse(url.trim()).map_err(|e| {
+            lock_error(
+                path,
+                format!("line {}, column 1: `{url}` is not a URL: {e}", n + 1),
+            )
+        })?;
+        let hash = hash.trim();
+        let (sha256, md5) = match hash.strip_prefix("sha256:") {
+            Some(h) => (Some(h.to_lowercase()), None),
+            None if hash.len() == 64 => (Some(hash.to_lowercase()), None),
+            None if hash.len() == 32 => (None, Some(hash.to_lowercase())),
+            None if hash.is_empty() => (None, None),
+            None => {
+                return Err(lock_error(
+                    path,
+                    format!("line {}: `#{hash}` is neither an md5 nor a sha256", n + 1),
+                ));
+            }
+        };
+        packages.push(LockedPackage { url, sha256, md5 });
+    }
+    Ok(packages)
+}
+
+fn read_conda_lock(path: &Path, text: &str, subdir: Subdir) -> Result<Vec<LockedPackage>> {
+    let document = rattler_conda_lock::Document::parse(text).map_err(|e| {
+        let location = e
+            .span()
+            .map(|s| line_col(text, s.start))
+            .unwrap_or_default();
+        lock_error(path, format!("{location}{e}"))
+    })?;
+    let lock = document.lock_file();
+    let platforms: Vec<String> = lock.metadata.platforms.clone();
+    if !platforms.iter().any(|p| p == subdir.as_str()) {
+        return Err(lock_error(
+            path,
+            format!(
+                "it has no platform {subdir}; it has: {}",
+                platforms.join(", ")
+            ),
+        ));
+    }
+    let mut packages = Vec::new();
+    for p in &lock.package {
+        if p.platform != subdir.as_str() || !matches!(p.manager, rattler_conda_lock::Manager::Conda)
+        {
+            continue;
+        }
+        let url = Url::parse(&p.url).map_err(|e| {
+            lock_error(
+                path,
+                format!("package `{}`: `{}` is not a URL: {e}", p.name, p.url),
+            )
+        })?;
+        packages.push(LockedPackage {
+            url,
+            sha256: p.hash.sha256.as_ref().map(|h| h.to_lowercase()),
+            md5: p.hash.md5.as_ref().map(|h| h.to_lowercase()),
+        });
+    }
+    Ok(packages)
+}
+
+fn read_pixi(path: &Path, subdir: Subdir, environment: &str) -> Result<Vec<LockedPackage>> {
+    let lock =
+        rattler_lock::LockFile::from_path(path).map_err(|e| lock_error(path, e.to_string()))?;
+    let env = lock.environment(environment).ok_or_else(|| {
+        let names: Vec<&str> = lock.environments().map(|(n, _)| n).collect();
+        lock_error(
+            path,
+            format!(
+                "it has no environment `{environment}`; it has: {}",
+                names.join(", ")
+            ),
+        )
+    })?;
+    let platform = env
+        .platforms()
+        .find(|p| p.subdir() == subdir)
+        .ok_or_else(|| {
+            let names: Vec<String> = env.platforms().map(|p| p.name().to_string()).collect();
+            lock_error(
+                path,
+                format!(
+                    "environment `{environment}` has no platform {subdir}; it has: {}",
+                    names.join(", ")
+                ),
+            )
+        })?;
+    let mut packages = Vec::new();
+    for p in env.conda_packages(platform).into_iter().flatten() {
+        let Some(binary) = p.as_binary() else {
+            return Err(lock_error(
+                path,
+                "source packages (built by pixi from source) cannot be installed without building them",
+            ));
+        };
+        let url = match binary.location.as_url() {
+            Some(u) => u.clone(),
+            None => {
+                // A local path, relative to the lockfile's directory when not absolute.
+                let local = std::path::PathBuf::from(binary.location.to_string());
+                let local = if local.is_absolute() {
+                    local
+                } else {
+                    path.parent().unwrap_or(Path::new(".")).join(local)
+                };
+                Url::from_file_path(&local).map_err(|()| {
+                    lock_error(path, format!("`{}` is not a usable path", local.display()))
+                })?
+            }
+        };
+        packages.push(LockedPackage {
+            url,
+            sha256: binary.package_record.sha256.map(hex::encode),
+            md5: binary.package_record.md5.map(hex::encode),
+        });
+    }
+    Ok(packages)
+}
+
+/// `line L, column C: ` for a byte offset into `text`.
+pub fn line_col(text: &str, offset: usize) -> String {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("line {line}, column {column}: ")
+}
+
+/// The channel URL, subdir and file name of a package URL (`.../conda-forge/linux-64/x.conda`).
+fn split_url(url: &Url) -> Option<(Url, String, String)> {
+    let mut segments: Vec<&str> = url.path_segments()?.collect();
+    let file = segments.pop()?.to_string();
+    let subdir = segments.pop()?.to_string();
+    let mut channel = url.clone();
+    channel.set_path(&format!("{}/", segments.join("/")));
+    channel.set_fragment(None);
+    Some((channel, subdir, file))
+}
+
+/// A package's name from its archive file name (`name-version-build.conda`).
+fn name_of(file: &str) -> Option<String> {
+    let stem = file
+        .strip_suffix(".conda")
+        .or_else(|| file.strip_suffix(".tar.bz2"))?;
+    let mut parts = stem.rsplitn(3, '-');
+    let (_build, _version, name) = (parts.next()?, parts.next()?, parts.next()?);
+    Some(name.to_string())
+}
+
+/// Locked packages grouped by channel URL, then subdir: (file name, package).
+type ByChannel<'a> = BTreeMap<String, (Url, BTreeMap<String, Vec<(String, &'a LockedPackage)>>)>;
+
+/// Finds each locked package in its channel's repodata, checking the lockfile's hashes.
+pub async fn records(gateway: &Gateway, locked: &[LockedPackage]) -> Result<Vec<RepoDataRecord>> {
+    // channel -> subdir -> wanted file names
+    let mut wanted: ByChannel = BTreeMap::new();
+    for p in locked {
+        let (channel, subdir, file) = split_url(&p.url).ok_or_else(|| Error::Channel {
+            channel: p.url.to_string(),
+            reason: "not a package URL of the form CHANNEL/SUBDIR/FILE".into(),
+        })?;
+        wanted
+            .entry(channel.to_string())
+            .or_insert_with(|| (channel.clone(), BTreeMap::new()))
+            .1
+            .entry(subdir)
+            .or_default()
+            .push((file, p));
+    }
+    let mut out = Vec::new();
+    for (channel_url, subdirs) in wanted.values() {
+        let channel = Channel::from_url(channel_url.clone());
+        for (subdir, files) in subdirs {
+            let subdir_parsed: Subdir = subdir.parse().map_err(|_| Error::Channel {
+                channel: channel_url.to_string(),
+                reason: format!("`{subdir}` is not a conda subdir"),
+            })?;
+            let specs: Vec<MatchSpec> = files
+                .iter()
+                .filter_map(|(f, _)| name_of(f))
+                .filter_map(|n| PackageName::try_from(n).ok())
+                .map(MatchSpec::from)
+                .collect();
+            let result = gateway
+                .query([channel.clone()], [subdir_parsed], specs)
+                .recursive(false)
+                .execute()
+                .await
+                .map_err(|source| Error::Repodata {
+                    channels: format!("`{channel_url}`"),
+                    source,
+                })?;
+            for (file, locked) in files {
+                let record = result
+                    .repodata
+                    .iter()
+                    .flat_map(|r| r.iter())
+                    .find(|r| r.identifier.to_file_name() == *file)
+                    .ok_or_else(|| Error::Channel {
+                        channel: channel_url.to_string(),
+                        reason: format!(
+                            "the lockfile names `{subdir}/{file}`, which its repodata does not list"
+                        ),
+                    })?;
+                check_hash(
+                    file,
+                    "sha256",
+                    locked.sha256.as_deref(),
+                    record.package_record.sha256.map(hex::encode),
+                )?;
+                check_hash(
+                    file,
+                    "md5",
+                    locked.md5.as_deref(),
+                    record.package_record.md5.map(hex::encode),
+                )?;
+                out.push(record.clone());
+            }
+        }
+    }
+    Ok(super::solve::sort_by_dependency(out))
+}
+
+fn check_hash(file: &str, kind: &str, locked: Option<&str>, channel: Option<String>) -> Result<()> {
+    match (locked, channel) {
+        (Some(l), Some(c)) if l != c => Err(Error::HashMismatch {
+            package: file.to_string(),
+            kind: kind.to_string(),
+            locked: l.to_string(),
+            channel: c,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Writes `records` as a lockfile for `subdir`: conda-lock's format for `.yml`/`.yaml`, else
+/// conda's explicit format.
+pub fn write(
+    path: &Path,
+    records: &[RepoDataRecord],
+    subdir: Subdir,
+    channels: &[String],
+) -> Result<()> {
+    let is_yaml = path.extension().is_some_and(|e| e == "yml" || e == "yaml");
+    let text = if is_yaml {
+        conda_lock_text(records, subdir, channels)?
+    } else {
+        explicit_text(records, subdir)
+    };
+    let dir = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let mut temp =
+        tempfile::NamedTempFile::new_in(dir).map_err(super::Error::io("writing", path))?;
+    std::io::Write::write_all(&mut temp, text.as_bytes())
+        .map_err(super::Error::io("writing", path))?;
+    std::fs::set_permissions(
+        temp.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .map_err(super::Error::io("writing", path))?;
+    temp.persist(path)
+        .map_err(|e| super::Error::io("writing", path)(e.error))?;
+    Ok(())
+}
+
+/// conda's explicit format: one URL per package with its sha256.
+pub fn explicit_text(records: &[RepoDataRecord], subdir: Subdir) -> String {
+    let mut text = format!(
+        "# This file may be used to create an environment using:\n# $ conda create --name <env> --file <this file>\n# platform: {subdir}\n@EXPLICIT\n"
+    );
+    for r in records {
+        match r.package_record.sha256 {
+            Some(h) => text.push_str(&format!("{}#sha256:{}\n", r.url, hex::encode(h))),
+            None => text.push_str(&format!("{}\n", r.url)),
+        }
+    }
+    text
+}
+
+fn conda_lock_text(
+    records: &[RepoDataRecord],
+    subdir: Subdir,
+    channels: &[String],
+) -> Result<String> {
+    use rattler_conda_lock::{
+        Channel as LockChannel, Hashes, LockFile, Manager, Metadata, Package,
+    };
+    let package = records
+        .iter()
+        .map(|r| {
+            let p = &r.package_record;
+            let dependencies = p
+                .depends
+                .iter()
+                .map(|d| match d.split_once(' ') {
+                    Some((name, constraint)) => (name.to_string(), constraint.trim().to_string()),
+                    None => (d.clone(), "*".to_string()),
+                })
+                .collect();
+            Package {
+                name: p.name.as_normalized().to_string(),
+                version: p.version.to_string(),
+                manager: Manager::Conda,
+                platform: subdir.as_str().to_string(),
+                dependencies,
+                url: r.url.to_string(),
+                hash: Hashes {
+                    md5: p.md5.map(hex::encode),
+                    sha256: p.sha256.map(hex::encode),
+                },
+                source: None,
+                build: Some(p.build.to_string()),
+                category: "main".into(),
+                optional: false,
+            }
+        })
+        .collect();
+    let content = explicit_text(records, subdir);
+    let lock = LockFile {
+        metadata: Metadata {
+            content_hash: [(
+                subdir.as_str().to_string(),
+                crate::image::Digest::of(content.as_bytes())
+                    .hex()
+                    .to_string(),
+            )]
+            .into(),
+            channels: channels
+                .iter()
+                .map(|c| LockChannel {
+                    url: c.clone(),
+                    used_env_vars: Vec::new(),
+                })
+                .collect(),
+            platforms: vec![subdir.as_str().to_string()],
+            ..Metadata::default()
+        },
+        package,
+    };
+    lock.to_yaml().map_err(|e| Error::Lock {
+        path: "conda-lock.yml".into(),
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_are_told_apart_by_content() {
+        assert_eq!(
+            detect("# platform: linux-64\n@EXPLICIT\nhttps://x/linux-64/a-1-0.conda\n"),
+            Some(LockFormat::Explicit)
+        );
+        assert_eq!(
+            detect("version: 6\nenvironments:\n  default: {}\npackages: []\n"),
+            Some(LockFormat::Pixi)
+        );
+        assert_eq!(
+            detect("version: 1\nmetadata:\n  platforms: []\npackage: []\n"),
+            Some(LockFormat::CondaLock)
+        );
+        assert_eq!(detect("name: x\ndependencies:\n- bzip2\n"), None);
+    }
+
+    #[test]
+    fn explicit_lines_and_hashes() {
+        let text = "@EXPLICIT\nhttps://c.org/cf/linux-64/bzip2-1.0.8-h4bc722e_7.conda#62ee74e96c5ebb0af99386de58cf9553\n\
+                    https://c.org/cf/noarch/tzdata-2025a-h78e105d_0.conda#sha256:ABC\n";
+        let p = read_explicit(Path::new("x.txt"), text, Subdir::Linux64).unwrap();
+        assert_eq!(
+            p[0].md5.as_deref(),
+            Some("62ee74e96c5ebb0af99386de58cf9553")
+        );
+        assert_eq!(p[1].sha256.as_deref(), Some("abc"));
+        let (channel, subdir, file) = split_url(&p[0].url).unwrap();
+        assert_eq!(
+            (channel.as_str(), subdir.as_str(), file.as_str()),
+            (
+                "https://c.org/cf/",
+                "linux-64",
+                "bzip2-1.0.8-h4bc722e_7.conda"
+            )
+        );
+        assert_eq!(
+            name_of("ca-certificates-2024.12.14-hbcca054_0.conda").as_deref(),
+            Some("ca-certificates")
+        );
+        let e = read_explicit(
+            Path::new("x.txt"),
+            "# platform: osx-64\n@EXPLICIT\n",
+            Subdir::Linux64,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("osx-64"), "{e}");
+    }
+}

@@ -1,0 +1,102 @@
+//! Existing conda environments (`-p PATH`, `-n NAME`): their packages, read from `conda-meta`.
+//!
+//! Only the records are read; the packages are installed fresh from the cache or their URLs,
+//! never copied from the environment, which may have been modified or hold host paths.
+
+use std::path::{Path, PathBuf};
+
+use rattler_conda_types::{PrefixRecord, RepoDataRecord};
+
+use super::{Error, Result};
+
+/// The package records of the environment at `prefix`.
+pub fn read_records(prefix: &Path) -> Result<Vec<RepoDataRecord>> {
+    let meta = prefix.join("conda-meta");
+    if !meta.is_dir() {
+        return Err(Error::Lock {
+            path: prefix.to_path_buf(),
+            reason: "not a conda environment: it has no conda-meta directory".into(),
+        });
+    }
+    let mut records = Vec::new();
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(&meta)
+        .map_err(Error::io("reading", &meta))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    entries.sort();
+    for path in entries {
+        let record = PrefixRecord::from_path(&path).map_err(|e| Error::Lock {
+            path: path.clone(),
+            reason: format!("not a conda package record: {e}"),
+        })?;
+        records.push(record.repodata_record);
+    }
+    if records.is_empty() {
+        return Err(Error::Lock {
+            path: prefix.to_path_buf(),
+            reason: "the environment has no packages".into(),
+        });
+    }
+    Ok(records)
+}
+
+/// Where conda keeps named environments, in the order conda searches them.
+fn env_dirs() -> Vec<PathBuf> {
+    let home = std::env::var_os("HOME").map(PathBuf::from);
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if let Some(paths) = std::env::var_os("CONDA_ENVS_PATH") {
+        dirs.extend(std::env::split_paths(&paths));
+    }
+    for var in ["CONDA_ROOT", "CONDA_PREFIX", "MAMBA_ROOT_PREFIX"] {
+        if let Some(p) = std::env::var_os(var) {
+            dirs.push(PathBuf::from(p).join("envs"));
+        }
+    }
+    if let Some(h) = &home {
+        dirs.push(h.join(".conda/envs"));
+        for install in [
+            "miniforge3",
+            "mambaforge",
+            "miniconda3",
+            "anaconda3",
+            ".pixi/envs",
+        ] {
+            dirs.push(h.join(install).join("envs"));
+        }
+    }
+    dirs.push(PathBuf::from("/opt/conda/envs"));
+    dirs
+}
+
+/// Finds the environment named `name`, listing where it looked when it is not there.
+pub fn find_named(name: &str) -> Result<PathBuf> {
+    let mut looked = Vec::new();
+    for dir in env_dirs() {
+        let candidate = dir.join(name);
+        if candidate.join("conda-meta").is_dir() {
+            return Ok(candidate);
+        }
+        looked.push(candidate.display().to_string());
+    }
+    // conda's registry of environments, wherever they live.
+    if let Some(home) = std::env::var_os("HOME") {
+        let registry = PathBuf::from(home).join(".conda/environments.txt");
+        if let Ok(text) = std::fs::read_to_string(&registry) {
+            for line in text.lines().map(str::trim) {
+                let p = PathBuf::from(line);
+                if p.file_name().is_some_and(|n| n == name) && p.join("conda-meta").is_dir() {
+                    return Ok(p);
+                }
+            }
+        }
+        looked.push(registry.display().to_string());
+    }
+    Err(Error::Lock {
+        path: PathBuf::from(name),
+        reason: format!(
+            "no conda environment of that name; looked in: {}",
+            looked.join(", ")
+        ),
+    })
+}
