@@ -556,6 +556,13 @@ fn add_user_layer(
         _ => String::new(),
     };
     let (mut passwd, mut group) = (text("etc/passwd"), text("etc/group"));
+    // A base without these files (scratch) gets them, with root first.
+    if passwd.is_empty() {
+        passwd.push_str("root:x:0:0:root:/root:/bin/sh\n");
+    }
+    if group.is_empty() {
+        group.push_str("root:x:0:\n");
+    }
     let home = format!("home/{}", user.name);
     let field = |line: &str, i: usize| line.split(':').nth(i).map(str::to_string);
     match passwd.lines().find(|l| {

@@ -164,6 +164,36 @@ mod tests {
     use super::*;
 
     #[test]
+    fn settings_land_in_the_config() {
+        let mut image = Image::scratch(&crate::image::Platform::linux("amd64", None));
+        image.config_mut().config.cmd = Some(vec!["/bin/sh".into()]);
+        let settings = ImageSettings {
+            entrypoint: Some(vec!["bzip2".into()]),
+            workdir: Some("/data".into()),
+            expose: vec!["8080".into(), "53/udp".into()],
+            annotations: [(
+                "org.opencontainers.image.source".to_string(),
+                "x".to_string(),
+            )]
+            .into(),
+            user: Some("app:1001".into()),
+            ..Default::default()
+        };
+        settings.apply(&mut image).unwrap();
+        let run = &image.config().config;
+        assert_eq!(run.entrypoint.as_deref(), Some(&["bzip2".to_string()][..]));
+        assert_eq!(
+            run.cmd, None,
+            "a new entrypoint drops the base's Cmd, as Docker does"
+        );
+        assert_eq!(run.working_dir.as_deref(), Some("/data"));
+        let ports: Vec<&String> = run.exposed_ports.as_ref().unwrap().keys().collect();
+        assert_eq!(ports, ["53/udp", "8080/tcp"]);
+        assert_eq!(run.user.as_deref(), Some("1001:1001"));
+        assert_eq!(image.annotations()["org.opencontainers.image.source"], "x");
+    }
+
+    #[test]
     fn users() {
         assert_eq!(
             "app:1000".parse::<UserSpec>().unwrap(),

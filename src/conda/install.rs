@@ -159,3 +159,32 @@ pub fn activation_variables(prefix: &Path) -> Result<BTreeMap<String, String>> {
     }
     Ok(vars)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn activation_variables_follow_conda() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path();
+        std::fs::create_dir_all(p.join("etc/conda/env_vars.d")).unwrap();
+        std::fs::create_dir_all(p.join("conda-meta")).unwrap();
+        std::fs::write(
+            p.join("etc/conda/env_vars.d/a.json"),
+            r#"{"PROJ_DATA": "/opt/conda/share/proj", "X": "a"}"#,
+        )
+        .unwrap();
+        std::fs::write(p.join("etc/conda/env_vars.d/b.json"), r#"{"X": "b"}"#).unwrap();
+        std::fs::write(
+            p.join("conda-meta/state"),
+            r#"{"env_vars": {"X": "state", "LEVEL": 3}}"#,
+        )
+        .unwrap();
+        let vars = activation_variables(p).unwrap();
+        assert_eq!(vars["PROJ_DATA"], "/opt/conda/share/proj");
+        assert_eq!(vars["X"], "state", "conda-meta/state comes last");
+        assert_eq!(vars["LEVEL"], "3");
+        assert!(activation_variables(&p.join("nothing")).unwrap().is_empty());
+    }
+}
