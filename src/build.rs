@@ -252,10 +252,7 @@ impl Builder {
     /// The blob cache for registry images: `<cache dir>/oci-v1` when a cache dir was given,
     /// else the default [`BlobCache::default_dir`].
     pub fn blob_cache(&self) -> BlobCache {
-        match &self.cache_dir {
-            Some(d) => BlobCache::new(d.join("oci-v1")),
-            None => BlobCache::new(BlobCache::default_dir()),
-        }
+        BlobCache::for_cache_dir(self.cache_dir.as_deref())
     }
 
     /// A flag that stops the build when set.

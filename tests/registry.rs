@@ -35,6 +35,18 @@ fn build(cache: &Path, base: &str, outputs: &[String], extra: &[&str]) -> Output
     cmd.args(extra).arg("bzip2").output().unwrap()
 }
 
+/// Builds bzip2 on `base` and pushes it to `target`, with extra environment variables.
+fn push_as(cache: &Path, env: &[(&str, &std::ffi::OsStr)], base: &str, target: &str) -> Output {
+    conda_docker()
+        .env("CONDA_DOCKER_CACHE_DIR", cache)
+        .envs(env.iter().copied())
+        .args(["build", "-b", base, "-c"])
+        .arg(channel())
+        .args(["-o", target, "bzip2"])
+        .output()
+        .unwrap()
+}
+
 fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -233,15 +245,12 @@ fn htpasswd_credentials_from_config_json_and_a_helper() {
     std::fs::create_dir(&empty_config).unwrap();
 
     // No credentials anywhere: a clear 401 that says where we looked.
-    let mut cmd = conda_docker();
-    let out = cmd
-        .env("CONDA_DOCKER_CACHE_DIR", &cache)
-        .env("DOCKER_CONFIG", &empty_config)
-        .args(["build", "-b", &base, "-c"])
-        .arg(channel())
-        .args(["-o", &format!("docker://{reg}/app:1"), "bzip2"])
-        .output()
-        .unwrap();
+    let out = push_as(
+        &cache,
+        &[("DOCKER_CONFIG", empty_config.as_os_str())],
+        &base,
+        &format!("docker://{reg}/app:1"),
+    );
     let err = failed(&out);
     assert!(
         err.contains(&reg) && err.contains("401") && err.contains("config.json"),
@@ -278,14 +287,12 @@ fn htpasswd_credentials_from_config_json_and_a_helper() {
         format!(r#"{{"auths":{{"{reg}":{{"auth":"{auth}"}}}}}}"#),
     )
     .unwrap();
-    let out = conda_docker()
-        .env("CONDA_DOCKER_CACHE_DIR", &cache)
-        .env("DOCKER_CONFIG", &config_dir)
-        .args(["build", "-b", &base, "-c"])
-        .arg(channel())
-        .args(["-o", &format!("docker://{reg}/app:1"), "bzip2"])
-        .output()
-        .unwrap();
+    let out = push_as(
+        &cache,
+        &[("DOCKER_CONFIG", config_dir.as_os_str())],
+        &base,
+        &format!("docker://{reg}/app:1"),
+    );
     let printed = ok(&out);
     assert_eq!(
         skopeo_digest(&format!("{reg}/app:1"), true),
@@ -312,15 +319,15 @@ fn htpasswd_credentials_from_config_json_and_a_helper() {
         bin.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = conda_docker()
-        .env("CONDA_DOCKER_CACHE_DIR", &cache)
-        .env("DOCKER_CONFIG", &config_dir)
-        .env("PATH", path)
-        .args(["build", "-b", &base, "-c"])
-        .arg(channel())
-        .args(["-o", &format!("docker://{reg}/app:2"), "bzip2"])
-        .output()
-        .unwrap();
+    let out = push_as(
+        &cache,
+        &[
+            ("DOCKER_CONFIG", config_dir.as_os_str()),
+            ("PATH", path.as_ref()),
+        ],
+        &base,
+        &format!("docker://{reg}/app:2"),
+    );
     ok(&out);
     // Nothing was tagged by the refused push.
     let tags = run_ok(Command::new("curl").args([
@@ -348,14 +355,12 @@ fn token_auth_with_login_and_identity_tokens() {
     let config_dir = dir.path().join("docker-config");
 
     // Anonymous tokens pull, but may not push.
-    let out = conda_docker()
-        .env("CONDA_DOCKER_CACHE_DIR", &cache)
-        .env("DOCKER_CONFIG", &config_dir)
-        .args(["build", "-b", &base, "-c"])
-        .arg(channel())
-        .args(["-o", &format!("docker://{reg}/app:1"), "bzip2"])
-        .output()
-        .unwrap();
+    let out = push_as(
+        &cache,
+        &[("DOCKER_CONFIG", config_dir.as_os_str())],
+        &base,
+        &format!("docker://{reg}/app:1"),
+    );
     let err = failed(&out);
     assert!(
         err.contains("refused access") && err.contains("conda-docker login"),
@@ -388,14 +393,12 @@ fn token_auth_with_login_and_identity_tokens() {
         "{stored}"
     );
 
-    let out = conda_docker()
-        .env("CONDA_DOCKER_CACHE_DIR", &cache)
-        .env("DOCKER_CONFIG", &config_dir)
-        .args(["build", "-b", &base, "-c"])
-        .arg(channel())
-        .args(["-o", &format!("docker://{reg}/app:1"), "bzip2"])
-        .output()
-        .unwrap();
+    let out = push_as(
+        &cache,
+        &[("DOCKER_CONFIG", config_dir.as_os_str())],
+        &base,
+        &format!("docker://{reg}/app:1"),
+    );
     let printed = ok(&out);
     assert_eq!(
         skopeo_digest(&format!("{reg}/app:1"), true),
@@ -408,14 +411,12 @@ fn token_auth_with_login_and_identity_tokens() {
         format!(r#"{{"auths":{{"{reg}":{{"identitytoken":"refresh-{USER}"}}}}}}"#),
     )
     .unwrap();
-    let out = conda_docker()
-        .env("CONDA_DOCKER_CACHE_DIR", &cache)
-        .env("DOCKER_CONFIG", &config_dir)
-        .args(["build", "-b", &base, "-c"])
-        .arg(channel())
-        .args(["-o", &format!("docker://{reg}/app:idtoken"), "bzip2"])
-        .output()
-        .unwrap();
+    let out = push_as(
+        &cache,
+        &[("DOCKER_CONFIG", config_dir.as_os_str())],
+        &base,
+        &format!("docker://{reg}/app:idtoken"),
+    );
     ok(&out);
 
     // A wrong password at login is refused and stores nothing new.

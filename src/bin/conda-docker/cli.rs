@@ -30,21 +30,20 @@ pub enum Command {
     Copy(CopyArgs),
 }
 
-/// How to reach registries, for commands that read or write images.
+/// Registry credentials, plain HTTP and the cache: shared by every command that reads or
+/// writes images.
 #[derive(Debug, Args)]
-pub struct RemoteArgs {
-    /// The conda platform whose image to pick from a multi-platform index.
-    #[arg(long, default_value = "linux-64")]
-    pub platform: String,
-    /// Credentials for the registry read from, as USER:PASS.
+pub struct RegistryArgs {
+    /// Credentials for the registry read from (the base image's), as USER:PASS.
     #[arg(
         long,
+        visible_alias = "src-creds",
         value_name = "USER:PASS",
         env = "CONDA_DOCKER_BASE_CREDS",
         hide_env_values = true
     )]
-    pub src_creds: Option<String>,
-    /// Credentials for the registry written to, as USER:PASS.
+    pub base_creds: Option<String>,
+    /// Credentials for the registries written to (`docker://...`), as USER:PASS.
     #[arg(
         long,
         value_name = "USER:PASS",
@@ -55,9 +54,20 @@ pub struct RemoteArgs {
     /// Allow plain HTTP to registries that are not on loopback.
     #[arg(long)]
     pub insecure: bool,
-    /// Where registry blobs are cached (default: ~/.cache/conda-docker).
+    /// The cache: conda packages (default: rattler's shared cache, as pixi uses) and registry
+    /// blobs (default: ~/.cache/conda-docker).
     #[arg(long, env = "CONDA_DOCKER_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
+}
+
+/// How to read and write images, for `inspect` and `copy`.
+#[derive(Debug, Args)]
+pub struct RemoteArgs {
+    /// The conda platform whose image to pick from a multi-platform index.
+    #[arg(long, default_value = "linux-64")]
+    pub platform: String,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }
 
 #[derive(Debug, Args)]
@@ -189,26 +199,6 @@ pub struct BuildArgs {
     /// How packages are split into layers.
     #[arg(long, value_enum, default_value = "layered")]
     pub layering_strategy: Layering,
-    /// The package cache (default: rattler's shared cache, as used by pixi).
-    #[arg(long, env = "CONDA_DOCKER_CACHE_DIR")]
-    pub cache_dir: Option<PathBuf>,
-    /// Credentials for the registries written to (`-o docker://...`), as USER:PASS.
-    #[arg(
-        long,
-        value_name = "USER:PASS",
-        env = "CONDA_DOCKER_CREDS",
-        hide_env_values = true
-    )]
-    pub creds: Option<String>,
-    /// Credentials for the base image's registry, as USER:PASS.
-    #[arg(
-        long,
-        value_name = "USER:PASS",
-        env = "CONDA_DOCKER_BASE_CREDS",
-        hide_env_values = true
-    )]
-    pub base_creds: Option<String>,
-    /// Allow plain HTTP to registries that are not on loopback.
-    #[arg(long)]
-    pub insecure: bool,
+    #[command(flatten)]
+    pub registry: RegistryArgs,
 }

@@ -247,13 +247,13 @@ async fn build(mut args: BuildArgs, cancel: Cancel, progress: Arc<Progress>) -> 
         let (name, version) = settings::parse_key_value(vp).map_err(anyhow::Error::msg)?;
         builder = builder.with_virtual_package(name, version);
     }
-    let builder = match args.cache_dir.clone() {
+    let builder = match args.registry.cache_dir.clone() {
         Some(dir) => builder.with_cache_dir(dir),
         None => builder,
     }
     .with_base_registry(RegistryOptions {
-        insecure: args.insecure,
-        credential: parse_creds(args.base_creds.as_deref(), "--base-creds")?,
+        insecure: args.registry.insecure,
+        credential: parse_creds(args.registry.base_creds.as_deref(), "--base-creds")?,
     });
     let blob_cache = builder.blob_cache();
     let built = tokio::select! {
@@ -262,8 +262,8 @@ async fn build(mut args: BuildArgs, cancel: Cancel, progress: Arc<Progress>) -> 
     };
     let remote = Remote {
         options: RegistryOptions {
-            insecure: args.insecure,
-            credential: parse_creds(args.creds.as_deref(), "--creds")?,
+            insecure: args.registry.insecure,
+            credential: parse_creds(args.registry.creds.as_deref(), "--creds")?,
         },
         cache: blob_cache,
     };
@@ -350,11 +350,8 @@ async fn login(args: crate::cli::LoginArgs) -> Result<()> {
 }
 
 /// The registry settings and blob cache for `inspect` and `copy`: (source, destination).
-fn remotes(args: &crate::cli::RemoteArgs) -> Result<(Remote, Remote)> {
-    let cache = match &args.cache_dir {
-        Some(d) => transport::registry::BlobCache::new(d.join("oci-v1")),
-        None => transport::registry::BlobCache::new(transport::registry::BlobCache::default_dir()),
-    };
+fn remotes(args: &crate::cli::RegistryArgs) -> Result<(Remote, Remote)> {
+    let cache = transport::registry::BlobCache::for_cache_dir(args.cache_dir.as_deref());
     let remote = |creds: Option<&str>, flag: &str| -> Result<Remote> {
         Ok(Remote {
             options: RegistryOptions {
@@ -365,7 +362,7 @@ fn remotes(args: &crate::cli::RemoteArgs) -> Result<(Remote, Remote)> {
         })
     };
     Ok((
-        remote(args.src_creds.as_deref(), "--src-creds")?,
+        remote(args.base_creds.as_deref(), "--base-creds")?,
         remote(args.creds.as_deref(), "--creds")?,
     ))
 }
@@ -387,7 +384,7 @@ async fn read_image(
 }
 
 async fn inspect(args: crate::cli::InspectArgs, cancel: Cancel) -> Result<()> {
-    let (remote, _) = remotes(&args.remote)?;
+    let (remote, _) = remotes(&args.remote.registry)?;
     let image = read_image(&args.image, &args.remote, &remote, &cancel).await?;
     let report = tokio::task::block_in_place(|| conda_docker::inspect::inspect(&image, &cancel))
         .with_context(|| format!("reading the layers of `{}`", args.image))?;
@@ -451,7 +448,7 @@ async fn inspect(args: crate::cli::InspectArgs, cancel: Cancel) -> Result<()> {
 }
 
 async fn copy(args: crate::cli::CopyArgs, cancel: Cancel, progress: Arc<Progress>) -> Result<()> {
-    let (src_remote, dst_remote) = remotes(&args.remote)?;
+    let (src_remote, dst_remote) = remotes(&args.remote.registry)?;
     let destination = Location::parse_destination(&args.destination)?;
     destination.check_writable()?;
     let tags = args

@@ -21,6 +21,14 @@ impl BlobCache {
         Self { dir: dir.into() }
     }
 
+    /// The store under a user-given cache directory (`DIR/oci-v1`), else [`Self::default_dir`].
+    pub fn for_cache_dir(cache_dir: Option<&Path>) -> Self {
+        match cache_dir {
+            Some(d) => Self::new(d.join("oci-v1")),
+            None => Self::new(Self::default_dir()),
+        }
+    }
+
     /// The default store: `$XDG_CACHE_HOME/conda-docker/oci-v1` (or `~/.cache/...`).
     pub fn default_dir() -> PathBuf {
         let base = std::env::var_os("XDG_CACHE_HOME")
