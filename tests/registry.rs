@@ -24,6 +24,19 @@ fn push_base(test: &str, registry: &Registry, target: &str, creds: bool) -> Opti
     Some(())
 }
 
+/// A registry with `auth` holding the glibc base as `base:1`, a scratch dir and a cache path in it.
+fn with_base(
+    test: &str,
+    auth: RegistryAuth,
+    creds: bool,
+) -> Option<(Registry, tempfile::TempDir, std::path::PathBuf)> {
+    let registry = Registry::start(auth, test)?;
+    push_base(test, &registry, "base:1", creds)?;
+    let dir = tempdir();
+    let cache = dir.path().join("cache");
+    Some((registry, dir, cache))
+}
+
 fn build(cache: &Path, base: &str, outputs: &[String], extra: &[&str]) -> Output {
     let mut cmd = conda_docker();
     cmd.env("CONDA_DOCKER_CACHE_DIR", cache)
@@ -76,14 +89,9 @@ fn skopeo_digest(reference: &str, creds: bool) -> String {
 #[test]
 fn push_then_run_with_docker_and_podman_and_push_again_for_free() {
     let test = "push_then_run_with_docker_and_podman_and_push_again_for_free";
-    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+    let Some((registry, dir, cache)) = with_base(test, RegistryAuth::None, false) else {
         return;
     };
-    let Some(()) = push_base(test, &registry, "base:1", false) else {
-        return;
-    };
-    let dir = tempdir();
-    let cache = dir.path().join("cache");
     let reg = &registry.addr;
 
     let printed = ok(&build(
@@ -231,14 +239,9 @@ fn a_base_index_resolves_to_the_build_platform() {
 #[test]
 fn htpasswd_credentials_from_config_json_and_a_helper() {
     let test = "htpasswd_credentials_from_config_json_and_a_helper";
-    let Some(registry) = Registry::start(RegistryAuth::Htpasswd, test) else {
+    let Some((registry, dir, cache)) = with_base(test, RegistryAuth::Htpasswd, true) else {
         return;
     };
-    let Some(()) = push_base(test, &registry, "base:1", true) else {
-        return;
-    };
-    let dir = tempdir();
-    let cache = dir.path().join("cache");
     let reg = registry.addr.clone();
     let base = format!("{reg}/base:1");
     let empty_config = dir.path().join("empty");
@@ -342,14 +345,9 @@ fn htpasswd_credentials_from_config_json_and_a_helper() {
 #[test]
 fn token_auth_with_login_and_identity_tokens() {
     let test = "token_auth_with_login_and_identity_tokens";
-    let Some(registry) = Registry::start(RegistryAuth::Token, test) else {
+    let Some((registry, dir, cache)) = with_base(test, RegistryAuth::Token, true) else {
         return;
     };
-    let Some(()) = push_base(test, &registry, "base:1", true) else {
-        return;
-    };
-    let dir = tempdir();
-    let cache = dir.path().join("cache");
     let reg = registry.addr.clone();
     let base = format!("{reg}/base:1");
     let config_dir = dir.path().join("docker-config");
@@ -532,14 +530,9 @@ fn a_registry_that_dies_mid_push_leaves_no_tag() {
 #[test]
 fn a_digest_reference_builds_offline_once_pulled() {
     let test = "a_digest_reference_builds_offline_once_pulled";
-    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+    let Some((registry, dir, cache)) = with_base(test, RegistryAuth::None, false) else {
         return;
     };
-    let Some(()) = push_base(test, &registry, "base:1", false) else {
-        return;
-    };
-    let dir = tempdir();
-    let cache = dir.path().join("cache");
     let digest = skopeo_digest(&format!("{}/base:1", registry.addr), false);
     let pinned = format!("{}/base@{digest}", registry.addr);
     let out_tar = dir.path().join("x.tar");
