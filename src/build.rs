@@ -340,7 +340,8 @@ impl Builder {
             subdir,
             target_prefix: target_prefix.clone(),
         };
-        let staged = install::install(records.clone(), &options, client).await?;
+        let staged =
+            install::install(records.clone(), &options, client, self.reporter.clone()).await?;
         let package_list = crate::conda::lock::explicit_text(&records, subdir);
         let list_path = staged.path().join(PACKAGE_LIST);
         std::fs::write(&list_path, &package_list)

@@ -23,6 +23,8 @@ pub trait Reporter: Send + Sync {
     fn stage_finished(&self, _stage: Stage, _message: &str) {}
     /// Packages to download and install.
     fn install_started(&self, _packages: usize) {}
+    /// The bytes downloaded so far in this install.
+    fn bytes_downloaded(&self, _bytes: u64) {}
     /// One package was linked into the staging prefix.
     fn package_installed(&self, _name: &str) {}
     /// Layer `index` of `total` is about to be written.

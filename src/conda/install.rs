@@ -46,6 +46,81 @@ pub struct InstallOptions {
     pub target_prefix: PathBuf,
 }
 
+/// Passes the installer's progress to a crate [`Reporter`](crate::reporter::Reporter).
+struct InstallProgress {
+    reporter: std::sync::Arc<dyn crate::reporter::Reporter>,
+    linking: std::sync::Mutex<BTreeMap<usize, String>>,
+    downloaded: std::sync::Mutex<BTreeMap<usize, u64>>,
+}
+
+impl InstallProgress {
+    fn total_downloaded(&self) -> u64 {
+        self.downloaded
+            .lock()
+            .map(|d| d.values().sum())
+            .unwrap_or(0)
+    }
+}
+
+impl rattler::install::Reporter for InstallProgress {
+    fn on_transaction_start(
+        &self,
+        _: &rattler::install::Transaction<rattler_conda_types::PrefixRecord, RepoDataRecord>,
+    ) {
+    }
+    fn on_transaction_operation_start(&self, _: usize) {}
+    fn on_populate_cache_start(&self, operation: usize, _: &RepoDataRecord) -> usize {
+        operation
+    }
+    fn on_validate_start(&self, cache_entry: usize) -> usize {
+        cache_entry
+    }
+    fn on_validate_complete(&self, _: usize) {}
+    fn on_download_start(&self, cache_entry: usize) -> usize {
+        cache_entry
+    }
+    fn on_download_progress(&self, download_idx: usize, progress: u64, _total: Option<u64>) {
+        if let Ok(mut d) = self.downloaded.lock() {
+            d.insert(download_idx, progress);
+        }
+        self.reporter.bytes_downloaded(self.total_downloaded());
+    }
+    fn on_download_completed(&self, _: usize) {}
+    fn on_populate_cache_complete(&self, _: usize) {}
+    fn on_unlink_start(&self, operation: usize, _: &rattler_conda_types::PrefixRecord) -> usize {
+        operation
+    }
+    fn on_unlink_complete(&self, _: usize) {}
+    fn on_link_start(&self, operation: usize, record: &RepoDataRecord) -> usize {
+        if let Ok(mut l) = self.linking.lock() {
+            l.insert(
+                operation,
+                record.package_record.name.as_normalized().to_string(),
+            );
+        }
+        operation
+    }
+    fn on_link_complete(&self, index: usize) {
+        let name = self
+            .linking
+            .lock()
+            .ok()
+            .and_then(|mut l| l.remove(&index))
+            .unwrap_or_default();
+        self.reporter.package_installed(&name);
+    }
+    fn on_transaction_operation_complete(&self, _: usize) {}
+    fn on_transaction_complete(&self) {}
+    fn on_post_link_start(&self, _: &str, _: &str) -> usize {
+        0
+    }
+    fn on_post_link_complete(&self, _: usize, _: bool) {}
+    fn on_pre_unlink_start(&self, _: &str, _: &str) -> usize {
+        0
+    }
+    fn on_pre_unlink_complete(&self, _: usize, _: bool) {}
+}
+
 /// Downloads (or takes from the cache) and links `records` into a new staging prefix.
 ///
 /// The staging prefix is made inside the cache directory so that files without placeholders are
@@ -56,6 +131,7 @@ pub async fn install(
     records: Vec<RepoDataRecord>,
     options: &InstallOptions,
     client: reqwest_middleware::ClientWithMiddleware,
+    reporter: std::sync::Arc<dyn crate::reporter::Reporter>,
 ) -> Result<StagedPrefix> {
     let dir = tempfile::Builder::new()
         .prefix("conda-docker-staging-")
@@ -72,6 +148,11 @@ pub async fn install(
         .with_target_platform(options.subdir)
         .with_alternative_target_prefix(&options.target_prefix)
         .with_execute_link_scripts(false)
+        .with_reporter(InstallProgress {
+            reporter,
+            linking: Default::default(),
+            downloaded: Default::default(),
+        })
         .with_link_options(LinkOptions {
             allow_hard_links: Some(true),
             ..Default::default()

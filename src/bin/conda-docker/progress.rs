@@ -95,7 +95,9 @@ fn stage_name(stage: Stage) -> &'static str {
 impl Reporter for Progress {
     fn stage_started(&self, stage: Stage, message: &str) {
         let line = format!("{} {message}", stage_name(stage));
-        if self.terminal {
+        if self.terminal && stage == Stage::Install {
+            // install_started shows a bar.
+        } else if self.terminal {
             self.spinner(line);
         } else {
             self.note(&line);
@@ -106,6 +108,34 @@ impl Reporter for Progress {
         self.set_bar(None);
         if stage != Stage::Install {
             self.note(&format!("{}: {message}", stage_name(stage)));
+        }
+    }
+
+    fn install_started(&self, packages: usize) {
+        if self.quiet || !self.terminal {
+            return;
+        }
+        let bar =
+            ProgressBar::with_draw_target(Some(packages as u64), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template("installing {bar:30} {pos}/{len} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        self.set_bar(Some(bar));
+    }
+
+    fn bytes_downloaded(&self, bytes: u64) {
+        if let Some(bar) = self.bar.lock().ok().as_deref().and_then(Option::as_ref) {
+            bar.set_message(format!("{} downloaded", human_bytes(bytes)));
+        }
+    }
+
+    fn package_installed(&self, name: &str) {
+        if let Some(bar) = self.bar.lock().ok().as_deref().and_then(Option::as_ref) {
+            bar.inc(1);
+            if !name.is_empty() {
+                bar.set_message(name.to_string());
+            }
         }
     }
 
