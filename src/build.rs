@@ -12,10 +12,9 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-use std::collections::BTreeMap;
 
 use rattler_conda_types::{GenericVirtualPackage, RepoDataRecord, Subdir};
 
@@ -23,11 +22,12 @@ use crate::conda::install::{InstallOptions, StagedPrefix};
 use crate::conda::lock::LockedPackage;
 use crate::conda::plan::{LayerPlan, LayeringStrategy, MAX_LAYERS, plan_layers};
 use crate::conda::{channel, install, solve};
+use crate::image::config::rfc3339;
 use crate::image::layer::EntriesLayer;
-use crate::image::layer_tar::{Entry, EntryData, Ownership};
+use crate::image::layer_tar::{Entry, Ownership};
 use crate::image::{Cancel, History, Image, Layer, Platform};
 use crate::reporter::{NoReporter, Reporter, Stage};
-use crate::settings::{ImageSettings, UserSpec};
+use crate::settings::ImageSettings;
 use crate::transport::registry::{BlobCache, RegistryOptions};
 use crate::transport::{self, Location, LocationError, Remote};
 
@@ -276,7 +276,6 @@ impl Builder {
         let platform = oci_platform(subdir);
         let target_prefix = absolute_prefix(&self.target_prefix)?;
         let user = self.settings.user_spec().map_err(Error::Settings)?;
-        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         let cache_dir = match &self.cache_dir {
             Some(d) => d.clone(),
             None => rattler_cache::default_cache_dir()
@@ -284,52 +283,12 @@ impl Builder {
         };
 
         let reporter = self.reporter.as_ref();
-        reporter.stage_started(Stage::ReadBase, &self.base);
-        let base_location = Location::parse_source(&self.base)?;
-        let remote = Remote {
-            options: self.base_options.clone().unwrap_or_default(),
-            cache: self.blob_cache(),
-        };
-        let base = transport::read(&base_location, &platform, &remote, &self.cancel)
-            .await
-            .map_err(|source| Error::Base {
-                base: self.base.clone(),
-                source,
-            })?;
-        if base_location != Location::Scratch && !platform.matches(&base.platform()) {
-            return Err(Error::BasePlatform {
-                base: self.base.clone(),
-                found: base.platform().to_string(),
-                wanted: platform.to_string(),
-                subdir: subdir.to_string(),
-            });
-        }
-        reporter.stage_finished(Stage::ReadBase, &format!("{} layers", base.layers().len()));
+        let base = self.read_base(subdir, &platform).await?;
         self.check_cancel()?;
 
         let client = solve::http_client();
         let gateway = solve::gateway(&cache_dir, client.clone());
-        let records = match &self.packages {
-            Packages::Specs(specs) => {
-                reporter.stage_started(Stage::Solve, &specs.join(" "));
-                let parsed = solve::parse_specs(specs)?;
-                let channels = self
-                    .channels
-                    .iter()
-                    .map(|c| channel::parse_channel(c, &cwd, subdir))
-                    .collect::<Result<Vec<_>, _>>()?;
-                let virtual_packages = self.virtual_packages(subdir, &base)?;
-                solve::solve(&gateway, &channels, subdir, parsed, virtual_packages).await?
-            }
-            Packages::Locked(locked) => {
-                reporter.stage_started(Stage::Solve, &format!("{} locked packages", locked.len()));
-                crate::conda::lock::records(&gateway, locked).await?
-            }
-            Packages::Records(records) => {
-                reporter.stage_started(Stage::Solve, &format!("{} packages", records.len()));
-                solve::sort_by_dependency(records.clone())
-            }
-        };
+        let records = self.resolve(&gateway, subdir, &base).await?;
         reporter.stage_finished(Stage::Solve, &format!("{} packages", records.len()));
         self.check_cancel()?;
 
@@ -369,8 +328,88 @@ impl Builder {
         };
         let mut image = assemble(base, &staged, &plan, epoch, self.source_date_epoch, owner)?;
         if let Some(u) = &user {
-            add_user_layer(&mut image, u, epoch, &self.cancel)?;
+            image
+                .add_user(&u.name, u.uid, u.gid, epoch, &self.cancel)
+                .map_err(|e| match e {
+                    crate::image::Error::Unsupported(reason) => Error::Settings(reason),
+                    other => Error::Image(other),
+                })?;
         }
+        self.configure(&mut image, &activation, &package_list)?;
+        Ok(BuiltImage {
+            image,
+            records,
+            plan,
+            _staged: staged,
+        })
+    }
+
+    /// Reads the base image and checks it is for `platform`.
+    async fn read_base(&self, subdir: Subdir, platform: &Platform) -> Result<Image, Error> {
+        let reporter = self.reporter.as_ref();
+        reporter.stage_started(Stage::ReadBase, &self.base);
+        let base_location = Location::parse_source(&self.base)?;
+        let remote = Remote {
+            options: self.base_options.clone().unwrap_or_default(),
+            cache: self.blob_cache(),
+        };
+        let base = transport::read(&base_location, platform, &remote, &self.cancel)
+            .await
+            .map_err(|source| Error::Base {
+                base: self.base.clone(),
+                source,
+            })?;
+        if base_location != Location::Scratch && !platform.matches(&base.platform()) {
+            return Err(Error::BasePlatform {
+                base: self.base.clone(),
+                found: base.platform().to_string(),
+                wanted: platform.to_string(),
+                subdir: subdir.to_string(),
+            });
+        }
+        reporter.stage_finished(Stage::ReadBase, &format!("{} layers", base.layers().len()));
+        Ok(base)
+    }
+
+    /// The exact packages to install: solved, looked up from a lockfile, or as given.
+    async fn resolve(
+        &self,
+        gateway: &rattler_repodata_gateway::Gateway,
+        subdir: Subdir,
+        base: &Image,
+    ) -> Result<Vec<RepoDataRecord>, Error> {
+        let reporter = self.reporter.as_ref();
+        Ok(match &self.packages {
+            Packages::Specs(specs) => {
+                reporter.stage_started(Stage::Solve, &specs.join(" "));
+                let parsed = solve::parse_specs(specs)?;
+                let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+                let channels = self
+                    .channels
+                    .iter()
+                    .map(|c| channel::parse_channel(c, &cwd, subdir))
+                    .collect::<Result<Vec<_>, _>>()?;
+                let virtual_packages = self.virtual_packages(subdir, base)?;
+                solve::solve(gateway, &channels, subdir, parsed, virtual_packages).await?
+            }
+            Packages::Locked(locked) => {
+                reporter.stage_started(Stage::Solve, &format!("{} locked packages", locked.len()));
+                crate::conda::lock::records(gateway, locked).await?
+            }
+            Packages::Records(records) => {
+                reporter.stage_started(Stage::Solve, &format!("{} packages", records.len()));
+                solve::sort_by_dependency(records.clone())
+            }
+        })
+    }
+
+    /// Sets the environment, the package-list label and the image settings in the config.
+    fn configure(
+        &self,
+        image: &mut Image,
+        activation: &BTreeMap<String, String>,
+        package_list: &str,
+    ) -> Result<(), Error> {
         let run = &mut image.config_mut().config;
         run.set_env_var(
             "CONDA_DEFAULT_ENV",
@@ -379,18 +418,11 @@ impl Builder {
         for (k, v) in activation.iter().chain(&self.variables) {
             run.set_env_var(k, v);
         }
-        let labels = run.labels.get_or_insert_with(BTreeMap::new);
-        labels.insert(
+        run.labels.get_or_insert_with(BTreeMap::new).insert(
             PACKAGES_LABEL.to_string(),
             crate::image::Digest::of(package_list.as_bytes()).to_string(),
         );
-        self.settings.apply(&mut image).map_err(Error::Settings)?;
-        Ok(BuiltImage {
-            image,
-            records,
-            plan,
-            _staged: staged,
-        })
+        self.settings.apply(image).map_err(Error::Settings)
     }
 
     /// The virtual packages the solve assumes for an image on `base`.
@@ -440,13 +472,6 @@ fn absolute_prefix(prefix: &Path) -> Result<PathBuf, Error> {
         .into());
     }
     Ok(prefix.to_path_buf())
-}
-
-/// RFC 3339 (UTC, seconds) for `epoch`.
-fn rfc3339(epoch: u64) -> String {
-    chrono::DateTime::from_timestamp(epoch as i64, 0)
-        .unwrap_or_default()
-        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 /// Puts the planned layers on the base and sets the environment in the config.
@@ -537,104 +562,4 @@ impl BuiltImage {
     pub fn plan(&self) -> &LayerPlan {
         &self.plan
     }
-}
-
-/// Adds `user` to the base's `/etc/passwd` and `/etc/group` (made if missing) and gives it a
-/// home directory, in one small layer.
-fn add_user_layer(
-    image: &mut Image,
-    user: &UserSpec,
-    mtime: u64,
-    cancel: &Cancel,
-) -> Result<(), Error> {
-    use crate::image::files::{FileContent, read_files};
-    let files = read_files(image, &["etc/passwd", "etc/group"], cancel)?;
-    let text = |name: &str| match files.get(name) {
-        Some(FileContent::File(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
-        _ => String::new(),
-    };
-    let (mut passwd, mut group) = (text("etc/passwd"), text("etc/group"));
-    // A base without these files (scratch) gets them, with root first.
-    if passwd.is_empty() {
-        passwd.push_str("root:x:0:0:root:/root:/bin/sh\n");
-    }
-    if group.is_empty() {
-        group.push_str("root:x:0:\n");
-    }
-    let home = format!("home/{}", user.name);
-    let field = |line: &str, i: usize| line.split(':').nth(i).map(str::to_string);
-    match passwd.lines().find(|l| {
-        field(l, 0).as_deref() == Some(&user.name) || field(l, 2) == Some(user.uid.to_string())
-    }) {
-        Some(line)
-            if field(line, 0).as_deref() == Some(&user.name)
-                && field(line, 2) == Some(user.uid.to_string()) => {}
-        Some(line) => {
-            return Err(Error::Settings(format!(
-                "--user {}:{}: the base image's /etc/passwd already has `{line}`; pick another name or uid",
-                user.name, user.uid
-            )));
-        }
-        None => {
-            if !passwd.is_empty() && !passwd.ends_with('\n') {
-                passwd.push('\n');
-            }
-            passwd.push_str(&format!(
-                "{0}:x:{1}:{2}:{0}:/{home}:/bin/sh\n",
-                user.name, user.uid, user.gid
-            ));
-        }
-    }
-    if !group
-        .lines()
-        .any(|l| field(l, 2) == Some(user.gid.to_string()))
-    {
-        if !group.is_empty() && !group.ends_with('\n') {
-            group.push('\n');
-        }
-        group.push_str(&format!("{}:x:{}:\n", user.name, user.gid));
-    }
-    let entries = vec![
-        Entry {
-            path: "etc/passwd".into(),
-            data: EntryData::Bytes(passwd.into_bytes()),
-            mode: 0o644,
-        },
-        Entry {
-            path: "etc/group".into(),
-            data: EntryData::Bytes(group.into_bytes()),
-            mode: 0o644,
-        },
-        Entry {
-            path: home.clone().into(),
-            data: EntryData::Dir,
-            mode: 0o755,
-        },
-    ];
-    let owner = Ownership {
-        root: home.into(),
-        uid: user.uid,
-        gid: user.gid,
-    };
-    let description = format!("user {} ({}:{})", user.name, user.uid, user.gid);
-    image.push_layer(
-        Layer::from_tar_source(
-            Arc::new(EntriesLayer {
-                entries,
-                mtime,
-                owner: Some(owner),
-            }),
-            description.clone(),
-        ),
-        History {
-            created: Some(rfc3339(mtime)),
-            created_by: Some(format!("conda-docker: {description}")),
-            ..Default::default()
-        },
-    );
-    image
-        .config_mut()
-        .config
-        .set_env_var("HOME", &format!("/home/{}", user.name));
-    Ok(())
 }

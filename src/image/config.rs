@@ -141,6 +141,13 @@ impl RunConfig {
     }
 }
 
+/// RFC 3339 (UTC, whole seconds) for `epoch` seconds, as image configs write times.
+pub fn rfc3339(epoch: u64) -> String {
+    chrono::DateTime::from_timestamp(epoch as i64, 0)
+        .unwrap_or_default()
+        .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

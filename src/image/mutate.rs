@@ -4,10 +4,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use super::Image;
+use super::cancel::Cancel;
 use super::config::History;
 use super::error::{Error, Result};
-use super::layer::{Compression, FileRange, Layer, LayerSource};
-use super::layer_tar::{Entry, EntryData, check_relative};
+use super::files::{FileContent, read_files};
+use super::layer::{Compression, EntriesLayer, FileRange, Layer, LayerSource};
+use super::layer_tar::{Entry, EntryData, Ownership, check_relative};
 
 impl Image {
     /// Adds `layer` on top, with a history entry describing it.
@@ -115,6 +117,105 @@ impl Image {
                 ..Default::default()
             },
         );
+        Ok(())
+    }
+}
+
+impl Image {
+    /// Adds a user `name` (`uid`:`gid`) to the image's `/etc/passwd` and `/etc/group` (made,
+    /// with root, when missing) with a home directory `/home/NAME` it owns, in one small layer;
+    /// sets `HOME`. Fails with [`Error::Unsupported`] when the name or uid is taken by another.
+    pub fn add_user(
+        &mut self,
+        name: &str,
+        uid: u32,
+        gid: u32,
+        mtime: u64,
+        cancel: &Cancel,
+    ) -> Result<()> {
+        let files = read_files(self, &["etc/passwd", "etc/group"], cancel)?;
+        let text = |path: &str| match files.get(path) {
+            Some(FileContent::File(bytes)) => String::from_utf8_lossy(bytes).into_owned(),
+            _ => String::new(),
+        };
+        let (mut passwd, mut group) = (text("etc/passwd"), text("etc/group"));
+        if passwd.is_empty() {
+            passwd.push_str("root:x:0:0:root:/root:/bin/sh\n");
+        }
+        if group.is_empty() {
+            group.push_str("root:x:0:\n");
+        }
+        let home = format!("home/{name}");
+        let field = |line: &str, i: usize| line.split(':').nth(i).map(str::to_string);
+        let (uid_s, gid_s) = (uid.to_string(), gid.to_string());
+        match passwd.lines().find(|l| {
+            field(l, 0).as_deref() == Some(name) || field(l, 2).as_deref() == Some(&uid_s)
+        }) {
+            Some(line)
+                if field(line, 0).as_deref() == Some(name)
+                    && field(line, 2).as_deref() == Some(&uid_s) => {}
+            Some(line) => {
+                return Err(Error::Unsupported(format!(
+                    "user {name}:{uid}: the image's /etc/passwd already has `{line}`; pick another name or uid"
+                )));
+            }
+            None => {
+                if !passwd.ends_with('\n') {
+                    passwd.push('\n');
+                }
+                passwd.push_str(&format!("{name}:x:{uid}:{gid}:{name}:/{home}:/bin/sh\n"));
+            }
+        }
+        if !group
+            .lines()
+            .any(|l| field(l, 2).as_deref() == Some(&gid_s))
+        {
+            if !group.ends_with('\n') {
+                group.push('\n');
+            }
+            group.push_str(&format!("{name}:x:{gid}:\n"));
+        }
+        let entries = vec![
+            Entry {
+                path: "etc/passwd".into(),
+                data: EntryData::Bytes(passwd.into_bytes()),
+                mode: 0o644,
+            },
+            Entry {
+                path: "etc/group".into(),
+                data: EntryData::Bytes(group.into_bytes()),
+                mode: 0o644,
+            },
+            Entry {
+                path: home.clone().into(),
+                data: EntryData::Dir,
+                mode: 0o755,
+            },
+        ];
+        let owner = Ownership {
+            root: home.into(),
+            uid,
+            gid,
+        };
+        let description = format!("user {name} ({uid}:{gid})");
+        self.push_layer(
+            Layer::from_tar_source(
+                std::sync::Arc::new(EntriesLayer {
+                    entries,
+                    mtime,
+                    owner: Some(owner),
+                }),
+                description.clone(),
+            ),
+            History {
+                created: Some(super::config::rfc3339(mtime)),
+                created_by: Some(format!("conda-docker: {description}")),
+                ..Default::default()
+            },
+        );
+        self.config_mut()
+            .config
+            .set_env_var("HOME", &format!("/home/{name}"));
         Ok(())
     }
 }
