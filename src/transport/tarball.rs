@@ -38,6 +38,8 @@ fn normalize(name: &str) -> Option<String> {
 impl ArchiveIndex {
     pub(crate) fn read(path: &Path) -> Result<Self> {
         let file = File::open(path).map_err(Error::io("reading", path))?;
+        let len = file.metadata().map_err(Error::io("reading", path))?.len();
+        // Seek over entry data rather than read it: only the headers are read here.
         let mut archive = tar::Archive::new(io::BufReader::new(file));
         let mut files = HashMap::new();
         let mut links = HashMap::new();
@@ -53,7 +55,7 @@ impl ArchiveIndex {
                 .collect();
             Error::invalid(path, format!("not a readable tar archive ({first})"))
         };
-        for entry in archive.entries().map_err(bad)? {
+        for entry in archive.entries_with_seek().map_err(bad)? {
             let entry = entry.map_err(bad)?;
             let name = entry.path().map_err(bad)?.to_string_lossy().into_owned();
             let Some(name) = normalize(&name) else {
@@ -61,6 +63,12 @@ impl ArchiveIndex {
             };
             match entry.header().entry_type() {
                 tar::EntryType::Regular | tar::EntryType::Continuous => {
+                    if entry.raw_file_position() + entry.size() > len {
+                        return Err(Error::invalid(
+                            path,
+                            format!("`{name}` is cut short: the archive is truncated"),
+                        ));
+                    }
                     files.insert(name, (entry.raw_file_position(), entry.size()));
                 }
                 tar::EntryType::Symlink | tar::EntryType::Link => {
