@@ -2,18 +2,21 @@
 """Copy the packages needed by NAMES (and their dependencies) from a real conda-forge channel.
 
 Usage: vendor-channel.py SOURCE_CHANNEL DEST_CHANNEL NAME...
+       (SUBDIR=linux-aarch64 for another platform; default linux-64)
 
 Writes DEST/<subdir>/repodata.json holding the source's records for exactly the copied archives,
 so the vendored channel is a real, smaller conda-forge channel.
 """
 import json
+import os
 import shutil
 import sys
 from pathlib import Path
 
 src, dest, *names = sys.argv[1:]
 src, dest = Path(src), Path(dest)
-repodata = {s: json.loads((src / s / "repodata.json").read_text()) for s in ("linux-64", "noarch")}
+subdirs = (os.environ.get("SUBDIR", "linux-64"), "noarch")
+repodata = {s: json.loads((src / s / "repodata.json").read_text()) for s in subdirs}
 
 by_name = {}
 for subdir, rd in repodata.items():

@@ -222,3 +222,52 @@ fn source_date_epoch_sets_the_creation_time() {
         assert!(entry.unwrap().header().mtime().unwrap() <= 1_700_000_000);
     }
 }
+
+#[test]
+fn other_platforms_build_for_their_architecture() {
+    let dir = tempdir();
+    let out = dir.path().join("arm64.tar");
+    let aarch64 = common::repo().join("tests/fixtures/channel-aarch64");
+    let mut cmd = conda_docker();
+    cmd.args([
+        "build",
+        "--platform",
+        "linux-aarch64",
+        "-b",
+        "scratch",
+        "-c",
+    ])
+    .arg(&aarch64)
+    .arg("-o")
+    .arg(&out)
+    .arg("bzip2");
+    run_ok(&mut cmd);
+    let archive = open(&out);
+    assert_eq!(archive.config["architecture"], "arm64");
+    assert_eq!(archive.config["variant"], "v8");
+    // The installed program is an aarch64 ELF (e_machine 183).
+    let bzip2 = archive
+        .layers
+        .iter()
+        .find_map(|l| tar_files(&archive.files[l]).remove("opt/conda/bin/bzip2"))
+        .expect("bzip2 in a layer");
+    assert_eq!(&bzip2[..4], b"\x7fELF");
+    assert_eq!(u16::from_le_bytes([bzip2[18], bzip2[19]]), 183);
+
+    // An amd64 base cannot carry aarch64 packages.
+    let out = conda_docker()
+        .args(["build", "--platform", "linux-aarch64", "-b"])
+        .arg(format!("docker-archive:{}", common::glibc_base().display()))
+        .arg("-c")
+        .arg(&aarch64)
+        .arg("-o")
+        .arg(dir.path().join("mixed.tar"))
+        .arg("bzip2")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && err.contains("linux/amd64") && err.contains("linux/arm64"),
+        "{err}"
+    );
+}
