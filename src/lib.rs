@@ -7,6 +7,8 @@
 //!   knows no tar or OCI.
 //! - [`build`]: the builder that joins them: specs and a base image in, an image out.
 
+#![deny(missing_docs)]
+
 pub mod build;
 pub mod conda;
 pub mod image;
