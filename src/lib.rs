@@ -1,11 +1,15 @@
 //! conda-docker: build minimal, reproducible Docker/OCI images from conda environments, without a
 //! Docker daemon.
 //!
-//! - [`image`]: the image model (config, layers, digests, references) and editing it; knows no conda.
-//! - [`transport`]: reading and writing images (docker-archive, OCI layout).
-//! - [`conda`]: resolving, fetching and installing conda packages, and planning their layers;
-//!   knows no tar or OCI.
-//! - [`build`]: the builder that joins them: specs and a base image in, an image out.
+//! - [`image`]: the image model (config, layers, digests, references), editing it, and where
+//!   layer tars are written ([`image::layer_tar`]); knows no conda.
+//! - [`transport`]: reading and writing images: docker-archive, OCI layout, oci-archive and
+//!   registries (pull, push, credentials); knows no conda.
+//! - [`conda`]: channels, solving, installing into a staging prefix, lockfiles, environment files,
+//!   existing prefixes, and planning which files go in which layer; knows no tar or OCI.
+//! - [`build`]: the builder that joins them: packages and a base image in, an image out.
+//! - [`settings`]: image settings from environment files and flags; [`inspect`]: what an image
+//!   holds; [`reporter`]: progress events for a front end.
 
 #![deny(missing_docs)]
 
