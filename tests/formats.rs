@@ -283,6 +283,7 @@ fn the_seed_examples_run_and_their_images_load() {
     let env = [
         ("CONDA_DOCKER_CACHE_DIR", common::cache_dir().as_os_str()),
         ("XDG_CACHE_HOME", dir.path().as_os_str()),
+        ("RATTLER_CACHE_DIR", common::cache_dir().as_os_str()),
     ];
     run_ok(
         Command::new(&build_env)
