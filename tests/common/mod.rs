@@ -31,24 +31,28 @@ pub fn tempdir() -> tempfile::TempDir {
         .expect("creating a temporary directory")
 }
 
+/// A directory that lives as long as the test process and is removed when it exits (statics
+/// are never dropped, so a `TempDir` in one would be left behind).
+fn process_dir() -> PathBuf {
+    let dir = tempdir().keep();
+    tools::remove_at_exit(&dir);
+    dir
+}
+
 /// A package cache shared by the tests of one run (filled once, read many times).
 pub fn cache_dir() -> &'static Path {
-    static CACHE: OnceLock<tempfile::TempDir> = OnceLock::new();
-    CACHE.get_or_init(tempdir).path()
+    static CACHE: OnceLock<PathBuf> = OnceLock::new();
+    CACHE.get_or_init(process_dir)
 }
 
 /// The glibc base image (docker-archive, tagged `glibc-base:test`), built once per run.
 pub fn glibc_base() -> &'static Path {
-    static BASE: OnceLock<(tempfile::TempDir, PathBuf)> = OnceLock::new();
-    &BASE
-        .get_or_init(|| {
-            let dir = tempdir();
-            let path = dir.path().join("base.tar");
-            base::write_glibc_base(&path, "glibc-base:test")
-                .expect("building the glibc base image");
-            (dir, path)
-        })
-        .1
+    static BASE: OnceLock<PathBuf> = OnceLock::new();
+    BASE.get_or_init(|| {
+        let path = process_dir().join("base.tar");
+        base::write_glibc_base(&path, "glibc-base:test").expect("building the glibc base image");
+        path
+    })
 }
 
 /// `conda-docker` with the test cache and fixture channel; add the rest of the arguments.

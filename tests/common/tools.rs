@@ -34,6 +34,21 @@ pub fn require(name: &str, test: &str) -> Option<PathBuf> {
     }
 }
 
+/// Removes `dir` once this test process has exited.
+pub fn remove_at_exit(dir: &Path) {
+    let me = std::process::id();
+    let _ = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "( while kill -0 {me} 2>/dev/null; do sleep 1; done; rm -rf '{}' ) &",
+            dir.display()
+        ))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
+}
+
 /// Starts `script` under `sh` with a watchdog that stops it when this test process exits (and
 /// then removes `dir`). The daemon's pid is written to `dir/NAME.pid`.
 fn spawn_with_watchdog(script: &str, dir: &Path) {
