@@ -13,7 +13,8 @@ use super::layer_tar::{CheckedTar, Entry, Ownership, write_layer_tar_owned};
 use super::reference::Reference;
 
 /// How a blob's bytes are compressed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Compression {
     /// A plain tar.
     None,
@@ -133,7 +134,7 @@ pub struct Layer {
 }
 
 /// The result of writing one layer.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WrittenLayer {
     /// Digest of the uncompressed tar.
     pub diff_id: Digest,

@@ -283,8 +283,9 @@ async fn build(mut args: BuildArgs, cancel: Cancel, progress: Arc<Progress>) -> 
         match (&output, &written.push, &written.manifest_digest) {
             (Location::Registry(reference), Some(stats), Some(digest)) => {
                 progress.note(&format!(
-                    "pushed {reference}: {summary}; {} blobs uploaded, {} already there, {} mounted",
-                    stats.uploaded, stats.skipped, stats.mounted
+                    "pushed {reference}: {summary}; {} blobs uploaded, {} already there, {} mounted, \
+                     {} layers not compressed again",
+                    stats.uploaded, stats.skipped, stats.mounted, stats.compressed_reused
                 ));
                 println!("{}@{digest}", reference.familiar_tagged());
             }

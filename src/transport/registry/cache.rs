@@ -1,13 +1,15 @@
 //! A content-addressed store of pulled and pushed blobs, so a second build transfers nothing.
 //!
-//! `blobs/sha256/<hex>` and `manifests/sha256/<hex>` under one directory. A blob enters the store
+//! `blobs/sha256/<hex>` and `manifests/sha256/<hex>` under one directory, and
+//! `diff-ids/sha256/<hex>`: which stored blob is the compressed form of a layer, so a layer
+//! pushed before is not compressed again. A blob enters the store
 //! only after its bytes were hashed and matched its digest (temporary file, then rename), so
 //! every file in it can be trusted by name.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::image::{Digest, Error, Result};
+use crate::image::{Digest, Error, Result, WrittenLayer};
 
 /// The blob store.
 #[derive(Clone, Debug)]
@@ -63,6 +65,28 @@ impl BlobCache {
             persist(temp, &path)?;
         }
         Ok(digest)
+    }
+
+    /// The compressed blob stored earlier for the layer with `diff_id`, if it is still there.
+    pub fn compressed(&self, diff_id: &Digest) -> Option<WrittenLayer> {
+        let bytes = std::fs::read(self.bucket("diff-ids").join(diff_id.hex())).ok()?;
+        let written: WrittenLayer = serde_json::from_slice(&bytes).ok()?;
+        let size = std::fs::metadata(self.blob_path(&written.digest))
+            .ok()?
+            .len();
+        (written.diff_id == *diff_id && size == written.size).then_some(written)
+    }
+
+    /// Records that `written` is the compressed form of its diff_id (its blob is in the store).
+    pub fn remember_compressed(&self, written: &WrittenLayer) -> Result<()> {
+        let dir = self.bucket("diff-ids");
+        let path = dir.join(written.diff_id.hex());
+        let bytes =
+            serde_json::to_vec(written).map_err(|e| Error::io("writing", &path)(e.into()))?;
+        let mut temp = self.temp_in(&dir)?;
+        temp.write_all(&bytes)
+            .map_err(Error::io("writing", &path))?;
+        persist(temp, &path)
     }
 
     /// A temporary file in the blob bucket, to be [`BlobCache::commit`]ted.

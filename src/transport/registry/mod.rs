@@ -46,6 +46,8 @@ pub struct PushStats {
     pub skipped: usize,
     /// Blobs mounted from another repository.
     pub mounted: usize,
+    /// Layers whose compressed form was reused from an earlier push (not compressed again).
+    pub compressed_reused: usize,
 }
 
 /// Reads the body of an error answer, shortened, for messages.
@@ -321,6 +323,8 @@ async fn image_from_manifest(
 struct ReadyBlob {
     range: FileRange,
     written: WrittenLayer,
+    /// Whether the compressed blob came from an earlier push (no compression done).
+    reused: bool,
 }
 
 /// Gets a layer's bytes as a compressed blob on disk: as stored when it already is one,
@@ -344,6 +348,29 @@ fn prepare_layer(layer: &Layer, cache: &BlobCache, cancel: &Cancel) -> Result<Re
                 size: range.size,
                 compression: *compression,
             },
+            reused: false,
+        });
+    }
+    // Compressing costs far more than making the tar: hash the tar first, and reuse the
+    // compressed blob of an earlier push with the same diff_id.
+    let diff_id = match layer.diff_id() {
+        Some(d) => d.clone(),
+        None => {
+            layer
+                .write_to(&mut std::io::sink(), Encoding::Uncompressed, cancel)?
+                .diff_id
+        }
+    };
+    if let Some(written) = cache.compressed(&diff_id) {
+        let range = FileRange {
+            path: cache.blob_path(&written.digest),
+            offset: 0,
+            size: written.size,
+        };
+        return Ok(ReadyBlob {
+            range,
+            written,
+            reused: true,
         });
     }
     let temp = cache.temp_blob()?;
@@ -352,6 +379,7 @@ fn prepare_layer(layer: &Layer, cache: &BlobCache, cancel: &Cancel) -> Result<Re
     out.flush().map_err(Error::io("writing", temp.path()))?;
     drop(out);
     let path = cache.commit(temp, &written.digest)?;
+    cache.remember_compressed(&written)?;
     Ok(ReadyBlob {
         range: FileRange {
             path,
@@ -359,6 +387,7 @@ fn prepare_layer(layer: &Layer, cache: &BlobCache, cancel: &Cancel) -> Result<Re
             size: written.size,
         },
         written,
+        reused: false,
     })
 }
 
@@ -487,6 +516,7 @@ pub async fn push(
     for (i, layer) in image.layers().iter().enumerate() {
         reporter.layer_started(i, total, layer);
         let ready = blocking(|| prepare_layer(layer, cache, cancel))?;
+        stats.compressed_reused += usize::from(ready.reused);
         cancel
             .check()
             .map_err(Error::io("pushing", reference.to_string()))?;
