@@ -415,11 +415,24 @@ fn token_auth_with_login_and_identity_tokens() {
     .unwrap();
     let out = push_as(
         &cache,
-        &[("DOCKER_CONFIG", config_dir.as_os_str())],
+        &[
+            ("DOCKER_CONFIG", config_dir.as_os_str()),
+            ("CONDA_DOCKER_LOG", "trace".as_ref()),
+        ],
         &base,
         &format!("docker://{reg}/app:idtoken"),
     );
     ok(&out);
+    // Even at trace level, neither the refresh token nor an access token reaches the output.
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !stderr.contains(&format!("refresh-{USER}")),
+        "the identity token was printed"
+    );
+    assert!(
+        !stderr.contains("Bearer ey") && !stderr.contains("\"token\""),
+        "a token was printed"
+    );
 
     // A wrong password at login is refused and stores nothing new.
     let out = conda_docker()
