@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::cancel::Cancel;
 use super::digest::{Digest, HashingReader, HashingWriter};
 use super::error::{Error, Result};
+use super::gzip::ParallelGzip;
 use super::layer_tar::{CheckedTar, Entry, Ownership, write_layer_tar_owned};
 use super::reference::Reference;
 
@@ -279,7 +280,7 @@ fn encode(
 ) -> io::Result<WrittenLayer> {
     if gzip {
         let compressed = HashingWriter::new(out);
-        let gz = flate2::write::GzEncoder::new(compressed, flate2::Compression::new(6));
+        let gz = ParallelGzip::new(compressed, 6);
         let mut tar = HashingWriter::new(gz);
         produce(&mut tar)?;
         let (diff_id, _, gz) = tar.finish();

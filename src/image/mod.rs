@@ -8,6 +8,7 @@ pub mod config;
 pub mod digest;
 pub mod error;
 pub mod files;
+pub mod gzip;
 pub mod layer;
 pub mod layer_tar;
 pub mod manifest;
