@@ -60,6 +60,21 @@ fn push_as(cache: &Path, env: &[(&str, &std::ffi::OsStr)], base: &str, target: &
         .unwrap()
 }
 
+/// Pushes with the credentials in `config_dir` and checks skopeo sees the digest we printed.
+fn push_and_compare(cache: &Path, config_dir: &Path, base: &str, target: &str) {
+    let out = push_as(
+        cache,
+        &[("DOCKER_CONFIG", config_dir.as_os_str())],
+        base,
+        &format!("docker://{target}"),
+    );
+    let printed = ok(&out);
+    assert_eq!(
+        skopeo_digest(target, true),
+        printed.split_once('@').unwrap().1
+    );
+}
+
 fn ok(out: &Output) -> String {
     assert!(
         out.status.success(),
@@ -294,17 +309,7 @@ fn htpasswd_credentials_from_config_json_and_a_helper() {
         format!(r#"{{"auths":{{"{reg}":{{"auth":"{auth}"}}}}}}"#),
     )
     .unwrap();
-    let out = push_as(
-        &cache,
-        &[("DOCKER_CONFIG", config_dir.as_os_str())],
-        &base,
-        &format!("docker://{reg}/app:1"),
-    );
-    let printed = ok(&out);
-    assert_eq!(
-        skopeo_digest(&format!("{reg}/app:1"), true),
-        printed.split_once('@').unwrap().1
-    );
+    push_and_compare(&cache, &config_dir, &base, &format!("{reg}/app:1"));
 
     // A credential helper named in credHelpers.
     let bin = dir.path().join("bin");
@@ -395,17 +400,7 @@ fn token_auth_with_login_and_identity_tokens() {
         "{stored}"
     );
 
-    let out = push_as(
-        &cache,
-        &[("DOCKER_CONFIG", config_dir.as_os_str())],
-        &base,
-        &format!("docker://{reg}/app:1"),
-    );
-    let printed = ok(&out);
-    assert_eq!(
-        skopeo_digest(&format!("{reg}/app:1"), true),
-        printed.split_once('@').unwrap().1
-    );
+    push_and_compare(&cache, &config_dir, &base, &format!("{reg}/app:1"));
 
     // An identity (refresh) token, as registries that use OAuth store it.
     std::fs::write(
