@@ -411,7 +411,12 @@ fn malformed_inputs_are_refused_and_nothing_is_written() {
         let truncated = dir.path().join("input-truncated.tar");
         let bytes = std::fs::read(glibc_base()).unwrap();
         std::fs::write(&truncated, &bytes[..bytes.len() / 3]).unwrap();
+        let gzipped = dir.path().join("input-archive.tar.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, &bytes).unwrap();
+        std::fs::write(&gzipped, gz.finish().unwrap()).unwrap();
         vec![
+            ("gzipped archive", gzipped, "gunzip -k"),
             ("missing", missing, "nowhere.tar"),
             ("escaping", escaping, "../../etc/evil"),
             ("absolute", absolute, "/etc/evil"),

@@ -37,8 +37,27 @@ fn normalize(name: &str) -> Option<String> {
 
 impl ArchiveIndex {
     pub(crate) fn read(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(Error::io("reading", path))?;
+        let mut file = File::open(path).map_err(Error::io("reading", path))?;
         let len = file.metadata().map_err(Error::io("reading", path))?.len();
+        let mut magic = [0u8; 4];
+        let n = file.read(&mut magic).map_err(Error::io("reading", path))?;
+        let (tool, ext) = match Compression::sniff(&magic[..n]) {
+            Compression::Gzip => ("gunzip", "gzip"),
+            Compression::Zstd => ("unzstd", "zstd"),
+            Compression::None => ("", ""),
+        };
+        if !tool.is_empty() {
+            return Err(Error::invalid(
+                path,
+                format!(
+                    "the whole archive is {ext}-compressed (as `docker save | {ext}` makes it): \
+                     decompress it first, e.g. `{tool} -k {}`",
+                    path.display()
+                ),
+            ));
+        }
+        file.seek(SeekFrom::Start(0))
+            .map_err(Error::io("reading", path))?;
         // Seek over entry data rather than read it: only the headers are read here.
         let mut archive = tar::Archive::new(io::BufReader::new(file));
         let mut files = HashMap::new();
