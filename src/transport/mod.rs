@@ -313,6 +313,7 @@ pub async fn write(
     reporter: &dyn crate::reporter::Reporter,
 ) -> crate::image::Result<WrittenImage> {
     use crate::image::Error;
+    reporter.stage_started(crate::reporter::Stage::Write, &location.to_string());
     match location {
         Location::DockerArchive { path, reference } => {
             let mut tags = tags.to_vec();
