@@ -169,9 +169,12 @@ impl Client {
 
     fn unauthorized(&self, status: StatusCode) -> Error {
         let hint = match &self.credential {
-            Some((_, source)) => format!("the credentials from {source} were refused"),
+            Some((_, source)) => format!(
+                "the credentials from {source} were refused, or do not grant access to this repository"
+            ),
             None => format!(
-                "no credentials found (looked in --creds, {}); run `conda-docker login {}`",
+                "the repository does not exist or needs credentials, and none were found (looked in \
+                 --creds, {}); run `conda-docker login {}`",
                 self.searched.join(", "),
                 self.registry
             ),
