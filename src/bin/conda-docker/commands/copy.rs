@@ -1,0 +1,44 @@
+//! `conda-docker copy`: an image from one transport to another.
+
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use conda_docker::image::{Cancel, Reference};
+use conda_docker::reporter::Reporter;
+use conda_docker::transport::{self, Location};
+
+use super::{cancelled, read_image, remotes};
+use crate::progress::Progress;
+
+/// Reads the source image and writes it to the destination.
+pub(crate) async fn copy(
+    args: crate::cli::CopyArgs,
+    cancel: Cancel,
+    progress: Arc<Progress>,
+) -> Result<()> {
+    let (src_remote, dst_remote) = remotes(&args.remote.registry)?;
+    let destination = Location::parse_destination(&args.destination)?;
+    destination.check_writable()?;
+    let tags = args
+        .images
+        .iter()
+        .map(|i| i.parse::<Reference>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let image = read_image(&args.source, &args.remote, &src_remote, &cancel).await?;
+    let reporter: Arc<dyn Reporter> = progress.clone();
+    let written = tokio::select! {
+        w = transport::write(&image, &destination, &tags, &dst_remote, &cancel, reporter.as_ref()) => w,
+        () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+    }
+    .with_context(|| format!("writing {destination}"))?;
+    progress.note(&format!(
+        "copied {} to {destination}: {} layers",
+        args.source,
+        written.layers.len()
+    ));
+    match (&destination, &written.manifest_digest) {
+        (Location::Registry(r), Some(d)) => println!("{}@{d}", r.familiar_tagged()),
+        _ => println!("{}", written.config_digest),
+    }
+    Ok(())
+}

@@ -1,0 +1,135 @@
+//! Each command as a plain function returning a result; [`run`] prints errors with their causes.
+
+mod build;
+mod copy;
+mod inspect;
+mod login;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use conda_docker::image::Cancel;
+use conda_docker::transport::registry::{BlobCache, Credential, RegistryOptions};
+use conda_docker::transport::{self, Location, Remote};
+
+use crate::cli::{Cli, Command};
+use crate::progress::Progress;
+
+/// Runs the parsed command line; errors are printed with their causes.
+pub fn run(cli: Cli) -> ExitCode {
+    init_tracing(cli.verbose, cli.quiet);
+    // A `*-no-provider` TLS feature needs the provider installed before any client is built.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let cancel = Cancel::new();
+    let progress = Arc::new(Progress::new(cli.quiet));
+    let result = runtime.block_on(async {
+        let watcher = {
+            let cancel = cancel.clone();
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    cancel.cancel();
+                }
+            })
+        };
+        let r = match cli.command {
+            Command::Build(args) => build::build(*args, cancel.clone(), progress.clone()).await,
+            Command::Login(args) => login::login(args).await,
+            Command::Inspect(args) => inspect::inspect(args, cancel.clone()).await,
+            Command::Copy(args) => copy::copy(args, cancel.clone(), progress.clone()).await,
+        };
+        watcher.abort();
+        r
+    });
+    progress.clear();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if cancel.is_cancelled() => {
+            eprintln!("error: cancelled ({e}); nothing was written");
+            ExitCode::from(130)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            for cause in e.chain().skip(1) {
+                eprintln!("  caused by: {cause}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(verbose: u8, quiet: bool) {
+    let level = match (quiet, verbose) {
+        (true, _) => "error",
+        (_, 0) => "warn",
+        (_, 1) => "info,conda_docker=debug",
+        _ => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CONDA_DOCKER_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .try_init();
+}
+
+/// Resolves when `cancel` is set.
+pub(crate) async fn cancelled(cancel: Cancel) {
+    while !cancel.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Parses `USER:PASS` given to `flag`.
+pub(crate) fn parse_creds(value: Option<&str>, flag: &str) -> Result<Option<Credential>> {
+    value
+        .map(|v| Credential::from_user_pass(v).with_context(|| format!("{flag} takes USER:PASS")))
+        .transpose()
+}
+
+/// The registry settings and blob cache for `inspect` and `copy`: (source, destination).
+pub(crate) fn remotes(args: &crate::cli::RegistryArgs) -> Result<(Remote, Remote)> {
+    let cache = BlobCache::for_cache_dir(args.cache_dir.as_deref());
+    let remote = |creds: Option<&str>, flag: &str| -> Result<Remote> {
+        Ok(Remote {
+            options: RegistryOptions {
+                insecure: args.insecure,
+                credential: parse_creds(creds, flag)?,
+            },
+            cache: cache.clone(),
+        })
+    };
+    Ok((
+        remote(args.base_creds.as_deref(), "--base-creds")?,
+        remote(args.creds.as_deref(), "--creds")?,
+    ))
+}
+
+/// Reads the image at `source` (as `-b` takes it) for `--platform`.
+pub(crate) async fn read_image(
+    source: &str,
+    args: &crate::cli::RemoteArgs,
+    remote: &Remote,
+    cancel: &Cancel,
+) -> Result<conda_docker::image::Image> {
+    let location = Location::parse_source(source)?;
+    let subdir = conda_docker::conda::channel::parse_subdir(&args.platform)?;
+    let platform = conda_docker::build::oci_platform(subdir);
+    let image = tokio::select! {
+        i = transport::read(&location, &platform, remote, cancel) => i,
+        () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+    };
+    image.with_context(|| format!("reading `{source}`"))
+}
