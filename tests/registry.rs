@@ -151,6 +151,11 @@ fn push_then_run_with_docker_and_podman_and_push_again_for_free() {
 
     // The same build again: every blob is already there, nothing is uploaded.
     let uploads = registry.requests("POST", "/blobs/uploads");
+    let downloads = registry.requests("GET", "/blobs/sha256:");
+    assert!(
+        downloads >= 2,
+        "the first build fetched the base's config and layer"
+    );
     let out = build(
         &cache,
         &format!("{reg}/base:1"),
@@ -158,6 +163,11 @@ fn push_then_run_with_docker_and_podman_and_push_again_for_free() {
         &[],
     );
     assert_eq!(ok(&out), printed, "a rebuild gives the same digest");
+    assert_eq!(
+        registry.requests("GET", "/blobs/sha256:"),
+        downloads,
+        "the second build downloaded base blobs again"
+    );
     assert_eq!(
         registry.requests("POST", "/blobs/uploads"),
         uploads,
