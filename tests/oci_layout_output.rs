@@ -136,3 +136,45 @@ fn adding_to_a_layout_keeps_the_other_images() {
         String::from_utf8_lossy(&got.stderr)
     );
 }
+
+#[test]
+fn a_rebuilt_layout_reuses_compressed_layers() {
+    let dir = tempdir();
+    let first = dir.path().join("first");
+    let second = dir.path().join("second");
+    build(
+        &format!("oci:{}:v1", first.display()),
+        "reuse:1",
+        &[],
+        &["zstd"],
+    );
+    let remembered = common::cache_dir().join("oci-v1/diff-ids/sha256");
+    let count = std::fs::read_dir(&remembered)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(
+        count >= 5,
+        "compressed layers were not remembered in {}",
+        remembered.display()
+    );
+    build(
+        &format!("oci:{}:v1", second.display()),
+        "reuse:1",
+        &[],
+        &["zstd"],
+    );
+    // The same blobs, byte for byte: copied from the cache rather than compressed again.
+    let blobs = |d: &std::path::Path| {
+        let mut names: Vec<String> = std::fs::read_dir(d.join("blobs/sha256"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    assert_eq!(blobs(&first), blobs(&second));
+    assert_eq!(
+        std::fs::read(first.join("index.json")).unwrap(),
+        std::fs::read(second.join("index.json")).unwrap()
+    );
+}

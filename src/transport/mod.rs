@@ -5,6 +5,7 @@
 //! [`oci_archive`] (a layout in a tar) and [`registry`] (pull and push).
 //! [`Location`] parses the `transport:path` strings the command line takes.
 
+pub mod blob_cache;
 pub mod docker_archive;
 pub mod oci_archive;
 pub mod oci_layout;
@@ -330,7 +331,16 @@ pub async fn write(
             let tag = tag
                 .clone()
                 .or_else(|| tags.first().map(|t| t.tag_or_latest().to_string()));
-            registry::blocking(|| oci_layout::write(image, dir, tag.as_deref(), cancel, reporter))
+            registry::blocking(|| {
+                oci_layout::write_with_cache(
+                    image,
+                    dir,
+                    tag.as_deref(),
+                    Some(&remote.cache),
+                    cancel,
+                    reporter,
+                )
+            })
         }
         Location::OciArchive { path, tag } => {
             let tag = tag

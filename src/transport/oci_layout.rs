@@ -10,6 +10,7 @@ use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use super::blob_cache::{BlobCache, cached_compressed};
 use super::{WrittenImage, persist};
 use crate::image::layer::{FileRange, LayerSource};
 use crate::image::manifest::{
@@ -310,8 +311,21 @@ pub fn write(
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<WrittenImage> {
+    write_with_cache(image, dir, tag, None, cancel, reporter)
+}
+
+/// [`write`], taking the compressed form of layers written before from `cache` (and keeping
+/// new ones there), so an unchanged layer is not compressed again.
+pub fn write_with_cache(
+    image: &Image,
+    dir: &Path,
+    tag: Option<&str>,
+    cache: Option<&BlobCache>,
+    cancel: &Cancel,
+    reporter: &dyn Reporter,
+) -> Result<WrittenImage> {
     let created = !dir.exists();
-    let result = write_inner(image, dir, tag, cancel, reporter);
+    let result = write_inner(image, dir, tag, cache, cancel, reporter);
     if result.is_err() && created {
         let _ = fs::remove_dir_all(dir);
     }
@@ -322,6 +336,7 @@ fn write_inner(
     image: &Image,
     dir: &Path,
     tag: Option<&str>,
+    cache: Option<&BlobCache>,
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<WrittenImage> {
@@ -362,16 +377,43 @@ fn write_inner(
     let mut written_layers = Vec::new();
     for (i, layer) in image.layers().iter().enumerate() {
         reporter.layer_started(i, total, layer);
-        let temp = tempfile::NamedTempFile::new_in(dir.join("blobs/sha256"))
-            .map_err(Error::io("writing", dir))?;
-        let mut out = BufWriter::with_capacity(1 << 20, temp.as_file());
-        let written = layer.write_to(&mut out, Encoding::KeepOrGzip, cancel)?;
-        out.flush().map_err(Error::io("writing", temp.path()))?;
-        drop(out);
-        let path = blob_path(dir, &written.digest);
-        if !path.exists() {
-            persist(temp, &path)?;
-        }
+        let reused = match cache {
+            Some(c) => cached_compressed(layer, c, cancel)?,
+            None => None,
+        };
+        let written = match reused {
+            Some(written) => {
+                // Compressed before: copy the blob instead of compressing again.
+                let path = blob_path(dir, &written.digest);
+                if !path.exists() {
+                    let source = cache
+                        .map(|c| c.blob_path(&written.digest))
+                        .unwrap_or_default();
+                    let mut temp = tempfile::NamedTempFile::new_in(dir.join("blobs/sha256"))
+                        .map_err(Error::io("writing", dir))?;
+                    let mut src = fs::File::open(&source).map_err(Error::io("reading", &source))?;
+                    io::copy(&mut src, &mut temp).map_err(Error::io("writing", &path))?;
+                    persist(temp, &path)?;
+                }
+                written
+            }
+            None => {
+                let temp = tempfile::NamedTempFile::new_in(dir.join("blobs/sha256"))
+                    .map_err(Error::io("writing", dir))?;
+                let mut out = BufWriter::with_capacity(1 << 20, temp.as_file());
+                let written = layer.write_to(&mut out, Encoding::KeepOrGzip, cancel)?;
+                out.flush().map_err(Error::io("writing", temp.path()))?;
+                drop(out);
+                let path = blob_path(dir, &written.digest);
+                if !path.exists() {
+                    persist(temp, &path)?;
+                }
+                if let (Some(c), LayerSource::Tar(_)) = (cache, layer.source()) {
+                    c.keep_compressed(&path, &written)?;
+                }
+                written
+            }
+        };
         reporter.layer_finished(i, layer, &written);
         written_layers.push(written);
     }

@@ -11,15 +11,14 @@
 //! treats a declined mount (202) as an error and cannot upload from a byte range of a file.
 
 pub mod auth;
-pub mod cache;
 pub mod client;
 
 use std::io::Write;
 
 use reqwest::{Method, StatusCode};
 
+pub use super::blob_cache::BlobCache;
 pub use auth::Credential;
-pub use cache::BlobCache;
 pub use client::{Client, RegistryOptions};
 
 use super::WrittenImage;

@@ -1,4 +1,5 @@
-//! A content-addressed store of pulled and pushed blobs, so a second build transfers nothing.
+//! A content-addressed store of pulled, pushed and compressed blobs, so a second build transfers
+//! and compresses nothing.
 //!
 //! `blobs/sha256/<hex>` and `manifests/sha256/<hex>` under one directory, and
 //! `diff-ids/sha256/<hex>`: which stored blob is the compressed form of a layer, so a layer
@@ -89,6 +90,18 @@ impl BlobCache {
         persist(temp, &path)
     }
 
+    /// Keeps a copy of the compressed blob at `path` (written as `written`) for later writes.
+    pub fn keep_compressed(&self, path: &Path, written: &WrittenLayer) -> Result<()> {
+        if self.compressed(&written.diff_id).is_some() {
+            return Ok(());
+        }
+        let mut temp = self.temp_blob()?;
+        let mut src = std::fs::File::open(path).map_err(Error::io("reading", path))?;
+        std::io::copy(&mut src, &mut temp).map_err(Error::io("writing", temp.path()))?;
+        self.commit(temp, &written.digest)?;
+        self.remember_compressed(written)
+    }
+
     /// A temporary file in the blob bucket, to be [`BlobCache::commit`]ted.
     pub fn temp_blob(&self) -> Result<tempfile::NamedTempFile> {
         self.temp_in(&self.bucket("blobs"))
@@ -107,6 +120,26 @@ impl BlobCache {
         }
         Ok(path)
     }
+}
+
+/// A layer's compressed blob from an earlier write, found by the diff_id of its tar (only for
+/// layers made by this crate: stored blobs are already compressed as they are).
+pub fn cached_compressed(
+    layer: &crate::image::Layer,
+    cache: &BlobCache,
+    cancel: &crate::image::Cancel,
+) -> Result<Option<WrittenLayer>> {
+    if !matches!(layer.source(), crate::image::layer::LayerSource::Tar(_)) {
+        return Ok(None);
+    }
+    let diff_id = layer
+        .write_to(
+            &mut std::io::sink(),
+            crate::image::Encoding::Uncompressed,
+            cancel,
+        )?
+        .diff_id;
+    Ok(cache.compressed(&diff_id))
 }
 
 fn persist(temp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
