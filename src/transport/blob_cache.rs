@@ -95,10 +95,11 @@ impl BlobCache {
         if self.compressed(&written.diff_id).is_some() {
             return Ok(());
         }
-        let mut temp = self.temp_blob()?;
-        let mut src = std::fs::File::open(path).map_err(Error::io("reading", path))?;
-        std::io::copy(&mut src, &mut temp).map_err(Error::io("writing", temp.path()))?;
-        self.commit(temp, &written.digest)?;
+        let dest = self.blob_path(&written.digest);
+        if !dest.exists() {
+            std::fs::create_dir_all(self.bucket("blobs")).map_err(Error::io("creating", &dest))?;
+            copy_file(path, &dest)?;
+        }
         self.remember_compressed(written)
     }
 
@@ -122,24 +123,48 @@ impl BlobCache {
     }
 }
 
-/// A layer's compressed blob from an earlier write, found by the diff_id of its tar (only for
-/// layers made by this crate: stored blobs are already compressed as they are).
+/// A layer's compressed blob from an earlier write, found by the diff_id of its tar. `None` for
+/// a layer stored compressed already (it is written as it is), or one not compressed before.
 pub fn cached_compressed(
     layer: &crate::image::Layer,
     cache: &BlobCache,
     cancel: &crate::image::Cancel,
 ) -> Result<Option<WrittenLayer>> {
-    if !matches!(layer.source(), crate::image::layer::LayerSource::Tar(_)) {
+    if !needs_compression(layer) {
         return Ok(None);
     }
-    let diff_id = layer
-        .write_to(
-            &mut std::io::sink(),
-            crate::image::Encoding::Uncompressed,
-            cancel,
-        )?
-        .diff_id;
+    // Compressing costs far more than making the tar: hash the tar when its diff_id is unknown.
+    let diff_id = match layer.diff_id() {
+        Some(d) => d.clone(),
+        None => {
+            layer
+                .write_to(
+                    &mut std::io::sink(),
+                    crate::image::Encoding::Uncompressed,
+                    cancel,
+                )?
+                .diff_id
+        }
+    };
     Ok(cache.compressed(&diff_id))
+}
+
+/// True when writing `layer` for a registry or an OCI layout means compressing it.
+pub fn needs_compression(layer: &crate::image::Layer) -> bool {
+    use crate::image::layer::LayerSource;
+    match layer.source() {
+        LayerSource::Tar(_) => true,
+        LayerSource::Blob { compression, .. } => *compression == crate::image::Compression::None,
+    }
+}
+
+/// Copies the file at `source` to `dest` through a temporary file in `dest`'s directory.
+pub(crate) fn copy_file(source: &Path, dest: &Path) -> Result<()> {
+    let dir = dest.parent().unwrap_or(Path::new("."));
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io("writing in", dir))?;
+    let mut src = std::fs::File::open(source).map_err(Error::io("reading", source))?;
+    std::io::copy(&mut src, &mut temp).map_err(Error::io("writing", dest))?;
+    persist(temp, dest)
 }
 
 fn persist(temp: tempfile::NamedTempFile, path: &Path) -> Result<()> {

@@ -10,7 +10,7 @@ use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::blob_cache::{BlobCache, cached_compressed};
+use super::blob_cache::{BlobCache, cached_compressed, copy_file, needs_compression};
 use super::{WrittenImage, persist};
 use crate::image::layer::{FileRange, LayerSource};
 use crate::image::manifest::{
@@ -378,22 +378,15 @@ fn write_inner(
     for (i, layer) in image.layers().iter().enumerate() {
         reporter.layer_started(i, total, layer);
         let reused = match cache {
-            Some(c) => cached_compressed(layer, c, cancel)?,
+            Some(c) => cached_compressed(layer, c, cancel)?.map(|w| (c, w)),
             None => None,
         };
         let written = match reused {
-            Some(written) => {
+            Some((c, written)) => {
                 // Compressed before: copy the blob instead of compressing again.
                 let path = blob_path(dir, &written.digest);
                 if !path.exists() {
-                    let source = cache
-                        .map(|c| c.blob_path(&written.digest))
-                        .unwrap_or_default();
-                    let mut temp = tempfile::NamedTempFile::new_in(dir.join("blobs/sha256"))
-                        .map_err(Error::io("writing", dir))?;
-                    let mut src = fs::File::open(&source).map_err(Error::io("reading", &source))?;
-                    io::copy(&mut src, &mut temp).map_err(Error::io("writing", &path))?;
-                    persist(temp, &path)?;
+                    copy_file(&c.blob_path(&written.digest), &path)?;
                 }
                 written
             }
@@ -408,7 +401,7 @@ fn write_inner(
                 if !path.exists() {
                     persist(temp, &path)?;
                 }
-                if let (Some(c), LayerSource::Tar(_)) = (cache, layer.source()) {
+                if let Some(c) = cache.filter(|_| needs_compression(layer)) {
                     c.keep_compressed(&path, &written)?;
                 }
                 written

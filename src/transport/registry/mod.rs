@@ -18,6 +18,7 @@ use std::io::Write;
 use reqwest::{Method, StatusCode};
 
 pub use super::blob_cache::BlobCache;
+use super::blob_cache::cached_compressed;
 pub use auth::Credential;
 pub use client::{Client, RegistryOptions};
 
@@ -350,17 +351,7 @@ fn prepare_layer(layer: &Layer, cache: &BlobCache, cancel: &Cancel) -> Result<Re
             reused: false,
         });
     }
-    // Compressing costs far more than making the tar: hash the tar first, and reuse the
-    // compressed blob of an earlier push with the same diff_id.
-    let diff_id = match layer.diff_id() {
-        Some(d) => d.clone(),
-        None => {
-            layer
-                .write_to(&mut std::io::sink(), Encoding::Uncompressed, cancel)?
-                .diff_id
-        }
-    };
-    if let Some(written) = cache.compressed(&diff_id) {
+    if let Some(written) = cached_compressed(layer, cache, cancel)? {
         let range = FileRange {
             path: cache.blob_path(&written.digest),
             offset: 0,
