@@ -2,7 +2,8 @@
 """Copy the packages needed by NAMES (and their dependencies) from a real conda-forge channel.
 
 Usage: vendor-channel.py SOURCE_CHANNEL DEST_CHANNEL NAME...
-       (SUBDIR=linux-aarch64 for another platform; default linux-64)
+       (SUBDIR=linux-aarch64 for another platform; default linux-64;
+        EXTERNAL=python leaves out dependencies the channel will not hold)
 
 Writes DEST/<subdir>/repodata.json holding the source's records for exactly the copied archives,
 so the vendored channel is a real, smaller conda-forge channel.
@@ -24,10 +25,11 @@ for subdir, rd in repodata.items():
         for fn, rec in rd.get(key, {}).items():
             by_name.setdefault(rec["name"], []).append((subdir, key, fn, rec))
 
+external = set(os.environ.get("EXTERNAL", "").split(","))
 wanted, todo = set(), list(names)
 while todo:
     name = todo.pop()
-    if name in wanted or name.startswith("__"):
+    if name in wanted or name in external or name.startswith("__"):
         continue
     if name not in by_name:
         sys.exit(f"{name} is not in {src}")
