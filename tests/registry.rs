@@ -266,8 +266,8 @@ fn a_base_index_resolves_to_the_build_platform() {
 }
 
 #[test]
-fn htpasswd_credentials_from_config_json_and_a_helper() {
-    let test = "htpasswd_credentials_from_config_json_and_a_helper";
+fn htpasswd_credentials_from_config_json_and_helpers() {
+    let test = "htpasswd_credentials_from_config_json_and_helpers";
     let Some((registry, dir, cache)) = with_base(test, RegistryAuth::Htpasswd, true) else {
         return;
     };
@@ -351,6 +351,67 @@ fn htpasswd_credentials_from_config_json_and_a_helper() {
         &format!("docker://{reg}/app:2"),
     );
     ok(&out);
+
+    // A credsStore (the default helper for every registry), filled by `conda-docker login` and
+    // read back by a build: the password goes to the helper, never into config.json.
+    let store = dir.path().join("store.json");
+    let helper = bin.join("docker-credential-filestore");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nstore={}\ncase \"$1\" in\n\
+             store) cat > \"$store\" ;;\n\
+             get) read server; grep -q \"\\\"ServerURL\\\":\\\"$server\\\"\" \"$store\" 2>/dev/null && cat \"$store\" && exit 0\n\
+             echo 'credentials not found in native keychain'; exit 1 ;;\n\
+             *) exit 1 ;;\nesac\n",
+            store.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        config_dir.join("config.json"),
+        r#"{"credsStore":"filestore"}"#,
+    )
+    .unwrap();
+    let env = [
+        ("DOCKER_CONFIG", config_dir.as_os_str()),
+        ("PATH", path.as_ref()),
+    ];
+    // Before login the helper knows nothing: the push is refused.
+    let err = failed(&push_as(
+        &cache,
+        &env,
+        &base,
+        &format!("docker://{reg}/app:3"),
+    ));
+    assert!(err.contains("401") || err.contains("refused"), "{err}");
+    let mut login = conda_docker();
+    login
+        .envs(env)
+        .args(["login", &reg, "-u", USER, "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = login.spawn().unwrap();
+    use std::io::Write as _;
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
+    drop(stdin);
+    ok(&child.wait_with_output().unwrap());
+    let stored = std::fs::read_to_string(&store).unwrap();
+    assert!(
+        stored.contains(PASSWORD) && stored.contains(&reg),
+        "{stored}"
+    );
+    let config = std::fs::read_to_string(config_dir.join("config.json")).unwrap();
+    assert!(!config.contains("\"auth\""), "{config}");
+    ok(&push_as(
+        &cache,
+        &env,
+        &base,
+        &format!("docker://{reg}/app:3"),
+    ));
     // Nothing was tagged by the refused push.
     let tags = run_ok(Command::new("curl").args([
         "-s",
