@@ -314,7 +314,7 @@ pub fn write(
     write_with_cache(image, dir, tag, None, cancel, reporter)
 }
 
-/// [`write`], taking the compressed form of layers written before from `cache` (and keeping
+/// [`write()`], taking the compressed form of layers written before from `cache` (and keeping
 /// new ones there), so an unchanged layer is not compressed again.
 pub fn write_with_cache(
     image: &Image,

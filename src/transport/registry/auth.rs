@@ -275,52 +275,79 @@ pub fn lookup(
     (None, searched)
 }
 
-/// Stores `credential` for `registry` in Docker's config.json, as `docker login` does.
+/// Stores a login for `registry` where `docker login` would: with the credential helper that
+/// config.json names (leaving an empty `auths` entry, as Docker does), else base64 in
+/// config.json. Returns where the secret went.
 pub fn store(registry: &str, username: &str, password: &str) -> Result<PathBuf, String> {
     let path = docker_config_path().ok_or("no home directory: set DOCKER_CONFIG")?;
     let mut file = read_auth_file(&path)?;
     let key = login_key(registry);
-    if let Some(helper) = file.cred_helpers.get(&key).or(file.creds_store.as_ref()) {
-        let program = format!("docker-credential-{helper}");
-        let payload =
-            serde_json::json!({"ServerURL": key, "Username": username, "Secret": password});
-        let mut child = Command::new(&program)
-            .arg("store")
-            .stdin(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("running `{program}`: {e}"))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            stdin
-                .write_all(payload.to_string().as_bytes())
-                .map_err(|e| e.to_string())?;
+    let helper = file.cred_helpers.get(&key).or(file.creds_store.as_ref());
+    let stored_in = match helper {
+        Some(helper) => {
+            store_with_helper(helper, &key, username, password)?;
+            PathBuf::from(format!("docker-credential-{helper}"))
         }
-        let status = child.wait().map_err(|e| e.to_string())?;
-        return if status.success() {
-            Ok(PathBuf::from(program))
-        } else {
-            Err(format!("`{program} store` failed ({status})"))
-        };
-    }
+        None => path.clone(),
+    };
     let entry = file.auths.entry(key).or_default();
-    entry.auth =
-        Some(base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}")));
-    entry.identity_token = None;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| format!("`{}`: {e}", dir.display()))?;
+    *entry = AuthEntry {
+        other: std::mem::take(&mut entry.other),
+        ..AuthEntry::default()
+    };
+    if helper.is_none() {
+        let user_pass = format!("{username}:{password}");
+        entry.auth = Some(base64::engine::general_purpose::STANDARD.encode(user_pass));
     }
-    let mut bytes = serde_json::to_vec_pretty(&file).map_err(|e| e.to_string())?;
-    bytes.push(b'\n');
+    write_auth_file(&path, &file)?;
+    Ok(stored_in)
+}
+
+/// Runs `docker-credential-HELPER store` with the login on its stdin.
+fn store_with_helper(
+    helper: &str,
+    key: &str,
+    username: &str,
+    password: &str,
+) -> Result<(), String> {
+    let program = format!("docker-credential-{helper}");
+    let payload = serde_json::json!({"ServerURL": key, "Username": username, "Secret": password});
+    let mut child = Command::new(&program)
+        .arg("store")
+        .stdin(Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("running `{program}`: {e}"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(payload.to_string().as_bytes())
+            .map_err(|e| format!("writing to `{program}`: {e}"))?;
+    }
+    let status = child
+        .wait()
+        .map_err(|e| format!("running `{program}`: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`{program} store` failed ({status})"))
+    }
+}
+
+/// Replaces an auth file with `file`, readable by its owner only.
+fn write_auth_file(path: &Path, file: &AuthFile) -> Result<(), String> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(|e| e.to_string())?;
-    temp.write_all(&bytes).map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("`{}`: {e}", dir.display()))?;
+    let mut bytes = serde_json::to_vec_pretty(file).map_err(|e| e.to_string())?;
+    bytes.push(b'\n');
+    let context = |e: std::io::Error| format!("`{}`: {e}", path.display());
+    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(context)?;
+    temp.write_all(&bytes).map_err(context)?;
     std::fs::set_permissions(
         temp.path(),
         std::os::unix::fs::PermissionsExt::from_mode(0o600),
     )
-    .map_err(|e| e.to_string())?;
-    temp.persist(&path)
-        .map_err(|e| format!("`{}`: {}", path.display(), e.error))?;
-    Ok(path)
+    .map_err(context)?;
+    temp.persist(path).map_err(|e| context(e.error))?;
+    Ok(())
 }
 
 #[cfg(test)]
