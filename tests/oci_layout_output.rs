@@ -178,3 +178,48 @@ fn a_rebuilt_layout_reuses_compressed_layers() {
         std::fs::read(second.join("index.json")).unwrap()
     );
 }
+
+#[test]
+fn an_oci_archive_and_a_layout_share_compressed_layers() {
+    let dir = tempdir();
+    let cache = dir.path().join("cache");
+    let archive = dir.path().join("image.oci.tar");
+    let layout = dir.path().join("layout");
+    let cache_arg = ["--cache-dir", cache.to_str().unwrap()];
+    build(
+        &format!("oci-archive:{}:v1", archive.display()),
+        "shared:1",
+        &cache_arg,
+        &["zstd"],
+    );
+    // The archive's layers were compressed into the blob store...
+    let remembered = cache.join("oci-v1/diff-ids/sha256");
+    let count = std::fs::read_dir(&remembered)
+        .map(|d| d.count())
+        .unwrap_or(0);
+    assert!(count >= 5, "{} holds {count} layers", remembered.display());
+    // ...and a layout written next holds the very same blobs.
+    build(
+        &format!("oci:{}:v1", layout.display()),
+        "shared:1",
+        &cache_arg,
+        &["zstd"],
+    );
+    let mut in_archive: Vec<String> = tar::Archive::new(std::fs::File::open(&archive).unwrap())
+        .entries()
+        .unwrap()
+        .filter_map(|e| {
+            let path = e.unwrap().path().unwrap().display().to_string();
+            path.strip_prefix("blobs/sha256/")
+                .filter(|h| !h.is_empty())
+                .map(str::to_string)
+        })
+        .collect();
+    in_archive.sort();
+    let mut in_layout: Vec<String> = std::fs::read_dir(layout.join("blobs/sha256"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    in_layout.sort();
+    assert_eq!(in_archive, in_layout);
+}

@@ -90,19 +90,6 @@ impl BlobCache {
         persist(temp, &path)
     }
 
-    /// Keeps a copy of the compressed blob at `path` (written as `written`) for later writes.
-    pub fn keep_compressed(&self, path: &Path, written: &WrittenLayer) -> Result<()> {
-        if self.compressed(&written.diff_id).is_some() {
-            return Ok(());
-        }
-        let dest = self.blob_path(&written.digest);
-        if !dest.exists() {
-            std::fs::create_dir_all(self.bucket("blobs")).map_err(Error::io("creating", &dest))?;
-            copy_file(path, &dest)?;
-        }
-        self.remember_compressed(written)
-    }
-
     /// A temporary file in the blob bucket, to be [`BlobCache::commit`]ted.
     pub fn temp_blob(&self) -> Result<tempfile::NamedTempFile> {
         self.temp_in(&self.bucket("blobs"))
@@ -147,6 +134,45 @@ pub fn cached_compressed(
         }
     };
     Ok(cache.compressed(&diff_id))
+}
+
+/// The stored compressed blob of `layer`: the one from an earlier write when there is one
+/// (`reused`), else compressed now and kept for the next write. For a layer that
+/// [`needs_compression`].
+pub fn compressed_blob(
+    layer: &crate::image::Layer,
+    cache: &BlobCache,
+    cancel: &crate::image::Cancel,
+) -> Result<StoredBlob> {
+    if let Some(written) = cached_compressed(layer, cache, cancel)? {
+        return Ok(StoredBlob {
+            path: cache.blob_path(&written.digest),
+            written,
+            reused: true,
+        });
+    }
+    let temp = cache.temp_blob()?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, temp.as_file());
+    let written = layer.write_to(&mut out, crate::image::Encoding::KeepOrGzip, cancel)?;
+    out.flush().map_err(Error::io("writing", temp.path()))?;
+    drop(out);
+    let path = cache.commit(temp, &written.digest)?;
+    cache.remember_compressed(&written)?;
+    Ok(StoredBlob {
+        path,
+        written,
+        reused: false,
+    })
+}
+
+/// A compressed layer blob in the store (see [`compressed_blob`]).
+pub struct StoredBlob {
+    /// Where its bytes are.
+    pub path: PathBuf,
+    /// Its digest, size, diff_id and compression.
+    pub written: WrittenLayer,
+    /// True when an earlier write had compressed it already.
+    pub reused: bool,
 }
 
 /// True when writing `layer` for a registry or an OCI layout means compressing it.

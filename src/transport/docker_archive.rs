@@ -136,28 +136,36 @@ pub fn write(
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<WrittenImage> {
-    write_archive(image, path, Encoding::Uncompressed, cancel, reporter, |w| {
-        let (manifest_digest, manifest_size) = &w.manifest;
-        let index = oci_layout::index_bytes(&[(manifest_digest.clone(), *manifest_size, tags)]);
-        let familiar = repo_tags(tags);
-        let manifest = vec![ManifestEntry {
-            config: blob_name(&w.config_digest),
-            repo_tags: (!familiar.is_empty()).then_some(familiar),
-            layers: w.layers.iter().map(|l| blob_name(&l.digest)).collect(),
-        }];
-        let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-        if let Some(top) = w.layers.last() {
-            for t in tags {
-                repositories
-                    .entry(t.familiar_name())
-                    .or_default()
-                    .insert(t.tag_or_latest().to_string(), top.diff_id.hex().to_string());
+    write_archive(
+        image,
+        path,
+        Encoding::Uncompressed,
+        None,
+        cancel,
+        reporter,
+        |w| {
+            let (manifest_digest, manifest_size) = &w.manifest;
+            let index = oci_layout::index_bytes(&[(manifest_digest.clone(), *manifest_size, tags)]);
+            let familiar = repo_tags(tags);
+            let manifest = vec![ManifestEntry {
+                config: blob_name(&w.config_digest),
+                repo_tags: (!familiar.is_empty()).then_some(familiar),
+                layers: w.layers.iter().map(|l| blob_name(&l.digest)).collect(),
+            }];
+            let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+            if let Some(top) = w.layers.last() {
+                for t in tags {
+                    repositories
+                        .entry(t.familiar_name())
+                        .or_default()
+                        .insert(t.tag_or_latest().to_string(), top.diff_id.hex().to_string());
+                }
             }
-        }
-        Ok(vec![
-            ("index.json", index),
-            ("manifest.json", serde_json::to_vec(&manifest)?),
-            ("repositories", serde_json::to_vec(&repositories)?),
-        ])
-    })
+            Ok(vec![
+                ("index.json", index),
+                ("manifest.json", serde_json::to_vec(&manifest)?),
+                ("repositories", serde_json::to_vec(&repositories)?),
+            ])
+        },
+    )
 }

@@ -346,7 +346,16 @@ pub async fn write(
             let tag = tag
                 .clone()
                 .or_else(|| tags.first().map(|t| t.tag_or_latest().to_string()));
-            registry::blocking(|| oci_archive::write(image, tag.as_deref(), path, cancel, reporter))
+            registry::blocking(|| {
+                oci_archive::write_with_cache(
+                    image,
+                    tag.as_deref(),
+                    path,
+                    Some(&remote.cache),
+                    cancel,
+                    reporter,
+                )
+            })
         }
         Location::Registry(reference) => {
             let (mut written, stats) = registry::push(

@@ -7,6 +7,7 @@
 use std::path::Path;
 
 use super::WrittenImage;
+use super::blob_cache::BlobCache;
 use super::oci_layout;
 use super::tarball::{ArchiveIndex, write_archive};
 use crate::image::manifest::{Index, REF_NAME};
@@ -39,24 +40,45 @@ pub fn write(
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<WrittenImage> {
-    write_archive(image, path, Encoding::KeepOrGzip, cancel, reporter, |w| {
-        let (digest, size) = &w.manifest;
-        let mut descriptor = crate::image::manifest::Descriptor {
-            media_type: media_type::OCI_MANIFEST.into(),
-            digest: digest.clone(),
-            size: *size,
-            annotations: Default::default(),
-            platform: None,
-        };
-        if let Some(tag) = tag {
-            descriptor.annotations.insert(REF_NAME.into(), tag.into());
-        }
-        let index = Index {
-            schema_version: 2,
-            media_type: Some(media_type::OCI_INDEX.into()),
-            manifests: vec![descriptor],
-            annotations: Default::default(),
-        };
-        Ok(vec![("index.json", serde_json::to_vec(&index)?)])
-    })
+    write_with_cache(image, tag, path, None, cancel, reporter)
+}
+
+/// [`write()`], taking the compressed form of layers written before from `cache` (and keeping
+/// new ones there), so an unchanged layer is not compressed again.
+pub fn write_with_cache(
+    image: &Image,
+    tag: Option<&str>,
+    path: &Path,
+    cache: Option<&BlobCache>,
+    cancel: &Cancel,
+    reporter: &dyn Reporter,
+) -> Result<WrittenImage> {
+    write_archive(
+        image,
+        path,
+        Encoding::KeepOrGzip,
+        cache,
+        cancel,
+        reporter,
+        |w| {
+            let (digest, size) = &w.manifest;
+            let mut descriptor = crate::image::manifest::Descriptor {
+                media_type: media_type::OCI_MANIFEST.into(),
+                digest: digest.clone(),
+                size: *size,
+                annotations: Default::default(),
+                platform: None,
+            };
+            if let Some(tag) = tag {
+                descriptor.annotations.insert(REF_NAME.into(), tag.into());
+            }
+            let index = Index {
+                schema_version: 2,
+                media_type: Some(media_type::OCI_INDEX.into()),
+                manifests: vec![descriptor],
+                annotations: Default::default(),
+            };
+            Ok(vec![("index.json", serde_json::to_vec(&index)?)])
+        },
+    )
 }

@@ -10,7 +10,7 @@ use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::blob_cache::{BlobCache, cached_compressed, copy_file, needs_compression};
+use super::blob_cache::{BlobCache, compressed_blob, copy_file, needs_compression};
 use super::{WrittenImage, persist};
 use crate::image::layer::{FileRange, LayerSource};
 use crate::image::manifest::{
@@ -377,18 +377,15 @@ fn write_inner(
     let mut written_layers = Vec::new();
     for (i, layer) in image.layers().iter().enumerate() {
         reporter.layer_started(i, total, layer);
-        let reused = match cache {
-            Some(c) => cached_compressed(layer, c, cancel)?.map(|w| (c, w)),
-            None => None,
-        };
-        let written = match reused {
-            Some((c, written)) => {
-                // Compressed before: copy the blob instead of compressing again.
-                let path = blob_path(dir, &written.digest);
+        let written = match cache.filter(|_| needs_compression(layer)) {
+            Some(c) => {
+                // Compressed once into the shared store, copied from there.
+                let stored = compressed_blob(layer, c, cancel)?;
+                let path = blob_path(dir, &stored.written.digest);
                 if !path.exists() {
-                    copy_file(&c.blob_path(&written.digest), &path)?;
+                    copy_file(&stored.path, &path)?;
                 }
-                written
+                stored.written
             }
             None => {
                 let temp = tempfile::NamedTempFile::new_in(dir.join("blobs/sha256"))
@@ -400,9 +397,6 @@ fn write_inner(
                 let path = blob_path(dir, &written.digest);
                 if !path.exists() {
                     persist(temp, &path)?;
-                }
-                if let Some(c) = cache.filter(|_| needs_compression(layer)) {
-                    c.keep_compressed(&path, &written)?;
                 }
                 written
             }

@@ -7,6 +7,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
 
+use super::blob_cache::{BlobCache, compressed_blob, needs_compression};
 use super::oci_layout::{self, LayoutFiles};
 use super::{WrittenImage, persist};
 use crate::image::layer::FileRange;
@@ -291,6 +292,7 @@ pub(crate) fn write_archive(
     image: &Image,
     path: &Path,
     encoding: Encoding,
+    cache: Option<&BlobCache>,
     cancel: &Cancel,
     reporter: &dyn Reporter,
     index_files: impl FnOnce(&ArchiveContents) -> io::Result<Vec<(&'static str, Vec<u8>)>>,
@@ -332,7 +334,18 @@ pub(crate) fn write_archive(
         reporter.layer_started(i, total, layer);
         let written = tar.append_streamed(
             |out| {
-                let w = layer.write_to(out, encoding, cancel)?;
+                let compress = encoding == Encoding::KeepOrGzip && needs_compression(layer);
+                let w = match cache.filter(|_| compress) {
+                    Some(c) => {
+                        // Compressed once into the shared store, copied from there.
+                        let stored = compressed_blob(layer, c, cancel)?;
+                        let mut blob =
+                            File::open(&stored.path).map_err(Error::io("reading", &stored.path))?;
+                        io::copy(&mut blob, out).map_err(io_err)?;
+                        stored.written
+                    }
+                    None => layer.write_to(out, encoding, cancel)?,
+                };
                 let name = seen.insert(w.digest.clone()).then(|| blob_name(&w.digest));
                 Ok((name, w))
             },

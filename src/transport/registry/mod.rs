@@ -18,7 +18,7 @@ use std::io::Write;
 use reqwest::{Method, StatusCode};
 
 pub use super::blob_cache::BlobCache;
-use super::blob_cache::cached_compressed;
+use super::blob_cache::compressed_blob;
 pub use auth::Credential;
 pub use client::{Client, RegistryOptions};
 
@@ -26,8 +26,8 @@ use super::WrittenImage;
 use crate::image::layer::{FileRange, LayerSource};
 use crate::image::manifest::{Index, Manifest, describe_all, for_platform, is_index};
 use crate::image::{
-    Cancel, ConfigFile, Digest, Encoding, Error, Image, Layer, Platform, Reference, Result,
-    WrittenLayer, media_type,
+    Cancel, ConfigFile, Digest, Error, Image, Layer, Platform, Reference, Result, WrittenLayer,
+    media_type,
 };
 use crate::reporter::Reporter;
 use client::{header, scope};
@@ -351,33 +351,15 @@ fn prepare_layer(layer: &Layer, cache: &BlobCache, cancel: &Cancel) -> Result<Re
             reused: false,
         });
     }
-    if let Some(written) = cached_compressed(layer, cache, cancel)? {
-        let range = FileRange {
-            path: cache.blob_path(&written.digest),
-            offset: 0,
-            size: written.size,
-        };
-        return Ok(ReadyBlob {
-            range,
-            written,
-            reused: true,
-        });
-    }
-    let temp = cache.temp_blob()?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, temp.as_file());
-    let written = layer.write_to(&mut out, Encoding::KeepOrGzip, cancel)?;
-    out.flush().map_err(Error::io("writing", temp.path()))?;
-    drop(out);
-    let path = cache.commit(temp, &written.digest)?;
-    cache.remember_compressed(&written)?;
+    let stored = compressed_blob(layer, cache, cancel)?;
     Ok(ReadyBlob {
         range: FileRange {
-            path,
+            path: stored.path,
             offset: 0,
-            size: written.size,
+            size: stored.written.size,
         },
-        written,
-        reused: false,
+        written: stored.written,
+        reused: stored.reused,
     })
 }
 
