@@ -4,7 +4,7 @@ use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use super::cancel::Cancel;
 use super::digest::{Digest, HashingReader, HashingWriter};
@@ -130,6 +130,9 @@ pub enum LayerSource {
 pub struct Layer {
     source: LayerSource,
     diff_id: Option<Digest>,
+    /// The diff_id found by the first write of a made tar, shared by clones: later writes (other
+    /// outputs, the blob-cache lookup) know it without hashing the tar again.
+    written_diff_id: Arc<OnceLock<Digest>>,
     description: String,
     origin: Option<Reference>,
 }
@@ -166,6 +169,7 @@ impl Layer {
         Self {
             source: source_blob,
             diff_id,
+            written_diff_id: Arc::default(),
             description: description.into(),
             origin: None,
         }
@@ -176,6 +180,7 @@ impl Layer {
         Self {
             source: LayerSource::Tar(source),
             diff_id: None,
+            written_diff_id: Arc::default(),
             description: description.into(),
             origin: None,
         }
@@ -205,9 +210,9 @@ impl Layer {
         self.origin.as_ref()
     }
 
-    /// The uncompressed digest, when known before writing.
+    /// The uncompressed digest, when known before writing (or from an earlier write).
     pub fn diff_id(&self) -> Option<&Digest> {
-        self.diff_id.as_ref()
+        self.diff_id.as_ref().or_else(|| self.written_diff_id.get())
     }
 
     /// What the layer is, for messages (`base layer 2`, `zstd-1.5.6-ha6fb4c9_0`).
@@ -265,8 +270,11 @@ impl Layer {
         {
             check("digest", &self.description, expected, actual)?;
         }
-        if let Some(expected) = &self.diff_id {
-            check("diff_id", &self.description, expected, &written.diff_id)?;
+        match self.diff_id() {
+            Some(expected) => check("diff_id", &self.description, expected, &written.diff_id)?,
+            None => {
+                let _ = self.written_diff_id.set(written.diff_id.clone());
+            }
         }
         Ok(written)
     }
