@@ -674,3 +674,59 @@ fn podman_auth_json_is_read() {
         .unwrap();
     ok(&out);
 }
+
+#[test]
+fn tls_registries_are_verified_against_certs_d() {
+    let test = "tls_registries_are_verified_against_certs_d";
+    let Some((registry, dir, cache)) = with_base(test, RegistryAuth::Tls, false) else {
+        return;
+    };
+    let reg = &registry.addr;
+    let base = format!("{reg}/base:1");
+
+    // A certificate from an unknown CA is refused (no falling back to plain HTTP), with the
+    // ways out named, and nothing is written.
+    let out_tar = dir.path().join("x.tar");
+    let err = failed(&build(&cache, &base, &[out_tar.display().to_string()], &[]));
+    assert!(
+        err.contains("not trusted")
+            && err.contains(&format!("/etc/docker/certs.d/{reg}/ca.crt"))
+            && err.contains("--cert-dir")
+            && err.contains("--insecure"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("rustls"),
+        "log noise beside the error:\n{err}"
+    );
+    assert!(!out_tar.exists());
+
+    // With the CA in a certs.d directory: pulled and pushed over verified TLS, and skopeo,
+    // trusting the same CA, sees the digest we printed.
+    let certs = registry.certs_d();
+    let printed = ok(&build(
+        &cache,
+        &base,
+        &[format!("docker://{reg}/app:1")],
+        &["--cert-dir", certs.to_str().unwrap()],
+    ));
+    let inspected = run_ok(
+        Command::new("skopeo")
+            .args(["inspect", "--cert-dir"])
+            .arg(certs.join(reg))
+            .arg(format!("docker://{reg}/app:1")),
+    );
+    let inspected: serde_json::Value = serde_json::from_str(&inspected).unwrap();
+    assert_eq!(
+        Some(inspected["Digest"].as_str().unwrap()),
+        printed.split_once('@').map(|(_, d)| d)
+    );
+
+    // --insecure accepts the certificate unverified, as Docker's insecure registries do.
+    ok(&build(
+        &cache,
+        &base,
+        &[format!("docker://{reg}/app:2")],
+        &["--insecure"],
+    ));
+}

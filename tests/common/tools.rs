@@ -212,7 +212,7 @@ fn wait_for(url: &str, what: &str) -> Result<(), String> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         let ok = Command::new("curl")
-            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", url])
+            .args(["-s", "-k", "-o", "/dev/null", "-w", "%{http_code}", url])
             .output()
             .is_ok_and(|o| matches!(String::from_utf8_lossy(&o.stdout).as_ref(), "200" | "401"));
         if ok {
@@ -232,6 +232,9 @@ pub enum RegistryAuth {
     Htpasswd,
     /// Bearer tokens from a token server (user `alice`, password `s3cret`).
     Token,
+    /// Anyone may pull and push, over TLS only, with a certificate for 127.0.0.1 signed by a CA
+    /// of the test's own (see [`Registry::certs_d`]).
+    Tls,
 }
 
 /// The user the test registries accept.
@@ -245,6 +248,7 @@ pub struct Registry {
     pub addr: String,
     dir: tempfile::TempDir,
     config: PathBuf,
+    scheme: &'static str,
 }
 
 impl Registry {
@@ -255,8 +259,10 @@ impl Registry {
         if auth == RegistryAuth::Htpasswd {
             require("htpasswd", test)?;
         }
-        if auth == RegistryAuth::Token {
+        if matches!(auth, RegistryAuth::Token | RegistryAuth::Tls) {
             require("openssl", test)?;
+        }
+        if auth == RegistryAuth::Token {
             let ok = Command::new("/usr/bin/python3")
                 .args(["-c", "import jwt, cryptography"])
                 .status()
@@ -278,8 +284,43 @@ impl Registry {
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let d = dir.path();
+        let sh = |script: &str| {
+            let status = Command::new("sh")
+                .arg("-c")
+                .arg(script)
+                .current_dir(d)
+                .status();
+            assert!(status.is_ok_and(|s| s.success()), "failed: {script}");
+        };
         let auth_yaml = match auth {
             RegistryAuth::None => String::new(),
+            RegistryAuth::Tls => {
+                // A CA, and a server certificate for 127.0.0.1 it signs; the CA goes where
+                // Docker's certs.d would hold it: certs.d/127.0.0.1:PORT/ca.crt.
+                let ca_dir = d.join("certs.d").join(&addr);
+                std::fs::create_dir_all(&ca_dir).ok()?;
+                let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
+                sh(&format!(
+                    "openssl req -x509 {ec} -keyout ca.key -out ca.pem -days 2 \
+                     -subj /CN=conda-docker-test-ca 2>/dev/null"
+                ));
+                sh(&format!(
+                    "openssl req {ec} -keyout server.key -out server.csr -subj /CN=localhost 2>/dev/null"
+                ));
+                sh(
+                    "printf 'subjectAltName=IP:127.0.0.1,DNS:localhost\\nextendedKeyUsage=serverAuth\\n' > ext.cnf",
+                );
+                sh(
+                    "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+                    -out server.pem -days 2 -extfile ext.cnf 2>/dev/null",
+                );
+                std::fs::copy(d.join("ca.pem"), ca_dir.join("ca.crt")).ok()?;
+                format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    d.join("server.pem").display(),
+                    d.join("server.key").display()
+                )
+            }
             RegistryAuth::Htpasswd => {
                 let out = Command::new("htpasswd")
                     .args(["-Bbn", USER, PASSWORD])
@@ -293,20 +334,10 @@ impl Registry {
             }
             RegistryAuth::Token => {
                 let token_port = free_port();
-                let sh = |script: &str| {
-                    Command::new("sh")
-                        .arg("-c")
-                        .arg(script)
-                        .current_dir(d)
-                        .status()
-                        .is_ok_and(|s| s.success())
-                };
-                assert!(sh(
-                    "openssl ecparam -name prime256v1 -genkey -noout -out key.pem 2>/dev/null"
-                ));
-                assert!(sh(
-                    "openssl req -new -x509 -key key.pem -out cert.pem -days 2 -subj /CN=test-token-issuer 2>/dev/null"
-                ));
+                sh("openssl ecparam -name prime256v1 -genkey -noout -out key.pem 2>/dev/null");
+                sh(
+                    "openssl req -new -x509 -key key.pem -out cert.pem -days 2 -subj /CN=test-token-issuer 2>/dev/null",
+                );
                 let server = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/token_server.py");
                 spawn_named(
                     &format!(
@@ -329,19 +360,33 @@ impl Registry {
                 )
             }
         };
+        let (tls_yaml, auth_yaml) = match auth {
+            RegistryAuth::Tls => (auth_yaml, String::new()),
+            _ => (String::new(), auth_yaml),
+        };
         let config = d.join("config.yml");
         std::fs::write(
             &config,
             format!(
                 "version: 0.1\nlog:\n  level: info\n  accesslog:\n    disabled: false\nstorage:\n  filesystem:\n    \
-                 rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{auth_yaml}",
+                 rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: {addr}\n{tls_yaml}{auth_yaml}",
                 d.join("data").display()
             ),
         )
         .ok()?;
-        let registry = Registry { addr, dir, config };
+        let scheme = if auth == RegistryAuth::Tls {
+            "https"
+        } else {
+            "http"
+        };
+        let registry = Registry {
+            addr,
+            dir,
+            config,
+            scheme,
+        };
         registry.spawn();
-        if let Err(e) = wait_for(&format!("http://{}/v2/", registry.addr), "docker-registry") {
+        if let Err(e) = wait_for(&registry.url("/v2/"), "docker-registry") {
             panic!("{test}: {e}: {}", registry.log());
         }
         Some(registry)
@@ -358,6 +403,17 @@ impl Registry {
             "registry",
             false,
         );
+    }
+
+    /// The URL of `path` on this registry.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}://{}{path}", self.scheme, self.addr)
+    }
+
+    /// A `certs.d`-style directory holding this registry's CA as `127.0.0.1:PORT/ca.crt`
+    /// ([`RegistryAuth::Tls`] only).
+    pub fn certs_d(&self) -> PathBuf {
+        self.dir.path().join("certs.d")
     }
 
     /// The registry's log so far.
@@ -383,8 +439,7 @@ impl Registry {
     /// Starts the registry again on the same port and storage.
     pub fn restart(&self) {
         self.spawn();
-        wait_for(&format!("http://{}/v2/", self.addr), "docker-registry")
-            .expect("restarting the registry");
+        wait_for(&self.url("/v2/"), "docker-registry").expect("restarting the registry");
     }
 
     /// The file holding blob `digest` (`sha256:...`) in the registry's storage.

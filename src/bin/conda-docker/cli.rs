@@ -51,9 +51,8 @@ pub struct RegistryArgs {
         hide_env_values = true
     )]
     pub creds: Option<String>,
-    /// Allow plain HTTP to registries that are not on loopback.
-    #[arg(long)]
-    pub insecure: bool,
+    #[command(flatten)]
+    pub tls: TlsArgs,
     /// The cache: conda packages (default: rattler's shared cache, as pixi uses) and registry
     /// blobs (default: ~/.cache/conda-docker).
     #[arg(long, env = "CONDA_DOCKER_CACHE_DIR")]
@@ -108,9 +107,35 @@ pub struct LoginArgs {
     /// Read the password from standard input.
     #[arg(long)]
     pub password_stdin: bool,
-    /// Allow plain HTTP for a registry that is not on loopback.
+    #[command(flatten)]
+    pub tls: TlsArgs,
+}
+
+/// How to reach registries over TLS.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// Allow plain HTTP, and TLS certificates that do not verify (as Docker's insecure
+    /// registries; loopback registries get plain HTTP without it).
     #[arg(long)]
     pub insecure: bool,
+    /// Trust the CA certificates (`*.crt`) and use the client certificate (`*.cert` + `*.key`)
+    /// in DIR or DIR/HOST:PORT, besides /etc/docker/certs.d and /etc/containers/certs.d.
+    #[arg(long, value_name = "DIR", env = "CONDA_DOCKER_CERT_DIR")]
+    pub cert_dir: Option<PathBuf>,
+}
+
+impl TlsArgs {
+    /// Registry options with these TLS settings and `credential`.
+    pub fn options(
+        &self,
+        credential: Option<conda_docker::transport::registry::auth::Credential>,
+    ) -> conda_docker::transport::registry::RegistryOptions {
+        conda_docker::transport::registry::RegistryOptions {
+            insecure: self.insecure,
+            credential,
+            cert_dir: self.cert_dir.clone(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]

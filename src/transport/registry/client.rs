@@ -1,7 +1,12 @@
-//! The registry HTTP layer: plain HTTP or TLS, the auth challenge (Basic or bearer tokens with
-//! the right scopes, including identity tokens), and retries of transient failures.
+//! The registry HTTP layer: TLS (with the CAs and client certificates of Docker's and podman's
+//! `certs.d`) or plain HTTP, the auth challenge (Basic or bearer tokens with the right scopes,
+//! including identity tokens), and retries of transient failures.
+//!
+//! As Docker and crane do, a registry on loopback or marked `--insecure` is tried with HTTPS
+//! first and plain HTTP after; `--insecure` also accepts a certificate that does not verify.
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
@@ -14,13 +19,85 @@ use crate::image::Error;
 /// How to reach a registry.
 #[derive(Clone, Debug, Default)]
 pub struct RegistryOptions {
-    /// Allow plain HTTP (and skip nothing else) for a registry that is not on loopback.
+    /// Allow plain HTTP, and TLS certificates that do not verify (Docker's insecure registries).
     pub insecure: bool,
     /// Credentials given explicitly; otherwise they are looked up as Docker does.
     pub credential: Option<Credential>,
+    /// A directory of certificates (`*.crt` CAs, `*.cert` + `*.key` client pairs), directly or
+    /// in a `HOST:PORT` subdirectory as in `certs.d`, besides the system's `certs.d` directories.
+    pub cert_dir: Option<PathBuf>,
 }
 
-/// True for hosts that get plain HTTP without `--insecure` (loopback only).
+/// The directories whose certificates apply to `registry`: `cert_dir` (and its `registry`
+/// subdirectory), then Docker's and podman's `certs.d`.
+pub fn cert_dirs(registry: &str, cert_dir: Option<&Path>) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    if let Some(d) = cert_dir {
+        dirs.push(d.to_path_buf());
+        dirs.push(d.join(registry));
+    }
+    dirs.push(Path::new("/etc/docker/certs.d").join(registry));
+    dirs.push(Path::new("/etc/containers/certs.d").join(registry));
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    if let Some(config) = config {
+        dirs.push(config.join("containers/certs.d").join(registry));
+    }
+    dirs.into_iter().filter(|d| d.is_dir()).collect()
+}
+
+/// Adds the CAs and the client certificate found in `dirs` to `builder`.
+fn with_certificates(
+    mut builder: reqwest::ClientBuilder,
+    dirs: &[PathBuf],
+) -> Result<reqwest::ClientBuilder, String> {
+    let read = |path: &Path| std::fs::read(path).map_err(|e| format!("`{}`: {e}", path.display()));
+    let mut identity = None;
+    for dir in dirs {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| format!("`{}`: {e}", dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        for file in &files {
+            match file.extension().and_then(|e| e.to_str()) {
+                Some("crt") => {
+                    let certs =
+                        reqwest::Certificate::from_pem_bundle(&read(file)?).map_err(|e| {
+                            format!("`{}` is not a PEM certificate: {e}", file.display())
+                        })?;
+                    builder = builder.tls_certs_merge(certs);
+                }
+                Some("cert") if identity.is_none() => {
+                    let key = file.with_extension("key");
+                    if !key.exists() {
+                        return Err(format!(
+                            "client certificate `{}` has no key `{}` beside it",
+                            file.display(),
+                            key.display()
+                        ));
+                    }
+                    let mut pem = read(file)?;
+                    pem.push(b'\n');
+                    pem.extend(read(&key)?);
+                    identity =
+                        Some(reqwest::Identity::from_pem(&pem).map_err(|e| {
+                            format!("client certificate `{}`: {e}", file.display())
+                        })?);
+                }
+                _ => {}
+            }
+        }
+    }
+    if let Some(identity) = identity {
+        builder = builder.identity(identity);
+    }
+    Ok(builder)
+}
+
+/// True for hosts where plain HTTP is tried after HTTPS without `--insecure` (loopback only).
 pub fn is_loopback(registry: &str) -> bool {
     let host = registry
         .strip_prefix('[')
@@ -28,6 +105,23 @@ pub fn is_loopback(registry: &str) -> bool {
         .map(|(h, _)| h)
         .unwrap_or_else(|| registry.rsplit_once(':').map_or(registry, |(h, _)| h));
     host == "localhost" || host == "::1" || host.starts_with("127.")
+}
+
+/// An error and its sources, as one line.
+fn error_chain(e: &reqwest::Error) -> String {
+    let mut chain = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(s) = source {
+        chain.push_str(": ");
+        chain.push_str(&s.to_string());
+        source = s.source();
+    }
+    chain
+}
+
+/// True when TLS failed because the server's certificate did not verify.
+fn is_certificate_error(chain: &str) -> bool {
+    chain.contains("invalid peer certificate") || chain.contains("certificate verify")
 }
 
 /// The host that serves Docker Hub's API.
@@ -90,7 +184,9 @@ struct AuthState {
 pub struct Client {
     http: reqwest::Client,
     registry: String,
-    base: String,
+    /// `https://HOST` or `http://HOST`, settled by the first request.
+    base: tokio::sync::OnceCell<String>,
+    /// Whether plain HTTP may be tried when HTTPS fails.
     plain_http: bool,
     credential: Option<(Credential, String)>,
     searched: Vec<String>,
@@ -104,27 +200,60 @@ impl Client {
     /// A client for `registry` (`host[:port]`), with credentials looked up as Docker does.
     pub fn new(registry: &str, options: &RegistryOptions) -> Result<Self, Error> {
         crate::install_tls_provider();
-        let http = reqwest::Client::builder()
+        let setup_error = |message: String| Error::Registry {
+            registry: registry.to_string(),
+            message,
+        };
+        let builder = reqwest::Client::builder()
             .user_agent(concat!("conda-docker/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
             .read_timeout(Duration::from_secs(120))
+            .tls_danger_accept_invalid_certs(options.insecure);
+        let dirs = cert_dirs(registry, options.cert_dir.as_deref());
+        let http = with_certificates(builder, &dirs)
+            .map_err(|e| setup_error(format!("reading certificates: {e}")))?
             .build()
-            .map_err(|e| Error::Registry {
-                registry: registry.to_string(),
-                message: format!("cannot set up HTTP: {e}"),
-            })?;
-        let plain_http = options.insecure || is_loopback(registry);
-        let scheme = if plain_http { "http" } else { "https" };
+            .map_err(|e| setup_error(format!("cannot set up HTTP: {e}")))?;
         let (credential, searched) = auth::lookup(registry, options.credential.as_ref());
         Ok(Self {
             http,
             registry: registry.to_string(),
-            base: format!("{scheme}://{}", api_host(registry)),
-            plain_http,
+            base: tokio::sync::OnceCell::new(),
+            plain_http: options.insecure || is_loopback(registry),
             credential,
             searched,
             state: Mutex::new(AuthState::default()),
         })
+    }
+
+    /// The scheme and host to use: HTTPS, unless plain HTTP is allowed and the server does
+    /// not speak TLS. A certificate that does not verify is an error, never a reason to fall
+    /// back to plain HTTP.
+    async fn base(&self) -> Result<&str, Error> {
+        let host = api_host(&self.registry);
+        self.base
+            .get_or_try_init(|| async {
+                let https = format!("https://{host}");
+                if !self.plain_http {
+                    return Ok(https);
+                }
+                let ping = self
+                    .http
+                    .get(format!("{https}/v2/"))
+                    .timeout(Duration::from_secs(15))
+                    .send()
+                    .await;
+                match ping {
+                    Ok(_) => Ok(https),
+                    Err(e) if is_certificate_error(&error_chain(&e)) => Err(self.network_error(&e)),
+                    Err(e) => {
+                        tracing::debug!("{https}: {}; trying plain HTTP", error_chain(&e));
+                        Ok(format!("http://{host}"))
+                    }
+                }
+            })
+            .await
+            .map(String::as_str)
     }
 
     /// The registry host, as given.
@@ -133,11 +262,11 @@ impl Client {
     }
 
     /// The absolute URL for `path` (which starts with `/v2/`), or `path` if already absolute.
-    pub fn url(&self, path: &str) -> String {
+    pub async fn url(&self, path: &str) -> Result<String, Error> {
         if path.starts_with("http://") || path.starts_with("https://") {
-            path.to_string()
+            Ok(path.to_string())
         } else {
-            format!("{}{path}", self.base)
+            Ok(format!("{}{path}", self.base().await?))
         }
     }
 
@@ -150,19 +279,20 @@ impl Client {
     }
 
     fn network_error(&self, e: &reqwest::Error) -> Error {
-        let mut chain = e.to_string();
-        let mut source = std::error::Error::source(e);
-        while let Some(s) = source {
-            chain.push_str(": ");
-            chain.push_str(&s.to_string());
-            source = s.source();
-        }
-        let hint = if !self.plain_http
+        let chain = error_chain(e);
+        let hint = if is_certificate_error(&chain) {
+            format!(
+                "; its TLS certificate is not trusted: put its CA certificate in \
+                 /etc/docker/certs.d/{}/ca.crt or a directory given with --cert-dir, or pass \
+                 --insecure to skip verification",
+                self.registry
+            )
+        } else if !self.plain_http
             && (chain.contains("corrupt message") || chain.contains("InvalidContentType"))
         {
-            "; it seems to serve plain HTTP: pass --insecure if you trust it"
+            "; it seems to serve plain HTTP: pass --insecure if you trust it".into()
         } else {
-            ""
+            String::new()
         };
         self.error(format!("cannot reach it: {chain}{hint}"))
     }
@@ -196,7 +326,7 @@ impl Client {
         scopes: &[String],
         build: impl Fn(RequestBuilder) -> RequestBuilder,
     ) -> Result<Response, Error> {
-        let url = self.url(path);
+        let url = self.url(path).await?;
         let mut attempt = 0;
         let mut answered_challenge = false;
         loop {

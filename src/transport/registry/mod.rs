@@ -435,7 +435,7 @@ async fn push_blob(
                 .ok_or_else(|| client.error("the registry started an upload without a Location"))?
         }
     };
-    let url = with_digest(&client.url(&location), digest);
+    let url = with_digest(&client.url(&location).await?, digest);
     let response = client
         .send(Method::PUT, &url, &push_scope, |r| {
             let r = r.header("Content-Type", "application/octet-stream");

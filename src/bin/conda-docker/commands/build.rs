@@ -8,7 +8,6 @@ use conda_docker::conda::plan::LayeringStrategy;
 use conda_docker::image::{Cancel, Reference};
 use conda_docker::reporter::Reporter;
 use conda_docker::settings::{self, ImageSettings};
-use conda_docker::transport::registry::RegistryOptions;
 use conda_docker::transport::{self, Location, Remote};
 
 use super::{cancelled, parse_creds};
@@ -180,20 +179,20 @@ pub(crate) async fn build(
         Some(dir) => builder.with_cache_dir(dir),
         None => builder,
     }
-    .with_base_registry(RegistryOptions {
-        insecure: args.registry.insecure,
-        credential: parse_creds(args.registry.base_creds.as_deref(), "--base-creds")?,
-    });
+    .with_base_registry(args.registry.tls.options(parse_creds(
+        args.registry.base_creds.as_deref(),
+        "--base-creds",
+    )?));
     let blob_cache = builder.blob_cache();
     let built = tokio::select! {
         built = builder.build() => built?,
         () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
     };
     let remote = Remote {
-        options: RegistryOptions {
-            insecure: args.registry.insecure,
-            credential: parse_creds(args.registry.creds.as_deref(), "--creds")?,
-        },
+        options: args
+            .registry
+            .tls
+            .options(parse_creds(args.registry.creds.as_deref(), "--creds")?),
         cache: blob_cache,
     };
     for output in outputs {

@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use conda_docker::transport;
-use conda_docker::transport::registry::{Credential, RegistryOptions, auth};
+use conda_docker::transport::registry::{Credential, auth};
 
 /// Checks the credentials and stores them where `docker login` would.
 pub(crate) async fn login(args: crate::cli::LoginArgs) -> Result<()> {
@@ -31,13 +31,7 @@ pub(crate) async fn login(args: crate::cli::LoginArgs) -> Result<()> {
         username: args.username.clone(),
         password: password.clone(),
     };
-    let client = transport::registry::Client::new(
-        &registry,
-        &RegistryOptions {
-            insecure: args.insecure,
-            credential: Some(credential),
-        },
-    )?;
+    let client = transport::registry::Client::new(&registry, &args.tls.options(Some(credential)))?;
     client.check_login().await?;
     let stored = auth::store(&registry, &args.username, &password).map_err(anyhow::Error::msg)?;
     eprintln!(

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use anyhow::{Context, Result};
 use conda_docker::image::Cancel;
-use conda_docker::transport::registry::{BlobCache, Credential, RegistryOptions};
+use conda_docker::transport::registry::{BlobCache, Credential};
 use conda_docker::transport::{self, Location, Remote};
 
 use crate::cli::{Cli, Command};
@@ -70,9 +70,10 @@ pub fn run(cli: Cli) -> ExitCode {
 }
 
 fn init_tracing(verbose: u8, quiet: bool) {
+    // The TLS verifier logs a failed verification itself; our error says it, with the way out.
     let level = match (quiet, verbose) {
-        (true, _) => "error",
-        (_, 0) => "warn",
+        (true, _) => "error,rustls_platform_verifier=off",
+        (_, 0) => "warn,rustls_platform_verifier=off",
         (_, 1) => "info,conda_docker=debug",
         _ => "debug",
     };
@@ -80,6 +81,7 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .without_time()
         .try_init();
@@ -104,10 +106,7 @@ pub(crate) fn remotes(args: &crate::cli::RegistryArgs) -> Result<(Remote, Remote
     let cache = BlobCache::for_cache_dir(args.cache_dir.as_deref());
     let remote = |creds: Option<&str>, flag: &str| -> Result<Remote> {
         Ok(Remote {
-            options: RegistryOptions {
-                insecure: args.insecure,
-                credential: parse_creds(creds, flag)?,
-            },
+            options: args.tls.options(parse_creds(creds, flag)?),
             cache: cache.clone(),
         })
     };
