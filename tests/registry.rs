@@ -684,15 +684,16 @@ fn tls_registries_are_verified_against_certs_d() {
     let reg = &registry.addr;
     let base = format!("{reg}/base:1");
 
-    // A certificate from an unknown CA is refused (no falling back to plain HTTP), with the
-    // ways out named, and nothing is written.
+    // A certificate from an unknown CA is refused (no falling back to plain HTTP), with where
+    // its CA should go named (not --insecure, kept for plain-HTTP servers), and nothing is
+    // written.
     let out_tar = dir.path().join("x.tar");
     let err = failed(&build(&cache, &base, &[out_tar.display().to_string()], &[]));
     assert!(
         err.contains("not trusted")
             && err.contains(&format!("/etc/docker/certs.d/{reg}/ca.crt"))
             && err.contains("--cert-dir")
-            && err.contains("--insecure"),
+            && !err.contains("--insecure"),
         "{err}"
     );
     assert!(
@@ -729,4 +730,30 @@ fn tls_registries_are_verified_against_certs_d() {
         &[format!("docker://{reg}/app:2")],
         &["--insecure"],
     ));
+}
+
+#[test]
+fn a_plain_http_registry_off_loopback_needs_insecure() {
+    let test = "a_plain_http_registry_off_loopback_needs_insecure";
+    let Some((registry, dir, cache)) = with_base(test, RegistryAuth::None, false) else {
+        return;
+    };
+    // On Linux, 0.0.0.0 reaches the local listener, but it is not a loopback name, so it gets
+    // TLS only: the plain-HTTP server is named as such, with the flag that allows it.
+    let port = registry.addr.rsplit_once(':').unwrap().1;
+    let base = format!("0.0.0.0:{port}/base:1");
+    let out_tar = dir.path().join("x.tar");
+    let err = failed(&build(&cache, &base, &[out_tar.display().to_string()], &[]));
+    assert!(
+        err.contains("plain HTTP") && err.contains("--insecure"),
+        "{err}"
+    );
+    assert!(!out_tar.exists());
+    ok(&build(
+        &cache,
+        &base,
+        &[out_tar.display().to_string()],
+        &["--insecure"],
+    ));
+    assert!(out_tar.exists());
 }

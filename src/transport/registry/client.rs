@@ -124,6 +124,14 @@ fn is_certificate_error(chain: &str) -> bool {
     chain.contains("invalid peer certificate") || chain.contains("certificate verify")
 }
 
+/// True when the TLS handshake failed (a bad certificate, or a server that does not speak
+/// TLS): trying again will not help.
+fn is_tls_error(chain: &str) -> bool {
+    is_certificate_error(chain)
+        || chain.contains("corrupt message")
+        || chain.contains("InvalidContentType")
+}
+
 /// The host that serves Docker Hub's API.
 fn api_host(registry: &str) -> &str {
     if registry == "docker.io" {
@@ -283,13 +291,10 @@ impl Client {
         let hint = if is_certificate_error(&chain) {
             format!(
                 "; its TLS certificate is not trusted: put its CA certificate in \
-                 /etc/docker/certs.d/{}/ca.crt or a directory given with --cert-dir, or pass \
-                 --insecure to skip verification",
+                 /etc/docker/certs.d/{}/ca.crt or in a directory given with --cert-dir",
                 self.registry
             )
-        } else if !self.plain_http
-            && (chain.contains("corrupt message") || chain.contains("InvalidContentType"))
-        {
+        } else if !self.plain_http && is_tls_error(&chain) {
             "; it seems to serve plain HTTP: pass --insecure if you trust it".into()
         } else {
             String::new()
@@ -339,7 +344,10 @@ impl Client {
                 Ok(r) => {
                     r.status().is_server_error() || r.status() == StatusCode::TOO_MANY_REQUESTS
                 }
-                Err(e) => e.is_connect() || e.is_timeout() || e.is_request() || e.is_body(),
+                Err(e) => {
+                    (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body())
+                        && !is_tls_error(&error_chain(e))
+                }
             };
             if transient && attempt < RETRIES {
                 attempt += 1;
