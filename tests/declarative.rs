@@ -351,6 +351,12 @@ fn an_existing_environment_is_rebuilt_from_its_records() {
     }
     let prefix = root.join("opt/conda");
     assert!(prefix.join("conda-meta").is_dir());
+    // Variables set on the environment (`conda env config vars set APP_MODE=production`).
+    std::fs::write(
+        prefix.join("conda-meta/state"),
+        r#"{"env_vars": {"APP_MODE": "production"}}"#,
+    )
+    .unwrap();
     let again = d.join("again.tar");
     ok(build(&[
         "-p",
@@ -386,6 +392,17 @@ fn an_existing_environment_is_rebuilt_from_its_records() {
     let expected = packages(&first);
     assert!(expected.iter().any(|p| p.starts_with("zstd-")));
     assert_eq!(packages(&again), expected);
+    let report: serde_json::Value = serde_json::from_str(&ok(conda_docker()
+        .args([
+            "inspect",
+            "--json",
+            &format!("docker-archive:{}", again.display()),
+        ])
+        .output()
+        .unwrap()))
+    .unwrap();
+    let env = report["config"]["config"]["Env"].to_string();
+    assert!(env.contains("\"APP_MODE=production\""), "{env}");
 }
 
 #[test]

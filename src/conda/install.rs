@@ -205,23 +205,6 @@ fn scrub(prefix: &Path) -> Result<()> {
 /// order), then `conda-meta/state`'s `env_vars`, as `conda activate` sets them.
 pub fn activation_variables(prefix: &Path) -> Result<BTreeMap<String, String>> {
     let mut vars = BTreeMap::new();
-    let mut add = |path: &Path,
-                   pick: &dyn Fn(serde_json::Value) -> Option<serde_json::Value>|
-     -> Result<()> {
-        let bytes = std::fs::read(path).map_err(Error::io("reading", path))?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| Error::io("parsing", path)(e.into()))?;
-        if let Some(serde_json::Value::Object(map)) = pick(value) {
-            for (k, v) in map {
-                let v = match v {
-                    serde_json::Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                vars.insert(k, v);
-            }
-        }
-        Ok(())
-    };
     let dir = prefix.join("etc/conda/env_vars.d");
     if dir.is_dir() {
         let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
@@ -231,13 +214,10 @@ pub fn activation_variables(prefix: &Path) -> Result<BTreeMap<String, String>> {
             .collect();
         files.sort();
         for f in files {
-            add(&f, &Some)?;
+            vars.extend(super::prefix::json_variables(&f, Some)?);
         }
     }
-    let state = prefix.join("conda-meta/state");
-    if state.is_file() {
-        add(&state, &|v| v.get("env_vars").cloned())?;
-    }
+    vars.extend(super::prefix::state_variables(prefix)?);
     Ok(vars)
 }
 

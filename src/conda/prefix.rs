@@ -3,11 +3,43 @@
 //! Only the records are read; the packages are installed fresh from the cache or their URLs,
 //! never copied from the environment, which may have been modified or hold host paths.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rattler_conda_types::{PrefixRecord, RepoDataRecord};
 
 use super::{Error, Result};
+
+/// The variables set on the environment at `prefix` (`conda env config vars set`), from its
+/// `conda-meta/state`.
+pub fn state_variables(prefix: &Path) -> Result<BTreeMap<String, String>> {
+    let state = prefix.join("conda-meta/state");
+    if !state.is_file() {
+        return Ok(BTreeMap::new());
+    }
+    json_variables(&state, |v| v.get("env_vars").cloned())
+}
+
+/// The string map `pick` finds in the JSON file at `path` (numbers and booleans as written).
+pub(crate) fn json_variables(
+    path: &Path,
+    pick: impl Fn(serde_json::Value) -> Option<serde_json::Value>,
+) -> Result<BTreeMap<String, String>> {
+    let bytes = std::fs::read(path).map_err(Error::io("reading", path))?;
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| Error::io("parsing", path)(e.into()))?;
+    let mut vars = BTreeMap::new();
+    if let Some(serde_json::Value::Object(map)) = pick(value) {
+        for (k, v) in map {
+            let v = match v {
+                serde_json::Value::String(s) => s,
+                other => other.to_string(),
+            };
+            vars.insert(k, v);
+        }
+    }
+    Ok(vars)
+}
 
 /// The package records of the environment at `prefix`.
 pub fn read_records(prefix: &Path) -> Result<Vec<RepoDataRecord>> {

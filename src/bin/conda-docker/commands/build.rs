@@ -80,6 +80,8 @@ fn build_input(args: &BuildArgs, subdir: conda_docker::conda::Subdir) -> Result<
             );
         }
         input.packages = Packages::Records(conda_docker::conda::prefix::read_records(&prefix)?);
+        // Its packages are installed fresh, so the variables set on it come from its state.
+        input.variables = conda_docker::conda::prefix::state_variables(&prefix)?;
         input.name = args
             .name
             .clone()
