@@ -392,17 +392,61 @@ fn an_existing_environment_is_rebuilt_from_its_records() {
     let expected = packages(&first);
     assert!(expected.iter().any(|p| p.starts_with("zstd-")));
     assert_eq!(packages(&again), expected);
+    let env = image_env(&again);
+    assert!(env.contains(&"APP_MODE=production".to_string()), "{env:?}");
+}
+
+/// The `Env` of the image in a docker-archive, via `conda-docker inspect --json`.
+fn image_env(archive: &Path) -> Vec<String> {
     let report: serde_json::Value = serde_json::from_str(&ok(conda_docker()
         .args([
             "inspect",
             "--json",
-            &format!("docker-archive:{}", again.display()),
+            &format!("docker-archive:{}", archive.display()),
         ])
         .output()
         .unwrap()))
     .unwrap();
-    let env = report["config"]["config"]["Env"].to_string();
-    assert!(env.contains("\"APP_MODE=production\""), "{env}");
+    serde_json::from_value(report["config"]["config"]["Env"].clone()).unwrap()
+}
+
+#[test]
+fn variables_packages_declare_are_set_and_the_command_line_wins() {
+    let dir = tempdir();
+    let d = dir.path();
+    // A package declaring activation variables, as conda packages do in env_vars.d.
+    let pkg_channel = d.join("pkg-channel");
+    run_ok(
+        std::process::Command::new("/usr/bin/python3")
+            .arg(common::repo().join("tests/common/conda_package.py"))
+            .arg(&pkg_channel)
+            .args([
+                "demo-data",
+                "1.0",
+                r#"etc/conda/env_vars.d/demo-data.json={"DEMO_DATA": "/opt/conda/share/demo", "DEMO_LEVEL": 3}"#,
+                "share/demo/README=hello",
+            ]),
+    );
+    let out = d.join("vars.tar");
+    ok(build(&[
+        "-c",
+        channel().to_str().unwrap(),
+        "-c",
+        pkg_channel.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+        "--env",
+        "DEMO_LEVEL=9",
+        "demo-data",
+        "bzip2",
+    ]));
+    let env = image_env(&out);
+    assert!(
+        env.contains(&"DEMO_DATA=/opt/conda/share/demo".to_string()),
+        "{env:?}"
+    );
+    assert!(env.contains(&"DEMO_LEVEL=9".to_string()), "{env:?}");
+    assert!(!env.contains(&"DEMO_LEVEL=3".to_string()), "{env:?}");
 }
 
 #[test]

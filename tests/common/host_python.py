@@ -5,21 +5,18 @@ Usage: host_python.py DEST_CHANNEL
 
 conda-forge's python is too big to vendor, but linking `noarch: python` packages needs a `python`
 record in the environment (it decides `lib/pythonX.Y/site-packages`), and running them needs an
-interpreter. This writes DEST_CHANNEL/linux-64/python-X.Y.Z-host_0.tar.bz2 holding the running
+interpreter. This writes DEST_CHANNEL/linux-64/python-X.Y.Z-0.tar.bz2 holding the running
 interpreter, the shared libraries it links beyond glibc, a trimmed standard library and a
 `sitecustomize.py` that puts the conda site-packages on sys.path (Debian's site.py looks only in
-dist-packages), with repodata.json beside it. Prints the package's version.
+dist-packages), with repodata.json beside it (see conda_package.py). Prints the version.
 """
-import bz2
-import hashlib
-import io
-import json
 import os
 import subprocess
 import sys
 import sysconfig
-import tarfile
 from pathlib import Path
+
+from conda_package import write_channel
 
 SKIP_DIRS = {
     "__pycache__", "test", "tests", "idlelib", "tkinter", "turtledemo", "ensurepip", "lib2to3",
@@ -61,45 +58,5 @@ files[f"lib/python{ver}/sitecustomize.py"] = (
     f"site.addsitedir(sys.prefix + '/lib/python{ver}/site-packages')\n"
 ).encode()
 
-index = {
-    "name": "python", "version": version, "build": "host_0", "build_number": 0,
-    "depends": [], "license": "PSF-2.0", "subdir": "linux-64", "arch": "x86_64",
-    "platform": "linux", "timestamp": 1735689600000,
-}
-paths = []
-for path, data in sorted(files.items()):
-    if isinstance(data, tuple):
-        paths.append({"_path": path, "path_type": "softlink"})
-    else:
-        paths.append({"_path": path, "path_type": "hardlink",
-                      "sha256": hashlib.sha256(data).hexdigest(), "size_in_bytes": len(data)})
-info = {
-    "info/index.json": json.dumps(index, indent=1).encode(),
-    "info/paths.json": json.dumps({"paths": paths, "paths_version": 1}, indent=1).encode(),
-    "info/files": "".join(p + "\n" for p in sorted(files)).encode(),
-}
-
-raw = io.BytesIO()
-with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
-    for path, data in sorted({**info, **files}.items()):
-        entry = tarfile.TarInfo(path)
-        entry.mtime = index["timestamp"] // 1000
-        if isinstance(data, tuple):
-            entry.type, entry.linkname = tarfile.SYMTYPE, data[1]
-            tar.addfile(entry)
-        else:
-            entry.size = len(data)
-            entry.mode = 0o755 if path.startswith("bin/") or path.endswith(".so") else 0o644
-            tar.addfile(entry, io.BytesIO(data))
-package = bz2.compress(raw.getvalue(), 1)
-
-filename = f"python-{version}-host_0.tar.bz2"
-(dest / "linux-64").mkdir(parents=True, exist_ok=True)
-(dest / "noarch").mkdir(parents=True, exist_ok=True)
-(dest / "linux-64" / filename).write_bytes(package)
-record = dict(index, sha256=hashlib.sha256(package).hexdigest(),
-              md5=hashlib.md5(package).hexdigest(), size=len(package))
-for subdir, packages in (("linux-64", {filename: record}), ("noarch", {})):
-    repodata = {"info": {"subdir": subdir}, "packages": packages, "packages.conda": {}}
-    (dest / subdir / "repodata.json").write_text(json.dumps(repodata, indent=1))
+write_channel(dest, "python", version, files)
 print(version)
