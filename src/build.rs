@@ -169,6 +169,20 @@ impl Builder {
         }
     }
 
+    /// A builder for what `input` describes: its packages, name, variables and settings, and
+    /// its channels when it names any.
+    pub fn from_input(input: crate::input::Input) -> Self {
+        let builder = Self::from_packages(input.packages)
+            .with_env_name(input.name)
+            .with_variables(input.variables)
+            .with_settings(input.settings);
+        if input.channels.is_empty() {
+            builder
+        } else {
+            builder.with_channels(input.channels)
+        }
+    }
+
     /// The environment's name, for `CONDA_DEFAULT_ENV`. By default, `base`.
     pub fn with_env_name(mut self, name: Option<String>) -> Self {
         self.env_name = name;

@@ -7,7 +7,9 @@
 //!   registries (pull, push, credentials); knows no conda.
 //! - [`conda`]: channels, solving, installing into a staging prefix, lockfiles, environment files,
 //!   existing prefixes, and planning which files go in which layer; knows no tar or OCI.
-//! - [`build`]: the builder that joins them: packages and a base image in, an image out.
+//! - [`input`]: what to build, read from specs, an environment file, a lockfile or an existing
+//!   environment; [`build`]: the builder that joins it all: packages and a base image in, an
+//!   image out.
 //! - [`settings`]: image settings from environment files and flags; [`inspect`]: what an image
 //!   holds; [`reporter`]: progress events for a front end.
 
@@ -16,6 +18,7 @@
 pub mod build;
 pub mod conda;
 pub mod image;
+pub mod input;
 pub mod inspect;
 pub mod reporter;
 pub mod settings;

@@ -3,9 +3,10 @@
 use std::sync::Arc;
 
 use anyhow::{Context, Result};
-use conda_docker::build::{Builder, Packages};
+use conda_docker::build::Builder;
 use conda_docker::conda::plan::LayeringStrategy;
 use conda_docker::image::{Cancel, Reference};
+use conda_docker::input::Input;
 use conda_docker::reporter::Reporter;
 use conda_docker::settings::{self, ImageSettings};
 use conda_docker::transport::{self, Location, Remote};
@@ -14,78 +15,30 @@ use super::{cancelled, parse_creds};
 use crate::cli::{BuildArgs, Layering};
 use crate::progress::Progress;
 
-/// The packages, channels, name, variables and settings an invocation asks for.
-struct BuildInput {
-    packages: Packages,
-    channels: Vec<String>,
-    name: Option<String>,
-    variables: std::collections::BTreeMap<String, String>,
-    settings: ImageSettings,
-}
-
-fn read_text(path: &std::path::Path) -> Result<String> {
-    std::fs::read_to_string(path).with_context(|| format!("reading `{}`", path.display()))
-}
-
-/// Reads `-f`, `-p` or `-n` (or plain specs) into what to build.
-fn build_input(args: &BuildArgs, subdir: conda_docker::conda::Subdir) -> Result<BuildInput> {
-    use conda_docker::conda::{env_file, lock};
-    let mut input = BuildInput {
-        packages: Packages::Specs(args.specs.clone()),
-        channels: args.channels.clone(),
-        name: None,
-        variables: Default::default(),
-        settings: ImageSettings::default(),
-    };
-    if let Some(path) = &args.file {
-        let text = read_text(path)?;
-        match lock::detect(&text) {
-            Some(format) => {
-                if !args.specs.is_empty() {
-                    anyhow::bail!(
-                        "`{}` is a lockfile: it pins every package, so give no specs with it",
-                        path.display()
-                    );
-                }
-                input.packages =
-                    Packages::Locked(lock::read(path, &text, format, subdir, &args.environment)?);
-            }
-            None => {
-                let env = env_file::parse(path, &text)?;
-                let mut specs = env.dependencies;
-                specs.extend(args.specs.iter().cloned());
-                input.packages = Packages::Specs(specs);
-                if !env.channels.is_empty() && !args.channels_given {
-                    input.channels = env.channels;
-                }
-                input.name = env.name;
-                input.variables = env.variables;
-                if let Some(section) = env.image {
-                    input.settings = serde_yaml::from_value(section).map_err(|e| {
-                        anyhow::anyhow!("`{}`: the `conda-docker:` section: {e}", path.display())
-                    })?;
-                }
-            }
-        }
-    }
+/// Reads `-f`, `-p` or `-n` (or plain specs) into what to build, with the channels `-c` gives
+/// winning over the file's.
+fn build_input(args: &BuildArgs, subdir: conda_docker::conda::Subdir) -> Result<Input> {
     let prefix = match (&args.prefix, &args.name) {
         (Some(p), _) => Some(p.clone()),
         (None, Some(n)) => Some(conda_docker::conda::prefix::find_named(n)?),
         (None, None) => None,
     };
-    if let Some(prefix) = prefix {
-        if !args.specs.is_empty() {
-            anyhow::bail!(
-                "--prefix/--name builds an existing environment's packages: give no specs with it"
-            );
+    let mut input = match (&args.file, prefix) {
+        (_, Some(prefix)) => {
+            if !args.specs.is_empty() {
+                anyhow::bail!(
+                    "--prefix/--name builds an existing environment's packages: give no specs with it"
+                );
+            }
+            let mut input = Input::from_prefix(&prefix)?;
+            input.name = args.name.clone().or(input.name);
+            input
         }
-        input.packages = Packages::Records(conda_docker::conda::prefix::read_records(&prefix)?);
-        // Its packages are installed fresh, so the variables set on it come from its state.
-        input.variables = conda_docker::conda::prefix::state_variables(&prefix)?;
-        input.name = args
-            .name
-            .clone()
-            .or_else(|| prefix.file_name().map(|n| n.to_string_lossy().into_owned()));
+        (Some(file), None) => Input::read_file(file, subdir, &args.environment, &args.specs)?,
+        (None, None) => Input::specs(args.specs.clone()),
+    };
+    if args.channels_given || input.channels.is_empty() {
+        input.channels = args.channels.clone();
     }
     Ok(input)
 }
@@ -159,8 +112,8 @@ pub(crate) async fn build(
         .check_writable()?;
     }
     let reporter: Arc<dyn Reporter> = progress.clone();
-    let mut builder = Builder::from_packages(input.packages)
-        .with_channels(input.channels.clone())
+    let channels = input.channels.clone();
+    let mut builder = Builder::from_input(input)
         .with_platform(args.platform.clone())
         .with_base(args.base.clone())
         .with_target_prefix(args.target_prefix.clone())
@@ -168,8 +121,6 @@ pub(crate) async fn build(
             Layering::Layered => LayeringStrategy::Layered,
             Layering::Single => LayeringStrategy::Single,
         })
-        .with_env_name(input.name.clone())
-        .with_variables(input.variables)
         .with_settings(settings)
         .with_cancel(cancel.clone())
         .with_reporter(reporter.clone());
@@ -226,7 +177,7 @@ pub(crate) async fn build(
         }
     }
     if let Some(lock) = &args.lock_output {
-        conda_docker::conda::lock::write(lock, built.records(), subdir, &input.channels)?;
+        conda_docker::conda::lock::write(lock, built.records(), subdir, &channels)?;
         progress.note(&format!("wrote the lockfile {}", lock.display()));
     }
     Ok(())

@@ -1,0 +1,157 @@
+//! What to build, read from what a user keeps: package specs, an `environment.yml`, a lockfile
+//! (conda-lock, pixi or conda's explicit format, told apart by content) or an existing
+//! environment. [`crate::build::Builder::from_input`] builds it.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::build::Packages;
+use crate::conda::{Subdir, env_file, lock, prefix};
+use crate::settings::ImageSettings;
+
+/// Why an input cannot be read.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The file cannot be read, or asks for something it cannot give.
+    #[error("`{path}`: {reason}")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// An environment or lockfile is malformed (with file, line and column), or a prefix is
+    /// not a conda environment.
+    #[error(transparent)]
+    Conda(#[from] crate::conda::Error),
+}
+
+/// The packages and the image settings an input describes.
+#[derive(Clone, Debug)]
+pub struct Input {
+    /// Which packages go into the environment.
+    pub packages: Packages,
+    /// The channels the input names, in priority order (empty when it names none).
+    pub channels: Vec<String>,
+    /// The environment's name (the default image name).
+    pub name: Option<String>,
+    /// Variables set in the image (`variables:`, or an environment's `conda env config vars`).
+    pub variables: BTreeMap<String, String>,
+    /// Image settings declared beside the environment (its `conda-docker:` section).
+    pub settings: ImageSettings,
+}
+
+impl Input {
+    /// Match specs to solve.
+    pub fn specs(specs: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        Self {
+            packages: Packages::Specs(specs.into_iter().map(Into::into).collect()),
+            channels: Vec::new(),
+            name: None,
+            variables: BTreeMap::new(),
+            settings: ImageSettings::default(),
+        }
+    }
+
+    /// Reads the environment file or lockfile at `path` for `subdir`. `extra_specs` are added
+    /// to an environment file's and refused with a lockfile, which pins every package;
+    /// `environment` picks a pixi.lock environment.
+    pub fn read_file(
+        path: &Path,
+        subdir: Subdir,
+        environment: &str,
+        extra_specs: &[String],
+    ) -> Result<Self, Error> {
+        let error = |reason: String| Error::File {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        if let Some(format) = lock::detect(&text) {
+            if !extra_specs.is_empty() {
+                return Err(error(
+                    "is a lockfile: it pins every package, so give no specs with it".into(),
+                ));
+            }
+            let locked = lock::read(path, &text, format, subdir, environment)?;
+            return Ok(Self {
+                packages: Packages::Locked(locked),
+                ..Self::specs(Vec::<String>::new())
+            });
+        }
+        let env = env_file::parse(path, &text)?;
+        let settings = match env.image {
+            Some(section) => serde_yaml::from_value(section)
+                .map_err(|e| error(format!("the `conda-docker:` section: {e}")))?,
+            None => ImageSettings::default(),
+        };
+        let specs = env
+            .dependencies
+            .into_iter()
+            .chain(extra_specs.iter().cloned());
+        Ok(Self {
+            channels: env.channels,
+            name: env.name,
+            variables: env.variables,
+            settings,
+            ..Self::specs(specs)
+        })
+    }
+
+    /// The packages of the existing environment at `prefix` (installed fresh, never copied)
+    /// and the variables set on it, named after its directory.
+    pub fn from_prefix(prefix: &Path) -> Result<Self, Error> {
+        Ok(Self {
+            packages: Packages::Records(prefix::read_records(prefix)?),
+            channels: Vec::new(),
+            name: prefix.file_name().map(|n| n.to_string_lossy().into_owned()),
+            variables: prefix::state_variables(prefix)?,
+            settings: ImageSettings::default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn environment_files_add_specs_and_lockfiles_refuse_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let env = dir.path().join("environment.yml");
+        std::fs::write(
+            &env,
+            "name: app\nchannels: [conda-forge]\ndependencies: [bzip2]\nvariables: {MODE: prod}\n\
+             conda-docker:\n  cmd: [bzip2, --help]\n",
+        )
+        .unwrap();
+        let input = Input::read_file(&env, Subdir::Linux64, "default", &["zstd".into()]).unwrap();
+        match &input.packages {
+            Packages::Specs(specs) => assert_eq!(specs, &["bzip2", "zstd"]),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(input.name.as_deref(), Some("app"));
+        assert_eq!(input.channels, ["conda-forge"]);
+        assert_eq!(input.variables["MODE"], "prod");
+        assert_eq!(
+            input.settings.cmd,
+            Some(vec!["bzip2".to_string(), "--help".to_string()])
+        );
+
+        let lock = dir.path().join("explicit.txt");
+        std::fs::write(&lock, "@EXPLICIT\n").unwrap();
+        let err = Input::read_file(&lock, Subdir::Linux64, "default", &["zstd".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("lockfile") && err.contains("no specs"),
+            "{err}"
+        );
+
+        let missing = dir.path().join("nope.yml");
+        let err = Input::read_file(&missing, Subdir::Linux64, "default", &[])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("nope.yml"), "{err}");
+    }
+}
