@@ -29,13 +29,7 @@ struct ManifestEntry {
 
 /// Reads one image from a docker-archive; `reference` (`name:tag`) picks one of several.
 pub fn read(path: &Path, reference: Option<&str>) -> Result<Image> {
-    if path.is_dir() {
-        return Err(Error::invalid(
-            path,
-            "is a directory; a docker-archive is a tar file (use `oci:DIR` for a layout)",
-        ));
-    }
-    let index = ArchiveIndex::read(path)?;
+    let index = ArchiveIndex::read(path, "a docker-archive")?;
     if !index.contains("manifest.json") {
         let hint = if index.contains("repositories") {
             "it has no manifest.json: the legacy v1 `docker save` format is not supported"

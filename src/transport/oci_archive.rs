@@ -16,13 +16,7 @@ use crate::reporter::Reporter;
 
 /// Reads one image from the oci-archive at `path` (see [`oci_layout::read`]).
 pub fn read(path: &Path, tag: Option<&str>, platform: &Platform) -> Result<Image> {
-    if path.is_dir() {
-        return Err(Error::invalid(
-            path,
-            "is a directory; an oci-archive is a tar file (use `oci:DIR` for a layout)",
-        ));
-    }
-    let index = ArchiveIndex::read(path)?;
+    let index = ArchiveIndex::read(path, "an oci-archive")?;
     if !index.contains("index.json") {
         return Err(Error::invalid(
             path,

@@ -37,7 +37,14 @@ fn normalize(name: &str) -> Option<String> {
 }
 
 impl ArchiveIndex {
-    pub(crate) fn read(path: &Path) -> Result<Self> {
+    /// Indexes the tar file at `path`, a `kind` of archive (`a docker-archive`), for messages.
+    pub(crate) fn read(path: &Path, kind: &str) -> Result<Self> {
+        if path.is_dir() {
+            return Err(Error::invalid(
+                path,
+                format!("is a directory; {kind} is a tar file (use `oci:DIR` for a layout)"),
+            ));
+        }
         let mut file = File::open(path).map_err(Error::io("reading", path))?;
         let len = file.metadata().map_err(Error::io("reading", path))?.len();
         let mut magic = [0u8; 4];
