@@ -160,7 +160,8 @@ pub struct BuildArgs {
     /// The conda platform (subdir) to build for: linux-64, linux-aarch64, linux-ppc64le, ...
     #[arg(long, default_value = "linux-64")]
     pub platform: String,
-    /// Base image: `scratch`, `docker-archive:PATH[:NAME:TAG]`, `oci:DIR[:TAG]`, or a registry reference.
+    /// Base image: `scratch`, `docker-archive:PATH[:NAME:TAG]`, `oci:DIR[:TAG]`,
+    /// `oci-archive:PATH[:TAG]`, or a registry reference (`debian:stable-slim`).
     #[arg(short, long, default_value = "debian:stable-slim")]
     pub base: String,
     /// Name and tag of the image (repeatable): `demo:1`, `localhost:5000/team/app:1.0`
@@ -215,7 +216,7 @@ pub struct BuildArgs {
     #[arg(long = "virtual-package", value_name = "NAME=VERSION")]
     pub virtual_packages: Vec<String>,
     /// Output (repeatable): a path writes a docker-archive, `oci:DIR[:TAG]` an OCI image layout,
-    /// `docker://REGISTRY/REPO:TAG` pushes to a registry.
+    /// `oci-archive:PATH[:TAG]` an OCI layout in a tar, `docker://REGISTRY/REPO:TAG` pushes.
     #[arg(short, long = "output", value_name = "OUTPUT", required = true)]
     pub outputs: Vec<String>,
     /// Where the environment lives inside the image.
