@@ -377,13 +377,34 @@ fn the_seed_examples_run_and_their_images_load() {
     }
 }
 
-/// Writes a docker-archive by hand: `manifest.json` naming `layers`, each a (name, bytes) pair.
+/// Writes a docker-archive by hand: `manifest.json` naming `layers`, each a (name, tar) pair.
 fn handmade_archive(path: &Path, layers: &[(&str, Vec<u8>)], listed: &[&str]) {
+    handmade_archive_with(path, layers, listed, false)
+}
+
+/// [`handmade_archive`], with each layer file gzip-compressed when `gzip` is set (as
+/// go-containerregistry's tarballs store them).
+fn handmade_archive_with(path: &Path, layers: &[(&str, Vec<u8>)], listed: &[&str], gzip: bool) {
     use sha2::Digest;
     let diff_ids: Vec<String> = layers
         .iter()
         .map(|(_, b)| format!("sha256:{}", hex::encode(sha2::Sha256::digest(b))))
         .collect();
+    let stored: Vec<(&str, Vec<u8>)> = layers
+        .iter()
+        .map(|(name, tar)| {
+            let bytes = if gzip {
+                let mut gz =
+                    flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+                std::io::Write::write_all(&mut gz, tar).unwrap();
+                gz.finish().unwrap()
+            } else {
+                tar.clone()
+            };
+            (*name, bytes)
+        })
+        .collect();
+    let layers = &stored;
     let config = serde_json::json!({"architecture": "amd64", "os": "linux", "config": {}, "rootfs": {"type": "layers", "diff_ids": diff_ids}});
     let manifest =
         serde_json::json!([{"Config": "config.json", "RepoTags": ["bad:1"], "Layers": listed}]);
@@ -502,4 +523,78 @@ fn malformed_inputs_are_refused_and_nothing_is_written() {
     ]));
     assert!(err.contains(&layer), "{err}");
     assert!(!out.exists());
+}
+
+#[test]
+fn gzipped_archive_layers_and_nested_indexes_are_bases() {
+    let dir = tempdir();
+    let d = dir.path().display();
+
+    // A docker-archive whose layer file is gzip-compressed: read, and its diff_id is the
+    // uncompressed tar's.
+    let tar = layer_with_entry("etc/hello");
+    let gz_archive = dir.path().join("gzipped-layers.tar");
+    handmade_archive_with(
+        &gz_archive,
+        &[("layer.tar.gz", tar.clone())],
+        &["layer.tar.gz"],
+        true,
+    );
+    let (ids, _) = diff_ids(&format!("docker-archive:{}", gz_archive.display()));
+    use sha2::Digest;
+    assert_eq!(
+        ids,
+        [format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(&tar))
+        )]
+    );
+    let plain = format!("{d}/plain.tar");
+    ok(cd(&[
+        "copy",
+        &format!("docker-archive:{}", gz_archive.display()),
+        &plain,
+    ]));
+    assert_eq!(diff_ids(&format!("docker-archive:{plain}")).0, ids);
+
+    // An OCI layout whose tag names an index of per-platform manifests: each platform's build
+    // takes its own entry.
+    let layout = common::base::write_multi_arch_layout(&dir.path().join("layout"), glibc_base());
+    let base = format!("oci:{}:multi", layout.display());
+    let glibc_ids = diff_ids(&format!("docker-archive:{}", glibc_base().display())).0;
+    let amd64 = format!("{d}/amd64.tar");
+    build_bzip2(&base, &amd64);
+    assert_eq!(
+        diff_ids(&format!("docker-archive:{amd64}")).0[0],
+        glibc_ids[0]
+    );
+    let arm64 = format!("{d}/arm64.tar");
+    ok(conda_docker()
+        .args(["build", "--platform", "linux-aarch64", "-b", &base, "-c"])
+        .arg(common::repo().join("tests/fixtures/channel-aarch64"))
+        .args(["-o", &arm64, "bzip2"])
+        .output()
+        .unwrap());
+    let (ids, config) = diff_ids(&format!("docker-archive:{arm64}"));
+    assert_eq!(config["architecture"], "arm64", "{config}");
+    assert_ne!(ids[0], glibc_ids[0]);
+    // The base layer is the arm64 entry's, which holds /etc/arm64.
+    let mut files = std::collections::BTreeMap::new();
+    for entry in tar::Archive::new(std::fs::File::open(&arm64).unwrap())
+        .entries()
+        .unwrap()
+    {
+        let mut entry = entry.unwrap();
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+        files.insert(entry.path().unwrap().display().to_string(), bytes);
+    }
+    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    let first = &files[manifest[0]["Layers"][0].as_str().unwrap()];
+    let names: Vec<String> = tar::Archive::new(&first[..])
+        .entries()
+        .unwrap()
+        .map(|e| e.unwrap().path().unwrap().display().to_string())
+        .collect();
+    assert!(names.contains(&"etc/arm64".to_string()), "{names:?}");
 }
