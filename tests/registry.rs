@@ -757,3 +757,121 @@ fn a_plain_http_registry_off_loopback_needs_insecure() {
     ));
     assert!(out_tar.exists());
 }
+
+#[test]
+fn several_platforms_make_one_multi_platform_image() {
+    let test = "several_platforms_make_one_multi_platform_image";
+    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+        return;
+    };
+    let dir = tempdir();
+    let reg = &registry.addr;
+    // A base with amd64 and arm64 entries, and a channel for each platform.
+    let layout = common::base::write_multi_arch_layout(&dir.path().join("base"), glibc_base());
+    let out_layout = dir.path().join("out");
+    let out = conda_docker()
+        .args(["build", "--platform", "linux-64,linux-aarch64", "-b"])
+        .arg(format!("oci:{}:multi", layout.display()))
+        .arg("-c")
+        .arg(channel())
+        .arg("-c")
+        .arg(common::repo().join("tests/fixtures/channel-aarch64"))
+        .args(["-o", &format!("docker://{reg}/multi:1"), "-o"])
+        .arg(format!("oci:{}:v1", out_layout.display()))
+        .arg("bzip2")
+        .output()
+        .unwrap();
+    let printed = ok(&out);
+    let mut lines = printed.lines();
+    let pushed = lines.next().unwrap();
+    let in_layout = lines.next().unwrap();
+    let (_, digest) = pushed.split_once('@').expect("REF@DIGEST");
+    assert_eq!(
+        digest, in_layout,
+        "the same index in the registry and the layout"
+    );
+
+    // The tag names an OCI index with one entry per platform, each the right architecture.
+    let raw = run_ok(Command::new("skopeo").args([
+        "inspect",
+        "--raw",
+        "--tls-verify=false",
+        &format!("docker://{reg}/multi:1"),
+    ]));
+    let index: serde_json::Value = serde_json::from_str(&raw).unwrap();
+    assert_eq!(
+        index["mediaType"],
+        "application/vnd.oci.image.index.v1+json"
+    );
+    let platforms: Vec<String> = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["platform"]["architecture"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(platforms, ["amd64", "arm64"]);
+    use sha2::Digest as _;
+    assert_eq!(
+        digest,
+        format!(
+            "sha256:{}",
+            hex::encode(sha2::Sha256::digest(raw.trim_end().as_bytes()))
+        )
+    );
+    for (arch, want) in [("amd64", "amd64"), ("arm64", "arm64")] {
+        let got = run_ok(Command::new("skopeo").args([
+            "inspect",
+            "--tls-verify=false",
+            "--override-arch",
+            arch,
+            &format!("docker://{reg}/multi:1"),
+        ]));
+        let got: serde_json::Value = serde_json::from_str(&got).unwrap();
+        assert_eq!(got["Architecture"], want);
+    }
+    if let Some(mut validate) = tool("oci-image-tool", test) {
+        run_ok(
+            validate
+                .args(["validate", "--type", "image", "--ref", "name=v1"])
+                .arg(&out_layout),
+        );
+    }
+
+    // Docker on this amd64 machine pulls the amd64 entry and runs it.
+    if let Some(docker) = Docker::get(test) {
+        run_ok(docker.cmd().args(["pull", &format!("{reg}/multi:1")]));
+        let got = run_ok(docker.cmd().args([
+            "run",
+            "--rm",
+            "--network=none",
+            &format!("{reg}/multi:1"),
+            "sh",
+            "-c",
+            "echo hi | bzip2 | bzip2 -d",
+        ]));
+        assert_eq!(got, "hi\n");
+    }
+
+    // An archive output cannot hold two platforms: refused before any work, nothing written.
+    let tar = dir.path().join("multi.tar");
+    let err = failed(
+        &conda_docker()
+            .args([
+                "build",
+                "--platform",
+                "linux-64,linux-aarch64",
+                "-b",
+                "scratch",
+            ])
+            .arg("-o")
+            .arg(&tar)
+            .arg("bzip2")
+            .output()
+            .unwrap(),
+    );
+    assert!(
+        err.contains("one platform") && err.contains("oci:DIR"),
+        "{err}"
+    );
+    assert!(!tar.exists());
+}

@@ -243,6 +243,17 @@ pub struct WrittenImage {
     pub push: Option<registry::PushStats>,
 }
 
+/// What writing a multi-platform image (an OCI index of one image per platform) produced.
+#[derive(Clone, Debug)]
+pub struct WrittenIndex {
+    /// Digest of the index.
+    pub digest: Digest,
+    /// Each platform's image as written, in the index's order.
+    pub images: Vec<WrittenImage>,
+    /// What a push to a registry transferred.
+    pub push: Option<registry::PushStats>,
+}
+
 /// Registry settings and the blob cache, for locations that are registries.
 #[derive(Clone, Debug)]
 pub struct Remote {
@@ -369,6 +380,66 @@ pub async fn write(
             .await?;
             written.push = Some(stats);
             Ok(written)
+        }
+        Location::Scratch => Err(Error::Output {
+            path: "scratch".into(),
+            reason: "`scratch` is not an output".into(),
+        }),
+    }
+}
+
+/// Writes a multi-platform image, one image per platform under an OCI index, to `location`:
+/// an OCI layout or a registry (a docker-archive or an oci-archive holds one platform).
+///
+/// # Errors
+/// As [`write`]; [`Error::Output`](crate::image::Error::Output) for a location that holds one
+/// platform.
+pub async fn write_index(
+    images: &[&crate::image::Image],
+    location: &Location,
+    tags: &[Reference],
+    remote: &Remote,
+    cancel: &crate::image::Cancel,
+    reporter: &dyn crate::reporter::Reporter,
+) -> crate::image::Result<WrittenIndex> {
+    use crate::image::Error;
+    reporter.stage_started(crate::reporter::Stage::Write, &location.to_string());
+    match location {
+        Location::OciLayout { dir, tag } => {
+            let tag = tag
+                .clone()
+                .or_else(|| tags.first().map(|t| t.tag_or_latest().to_string()));
+            registry::blocking(|| {
+                oci_layout::write_index_with_cache(
+                    images,
+                    dir,
+                    tag.as_deref(),
+                    Some(&remote.cache),
+                    cancel,
+                    reporter,
+                )
+            })
+        }
+        Location::Registry(reference) => {
+            let (mut written, stats) = registry::push_index(
+                images,
+                reference,
+                &remote.options,
+                &remote.cache,
+                cancel,
+                reporter,
+            )
+            .await?;
+            written.push = Some(stats);
+            Ok(written)
+        }
+        Location::DockerArchive { path, .. } | Location::OciArchive { path, .. } => {
+            Err(Error::Output {
+                path: path.clone(),
+                reason: "an archive holds one platform: write several platforms to `oci:DIR` \
+                         or push them to a registry"
+                    .into(),
+            })
         }
         Location::Scratch => Err(Error::Output {
             path: "scratch".into(),

@@ -11,7 +11,7 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use super::blob_cache::{BlobCache, compressed_blob, copy_file, needs_compression};
-use super::{WrittenImage, persist};
+use super::{WrittenImage, WrittenIndex, persist};
 use crate::image::layer::{FileRange, LayerSource};
 use crate::image::manifest::{
     Descriptor, Index, Manifest, REF_NAME, describe_all, for_platform, is_index,
@@ -324,8 +324,43 @@ pub fn write_with_cache(
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<WrittenImage> {
+    let (mut written, _) = write_new(&[image], dir, tag, cache, cancel, reporter)?;
+    Ok(written.remove(0))
+}
+
+/// Writes a multi-platform image (one image per platform, under one OCI index) into the layout
+/// at `dir`, named `tag` if given; see [`write_with_cache`].
+pub fn write_index_with_cache(
+    images: &[&Image],
+    dir: &Path,
+    tag: Option<&str>,
+    cache: Option<&BlobCache>,
+    cancel: &Cancel,
+    reporter: &dyn Reporter,
+) -> Result<WrittenIndex> {
+    let (images, digest) = write_new(images, dir, tag, cache, cancel, reporter)?;
+    Ok(WrittenIndex {
+        digest: digest.ok_or_else(|| Error::Output {
+            path: dir.to_path_buf(),
+            reason: "a multi-platform image needs two or more images".into(),
+        })?,
+        images,
+        push: None,
+    })
+}
+
+/// Writes `images` (an index of them when there are several); a layout this created is
+/// removed again on failure.
+fn write_new(
+    images: &[&Image],
+    dir: &Path,
+    tag: Option<&str>,
+    cache: Option<&BlobCache>,
+    cancel: &Cancel,
+    reporter: &dyn Reporter,
+) -> Result<(Vec<WrittenImage>, Option<Digest>)> {
     let created = !dir.exists();
-    let result = write_inner(image, dir, tag, cache, cancel, reporter);
+    let result = write_inner(images, dir, tag, cache, cancel, reporter);
     if result.is_err() && created {
         let _ = fs::remove_dir_all(dir);
     }
@@ -333,13 +368,13 @@ pub fn write_with_cache(
 }
 
 fn write_inner(
-    image: &Image,
+    images: &[&Image],
     dir: &Path,
     tag: Option<&str>,
     cache: Option<&BlobCache>,
     cancel: &Cancel,
     reporter: &dyn Reporter,
-) -> Result<WrittenImage> {
+) -> Result<(Vec<WrittenImage>, Option<Digest>)> {
     let output_err = |reason: String| Error::Output {
         path: dir.to_path_buf(),
         reason,
@@ -373,6 +408,65 @@ fn write_inner(
     fs::write(dir.join("oci-layout"), OCI_LAYOUT_FILE)
         .map_err(Error::io("writing", dir.join("oci-layout")))?;
 
+    let mut written = Vec::new();
+    for image in images {
+        written.push(write_image(image, dir, cache, cancel, reporter)?);
+    }
+    cancel.check().map_err(Error::io("writing", dir))?;
+    let (mut descriptor, index_digest) = match written.as_slice() {
+        [(one, size)] => {
+            let digest = one
+                .manifest_digest
+                .clone()
+                .expect("a layout writes manifests");
+            (manifest_descriptor(&digest, *size, None), None)
+        }
+        many => {
+            let entries: Vec<(Digest, u64, crate::image::Platform)> = many
+                .iter()
+                .zip(images)
+                .map(|((w, size), image)| {
+                    let digest = w
+                        .manifest_digest
+                        .clone()
+                        .expect("a layout writes manifests");
+                    (digest, *size, image.platform())
+                })
+                .collect();
+            let bytes = Index::of_platforms(&entries).to_bytes();
+            let digest = write_blob(dir, &bytes)?;
+            let mut descriptor = manifest_descriptor(&digest, bytes.len() as u64, None);
+            descriptor.media_type = media_type::OCI_INDEX.into();
+            (descriptor, Some(digest))
+        }
+    };
+    if let Some(tag) = tag {
+        index.manifests.retain(|d| d.ref_name() != Some(tag));
+        descriptor.annotations.insert(REF_NAME.into(), tag.into());
+    } else {
+        index
+            .manifests
+            .retain(|d| d.digest != descriptor.digest || d.ref_name().is_some());
+    }
+    index.manifests.push(descriptor);
+    let bytes =
+        serde_json::to_vec(&index).map_err(|e| Error::io("writing", &index_path)(e.into()))?;
+    let mut temp =
+        tempfile::NamedTempFile::new_in(dir).map_err(Error::io("writing", &index_path))?;
+    temp.write_all(&bytes)
+        .map_err(Error::io("writing", &index_path))?;
+    persist(temp, &index_path)?;
+    Ok((written.into_iter().map(|(w, _)| w).collect(), index_digest))
+}
+
+/// Writes the blobs and the manifest of `image`; returns it as written, with the manifest's size.
+fn write_image(
+    image: &Image,
+    dir: &Path,
+    cache: Option<&BlobCache>,
+    cancel: &Cancel,
+    reporter: &dyn Reporter,
+) -> Result<(WrittenImage, u64)> {
     let total = image.layers().len();
     let mut written_layers = Vec::new();
     for (i, layer) in image.layers().iter().enumerate() {
@@ -409,29 +503,13 @@ fn write_inner(
     let config_digest = write_blob(dir, &config)?;
     let manifest = manifest_bytes(image, &config_digest, config.len() as u64, &written_layers);
     let manifest_digest = write_blob(dir, &manifest)?;
-    cancel.check().map_err(Error::io("writing", dir))?;
-
-    let mut descriptor = manifest_descriptor(&manifest_digest, manifest.len() as u64, None);
-    if let Some(tag) = tag {
-        index.manifests.retain(|d| d.ref_name() != Some(tag));
-        descriptor.annotations.insert(REF_NAME.into(), tag.into());
-    } else {
-        index
-            .manifests
-            .retain(|d| d.digest != manifest_digest || d.ref_name().is_some());
-    }
-    index.manifests.push(descriptor);
-    let bytes =
-        serde_json::to_vec(&index).map_err(|e| Error::io("writing", &index_path)(e.into()))?;
-    let mut temp =
-        tempfile::NamedTempFile::new_in(dir).map_err(Error::io("writing", &index_path))?;
-    temp.write_all(&bytes)
-        .map_err(Error::io("writing", &index_path))?;
-    persist(temp, &index_path)?;
-    Ok(WrittenImage {
-        config_digest,
-        manifest_digest: Some(manifest_digest),
-        layers: written_layers,
-        push: None,
-    })
+    Ok((
+        WrittenImage {
+            config_digest,
+            manifest_digest: Some(manifest_digest),
+            layers: written_layers,
+            push: None,
+        },
+        manifest.len() as u64,
+    ))
 }

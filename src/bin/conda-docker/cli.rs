@@ -158,8 +158,15 @@ pub struct BuildArgs {
     #[arg(skip)]
     pub channels_given: bool,
     /// The conda platform (subdir) to build for: linux-64, linux-aarch64, linux-ppc64le, ...
-    #[arg(long, default_value = "linux-64")]
-    pub platform: String,
+    /// Several (repeated or comma-separated) build a multi-platform image: one image per
+    /// platform under an OCI index, for `oci:` outputs and registries.
+    #[arg(
+        long = "platform",
+        value_name = "PLATFORM",
+        default_value = "linux-64",
+        value_delimiter = ','
+    )]
+    pub platforms: Vec<String>,
     /// Base image: `scratch`, `docker-archive:PATH[:NAME:TAG]`, `oci:DIR[:TAG]`,
     /// `oci-archive:PATH[:TAG]`, or a registry reference (`debian:stable-slim`).
     #[arg(short, long, default_value = "debian:stable-slim")]

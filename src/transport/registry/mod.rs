@@ -22,7 +22,7 @@ use super::blob_cache::compressed_blob;
 pub use auth::Credential;
 pub use client::{Client, RegistryOptions};
 
-use super::WrittenImage;
+use super::{WrittenImage, WrittenIndex};
 use crate::image::layer::{FileRange, LayerSource};
 use crate::image::manifest::{Index, Manifest, describe_all, for_platform, is_index};
 use crate::image::{
@@ -481,8 +481,88 @@ pub async fn push(
     reporter: &dyn Reporter,
 ) -> Result<(WrittenImage, PushStats)> {
     let client = Client::new(reference.registry(), options)?;
-    let repo = reference.repository();
     let mut stats = PushStats::default();
+    let (written, _) = push_image(
+        &client,
+        image,
+        reference,
+        Some(&tag_or_digest(reference)),
+        cache,
+        cancel,
+        reporter,
+        &mut stats,
+    )
+    .await?;
+    Ok((written, stats))
+}
+
+/// Pushes a multi-platform image to `reference`: each image by its digest, then an OCI index of
+/// them under the tag, so the tag never names a platform whose image is missing.
+pub async fn push_index(
+    images: &[&Image],
+    reference: &Reference,
+    options: &RegistryOptions,
+    cache: &BlobCache,
+    cancel: &Cancel,
+    reporter: &dyn Reporter,
+) -> Result<(WrittenIndex, PushStats)> {
+    let client = Client::new(reference.registry(), options)?;
+    let mut stats = PushStats::default();
+    let mut written = Vec::new();
+    let mut entries = Vec::new();
+    for image in images {
+        let (w, size) = push_image(
+            &client, image, reference, None, cache, cancel, reporter, &mut stats,
+        )
+        .await?;
+        let digest = w.manifest_digest.clone().expect("a push writes a manifest");
+        entries.push((digest, size, image.platform()));
+        written.push(w);
+    }
+    let index = Index::of_platforms(&entries).to_bytes();
+    let digest = put_manifest(
+        &client,
+        reference,
+        &tag_or_digest(reference),
+        media_type::OCI_INDEX,
+        index,
+    )
+    .await?;
+    Ok((
+        WrittenIndex {
+            digest,
+            images: written,
+            push: None,
+        },
+        stats,
+    ))
+}
+
+/// The tag a push names, else its digest, else `latest`.
+fn tag_or_digest(reference: &Reference) -> String {
+    reference
+        .tag()
+        .map(str::to_string)
+        .unwrap_or_else(|| match reference.digest() {
+            Some(d) => d.to_string(),
+            None => "latest".into(),
+        })
+}
+
+/// Pushes the blobs of `image`, then its manifest under `target` (else its own digest);
+/// returns it as written and the manifest's size.
+#[allow(clippy::too_many_arguments)]
+async fn push_image(
+    client: &Client,
+    image: &Image,
+    reference: &Reference,
+    target: Option<&str>,
+    cache: &BlobCache,
+    cancel: &Cancel,
+    reporter: &dyn Reporter,
+    stats: &mut PushStats,
+) -> Result<(WrittenImage, u64)> {
+    let repo = reference.repository();
     let mut written_layers = Vec::new();
     let total = image.layers().len();
     for (i, layer) in image.layers().iter().enumerate() {
@@ -493,12 +573,12 @@ pub async fn push(
             .check()
             .map_err(Error::io("pushing", reference.to_string()))?;
         push_blob(
-            &client,
+            client,
             repo,
             &ready.written.digest,
             Body::File(&ready.range),
             layer.origin(),
-            &mut stats,
+            stats,
         )
         .await?;
         reporter.layer_finished(i, layer, &ready.written);
@@ -508,12 +588,12 @@ pub async fn push(
     let config = image.config_bytes(diff_ids);
     let config_digest = Digest::of(&config);
     push_blob(
-        &client,
+        client,
         repo,
         &config_digest,
         Body::Bytes(&config),
         None,
-        &mut stats,
+        stats,
     )
     .await?;
     let manifest = super::oci_layout::manifest_bytes(
@@ -522,27 +602,48 @@ pub async fn push(
         config.len() as u64,
         &written_layers,
     );
-    let manifest_digest = Digest::of(&manifest);
+    let size = manifest.len() as u64;
     cancel
         .check()
         .map_err(Error::io("pushing", reference.to_string()))?;
-    let target = reference
-        .tag()
-        .map(str::to_string)
-        .unwrap_or_else(|| match reference.digest() {
-            Some(d) => d.to_string(),
-            None => "latest".into(),
-        });
+    let own_digest = Digest::of(&manifest).to_string();
+    let manifest_digest = put_manifest(
+        client,
+        reference,
+        target.unwrap_or(&own_digest),
+        media_type::OCI_MANIFEST,
+        manifest,
+    )
+    .await?;
+    Ok((
+        WrittenImage {
+            config_digest,
+            manifest_digest: Some(manifest_digest),
+            layers: written_layers,
+            push: None,
+        },
+        size,
+    ))
+}
+
+/// PUTs a manifest (or an index) as `target` in `reference`'s repository; returns its digest,
+/// checked against the one the registry answers.
+async fn put_manifest(
+    client: &Client,
+    reference: &Reference,
+    target: &str,
+    content_type: &str,
+    bytes: Vec<u8>,
+) -> Result<Digest> {
+    let repo = reference.repository();
+    let digest = Digest::of(&bytes);
     let scopes = [scope(repo, "pull,push")];
     let response = client
         .send(
             Method::PUT,
             &format!("/v2/{repo}/manifests/{target}"),
             &scopes,
-            |r| {
-                r.header("Content-Type", media_type::OCI_MANIFEST)
-                    .body(manifest.clone())
-            },
+            |r| r.header("Content-Type", content_type).body(bytes.clone()),
         )
         .await?;
     if response.status() != StatusCode::CREATED {
@@ -552,21 +653,13 @@ pub async fn push(
         )));
     }
     if let Some(answered) = header(response.headers(), "docker-content-digest")
-        && answered != manifest_digest.to_string()
+        && answered != digest.to_string()
     {
         return Err(client.error(format!(
-            "stored the manifest as {answered}, but it is {manifest_digest}"
+            "stored the manifest as {answered}, but it is {digest}"
         )));
     }
-    Ok((
-        WrittenImage {
-            config_digest,
-            manifest_digest: Some(manifest_digest),
-            layers: written_layers,
-            push: None,
-        },
-        stats,
-    ))
+    Ok(digest)
 }
 
 /// Runs blocking work (tar, gzip, disk) without stalling the async runtime's other tasks.

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result};
 use conda_docker::build::Builder;
 use conda_docker::conda::plan::LayeringStrategy;
-use conda_docker::image::{Cancel, Reference};
+use conda_docker::image::{Cancel, Image, Reference};
 use conda_docker::input::Input;
 use conda_docker::reporter::Reporter;
 use conda_docker::settings::{self, ImageSettings};
@@ -70,7 +70,7 @@ fn cli_settings(args: &BuildArgs) -> Result<ImageSettings> {
     })
 }
 
-/// Builds the image the arguments describe and writes every output.
+/// Builds the image the arguments describe (one per platform) and writes every output.
 pub(crate) async fn build(
     mut args: BuildArgs,
     cancel: Cancel,
@@ -80,12 +80,25 @@ pub(crate) async fn build(
     if args.channels.is_empty() {
         args.channels = vec!["conda-forge".into()];
     }
-    let subdir = conda_docker::conda::channel::parse_subdir(&args.platform)?;
-    let input = build_input(&args, subdir)?;
-    let settings = input.settings.clone().merged_with(cli_settings(&args)?);
+    let mut platforms: Vec<String> = Vec::new();
+    for p in &args.platforms {
+        if !platforms.contains(p) {
+            platforms.push(p.clone());
+        }
+    }
+    let subdirs = platforms
+        .iter()
+        .map(|p| conda_docker::conda::channel::parse_subdir(p))
+        .collect::<Result<Vec<_>, _>>()?;
+    let inputs = subdirs
+        .iter()
+        .map(|subdir| build_input(&args, *subdir))
+        .collect::<Result<Vec<_>>>()?;
+    let first = &inputs[0];
+    let settings = first.settings.clone().merged_with(cli_settings(&args)?);
     settings.user_spec().map_err(anyhow::Error::msg)?;
     let image_names = if args.images.is_empty() {
-        vec![match &input.name {
+        vec![match &first.name {
             Some(n) => format!("{}:latest", n.to_lowercase()),
             None => "conda-docker:latest".to_string(),
         }]
@@ -103,82 +116,165 @@ pub(crate) async fn build(
         .collect::<Result<Vec<_>, _>>()?;
     for output in &outputs {
         output.check_writable()?;
+        if platforms.len() > 1
+            && matches!(
+                output,
+                Location::DockerArchive { .. } | Location::OciArchive { .. }
+            )
+        {
+            anyhow::bail!(
+                "{output}: an archive holds one platform; write the {} platforms to `oci:DIR` or \
+                 push them to a registry",
+                platforms.len()
+            );
+        }
     }
     if let Some(lock) = &args.lock_output {
+        if platforms.len() > 1 {
+            anyhow::bail!("--lock-output writes one platform's packages: give one --platform");
+        }
         Location::DockerArchive {
             path: lock.clone(),
             reference: None,
         }
         .check_writable()?;
     }
+    let channels = first.channels.clone();
     let reporter: Arc<dyn Reporter> = progress.clone();
-    let channels = input.channels.clone();
-    let mut builder = Builder::from_input(input)
-        .with_platform(args.platform.clone())
-        .with_base(args.base.clone())
-        .with_target_prefix(args.target_prefix.clone())
-        .with_layering(match args.layering_strategy {
-            Layering::Layered => LayeringStrategy::Layered,
-            Layering::Single => LayeringStrategy::Single,
-        })
-        .with_settings(settings)
-        .with_cancel(cancel.clone())
-        .with_reporter(reporter.clone());
-    for vp in &args.virtual_packages {
-        let (name, version) = settings::parse_key_value(vp).map_err(anyhow::Error::msg)?;
-        builder = builder.with_virtual_package(name, version);
+    let mut built = Vec::new();
+    let mut blob_cache = None;
+    for (platform, input) in platforms.iter().zip(inputs) {
+        let mut builder = Builder::from_input(input)
+            .with_platform(platform.clone())
+            .with_base(args.base.clone())
+            .with_target_prefix(args.target_prefix.clone())
+            .with_layering(match args.layering_strategy {
+                Layering::Layered => LayeringStrategy::Layered,
+                Layering::Single => LayeringStrategy::Single,
+            })
+            .with_settings(settings.clone())
+            .with_cancel(cancel.clone())
+            .with_reporter(reporter.clone());
+        for vp in &args.virtual_packages {
+            let (name, version) = settings::parse_key_value(vp).map_err(anyhow::Error::msg)?;
+            builder = builder.with_virtual_package(name, version);
+        }
+        let builder = match args.registry.cache_dir.clone() {
+            Some(dir) => builder.with_cache_dir(dir),
+            None => builder,
+        }
+        .with_base_registry(args.registry.tls.options(parse_creds(
+            args.registry.base_creds.as_deref(),
+            "--base-creds",
+        )?));
+        blob_cache = Some(builder.blob_cache());
+        built.push(tokio::select! {
+            built = builder.build() => built?,
+            () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+        });
     }
-    let builder = match args.registry.cache_dir.clone() {
-        Some(dir) => builder.with_cache_dir(dir),
-        None => builder,
-    }
-    .with_base_registry(args.registry.tls.options(parse_creds(
-        args.registry.base_creds.as_deref(),
-        "--base-creds",
-    )?));
-    let blob_cache = builder.blob_cache();
-    let built = tokio::select! {
-        built = builder.build() => built?,
-        () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
-    };
     let remote = Remote {
         options: args
             .registry
             .tls
             .options(parse_creds(args.registry.creds.as_deref(), "--creds")?),
-        cache: blob_cache,
+        cache: blob_cache.context("no platform to build")?,
     };
+    let images: Vec<_> = built.iter().map(|b| b.image()).collect();
     for output in outputs {
-        let written = tokio::select! {
-            w = transport::write(built.image(), &output, &tags, &remote, &cancel, reporter.as_ref()) => w,
-            () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
-        }
-        .with_context(|| format!("writing {output}"))?;
-        let size: u64 = written.layers.iter().map(|l| l.size).sum();
-        let summary = format!(
-            "{} layers, {}, image ID {}",
-            written.layers.len(),
-            crate::progress::human_bytes(size),
-            written.config_digest
-        );
-        match (&output, &written.push, &written.manifest_digest) {
-            (Location::Registry(reference), Some(stats), Some(digest)) => {
-                progress.note(&format!(
-                    "pushed {reference}: {summary}; {} blobs uploaded, {} already there, {} mounted, \
-                     {} layers not compressed again",
-                    stats.uploaded, stats.skipped, stats.mounted, stats.compressed_reused
-                ));
-                println!("{}@{digest}", reference.familiar_tagged());
-            }
-            _ => {
-                progress.note(&format!("wrote {output}: {summary}"));
-                println!("{}", written.config_digest);
-            }
+        if let [image] = images.as_slice() {
+            write_one(image, &output, &tags, &remote, &cancel, &progress).await?;
+        } else {
+            write_many(&images, &output, &tags, &remote, &cancel, &progress).await?;
         }
     }
     if let Some(lock) = &args.lock_output {
-        conda_docker::conda::lock::write(lock, built.records(), subdir, &channels)?;
+        conda_docker::conda::lock::write(lock, built[0].records(), subdirs[0], &channels)?;
         progress.note(&format!("wrote the lockfile {}", lock.display()));
     }
     Ok(())
+}
+
+/// Writes one image to `output`; prints its image ID, or `REF@DIGEST` for a push.
+async fn write_one(
+    image: &Image,
+    output: &Location,
+    tags: &[Reference],
+    remote: &Remote,
+    cancel: &Cancel,
+    progress: &Arc<Progress>,
+) -> Result<()> {
+    let written = tokio::select! {
+        w = transport::write(image, output, tags, remote, cancel, progress.as_ref()) => w,
+        () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+    }
+    .with_context(|| format!("writing {output}"))?;
+    let summary = summary(&written);
+    match (output, &written.push, &written.manifest_digest) {
+        (Location::Registry(reference), Some(stats), Some(digest)) => {
+            progress.note(&format!(
+                "pushed {reference}: {summary}; {}",
+                push_summary(stats)
+            ));
+            println!("{}@{digest}", reference.familiar_tagged());
+        }
+        _ => {
+            progress.note(&format!("wrote {output}: {summary}"));
+            println!("{}", written.config_digest);
+        }
+    }
+    Ok(())
+}
+
+/// Writes a multi-platform image to `output`; prints the index digest, or `REF@DIGEST`.
+async fn write_many(
+    images: &[&Image],
+    output: &Location,
+    tags: &[Reference],
+    remote: &Remote,
+    cancel: &Cancel,
+    progress: &Arc<Progress>,
+) -> Result<()> {
+    let written = tokio::select! {
+        w = transport::write_index(images, output, tags, remote, cancel, progress.as_ref()) => w,
+        () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+    }
+    .with_context(|| format!("writing {output}"))?;
+    for (image, one) in images.iter().zip(&written.images) {
+        progress.note(&format!("  {}: {}", image.platform(), summary(one)));
+    }
+    let what = format!("{} platforms, index {}", images.len(), written.digest);
+    match (output, &written.push) {
+        (Location::Registry(reference), Some(stats)) => {
+            progress.note(&format!(
+                "pushed {reference}: {what}; {}",
+                push_summary(stats)
+            ));
+            println!("{}@{}", reference.familiar_tagged(), written.digest);
+        }
+        _ => {
+            progress.note(&format!("wrote {output}: {what}"));
+            println!("{}", written.digest);
+        }
+    }
+    Ok(())
+}
+
+/// `N layers, SIZE, image ID DIGEST`.
+fn summary(written: &transport::WrittenImage) -> String {
+    let size: u64 = written.layers.iter().map(|l| l.size).sum();
+    format!(
+        "{} layers, {}, image ID {}",
+        written.layers.len(),
+        crate::progress::human_bytes(size),
+        written.config_digest
+    )
+}
+
+/// What a push transferred.
+fn push_summary(stats: &transport::registry::PushStats) -> String {
+    format!(
+        "{} blobs uploaded, {} already there, {} mounted, {} layers not compressed again",
+        stats.uploaded, stats.skipped, stats.mounted, stats.compressed_reused
+    )
 }
