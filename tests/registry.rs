@@ -778,6 +778,8 @@ fn several_platforms_make_one_multi_platform_image() {
         .arg(common::repo().join("tests/fixtures/channel-aarch64"))
         .args(["-o", &format!("docker://{reg}/multi:1"), "-o"])
         .arg(format!("oci:{}:v1", out_layout.display()))
+        .arg("--lock-output")
+        .arg(dir.path().join("conda-lock.yml"))
         .arg("bzip2")
         .output()
         .unwrap();
@@ -790,6 +792,19 @@ fn several_platforms_make_one_multi_platform_image() {
         digest, in_layout,
         "the same index in the registry and the layout"
     );
+
+    // The conda-lock file holds both platforms and rebuilds the same index.
+    let relocked = dir.path().join("relocked");
+    let again = ok(&conda_docker()
+        .args(["build", "--platform", "linux-64,linux-aarch64", "-b"])
+        .arg(format!("oci:{}:multi", layout.display()))
+        .arg("-f")
+        .arg(dir.path().join("conda-lock.yml"))
+        .arg("-o")
+        .arg(format!("oci:{}:v1", relocked.display()))
+        .output()
+        .unwrap());
+    assert_eq!(again, in_layout);
 
     // The tag names an OCI index with one entry per platform, each the right architecture.
     let raw = run_ok(Command::new("skopeo").args([

@@ -334,19 +334,30 @@ fn check_hash(file: &str, kind: &str, locked: Option<&str>, channel: Option<Stri
     }
 }
 
-/// Writes `records` as a lockfile for `subdir`: conda-lock's format for `.yml`/`.yaml`, else
-/// conda's explicit format.
+/// True when [`write`] writes conda-lock's format to `path` (`.yml`/`.yaml`), which holds any
+/// number of platforms.
+pub fn writes_conda_lock(path: &Path) -> bool {
+    path.extension().is_some_and(|e| e == "yml" || e == "yaml")
+}
+
+/// Writes each platform's records as a lockfile: conda-lock's format for `.yml`/`.yaml` (any
+/// number of platforms), else conda's explicit format (one).
 pub fn write(
     path: &Path,
-    records: &[RepoDataRecord],
-    subdir: Subdir,
+    platforms: &[(Subdir, &[RepoDataRecord])],
     channels: &[String],
 ) -> Result<()> {
-    let is_yaml = path.extension().is_some_and(|e| e == "yml" || e == "yaml");
-    let text = if is_yaml {
-        conda_lock_text(records, subdir, channels)?
-    } else {
-        explicit_text(records, subdir)
+    let text = match platforms {
+        _ if writes_conda_lock(path) => conda_lock_text(platforms, channels)?,
+        [(subdir, records)] => explicit_text(records, *subdir),
+        _ => {
+            return Err(Error::Lock {
+                path: path.to_path_buf(),
+                reason: "conda's explicit format holds one platform: name a conda-lock file \
+                         (`.yml`) for several"
+                    .into(),
+            });
+        }
     };
     let dir = match path.parent() {
         Some(p) if !p.as_os_str().is_empty() => p,
@@ -381,16 +392,16 @@ pub fn explicit_text(records: &[RepoDataRecord], subdir: Subdir) -> String {
 }
 
 fn conda_lock_text(
-    records: &[RepoDataRecord],
-    subdir: Subdir,
+    platforms: &[(Subdir, &[RepoDataRecord])],
     channels: &[String],
 ) -> Result<String> {
     use rattler_conda_lock::{
         Channel as LockChannel, Hashes, LockFile, Manager, Metadata, Package,
     };
-    let package = records
+    let package = platforms
         .iter()
-        .map(|r| {
+        .flat_map(|(subdir, records)| records.iter().map(move |r| (*subdir, r)))
+        .map(|(subdir, r)| {
             let p = &r.package_record;
             let dependencies = p
                 .depends
@@ -418,16 +429,16 @@ fn conda_lock_text(
             }
         })
         .collect();
-    let content = explicit_text(records, subdir);
     let lock = LockFile {
         metadata: Metadata {
-            content_hash: [(
-                subdir.as_str().to_string(),
-                crate::image::Digest::of(content.as_bytes())
-                    .hex()
-                    .to_string(),
-            )]
-            .into(),
+            content_hash: platforms
+                .iter()
+                .map(|(subdir, records)| {
+                    let content = explicit_text(records, *subdir);
+                    let hash = crate::image::Digest::of(content.as_bytes());
+                    (subdir.as_str().to_string(), hash.hex().to_string())
+                })
+                .collect(),
             channels: channels
                 .iter()
                 .map(|c| LockChannel {
@@ -435,7 +446,10 @@ fn conda_lock_text(
                     used_env_vars: Vec::new(),
                 })
                 .collect(),
-            platforms: vec![subdir.as_str().to_string()],
+            platforms: platforms
+                .iter()
+                .map(|(subdir, _)| subdir.as_str().to_string())
+                .collect(),
             ..Metadata::default()
         },
         package,

@@ -130,8 +130,12 @@ pub(crate) async fn build(
         }
     }
     if let Some(lock) = &args.lock_output {
-        if platforms.len() > 1 {
-            anyhow::bail!("--lock-output writes one platform's packages: give one --platform");
+        if platforms.len() > 1 && !conda_docker::conda::lock::writes_conda_lock(lock) {
+            anyhow::bail!(
+                "--lock-output {}: conda's explicit format holds one platform; name a conda-lock \
+                 file (`.yml`) for several",
+                lock.display()
+            );
         }
         Location::DockerArchive {
             path: lock.clone(),
@@ -189,7 +193,12 @@ pub(crate) async fn build(
         }
     }
     if let Some(lock) = &args.lock_output {
-        conda_docker::conda::lock::write(lock, built[0].records(), subdirs[0], &channels)?;
+        let locked: Vec<_> = subdirs
+            .iter()
+            .zip(&built)
+            .map(|(subdir, b)| (*subdir, b.records()))
+            .collect();
+        conda_docker::conda::lock::write(lock, &locked, &channels)?;
         progress.note(&format!("wrote the lockfile {}", lock.display()));
     }
     Ok(())
