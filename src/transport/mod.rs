@@ -339,9 +339,7 @@ pub async fn write(
             registry::blocking(|| docker_archive::write(image, &tags, path, cancel, reporter))
         }
         Location::OciLayout { dir, tag } => {
-            let tag = tag
-                .clone()
-                .or_else(|| tags.first().map(|t| t.tag_or_latest().to_string()));
+            let tag = layout_tag(tag, tags);
             registry::blocking(|| {
                 oci_layout::write_with_cache(
                     image,
@@ -354,9 +352,7 @@ pub async fn write(
             })
         }
         Location::OciArchive { path, tag } => {
-            let tag = tag
-                .clone()
-                .or_else(|| tags.first().map(|t| t.tag_or_latest().to_string()));
+            let tag = layout_tag(tag, tags);
             registry::blocking(|| {
                 oci_archive::write_with_cache(
                     image,
@@ -381,10 +377,21 @@ pub async fn write(
             written.push = Some(stats);
             Ok(written)
         }
-        Location::Scratch => Err(Error::Output {
-            path: "scratch".into(),
-            reason: "`scratch` is not an output".into(),
-        }),
+        Location::Scratch => Err(not_an_output()),
+    }
+}
+
+/// The name of an image in an OCI layout or oci-archive: the one the location gives, else the
+/// tag of the first image name.
+fn layout_tag(tag: &Option<String>, tags: &[Reference]) -> Option<String> {
+    tag.clone()
+        .or_else(|| tags.first().map(|t| t.tag_or_latest().to_string()))
+}
+
+fn not_an_output() -> crate::image::Error {
+    crate::image::Error::Output {
+        path: "scratch".into(),
+        reason: "`scratch` is not an output".into(),
     }
 }
 
@@ -406,9 +413,7 @@ pub async fn write_index(
     reporter.stage_started(crate::reporter::Stage::Write, &location.to_string());
     match location {
         Location::OciLayout { dir, tag } => {
-            let tag = tag
-                .clone()
-                .or_else(|| tags.first().map(|t| t.tag_or_latest().to_string()));
+            let tag = layout_tag(tag, tags);
             registry::blocking(|| {
                 oci_layout::write_index_with_cache(
                     images,
@@ -441,10 +446,7 @@ pub async fn write_index(
                     .into(),
             })
         }
-        Location::Scratch => Err(Error::Output {
-            path: "scratch".into(),
-            reason: "`scratch` is not an output".into(),
-        }),
+        Location::Scratch => Err(not_an_output()),
     }
 }
 

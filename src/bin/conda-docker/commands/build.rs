@@ -218,20 +218,14 @@ async fn write_one(
         () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
     }
     .with_context(|| format!("writing {output}"))?;
-    let summary = summary(&written);
-    match (output, &written.push, &written.manifest_digest) {
-        (Location::Registry(reference), Some(stats), Some(digest)) => {
-            progress.note(&format!(
-                "pushed {reference}: {summary}; {}",
-                push_summary(stats)
-            ));
-            println!("{}@{digest}", reference.familiar_tagged());
-        }
-        _ => {
-            progress.note(&format!("wrote {output}: {summary}"));
-            println!("{}", written.config_digest);
-        }
-    }
+    report(
+        progress,
+        output,
+        &summary(&written),
+        written.push.as_ref(),
+        written.manifest_digest.as_ref(),
+        &written.config_digest,
+    );
     Ok(())
 }
 
@@ -253,20 +247,40 @@ async fn write_many(
         progress.note(&format!("  {}: {}", image.platform(), summary(one)));
     }
     let what = format!("{} platforms, index {}", images.len(), written.digest);
-    match (output, &written.push) {
-        (Location::Registry(reference), Some(stats)) => {
+    report(
+        progress,
+        output,
+        &what,
+        written.push.as_ref(),
+        Some(&written.digest),
+        &written.digest,
+    );
+    Ok(())
+}
+
+/// Says what went to `output`, and prints what CI pins: `REF@DIGEST` for a push (`digest`, the
+/// manifest's or index's), else `id`.
+fn report(
+    progress: &Progress,
+    output: &Location,
+    what: &str,
+    push: Option<&transport::registry::PushStats>,
+    digest: Option<&conda_docker::image::Digest>,
+    id: &conda_docker::image::Digest,
+) {
+    match (output, push, digest) {
+        (Location::Registry(reference), Some(stats), Some(digest)) => {
             progress.note(&format!(
                 "pushed {reference}: {what}; {}",
                 push_summary(stats)
             ));
-            println!("{}@{}", reference.familiar_tagged(), written.digest);
+            println!("{}@{digest}", reference.familiar_tagged());
         }
         _ => {
             progress.note(&format!("wrote {output}: {what}"));
-            println!("{}", written.digest);
+            println!("{id}");
         }
     }
-    Ok(())
 }
 
 /// `N layers, SIZE, image ID DIGEST`.
