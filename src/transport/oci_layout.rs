@@ -324,7 +324,7 @@ pub fn write_with_cache(
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<WrittenImage> {
-    let (mut written, _) = write_new(&[image], dir, tag, cache, cancel, reporter)?;
+    let (mut written, _) = write_new(&[image], false, dir, tag, cache, cancel, reporter)?;
     Ok(written.remove(0))
 }
 
@@ -338,29 +338,27 @@ pub fn write_index_with_cache(
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<WrittenIndex> {
-    let (images, digest) = write_new(images, dir, tag, cache, cancel, reporter)?;
+    let (images, digest) = write_new(images, true, dir, tag, cache, cancel, reporter)?;
     Ok(WrittenIndex {
-        digest: digest.ok_or_else(|| Error::Output {
-            path: dir.to_path_buf(),
-            reason: "a multi-platform image needs two or more images".into(),
-        })?,
+        digest,
         images,
         push: None,
     })
 }
 
-/// Writes `images` (an index of them when there are several); a layout this created is
-/// removed again on failure.
+/// Writes `images` (the one image, or an index of them when `as_index`) and names it `tag`;
+/// returns them and the digest `tag` names. A layout this created is removed on failure.
 fn write_new(
     images: &[&Image],
+    as_index: bool,
     dir: &Path,
     tag: Option<&str>,
     cache: Option<&BlobCache>,
     cancel: &Cancel,
     reporter: &dyn Reporter,
-) -> Result<(Vec<WrittenImage>, Option<Digest>)> {
+) -> Result<(Vec<WrittenImage>, Digest)> {
     let created = !dir.exists();
-    let result = write_inner(images, dir, tag, cache, cancel, reporter);
+    let result = write_inner(images, as_index, dir, tag, cache, cancel, reporter);
     if result.is_err() && created {
         let _ = fs::remove_dir_all(dir);
     }
@@ -369,12 +367,13 @@ fn write_new(
 
 fn write_inner(
     images: &[&Image],
+    as_index: bool,
     dir: &Path,
     tag: Option<&str>,
     cache: Option<&BlobCache>,
     cancel: &Cancel,
     reporter: &dyn Reporter,
-) -> Result<(Vec<WrittenImage>, Option<Digest>)> {
+) -> Result<(Vec<WrittenImage>, Digest)> {
     let output_err = |reason: String| Error::Output {
         path: dir.to_path_buf(),
         reason,
@@ -413,31 +412,25 @@ fn write_inner(
         written.push(write_image(image, dir, cache, cancel, reporter)?);
     }
     cancel.check().map_err(Error::io("writing", dir))?;
-    let (mut descriptor, index_digest) = match written.as_slice() {
-        [(one, size)] => {
-            let digest = one
+    let manifests: Vec<(Digest, u64, crate::image::Platform)> = written
+        .iter()
+        .zip(images)
+        .map(|((w, size), image)| {
+            let digest = w
                 .manifest_digest
                 .clone()
                 .expect("a layout writes manifests");
-            (manifest_descriptor(&digest, *size, None), None)
-        }
-        many => {
-            let entries: Vec<(Digest, u64, crate::image::Platform)> = many
-                .iter()
-                .zip(images)
-                .map(|((w, size), image)| {
-                    let digest = w
-                        .manifest_digest
-                        .clone()
-                        .expect("a layout writes manifests");
-                    (digest, *size, image.platform())
-                })
-                .collect();
-            let bytes = Index::of_platforms(&entries).to_bytes();
+            (digest, *size, image.platform())
+        })
+        .collect();
+    let mut descriptor = match manifests.as_slice() {
+        [(digest, size, _)] if !as_index => manifest_descriptor(digest, *size, None),
+        _ => {
+            let bytes = Index::of_platforms(&manifests).to_bytes();
             let digest = write_blob(dir, &bytes)?;
             let mut descriptor = manifest_descriptor(&digest, bytes.len() as u64, None);
             descriptor.media_type = media_type::OCI_INDEX.into();
-            (descriptor, Some(digest))
+            descriptor
         }
     };
     if let Some(tag) = tag {
@@ -448,6 +441,7 @@ fn write_inner(
             .manifests
             .retain(|d| d.digest != descriptor.digest || d.ref_name().is_some());
     }
+    let named = descriptor.digest.clone();
     index.manifests.push(descriptor);
     let bytes =
         serde_json::to_vec(&index).map_err(|e| Error::io("writing", &index_path)(e.into()))?;
@@ -456,7 +450,7 @@ fn write_inner(
     temp.write_all(&bytes)
         .map_err(Error::io("writing", &index_path))?;
     persist(temp, &index_path)?;
-    Ok((written.into_iter().map(|(w, _)| w).collect(), index_digest))
+    Ok((written.into_iter().map(|(w, _)| w).collect(), named))
 }
 
 /// Writes the blobs and the manifest of `image`; returns it as written, with the manifest's size.
