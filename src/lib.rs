@@ -5,17 +5,23 @@
 //!   layer tars are written ([`image::layer_tar`]); knows no conda.
 //! - [`transport`]: reading and writing images: docker-archive, OCI layout, oci-archive and
 //!   registries (pull, push, credentials); knows no conda.
-//! - [`conda`]: channels, solving, installing into a staging prefix, lockfiles, environment files,
-//!   existing prefixes, and planning which files go in which layer; knows no tar or OCI.
+//! - [`conda`]: channels, solving, lockfiles, environment files, existing prefixes, fetching
+//!   packages and reading them through one checked reader, placing their files and planning
+//!   which packages share a layer; knows no tar or OCI.
 //! - [`input`]: what to build, read from specs, an environment file, a lockfile or an existing
 //!   environment; [`build`]: the builder that joins it all: packages and a base image in, an
-//!   image out.
+//!   image out, each package layer composed straight from the package cache
+//!   ([`build::compose`]) and kept in the blob cache by a key of what went in.
+//! - [`cache`]: the caches (blobs, layer keys, package contents), their size and pruning;
+//!   [`atomic`]: the one way files are written (temporary file, explicit mode, rename).
 //! - [`settings`]: image settings from environment files and flags; [`inspect`]: what an image
 //!   holds; [`reporter`]: progress events for a front end.
 
 #![deny(missing_docs)]
 
+pub mod atomic;
 pub mod build;
+pub mod cache;
 pub mod conda;
 pub mod image;
 pub mod input;

@@ -9,7 +9,7 @@ pub enum Stage {
     ReadBase,
     /// Fetching repodata and solving the specs.
     Solve,
-    /// Downloading and installing packages into the staging prefix.
+    /// Fetching packages and composing their layers.
     Install,
     /// Writing layers, config and manifest to an output.
     Write,
@@ -25,8 +25,10 @@ pub trait Reporter: Send + Sync {
     fn install_started(&self, _packages: usize) {}
     /// The bytes downloaded so far in this install.
     fn bytes_downloaded(&self, _bytes: u64) {}
-    /// One package was linked into the staging prefix.
+    /// One package was fetched and read.
     fn package_installed(&self, _name: &str) {}
+    /// Something the user should know that does not stop the build (a clobbered path).
+    fn warning(&self, _message: &str) {}
     /// Layer `index` of `total` is about to be written.
     fn layer_started(&self, _index: usize, _total: usize, _layer: &Layer) {}
     /// Layer `index` was written.

@@ -1,12 +1,19 @@
-//! The conda side: channels, solving, installing into a staging prefix, and planning layers.
+//! The conda side: channels, solving, lockfiles, fetching packages, reading what they hold
+//! ([`package_files`], [`contents`]), placing their files ([`place`]) and planning layers
+//! ([`plan`]).
 //!
-//! Knows nothing of tar or OCI: its output is an installed prefix and, per package, the
-//! files it owns ([`plan::LayerPlan`]).
+//! Knows nothing of tar or OCI: it hands the builder records, checked package contents, where
+//! each file goes and which packages share a layer.
 
 pub mod channel;
+pub mod contents;
 pub mod env_file;
-pub mod install;
+pub mod fetch;
+pub mod layering;
 pub mod lock;
+pub mod package_files;
+pub mod place;
+pub mod placeholder;
 pub mod plan;
 pub mod prefix;
 pub mod solve;
@@ -57,10 +64,7 @@ pub enum Error {
         /// The solver's explanation.
         explanation: String,
     },
-    /// Installing packages into the staging prefix failed.
-    #[error("installing packages into the staging prefix")]
-    Install(#[source] rattler::install::InstallerError),
-    /// A file of the staging prefix could not be read or written.
+    /// A file could not be read or written.
     #[error("{action} `{}`", path.display())]
     Io {
         /// What was being done.
@@ -92,6 +96,66 @@ pub enum Error {
         locked: String,
         /// What the channel's repodata says.
         channel: String,
+    },
+    /// A package breaks the rules every package path must follow.
+    #[error(
+        "package `{package}`: refusing `{path}`: {reason}; the package is not safe to put in an image"
+    )]
+    UnsafePackage {
+        /// The package (`name-version-build`).
+        package: String,
+        /// The path it names.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A package's own `info/index.json` names another package than its record.
+    #[error(
+        "package `{package}`: its info/index.json names `{found}`, but the channel lists it as `{expected}`; refusing it"
+    )]
+    NameMismatch {
+        /// The package as the record names it.
+        package: String,
+        /// The record's name.
+        expected: String,
+        /// The name in the package.
+        found: String,
+    },
+    /// A package could not be downloaded or extracted into the package cache.
+    #[error("fetching package `{package}` from {url}")]
+    Fetch {
+        /// The package.
+        package: String,
+        /// Where from.
+        url: String,
+        /// The cause.
+        #[source]
+        source: rattler_cache::package_cache::PackageCacheError,
+    },
+    /// The package cache could not be locked.
+    #[error("locking the package cache `{}`", path.display())]
+    CacheLock {
+        /// The cache directory.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: rattler_cache::package_cache::PackageCacheError,
+    },
+    /// A package's path lies below another package's symlink or file.
+    #[error(
+        "package `{package}`: `{path}` lies below `{ancestor}`, which `{other}` ships as {kind}; refusing to route a file through it"
+    )]
+    PathConflict {
+        /// The package shipping the path.
+        package: String,
+        /// The path.
+        path: String,
+        /// The package shipping the ancestor.
+        other: String,
+        /// The ancestor path.
+        ancestor: String,
+        /// `a symlink` or `a file`.
+        kind: &'static str,
     },
     /// The package cache location could not be determined.
     #[error("no package cache directory: {0} (pass --cache-dir)")]

@@ -1,21 +1,47 @@
-//! Planning layers: which files of an installed prefix go in which layer.
+//! Planning layers: which packages share a layer, from the records alone (names, sizes,
+//! dependency order), so the plan is known before anything is downloaded.
 //!
-//! `layered` gives each package its own layer in dependency order (with its `conda-meta` record,
-//! so scanners still see it), merging the rest into one layer when the budget runs out;
-//! `single` puts everything in one layer. Files no package owns go in a final layer.
+//! - `auto` (the default): the largest packages get layers of their own, the small ones share
+//!   a few buckets chosen by a hash of their name ([`super::layering::auto_groups`]), so an update
+//!   of one package changes one layer and the big, rarely-changing ones sit low;
+//! - `layered`: one layer per package in dependency order, the rest merged into one when the
+//!   budget runs out (the seed's behaviour);
+//! - `single`: the whole environment in one layer.
+//!
+//! Files no package owns (`conda-meta/history`, the package list) go in a top layer of their own,
+//! which the budget leaves room for.
 
-use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use rattler_conda_types::RepoDataRecord;
+use serde::Serialize;
 
-use rattler_conda_types::{PrefixRecord, RepoDataRecord};
+// TEMPORARY until src/conda/layering.rs lands.
+struct PlanPackage {
+    #[allow(dead_code)]
+    name: String,
+    #[allow(dead_code)]
+    size: u64,
+}
+fn layered_groups(count: usize, budget: usize) -> Vec<Vec<usize>> {
+    let mut g: Vec<Vec<usize>> = (0..count.min(budget.saturating_sub(1).max(1)))
+        .map(|i| vec![i])
+        .collect();
+    if count > g.len() {
+        g.push((g.len()..count).collect());
+    }
+    g
+}
+fn auto_groups(p: &[PlanPackage], budget: usize) -> Vec<Vec<usize>> {
+    layered_groups(p.len(), budget)
+}
 
-use super::{Error, Result};
-
-/// How the environment is split into layers (the seed's names).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+/// How the environment is split into layers.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum LayeringStrategy {
-    /// One layer per package, in dependency order, within the layer budget.
+    /// The largest packages alone, the rest in name-hashed buckets, within the layer budget.
     #[default]
+    Auto,
+    /// One layer per package, in dependency order, within the layer budget.
     Layered,
     /// The whole environment in one layer.
     Single,
@@ -24,27 +50,33 @@ pub enum LayeringStrategy {
 /// The most layers an image should have, base layers included (Docker's limit is near 125).
 pub const MAX_LAYERS: usize = 100;
 
-/// One planned layer: the files it holds, relative to the prefix.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One planned layer of packages.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LayerGroup {
     /// What the layer holds, for history and messages (`bzip2-1.0.8-h4bc722e_7`).
     pub description: String,
-    /// The packages (`name-version-build`) in it.
+    /// The packages (`name-version-build`) in it, in dependency order.
     pub packages: Vec<String>,
-    /// Files, symlinks and empty directories, relative to the prefix.
-    pub paths: Vec<PathBuf>,
+    /// Their indexes in the records the plan was made from.
+    #[serde(skip)]
+    pub members: Vec<usize>,
+    /// The packages' recorded (archive) sizes, added up.
+    pub recorded_bytes: u64,
     /// The newest build timestamp of its packages, in seconds since the epoch.
     pub timestamp: Option<u64>,
 }
 
-/// The layers planned for an environment, bottom first.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// The package layers planned for an environment, bottom first.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct LayerPlan {
+    /// The strategy that made it.
+    pub strategy: LayeringStrategy,
     /// The groups, bottom first.
     pub groups: Vec<LayerGroup>,
 }
 
-fn dist_name(r: &RepoDataRecord) -> String {
+/// `name-version-build` of a record.
+pub fn dist_name(r: &RepoDataRecord) -> String {
     let p = &r.package_record;
     format!("{}-{}-{}", p.name.as_normalized(), p.version, p.build)
 }
@@ -56,106 +88,48 @@ fn timestamp(r: &RepoDataRecord) -> Option<u64> {
         .map(|t| t.timestamp().max(0) as u64)
 }
 
-/// Every file, symlink and empty directory below `root`, relative to it.
-fn walk(root: &Path) -> Result<BTreeSet<PathBuf>> {
-    let mut out = BTreeSet::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        let mut empty = true;
-        for entry in std::fs::read_dir(&dir).map_err(Error::io("reading", &dir))? {
-            empty = false;
-            let entry = entry.map_err(Error::io("reading", &dir))?;
-            let path = entry.path();
-            let kind = entry.file_type().map_err(Error::io("reading", &path))?;
-            if kind.is_dir() {
-                stack.push(path);
-            } else {
-                out.insert(path.strip_prefix(root).unwrap_or(&path).to_path_buf());
-            }
-        }
-        if empty && dir != root {
-            out.insert(dir.strip_prefix(root).unwrap_or(&dir).to_path_buf());
-        }
-    }
-    Ok(out)
-}
-
-/// Plans the layers for the prefix at `prefix`, installed from `records` (in dependency order).
-///
-/// `budget` is how many layers the environment may add (the image limit less the base's layers).
+/// Plans the package layers for `records` (in dependency order) in at most `budget` layers.
 pub fn plan_layers(
-    prefix: &Path,
     records: &[RepoDataRecord],
     strategy: LayeringStrategy,
     budget: usize,
-) -> Result<LayerPlan> {
-    let meta = prefix.join("conda-meta");
-    let mut installed: HashMap<String, PrefixRecord> = HashMap::new();
-    for r in records {
-        let name = format!("{}.json", dist_name(r));
-        let path = meta.join(&name);
-        let record = PrefixRecord::from_path(&path).map_err(Error::io("reading", &path))?;
-        installed.insert(name, record);
-    }
-    let mut unowned = walk(prefix)?;
-    let mut groups = Vec::new();
-    for r in records {
-        let file = format!("{}.json", dist_name(r));
-        let record = &installed[&file];
-        let mut paths: Vec<PathBuf> = record
-            .paths_data
-            .paths
-            .iter()
-            .map(|p| p.relative_path.clone())
-            .collect();
-        paths.push(Path::new("conda-meta").join(&file));
-        paths.retain(|p| unowned.remove(p));
-        groups.push(LayerGroup {
-            description: dist_name(r),
-            packages: vec![dist_name(r)],
-            paths,
-            timestamp: timestamp(r),
-        });
-    }
-    let package_layers = budget.saturating_sub(1).max(1);
-    let groups = match strategy {
-        LayeringStrategy::Single => {
-            merge(groups, unowned.into_iter().collect(), "conda environment")
+) -> LayerPlan {
+    let budget = budget.max(1);
+    let groups: Vec<Vec<usize>> = match strategy {
+        LayeringStrategy::Single => vec![(0..records.len()).collect()],
+        LayeringStrategy::Layered => layered_groups(records.len(), budget),
+        LayeringStrategy::Auto => {
+            let packages: Vec<PlanPackage> = records
+                .iter()
+                .map(|r| PlanPackage {
+                    name: r.package_record.name.as_normalized().to_string(),
+                    size: r.package_record.size.unwrap_or(0),
+                })
+                .collect();
+            auto_groups(&packages, budget)
         }
-        LayeringStrategy::Layered => {
-            let mut groups = if groups.len() > package_layers {
-                let rest = groups.split_off(package_layers.saturating_sub(1));
-                let n = rest.len();
-                groups.extend(merge(rest, Vec::new(), &format!("{n} more packages")));
-                groups
-            } else {
-                groups
+    };
+    let groups = groups
+        .into_iter()
+        .filter(|members| !members.is_empty())
+        .map(|members| {
+            let packages: Vec<String> = members.iter().map(|&i| dist_name(&records[i])).collect();
+            let description = match (strategy, packages.as_slice()) {
+                (LayeringStrategy::Single, _) => "conda environment".to_string(),
+                (_, [one]) => one.clone(),
+                (_, many) => format!("{} packages", many.len()),
             };
-            if !unowned.is_empty() {
-                groups.push(LayerGroup {
-                    description: "environment files owned by no package".into(),
-                    packages: Vec::new(),
-                    paths: unowned.into_iter().collect(),
-                    timestamp: None,
-                });
+            LayerGroup {
+                description,
+                recorded_bytes: members
+                    .iter()
+                    .map(|&i| records[i].package_record.size.unwrap_or(0))
+                    .sum(),
+                timestamp: members.iter().filter_map(|&i| timestamp(&records[i])).max(),
+                packages,
+                members,
             }
-            groups
-        }
-    };
-    Ok(LayerPlan { groups })
-}
-
-fn merge(groups: Vec<LayerGroup>, extra: Vec<PathBuf>, description: &str) -> Vec<LayerGroup> {
-    let timestamp = groups.iter().filter_map(|g| g.timestamp).max();
-    let mut merged = LayerGroup {
-        description: description.to_string(),
-        packages: Vec::new(),
-        paths: extra,
-        timestamp,
-    };
-    for g in groups {
-        merged.packages.extend(g.packages);
-        merged.paths.extend(g.paths);
-    }
-    vec![merged]
+        })
+        .collect();
+    LayerPlan { strategy, groups }
 }

@@ -4,15 +4,24 @@
 //! parent directories added as `0755`, uid/gid 0 with no user or group names, one mtime for all.
 
 use std::collections::BTreeMap;
+use std::fmt;
 use std::fs::File;
-use std::io::{self, Write};
+use std::io::{self, Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 use super::cancel::Cancel;
 
+/// The bytes of a regular file, produced when the tar is written (read from a package,
+/// patched on the way, ...).
+pub trait FileSource: Send + Sync + fmt::Debug {
+    /// The file's size and a reader of exactly that many bytes.
+    fn open(&self) -> io::Result<(u64, Box<dyn Read + '_>)>;
+}
+
 /// What one entry of a layer holds.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug)]
 pub enum EntryData {
     /// A directory.
     Dir,
@@ -20,9 +29,29 @@ pub enum EntryData {
     File(PathBuf),
     /// A regular file with these bytes.
     Bytes(Vec<u8>),
+    /// A regular file whose bytes `FileSource` gives when the tar is written.
+    Source(Arc<dyn FileSource>),
     /// A symbolic link to this target.
     Symlink(PathBuf),
+    /// A hard link to another entry of the same layer (its path inside the image).
+    HardLink(PathBuf),
 }
+
+impl PartialEq for EntryData {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (Self::Dir, Self::Dir) => true,
+            (Self::File(a), Self::File(b))
+            | (Self::Symlink(a), Self::Symlink(b))
+            | (Self::HardLink(a), Self::HardLink(b)) => a == b,
+            (Self::Bytes(a), Self::Bytes(b)) => a == b,
+            (Self::Source(a), Self::Source(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        }
+    }
+}
+
+impl Eq for EntryData {}
 
 /// One entry of a layer: its path inside the image, its content and its permission bits.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -163,18 +192,65 @@ pub fn write_layer_tar_owned(
                 header.set_size(bytes.len() as u64);
                 builder.append_data(&mut header, &entry.path, bytes.as_slice())?;
             }
+            EntryData::HardLink(target) => {
+                header.set_entry_type(tar::EntryType::Link);
+                header.set_size(0);
+                builder.append_link(&mut header, &entry.path, target)?;
+            }
             EntryData::File(source) => {
                 let file = File::open(source).map_err(|e| {
                     io::Error::new(e.kind(), format!("reading `{}`: {e}", source.display()))
                 })?;
                 let len = file.metadata()?.len();
-                header.set_entry_type(tar::EntryType::Regular);
-                header.set_size(len);
-                builder.append_data(&mut header, &entry.path, io::Read::take(file, len))?;
+                append_exact(&mut builder, &mut header, &entry.path, len, file)?;
+            }
+            EntryData::Source(source) => {
+                let (len, reader) = source.open()?;
+                append_exact(&mut builder, &mut header, &entry.path, len, reader)?;
             }
         }
     }
     builder.finish()
+}
+
+/// Appends a regular file of `len` bytes read from `data`; a source that gives fewer or more
+/// bytes (a file that changed while read) is an error, never a corrupt tar.
+fn append_exact(
+    builder: &mut tar::Builder<&mut dyn Write>,
+    header: &mut tar::Header,
+    path: &Path,
+    len: u64,
+    data: impl Read,
+) -> io::Result<()> {
+    header.set_entry_type(tar::EntryType::Regular);
+    header.set_size(len);
+    let mut exact = Exact {
+        inner: data.take(len + 1),
+        left: len,
+        path,
+    };
+    builder.append_data(header, path, &mut exact)
+}
+
+/// A reader of exactly `left` bytes.
+struct Exact<'a, R> {
+    inner: R,
+    left: u64,
+    path: &'a Path,
+}
+
+impl<R: Read> Read for Exact<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left || (n == 0 && self.left > 0 && !buf.is_empty()) {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                format!("`{}` changed size while it was read", self.path.display()),
+            ));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
 }
 
 /// A reader over a layer tar that fails when an entry's path (or a hard link's target) is

@@ -40,7 +40,7 @@ impl Image {
             let rel = dir.strip_prefix(path).unwrap_or(Path::new(""));
             let entry =
                 Entry::from_fs(&dir, arc_root.join(rel)).map_err(Error::io("reading", &dir))?;
-            if entry.data == EntryData::Dir {
+            if matches!(entry.data, EntryData::Dir) {
                 for child in std::fs::read_dir(&dir).map_err(Error::io("reading", &dir))? {
                     stack.push(child.map_err(Error::io("reading", &dir))?.path());
                 }

@@ -75,6 +75,7 @@ impl BlobCache {
         let size = std::fs::metadata(self.blob_path(&written.digest))
             .ok()?
             .len();
+        touch(&self.blob_path(&written.digest));
         (written.diff_id == *diff_id && size == written.size).then_some(written)
     }
 
@@ -88,6 +89,54 @@ impl BlobCache {
         temp.write_all(&bytes)
             .map_err(Error::io("writing", &path))?;
         persist(temp, &path)
+    }
+
+    /// The store's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The layer made before from the inputs `key` names, if its tar is still stored.
+    pub fn keyed_layer(&self, key: &Digest) -> Option<KeyedLayer> {
+        let bytes = std::fs::read(self.bucket("layer-keys").join(key.hex())).ok()?;
+        let layer: KeyedLayer = serde_json::from_slice(&bytes).ok()?;
+        let blob = self.blob_path(&layer.diff_id);
+        let size = std::fs::metadata(&blob).ok()?.len();
+        // Mark both as used, for `cache prune --older-than`.
+        touch(&self.bucket("layer-keys").join(key.hex()));
+        touch(&blob);
+        (size == layer.size).then_some(layer)
+    }
+
+    /// Stores the uncompressed layer tar `write` makes as a blob (named by its diff_id, hashed
+    /// on the way) and, when given, remembers it under the inputs' `key`. Nothing is visible
+    /// until the tar is complete.
+    pub fn put_layer(
+        &self,
+        key: Option<&Digest>,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<KeyedLayer> {
+        let temp = self.temp_blob()?;
+        let temp_path = temp.path().to_path_buf();
+        let mut out = crate::image::digest::HashingWriter::new(std::io::BufWriter::with_capacity(
+            1 << 20,
+            temp.as_file(),
+        ));
+        write(&mut out).map_err(Error::io("writing layer", &temp_path))?;
+        let (diff_id, size, mut buffered) = out.finish();
+        buffered
+            .flush()
+            .map_err(Error::io("writing layer", &temp_path))?;
+        drop(buffered);
+        self.commit(temp, &diff_id)?;
+        let layer = KeyedLayer { diff_id, size };
+        if let Some(key) = key {
+            let path = self.bucket("layer-keys").join(key.hex());
+            let bytes =
+                serde_json::to_vec(&layer).map_err(|e| Error::io("writing", &path)(e.into()))?;
+            crate::atomic::write(&path, &bytes).map_err(Error::io("writing", &path))?;
+        }
+        Ok(layer)
     }
 
     /// A temporary file in the blob bucket, to be [`BlobCache::commit`]ted.
@@ -108,6 +157,15 @@ impl BlobCache {
         }
         Ok(path)
     }
+}
+
+/// An uncompressed layer tar in the store, found by the inputs it was made from.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeyedLayer {
+    /// The tar's digest (its blob's name).
+    pub diff_id: Digest,
+    /// The tar's size.
+    pub size: u64,
 }
 
 /// A layer's compressed blob from an earlier write, found by the diff_id of its tar. `None` for
@@ -193,8 +251,11 @@ pub(crate) fn copy_file(source: &Path, dest: &Path) -> Result<()> {
     persist(temp, dest)
 }
 
-fn persist(temp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
-    temp.persist(path)
-        .map_err(|e| Error::io("writing", path)(e.error))?;
-    Ok(())
+use super::persist;
+
+/// Sets a cache file's mtime to now (its last use); a failure only makes it look older.
+fn touch(path: &Path) {
+    if let Ok(f) = std::fs::File::options().append(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
 }

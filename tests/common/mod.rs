@@ -1,6 +1,7 @@
 //! Shared test support: the fixture channel, a glibc base image, and the real tools.
 #![allow(dead_code)]
 
+pub mod archive;
 pub mod base;
 pub mod tools;
 

@@ -28,6 +28,8 @@ pub enum Command {
     Inspect(InspectArgs),
     /// Copy an image between transports (docker-archive, OCI layout, oci-archive, registry).
     Copy(CopyArgs),
+    /// Show or prune conda-docker's caches (blobs, layer keys, package contents).
+    Cache(CacheArgs),
 }
 
 /// Registry credentials, plain HTTP and the cache: shared by every command that reads or
@@ -140,7 +142,10 @@ impl TlsArgs {
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum Layering {
-    /// One layer per package, in dependency order (at most 100 layers in all).
+    /// The largest packages alone, the small ones in a few buckets by name, so an update
+    /// changes few layers.
+    Auto,
+    /// One layer per package, in dependency order (the rest in one when the budget runs out).
     Layered,
     /// The whole environment in one layer.
     Single,
@@ -224,14 +229,71 @@ pub struct BuildArgs {
     pub virtual_packages: Vec<String>,
     /// Output (repeatable): a path writes a docker-archive, `oci:DIR[:TAG]` an OCI image layout,
     /// `oci-archive:PATH[:TAG]` an OCI layout in a tar, `docker://REGISTRY/REPO:TAG` pushes.
-    #[arg(short, long = "output", value_name = "OUTPUT", required = true)]
+    #[arg(
+        short,
+        long = "output",
+        value_name = "OUTPUT",
+        required_unless_present = "dry_run"
+    )]
     pub outputs: Vec<String>,
+    /// Print the layer plan (each layer's packages and recorded bytes, and what would be
+    /// downloaded) without downloading or writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: print the plan as JSON (an array, one entry per platform).
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
     /// Where the environment lives inside the image.
     #[arg(long, default_value = "/opt/conda")]
     pub target_prefix: PathBuf,
     /// How packages are split into layers.
-    #[arg(long, value_enum, default_value = "layered")]
+    #[arg(long, value_enum, default_value = "auto")]
     pub layering_strategy: Layering,
+    /// The most layers the image may have, the base image's included.
+    #[arg(long, value_name = "N", default_value_t = conda_docker::conda::plan::MAX_LAYERS,
+          value_parser = clap::value_parser!(usize))]
+    pub max_layers: usize,
+    /// Also leave out these file groups (repeatable, comma-separated): `docs` (share/man,
+    /// share/info, share/doc, share/gtk-doc), `headers` (include/). `static-libs` (*.a) and
+    /// `js-maps` (*.js.map) are left out by default.
+    #[arg(
+        long,
+        value_name = "GROUP",
+        value_delimiter = ',',
+        conflicts_with = "no_trim"
+    )]
+    pub trim: Vec<String>,
+    /// Keep every file of every package.
+    #[arg(long)]
+    pub no_trim: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct CacheArgs {
+    #[command(subcommand)]
+    pub action: CacheAction,
+    /// The cache directory (default: ~/.cache/conda-docker).
+    #[arg(long, env = "CONDA_DOCKER_CACHE_DIR", global = true)]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Show where the caches are, how many entries they hold and their size.
+    Info {
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove cache entries: those unused for --older-than DAYS, or all with --all.
+    Prune {
+        /// Remove entries not used for this many days.
+        #[arg(long, value_name = "DAYS", required_unless_present = "all")]
+        older_than: Option<u64>,
+        /// Remove everything.
+        #[arg(long, conflicts_with = "older_than")]
+        all: bool,
+    },
 }

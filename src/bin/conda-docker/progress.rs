@@ -87,7 +87,7 @@ fn stage_name(stage: Stage) -> &'static str {
     match stage {
         Stage::ReadBase => "reading base image",
         Stage::Solve => "solving",
-        Stage::Install => "installing",
+        Stage::Install => "fetching",
         Stage::Write => "writing",
     }
 }
@@ -106,8 +106,17 @@ impl Reporter for Progress {
 
     fn stage_finished(&self, stage: Stage, message: &str) {
         self.set_bar(None);
-        if stage != Stage::Install {
-            self.note(&format!("{}: {message}", stage_name(stage)));
+        self.note(&format!("{}: {message}", stage_name(stage)));
+    }
+
+    fn warning(&self, message: &str) {
+        if self.quiet {
+            return;
+        }
+        if let Some(bar) = self.bar.lock().ok().as_deref().and_then(Option::as_ref) {
+            bar.suspend(|| eprintln!("warning: {message}"));
+        } else {
+            eprintln!("warning: {message}");
         }
     }
 
@@ -118,7 +127,7 @@ impl Reporter for Progress {
         let bar =
             ProgressBar::with_draw_target(Some(packages as u64), ProgressDrawTarget::stderr());
         bar.set_style(
-            ProgressStyle::with_template("installing {bar:30} {pos}/{len} {msg}")
+            ProgressStyle::with_template("fetching {bar:30} {pos}/{len} {msg}")
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
         );
         self.set_bar(Some(bar));

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use conda_docker::build::Builder;
+use conda_docker::conda::place::Trim;
 use conda_docker::conda::plan::LayeringStrategy;
 use conda_docker::image::{Cancel, Image, Reference};
 use conda_docker::input::Input;
@@ -143,9 +144,24 @@ pub(crate) async fn build(
         }
         .check_writable()?;
     }
+    if args.max_layers < 2 {
+        anyhow::bail!(
+            "--max-layers {}: an image needs at least 2 layers (the packages and the environment files)",
+            args.max_layers
+        );
+    }
+    let trim = if args.no_trim {
+        Trim::NONE
+    } else {
+        args.trim
+            .iter()
+            .try_fold(Trim::default(), |t, g| t.with_group(g.trim()))
+            .map_err(|e| anyhow::anyhow!("--trim: {e}"))?
+    };
     let channels = first.channels.clone();
     let reporter: Arc<dyn Reporter> = progress.clone();
     let mut built = Vec::new();
+    let mut plans = Vec::new();
     let mut blob_cache = None;
     for (platform, input) in platforms.iter().zip(inputs) {
         let mut builder = Builder::from_input(input)
@@ -153,9 +169,12 @@ pub(crate) async fn build(
             .with_base(args.base.clone())
             .with_target_prefix(args.target_prefix.clone())
             .with_layering(match args.layering_strategy {
+                Layering::Auto => LayeringStrategy::Auto,
                 Layering::Layered => LayeringStrategy::Layered,
                 Layering::Single => LayeringStrategy::Single,
             })
+            .with_max_layers(args.max_layers)
+            .with_trim(trim)
             .with_settings(settings.clone())
             .with_cancel(cancel.clone())
             .with_reporter(reporter.clone());
@@ -172,10 +191,21 @@ pub(crate) async fn build(
             "--base-creds",
         )?));
         blob_cache = Some(builder.blob_cache());
+        if args.dry_run {
+            plans.push(tokio::select! {
+                plan = builder.dry_run() => plan?,
+                () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+            });
+            continue;
+        }
         built.push(tokio::select! {
             built = builder.build() => built?,
             () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
         });
+    }
+    if args.dry_run {
+        print_plans(&plans, args.json)?;
+        return Ok(());
     }
     let remote = Remote {
         options: args
@@ -300,4 +330,40 @@ fn push_summary(stats: &transport::registry::PushStats) -> String {
         "{} blobs uploaded, {} already there, {} mounted, {} layers not compressed again",
         stats.uploaded, stats.skipped, stats.mounted, stats.compressed_reused
     )
+}
+
+/// Prints `--dry-run`'s plans: JSON, or a table a person reads.
+fn print_plans(plans: &[conda_docker::build::DryRun], json: bool) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(plans)?);
+        return Ok(());
+    }
+    for plan in plans {
+        println!(
+            "{}: {} package layers ({:?}, budget {}) on {} base layers, plus the environment files",
+            plan.platform,
+            plan.plan.groups.len(),
+            plan.plan.strategy,
+            plan.budget,
+            plan.base_layers
+        );
+        for (i, group) in plan.plan.groups.iter().enumerate() {
+            println!(
+                "  layer {:>3}  {:>10}  {}",
+                i + 1,
+                crate::progress::human_bytes(group.recorded_bytes),
+                group.packages.join(" ")
+            );
+        }
+        let bytes: u64 = plan.downloads.iter().filter_map(|d| d.size).sum();
+        println!(
+            "  to download: {} packages, {}",
+            plan.downloads.len(),
+            crate::progress::human_bytes(bytes)
+        );
+        for d in &plan.downloads {
+            println!("    {} {}", d.package, d.url);
+        }
+    }
+    Ok(())
 }

@@ -1,6 +1,7 @@
 //! Each command as a plain function returning a result; [`run`] prints errors with their causes.
 
 mod build;
+mod cache;
 mod copy;
 mod inspect;
 mod login;
@@ -48,6 +49,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Login(args) => login::login(args).await,
             Command::Inspect(args) => inspect::inspect(args, cancel.clone()).await,
             Command::Copy(args) => copy::copy(args, cancel.clone(), progress.clone()).await,
+            Command::Cache(args) => cache::cache(args),
         };
         watcher.abort();
         r

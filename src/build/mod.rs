@@ -12,20 +12,28 @@
 //! # Ok(()) }
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rattler_conda_types::{GenericVirtualPackage, RepoDataRecord, Subdir};
 
-use crate::conda::install::{InstallOptions, StagedPrefix};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::conda::contents::{ContentsCache, PackageContents};
+use crate::conda::fetch::Fetcher;
 use crate::conda::lock::LockedPackage;
-use crate::conda::plan::{LayerPlan, LayeringStrategy, MAX_LAYERS, plan_layers};
-use crate::conda::{channel, install, solve};
+use crate::conda::place::{self, Clobber, Trim};
+use crate::conda::plan::{LayerGroup, LayerPlan, LayeringStrategy, MAX_LAYERS, plan_layers};
+use crate::conda::{channel, plan, solve};
 use crate::image::config::rfc3339;
 use crate::image::layer::EntriesLayer;
-use crate::image::layer_tar::{Entry, Ownership};
-use crate::image::{Cancel, History, Image, Layer, Platform};
+use crate::image::layer_tar::{Entry, EntryData, Ownership};
+use crate::image::{Cancel, Digest, History, Image, Layer, Platform};
+use crate::transport::blob_cache::KeyedLayer;
+use compose::{LayerSettings, Member};
+
+pub mod compose;
 use crate::reporter::{NoReporter, Reporter, Stage};
 use crate::settings::ImageSettings;
 use crate::transport::registry::{BlobCache, RegistryOptions};
@@ -115,6 +123,8 @@ pub struct Builder {
     base: String,
     target_prefix: PathBuf,
     strategy: LayeringStrategy,
+    max_layers: usize,
+    trim: Trim,
     cache_dir: Option<PathBuf>,
     source_date_epoch: Option<u64>,
     cancel: Cancel,
@@ -146,7 +156,9 @@ impl Builder {
             subdir: "linux-64".into(),
             base: "scratch".into(),
             target_prefix: PathBuf::from("/opt/conda"),
-            strategy: LayeringStrategy::Layered,
+            strategy: LayeringStrategy::Auto,
+            max_layers: MAX_LAYERS,
+            trim: Trim::default(),
             cache_dir: None,
             source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
                 .ok()
@@ -237,9 +249,21 @@ impl Builder {
         self
     }
 
-    /// How packages are split into layers. By default, one layer per package.
+    /// How packages are split into layers. By default, [`LayeringStrategy::Auto`].
     pub fn with_layering(mut self, strategy: LayeringStrategy) -> Self {
         self.strategy = strategy;
+        self
+    }
+
+    /// The most layers the image may have, the base's included. By default, [`MAX_LAYERS`].
+    pub fn with_max_layers(mut self, max_layers: usize) -> Self {
+        self.max_layers = max_layers;
+        self
+    }
+
+    /// Which files are left out. By default static libraries and `*.js.map` ([`Trim::default`]).
+    pub fn with_trim(mut self, trim: Trim) -> Self {
+        self.trim = trim;
         self
     }
 
@@ -269,6 +293,12 @@ impl Builder {
         BlobCache::for_cache_dir(self.cache_dir.as_deref())
     }
 
+    /// The cache of what each package holds, beside the blob cache.
+    fn contents_cache(&self) -> ContentsCache {
+        let dirs = crate::cache::cache_dirs(self.cache_dir.as_deref());
+        ContentsCache::new(&dirs[1].1)
+    }
+
     /// A flag that stops the build when set.
     pub fn with_cancel(mut self, cancel: Cancel) -> Self {
         self.cancel = cancel;
@@ -281,50 +311,62 @@ impl Builder {
         self
     }
 
-    /// Resolves, installs and layers the environment on the base image.
+    /// Resolves the environment, composes its layers from the packages (or takes them from the
+    /// layer cache) and puts them on the base image.
     pub async fn build(self) -> Result<BuiltImage, Error> {
-        if matches!(&self.packages, Packages::Specs(s) if s.is_empty()) {
-            return Err(Error::NoSpecs);
-        }
-        let subdir = channel::parse_subdir(&self.subdir)?;
-        let platform = oci_platform(subdir);
-        let target_prefix = absolute_prefix(&self.target_prefix)?;
-        let user = self.settings.user_spec().map_err(Error::Settings)?;
-        let cache_dir = match &self.cache_dir {
-            Some(d) => d.clone(),
-            None => rattler_cache::default_cache_dir()
-                .map_err(|e| crate::conda::Error::CacheDir(e.to_string()))?,
-        };
-
+        let Prepared {
+            subdir,
+            target_prefix,
+            user,
+            cache_dir,
+            base,
+            records,
+            client,
+        } = self.prepare().await?;
         let reporter = self.reporter.as_ref();
-        let base = self.read_base(subdir, &platform).await?;
-        self.check_cancel()?;
 
-        let client = solve::http_client();
-        let gateway = solve::gateway(&cache_dir, client.clone());
-        let records = self.resolve(&gateway, subdir, &base).await?;
-        reporter.stage_finished(Stage::Solve, &format!("{} packages", records.len()));
-        self.check_cancel()?;
-
+        // What each package holds: from the contents cache, else fetched and read.
         reporter.stage_started(Stage::Install, &format!("{} packages", records.len()));
         reporter.install_started(records.len());
-        let options = InstallOptions {
-            cache_dir,
-            subdir,
-            target_prefix: target_prefix.clone(),
-        };
-        let staged =
-            install::install(records.clone(), &options, client, self.reporter.clone()).await?;
-        let package_list = crate::conda::lock::explicit_text(&records, subdir);
-        let list_path = staged.path().join(PACKAGE_LIST);
-        std::fs::write(&list_path, &package_list)
-            .map_err(crate::conda::Error::io("writing", &list_path))?;
-        let activation = install::activation_variables(staged.path())?;
-        reporter.stage_finished(Stage::Install, &format!("{} packages", records.len()));
+        let blob_cache = self.blob_cache();
+        let contents_cache = self.contents_cache();
+        let fetcher = Fetcher::new(&cache_dir, client, self.reporter.clone());
+        let cache_lock = fetcher.lock().await?;
+        let contents: Vec<Arc<PackageContents>> =
+            futures::stream::iter(records.iter().map(|r| fetcher.contents(r, &contents_cache)))
+                .buffered(CONCURRENT_PACKAGES)
+                .try_collect()
+                .await?;
         self.check_cancel()?;
 
-        let budget = MAX_LAYERS.saturating_sub(base.layers().len() + usize::from(user.is_some()));
-        let plan = plan_layers(staged.path(), &records, self.strategy, budget)?;
+        let python = place::python_info(&records, subdir)?;
+        let content_refs: Vec<&PackageContents> = contents.iter().map(|c| c.as_ref()).collect();
+        let placement = place::place(
+            &records,
+            &content_refs,
+            python.as_ref(),
+            &target_prefix,
+            self.trim,
+        )?;
+        for c in &placement.clobbers {
+            reporter.warning(&format!(
+                "`{}` and `{}` both ship `{}`; the image gets `{}`'s (the later in dependency order)",
+                c.loser, c.winner, c.path, c.winner
+            ));
+        }
+        let dists: Vec<String> = records.iter().map(|r| r.identifier.to_string()).collect();
+        compose::check_placeholders(
+            &dists
+                .iter()
+                .map(String::as_str)
+                .zip(content_refs.iter().copied())
+                .collect::<Vec<_>>(),
+            &target_prefix,
+        )?;
+
+        let taken = base.layers().len() + usize::from(user.is_some()) + 1;
+        let budget = self.max_layers.saturating_sub(taken).max(1);
+        let plan = plan_layers(&records, self.strategy, budget);
         let epoch = self
             .source_date_epoch
             .or_else(|| plan.groups.iter().filter_map(|g| g.timestamp).max())
@@ -340,7 +382,116 @@ impl Builder {
             }),
             _ => None,
         };
-        let mut image = assemble(base, &staged, &plan, epoch, self.source_date_epoch, owner)?;
+        let clamp = self.source_date_epoch.unwrap_or(u64::MAX);
+        let layer_settings: Vec<LayerSettings> = plan
+            .groups
+            .iter()
+            .map(|g| LayerSettings {
+                target_prefix: target_prefix.clone(),
+                owner: owner.clone(),
+                mtime: g.timestamp.unwrap_or(epoch).min(clamp),
+                trim: self.trim,
+            })
+            .collect();
+        let members = |group: &LayerGroup| -> Vec<Member<'_>> {
+            group
+                .members
+                .iter()
+                .map(|&i| Member {
+                    dist: dists[i].clone(),
+                    package_key: ContentsCache::key(&records[i]),
+                    contents: &contents[i],
+                    placed: &placement.packages[i],
+                })
+                .collect()
+        };
+        // `single` puts the files no package owns in its one layer too.
+        let package_list = crate::conda::lock::explicit_text(&records, subdir);
+        let top = top_entries(&target_prefix, &package_list);
+        let (extra, extra_digest) = match self.strategy {
+            LayeringStrategy::Single => (top.clone(), Some(Digest::of(package_list.as_bytes()))),
+            _ => (Vec::new(), None),
+        };
+        let keys: Vec<Option<Digest>> = plan
+            .groups
+            .iter()
+            .zip(&layer_settings)
+            .map(|(g, s)| compose::layer_key(&members(g), extra_digest.as_ref(), s))
+            .collect();
+        let mut stored: Vec<Option<KeyedLayer>> = keys
+            .iter()
+            .map(|k| k.as_ref().and_then(|k| blob_cache.keyed_layer(k)))
+            .collect();
+
+        // Layers nobody has made yet: fetch their packages, then compose them, in parallel.
+        let missing: Vec<usize> = (0..plan.groups.len())
+            .filter(|&g| stored[g].is_none())
+            .collect();
+        let mut dirs: HashMap<String, PathBuf> = HashMap::new();
+        let wanted: Vec<usize> = missing
+            .iter()
+            .flat_map(|&g| plan.groups[g].members.iter().copied())
+            .collect();
+        let fetched: Vec<PathBuf> =
+            futures::stream::iter(wanted.iter().map(|&i| fetcher.fetch(&records[i])))
+                .buffered(CONCURRENT_PACKAGES)
+                .try_collect()
+                .await?;
+        for (&i, dir) in wanted.iter().zip(fetched) {
+            dirs.insert(dists[i].clone(), dir);
+        }
+        let trimmed = placement.trimmed_bytes;
+        reporter.stage_finished(
+            Stage::Install,
+            &format!(
+                "{} packages, {} of {} layers to make, {} trimmed",
+                records.len(),
+                missing.len(),
+                plan.groups.len(),
+                human_bytes(trimmed)
+            ),
+        );
+        self.check_cancel()?;
+        if !missing.is_empty() {
+            let made = {
+                let jobs: Vec<(usize, Vec<Member<'_>>)> = missing
+                    .iter()
+                    .map(|&g| (g, members(&plan.groups[g])))
+                    .collect();
+                make_layers(
+                    &jobs,
+                    &extra,
+                    &dirs,
+                    &layer_settings,
+                    &keys,
+                    &blob_cache,
+                    &self.cancel,
+                )
+            };
+            for (g, layer) in made? {
+                stored[g] = Some(layer);
+            }
+        }
+
+        drop(cache_lock);
+        let mut image = base;
+        for ((group, layer), settings) in plan.groups.iter().zip(&stored).zip(&layer_settings) {
+            let layer = layer.as_ref().ok_or(Error::Cancelled)?;
+            let comment = (!group.packages.is_empty()).then(|| group.packages.join(" "));
+            image.push_layer(
+                compose::cached_layer(&blob_cache, layer, group.description.clone()),
+                History {
+                    created: Some(rfc3339(settings.mtime)),
+                    created_by: Some(format!("conda-docker: {}", group.description)),
+                    comment,
+                    ..Default::default()
+                },
+            );
+        }
+        if extra.is_empty() {
+            push_top_layer(&mut image, top, epoch.min(clamp), owner.as_ref());
+        }
+        set_prefix_env(&mut image, &target_prefix, epoch);
         if let Some(u) = &user {
             image
                 .add_user(&u.name, u.uid, u.gid, epoch, &self.cancel)
@@ -349,12 +500,92 @@ impl Builder {
                     other => Error::Image(other),
                 })?;
         }
-        self.configure(&mut image, &activation, &package_list)?;
+        self.configure(&mut image, &placement.activation, &package_list)?;
         Ok(BuiltImage {
             image,
             records,
             plan,
-            _staged: staged,
+            clobbers: placement.clobbers,
+            trimmed_bytes: trimmed,
+        })
+    }
+
+    /// What every build and plan starts with: the settings checked, the base read and the
+    /// exact packages resolved.
+    async fn prepare(&self) -> Result<Prepared, Error> {
+        if matches!(&self.packages, Packages::Specs(s) if s.is_empty()) {
+            return Err(Error::NoSpecs);
+        }
+        let subdir = channel::parse_subdir(&self.subdir)?;
+        let platform = oci_platform(subdir);
+        let target_prefix = absolute_prefix(&self.target_prefix)?;
+        let user = self.settings.user_spec().map_err(Error::Settings)?;
+        let cache_dir = match &self.cache_dir {
+            Some(d) => d.clone(),
+            None => rattler_cache::default_cache_dir()
+                .map_err(|e| crate::conda::Error::CacheDir(e.to_string()))?,
+        };
+        let base = self.read_base(subdir, &platform).await?;
+        self.check_cancel()?;
+        let client = solve::http_client();
+        let gateway = solve::gateway(&cache_dir, client.clone());
+        let records = self.resolve(&gateway, subdir, &base).await?;
+        self.reporter
+            .stage_finished(Stage::Solve, &format!("{} packages", records.len()));
+        self.check_cancel()?;
+        Ok(Prepared {
+            subdir,
+            target_prefix,
+            user,
+            cache_dir,
+            base,
+            records,
+            client,
+        })
+    }
+
+    /// The layer plan of the build, made from the records alone, without downloading or
+    /// composing anything: which layers, with which packages, and which packages the package
+    /// cache lacks.
+    pub async fn dry_run(self) -> Result<DryRun, Error> {
+        let Prepared {
+            user,
+            cache_dir,
+            base,
+            records,
+            ..
+        } = self.prepare().await?;
+        let taken = base.layers().len() + usize::from(user.is_some()) + 1;
+        let budget = self.max_layers.saturating_sub(taken).max(1);
+        let plan = plan_layers(&records, self.strategy, budget);
+        let cache = rattler_cache::package_cache::PackageCache::new(
+            cache_dir.join(rattler_cache::PACKAGE_CACHE_DIR),
+        );
+        let index = cache.index().await.map_err(crate::conda::Error::io(
+            "reading the package cache",
+            &cache_dir,
+        ))?;
+        let contents_cache = self.contents_cache();
+        let downloads = records
+            .iter()
+            .filter(|r| {
+                !index.contains_record(r)
+                    && ContentsCache::key(r)
+                        .and_then(|k| contents_cache.get(&k))
+                        .is_none()
+            })
+            .map(|r| Download {
+                package: plan::dist_name(r),
+                url: r.url.to_string(),
+                size: r.package_record.size,
+            })
+            .collect();
+        Ok(DryRun {
+            platform: self.subdir.clone(),
+            base_layers: base.layers().len(),
+            budget,
+            plan,
+            downloads,
         })
     }
 
@@ -488,49 +719,142 @@ fn absolute_prefix(prefix: &Path) -> Result<PathBuf, Error> {
     Ok(prefix.to_path_buf())
 }
 
-/// Puts the planned layers on the base and sets the environment in the config.
-fn assemble(
-    mut image: Image,
-    staged: &StagedPrefix,
-    plan: &LayerPlan,
-    created: u64,
-    clamp: Option<u64>,
-    owner: Option<Ownership>,
-) -> Result<Image, Error> {
-    let prefix = staged.target_prefix();
-    let in_image = prefix.strip_prefix("/").unwrap_or(prefix);
-    for group in &plan.groups {
-        let mtime = group
-            .timestamp
-            .unwrap_or(created)
-            .min(clamp.unwrap_or(u64::MAX));
-        let entries = group
-            .paths
-            .iter()
-            .map(|rel| {
-                let source = staged.path().join(rel);
-                Entry::from_fs(&source, in_image.join(rel))
-                    .map_err(crate::image::Error::io("reading", &source))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let comment = (!group.packages.is_empty()).then(|| group.packages.join(" "));
-        image.push_layer(
-            Layer::from_tar_source(
-                Arc::new(EntriesLayer {
-                    entries,
-                    mtime,
-                    owner: owner.clone(),
-                }),
-                group.description.clone(),
-            ),
-            History {
-                created: Some(rfc3339(created)),
-                created_by: Some(format!("conda-docker: {}", group.description)),
-                comment,
-                ..Default::default()
-            },
-        );
+/// What [`Builder::prepare`] found.
+struct Prepared {
+    subdir: Subdir,
+    target_prefix: PathBuf,
+    user: Option<crate::settings::UserSpec>,
+    cache_dir: PathBuf,
+    base: Image,
+    records: Vec<RepoDataRecord>,
+    client: reqwest_middleware::ClientWithMiddleware,
+}
+
+/// What a build would do ([`Builder::dry_run`]).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DryRun {
+    /// The conda platform.
+    pub platform: String,
+    /// How many layers the base image has.
+    pub base_layers: usize,
+    /// How many layers the packages may use.
+    pub budget: usize,
+    /// The package layers, bottom first.
+    #[serde(flatten)]
+    pub plan: LayerPlan,
+    /// Packages neither the package cache nor the contents cache has.
+    pub downloads: Vec<Download>,
+}
+
+/// A package a build would download.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Download {
+    /// `name-version-build`.
+    pub package: String,
+    /// Where from.
+    pub url: String,
+    /// Its recorded size.
+    pub size: Option<u64>,
+}
+
+/// How many packages are fetched or read at once.
+const CONCURRENT_PACKAGES: usize = 8;
+
+/// Makes the missing layers, as many at once as there are cores.
+fn make_layers(
+    jobs: &[(usize, Vec<Member<'_>>)],
+    extra: &[Entry],
+    dirs: &HashMap<String, PathBuf>,
+    settings: &[LayerSettings],
+    keys: &[Option<Digest>],
+    cache: &BlobCache,
+    cancel: &Cancel,
+) -> Result<Vec<(usize, KeyedLayer)>, Error> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(jobs.len())
+        .max(1);
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results = std::sync::Mutex::new(Vec::with_capacity(jobs.len()));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                loop {
+                    let at = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some((g, members)) = jobs.get(at) else {
+                        break;
+                    };
+                    let made = compose::make_layer(
+                        members,
+                        extra,
+                        dirs,
+                        &settings[*g],
+                        keys[*g].as_ref(),
+                        cache,
+                        cancel,
+                    );
+                    let failed = made.is_err();
+                    if let Ok(mut r) = results.lock() {
+                        r.push((*g, made));
+                    }
+                    if failed {
+                        // Stop the other workers: the build fails anyway.
+                        next.store(jobs.len(), std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let mut made = Vec::new();
+    for (g, result) in results.into_inner().unwrap_or_default() {
+        made.push((g, result?));
     }
+    if cancel.is_cancelled() {
+        return Err(Error::Cancelled);
+    }
+    Ok(made)
+}
+
+/// The files no package owns: `conda-meta/history` and the package list.
+fn top_entries(prefix: &Path, package_list: &str) -> Vec<Entry> {
+    let in_image = prefix.strip_prefix("/").unwrap_or(prefix);
+    vec![
+        Entry {
+            path: in_image.join("conda-meta/history"),
+            data: EntryData::Bytes(Vec::new()),
+            mode: 0o644,
+        },
+        Entry {
+            path: in_image.join(PACKAGE_LIST),
+            data: EntryData::Bytes(package_list.as_bytes().to_vec()),
+            mode: 0o644,
+        },
+    ]
+}
+
+/// The top layer, of the files no package owns.
+fn push_top_layer(image: &mut Image, entries: Vec<Entry>, mtime: u64, owner: Option<&Ownership>) {
+    let description = "environment files owned by no package";
+    image.push_layer(
+        Layer::from_tar_source(
+            Arc::new(EntriesLayer {
+                entries,
+                mtime,
+                owner: owner.cloned(),
+            }),
+            description,
+        ),
+        History {
+            created: Some(rfc3339(mtime)),
+            created_by: Some(format!("conda-docker: {description}")),
+            ..Default::default()
+        },
+    );
+}
+
+/// Sets `created`, `PATH` and `CONDA_PREFIX` for the environment at `prefix`.
+fn set_prefix_env(image: &mut Image, prefix: &Path, created: u64) {
     let config = image.config_mut();
     config.created = Some(rfc3339(created));
     let bin = prefix.join("bin").display().to_string();
@@ -543,17 +867,25 @@ fn assemble(
     config
         .config
         .set_env_var("CONDA_PREFIX", &prefix.display().to_string());
-    Ok(image)
 }
 
-/// A built image, with the packages in it; the layers read from a staging directory that lives
-/// as long as this value.
+/// `1.2 MB`.
+fn human_bytes(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    } else {
+        format!("{} kB", bytes.div_ceil(1000))
+    }
+}
+
+/// A built image, with the packages in it; its package layers are blobs in the blob cache.
 #[derive(Debug)]
 pub struct BuiltImage {
     image: Image,
     records: Vec<RepoDataRecord>,
     plan: LayerPlan,
-    _staged: StagedPrefix,
+    clobbers: Vec<Clobber>,
+    trimmed_bytes: u64,
 }
 
 impl BuiltImage {
@@ -575,5 +907,15 @@ impl BuiltImage {
     /// How the environment was split into layers.
     pub fn plan(&self) -> &LayerPlan {
         &self.plan
+    }
+
+    /// Paths two packages shipped (the later one's file is in the image).
+    pub fn clobbers(&self) -> &[Clobber] {
+        &self.clobbers
+    }
+
+    /// Bytes of package files left out by trimming.
+    pub fn trimmed_bytes(&self) -> u64 {
+        self.trimmed_bytes
     }
 }

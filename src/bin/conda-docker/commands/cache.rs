@@ -1,0 +1,44 @@
+//! `conda-docker cache info|prune`: what the caches hold, and removing it.
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use conda_docker::cache;
+
+use crate::cli::{CacheAction, CacheArgs};
+use crate::progress::human_bytes;
+
+/// Shows or prunes the caches under `--cache-dir`.
+pub(crate) fn cache(args: CacheArgs) -> Result<()> {
+    let dir = args.cache_dir.as_deref();
+    match args.action {
+        CacheAction::Info { json } => {
+            let usage = cache::usage(dir).context("reading the cache")?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&usage)?);
+            } else {
+                for u in usage {
+                    println!(
+                        "{:<17} {:>7} entries {:>10}  {}",
+                        u.name,
+                        u.entries,
+                        human_bytes(u.bytes),
+                        u.path.display()
+                    );
+                }
+            }
+        }
+        CacheAction::Prune { older_than, all } => {
+            let age = if all {
+                None
+            } else {
+                Some(Duration::from_secs(
+                    older_than.unwrap_or(0).saturating_mul(86_400),
+                ))
+            };
+            let (files, bytes) = cache::prune(dir, age).context("pruning the cache")?;
+            println!("removed {files} entries, {}", human_bytes(bytes));
+        }
+    }
+    Ok(())
+}

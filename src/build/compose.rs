@@ -1,0 +1,291 @@
+//! Package layers: composed straight from the extracted packages (never from an installed
+//! tree), and cached by what goes in.
+//!
+//! A layer's key hashes everything its bytes depend on: [`LAYER_FORMAT`], the target prefix, the
+//! owner, the mtime, and per package its sha256 and its `conda-meta` record (which lists every
+//! file the layer holds, so placement, clobbers and trimming are in it). A warm build looks the
+//! key up in the blob cache and reads no package file; a miss reads the package through the
+//! checked reader, patches placeholders while streaming, and stores the tar by its diff_id.
+
+use std::collections::HashMap;
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::conda::contents::{PackageContents, PathKind, Placeholder};
+use crate::conda::package_files::PackageDir;
+use crate::conda::place::{PlacedPackage, Source, Trim};
+use crate::conda::placeholder::{BinaryReplacer, replace_text};
+use crate::image::layer_tar::{Entry, EntryData, FileSource, Ownership, write_layer_tar_owned};
+use crate::image::{Cancel, Digest};
+use crate::transport::blob_cache::{BlobCache, KeyedLayer};
+
+/// Bump whenever the bytes of a package layer could change for the same inputs.
+pub const LAYER_FORMAT: u32 = 1;
+
+/// The largest text file with a placeholder that is patched (in memory).
+const TEXT_PATCH_CAP: u64 = 512 << 20;
+
+/// One package of a layer, with what is needed to key and compose it.
+#[derive(Clone, Debug)]
+pub struct Member<'a> {
+    /// `name-version-build`, for messages.
+    pub dist: String,
+    /// The package's cache key (its sha256), if the record has one.
+    pub package_key: Option<String>,
+    /// What the package holds.
+    pub contents: &'a PackageContents,
+    /// Where its files go.
+    pub placed: &'a PlacedPackage,
+}
+
+/// Everything a package layer's bytes depend on besides its members.
+#[derive(Clone, Debug)]
+pub struct LayerSettings {
+    /// Where the environment lives in the image (absolute).
+    pub target_prefix: PathBuf,
+    /// Who owns the prefix, for `--writable-prefix`.
+    pub owner: Option<Ownership>,
+    /// The mtime of every entry.
+    pub mtime: u64,
+    /// What is trimmed.
+    pub trim: Trim,
+}
+
+/// The key of a layer of `members` (and of `extra` entries whose bytes `extra_digest` names),
+/// or `None` when a member has no hash to key it by.
+pub fn layer_key(
+    members: &[Member<'_>],
+    extra_digest: Option<&Digest>,
+    settings: &LayerSettings,
+) -> Option<Digest> {
+    let packages: Option<Vec<serde_json::Value>> = members
+        .iter()
+        .map(|m| {
+            m.package_key.as_ref().map(|k| {
+                serde_json::json!({
+                    "package": k,
+                    "record": Digest::of(&m.placed.record_json).to_string(),
+                })
+            })
+        })
+        .collect();
+    let key = serde_json::json!({
+        "format": LAYER_FORMAT,
+        "prefix": settings.target_prefix.to_string_lossy(),
+        "owner": settings.owner.as_ref().map(|o| (o.root.to_string_lossy().into_owned(), o.uid, o.gid)),
+        "mtime": settings.mtime,
+        "trim": settings.trim.names(),
+        "packages": packages?,
+        "extra": extra_digest.map(Digest::to_string),
+    });
+    Some(Digest::of(key.to_string().as_bytes()))
+}
+
+/// Makes the layer of `members` (plus `extra` entries) from their extracted directories
+/// (`dirs`, by dist) and stores it in `cache` under `key`.
+pub fn make_layer(
+    members: &[Member<'_>],
+    extra: &[Entry],
+    dirs: &HashMap<String, PathBuf>,
+    settings: &LayerSettings,
+    key: Option<&Digest>,
+    cache: &BlobCache,
+    cancel: &Cancel,
+) -> crate::image::Result<KeyedLayer> {
+    let mut entries = extra.to_vec();
+    for m in members {
+        let dir = dirs
+            .get(&m.dist)
+            .ok_or_else(|| crate::image::Error::invalid(&m.dist, "the package was not fetched"))?;
+        let dir = Arc::new(
+            PackageDir::open(dir).map_err(crate::image::Error::io("opening package", dir))?,
+        );
+        entries.extend(package_entries(m, &dir, settings));
+    }
+    cache.put_layer(key, |out| {
+        write_layer_tar_owned(
+            entries,
+            settings.mtime,
+            settings.owner.as_ref(),
+            out,
+            cancel,
+        )
+    })
+}
+
+/// The entries of one package's part of a layer.
+fn package_entries(m: &Member<'_>, dir: &Arc<PackageDir>, settings: &LayerSettings) -> Vec<Entry> {
+    let in_image = settings
+        .target_prefix
+        .strip_prefix("/")
+        .unwrap_or(&settings.target_prefix);
+    let target = settings.target_prefix.to_string_lossy().into_owned();
+    // Hard links within the package stay hard links: the first path (in tar order) of each inode
+    // carries the bytes. Patched files are copies, as conda makes them.
+    let mut first_of_inode: HashMap<u64, PathBuf> = HashMap::new();
+    let mut files: Vec<(PathBuf, &crate::conda::place::PlacedFile)> = m
+        .placed
+        .files
+        .iter()
+        .map(|f| (in_image.join(&f.path), f))
+        .collect();
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut entries = Vec::with_capacity(files.len() + 1);
+    for (path, f) in files {
+        let (data, mode) = match &f.source {
+            Source::Script(text) => (EntryData::Bytes(text.clone().into_bytes()), 0o755),
+            Source::Package(i) => {
+                let p = &m.contents.paths[*i];
+                let mode = p.mode & 0o777;
+                match p.kind {
+                    PathKind::Dir => (EntryData::Dir, mode),
+                    PathKind::Symlink => (
+                        EntryData::Symlink(p.link_target.clone().unwrap_or_default()),
+                        0o777,
+                    ),
+                    PathKind::File => {
+                        let shared = p.inode.filter(|_| p.placeholder.is_none());
+                        match shared.and_then(|ino| first_of_inode.get(&ino)) {
+                            Some(first) => (EntryData::HardLink(first.clone()), mode),
+                            None => {
+                                if let Some(ino) = shared {
+                                    first_of_inode.insert(ino, path.clone());
+                                }
+                                (
+                                    EntryData::Source(Arc::new(PackageFile {
+                                        dir: dir.clone(),
+                                        package: m.dist.clone(),
+                                        rel: p.path.clone(),
+                                        placeholder: p.placeholder.clone(),
+                                        target: target.clone(),
+                                        size: p.size,
+                                    })),
+                                    mode,
+                                )
+                            }
+                        }
+                    }
+                }
+            }
+        };
+        entries.push(Entry { path, data, mode });
+    }
+    entries.push(Entry {
+        path: in_image.join(&m.placed.record_path),
+        data: EntryData::Bytes(m.placed.record_json.clone()),
+        mode: 0o644,
+    });
+    entries
+}
+
+/// A file of an extracted package, read through the checked reader and patched for the target
+/// prefix as it streams.
+#[derive(Debug)]
+struct PackageFile {
+    dir: Arc<PackageDir>,
+    package: String,
+    rel: String,
+    placeholder: Option<Placeholder>,
+    target: String,
+    size: u64,
+}
+
+impl PackageFile {
+    fn context(&self, e: impl std::fmt::Display) -> io::Error {
+        io::Error::other(format!("package `{}`: `{}`: {e}", self.package, self.rel))
+    }
+}
+
+impl FileSource for PackageFile {
+    fn open(&self) -> io::Result<(u64, Box<dyn Read + '_>)> {
+        let file = self.dir.open_file(&self.rel).map_err(|e| self.context(e))?;
+        let len = file.metadata()?.len();
+        if len != self.size {
+            return Err(self.context(format!(
+                "the package cache holds {len} bytes where {} were recorded; remove the package from the cache",
+                self.size
+            )));
+        }
+        match &self.placeholder {
+            None => Ok((len, Box::new(file))),
+            Some(Placeholder {
+                prefix,
+                binary: true,
+            }) => {
+                let reader = BinaryReplacer::new(
+                    io::BufReader::with_capacity(256 * 1024, file),
+                    prefix.as_bytes(),
+                    self.target.as_bytes(),
+                )
+                .map_err(|e| self.context(e))?;
+                Ok((len, Box::new(reader)))
+            }
+            Some(Placeholder {
+                prefix,
+                binary: false,
+            }) => {
+                if len > TEXT_PATCH_CAP {
+                    return Err(self.context(format!(
+                        "a text file with a prefix placeholder larger than {TEXT_PATCH_CAP} bytes"
+                    )));
+                }
+                let mut bytes = Vec::with_capacity(len as usize);
+                (&file).take(len).read_to_end(&mut bytes)?;
+                let patched = replace_text(&bytes, prefix.as_bytes(), self.target.as_bytes());
+                Ok((patched.len() as u64, Box::new(io::Cursor::new(patched))))
+            }
+        }
+    }
+}
+
+/// Checks, before anything is written, that every binary placeholder can hold `target`.
+pub fn check_placeholders(
+    members: &[(&str, &PackageContents)],
+    target: &Path,
+) -> Result<(), crate::conda::Error> {
+    let target_len = target.as_os_str().len();
+    for (dist, contents) in members {
+        for p in &contents.paths {
+            if let Some(Placeholder {
+                prefix,
+                binary: true,
+            }) = &p.placeholder
+                && prefix.len() < target_len
+            {
+                return Err(crate::conda::Error::UnsafePackage {
+                    package: dist.to_string(),
+                    path: p.path.clone(),
+                    reason: format!(
+                        "its binary prefix placeholder has {} bytes, too few for the target prefix `{}` ({target_len} bytes): choose a shorter --target-prefix",
+                        prefix.len(),
+                        target.display()
+                    ),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// A cached layer's tar, as a layer of the image.
+pub fn cached_layer(
+    cache: &BlobCache,
+    stored: &KeyedLayer,
+    description: String,
+) -> crate::image::Layer {
+    use crate::image::layer::{FileRange, LayerSource};
+    crate::image::Layer::from_blob(
+        LayerSource::Blob {
+            range: FileRange {
+                path: cache.blob_path(&stored.diff_id),
+                offset: 0,
+                size: stored.size,
+            },
+            compression: crate::image::Compression::None,
+            digest: Some(stored.diff_id.clone()),
+        },
+        Some(stored.diff_id.clone()),
+        description,
+    )
+}
