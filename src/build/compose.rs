@@ -137,9 +137,11 @@ fn package_entries(m: &Member<'_>, dir: &Arc<PackageDir>, settings: &LayerSettin
             Source::Script(text) => (EntryData::Bytes(text.clone().into_bytes()), 0o755),
             Source::Package(i) => {
                 let p = &m.contents.paths[*i];
-                let mode = p.mode & 0o777;
+                // 0755 or 0644 only: the extracted file's mode depends on the umask of whoever
+                // extracted it, and a setuid bit from a package has no place in an image.
+                let mode = if p.mode & 0o111 != 0 { 0o755 } else { 0o644 };
                 match p.kind {
-                    PathKind::Dir => (EntryData::Dir, mode),
+                    PathKind::Dir => (EntryData::Dir, 0o755),
                     PathKind::Symlink => (
                         EntryData::Symlink(p.link_target.clone().unwrap_or_default()),
                         0o777,

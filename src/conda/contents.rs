@@ -155,6 +155,12 @@ impl PackageContents {
                     "`info/` is package metadata, not a file to install".into(),
                 ));
             }
+            if rel.starts_with("conda-meta/") || rel == "conda-meta" {
+                return Err(unsafe_path(
+                    rel,
+                    "`conda-meta/` holds the environment's records, which no package ships".into(),
+                ));
+            }
             let stat = dir.stat(rel).map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => unsafe_path(
                     rel,
