@@ -7,9 +7,9 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use super::cancel::Cancel;
+use super::compress::LayerCompression;
 use super::digest::{Digest, HashingReader, HashingWriter};
 use super::error::{Error, Result};
-use super::gzip::ParallelGzip;
 use super::layer_tar::{CheckedTar, Entry, Ownership, write_layer_tar_owned};
 use super::reference::Reference;
 
@@ -155,8 +155,31 @@ pub struct WrittenLayer {
 pub enum Encoding {
     /// An uncompressed tar (docker-archive).
     Uncompressed,
-    /// Existing blobs as they are; new layers gzip-compressed (OCI layout, registries).
-    KeepOrGzip,
+    /// Stored blobs as they are when already in this compression; the others, and new layers,
+    /// compressed to it (OCI layouts, oci-archives, registries).
+    Compressed(LayerCompression),
+}
+
+impl Default for Encoding {
+    /// New layers gzip-compressed at the default level.
+    fn default() -> Self {
+        Self::Compressed(LayerCompression::default())
+    }
+}
+
+impl Encoding {
+    /// The compression new layer blobs get.
+    pub fn target(self) -> LayerCompression {
+        match self {
+            Self::Uncompressed => LayerCompression::none(),
+            Self::Compressed(c) => c,
+        }
+    }
+
+    /// True when a stored blob in `compression` is written as it is.
+    pub fn keeps(self, compression: Compression) -> bool {
+        self.target().compression() == compression
+    }
 }
 
 impl Layer {
@@ -234,10 +257,12 @@ impl Layer {
         cancel: &Cancel,
     ) -> Result<WrittenLayer> {
         let io_err = |e: io::Error| Error::io("writing layer", &self.description)(e);
-        let gzip = encoding == Encoding::KeepOrGzip;
+        let target = encoding.target();
         let (written, raw_digest) = match &self.source {
             LayerSource::Tar(tar) => (
-                encode(out, gzip, |w| tar.write_tar(w, cancel)).map_err(io_err)?,
+                target
+                    .encode(out, |w| tar.write_tar(w, cancel))
+                    .map_err(io_err)?,
                 None,
             ),
             LayerSource::Blob {
@@ -245,14 +270,14 @@ impl Layer {
             } => {
                 let src_err = |e: io::Error| Error::io("copying blob from", &range.path)(e);
                 let mut src = HashingReader::new(range.open()?);
-                let written = match (compression, gzip) {
-                    (Compression::None, _) => encode(out, gzip, |w| {
-                        copy(&mut CheckedTar::new(&mut src), w, cancel)
-                    }),
-                    (c, false) => encode(out, false, |w| {
+                let written = match compression {
+                    Compression::None => {
+                        target.encode(out, |w| copy(&mut CheckedTar::new(&mut src), w, cancel))
+                    }
+                    c if encoding.keeps(*c) => keep_compressed(&mut src, *c, out, cancel),
+                    c => target.encode(out, |w| {
                         copy(&mut CheckedTar::new(decoder(*c, &mut src)?), w, cancel)
                     }),
-                    (c, true) => keep_compressed(&mut src, *c, out, cancel),
                 }
                 .map_err(src_err)?;
                 let (digest, read) = src.finish();
@@ -277,38 +302,6 @@ impl Layer {
             }
         }
         Ok(written)
-    }
-}
-
-/// Writes what `produce` writes to `out`, gzip-compressed or not, hashing both forms.
-fn encode(
-    out: &mut dyn Write,
-    gzip: bool,
-    produce: impl FnOnce(&mut dyn Write) -> io::Result<()>,
-) -> io::Result<WrittenLayer> {
-    if gzip {
-        let compressed = HashingWriter::new(out);
-        let gz = ParallelGzip::new(compressed, 6);
-        let mut tar = HashingWriter::new(gz);
-        produce(&mut tar)?;
-        let (diff_id, _, gz) = tar.finish();
-        let (digest, size, _) = gz.finish()?.finish();
-        Ok(WrittenLayer {
-            diff_id,
-            digest,
-            size,
-            compression: Compression::Gzip,
-        })
-    } else {
-        let mut w = HashingWriter::new(out);
-        produce(&mut w)?;
-        let (digest, size, _) = w.finish();
-        Ok(WrittenLayer {
-            diff_id: digest.clone(),
-            digest,
-            size,
-            compression: Compression::None,
-        })
     }
 }
 
@@ -464,19 +457,26 @@ mod tests {
                 .unwrap();
             assert_eq!(out, tar, "{compression:?} decompressed");
             assert_eq!(w.diff_id, diff_id);
-            let mut out = Vec::new();
-            let w = layer
-                .write_to(&mut out, Encoding::KeepOrGzip, &Cancel::new())
-                .unwrap();
-            assert_eq!(w.diff_id, diff_id);
-            assert_eq!(w.digest, Digest::of(&out));
-            assert_ne!(
-                w.compression,
-                Compression::None,
-                "{compression:?} is compressed for registries"
-            );
-            if compression != Compression::None {
-                assert_eq!(&out, bytes, "{compression:?} kept as it is");
+            for target in [
+                LayerCompression::gzip(1),
+                LayerCompression::zstd(3),
+                LayerCompression::none(),
+            ] {
+                let mut out = Vec::new();
+                let w = layer
+                    .write_to(&mut out, Encoding::Compressed(target), &Cancel::new())
+                    .unwrap();
+                assert_eq!(w.diff_id, diff_id);
+                assert_eq!(w.digest, Digest::of(&out));
+                assert_eq!(
+                    w.compression,
+                    target.compression(),
+                    "{compression:?} to {target}"
+                );
+                assert_eq!(Compression::sniff(&out), target.compression());
+                if compression == target.compression() {
+                    assert_eq!(&out, bytes, "{compression:?} kept as it is");
+                }
             }
         }
     }

@@ -103,29 +103,6 @@ impl Descriptor {
 }
 
 impl Index {
-    /// The index of a multi-platform image: one OCI manifest (digest, size) per platform.
-    pub fn of_platforms(manifests: &[(Digest, u64, Platform)]) -> Self {
-        Self {
-            schema_version: 2,
-            media_type: Some(super::media_type::OCI_INDEX.into()),
-            manifests: manifests
-                .iter()
-                .map(|(digest, size, platform)| Descriptor {
-                    media_type: super::media_type::OCI_MANIFEST.into(),
-                    digest: digest.clone(),
-                    size: *size,
-                    annotations: BTreeMap::new(),
-                    platform: Some(DescriptorPlatform {
-                        architecture: platform.architecture.clone(),
-                        os: platform.os.clone(),
-                        variant: platform.variant.clone(),
-                    }),
-                })
-                .collect(),
-            annotations: BTreeMap::new(),
-        }
-    }
-
     /// The index as JSON bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         serde_json::to_vec(self).expect("an index of strings and numbers serializes")

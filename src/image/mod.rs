@@ -4,6 +4,7 @@
 //! written on demand ([`layer_tar`]). Transports in [`crate::transport`] read and write images.
 
 pub mod cancel;
+pub mod compress;
 pub mod config;
 pub mod digest;
 pub mod error;
@@ -14,11 +15,13 @@ pub mod layer_tar;
 pub mod manifest;
 pub mod mutate;
 pub mod reference;
+pub mod resolve;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 pub use cancel::Cancel;
+pub use compress::LayerCompression;
 pub use config::{ConfigFile, History, RunConfig};
 pub use digest::Digest;
 pub use error::{Error, Result};

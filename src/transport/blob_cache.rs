@@ -2,15 +2,17 @@
 //! and compresses nothing.
 //!
 //! `blobs/sha256/<hex>` and `manifests/sha256/<hex>` under one directory, and
-//! `diff-ids/sha256/<hex>`: which stored blob is the compressed form of a layer, so a layer
-//! pushed before is not compressed again. A blob enters the store
-//! only after its bytes were hashed and matched its digest (temporary file, then rename), so
-//! every file in it can be trusted by name.
+//! `diff-ids/sha256/<hex>-<compression>` (`-gzip-1`, `-zstd-3`, `-none`): which stored blob is
+//! the layer with that diff_id in that compression at that level, so a layer written before is
+//! not compressed again and a gzip blob is never served for a zstd write. A blob enters the
+//! store only after its bytes were hashed and matched its digest (temporary file, then rename),
+//! so every file in it can be trusted by name ([`BlobCache::holds`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::image::{Digest, Error, Result, WrittenLayer};
+use crate::image::layer::FileRange;
+use crate::image::{Digest, Encoding, Error, LayerCompression, Result, WrittenLayer};
 
 /// The blob store.
 #[derive(Clone, Debug)]
@@ -61,34 +63,54 @@ impl BlobCache {
         let dir = self.bucket("manifests");
         let path = dir.join(digest.hex());
         if !path.exists() {
-            let mut temp = self.temp_in(&dir)?;
-            temp.write_all(bytes).map_err(Error::io("writing", &path))?;
-            persist(temp, &path)?;
+            crate::atomic::write(&path, bytes).map_err(Error::io("writing", &path))?;
         }
         Ok(digest)
     }
 
-    /// The compressed blob stored earlier for the layer with `diff_id`, if it is still there.
-    pub fn compressed(&self, diff_id: &Digest) -> Option<WrittenLayer> {
-        let bytes = std::fs::read(self.bucket("diff-ids").join(diff_id.hex())).ok()?;
+    fn compressed_path(&self, diff_id: &Digest, compression: LayerCompression) -> PathBuf {
+        self.bucket("diff-ids")
+            .join(format!("{}-{}", diff_id.hex(), compression.key()))
+    }
+
+    /// The blob stored earlier for the layer with `diff_id` in `compression` (at its level), if
+    /// it is still there.
+    pub fn compressed(
+        &self,
+        diff_id: &Digest,
+        compression: LayerCompression,
+    ) -> Option<WrittenLayer> {
+        let bytes = std::fs::read(self.compressed_path(diff_id, compression)).ok()?;
         let written: WrittenLayer = serde_json::from_slice(&bytes).ok()?;
         let size = std::fs::metadata(self.blob_path(&written.digest))
             .ok()?
             .len();
         touch(&self.blob_path(&written.digest));
-        (written.diff_id == *diff_id && size == written.size).then_some(written)
+        (written.diff_id == *diff_id
+            && written.compression == compression.compression()
+            && size == written.size)
+            .then_some(written)
     }
 
-    /// Records that `written` is the compressed form of its diff_id (its blob is in the store).
-    pub fn remember_compressed(&self, written: &WrittenLayer) -> Result<()> {
-        let dir = self.bucket("diff-ids");
-        let path = dir.join(written.diff_id.hex());
+    /// Records that `written` is its diff_id's layer in `compression` (its blob is in the store).
+    pub fn remember_compressed(
+        &self,
+        written: &WrittenLayer,
+        compression: LayerCompression,
+    ) -> Result<()> {
+        let path = self.compressed_path(&written.diff_id, compression);
         let bytes =
             serde_json::to_vec(written).map_err(|e| Error::io("writing", &path)(e.into()))?;
-        let mut temp = self.temp_in(&dir)?;
-        temp.write_all(&bytes)
-            .map_err(Error::io("writing", &path))?;
-        persist(temp, &path)
+        crate::atomic::write(&path, &bytes).map_err(Error::io("writing", &path))
+    }
+
+    /// True when `range` is the whole of this store's blob named `digest`: bytes the store
+    /// checked against that digest before naming them by it, to be trusted without hashing
+    /// them again.
+    pub fn holds(&self, range: &FileRange, digest: &Digest) -> bool {
+        range.offset == 0
+            && range.path == self.blob_path(digest)
+            && std::fs::metadata(&range.path).is_ok_and(|m| m.len() == range.size)
     }
 
     /// The store's directory.
@@ -168,14 +190,16 @@ pub struct KeyedLayer {
     pub size: u64,
 }
 
-/// A layer's compressed blob from an earlier write, found by the diff_id of its tar. `None` for
-/// a layer stored compressed already (it is written as it is), or one not compressed before.
+/// A layer's blob from an earlier write in `encoding`'s compression, found by the diff_id of
+/// its tar. `None` for a layer stored in that compression already (it is written as it is), or
+/// one not written so before.
 pub fn cached_compressed(
     layer: &crate::image::Layer,
     cache: &BlobCache,
+    encoding: Encoding,
     cancel: &crate::image::Cancel,
 ) -> Result<Option<WrittenLayer>> {
-    if !needs_compression(layer) {
+    if !needs_compression(layer, encoding) {
         return Ok(None);
     }
     // Compressing costs far more than making the tar: hash the tar when its diff_id is unknown.
@@ -183,26 +207,23 @@ pub fn cached_compressed(
         Some(d) => d.clone(),
         None => {
             layer
-                .write_to(
-                    &mut std::io::sink(),
-                    crate::image::Encoding::Uncompressed,
-                    cancel,
-                )?
+                .write_to(&mut std::io::sink(), Encoding::Uncompressed, cancel)?
                 .diff_id
         }
     };
-    Ok(cache.compressed(&diff_id))
+    Ok(cache.compressed(&diff_id, encoding.target()))
 }
 
-/// The stored compressed blob of `layer`: the one from an earlier write when there is one
-/// (`reused`), else compressed now and kept for the next write. For a layer that
-/// [`needs_compression`].
+/// The stored blob of `layer` in `encoding`'s compression: the one from an earlier write when
+/// there is one (`reused`), else written now (checked as it streams) and kept for the next
+/// write.
 pub fn compressed_blob(
     layer: &crate::image::Layer,
     cache: &BlobCache,
+    encoding: Encoding,
     cancel: &crate::image::Cancel,
 ) -> Result<StoredBlob> {
-    if let Some(written) = cached_compressed(layer, cache, cancel)? {
+    if let Some(written) = cached_compressed(layer, cache, encoding, cancel)? {
         return Ok(StoredBlob {
             path: cache.blob_path(&written.digest),
             written,
@@ -211,11 +232,13 @@ pub fn compressed_blob(
     }
     let temp = cache.temp_blob()?;
     let mut out = std::io::BufWriter::with_capacity(1 << 20, temp.as_file());
-    let written = layer.write_to(&mut out, crate::image::Encoding::KeepOrGzip, cancel)?;
+    let written = layer.write_to(&mut out, encoding, cancel)?;
     out.flush().map_err(Error::io("writing", temp.path()))?;
     drop(out);
     let path = cache.commit(temp, &written.digest)?;
-    cache.remember_compressed(&written)?;
+    if needs_compression(layer, encoding) {
+        cache.remember_compressed(&written, encoding.target())?;
+    }
     Ok(StoredBlob {
         path,
         written,
@@ -223,7 +246,7 @@ pub fn compressed_blob(
     })
 }
 
-/// A compressed layer blob in the store (see [`compressed_blob`]).
+/// A layer blob in the store (see [`compressed_blob`]).
 pub struct StoredBlob {
     /// Where its bytes are.
     pub path: PathBuf,
@@ -233,25 +256,27 @@ pub struct StoredBlob {
     pub reused: bool,
 }
 
-/// True when writing `layer` for a registry or an OCI layout means compressing it.
-pub fn needs_compression(layer: &crate::image::Layer) -> bool {
+/// True when writing `layer` as `encoding` asks means (re)compressing it: a made tar, or a
+/// stored blob in another compression.
+pub fn needs_compression(layer: &crate::image::Layer, encoding: Encoding) -> bool {
     use crate::image::layer::LayerSource;
     match layer.source() {
         LayerSource::Tar(_) => true,
-        LayerSource::Blob { compression, .. } => *compression == crate::image::Compression::None,
+        LayerSource::Blob { compression, .. } => !encoding.keeps(*compression),
     }
 }
 
-/// Copies the file at `source` to `dest` through a temporary file in `dest`'s directory.
-pub(crate) fn copy_file(source: &Path, dest: &Path) -> Result<()> {
-    let dir = dest.parent().unwrap_or(Path::new("."));
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io("writing in", dir))?;
-    let mut src = std::fs::File::open(source).map_err(Error::io("reading", source))?;
-    std::io::copy(&mut src, &mut temp).map_err(Error::io("writing", dest))?;
-    persist(temp, dest)
+/// Moves a finished temporary file whose name is known only once written (a blob named by its
+/// digest) to `path`, with the mode [`crate::atomic`] gives every file.
+pub(crate) fn persist(temp: tempfile::NamedTempFile, path: &Path) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    temp.as_file()
+        .set_permissions(std::fs::Permissions::from_mode(crate::atomic::FILE_MODE))
+        .map_err(Error::io("writing", path))?;
+    temp.persist(path)
+        .map_err(|e| Error::io("writing", path)(e.error))?;
+    Ok(())
 }
-
-use super::persist;
 
 /// Sets a cache file's mtime to now (its last use); a failure only makes it look older.
 fn touch(path: &Path) {

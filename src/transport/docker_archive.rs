@@ -11,9 +11,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::WrittenImage;
+use super::blob_cache::BlobCache;
 use super::tarball::{ArchiveIndex, blob_name, sniff, write_archive};
-use super::{WrittenImage, oci_layout};
 use crate::image::layer::LayerSource;
+use crate::image::resolve::{IndexEntry, index};
 use crate::image::{Cancel, ConfigFile, Encoding, Error, Image, Layer, Reference, Result};
 use crate::reporter::Reporter;
 
@@ -130,24 +132,49 @@ pub fn write(
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<WrittenImage> {
+    write_with_cache(image, tags, path, None, cancel, reporter)
+}
+
+/// [`write()`], copying layers that are `cache`'s own uncompressed blobs as they are (they are
+/// named by their checked digest, so they are not hashed again).
+pub fn write_with_cache(
+    image: &Image,
+    tags: &[Reference],
+    path: &Path,
+    cache: Option<&BlobCache>,
+    cancel: &Cancel,
+    reporter: &dyn Reporter,
+) -> Result<WrittenImage> {
     write_archive(
         image,
         path,
         Encoding::Uncompressed,
-        None,
+        cache,
         cancel,
         reporter,
-        |w| {
-            let (manifest_digest, manifest_size) = &w.manifest;
-            let index = oci_layout::index_bytes(&[(manifest_digest.clone(), *manifest_size, tags)]);
+        |resolved| {
+            let entries: Vec<IndexEntry> = if tags.is_empty() {
+                vec![IndexEntry::manifest(resolved)]
+            } else {
+                tags.iter()
+                    .map(|t| IndexEntry {
+                        image_name: Some(t.with_tag(t.tag_or_latest()).to_string()),
+                        ..IndexEntry::manifest(resolved).named(Some(t.tag_or_latest()))
+                    })
+                    .collect()
+            };
             let familiar = repo_tags(tags);
             let manifest = vec![ManifestEntry {
-                config: blob_name(&w.config_digest),
+                config: blob_name(&resolved.config_digest),
                 repo_tags: (!familiar.is_empty()).then_some(familiar),
-                layers: w.layers.iter().map(|l| blob_name(&l.digest)).collect(),
+                layers: resolved
+                    .layers
+                    .iter()
+                    .map(|l| blob_name(&l.digest))
+                    .collect(),
             }];
             let mut repositories: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
-            if let Some(top) = w.layers.last() {
+            if let Some(top) = resolved.layers.last() {
                 for t in tags {
                     repositories
                         .entry(t.familiar_name())
@@ -156,7 +183,7 @@ pub fn write(
                 }
             }
             Ok(vec![
-                ("index.json", index),
+                ("index.json", index(&entries).to_bytes()),
                 ("manifest.json", serde_json::to_vec(&manifest)?),
                 ("repositories", serde_json::to_vec(&repositories)?),
             ])

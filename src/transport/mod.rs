@@ -216,20 +216,6 @@ impl Location {
     }
 }
 
-/// Moves a finished temporary file to `path`, readable by all (as a normal file would be).
-pub(crate) fn persist(
-    temp: tempfile::NamedTempFile,
-    path: &std::path::Path,
-) -> crate::image::Result<()> {
-    use crate::image::Error;
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(temp.path(), std::fs::Permissions::from_mode(0o644))
-        .map_err(Error::io("writing", path))?;
-    temp.persist(path)
-        .map_err(|e| Error::io("writing", path)(e.error))?;
-    Ok(())
-}
-
 /// What writing an image produced.
 #[derive(Clone, Debug)]
 pub struct WrittenImage {
@@ -241,6 +227,48 @@ pub struct WrittenImage {
     pub layers: Vec<WrittenLayer>,
     /// What a push to a registry transferred.
     pub push: Option<registry::PushStats>,
+}
+
+impl WrittenImage {
+    /// The image as [`crate::image::resolve`] made it, written.
+    pub fn from_resolved(resolved: crate::image::resolve::ResolvedImage) -> Self {
+        Self {
+            config_digest: resolved.config_digest,
+            manifest_digest: Some(resolved.manifest_digest),
+            layers: resolved.layers,
+            push: None,
+        }
+    }
+}
+
+/// How images are written, besides where.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriteOptions {
+    /// The compression of layer blobs in OCI layouts, oci-archives and registries (a
+    /// docker-archive holds uncompressed tars, as `docker save` writes them). Stored layers in
+    /// this compression are kept as they are; others are recompressed.
+    pub compression: crate::image::LayerCompression,
+}
+
+impl WriteOptions {
+    /// The encoding layers get at `location`.
+    pub fn encoding(&self, location: &Location) -> crate::image::Encoding {
+        match location {
+            Location::DockerArchive { .. } | Location::Scratch => {
+                crate::image::Encoding::Uncompressed
+            }
+            _ => crate::image::Encoding::Compressed(self.compression),
+        }
+    }
+
+    /// Warns through `reporter` about what the encoding at `location` means for readers.
+    fn warn(&self, location: &Location, reporter: &dyn crate::reporter::Reporter) {
+        if self.encoding(location).target().compression() == crate::image::Compression::Zstd {
+            reporter.warning(&format!(
+                "{location}: zstd layers cannot be pulled by Docker before 23.0 (podman,                  containerd 1.5+ and Docker 23+ can); use `--compression gzip` for older engines"
+            ));
+        }
+    }
 }
 
 /// What writing a multi-platform image (an OCI index of one image per platform) produced.
@@ -324,8 +352,27 @@ pub async fn write(
     cancel: &crate::image::Cancel,
     reporter: &dyn crate::reporter::Reporter,
 ) -> crate::image::Result<WrittenImage> {
+    let options = WriteOptions::default();
+    write_with(image, location, tags, remote, &options, cancel, reporter).await
+}
+
+/// [`write`], with layers compressed as `options` ask.
+///
+/// # Errors
+/// As [`write`].
+pub async fn write_with(
+    image: &crate::image::Image,
+    location: &Location,
+    tags: &[Reference],
+    remote: &Remote,
+    options: &WriteOptions,
+    cancel: &crate::image::Cancel,
+    reporter: &dyn crate::reporter::Reporter,
+) -> crate::image::Result<WrittenImage> {
     use crate::image::Error;
     reporter.stage_started(crate::reporter::Stage::Write, &location.to_string());
+    options.warn(location, reporter);
+    let encoding = options.encoding(location);
     match location {
         Location::DockerArchive { path, reference } => {
             let mut tags = tags.to_vec();
@@ -336,15 +383,25 @@ pub async fn write(
                 })?;
                 tags.insert(0, r);
             }
-            registry::blocking(|| docker_archive::write(image, &tags, path, cancel, reporter))
+            registry::blocking(|| {
+                docker_archive::write_with_cache(
+                    image,
+                    &tags,
+                    path,
+                    Some(&remote.cache),
+                    cancel,
+                    reporter,
+                )
+            })
         }
         Location::OciLayout { dir, tag } => {
             let tag = layout_tag(tag, tags);
             registry::blocking(|| {
-                oci_layout::write_with_cache(
+                oci_layout::write_encoded(
                     image,
                     dir,
                     tag.as_deref(),
+                    encoding,
                     Some(&remote.cache),
                     cancel,
                     reporter,
@@ -354,10 +411,11 @@ pub async fn write(
         Location::OciArchive { path, tag } => {
             let tag = layout_tag(tag, tags);
             registry::blocking(|| {
-                oci_archive::write_with_cache(
+                oci_archive::write_encoded(
                     image,
                     tag.as_deref(),
                     path,
+                    encoding,
                     Some(&remote.cache),
                     cancel,
                     reporter,
@@ -370,6 +428,7 @@ pub async fn write(
                 reference,
                 &remote.options,
                 &remote.cache,
+                encoding,
                 cancel,
                 reporter,
             )
@@ -409,16 +468,36 @@ pub async fn write_index(
     cancel: &crate::image::Cancel,
     reporter: &dyn crate::reporter::Reporter,
 ) -> crate::image::Result<WrittenIndex> {
+    let options = WriteOptions::default();
+    write_index_with(images, location, tags, remote, &options, cancel, reporter).await
+}
+
+/// [`write_index`], with layers compressed as `options` ask.
+///
+/// # Errors
+/// As [`write_index`].
+pub async fn write_index_with(
+    images: &[&crate::image::Image],
+    location: &Location,
+    tags: &[Reference],
+    remote: &Remote,
+    options: &WriteOptions,
+    cancel: &crate::image::Cancel,
+    reporter: &dyn crate::reporter::Reporter,
+) -> crate::image::Result<WrittenIndex> {
     use crate::image::Error;
     reporter.stage_started(crate::reporter::Stage::Write, &location.to_string());
+    options.warn(location, reporter);
+    let encoding = options.encoding(location);
     match location {
         Location::OciLayout { dir, tag } => {
             let tag = layout_tag(tag, tags);
             registry::blocking(|| {
-                oci_layout::write_index_with_cache(
+                oci_layout::write_index_encoded(
                     images,
                     dir,
                     tag.as_deref(),
+                    encoding,
                     Some(&remote.cache),
                     cancel,
                     reporter,
@@ -431,6 +510,7 @@ pub async fn write_index(
                 reference,
                 &remote.options,
                 &remote.cache,
+                encoding,
                 cancel,
                 reporter,
             )

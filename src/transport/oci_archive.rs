@@ -2,7 +2,7 @@
 //! `podman save --format oci-archive` write it.
 //!
 //! Read in place (blobs are byte ranges of the archive, nothing is extracted); written like the
-//! docker-archive, with layers gzip-compressed and the tag as `org.opencontainers.image.ref.name`.
+//! docker-archive, with layers compressed (gzip by default) and the tag as `org.opencontainers.image.ref.name`.
 
 use std::path::Path;
 
@@ -10,8 +10,8 @@ use super::WrittenImage;
 use super::blob_cache::BlobCache;
 use super::oci_layout;
 use super::tarball::{ArchiveIndex, write_archive};
-use crate::image::manifest::{Index, REF_NAME};
-use crate::image::{Cancel, Encoding, Error, Image, Platform, Result, media_type};
+use crate::image::resolve::{IndexEntry, index};
+use crate::image::{Cancel, Encoding, Error, Image, Platform, Result};
 use crate::reporter::Reporter;
 
 /// Reads one image from the oci-archive at `path` (see [`oci_layout::read`]).
@@ -47,32 +47,29 @@ pub fn write_with_cache(
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<WrittenImage> {
-    write_archive(
+    write_encoded(
         image,
+        tag,
         path,
-        Encoding::KeepOrGzip,
+        Encoding::default(),
         cache,
         cancel,
         reporter,
-        |w| {
-            let (digest, size) = &w.manifest;
-            let mut descriptor = crate::image::manifest::Descriptor {
-                media_type: media_type::OCI_MANIFEST.into(),
-                digest: digest.clone(),
-                size: *size,
-                annotations: Default::default(),
-                platform: None,
-            };
-            if let Some(tag) = tag {
-                descriptor.annotations.insert(REF_NAME.into(), tag.into());
-            }
-            let index = Index {
-                schema_version: 2,
-                media_type: Some(media_type::OCI_INDEX.into()),
-                manifests: vec![descriptor],
-                annotations: Default::default(),
-            };
-            Ok(vec![("index.json", serde_json::to_vec(&index)?)])
-        },
     )
+}
+
+/// [`write_with_cache`], with layers in `encoding`'s compression.
+pub fn write_encoded(
+    image: &Image,
+    tag: Option<&str>,
+    path: &Path,
+    encoding: Encoding,
+    cache: Option<&BlobCache>,
+    cancel: &Cancel,
+    reporter: &dyn Reporter,
+) -> Result<WrittenImage> {
+    write_archive(image, path, encoding, cache, cancel, reporter, |resolved| {
+        let entry = IndexEntry::manifest(resolved).named(tag);
+        Ok(vec![("index.json", index(&[entry]).to_bytes())])
+    })
 }

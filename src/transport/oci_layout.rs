@@ -1,109 +1,34 @@
 //! The OCI image layout: a directory with `oci-layout`, `index.json` and `blobs/sha256/`.
 //!
-//! Reads layouts with several images, nested indexes and gzip/zstd/plain layers. Writes new
-//! layers gzip-compressed, each blob to a temporary file renamed to its digest when complete, and
+//! Reads layouts with several images, nested indexes and gzip/zstd/plain layers. Writes the
+//! blobs [`resolve`] decides (new layers gzip-compressed by default), each cloned (reflinked) or copied
+//! from the blob cache or written to a temporary file renamed to its digest when complete, and
 //! `index.json` last (by rename), so the layout is never left pointing at a missing blob. Adding
 //! an image keeps the others; a ref name already present is moved to the new image.
 
-use std::collections::BTreeMap;
 use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::blob_cache::{BlobCache, compressed_blob, copy_file, needs_compression};
-use super::{WrittenImage, WrittenIndex, persist};
+use super::blob_cache::{BlobCache, persist};
+use super::{WrittenImage, WrittenIndex};
+use crate::atomic::AtomicFile;
 use crate::image::layer::{FileRange, LayerSource};
-use crate::image::manifest::{
-    Descriptor, Index, Manifest, REF_NAME, describe_all, for_platform, is_index,
-};
+use crate::image::manifest::{Descriptor, Index, Manifest, describe_all, for_platform, is_index};
+use crate::image::resolve::{self, IndexEntry, PlacedBlob, ResolvedImage};
 use crate::image::{
-    Cancel, Compression, ConfigFile, Digest, Encoding, Error, Image, Layer, Platform, Reference,
-    Result, WrittenLayer, media_type,
+    Cancel, Compression, ConfigFile, Digest, Encoding, Error, Image, Layer, Platform, Result,
+    WrittenLayer,
 };
 use crate::reporter::Reporter;
 
 /// The content of the `oci-layout` file.
 pub const OCI_LAYOUT_FILE: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
 
-/// The annotation containerd and Docker use for an image's full name.
-const CONTAINERD_NAME: &str = "io.containerd.image.name";
-
 fn blob_path(dir: &Path, digest: &Digest) -> PathBuf {
     dir.join("blobs")
         .join(digest.algorithm())
         .join(digest.hex())
-}
-
-/// The OCI manifest for `image` with the given config and written layers.
-pub fn manifest_bytes(
-    image: &Image,
-    config_digest: &Digest,
-    config_size: u64,
-    layers: &[WrittenLayer],
-) -> Vec<u8> {
-    let manifest = Manifest {
-        schema_version: 2,
-        media_type: Some(media_type::OCI_MANIFEST.into()),
-        config: Descriptor {
-            media_type: media_type::OCI_CONFIG.into(),
-            digest: config_digest.clone(),
-            size: config_size,
-            annotations: BTreeMap::new(),
-            platform: None,
-        },
-        layers: layers
-            .iter()
-            .map(|l| Descriptor {
-                media_type: l.compression.oci_media_type().into(),
-                digest: l.digest.clone(),
-                size: l.size,
-                annotations: BTreeMap::new(),
-                platform: None,
-            })
-            .collect(),
-        annotations: image.annotations().clone(),
-    };
-    serde_json::to_vec(&manifest).unwrap_or_default()
-}
-
-fn manifest_descriptor(digest: &Digest, size: u64, name: Option<(&str, &str)>) -> Descriptor {
-    let mut annotations = BTreeMap::new();
-    if let Some((full, tag)) = name {
-        annotations.insert(CONTAINERD_NAME.to_string(), full.to_string());
-        annotations.insert(REF_NAME.to_string(), tag.to_string());
-    }
-    Descriptor {
-        media_type: media_type::OCI_MANIFEST.into(),
-        digest: digest.clone(),
-        size,
-        annotations,
-        platform: None,
-    }
-}
-
-/// An `index.json` naming each manifest once per tag (as Docker's `docker save` does).
-pub fn index_bytes(entries: &[(Digest, u64, &[Reference])]) -> Vec<u8> {
-    let mut manifests = Vec::new();
-    for (digest, size, tags) in entries {
-        if tags.is_empty() {
-            manifests.push(manifest_descriptor(digest, *size, None));
-        }
-        for t in tags.iter() {
-            let full = t.with_tag(t.tag_or_latest()).to_string();
-            manifests.push(manifest_descriptor(
-                digest,
-                *size,
-                Some((&full, t.tag_or_latest())),
-            ));
-        }
-    }
-    let index = Index {
-        schema_version: 2,
-        media_type: Some(media_type::OCI_INDEX.into()),
-        manifests,
-        annotations: BTreeMap::new(),
-    };
-    serde_json::to_vec(&index).unwrap_or_default()
 }
 
 /// Where an OCI layout's files are: a directory, or a tar archive of one (oci-archive).
@@ -295,10 +220,7 @@ fn write_blob(dir: &Path, bytes: &[u8]) -> Result<Digest> {
     let digest = Digest::of(bytes);
     let path = blob_path(dir, &digest);
     if !path.exists() {
-        let mut temp = tempfile::NamedTempFile::new_in(dir.join("blobs/sha256"))
-            .map_err(Error::io("writing", &path))?;
-        temp.write_all(bytes).map_err(Error::io("writing", &path))?;
-        persist(temp, &path)?;
+        crate::atomic::write(&path, bytes).map_err(Error::io("writing", &path))?;
     }
     Ok(digest)
 }
@@ -324,7 +246,29 @@ pub fn write_with_cache(
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<WrittenImage> {
-    let (mut written, _) = write_new(&[image], false, dir, tag, cache, cancel, reporter)?;
+    write_encoded(
+        image,
+        dir,
+        tag,
+        Encoding::default(),
+        cache,
+        cancel,
+        reporter,
+    )
+}
+
+/// [`write_with_cache`], with layers in `encoding`'s compression. Blobs of `cache` are
+/// reflinked into the layout where the filesystem can, copied otherwise.
+pub fn write_encoded(
+    image: &Image,
+    dir: &Path,
+    tag: Option<&str>,
+    encoding: Encoding,
+    cache: Option<&BlobCache>,
+    cancel: &Cancel,
+    reporter: &dyn Reporter,
+) -> Result<WrittenImage> {
+    let (mut written, _) = write_new(&[image], false, dir, tag, encoding, cache, cancel, reporter)?;
     Ok(written.remove(0))
 }
 
@@ -338,7 +282,28 @@ pub fn write_index_with_cache(
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<WrittenIndex> {
-    let (images, digest) = write_new(images, true, dir, tag, cache, cancel, reporter)?;
+    write_index_encoded(
+        images,
+        dir,
+        tag,
+        Encoding::default(),
+        cache,
+        cancel,
+        reporter,
+    )
+}
+
+/// [`write_index_with_cache`], with layers in `encoding`'s compression.
+pub fn write_index_encoded(
+    images: &[&Image],
+    dir: &Path,
+    tag: Option<&str>,
+    encoding: Encoding,
+    cache: Option<&BlobCache>,
+    cancel: &Cancel,
+    reporter: &dyn Reporter,
+) -> Result<WrittenIndex> {
+    let (images, digest) = write_new(images, true, dir, tag, encoding, cache, cancel, reporter)?;
     Ok(WrittenIndex {
         digest,
         images,
@@ -348,28 +313,34 @@ pub fn write_index_with_cache(
 
 /// Writes `images` (the one image, or an index of them when `as_index`) and names it `tag`;
 /// returns them and the digest `tag` names. A layout this created is removed on failure.
+#[allow(clippy::too_many_arguments)]
 fn write_new(
     images: &[&Image],
     as_index: bool,
     dir: &Path,
     tag: Option<&str>,
+    encoding: Encoding,
     cache: Option<&BlobCache>,
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<(Vec<WrittenImage>, Digest)> {
     let created = !dir.exists();
-    let result = write_inner(images, as_index, dir, tag, cache, cancel, reporter);
+    let result = write_inner(
+        images, as_index, dir, tag, encoding, cache, cancel, reporter,
+    );
     if result.is_err() && created {
         let _ = fs::remove_dir_all(dir);
     }
     result
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_inner(
     images: &[&Image],
     as_index: bool,
     dir: &Path,
     tag: Option<&str>,
+    encoding: Encoding,
     cache: Option<&BlobCache>,
     cancel: &Cancel,
     reporter: &dyn Reporter,
@@ -396,46 +367,29 @@ fn write_inner(
                 "it is a non-empty directory without an OCI layout's index.json".into(),
             ));
         }
-        Index {
-            schema_version: 2,
-            media_type: Some(media_type::OCI_INDEX.into()),
-            manifests: Vec::new(),
-            annotations: BTreeMap::new(),
-        }
+        resolve::index(&[])
     };
     fs::create_dir_all(dir.join("blobs/sha256")).map_err(|e| output_err(e.to_string()))?;
-    fs::write(dir.join("oci-layout"), OCI_LAYOUT_FILE)
-        .map_err(Error::io("writing", dir.join("oci-layout")))?;
+    let layout_file = dir.join("oci-layout");
+    crate::atomic::write(&layout_file, OCI_LAYOUT_FILE)
+        .map_err(Error::io("writing", &layout_file))?;
 
-    let mut written = Vec::new();
+    let mut resolved = Vec::new();
     for image in images {
-        written.push(write_image(image, dir, cache, cancel, reporter)?);
+        resolved.push(write_image(image, dir, encoding, cache, cancel, reporter)?);
     }
     cancel.check().map_err(Error::io("writing", dir))?;
-    let manifests: Vec<(Digest, u64, crate::image::Platform)> = written
-        .iter()
-        .zip(images)
-        .map(|((w, size), image)| {
-            let digest = w
-                .manifest_digest
-                .clone()
-                .expect("a layout writes manifests");
-            (digest, *size, image.platform())
-        })
-        .collect();
-    let mut descriptor = match manifests.as_slice() {
-        [(digest, size, _)] if !as_index => manifest_descriptor(digest, *size, None),
+    let entry = match resolved.as_slice() {
+        [one] if !as_index => IndexEntry::manifest(one),
         _ => {
-            let bytes = Index::of_platforms(&manifests).to_bytes();
-            let digest = write_blob(dir, &bytes)?;
-            let mut descriptor = manifest_descriptor(&digest, bytes.len() as u64, None);
-            descriptor.media_type = media_type::OCI_INDEX.into();
-            descriptor
+            let bytes = resolve::platform_index(&resolved).to_bytes();
+            write_blob(dir, &bytes)?;
+            IndexEntry::index(&bytes)
         }
     };
+    let descriptor = entry.named(tag).descriptor();
     if let Some(tag) = tag {
         index.manifests.retain(|d| d.ref_name() != Some(tag));
-        descriptor.annotations.insert(REF_NAME.into(), tag.into());
     } else {
         index
             .manifests
@@ -443,67 +397,83 @@ fn write_inner(
     }
     let named = descriptor.digest.clone();
     index.manifests.push(descriptor);
-    let bytes =
-        serde_json::to_vec(&index).map_err(|e| Error::io("writing", &index_path)(e.into()))?;
-    let mut temp =
-        tempfile::NamedTempFile::new_in(dir).map_err(Error::io("writing", &index_path))?;
-    temp.write_all(&bytes)
+    crate::atomic::write(&index_path, &index.to_bytes())
         .map_err(Error::io("writing", &index_path))?;
-    persist(temp, &index_path)?;
-    Ok((written.into_iter().map(|(w, _)| w).collect(), named))
+    Ok((
+        resolved
+            .into_iter()
+            .map(WrittenImage::from_resolved)
+            .collect(),
+        named,
+    ))
 }
 
-/// Writes the blobs and the manifest of `image`; returns it as written, with the manifest's size.
+/// Places the blobs of `image` and writes its config and manifest.
 fn write_image(
     image: &Image,
     dir: &Path,
+    encoding: Encoding,
     cache: Option<&BlobCache>,
     cancel: &Cancel,
     reporter: &dyn Reporter,
-) -> Result<(WrittenImage, u64)> {
-    let total = image.layers().len();
-    let mut written_layers = Vec::new();
-    for (i, layer) in image.layers().iter().enumerate() {
-        reporter.layer_started(i, total, layer);
-        let written = match cache.filter(|_| needs_compression(layer)) {
-            Some(c) => {
-                // Compressed once into the shared store, copied from there.
-                let stored = compressed_blob(layer, c, cancel)?;
-                let path = blob_path(dir, &stored.written.digest);
-                if !path.exists() {
-                    copy_file(&stored.path, &path)?;
-                }
-                stored.written
+) -> Result<ResolvedImage> {
+    let resolution = resolve::resolve(image, encoding, cache);
+    let total = resolution.layers.len();
+    let mut layers = Vec::new();
+    for (i, blob) in resolution.layers.iter().enumerate() {
+        reporter.layer_started(i, total, blob.layer());
+        let written = match blob.file(false, cancel)? {
+            Some(placed) => {
+                link_or_copy(dir, &placed, cancel)?;
+                placed.written
             }
-            None => {
-                let temp = tempfile::NamedTempFile::new_in(dir.join("blobs/sha256"))
-                    .map_err(Error::io("writing", dir))?;
-                let mut out = BufWriter::with_capacity(1 << 20, temp.as_file());
-                let written = layer.write_to(&mut out, Encoding::KeepOrGzip, cancel)?;
-                out.flush().map_err(Error::io("writing", temp.path()))?;
-                drop(out);
-                let path = blob_path(dir, &written.digest);
-                if !path.exists() {
-                    persist(temp, &path)?;
-                }
-                written
-            }
+            None => stream_blob(dir, |out| blob.write_to(out, cancel))?,
         };
-        reporter.layer_finished(i, layer, &written);
-        written_layers.push(written);
+        reporter.layer_finished(i, blob.layer(), &written);
+        layers.push(written);
     }
-    let diff_ids = written_layers.iter().map(|l| l.diff_id.clone()).collect();
-    let config = image.config_bytes(diff_ids);
-    let config_digest = write_blob(dir, &config)?;
-    let manifest = manifest_bytes(image, &config_digest, config.len() as u64, &written_layers);
-    let manifest_digest = write_blob(dir, &manifest)?;
-    Ok((
-        WrittenImage {
-            config_digest,
-            manifest_digest: Some(manifest_digest),
-            layers: written_layers,
-            push: None,
-        },
-        manifest.len() as u64,
-    ))
+    let resolved = resolution.finish(layers);
+    write_blob(dir, &resolved.config)?;
+    write_blob(dir, &resolved.manifest)?;
+    Ok(resolved)
+}
+
+/// Puts a blob on disk into the layout: a reflink (a copy-on-write clone, on btrfs, XFS and
+/// other filesystems that share extents) when it is a whole file on the layout's filesystem,
+/// else a copy (by `copy_file_range`). Never a hard link: the layout's blob would be the blob
+/// cache's inode, and a tool rewriting a layout blob in place would change a cache blob that is
+/// trusted by its name.
+fn link_or_copy(dir: &Path, placed: &PlacedBlob, cancel: &Cancel) -> Result<()> {
+    let path = blob_path(dir, &placed.written.digest);
+    if path.exists() {
+        return Ok(());
+    }
+    let file = AtomicFile::new(&path).map_err(Error::io("writing", &path))?;
+    let whole = placed.range.offset == 0
+        && fs::metadata(&placed.range.path).is_ok_and(|m| m.len() == placed.range.size);
+    let cloned = whole
+        && fs::File::open(&placed.range.path)
+            .is_ok_and(|src| rustix::fs::ioctl_ficlone(file.file(), &src).is_ok());
+    if !cloned {
+        placed.copy_to(&mut file.file(), cancel)?;
+    }
+    file.commit().map_err(Error::io("writing", &path))
+}
+
+/// Streams a blob whose digest is known only once written into the layout.
+fn stream_blob(
+    dir: &Path,
+    write: impl FnOnce(&mut BufWriter<&fs::File>) -> Result<WrittenLayer>,
+) -> Result<WrittenLayer> {
+    let blobs = dir.join("blobs/sha256");
+    let temp = tempfile::NamedTempFile::new_in(&blobs).map_err(Error::io("writing in", &blobs))?;
+    let mut out = BufWriter::with_capacity(1 << 20, temp.as_file());
+    let written = write(&mut out)?;
+    out.flush().map_err(Error::io("writing", temp.path()))?;
+    drop(out);
+    let path = blob_path(dir, &written.digest);
+    if !path.exists() {
+        persist(temp, &path)?;
+    }
+    Ok(written)
 }

@@ -7,11 +7,13 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
 
-use super::blob_cache::{BlobCache, compressed_blob, needs_compression};
+use super::WrittenImage;
+use super::blob_cache::BlobCache;
 use super::oci_layout::{self, LayoutFiles};
-use super::{WrittenImage, persist};
+use crate::atomic::AtomicFile;
 use crate::image::layer::FileRange;
-use crate::image::{Cancel, Compression, Digest, Encoding, Error, Image, Result, WrittenLayer};
+use crate::image::resolve::{ResolvedImage, resolve};
+use crate::image::{Cancel, Compression, Digest, Encoding, Error, Image, Result};
 use crate::reporter::Reporter;
 
 /// The regular files and symlinks of an archive, by normalized name.
@@ -276,25 +278,15 @@ impl<W: Write + Seek> StreamingTar<W> {
     }
 }
 
-/// What [`write_archive`] wrote, for the transport to name in its index files.
-pub(crate) struct ArchiveContents {
-    /// The config blob's digest.
-    pub config_digest: Digest,
-    /// The OCI manifest's digest and size.
-    pub manifest: (Digest, u64),
-    /// The layers as written.
-    pub layers: Vec<WrittenLayer>,
-}
-
 /// The name of a blob inside an archive.
 pub(crate) fn blob_name(digest: &Digest) -> String {
     format!("blobs/sha256/{}", digest.hex())
 }
 
-/// Writes `image` as a tar at `path`: every layer (as `encoding` asks), the config and an OCI
-/// manifest under `blobs/sha256/`, then the files `index_files` names for what was written, then
-/// `oci-layout`. Written under a temporary name and renamed when complete, so a failed or
-/// cancelled write leaves no file behind.
+/// Writes `image` as a tar at `path`: every layer's blob as [`resolve`] decides it for
+/// `encoding` (and `cache`), the config and the OCI manifest under `blobs/sha256/`, then the
+/// files `index_files` names for what was written, then `oci-layout`. Written through
+/// [`crate::atomic::AtomicFile`], so a failed or cancelled write leaves no file behind.
 pub(crate) fn write_archive(
     image: &Image,
     path: &Path,
@@ -302,83 +294,54 @@ pub(crate) fn write_archive(
     cache: Option<&BlobCache>,
     cancel: &Cancel,
     reporter: &dyn Reporter,
-    index_files: impl FnOnce(&ArchiveContents) -> io::Result<Vec<(&'static str, Vec<u8>)>>,
+    index_files: impl FnOnce(&ResolvedImage) -> io::Result<Vec<(&'static str, Vec<u8>)>>,
 ) -> Result<WrittenImage> {
-    let parent = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
     if path.is_dir() {
         return Err(Error::Output {
             path: path.to_path_buf(),
             reason: "it is a directory (use `oci:DIR` to write an OCI layout)".into(),
         });
     }
-    let temp = tempfile::Builder::new()
-        .prefix(".conda-docker-")
-        .suffix(".tmp")
-        .tempfile_in(&parent)
-        .map_err(|e| Error::Output {
-            path: path.to_path_buf(),
-            reason: format!(
-                "cannot create a file in `{}`: {}",
-                parent.display(),
-                e.kind()
-            ),
-        })?;
+    let atomic = AtomicFile::new(path).map_err(|e| Error::Output {
+        path: path.to_path_buf(),
+        reason: format!("cannot create a file next to it: {}", e.kind()),
+    })?;
     let io_err = |e: io::Error| Error::io("writing", path)(e);
     let mut tar = StreamingTar {
-        out: BufWriter::with_capacity(1 << 20, temp.as_file().try_clone().map_err(io_err)?),
+        out: BufWriter::with_capacity(1 << 20, atomic.file().try_clone().map_err(io_err)?),
         mtime: 0,
     };
     tar.append_dir("blobs/").map_err(io_err)?;
     tar.append_dir("blobs/sha256/").map_err(io_err)?;
 
+    let resolution = resolve(image, encoding, cache);
     let mut layers = Vec::new();
     let mut seen = std::collections::HashSet::new();
-    let total = image.layers().len();
-    for (i, layer) in image.layers().iter().enumerate() {
-        reporter.layer_started(i, total, layer);
+    let total = resolution.layers.len();
+    for (i, blob) in resolution.layers.iter().enumerate() {
+        reporter.layer_started(i, total, blob.layer());
         let written = tar.append_streamed(
             |out| {
-                let compress = encoding == Encoding::KeepOrGzip && needs_compression(layer);
-                let w = match cache.filter(|_| compress) {
-                    Some(c) => {
-                        // Compressed once into the shared store, copied from there.
-                        let stored = compressed_blob(layer, c, cancel)?;
-                        let mut blob =
-                            File::open(&stored.path).map_err(Error::io("reading", &stored.path))?;
-                        io::copy(&mut blob, out).map_err(io_err)?;
-                        stored.written
-                    }
-                    None => layer.write_to(out, encoding, cancel)?,
-                };
+                let w = blob.write_to(out, cancel)?;
                 let name = seen.insert(w.digest.clone()).then(|| blob_name(&w.digest));
                 Ok((name, w))
             },
             io_err,
         )?;
-        reporter.layer_finished(i, layer, &written);
+        reporter.layer_finished(i, blob.layer(), &written);
         layers.push(written);
     }
-    let config = image.config_bytes(layers.iter().map(|l| l.diff_id.clone()).collect());
-    let config_digest = Digest::of(&config);
-    if seen.insert(config_digest.clone()) {
-        tar.append_bytes(&blob_name(&config_digest), &config)
-            .map_err(io_err)?;
+    let resolved = resolution.finish(layers);
+    for (digest, bytes) in [
+        (&resolved.config_digest, &resolved.config),
+        (&resolved.manifest_digest, &resolved.manifest),
+    ] {
+        if seen.insert(digest.clone()) {
+            tar.append_bytes(&blob_name(digest), bytes)
+                .map_err(io_err)?;
+        }
     }
-    let manifest = oci_layout::manifest_bytes(image, &config_digest, config.len() as u64, &layers);
-    let manifest_digest = Digest::of(&manifest);
-    if seen.insert(manifest_digest.clone()) {
-        tar.append_bytes(&blob_name(&manifest_digest), &manifest)
-            .map_err(io_err)?;
-    }
-    let contents = ArchiveContents {
-        config_digest,
-        manifest: (manifest_digest, manifest.len() as u64),
-        layers,
-    };
-    for (name, bytes) in index_files(&contents).map_err(io_err)? {
+    for (name, bytes) in index_files(&resolved).map_err(io_err)? {
         tar.append_bytes(name, &bytes).map_err(io_err)?;
     }
     tar.append_bytes("oci-layout", oci_layout::OCI_LAYOUT_FILE)
@@ -388,11 +351,6 @@ pub(crate) fn write_archive(
     file.sync_all().map_err(io_err)?;
     drop(file);
     cancel.check().map_err(io_err)?;
-    persist(temp, path)?;
-    Ok(WrittenImage {
-        config_digest: contents.config_digest,
-        manifest_digest: Some(contents.manifest.0),
-        layers: contents.layers,
-        push: None,
-    })
+    atomic.commit().map_err(io_err)?;
+    Ok(WrittenImage::from_resolved(resolved))
 }

@@ -92,7 +92,21 @@ pub struct CopyArgs {
     #[arg(short, long = "image", value_name = "NAME[:TAG]")]
     pub images: Vec<String>,
     #[command(flatten)]
+    pub compression: CompressionArgs,
+    #[command(flatten)]
     pub remote: RemoteArgs,
+}
+
+/// How layers are compressed in what is written.
+#[derive(Debug, Args)]
+pub struct CompressionArgs {
+    /// Layer compression for OCI layouts, oci-archives and registries: `gzip`, `zstd` or
+    /// `none`, with an optional level (`gzip:1`..`gzip:9`, `zstd:1`..`zstd:22`). Layers of the
+    /// base already in it are kept as they are, others recompressed. zstd layers cannot be
+    /// pulled by Docker before 23. Docker archives always hold uncompressed layers, as
+    /// `docker save` writes them.
+    #[arg(long, value_name = "ALGORITHM[:LEVEL]", default_value_t = conda_docker::image::LayerCompression::default())]
+    pub compression: conda_docker::image::LayerCompression,
 }
 
 #[derive(Debug, Args)]
@@ -236,6 +250,8 @@ pub struct BuildArgs {
         required_unless_present = "dry_run"
     )]
     pub outputs: Vec<String>,
+    #[command(flatten)]
+    pub compression: CompressionArgs,
     /// Print the layer plan (each layer's packages and recorded bytes, and what would be
     /// downloaded) without downloading or writing anything.
     #[arg(long)]

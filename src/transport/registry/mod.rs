@@ -18,15 +18,15 @@ use std::io::Write;
 use reqwest::{Method, StatusCode};
 
 pub use super::blob_cache::BlobCache;
-use super::blob_cache::compressed_blob;
 pub use auth::Credential;
 pub use client::{Client, RegistryOptions};
 
 use super::{WrittenImage, WrittenIndex};
 use crate::image::layer::{FileRange, LayerSource};
 use crate::image::manifest::{Index, Manifest, describe_all, for_platform, is_index};
+use crate::image::resolve::ResolvedImage;
 use crate::image::{
-    Cancel, ConfigFile, Digest, Error, Image, Layer, Platform, Reference, Result, WrittenLayer,
+    Cancel, ConfigFile, Digest, Encoding, Error, Image, Layer, Platform, Reference, Result,
     media_type,
 };
 use crate::reporter::Reporter;
@@ -319,50 +319,6 @@ async fn image_from_manifest(
     Ok(image)
 }
 
-/// A blob ready to upload: where its bytes are and what they are.
-struct ReadyBlob {
-    range: FileRange,
-    written: WrittenLayer,
-    /// Whether the compressed blob came from an earlier push (no compression done).
-    reused: bool,
-}
-
-/// Gets a layer's bytes as a compressed blob on disk: as stored when it already is one,
-/// otherwise written once into the cache.
-fn prepare_layer(layer: &Layer, cache: &BlobCache, cancel: &Cancel) -> Result<ReadyBlob> {
-    if let (
-        LayerSource::Blob {
-            range,
-            compression,
-            digest: Some(digest),
-        },
-        Some(diff_id),
-    ) = (layer.source(), layer.diff_id())
-        && *compression != crate::image::Compression::None
-    {
-        return Ok(ReadyBlob {
-            range: range.clone(),
-            written: WrittenLayer {
-                diff_id: diff_id.clone(),
-                digest: digest.clone(),
-                size: range.size,
-                compression: *compression,
-            },
-            reused: false,
-        });
-    }
-    let stored = compressed_blob(layer, cache, cancel)?;
-    Ok(ReadyBlob {
-        range: FileRange {
-            path: stored.path,
-            offset: 0,
-            size: stored.written.size,
-        },
-        written: stored.written,
-        reused: stored.reused,
-    })
-}
-
 fn with_digest(location: &str, digest: &Digest) -> String {
     let sep = if location.contains('?') { '&' } else { '?' };
     format!("{location}{sep}digest={digest}")
@@ -477,23 +433,25 @@ pub async fn push(
     reference: &Reference,
     options: &RegistryOptions,
     cache: &BlobCache,
+    encoding: Encoding,
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<(WrittenImage, PushStats)> {
     let client = Client::new(reference.registry(), options)?;
     let mut stats = PushStats::default();
-    let (written, _) = push_image(
+    let resolved = push_image(
         &client,
         image,
         reference,
         Some(&tag_or_digest(reference)),
         cache,
+        encoding,
         cancel,
         reporter,
         &mut stats,
     )
     .await?;
-    Ok((written, stats))
+    Ok((WrittenImage::from_resolved(resolved), stats))
 }
 
 /// Pushes a multi-platform image to `reference`: each image by its digest, then an OCI index of
@@ -503,23 +461,22 @@ pub async fn push_index(
     reference: &Reference,
     options: &RegistryOptions,
     cache: &BlobCache,
+    encoding: Encoding,
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<(WrittenIndex, PushStats)> {
     let client = Client::new(reference.registry(), options)?;
     let mut stats = PushStats::default();
-    let mut written = Vec::new();
-    let mut entries = Vec::new();
+    let mut resolved = Vec::new();
     for image in images {
-        let (w, size) = push_image(
-            &client, image, reference, None, cache, cancel, reporter, &mut stats,
-        )
-        .await?;
-        let digest = w.manifest_digest.clone().expect("a push writes a manifest");
-        entries.push((digest, size, image.platform()));
-        written.push(w);
+        resolved.push(
+            push_image(
+                &client, image, reference, None, cache, encoding, cancel, reporter, &mut stats,
+            )
+            .await?,
+        );
     }
-    let index = Index::of_platforms(&entries).to_bytes();
+    let index = crate::image::resolve::platform_index(&resolved).to_bytes();
     let digest = put_manifest(
         &client,
         reference,
@@ -531,7 +488,10 @@ pub async fn push_index(
     Ok((
         WrittenIndex {
             digest,
-            images: written,
+            images: resolved
+                .into_iter()
+                .map(WrittenImage::from_resolved)
+                .collect(),
             push: None,
         },
         stats,
@@ -550,7 +510,7 @@ fn tag_or_digest(reference: &Reference) -> String {
 }
 
 /// Pushes the blobs of `image`, then its manifest under `target` (else its own digest);
-/// returns it as written and the manifest's size.
+/// returns it as written.
 #[allow(clippy::too_many_arguments)]
 async fn push_image(
     client: &Client,
@@ -558,72 +518,58 @@ async fn push_image(
     reference: &Reference,
     target: Option<&str>,
     cache: &BlobCache,
+    encoding: Encoding,
     cancel: &Cancel,
     reporter: &dyn Reporter,
     stats: &mut PushStats,
-) -> Result<(WrittenImage, u64)> {
+) -> Result<ResolvedImage> {
     let repo = reference.repository();
+    let resolution = crate::image::resolve::resolve(image, encoding, Some(cache));
     let mut written_layers = Vec::new();
-    let total = image.layers().len();
-    for (i, layer) in image.layers().iter().enumerate() {
-        reporter.layer_started(i, total, layer);
-        let ready = blocking(|| prepare_layer(layer, cache, cancel))?;
-        stats.compressed_reused += usize::from(ready.reused);
+    let total = resolution.layers.len();
+    for (i, blob) in resolution.layers.iter().enumerate() {
+        reporter.layer_started(i, total, blob.layer());
+        let placed =
+            blocking(|| blob.file(false, cancel))?.expect("with a cache every blob is a file");
+        stats.compressed_reused += usize::from(placed.reused);
         cancel
             .check()
             .map_err(Error::io("pushing", reference.to_string()))?;
         push_blob(
             client,
             repo,
-            &ready.written.digest,
-            Body::File(&ready.range),
-            layer.origin(),
+            &placed.written.digest,
+            Body::File(&placed.range),
+            blob.layer().origin(),
             stats,
         )
         .await?;
-        reporter.layer_finished(i, layer, &ready.written);
-        written_layers.push(ready.written);
+        reporter.layer_finished(i, blob.layer(), &placed.written);
+        written_layers.push(placed.written);
     }
-    let diff_ids = written_layers.iter().map(|l| l.diff_id.clone()).collect();
-    let config = image.config_bytes(diff_ids);
-    let config_digest = Digest::of(&config);
+    let resolved = resolution.finish(written_layers);
     push_blob(
         client,
         repo,
-        &config_digest,
-        Body::Bytes(&config),
+        &resolved.config_digest,
+        Body::Bytes(&resolved.config),
         None,
         stats,
     )
     .await?;
-    let manifest = super::oci_layout::manifest_bytes(
-        image,
-        &config_digest,
-        config.len() as u64,
-        &written_layers,
-    );
-    let size = manifest.len() as u64;
     cancel
         .check()
         .map_err(Error::io("pushing", reference.to_string()))?;
-    let own_digest = Digest::of(&manifest).to_string();
-    let manifest_digest = put_manifest(
+    let own_digest = resolved.manifest_digest.to_string();
+    put_manifest(
         client,
         reference,
         target.unwrap_or(&own_digest),
         media_type::OCI_MANIFEST,
-        manifest,
+        resolved.manifest.clone(),
     )
     .await?;
-    Ok((
-        WrittenImage {
-            config_digest,
-            manifest_digest: Some(manifest_digest),
-            layers: written_layers,
-            push: None,
-        },
-        size,
-    ))
+    Ok(resolved)
 }
 
 /// PUTs a manifest (or an index) as `target` in `reference`'s repository; returns its digest,

@@ -215,11 +215,20 @@ pub(crate) async fn build(
         cache: blob_cache.context("no platform to build")?,
     };
     let images: Vec<_> = built.iter().map(|b| b.image()).collect();
+    let options = transport::WriteOptions {
+        compression: args.compression.compression,
+    };
     for output in outputs {
+        let target = Target {
+            output: &output,
+            tags: &tags,
+            remote: &remote,
+            options: &options,
+        };
         if let [image] = images.as_slice() {
-            write_one(image, &output, &tags, &remote, &cancel, &progress).await?;
+            write_one(image, &target, &cancel, &progress).await?;
         } else {
-            write_many(&images, &output, &tags, &remote, &cancel, &progress).await?;
+            write_many(&images, &target, &cancel, &progress).await?;
         }
     }
     if let Some(lock) = &args.lock_output {
@@ -234,17 +243,29 @@ pub(crate) async fn build(
     Ok(())
 }
 
+/// Where and how an output is written.
+struct Target<'a> {
+    output: &'a Location,
+    tags: &'a [Reference],
+    remote: &'a Remote,
+    options: &'a transport::WriteOptions,
+}
+
 /// Writes one image to `output`; prints its image ID, or `REF@DIGEST` for a push.
 async fn write_one(
     image: &Image,
-    output: &Location,
-    tags: &[Reference],
-    remote: &Remote,
+    target: &Target<'_>,
     cancel: &Cancel,
     progress: &Arc<Progress>,
 ) -> Result<()> {
+    let Target {
+        output,
+        tags,
+        remote,
+        options,
+    } = *target;
     let written = tokio::select! {
-        w = transport::write(image, output, tags, remote, cancel, progress.as_ref()) => w,
+        w = transport::write_with(image, output, tags, remote, options, cancel, progress.as_ref()) => w,
         () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
     }
     .with_context(|| format!("writing {output}"))?;
@@ -262,14 +283,18 @@ async fn write_one(
 /// Writes a multi-platform image to `output`; prints the index digest, or `REF@DIGEST`.
 async fn write_many(
     images: &[&Image],
-    output: &Location,
-    tags: &[Reference],
-    remote: &Remote,
+    target: &Target<'_>,
     cancel: &Cancel,
     progress: &Arc<Progress>,
 ) -> Result<()> {
+    let Target {
+        output,
+        tags,
+        remote,
+        options,
+    } = *target;
     let written = tokio::select! {
-        w = transport::write_index(images, output, tags, remote, cancel, progress.as_ref()) => w,
+        w = transport::write_index_with(images, output, tags, remote, options, cancel, progress.as_ref()) => w,
         () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
     }
     .with_context(|| format!("writing {output}"))?;

@@ -26,8 +26,11 @@ pub(crate) async fn copy(
         .collect::<Result<Vec<_>, _>>()?;
     let image = read_image(&args.source, &args.remote, &src_remote, &cancel).await?;
     let reporter: Arc<dyn Reporter> = progress.clone();
+    let options = transport::WriteOptions {
+        compression: args.compression.compression,
+    };
     let written = tokio::select! {
-        w = transport::write(&image, &destination, &tags, &dst_remote, &cancel, reporter.as_ref()) => w,
+        w = transport::write_with(&image, &destination, &tags, &dst_remote, &options, &cancel, reporter.as_ref()) => w,
         () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
     }
     .with_context(|| format!("writing {destination}"))?;

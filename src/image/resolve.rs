@@ -1,0 +1,446 @@
+//! Resolving an image for writing: the one place that decides which blob each layer becomes,
+//! and makes the config and manifest of what was written. Transports only place blobs.
+//!
+//! [`resolve`] looks at each layer once, for the [`Encoding`] a transport wants:
+//!
+//! - a blob of the blob cache already in the wanted compression is used as it is: the cache
+//!   named it by its checked digest, so it is neither hashed nor read as a tar again (a warm
+//!   docker-archive write costs about a `cat` of its blobs);
+//! - a layer to (re)compress, when a cache is given, is compressed into the cache once (or found
+//!   there by diff_id, compression and level) and placed from there;
+//! - anything else is streamed through [`Layer::write_to`], which hashes and checks it on the way.
+//!
+//! [`Resolution::finish`] then gives the config (with the diff_ids written) and the OCI
+//! manifest; [`index`] builds every OCI index (`index.json`, multi-platform indexes).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, Read, Seek, SeekFrom, Write};
+
+use super::layer::{FileRange, LayerSource};
+use super::manifest::{Descriptor, DescriptorPlatform, Index, Manifest, REF_NAME};
+use super::{
+    Cancel, Compression, Digest, Encoding, Error, Image, Layer, Platform, Result, WrittenLayer,
+    media_type,
+};
+use crate::transport::blob_cache::{BlobCache, StoredBlob, compressed_blob, needs_compression};
+
+/// The annotation containerd and Docker use for an image's full name.
+pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
+
+/// An image being written: each layer's blob, then (with [`Resolution::finish`]) its config and
+/// manifest.
+pub struct Resolution<'a> {
+    image: &'a Image,
+    /// The layers' blobs, bottom first.
+    pub layers: Vec<LayerBlob<'a>>,
+}
+
+/// What one layer becomes.
+pub struct LayerBlob<'a> {
+    layer: &'a Layer,
+    encoding: Encoding,
+    cache: Option<&'a BlobCache>,
+    how: How,
+}
+
+enum How {
+    /// These bytes, as they are: a trusted blob of the cache.
+    Stored {
+        range: FileRange,
+        written: WrittenLayer,
+    },
+    /// Compressed into the cache (or found there), then placed from it.
+    Cached,
+    /// Streamed through the layer's checked writer.
+    Streamed,
+}
+
+/// Decides, for each layer of `image`, which blob it becomes when written as `encoding` asks;
+/// `cache` is where compressed blobs are kept (and trusted blobs found).
+pub fn resolve<'a>(
+    image: &'a Image,
+    encoding: Encoding,
+    cache: Option<&'a BlobCache>,
+) -> Resolution<'a> {
+    let layers = image
+        .layers()
+        .iter()
+        .map(|layer| {
+            let how = match (trusted(layer, encoding, cache), cache) {
+                (Some((range, written)), _) => How::Stored { range, written },
+                (None, Some(_)) if needs_compression(layer, encoding) => How::Cached,
+                _ => How::Streamed,
+            };
+            LayerBlob {
+                layer,
+                encoding,
+                cache,
+                how,
+            }
+        })
+        .collect();
+    Resolution { image, layers }
+}
+
+/// The layer's stored blob, when it is the cache's own, in the wanted compression, and what it
+/// is; its digest is the cache's name for it (and, for a plain tar, its diff_id).
+fn trusted(
+    layer: &Layer,
+    encoding: Encoding,
+    cache: Option<&BlobCache>,
+) -> Option<(FileRange, WrittenLayer)> {
+    let LayerSource::Blob {
+        range,
+        compression,
+        digest: Some(digest),
+    } = layer.source()
+    else {
+        return None;
+    };
+    if !encoding.keeps(*compression) || !cache?.holds(range, digest) {
+        return None;
+    }
+    let diff_id = match (compression, layer.diff_id()) {
+        // A diff_id other than the tar's digest is an error the checked writer reports.
+        (Compression::None, Some(d)) if d != digest => return None,
+        (Compression::None, _) => digest.clone(),
+        (_, d) => d?.clone(),
+    };
+    Some((
+        range.clone(),
+        WrittenLayer {
+            diff_id,
+            digest: digest.clone(),
+            size: range.size,
+            compression: *compression,
+        },
+    ))
+}
+
+impl<'a> LayerBlob<'a> {
+    /// The layer.
+    pub fn layer(&self) -> &'a Layer {
+        self.layer
+    }
+
+    /// The blob's digests, size and compression when known before it is placed (a stored blob).
+    pub fn known(&self) -> Option<&WrittenLayer> {
+        match &self.how {
+            How::Stored { written, .. } => Some(written),
+            _ => None,
+        }
+    }
+
+    /// The blob as bytes on disk, to link, copy or upload: stored, or written into the cache
+    /// (compressed, or, without `streamed`, copied there and checked). `None` when there is no
+    /// cache, or when `streamed` and the layer is best streamed where it goes.
+    pub fn file(&self, streamed: bool, cancel: &Cancel) -> Result<Option<PlacedBlob>> {
+        match (&self.how, self.cache) {
+            (How::Stored { range, written }, _) => Ok(Some(PlacedBlob {
+                range: range.clone(),
+                written: written.clone(),
+                reused: false,
+            })),
+            (How::Streamed, _) if streamed => Ok(None),
+            (How::Cached | How::Streamed, Some(cache)) => {
+                let StoredBlob {
+                    path,
+                    written,
+                    reused,
+                } = compressed_blob(self.layer, cache, self.encoding, cancel)?;
+                Ok(Some(PlacedBlob {
+                    range: FileRange {
+                        path,
+                        offset: 0,
+                        size: written.size,
+                    },
+                    written,
+                    reused,
+                }))
+            }
+            (_, None) => Ok(None),
+        }
+    }
+
+    /// Writes the blob's bytes to `out`: copied as they are when stored (or once compressed into
+    /// the cache), else streamed and checked. Returns what was written.
+    pub fn write_to<W: Write>(&self, out: &mut W, cancel: &Cancel) -> Result<WrittenLayer> {
+        match self.file(true, cancel)? {
+            Some(blob) => {
+                blob.copy_to(out, cancel)?;
+                Ok(blob.written)
+            }
+            None => self.layer.write_to(out, self.encoding, cancel),
+        }
+    }
+}
+
+/// A blob on disk, ready to be placed.
+pub struct PlacedBlob {
+    /// Where its bytes are.
+    pub range: FileRange,
+    /// What they are.
+    pub written: WrittenLayer,
+    /// True when it had to be compressed and an earlier write had done it.
+    pub reused: bool,
+}
+
+impl PlacedBlob {
+    /// Copies the bytes to `out` (by `copy_file_range` when both are files).
+    pub fn copy_to<W: Write>(&self, out: &mut W, cancel: &Cancel) -> Result<()> {
+        let path = &self.range.path;
+        cancel.check().map_err(Error::io("reading", path))?;
+        let mut file = File::open(path).map_err(Error::io("reading", path))?;
+        file.seek(SeekFrom::Start(self.range.offset))
+            .map_err(Error::io("reading", path))?;
+        let copied = io::copy(&mut file.take(self.range.size), out)
+            .map_err(Error::io("copying blob from", path))?;
+        if copied != self.range.size {
+            return Err(Error::invalid(
+                path,
+                format!(
+                    "blob is truncated: read {copied} of {} bytes",
+                    self.range.size
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// An image as written: its config and manifest, and its layers' blobs.
+#[derive(Clone, Debug)]
+pub struct ResolvedImage {
+    /// The config blob, with the diff_ids written.
+    pub config: Vec<u8>,
+    /// Its digest (Docker's image ID).
+    pub config_digest: Digest,
+    /// The OCI manifest.
+    pub manifest: Vec<u8>,
+    /// Its digest.
+    pub manifest_digest: Digest,
+    /// Each layer's blob, bottom first.
+    pub layers: Vec<WrittenLayer>,
+    /// The platform the config names.
+    pub platform: Platform,
+}
+
+impl Resolution<'_> {
+    /// The config and manifest of the image whose layers were written as `layers`.
+    pub fn finish(&self, layers: Vec<WrittenLayer>) -> ResolvedImage {
+        let config = self
+            .image
+            .config_bytes(layers.iter().map(|l| l.diff_id.clone()).collect());
+        let config_digest = Digest::of(&config);
+        let manifest = Manifest {
+            schema_version: 2,
+            media_type: Some(media_type::OCI_MANIFEST.into()),
+            config: Descriptor {
+                media_type: media_type::OCI_CONFIG.into(),
+                digest: config_digest.clone(),
+                size: config.len() as u64,
+                annotations: BTreeMap::new(),
+                platform: None,
+            },
+            layers: layers
+                .iter()
+                .map(|l| Descriptor {
+                    media_type: l.compression.oci_media_type().into(),
+                    digest: l.digest.clone(),
+                    size: l.size,
+                    annotations: BTreeMap::new(),
+                    platform: None,
+                })
+                .collect(),
+            annotations: self.image.annotations().clone(),
+        };
+        let manifest = serde_json::to_vec(&manifest).expect("a manifest of strings serializes");
+        ResolvedImage {
+            config_digest,
+            manifest_digest: Digest::of(&manifest),
+            config,
+            manifest,
+            layers,
+            platform: self.image.platform(),
+        }
+    }
+}
+
+/// An entry of an OCI index: a manifest or a nested index, and how it is named.
+#[derive(Clone, Debug)]
+pub struct IndexEntry {
+    /// Its media type.
+    pub media_type: &'static str,
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+    /// The platform it is for, in a multi-platform index.
+    pub platform: Option<Platform>,
+    /// Its `org.opencontainers.image.ref.name` (a layout's tag).
+    pub ref_name: Option<String>,
+    /// Its `io.containerd.image.name` (the full name Docker loads it as).
+    pub image_name: Option<String>,
+}
+
+impl IndexEntry {
+    /// The entry for an image's manifest, unnamed.
+    pub fn manifest(resolved: &ResolvedImage) -> Self {
+        Self {
+            media_type: media_type::OCI_MANIFEST,
+            digest: resolved.manifest_digest.clone(),
+            size: resolved.manifest.len() as u64,
+            platform: None,
+            ref_name: None,
+            image_name: None,
+        }
+    }
+
+    /// The entry for a nested index, unnamed.
+    pub fn index(bytes: &[u8]) -> Self {
+        Self {
+            media_type: media_type::OCI_INDEX,
+            digest: Digest::of(bytes),
+            size: bytes.len() as u64,
+            platform: None,
+            ref_name: None,
+            image_name: None,
+        }
+    }
+
+    /// This entry named `tag`.
+    pub fn named(mut self, tag: Option<&str>) -> Self {
+        self.ref_name = tag.map(str::to_string);
+        self
+    }
+
+    /// The descriptor of this entry.
+    pub fn descriptor(&self) -> Descriptor {
+        let mut annotations = BTreeMap::new();
+        if let Some(full) = &self.image_name {
+            annotations.insert(CONTAINERD_NAME.to_string(), full.clone());
+        }
+        if let Some(tag) = &self.ref_name {
+            annotations.insert(REF_NAME.to_string(), tag.clone());
+        }
+        Descriptor {
+            media_type: self.media_type.into(),
+            digest: self.digest.clone(),
+            size: self.size,
+            annotations,
+            platform: self.platform.as_ref().map(|p| DescriptorPlatform {
+                architecture: p.architecture.clone(),
+                os: p.os.clone(),
+                variant: p.variant.clone(),
+            }),
+        }
+    }
+}
+
+/// The OCI index of `entries`, in their order.
+pub fn index(entries: &[IndexEntry]) -> Index {
+    Index {
+        schema_version: 2,
+        media_type: Some(media_type::OCI_INDEX.into()),
+        manifests: entries.iter().map(IndexEntry::descriptor).collect(),
+        annotations: BTreeMap::new(),
+    }
+}
+
+/// The index of a multi-platform image: each image's manifest with its platform.
+pub fn platform_index(images: &[ResolvedImage]) -> Index {
+    let entries: Vec<IndexEntry> = images
+        .iter()
+        .map(|r| IndexEntry {
+            platform: Some(r.platform.clone()),
+            ..IndexEntry::manifest(r)
+        })
+        .collect();
+    index(&entries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::LayerCompression;
+
+    fn cached_image(cache: &BlobCache) -> Image {
+        let stored = cache
+            .put_layer(None, |w| {
+                crate::image::layer_tar::write_layer_tar(
+                    vec![crate::image::layer_tar::Entry {
+                        path: "a".into(),
+                        data: crate::image::layer_tar::EntryData::Bytes(b"a".repeat(4000)),
+                        mode: 0o644,
+                    }],
+                    0,
+                    w,
+                    &Cancel::new(),
+                )
+            })
+            .unwrap();
+        let layer = Layer::from_blob(
+            LayerSource::Blob {
+                range: FileRange {
+                    path: cache.blob_path(&stored.diff_id),
+                    offset: 0,
+                    size: stored.size,
+                },
+                compression: Compression::None,
+                digest: Some(stored.diff_id.clone()),
+            },
+            Some(stored.diff_id),
+            "cached",
+        );
+        let config = crate::image::ConfigFile {
+            rootfs: crate::image::config::RootFs {
+                diff_ids: vec![layer.diff_id().unwrap().clone()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        Image::from_parts(config, vec![layer]).unwrap()
+    }
+
+    #[test]
+    fn a_cache_blob_is_trusted_and_others_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let image = cached_image(&cache);
+        let plain = resolve(&image, Encoding::Uncompressed, Some(&cache));
+        assert!(plain.layers[0].known().is_some(), "a cache tar is stored");
+        let outside = resolve(&image, Encoding::Uncompressed, None);
+        assert!(
+            outside.layers[0].known().is_none(),
+            "without the cache it is checked"
+        );
+        let zstd = resolve(
+            &image,
+            Encoding::Compressed(LayerCompression::zstd(3)),
+            Some(&cache),
+        );
+        let mut out = Vec::new();
+        let written = zstd.layers[0].write_to(&mut out, &Cancel::new()).unwrap();
+        assert_eq!(written.compression, Compression::Zstd);
+        let gzip = resolve(
+            &image,
+            Encoding::Compressed(LayerCompression::gzip(1)),
+            Some(&cache),
+        );
+        let mut out = Vec::new();
+        let again = gzip.layers[0].write_to(&mut out, &Cancel::new()).unwrap();
+        assert_eq!(
+            again.compression,
+            Compression::Gzip,
+            "no zstd blob for gzip"
+        );
+        assert_eq!(again.diff_id, written.diff_id);
+        let resolved = gzip.finish(vec![again]);
+        let manifest: Manifest = serde_json::from_slice(&resolved.manifest).unwrap();
+        assert_eq!(
+            manifest.layers[0].media_type,
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+    }
+}
