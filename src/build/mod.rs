@@ -293,6 +293,13 @@ impl Builder {
         BlobCache::for_cache_dir(self.cache_dir.as_deref())
     }
 
+    /// How many layers the packages may use: the image's limit less the base's layers, the
+    /// user's and the top layer of files no package owns.
+    fn layer_budget(&self, base: &Image, adds_user: bool) -> usize {
+        let taken = base.layers().len() + usize::from(adds_user) + 1;
+        self.max_layers.saturating_sub(taken).max(1)
+    }
+
     /// The cache of what each package holds, beside the blob cache.
     fn contents_cache(&self) -> ContentsCache {
         let dirs = crate::cache::cache_dirs(self.cache_dir.as_deref());
@@ -364,8 +371,7 @@ impl Builder {
             &target_prefix,
         )?;
 
-        let taken = base.layers().len() + usize::from(user.is_some()) + 1;
-        let budget = self.max_layers.saturating_sub(taken).max(1);
+        let budget = self.layer_budget(&base, user.is_some());
         let plan = plan_layers(&records, self.strategy, budget);
         let epoch = self
             .source_date_epoch
@@ -555,8 +561,7 @@ impl Builder {
             records,
             ..
         } = self.prepare().await?;
-        let taken = base.layers().len() + usize::from(user.is_some()) + 1;
-        let budget = self.max_layers.saturating_sub(taken).max(1);
+        let budget = self.layer_budget(&base, user.is_some());
         let plan = plan_layers(&records, self.strategy, budget);
         let cache = rattler_cache::package_cache::PackageCache::new(
             cache_dir.join(rattler_cache::PACKAGE_CACHE_DIR),
