@@ -14,25 +14,7 @@
 use rattler_conda_types::RepoDataRecord;
 use serde::Serialize;
 
-// TEMPORARY until src/conda/layering.rs lands.
-struct PlanPackage {
-    #[allow(dead_code)]
-    name: String,
-    #[allow(dead_code)]
-    size: u64,
-}
-fn layered_groups(count: usize, budget: usize) -> Vec<Vec<usize>> {
-    let mut g: Vec<Vec<usize>> = (0..count.min(budget.saturating_sub(1).max(1)))
-        .map(|i| vec![i])
-        .collect();
-    if count > g.len() {
-        g.push((g.len()..count).collect());
-    }
-    g
-}
-fn auto_groups(p: &[PlanPackage], budget: usize) -> Vec<Vec<usize>> {
-    layered_groups(p.len(), budget)
-}
+use super::layering::{PlanPackage, auto_groups, layered_groups};
 
 /// How the environment is split into layers.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
