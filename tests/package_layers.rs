@@ -473,3 +473,62 @@ fn two_builds_at_once_share_a_cache() {
     assert!(pb.wait().unwrap().success());
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
 }
+
+#[test]
+fn a_lockfile_dry_run_needs_no_channel() {
+    let dir = tempdir();
+    let cache = dir.path().join("cache");
+    let chan = dir.path().join("channel");
+    for sub in ["linux-64", "noarch"] {
+        std::fs::create_dir_all(chan.join(sub)).unwrap();
+        for e in std::fs::read_dir(channel().join(sub)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), chan.join(sub).join(e.file_name())).unwrap();
+        }
+    }
+    let out = dir.path().join("out.tar");
+    let locks = [dir.path().join("lock.yml"), dir.path().join("explicit.txt")];
+    for lock in &locks {
+        let lock_arg = format!("--lock-output={}", lock.display());
+        build_with(
+            &cache,
+            &[&chan],
+            out.to_str().unwrap(),
+            &[&lock_arg],
+            &["zstd", "bzip2"],
+        );
+    }
+    // The channel is gone, and the cache too: the plan comes from the lockfile alone.
+    std::fs::remove_dir_all(&chan).unwrap();
+    let fresh = dir.path().join("fresh-cache");
+    for lock in &locks {
+        let text = run_ok(
+            conda_docker()
+                .args([
+                    "build",
+                    "--dry-run",
+                    "--json",
+                    "-b",
+                    "scratch",
+                    "--cache-dir",
+                ])
+                .arg(&fresh)
+                .arg("-f")
+                .arg(lock),
+        );
+        let plan: serde_json::Value = serde_json::from_str(&text).unwrap();
+        let packages: usize = plan[0]["groups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|g| g["packages"].as_array().unwrap().len())
+            .sum();
+        assert_eq!(
+            packages,
+            10,
+            "{} plans every package: {plan}",
+            lock.display()
+        );
+        assert_eq!(plan[0]["downloads"].as_array().unwrap().len(), 10);
+    }
+}

@@ -329,7 +329,7 @@ impl Builder {
             base,
             records,
             client,
-        } = self.prepare().await?;
+        } = self.prepare(false).await?;
         let reporter = self.reporter.as_ref();
 
         // What each package holds: from the contents cache, else fetched and read.
@@ -517,8 +517,8 @@ impl Builder {
     }
 
     /// What every build and plan starts with: the settings checked, the base read and the
-    /// exact packages resolved.
-    async fn prepare(&self) -> Result<Prepared, Error> {
+    /// exact packages resolved (for a plan, a lockfile's from the lockfile alone).
+    async fn prepare(&self, plan_only: bool) -> Result<Prepared, Error> {
         if matches!(&self.packages, Packages::Specs(s) if s.is_empty()) {
             return Err(Error::NoSpecs);
         }
@@ -535,7 +535,7 @@ impl Builder {
         self.check_cancel()?;
         let client = solve::http_client();
         let gateway = solve::gateway(&cache_dir, client.clone());
-        let records = self.resolve(&gateway, subdir, &base).await?;
+        let records = self.resolve(&gateway, subdir, &base, plan_only).await?;
         self.reporter
             .stage_finished(Stage::Solve, &format!("{} packages", records.len()));
         self.check_cancel()?;
@@ -560,7 +560,7 @@ impl Builder {
             base,
             records,
             ..
-        } = self.prepare().await?;
+        } = self.prepare(true).await?;
         let budget = self.layer_budget(&base, user.is_some());
         let plan = plan_layers(&records, self.strategy, budget);
         let cache = rattler_cache::package_cache::PackageCache::new(
@@ -621,12 +621,14 @@ impl Builder {
         Ok(base)
     }
 
-    /// The exact packages to install: solved, looked up from a lockfile, or as given.
+    /// The exact packages to install: solved, looked up from a lockfile (for a plan, read from
+    /// the lockfile alone), or as given.
     async fn resolve(
         &self,
         gateway: &rattler_repodata_gateway::Gateway,
         subdir: Subdir,
         base: &Image,
+        plan_only: bool,
     ) -> Result<Vec<RepoDataRecord>, Error> {
         let reporter = self.reporter.as_ref();
         Ok(match &self.packages {
@@ -641,6 +643,10 @@ impl Builder {
                     .collect::<Result<Vec<_>, _>>()?;
                 let virtual_packages = self.virtual_packages(subdir, base)?;
                 solve::solve(gateway, &channels, subdir, parsed, virtual_packages).await?
+            }
+            Packages::Locked(locked) if plan_only => {
+                reporter.stage_started(Stage::Solve, &format!("{} locked packages", locked.len()));
+                crate::conda::lock::records_offline(locked)?
             }
             Packages::Locked(locked) => {
                 reporter.stage_started(Stage::Solve, &format!("{} locked packages", locked.len()));

@@ -8,7 +8,10 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use rattler_conda_types::{Channel, MatchSpec, PackageName, RepoDataRecord, Subdir};
+use rattler_conda_types::package::DistArchiveIdentifier;
+use rattler_conda_types::{
+    Channel, MatchSpec, PackageName, PackageRecord, RepoDataRecord, Subdir,
+};
 use rattler_repodata_gateway::Gateway;
 use url::Url;
 
@@ -23,6 +26,9 @@ pub struct LockedPackage {
     pub sha256: Option<String>,
     /// Its md5 (lowercase hex), if the lockfile has one.
     pub md5: Option<String>,
+    /// What the lockfile itself records of the package (pixi.lock: the whole record;
+    /// conda-lock: name, version, build and dependencies), if anything.
+    pub record: Option<PackageRecord>,
 }
 
 /// The lockfile formats, told apart by content.
@@ -116,7 +122,12 @@ fn read_explicit(path: &Path, text: &str, subdir: Subdir) -> Result<Vec<LockedPa
                 ));
             }
         };
-        packages.push(LockedPackage { url, sha256, md5 });
+        packages.push(LockedPackage {
+            url,
+            sha256,
+            md5,
+            record: None,
+        });
     }
     Ok(packages)
 }
@@ -152,10 +163,12 @@ fn read_conda_lock(path: &Path, text: &str, subdir: Subdir) -> Result<Vec<Locked
                 format!("package `{}`: `{}` is not a URL: {e}", p.name, p.url),
             )
         })?;
+        let record = conda_lock_record(p, &url);
         packages.push(LockedPackage {
             url,
             sha256: p.hash.sha256.as_ref().map(|h| h.to_lowercase()),
             md5: p.hash.md5.as_ref().map(|h| h.to_lowercase()),
+            record,
         });
     }
     Ok(packages)
@@ -214,6 +227,7 @@ fn read_pixi(path: &Path, subdir: Subdir, environment: &str) -> Result<Vec<Locke
             url,
             sha256: binary.package_record.sha256.map(hex::encode),
             md5: binary.package_record.md5.map(hex::encode),
+            record: Some(binary.package_record.clone()),
         });
     }
     Ok(packages)
@@ -250,6 +264,77 @@ fn name_of(file: &str) -> Option<String> {
 
 /// Locked packages grouped by channel URL, then subdir: (file name, package).
 type ByChannel<'a> = BTreeMap<String, (Url, BTreeMap<String, Vec<(String, &'a LockedPackage)>>)>;
+
+/// What a conda-lock entry records: name, version, build (from the file name when absent) and
+/// dependencies; `None` when its name or version does not parse.
+fn conda_lock_record(p: &rattler_conda_lock::Package, url: &Url) -> Option<PackageRecord> {
+    let file = url.path_segments()?.next_back()?;
+    let build = p.build.clone().or_else(|| {
+        let stem = file
+            .strip_suffix(".conda")
+            .or_else(|| file.strip_suffix(".tar.bz2"))?;
+        stem.rsplit('-').next().map(str::to_string)
+    })?;
+    let mut record = PackageRecord::new(
+        PackageName::try_from(p.name.as_str()).ok()?,
+        p.version.parse::<rattler_conda_types::Version>().ok()?,
+        build.parse().ok()?,
+    );
+    record.depends = p
+        .dependencies
+        .iter()
+        .map(|(name, spec)| format!("{name} {spec}").trim().to_string())
+        .collect();
+    Some(record)
+}
+
+/// The locked packages as records, from what the lockfile itself says, reading no repodata
+/// and no network: for planning layers offline. A package the lockfile says nothing of (an
+/// `@EXPLICIT` line) is named from its file name, with no size or dependencies.
+pub fn records_offline(locked: &[LockedPackage]) -> Result<Vec<RepoDataRecord>> {
+    let mut out = Vec::with_capacity(locked.len());
+    for p in locked {
+        let (channel, _, file) = split_url(&p.url).ok_or_else(|| Error::Channel {
+            channel: p.url.to_string(),
+            reason: "not a package URL of the form CHANNEL/SUBDIR/FILE".into(),
+        })?;
+        let identifier = DistArchiveIdentifier::try_from_filename(&file).ok_or_else(|| {
+            Error::Channel {
+                channel: p.url.to_string(),
+                reason: format!("`{file}` is not a conda package file name"),
+            }
+        })?;
+        let package_record = match &p.record {
+            Some(r) => r.clone(),
+            None => {
+                let id = &identifier.identifier;
+                PackageRecord::new(
+                    PackageName::try_from(id.name.as_str()).map_err(|e| Error::Channel {
+                        channel: p.url.to_string(),
+                        reason: e.to_string(),
+                    })?,
+                    id.version.parse::<rattler_conda_types::Version>().map_err(|e| {
+                        Error::Channel {
+                            channel: p.url.to_string(),
+                            reason: e.to_string(),
+                        }
+                    })?,
+                    id.build_string.parse().map_err(|e| Error::Channel {
+                        channel: p.url.to_string(),
+                        reason: format!("build string: {e}"),
+                    })?,
+                )
+            }
+        };
+        out.push(RepoDataRecord {
+            package_record,
+            identifier,
+            url: p.url.clone(),
+            channel: Some(channel.to_string()),
+        });
+    }
+    Ok(super::solve::sort_by_dependency(out))
+}
 
 /// Finds each locked package in its channel's repodata, checking the lockfile's hashes.
 pub async fn records(gateway: &Gateway, locked: &[LockedPackage]) -> Result<Vec<RepoDataRecord>> {
