@@ -532,3 +532,52 @@ fn a_lockfile_dry_run_needs_no_channel() {
         assert_eq!(plan[0]["downloads"].as_array().unwrap().len(), 10);
     }
 }
+
+#[test]
+fn hard_links_and_symlinks_of_a_package_stay_links() {
+    let dir = tempdir();
+    let cache = dir.path().join("cache");
+    let chan = dir.path().join("chan");
+    let script = format!(
+        "import sys; sys.path.insert(0, {common:?}); import conda_package; \
+         conda_package.write_channel({dest:?}, 'linked', '1.0', {{\
+         'lib/liba.so.1': b'\\x7fELF' + b'x' * 1000, \
+         'lib/libb.so.1': ('hardlink', 'lib/liba.so.1'), \
+         'lib/liba.so': ('link', 'liba.so.1')}})",
+        common = common::repo().join("tests/common").display().to_string(),
+        dest = chan.display().to_string(),
+    );
+    let python = common::tools::require("python3", "package_layers").expect("python3");
+    run_ok(Command::new(python).args(["-c", &script]));
+    let out = dir.path().join("out.tar");
+    build_with(&cache, &[&chan], out.to_str().unwrap(), &[], &["linked"]);
+    let archive = open(&out);
+    let layer = archive
+        .layers
+        .iter()
+        .map(|l| &archive.files[l])
+        .find(|bytes| common::archive::tar_files(bytes).contains_key("opt/conda/lib/liba.so.1"))
+        .expect("the package's layer");
+    let mut kinds = std::collections::BTreeMap::new();
+    let mut tar = tar::Archive::new(layer.as_slice());
+    for entry in tar.entries().unwrap() {
+        let entry = entry.unwrap();
+        let name = entry.path().unwrap().display().to_string();
+        let link = entry.link_name().unwrap().map(|l| l.display().to_string());
+        kinds.insert(name, (entry.header().entry_type(), link, entry.size()));
+    }
+    let file = &kinds["opt/conda/lib/liba.so.1"];
+    assert_eq!((file.0, file.2), (tar::EntryType::Regular, 1004));
+    assert_eq!(
+        kinds["opt/conda/lib/libb.so.1"],
+        (
+            tar::EntryType::Link,
+            Some("opt/conda/lib/liba.so.1".to_string()),
+            0
+        )
+    );
+    assert_eq!(
+        kinds["opt/conda/lib/liba.so"],
+        (tar::EntryType::Symlink, Some("liba.so.1".to_string()), 0)
+    );
+}

@@ -3,7 +3,8 @@
 
 Usage: conda_package.py DEST_CHANNEL NAME VERSION [PATH=CONTENT ...]
 As a module: write_channel(dest, name, version, files, depends=()), where files maps a path in
-the package to bytes, or to ("link", TARGET) for a symlink.
+the package to bytes, to ("link", TARGET) for a symlink, or to ("hardlink", PATH) for a hard
+link to another file of the package.
 
 Writes DEST_CHANNEL/linux-64/NAME-VERSION-0.tar.bz2 (info/index.json, info/paths.json,
 info/files and the files) with repodata.json beside it, as conda-build would lay it out.
@@ -28,7 +29,11 @@ def write_channel(dest, name, version, files, depends=()):
     }
     paths = []
     for path, data in sorted(files.items()):
-        if isinstance(data, tuple):
+        if isinstance(data, tuple) and data[0] == "hardlink":
+            target = files[data[1]]
+            paths.append({"_path": path, "path_type": "hardlink",
+                          "sha256": hashlib.sha256(target).hexdigest(), "size_in_bytes": len(target)})
+        elif isinstance(data, tuple):
             paths.append({"_path": path, "path_type": "softlink"})
         else:
             paths.append({"_path": path, "path_type": "hardlink",
@@ -44,7 +49,8 @@ def write_channel(dest, name, version, files, depends=()):
             entry = tarfile.TarInfo(path)
             entry.mtime = TIMESTAMP // 1000
             if isinstance(data, tuple):
-                entry.type, entry.linkname = tarfile.SYMTYPE, data[1]
+                kind = tarfile.LNKTYPE if data[0] == "hardlink" else tarfile.SYMTYPE
+                entry.type, entry.linkname = kind, data[1]
                 tar.addfile(entry)
             else:
                 entry.size = len(data)
