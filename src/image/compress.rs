@@ -9,8 +9,11 @@ use super::digest::HashingWriter;
 use super::gzip::ParallelGzip;
 use super::layer::{Compression, WrittenLayer};
 
-/// The gzip level used when none is given.
-pub const DEFAULT_GZIP_LEVEL: u32 = 6;
+/// The gzip level used when none is given. Measured on the compression of a 73 MB environment
+/// (ten conda-forge packages and a base) into an OCI layout on 2 cores: level 1 took 0.81 s for
+/// 33.4 MB, level 3 1.33 s for 26.7 MB, level 6 1.55 s for 25.9 MB (medians of 8). Level 3 is
+/// within 3% of level 6's size for less time; level 1's extra 25% is paid by every push and pull.
+pub const DEFAULT_GZIP_LEVEL: u32 = 3;
 
 /// The zstd level used when none is given (zstd's own default).
 pub const DEFAULT_ZSTD_LEVEL: u32 = 3;

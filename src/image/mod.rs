@@ -1,7 +1,9 @@
 //! The image model: an image is a config and a stack of layers, independent of any transport.
 //!
 //! [`Image`] holds a [`ConfigFile`] and [`Layer`]s whose bytes come from a stored blob or are
-//! written on demand ([`layer_tar`]). Transports in [`crate::transport`] read and write images.
+//! written on demand ([`layer_tar`]). Transports in [`crate::transport`] read and write images;
+//! what an image becomes when written (each layer's blob in the wanted [`compress`]ion, the
+//! config, the manifest, indexes) is decided in one place, [`resolve`].
 
 pub mod cancel;
 pub mod compress;
