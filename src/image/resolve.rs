@@ -7,7 +7,8 @@
 //!   named it by its checked digest, so it is neither hashed nor read as a tar again (a warm
 //!   docker-archive write costs about a `cat` of its blobs);
 //! - a layer to (re)compress, when a cache is given, is compressed into the cache once (or found
-//!   there by diff_id, compression and level) and placed from there;
+//!   there by diff_id, compression and level) and placed from there (a docker-archive's
+//!   decompressed layers are streamed instead: the cache keeps no plain copy of them);
 //! - anything else is streamed through [`Layer::write_to`], which hashes and checks it on the way.
 //!
 //! [`Resolution::finish`] then gives the config (with the diff_ids written) and the OCI
@@ -67,9 +68,11 @@ pub fn resolve<'a>(
         .layers()
         .iter()
         .map(|layer| {
+            // Decompressing for a docker-archive is streamed: the cache keeps no plain copy.
+            let compress = encoding != Encoding::Uncompressed && needs_compression(layer, encoding);
             let how = match (trusted(layer, encoding, cache), cache) {
                 (Some((range, written)), _) => How::Stored { range, written },
-                (None, Some(_)) if needs_compression(layer, encoding) => How::Cached,
+                (None, Some(_)) if compress => How::Cached,
                 _ => How::Streamed,
             };
             LayerBlob {

@@ -4,7 +4,8 @@
 //! multi-image archives) and skopeo (layers as symlinks) write. Writes Docker 25's layout, which
 //! Docker 20.10 and podman load: `blobs/sha256/<hex>` for every blob, plus `manifest.json`,
 //! `repositories`, `index.json` and `oci-layout`. Layers are streamed into the archive and hashed
-//! on the way; the tar header is filled in afterwards, so no layer is held or read twice.
+//! on the way (the blob cache's own tars are copied as they are: they are named by their checked
+//! digest); the tar header is filled in afterwards, so no layer is held or read twice.
 
 use std::collections::BTreeMap;
 use std::path::Path;

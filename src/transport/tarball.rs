@@ -1,6 +1,7 @@
 //! Tar archives of images (docker-archive, oci-archive): an index of an existing archive's
-//! entries, so blobs are read in place, and a writer that streams blobs in and hashes them on
-//! the way, filling in each tar header afterwards.
+//! entries, so blobs are read in place, and a writer that streams in the blobs
+//! [`crate::image::resolve`] decides (hashed on the way unless the blob cache vouches for them),
+//! filling in each tar header afterwards.
 
 use std::collections::HashMap;
 use std::fs::File;
