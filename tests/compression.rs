@@ -300,3 +300,87 @@ fn a_bad_compression_fails_before_any_work() {
     }
     assert!(!out_dir.exists(), "nothing was written");
 }
+
+#[test]
+fn a_zstd_push_runs_under_podman_and_a_gzip_push_keeps_the_base() {
+    use common::tools::{Registry, RegistryAuth};
+    let test = "a_zstd_push_runs_under_podman_and_a_gzip_push_keeps_the_base";
+    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+        return;
+    };
+    let Some(mut skopeo) = tool("skopeo", test) else {
+        return;
+    };
+    let reg = &registry.addr;
+    // skopeo pushes the base with gzip layers.
+    run_ok(
+        skopeo
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("docker-archive:{}", glibc_base().display()))
+            .arg(format!("docker://{reg}/base:1")),
+    );
+    let raw = |image: &str| -> serde_json::Value {
+        let out = run_ok(std::process::Command::new("skopeo").args([
+            "inspect",
+            "--raw",
+            "--tls-verify=false",
+            &format!("docker://{reg}/{image}"),
+        ]));
+        serde_json::from_str(&out).unwrap()
+    };
+    let base_layer = raw("base:1")["layers"][0]["digest"].clone();
+    let dir = tempdir();
+    let cache = dir.path().join("cache");
+    let push = |target: &str, compression: &str| {
+        let out = conda_docker()
+            .env("CONDA_DOCKER_CACHE_DIR", &cache)
+            .args(["build", "-b", &format!("{reg}/base:1"), "-c"])
+            .arg(channel())
+            .args(["--compression", compression])
+            .args(["-o", &format!("docker://{reg}/{target}"), "bzip2"])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let stderr = push("app:zstd", "zstd");
+    assert!(stderr.contains("Docker before 23"), "{stderr}");
+    let zstd = raw("app:zstd");
+    for layer in zstd["layers"].as_array().unwrap() {
+        assert_eq!(
+            layer["mediaType"], "application/vnd.oci.image.layer.v1.tar+zstd",
+            "the gzip base layer is recompressed too: {zstd}"
+        );
+    }
+    assert_ne!(zstd["layers"][0]["digest"], base_layer);
+    push("app:gzip", "gzip");
+    let gzip = raw("app:gzip");
+    assert_eq!(
+        gzip["layers"][0]["digest"], base_layer,
+        "the base kept as is"
+    );
+    assert!(
+        gzip["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|l| l["mediaType"] == "application/vnd.oci.image.layer.v1.tar+gzip")
+    );
+    if let Some(podman) = Podman::new(test) {
+        let got = run_ok(podman.cmd().args([
+            "run",
+            "--rm",
+            "--network=none",
+            "--tls-verify=false",
+            &format!("{reg}/app:zstd"),
+            "sh",
+            "-c",
+            "echo pushed | bzip2 | bzip2 -d",
+        ]));
+        assert_eq!(got, "pushed\n");
+    }
+}
