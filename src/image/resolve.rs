@@ -446,4 +446,61 @@ mod tests {
             "application/vnd.oci.image.layer.v1.tar+gzip"
         );
     }
+
+    #[test]
+    fn a_trusted_blob_is_copied_without_being_hashed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path().join("cache"));
+        let image = cached_image(&cache);
+        let LayerSource::Blob { range, .. } = image.layers()[0].source() else {
+            unreachable!()
+        };
+        // Bytes changed behind the cache's back, same size: trusted by name, copied as they are.
+        let mut bytes = std::fs::read(&range.path).unwrap();
+        bytes[600] ^= 1;
+        std::fs::write(&range.path, &bytes).unwrap();
+        let trusted = resolve(&image, Encoding::Uncompressed, Some(&cache));
+        let mut out = Vec::new();
+        trusted.layers[0]
+            .write_to(&mut out, &Cancel::new())
+            .unwrap();
+        assert_eq!(out, bytes);
+        // Without the cache vouching for it, the same blob is hashed and refused.
+        let checked = resolve(&image, Encoding::Uncompressed, None);
+        let err = checked.layers[0]
+            .write_to(&mut Vec::new(), &Cancel::new())
+            .unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_layout_blob_is_not_the_cache_blob() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path().join("cache"));
+        let image = cached_image(&cache);
+        let layout = dir.path().join("layout");
+        let written = crate::transport::oci_layout::write_encoded(
+            &image,
+            &layout,
+            None,
+            Encoding::Compressed(LayerCompression::none()),
+            Some(&cache),
+            &Cancel::new(),
+            &crate::reporter::NoReporter,
+        )
+        .unwrap();
+        let digest = &written.layers[0].digest;
+        let in_layout = layout.join("blobs/sha256").join(digest.hex());
+        let in_cache = cache.blob_path(digest);
+        assert_eq!(
+            std::fs::read(&in_layout).unwrap(),
+            std::fs::read(&in_cache).unwrap()
+        );
+        // A tool rewriting the layout's blob in place must not change the cache's.
+        assert_ne!(
+            std::fs::metadata(&in_layout).unwrap().ino(),
+            std::fs::metadata(&in_cache).unwrap().ino()
+        );
+    }
 }
