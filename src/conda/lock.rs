@@ -9,9 +9,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use rattler_conda_types::package::DistArchiveIdentifier;
-use rattler_conda_types::{
-    Channel, MatchSpec, PackageName, PackageRecord, RepoDataRecord, Subdir,
-};
+use rattler_conda_types::{Channel, MatchSpec, PackageName, PackageRecord, RepoDataRecord, Subdir};
 use rattler_repodata_gateway::Gateway;
 use url::Url;
 
@@ -298,12 +296,11 @@ pub fn records_offline(locked: &[LockedPackage]) -> Result<Vec<RepoDataRecord>> 
             channel: p.url.to_string(),
             reason: "not a package URL of the form CHANNEL/SUBDIR/FILE".into(),
         })?;
-        let identifier = DistArchiveIdentifier::try_from_filename(&file).ok_or_else(|| {
-            Error::Channel {
+        let identifier =
+            DistArchiveIdentifier::try_from_filename(&file).ok_or_else(|| Error::Channel {
                 channel: p.url.to_string(),
                 reason: format!("`{file}` is not a conda package file name"),
-            }
-        })?;
+            })?;
         let package_record = match &p.record {
             Some(r) => r.clone(),
             None => {
@@ -313,12 +310,12 @@ pub fn records_offline(locked: &[LockedPackage]) -> Result<Vec<RepoDataRecord>> 
                         channel: p.url.to_string(),
                         reason: e.to_string(),
                     })?,
-                    id.version.parse::<rattler_conda_types::Version>().map_err(|e| {
-                        Error::Channel {
+                    id.version
+                        .parse::<rattler_conda_types::Version>()
+                        .map_err(|e| Error::Channel {
                             channel: p.url.to_string(),
                             reason: e.to_string(),
-                        }
-                    })?,
+                        })?,
                     id.build_string.parse().map_err(|e| Error::Channel {
                         channel: p.url.to_string(),
                         reason: format!("build string: {e}"),
