@@ -324,20 +324,39 @@ fn with_digest(location: &str, digest: &Digest) -> String {
     format!("{location}{sep}digest={digest}")
 }
 
-enum Body<'a> {
-    File(&'a FileRange),
-    Bytes(&'a [u8]),
+enum Body {
+    File(FileRange),
+    Bytes(Vec<u8>),
 }
+
+/// What [`push_blob`] did.
+enum Pushed {
+    Skipped,
+    Mounted,
+    Uploaded,
+}
+
+impl PushStats {
+    fn count(&mut self, pushed: Pushed) {
+        match pushed {
+            Pushed::Skipped => self.skipped += 1,
+            Pushed::Mounted => self.mounted += 1,
+            Pushed::Uploaded => self.uploaded += 1,
+        }
+    }
+}
+
+/// How many blobs are checked or uploaded at once (Docker pushes a few layers at a time).
+const CONCURRENT_BLOBS: usize = 6;
 
 /// Uploads one blob unless the registry has it, mounting it from `origin` when possible.
 async fn push_blob(
     client: &Client,
     repo: &str,
     digest: &Digest,
-    body: Body<'_>,
+    body: Body,
     origin: Option<&Reference>,
-    stats: &mut PushStats,
-) -> Result<()> {
+) -> Result<Pushed> {
     let push_scope = vec![scope(repo, "pull,push")];
     let head = client
         .send(
@@ -348,8 +367,7 @@ async fn push_blob(
         )
         .await?;
     if head.status().is_success() {
-        stats.skipped += 1;
-        return Ok(());
+        return Ok(Pushed::Skipped);
     }
     let mut location = None;
     if let Some(origin) =
@@ -362,10 +380,7 @@ async fn push_blob(
         );
         let response = client.send(Method::POST, &path, &scopes, |r| r).await?;
         match response.status() {
-            StatusCode::CREATED => {
-                stats.mounted += 1;
-                return Ok(());
-            }
+            StatusCode::CREATED => return Ok(Pushed::Mounted),
             StatusCode::ACCEPTED => location = header(response.headers(), "location"),
             _ => {}
         }
@@ -396,7 +411,7 @@ async fn push_blob(
         .send(Method::PUT, &url, &push_scope, |r| {
             let r = r.header("Content-Type", "application/octet-stream");
             match &body {
-                Body::Bytes(b) => r.body(b.to_vec()),
+                Body::Bytes(b) => r.body(b.clone()),
                 Body::File(range) => match file_body(range) {
                     Ok((body, len)) => r.header("Content-Length", len).body(body),
                     Err(e) => r.header("X-Conda-Docker-Error", e.to_string()),
@@ -410,8 +425,7 @@ async fn push_blob(
             error_body(response).await
         )));
     }
-    stats.uploaded += 1;
-    Ok(())
+    Ok(Pushed::Uploaded)
 }
 
 /// A streaming request body reading `range` from disk.
@@ -527,36 +541,51 @@ async fn push_image(
     let resolution = crate::image::resolve::resolve(image, encoding, Some(cache));
     let mut written_layers = Vec::new();
     let total = resolution.layers.len();
+    // Each blob is placed (compressed when it must be) in turn, and checked or uploaded while
+    // the next is placed, a few at a time.
+    let mut in_flight = futures::stream::FuturesUnordered::new();
     for (i, blob) in resolution.layers.iter().enumerate() {
         reporter.layer_started(i, total, blob.layer());
-        let placed =
-            blocking(|| blob.file(false, cancel))?.expect("with a cache every blob is a file");
+        let placed = blocking(|| blob.file(false, cancel))?
+            .ok_or_else(|| Error::invalid(blob.layer().description(), "no blob file to push"))?;
         stats.compressed_reused += usize::from(placed.reused);
         cancel
             .check()
             .map_err(Error::io("pushing", reference.to_string()))?;
+        let digest = placed.written.digest.clone();
+        let range = placed.range.clone();
+        let origin = blob.layer().origin();
+        in_flight.push(async move {
+            push_blob(client, repo, &digest, Body::File(range), origin)
+                .await
+                .map(|pushed| (i, pushed))
+        });
+        written_layers.push(placed.written);
+        while in_flight.len() >= CONCURRENT_BLOBS {
+            if let Some(done) = futures::StreamExt::next(&mut in_flight).await {
+                let (i, pushed) = done?;
+                stats.count(pushed);
+                reporter.layer_finished(i, resolution.layers[i].layer(), &written_layers[i]);
+            }
+        }
+    }
+    while let Some(done) = futures::StreamExt::next(&mut in_flight).await {
+        let (i, pushed) = done?;
+        stats.count(pushed);
+        reporter.layer_finished(i, resolution.layers[i].layer(), &written_layers[i]);
+    }
+    drop(in_flight);
+    let resolved = resolution.finish(written_layers);
+    stats.count(
         push_blob(
             client,
             repo,
-            &placed.written.digest,
-            Body::File(&placed.range),
-            blob.layer().origin(),
-            stats,
+            &resolved.config_digest,
+            Body::Bytes(resolved.config.clone()),
+            None,
         )
-        .await?;
-        reporter.layer_finished(i, blob.layer(), &placed.written);
-        written_layers.push(placed.written);
-    }
-    let resolved = resolution.finish(written_layers);
-    push_blob(
-        client,
-        repo,
-        &resolved.config_digest,
-        Body::Bytes(&resolved.config),
-        None,
-        stats,
-    )
-    .await?;
+        .await?,
+    );
     cancel
         .check()
         .map_err(Error::io("pushing", reference.to_string()))?;
