@@ -65,6 +65,17 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
+/// Copies the fixture channel to `dest`, for tests that take parts of it away.
+fn copy_channel(dest: &Path) {
+    for sub in ["linux-64", "noarch"] {
+        std::fs::create_dir_all(dest.join(sub)).unwrap();
+        for e in std::fs::read_dir(channel().join(sub)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dest.join(sub).join(e.file_name())).unwrap();
+        }
+    }
+}
+
 /// The package directories rattler extracted into the cache.
 fn extracted(cache: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(cache.join("pkgs"))
@@ -82,13 +93,7 @@ fn a_warm_rebuild_reads_no_package_file() {
     let cache = dir.path().join("cache");
     // A copy of the channel, so its archives can be removed after the first build.
     let chan = dir.path().join("channel");
-    for sub in ["linux-64", "noarch"] {
-        std::fs::create_dir_all(chan.join(sub)).unwrap();
-        for e in std::fs::read_dir(channel().join(sub)).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), chan.join(sub).join(e.file_name())).unwrap();
-        }
-    }
+    copy_channel(&chan);
     let a = dir.path().join("a.tar");
     let first = build_with(
         &cache,
@@ -479,13 +484,7 @@ fn a_lockfile_dry_run_needs_no_channel() {
     let dir = tempdir();
     let cache = dir.path().join("cache");
     let chan = dir.path().join("channel");
-    for sub in ["linux-64", "noarch"] {
-        std::fs::create_dir_all(chan.join(sub)).unwrap();
-        for e in std::fs::read_dir(channel().join(sub)).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), chan.join(sub).join(e.file_name())).unwrap();
-        }
-    }
+    copy_channel(&chan);
     let out = dir.path().join("out.tar");
     let locks = [dir.path().join("lock.yml"), dir.path().join("explicit.txt")];
     for lock in &locks {
