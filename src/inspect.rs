@@ -6,7 +6,7 @@ use std::io::{self, Read};
 use serde::Serialize;
 
 use crate::image::layer::LayerSource;
-use crate::image::{Cancel, ConfigFile, Digest, Encoding, Error, Image, Result};
+use crate::image::{Cancel, ConfigFile, Digest, Image, Result};
 
 /// One layer of a [`Report`].
 #[derive(Clone, Debug, Serialize)]
@@ -52,31 +52,20 @@ pub fn inspect(image: &Image, cancel: &Cancel) -> Result<Report> {
         .collect();
     let mut layers = Vec::new();
     for (i, layer) in image.layers().iter().enumerate() {
-        let (reader, mut writer) =
-            io::pipe().map_err(Error::io("reading layer", layer.description()))?;
-        let report = std::thread::scope(|s| -> Result<LayerReport> {
-            let producer =
-                s.spawn(move || layer.write_to(&mut writer, Encoding::Uncompressed, cancel));
-            let listed = list_packages(reader);
-            let written = producer
-                .join()
-                .map_err(|_| Error::invalid(layer.description(), "reading the layer failed"))??;
-            let (packages, entries) =
-                listed.map_err(Error::io("reading layer", layer.description()))?;
-            let (digest, size) = match layer.source() {
-                LayerSource::Blob { digest, range, .. } => (digest.clone(), Some(range.size)),
-                LayerSource::Tar(_) => (None, None),
-            };
-            Ok(LayerReport {
-                digest,
-                diff_id: written.diff_id,
-                size,
-                uncompressed_size: written.size,
-                created_by: history.get(i).and_then(|h| h.created_by.clone()),
-                packages,
-                entries,
-            })
-        })?;
+        let ((packages, entries), written) = layer.read_tar(cancel, list_packages)?;
+        let (digest, size) = match layer.source() {
+            LayerSource::Blob { digest, range, .. } => (digest.clone(), Some(range.size)),
+            LayerSource::Tar(_) => (None, None),
+        };
+        let report = LayerReport {
+            digest,
+            diff_id: written.diff_id,
+            size,
+            uncompressed_size: written.size,
+            created_by: history.get(i).and_then(|h| h.created_by.clone()),
+            packages,
+            entries,
+        };
         layers.push(report);
     }
     let total_uncompressed_size = layers.iter().map(|l| l.uncompressed_size).sum();
@@ -97,7 +86,7 @@ pub fn inspect(image: &Image, cancel: &Cancel) -> Result<Report> {
 
 /// The conda packages recorded in a layer tar (`.../conda-meta/NAME-VERSION-BUILD.json`), and
 /// its entry count. Reads the tar to its end, so the writer side never blocks.
-fn list_packages(reader: impl Read) -> io::Result<(Vec<String>, usize)> {
+fn list_packages(reader: &mut dyn Read) -> io::Result<(Vec<String>, usize)> {
     let mut archive = tar::Archive::new(reader);
     let mut packages = Vec::new();
     let mut entries = 0;

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 
-use super::{Cancel, Encoding, Error, Image, Result};
+use super::{Cancel, Image, Result};
 
 /// What a path holds in the image.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -72,21 +72,7 @@ fn read_paths(
         {
             break;
         }
-        let (reader, mut writer) =
-            io::pipe().map_err(Error::io("reading layer", layer.description()))?;
-        let scanned = std::thread::scope(|s| {
-            let producer =
-                s.spawn(move || layer.write_to(&mut writer, Encoding::Uncompressed, cancel));
-            let scanned = scan(reader, paths);
-            let written = producer
-                .join()
-                .map_err(|_| Error::invalid(layer.description(), "reading the layer failed"));
-            (scanned, written)
-        });
-        scanned.1??;
-        let (files, whiteouts) = scanned
-            .0
-            .map_err(Error::io("reading layer", layer.description()))?;
+        let ((files, whiteouts), _) = layer.read_tar(cancel, |reader| scan(reader, paths))?;
         for (p, c) in files {
             if !deleted.contains(&p) {
                 found.entry(p).or_insert(c);
@@ -99,7 +85,7 @@ fn read_paths(
 
 /// The wanted files of one layer tar, and the wanted paths it deletes (whiteouts).
 fn scan(
-    reader: impl Read,
+    reader: &mut dyn Read,
     paths: &BTreeSet<PathBuf>,
 ) -> io::Result<(BTreeMap<PathBuf, FileContent>, Vec<PathBuf>)> {
     let mut archive = tar::Archive::new(reader);
@@ -134,7 +120,6 @@ fn scan(
             files.insert(path, FileContent::File(bytes));
         }
     }
-    io::copy(&mut archive.into_inner(), &mut io::sink())?;
     Ok((files, whiteouts))
 }
 

@@ -305,6 +305,71 @@ impl Layer {
     }
 }
 
+impl Layer {
+    /// Hands `consume` a reader of the layer's uncompressed tar, then reads what it left,
+    /// checking the digests the source promised; returns what `consume` returned and the layer
+    /// as an uncompressed write would give it. A stored blob is read in place; a made tar is
+    /// produced on another thread through a pipe.
+    pub fn read_tar<T: Send>(
+        &self,
+        cancel: &Cancel,
+        consume: impl FnOnce(&mut dyn Read) -> io::Result<T> + Send,
+    ) -> Result<(T, WrittenLayer)> {
+        let read_err = |e: io::Error| Error::io("reading layer", &self.description)(e);
+        let LayerSource::Blob {
+            range, compression, ..
+        } = &self.source
+        else {
+            let (mut reader, mut writer) = io::pipe().map_err(read_err)?;
+            return std::thread::scope(|s| {
+                let producer =
+                    s.spawn(move || self.write_to(&mut writer, Encoding::Uncompressed, cancel));
+                let consumed = consume(&mut reader)
+                    .and_then(|t| copy(&mut reader, &mut io::sink(), cancel).map(|()| t));
+                drop(reader);
+                let written = producer
+                    .join()
+                    .map_err(|_| Error::invalid(&self.description, "reading the layer failed"))??;
+                Ok((consumed.map_err(read_err)?, written))
+            });
+        };
+        let mut src = HashingReader::new(range.open()?);
+        let (consumed, diff_id, size) = {
+            let mut tar = HashingReader::new(CheckedTar::new(
+                decoder(*compression, &mut src).map_err(read_err)?,
+            ));
+            let consumed = consume(&mut tar).map_err(read_err)?;
+            copy(&mut tar, &mut io::sink(), cancel).map_err(read_err)?;
+            let (diff_id, size) = tar.finish();
+            (consumed, diff_id, size)
+        };
+        let (digest, read) = src.finish();
+        check_size(range, read)?;
+        if let LayerSource::Blob {
+            digest: Some(expected),
+            ..
+        } = &self.source
+        {
+            check("digest", &self.description, expected, &digest)?;
+        }
+        match self.diff_id() {
+            Some(expected) => check("diff_id", &self.description, expected, &diff_id)?,
+            None => {
+                let _ = self.written_diff_id.set(diff_id.clone());
+            }
+        }
+        Ok((
+            consumed,
+            WrittenLayer {
+                diff_id: diff_id.clone(),
+                digest: diff_id,
+                size,
+                compression: Compression::None,
+            },
+        ))
+    }
+}
+
 /// Copies a compressed blob as it is, hashing the stored bytes and the decompressed stream.
 fn keep_compressed(
     src: &mut dyn Read,
