@@ -339,11 +339,14 @@ impl Builder {
         let contents_cache = self.contents_cache();
         let fetcher = Fetcher::new(&cache_dir, client, self.reporter.clone());
         let cache_lock = fetcher.lock().await?;
-        let contents: Vec<Arc<PackageContents>> =
+        let read: Vec<(Arc<PackageContents>, Option<PathBuf>)> =
             futures::stream::iter(records.iter().map(|r| fetcher.contents(r, &contents_cache)))
                 .buffered(CONCURRENT_PACKAGES)
                 .try_collect()
                 .await?;
+        // Packages fetched just now to be read need no second look-up in the package cache.
+        let (contents, mut known_dirs): (Vec<Arc<PackageContents>>, Vec<Option<PathBuf>>) =
+            read.into_iter().unzip();
         self.check_cancel()?;
 
         let python = place::python_info(&records, subdir)?;
@@ -437,6 +440,14 @@ impl Builder {
         let wanted: Vec<usize> = missing
             .iter()
             .flat_map(|&g| plan.groups[g].members.iter().copied())
+            .filter(|&i| {
+                if let Some(dir) = known_dirs[i].take() {
+                    dirs.insert(dists[i].clone(), dir);
+                    false
+                } else {
+                    true
+                }
+            })
             .collect();
         let fetched: Vec<PathBuf> =
             futures::stream::iter(wanted.iter().map(|&i| fetcher.fetch(&records[i])))

@@ -99,30 +99,30 @@ impl Fetcher {
     }
 
     /// What `record`'s package holds: from `contents` when read before, else fetched and read
-    /// (and kept there).
+    /// (and kept there); with the extracted directory when it was fetched for this.
     pub async fn contents(
         &self,
         record: &RepoDataRecord,
         contents: &ContentsCache,
-    ) -> Result<Arc<PackageContents>> {
+    ) -> Result<(Arc<PackageContents>, Option<PathBuf>)> {
         let key = ContentsCache::key(record);
         if let Some(found) = key.as_deref().and_then(|k| contents.get(k)) {
-            return Ok(Arc::new(found));
+            return Ok((Arc::new(found), None));
         }
         let dir = self.fetch(record).await?;
         let record_for_read = record.clone();
-        let read =
-            tokio::task::spawn_blocking(move || PackageContents::read(&dir, &record_for_read))
-                .await
-                .map_err(|e| {
-                    Error::io("reading package", record.identifier.to_string())(e.into())
-                })??;
+        let dir_for_read = dir.clone();
+        let read = tokio::task::spawn_blocking(move || {
+            PackageContents::read(&dir_for_read, &record_for_read)
+        })
+        .await
+        .map_err(|e| Error::io("reading package", record.identifier.to_string())(e.into()))??;
         if let Some(k) = key {
             contents.put(&k, &read)?;
         }
         self.reporter
             .package_installed(record.package_record.name.as_normalized());
-        Ok(Arc::new(read))
+        Ok((Arc::new(read), Some(dir)))
     }
 }
 
