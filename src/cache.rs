@@ -2,7 +2,7 @@
 //!
 //! Two live side by side under one root (`--cache-dir DIR`, else `~/.cache/conda-docker`): the
 //! blob store `oci-v1` (layer tars by diff_id, compressed blobs, pulled manifests, layer keys)
-//! and `contents-v1` (what each package holds, by sha256). Conda packages themselves are in
+//! and `contents-v2` (what each package holds, by sha256). Conda packages themselves are in
 //! rattler's package cache, shared with pixi, which conda-docker reads but never prunes.
 
 use std::path::{Path, PathBuf};
@@ -34,7 +34,7 @@ pub fn cache_dirs(cache_dir: Option<&Path>) -> Vec<(&'static str, PathBuf)> {
     vec![
         ("blobs", blobs.dir().to_path_buf()),
         // Bump the version when PackageContents or how it is read changes.
-        ("package contents", root.join("contents-v1")),
+        ("package contents", root.join("contents-v2")),
     ]
 }
 

@@ -260,9 +260,16 @@ fn lockfile_errors_name_the_file_and_what_it_has() {
             &format!("#sha256:{}", "1".repeat(64)),
         ),
     );
-    let err = failed(build(&["-f", &tampered, "-o", o]));
+    let err = failed(build(&[
+        "-f",
+        &tampered,
+        "-c",
+        channel().to_str().unwrap(),
+        "-o",
+        o,
+    ]));
     assert!(
-        err.contains("bzip2-1.0.8-h4bc722e_7.conda") && err.contains("does not match"),
+        err.contains("bzip2-1.0.8-h4bc722e_7.conda") && err.contains("hash mismatch"),
         "{err}"
     );
 

@@ -20,12 +20,13 @@ use rattler_conda_types::{GenericVirtualPackage, RepoDataRecord, Subdir};
 
 use futures::{StreamExt, TryStreamExt};
 
+use crate::conda::channel::Sources;
 use crate::conda::contents::{ContentsCache, PackageContents};
 use crate::conda::fetch::Fetcher;
 use crate::conda::lock::LockedPackage;
 use crate::conda::place::{self, Clobber, Trim};
 use crate::conda::plan::{LayerGroup, LayerPlan, LayeringStrategy, MAX_LAYERS, plan_layers};
-use crate::conda::{channel, plan, solve};
+use crate::conda::{channel, plan, record, solve};
 use crate::image::config::rfc3339;
 use crate::image::layer::EntriesLayer;
 use crate::image::layer_tar::{Entry, EntryData, Ownership};
@@ -134,6 +135,7 @@ pub struct Builder {
     variables: BTreeMap<String, String>,
     settings: ImageSettings,
     virtual_packages: BTreeMap<String, String>,
+    sources: Sources,
 }
 
 /// Which packages go into the environment.
@@ -141,7 +143,7 @@ pub struct Builder {
 pub enum Packages {
     /// Match specs, solved against the channels.
     Specs(Vec<String>),
-    /// Exact packages from a lockfile (looked up in their channels' repodata; no solve).
+    /// Exact packages from a lockfile (as the lockfile records them; no solve, no repodata).
     Locked(Vec<LockedPackage>),
     /// Exact records, e.g. from an existing environment's `conda-meta`.
     Records(Vec<RepoDataRecord>),
@@ -170,6 +172,7 @@ impl Builder {
             variables: BTreeMap::new(),
             settings: ImageSettings::default(),
             virtual_packages: BTreeMap::new(),
+            sources: Sources::new(),
         }
     }
 
@@ -193,6 +196,13 @@ impl Builder {
         } else {
             builder.with_channels(input.channels)
         }
+    }
+
+    /// Where channels' packages are fetched from (mirrors, names of local channels). By
+    /// default, every channel from where it is, a local one named by its directory.
+    pub fn with_sources(mut self, sources: Sources) -> Self {
+        self.sources = sources;
+        self
     }
 
     /// The environment's name, for `CONDA_DEFAULT_ENV`. By default, `base`.
@@ -328,8 +338,9 @@ impl Builder {
             cache_dir,
             base,
             records,
+            sources,
             client,
-        } = self.prepare(false).await?;
+        } = self.prepare().await?;
         let reporter = self.reporter.as_ref();
 
         // What each package holds: from the contents cache, else fetched and read.
@@ -337,17 +348,40 @@ impl Builder {
         reporter.install_started(records.len());
         let blob_cache = self.blob_cache();
         let contents_cache = self.contents_cache();
-        let fetcher = Fetcher::new(&cache_dir, client, self.reporter.clone());
+        let fetcher = Fetcher::new(&cache_dir, client, self.reporter.clone(), sources.clone());
         let cache_lock = fetcher.lock().await?;
         let read: Vec<(Arc<PackageContents>, Option<PathBuf>)> =
             futures::stream::iter(records.iter().map(|r| fetcher.contents(r, &contents_cache)))
                 .buffered(CONCURRENT_PACKAGES)
                 .try_collect()
                 .await?;
-        // Packages fetched just now to be read need no second look-up in the package cache.
-        let (contents, mut known_dirs): (Vec<Arc<PackageContents>>, Vec<Option<PathBuf>>) =
-            read.into_iter().unzip();
         self.check_cancel()?;
+        // The image's records, from the packages themselves, in their dependency order; the
+        // records as resolved stay beside them, to fetch by.
+        let mut rows: Vec<(
+            RepoDataRecord,
+            RepoDataRecord,
+            Arc<PackageContents>,
+            Option<PathBuf>,
+        )> = Vec::with_capacity(records.len());
+        for (source, (contents, dir)) in records.into_iter().zip(read) {
+            let image_record = record::image_record(&source, &contents, &sources)?;
+            rows.push((image_record, source, contents, dir));
+        }
+        let order = solve::dependency_order(rows.iter().map(|r| &r.0));
+        let mut rows: Vec<Option<_>> = rows.into_iter().map(Some).collect();
+        let rows: Vec<_> = order.iter().filter_map(|&i| rows[i].take()).collect();
+        let mut records = Vec::with_capacity(rows.len());
+        let mut fetch_records = Vec::with_capacity(rows.len());
+        let mut contents = Vec::with_capacity(rows.len());
+        // Packages fetched just now to be read need no second look-up in the package cache.
+        let mut known_dirs = Vec::with_capacity(rows.len());
+        for (image_record, source, c, dir) in rows {
+            records.push(image_record);
+            fetch_records.push(source);
+            contents.push(c);
+            known_dirs.push(dir);
+        }
 
         let python = place::python_info(&records, subdir)?;
         let content_refs: Vec<&PackageContents> = contents.iter().map(|c| c.as_ref()).collect();
@@ -375,7 +409,8 @@ impl Builder {
         )?;
 
         let budget = self.layer_budget(&base, user.is_some());
-        let plan = plan_layers(&records, self.strategy, budget);
+        let sizes: Vec<u64> = contents.iter().map(|c| c.file_bytes()).collect();
+        let plan = plan_layers(&records, &sizes, self.strategy, budget);
         let epoch = self
             .source_date_epoch
             .or_else(|| plan.groups.iter().filter_map(|g| g.timestamp).max())
@@ -450,7 +485,7 @@ impl Builder {
             })
             .collect();
         let fetched: Vec<PathBuf> =
-            futures::stream::iter(wanted.iter().map(|&i| fetcher.fetch(&records[i])))
+            futures::stream::iter(wanted.iter().map(|&i| fetcher.fetch(&fetch_records[i])))
                 .buffered(CONCURRENT_PACKAGES)
                 .try_collect()
                 .await?;
@@ -528,8 +563,8 @@ impl Builder {
     }
 
     /// What every build and plan starts with: the settings checked, the base read and the
-    /// exact packages resolved (for a plan, a lockfile's from the lockfile alone).
-    async fn prepare(&self, plan_only: bool) -> Result<Prepared, Error> {
+    /// exact packages resolved.
+    async fn prepare(&self) -> Result<Prepared, Error> {
         if matches!(&self.packages, Packages::Specs(s) if s.is_empty()) {
             return Err(Error::NoSpecs);
         }
@@ -546,7 +581,7 @@ impl Builder {
         self.check_cancel()?;
         let client = solve::http_client();
         let gateway = solve::gateway(&cache_dir, client.clone());
-        let records = self.resolve(&gateway, subdir, &base, plan_only).await?;
+        let (records, sources) = self.resolve(&gateway, subdir, &base).await?;
         self.reporter
             .stage_finished(Stage::Solve, &format!("{} packages", records.len()));
         self.check_cancel()?;
@@ -557,6 +592,7 @@ impl Builder {
             cache_dir,
             base,
             records,
+            sources,
             client,
         })
     }
@@ -570,10 +606,26 @@ impl Builder {
             cache_dir,
             base,
             records,
+            sources,
             ..
-        } = self.prepare(true).await?;
+        } = self.prepare().await?;
         let budget = self.layer_budget(&base, user.is_some());
-        let plan = plan_layers(&records, self.strategy, budget);
+        let contents_cache = self.contents_cache();
+        let known: Vec<Option<PackageContents>> = records
+            .iter()
+            .map(|r| ContentsCache::key(r).and_then(|k| contents_cache.get(&k)))
+            .collect();
+        // A package read before is planned by its files' bytes, as the build plans it; one
+        // never read, by its archive size (the lockfile's or repodata's), an estimate.
+        let sizes: Vec<u64> = records
+            .iter()
+            .zip(&known)
+            .map(|(r, c)| match c {
+                Some(c) => c.file_bytes(),
+                None => r.package_record.size.unwrap_or(0),
+            })
+            .collect();
+        let plan = plan_layers(&records, &sizes, self.strategy, budget);
         let cache = rattler_cache::package_cache::PackageCache::new(
             cache_dir.join(rattler_cache::PACKAGE_CACHE_DIR),
         );
@@ -581,18 +633,13 @@ impl Builder {
             "reading the package cache",
             &cache_dir,
         ))?;
-        let contents_cache = self.contents_cache();
         let downloads = records
             .iter()
-            .filter(|r| {
-                !index.contains_record(r)
-                    && ContentsCache::key(r)
-                        .and_then(|k| contents_cache.get(&k))
-                        .is_none()
-            })
-            .map(|r| Download {
+            .zip(&known)
+            .filter(|(r, c)| !index.contains_record(r) && c.is_none())
+            .map(|(r, _)| Download {
                 package: plan::dist_name(r),
-                url: r.url.to_string(),
+                url: sources.fetch_url(&r.url).to_string(),
                 size: r.package_record.size,
             })
             .collect();
@@ -632,42 +679,44 @@ impl Builder {
         Ok(base)
     }
 
-    /// The exact packages to install: solved, looked up from a lockfile (for a plan, read from
-    /// the lockfile alone), or as given.
+    /// The exact packages to install (solved, as a lockfile records them, or as given), and
+    /// where their channels' packages are fetched from. A lockfile's channels are only places
+    /// to fetch from: its packages are read from the lockfile alone, never from repodata.
     async fn resolve(
         &self,
         gateway: &rattler_repodata_gateway::Gateway,
         subdir: Subdir,
         base: &Image,
-        plan_only: bool,
-    ) -> Result<Vec<RepoDataRecord>, Error> {
+    ) -> Result<(Vec<RepoDataRecord>, Sources), Error> {
         let reporter = self.reporter.as_ref();
-        Ok(match &self.packages {
+        let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
+        let mut sources = self.sources.clone();
+        let channels = self
+            .channels
+            .iter()
+            .map(|c| sources.parse_channel(c, &cwd, subdir))
+            .collect::<Result<Vec<_>, _>>()?;
+        for c in &channels {
+            sources.learn(c);
+        }
+        let records = match &self.packages {
             Packages::Specs(specs) => {
                 reporter.stage_started(Stage::Solve, &specs.join(" "));
                 let parsed = solve::parse_specs(specs)?;
-                let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
-                let channels = self
-                    .channels
-                    .iter()
-                    .map(|c| channel::parse_channel(c, &cwd, subdir))
-                    .collect::<Result<Vec<_>, _>>()?;
+                let fetch: Vec<_> = channels.iter().map(|c| c.fetch.clone()).collect();
                 let virtual_packages = self.virtual_packages(subdir, base)?;
-                solve::solve(gateway, &channels, subdir, parsed, virtual_packages).await?
-            }
-            Packages::Locked(locked) if plan_only => {
-                reporter.stage_started(Stage::Solve, &format!("{} locked packages", locked.len()));
-                crate::conda::lock::records_offline(locked)?
+                solve::solve(gateway, &fetch, subdir, parsed, virtual_packages).await?
             }
             Packages::Locked(locked) => {
                 reporter.stage_started(Stage::Solve, &format!("{} locked packages", locked.len()));
-                crate::conda::lock::records(gateway, locked).await?
+                crate::conda::lock::records_offline(locked)?
             }
             Packages::Records(records) => {
                 reporter.stage_started(Stage::Solve, &format!("{} packages", records.len()));
                 solve::sort_by_dependency(records.clone())
             }
-        })
+        };
+        Ok((records, sources))
     }
 
     /// Sets the environment, the package-list label and the image settings in the config.
@@ -749,6 +798,7 @@ struct Prepared {
     cache_dir: PathBuf,
     base: Image,
     records: Vec<RepoDataRecord>,
+    sources: Sources,
     client: reqwest_middleware::ClientWithMiddleware,
 }
 

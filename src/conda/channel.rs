@@ -1,65 +1,300 @@
-//! Channels as users name them: `conda-forge`, an http(s) or `file://` URL, or a local directory.
+//! Channels as users name them (`conda-forge`, an http(s) or `file://` URL, or a local
+//! directory), and where each channel's packages are really fetched from.
+//!
+//! Every channel has a **canonical** URL, the one records, lockfiles and images hold, and a
+//! place packages are fetched from: a mirror (`--mirror`, the config file's `[mirrors]`), or the
+//! local directory a channel was given as. A local directory is named by `--channel-name
+//! NAME=DIR`, else by its directory name (`NAME` means `https://conda.anaconda.org/NAME`), and
+//! never by its path on the build machine. [`Sources`] maps both ways.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rattler_conda_types::{Channel, ChannelConfig, Subdir};
 use url::Url;
 
 use super::{Error, Result};
 
-/// Parses a channel as given on the command line, relative to `cwd` for local paths.
-///
-/// A name such as `conda-forge` means `https://conda.anaconda.org/conda-forge`. A local channel
-/// must exist and hold `noarch/repodata.json` or `<subdir>/repodata.json`.
-pub fn parse_channel(input: &str, cwd: &Path, subdir: Subdir) -> Result<Channel> {
-    let err = |reason: String| Error::Channel {
-        channel: input.to_string(),
-        reason,
-    };
-    let local_dir = if let Some(rest) = input.strip_prefix("file://") {
-        let url = Url::parse(input).map_err(|e| err(e.to_string()))?;
-        Some(
-            url.to_file_path()
-                .map_err(|()| err(format!("`{rest}` is not a local path")))?,
-        )
-    } else if input.contains("://") {
-        let url = Url::parse(input).map_err(|e| err(e.to_string()))?;
-        if !matches!(url.scheme(), "http" | "https") {
-            return Err(err(format!(
-                "unsupported URL scheme `{}`: use http(s), file:// or a directory",
-                url.scheme()
-            )));
-        }
-        return Ok(Channel::from_url(url));
-    } else if input.starts_with(['/', '.', '~']) || Path::new(input).exists() {
-        Some(cwd.join(input))
+/// Where conda's channel names point (`conda-forge` means `https://conda.anaconda.org/conda-forge`).
+pub const CHANNEL_ALIAS: &str = "https://conda.anaconda.org/";
+
+/// A channel to solve against: the canonical URL records get, and the channel to read.
+#[derive(Clone, Debug)]
+pub struct ChannelSource {
+    /// The URL records, lockfiles and images name (ends in `/`).
+    pub canonical: Url,
+    /// The channel its repodata and packages are read from (a mirror or a local directory).
+    pub fetch: Channel,
+}
+
+/// Where each canonical channel's packages are fetched from, and the reverse.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    /// (canonical base, fetch base), both ending in `/`; the first match wins.
+    mirrors: Vec<(Url, Url)>,
+    /// Names given to local channel directories (`--channel-name NAME=DIR`).
+    names: Vec<(PathBuf, String)>,
+}
+
+/// `url` with a trailing `/`, so it can be a prefix of package URLs.
+fn as_base(mut url: Url) -> Url {
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url.set_fragment(None);
+    url.set_query(None);
+    url
+}
+
+/// The canonical URL of a channel named `name` (a name or a URL).
+fn named_channel(name: &str) -> std::result::Result<Url, String> {
+    let url = if name.contains("://") {
+        Url::parse(name).map_err(|e| format!("`{name}` is not a URL: {e}"))?
     } else {
-        None
+        if name.is_empty()
+            || name.starts_with(['/', '.'])
+            || !name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+        {
+            return Err(format!(
+                "`{name}` is not a channel name (letters, digits, `-`, `_`, `.`, `/`) or URL"
+            ));
+        }
+        Url::parse(&format!("{CHANNEL_ALIAS}{name}")).map_err(|e| e.to_string())?
     };
-    match local_dir {
-        Some(dir) => {
-            if !dir.is_dir() {
-                return Err(err(format!("directory `{}` does not exist", dir.display())));
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "`{name}`: a canonical channel is an http(s) URL or a name, not `{}:`",
+            url.scheme()
+        ));
+    }
+    Ok(as_base(url))
+}
+
+/// Reads a place to fetch from: an http(s) URL, a `file://` URL or a directory.
+fn fetch_location(input: &str, cwd: &Path) -> std::result::Result<Url, String> {
+    if input.contains("://") {
+        let url = Url::parse(input).map_err(|e| format!("`{input}` is not a URL: {e}"))?;
+        return match url.scheme() {
+            "http" | "https" | "file" => Ok(as_base(url)),
+            other => Err(format!(
+                "unsupported URL scheme `{other}`: use http(s), file:// or a directory"
+            )),
+        };
+    }
+    let dir = cwd.join(input);
+    let dir = dir
+        .canonicalize()
+        .map_err(|e| format!("`{}`: {e}", dir.display()))?;
+    Url::from_directory_path(&dir).map_err(|()| format!("`{}` is not a usable path", dir.display()))
+}
+
+impl Sources {
+    /// No mirrors and no names: every channel is fetched from where it is.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fetches `canonical`'s packages from `fetch` (later mirrors of one channel are ignored).
+    pub fn with_mirror(mut self, canonical: Url, fetch: Url) -> Self {
+        self.mirrors.push((as_base(canonical), as_base(fetch)));
+        self
+    }
+
+    /// Names the local channel directory `dir` (its records get `name`'s canonical URL).
+    pub fn with_channel_name(mut self, dir: PathBuf, name: String) -> Self {
+        self.names.push((dir, name));
+        self
+    }
+
+    /// Reads `--mirror CANONICAL=LOCATION` (LOCATION: a URL or a directory, relative to `cwd`).
+    pub fn parse_mirror(self, arg: &str, cwd: &Path) -> Result<Self> {
+        let err = |reason: String| Error::Channel {
+            channel: arg.to_string(),
+            reason: format!("--mirror: {reason}"),
+        };
+        let (canonical, fetch) = arg
+            .split_once('=')
+            .ok_or_else(|| err("expected CHANNEL=MIRROR, for example https://conda.anaconda.org/conda-forge=https://mirror.example/conda-forge".into()))?;
+        let canonical = named_channel(canonical.trim()).map_err(err)?;
+        let fetch = fetch_location(fetch.trim(), cwd).map_err(err)?;
+        Ok(self.with_mirror(canonical, fetch))
+    }
+
+    /// Reads `--channel-name NAME=DIR` (DIR relative to `cwd`).
+    pub fn parse_channel_name(self, arg: &str, cwd: &Path) -> Result<Self> {
+        let err = |reason: String| Error::Channel {
+            channel: arg.to_string(),
+            reason: format!("--channel-name: {reason}"),
+        };
+        let (name, dir) = arg
+            .split_once('=')
+            .ok_or_else(|| err("expected NAME=DIR, for example conda-forge=./channel".into()))?;
+        named_channel(name.trim()).map_err(err)?;
+        let dir = cwd.join(dir.trim());
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| err(format!("`{}`: {e}", dir.display())))?;
+        Ok(self.with_channel_name(dir, name.trim().to_string()))
+    }
+
+    /// Reads the `[mirrors]` table of a config file (pixi's shape: `"CHANNEL" = ["MIRROR", ...]`;
+    /// the first mirror is used). Other tables are left to their readers.
+    pub fn read_config(mut self, path: &Path, text: &str) -> Result<Self> {
+        let err = |reason: String| Error::Config {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let table: toml::Table = toml::from_str(text).map_err(|e| err(e.to_string()))?;
+        let Some(mirrors) = table.get("mirrors") else {
+            return Ok(self);
+        };
+        let mirrors = mirrors
+            .as_table()
+            .ok_or_else(|| err("`mirrors` must be a table of CHANNEL = [MIRROR, ...]".into()))?;
+        let cwd = path.parent().unwrap_or(Path::new("."));
+        for (channel, places) in mirrors {
+            let first = match places {
+                toml::Value::String(s) => Some(s.as_str()),
+                toml::Value::Array(a) => a.first().and_then(|v| v.as_str()),
+                _ => None,
             }
-            let has_repodata = [Subdir::NoArch, subdir]
-                .iter()
-                .any(|s| dir.join(s.as_str()).join("repodata.json").is_file());
-            if !has_repodata {
+            .ok_or_else(|| {
+                err(format!(
+                    "mirrors.\"{channel}\" must be a list of mirror URLs"
+                ))
+            })?;
+            let canonical = named_channel(channel).map_err(|r| err(format!("mirrors: {r}")))?;
+            let fetch = fetch_location(first, cwd).map_err(|r| err(format!("mirrors: {r}")))?;
+            self = self.with_mirror(canonical, fetch);
+        }
+        Ok(self)
+    }
+
+    /// Where to fetch `url` (a canonical package or channel URL) from.
+    pub fn fetch_url(&self, url: &Url) -> Url {
+        for (canonical, fetch) in &self.mirrors {
+            if let Some(rest) = url.as_str().strip_prefix(canonical.as_str())
+                && let Ok(mapped) = fetch.join(rest)
+            {
+                return mapped;
+            }
+        }
+        url.clone()
+    }
+
+    /// The canonical URL of `url` (a package URL as fetched): a mirror's or local channel's
+    /// URL mapped back, and any other `file://` URL named by its channel directory.
+    pub fn canonical_url(&self, url: &Url) -> Url {
+        for (canonical, fetch) in &self.mirrors {
+            if let Some(rest) = url.as_str().strip_prefix(fetch.as_str())
+                && let Ok(mapped) = canonical.join(rest)
+            {
+                return mapped;
+            }
+        }
+        if url.scheme() == "file"
+            && let Some(segments) = url.path_segments()
+        {
+            let segments: Vec<&str> = segments.collect();
+            if let [.., channel, subdir, file] = segments.as_slice()
+                && let Ok(base) = named_channel(channel)
+                && let Ok(mapped) = base.join(&format!("{subdir}/{file}"))
+            {
+                return mapped;
+            }
+        }
+        url.clone()
+    }
+
+    /// The canonical URL of the local channel directory `dir`.
+    fn local_name(&self, dir: &Path) -> std::result::Result<Url, String> {
+        if let Some((_, name)) = self.names.iter().find(|(d, _)| d == dir) {
+            return named_channel(name);
+        }
+        let name = dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        named_channel(&name)
+            .map_err(|r| format!("{r}; name it with --channel-name NAME={}", dir.display()))
+    }
+
+    /// Parses a channel as given on the command line, relative to `cwd` for local paths: its
+    /// canonical URL, and where to read it (its mirror, or the directory it is).
+    ///
+    /// A name such as `conda-forge` means `https://conda.anaconda.org/conda-forge`. A local
+    /// channel must exist and hold `noarch/repodata.json` or `<subdir>/repodata.json`.
+    pub fn parse_channel(&self, input: &str, cwd: &Path, subdir: Subdir) -> Result<ChannelSource> {
+        let err = |reason: String| Error::Channel {
+            channel: input.to_string(),
+            reason,
+        };
+        let local_dir = if let Some(rest) = input.strip_prefix("file://") {
+            let url = Url::parse(input).map_err(|e| err(e.to_string()))?;
+            Some(
+                url.to_file_path()
+                    .map_err(|()| err(format!("`{rest}` is not a local path")))?,
+            )
+        } else if input.contains("://") {
+            let url = Url::parse(input).map_err(|e| err(e.to_string()))?;
+            if !matches!(url.scheme(), "http" | "https") {
                 return Err(err(format!(
-                    "`{}` is not a conda channel: it has neither noarch/repodata.json nor {subdir}/repodata.json",
-                    dir.display()
+                    "unsupported URL scheme `{}`: use http(s), file:// or a directory",
+                    url.scheme()
                 )));
             }
-            let dir = dir
-                .canonicalize()
-                .map_err(|e| err(format!("`{}`: {e}", dir.display())))?;
-            Channel::try_from_directory(&dir).map_err(|e| err(e.to_string()))
+            let canonical = as_base(url);
+            return Ok(self.remote(canonical));
+        } else if input.starts_with(['/', '.', '~']) || cwd.join(input).exists() {
+            Some(cwd.join(input))
+        } else {
+            None
+        };
+        let Some(dir) = local_dir else {
+            let channel = Channel::from_str(
+                input,
+                &ChannelConfig::default_with_root_dir(cwd.to_path_buf()),
+            )
+            .map_err(|e| err(e.to_string()))?;
+            return Ok(self.remote(as_base(Url::from(channel.base_url.url().clone()))));
+        };
+        if !dir.is_dir() {
+            return Err(err(format!("directory `{}` does not exist", dir.display())));
         }
-        None => Channel::from_str(
-            input,
-            &ChannelConfig::default_with_root_dir(cwd.to_path_buf()),
-        )
-        .map_err(|e| err(e.to_string())),
+        let has_repodata = [Subdir::NoArch, subdir]
+            .iter()
+            .any(|s| dir.join(s.as_str()).join("repodata.json").is_file());
+        if !has_repodata {
+            return Err(err(format!(
+                "`{}` is not a conda channel: it has neither noarch/repodata.json nor {subdir}/repodata.json",
+                dir.display()
+            )));
+        }
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| err(format!("`{}`: {e}", dir.display())))?;
+        let canonical = self.local_name(&dir).map_err(err)?;
+        let fetch = Channel::try_from_directory(&dir).map_err(|e| err(e.to_string()))?;
+        Ok(ChannelSource { canonical, fetch })
+    }
+
+    /// A remote channel, read through its mirror when it has one.
+    fn remote(&self, canonical: Url) -> ChannelSource {
+        let fetch = self.fetch_url(&canonical);
+        ChannelSource {
+            fetch: Channel::from_url(fetch),
+            canonical,
+        }
+    }
+
+    /// Adds `source`'s directory or mirror, so its packages' URLs map to its canonical URL.
+    pub fn learn(&mut self, source: &ChannelSource) {
+        let fetch = as_base(Url::from(source.fetch.base_url.url().clone()));
+        if fetch != source.canonical && !self.mirrors.iter().any(|(c, _)| c == &source.canonical) {
+            self.mirrors.push((source.canonical.clone(), fetch));
+        }
     }
 }
 
@@ -88,23 +323,87 @@ mod tests {
     #[test]
     fn names_and_urls() {
         let cwd = std::env::temp_dir();
-        let c = parse_channel("conda-forge", &cwd, Subdir::Linux64).unwrap();
+        let s = Sources::new();
+        let c = s
+            .parse_channel("conda-forge", &cwd, Subdir::Linux64)
+            .unwrap();
         assert_eq!(
-            c.base_url.as_str(),
+            c.canonical.as_str(),
             "https://conda.anaconda.org/conda-forge/"
         );
-        let c = parse_channel("https://example.org/ch", &cwd, Subdir::Linux64).unwrap();
-        assert_eq!(c.base_url.as_str(), "https://example.org/ch/");
+        let c = s
+            .parse_channel("https://example.org/ch", &cwd, Subdir::Linux64)
+            .unwrap();
+        assert_eq!(c.canonical.as_str(), "https://example.org/ch/");
+        assert_eq!(c.fetch.base_url.as_str(), "https://example.org/ch/");
     }
 
     #[test]
     fn missing_or_empty_directories_are_errors() {
         let tmp = tempfile::tempdir().unwrap();
-        let e = parse_channel("./no-such-dir", tmp.path(), Subdir::Linux64).unwrap_err();
+        let s = Sources::new();
+        let e = s
+            .parse_channel("./no-such-dir", tmp.path(), Subdir::Linux64)
+            .unwrap_err();
         assert!(e.to_string().contains("does not exist"), "{e}");
-        let e =
-            parse_channel(tmp.path().to_str().unwrap(), tmp.path(), Subdir::Linux64).unwrap_err();
+        let e = s
+            .parse_channel(tmp.path().to_str().unwrap(), tmp.path(), Subdir::Linux64)
+            .unwrap_err();
         assert!(e.to_string().contains("not a conda channel"), "{e}");
+    }
+
+    #[test]
+    fn mirrors_and_local_channels_map_to_canonical_urls() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = tmp.path().join("my-channel");
+        std::fs::create_dir_all(dir.join("noarch")).unwrap();
+        std::fs::write(dir.join("noarch/repodata.json"), "{}").unwrap();
+        let s = Sources::new()
+            .parse_mirror("conda-forge=https://mirror.example/cf", tmp.path())
+            .unwrap();
+        let cf = s
+            .parse_channel("conda-forge", tmp.path(), Subdir::Linux64)
+            .unwrap();
+        assert_eq!(cf.fetch.base_url.as_str(), "https://mirror.example/cf/");
+        let pkg = Url::parse("https://mirror.example/cf/linux-64/a-1-0.conda").unwrap();
+        assert_eq!(
+            s.canonical_url(&pkg).as_str(),
+            "https://conda.anaconda.org/conda-forge/linux-64/a-1-0.conda"
+        );
+        assert_eq!(s.fetch_url(&s.canonical_url(&pkg)), pkg);
+
+        let mut s = s;
+        let local = s
+            .parse_channel("my-channel", tmp.path(), Subdir::Linux64)
+            .unwrap();
+        assert_eq!(
+            local.canonical.as_str(),
+            "https://conda.anaconda.org/my-channel/"
+        );
+        s.learn(&local);
+        let file =
+            Url::from_file_path(dir.canonicalize().unwrap().join("noarch/b-1-0.conda")).unwrap();
+        assert_eq!(
+            s.canonical_url(&file).as_str(),
+            "https://conda.anaconda.org/my-channel/noarch/b-1-0.conda"
+        );
+        let named = Sources::new()
+            .parse_channel_name("https://example.org/named=my-channel", tmp.path())
+            .unwrap();
+        let local = named
+            .parse_channel("my-channel", tmp.path(), Subdir::Linux64)
+            .unwrap();
+        assert_eq!(local.canonical.as_str(), "https://example.org/named/");
+        assert!(
+            Sources::new()
+                .parse_mirror("conda-forge", tmp.path())
+                .is_err()
+        );
+        assert!(
+            Sources::new()
+                .parse_mirror("ftp://x=https://y", tmp.path())
+                .is_err()
+        );
     }
 
     #[test]

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use rattler_conda_types::RepoDataRecord;
+use rattler_conda_types::package::IndexJson;
 use serde::{Deserialize, Serialize};
 
 use super::package_files::{Kind, PackageDir, check_package_path};
@@ -70,6 +71,9 @@ pub struct PackagePath {
 pub struct PackageContents {
     /// The name `info/index.json` gives.
     pub name: String,
+    /// The package's own `info/index.json`: what it says of itself, the same wherever it was
+    /// fetched from (the image's records are made from it, see [`super::record`]).
+    pub index: IndexJson,
     /// True for a `noarch: python` package (placed for the environment's python).
     pub noarch_python: bool,
     /// `noarch: python` entry points (`tqdm = tqdm.cli:main`).
@@ -123,21 +127,26 @@ impl PackageContents {
             serde_json::from_slice(&bytes).map_err(|e| unsafe_path(rel, format!("not JSON: {e}")))
         };
 
-        let index = read_json("info/index.json", SMALL_FILE_CAP)?;
-        let name = index
-            .get("name")
-            .and_then(|n| n.as_str())
-            .unwrap_or_default()
-            .to_string();
-        let expected = record.package_record.name.as_normalized();
-        if name.to_lowercase() != expected {
+        let index: IndexJson =
+            serde_json::from_value(read_json("info/index.json", SMALL_FILE_CAP)?)
+                .map_err(|e| unsafe_path("info/index.json", format!("not an index.json: {e}")))?;
+        let id = &record.identifier.identifier;
+        let expected = format!("{}-{}-{}", id.name, id.version, id.build_string);
+        let found = format!(
+            "{}-{}-{}",
+            index.name.as_normalized(),
+            index.version,
+            index.build
+        );
+        if found != expected.to_lowercase() {
             return Err(Error::NameMismatch {
                 package: package.clone(),
-                expected: expected.to_string(),
-                found: name,
+                expected,
+                found,
             });
         }
-        let noarch_python = index.get("noarch").and_then(|n| n.as_str()) == Some("python");
+        let name = index.name.as_normalized().to_string();
+        let noarch_python = index.noarch.is_python();
 
         let raw: RawPaths =
             serde_json::from_value(read_json("info/paths.json", PATHS_JSON_CAP)?)
@@ -239,11 +248,23 @@ impl PackageContents {
 
         Ok(Self {
             name,
+            index,
             noarch_python,
             entry_points,
             paths,
             env_vars,
         })
+    }
+}
+
+impl PackageContents {
+    /// The bytes of its files, added up (what its layer holds, before trimming).
+    pub fn file_bytes(&self) -> u64 {
+        self.paths
+            .iter()
+            .filter(|p| p.kind == PathKind::File)
+            .map(|p| p.size)
+            .sum()
     }
 }
 

@@ -10,6 +10,7 @@ use rattler_conda_types::RepoDataRecord;
 use rattler_networking::LazyClient;
 use rattler_networking::retry_policies::default_retry_policy;
 
+use super::channel::Sources;
 use super::contents::{ContentsCache, PackageContents};
 use super::{Error, Result};
 use crate::reporter::Reporter;
@@ -25,14 +26,17 @@ pub struct Fetcher {
     downloads: Arc<tokio::sync::Semaphore>,
     reporter: Arc<dyn Reporter>,
     downloaded: Arc<AtomicU64>,
+    sources: Sources,
 }
 
 impl Fetcher {
-    /// A fetcher into the package cache below `cache_dir` (`pkgs/`).
+    /// A fetcher into the package cache below `cache_dir` (`pkgs/`), fetching each package
+    /// from where `sources` says its channel is.
     pub fn new(
         cache_dir: &Path,
         client: reqwest_middleware::ClientWithMiddleware,
         reporter: Arc<dyn Reporter>,
+        sources: Sources,
     ) -> Self {
         Self {
             cache: PackageCache::new(cache_dir.join(rattler_cache::PACKAGE_CACHE_DIR)),
@@ -40,6 +44,7 @@ impl Fetcher {
             downloads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DOWNLOADS)),
             reporter,
             downloaded: Arc::default(),
+            sources,
         }
     }
 
@@ -61,11 +66,12 @@ impl Fetcher {
     }
 
     /// The extracted directory of `record`'s package, fetched and checked against the record's
-    /// sha256 when the cache lacks it.
+    /// sha256 (or md5) when the cache lacks it.
     pub async fn fetch(&self, record: &RepoDataRecord) -> Result<PathBuf> {
+        let url = self.sources.fetch_url(&record.url);
         let fail = |source| Error::Fetch {
             package: record.identifier.to_string(),
-            url: record.url.to_string(),
+            url: url.to_string(),
             source,
         };
         let progress: Arc<dyn CacheReporter> = Arc::new(Progress {
@@ -73,9 +79,9 @@ impl Fetcher {
             total: self.downloaded.clone(),
             this: AtomicU64::new(0),
         });
-        let metadata = if record.url.scheme() == "file" {
-            let path = record.url.to_file_path().map_err(|()| Error::Channel {
-                channel: record.url.to_string(),
+        let metadata = if url.scheme() == "file" {
+            let path = url.to_file_path().map_err(|()| Error::Channel {
+                channel: url.to_string(),
                 reason: "not a local file path".into(),
             })?;
             self.cache
@@ -86,7 +92,7 @@ impl Fetcher {
             self.cache
                 .get_or_fetch_from_url_with_retry(
                     &record.package_record,
-                    record.url.clone(),
+                    url.clone(),
                     self.client.clone(),
                     default_retry_policy(),
                     Some(progress),

@@ -1,16 +1,16 @@
 //! Lockfiles: conda's explicit files, conda-lock's `conda-lock.yml` and `pixi.lock`, read into
 //! the exact packages to install (no solve), and written from what a build installed.
 //!
-//! Every locked package is looked up by URL in its channel's repodata, so a lockfile build gets
-//! the very records a solve would (patched dependencies included) and the same image; the hash
-//! the lockfile promises must match the channel's.
+//! A lockfile is the source of truth: its packages are taken as it records them (URL, hashes
+//! and what else its format carries) and no repodata is read, so a lockfile builds offline
+//! from the package cache and gives the same image next month. Each package is fetched and
+//! checked against the lockfile's sha256 (or md5); the image's records are then made from the
+//! package's own `info/index.json` ([`super::record`]).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use rattler_conda_types::package::DistArchiveIdentifier;
-use rattler_conda_types::{Channel, MatchSpec, PackageName, PackageRecord, RepoDataRecord, Subdir};
-use rattler_repodata_gateway::Gateway;
+use rattler_conda_types::{PackageName, PackageRecord, RepoDataRecord, Subdir};
 use url::Url;
 
 use super::{Error, Result};
@@ -250,19 +250,6 @@ fn split_url(url: &Url) -> Option<(Url, String, String)> {
     Some((channel, subdir, file))
 }
 
-/// A package's name from its archive file name (`name-version-build.conda`).
-fn name_of(file: &str) -> Option<String> {
-    let stem = file
-        .strip_suffix(".conda")
-        .or_else(|| file.strip_suffix(".tar.bz2"))?;
-    let mut parts = stem.rsplitn(3, '-');
-    let (_build, _version, name) = (parts.next()?, parts.next()?, parts.next()?);
-    Some(name.to_string())
-}
-
-/// Locked packages grouped by channel URL, then subdir: (file name, package).
-type ByChannel<'a> = BTreeMap<String, (Url, BTreeMap<String, Vec<(String, &'a LockedPackage)>>)>;
-
 /// What a conda-lock entry records: name, version, build (from the file name when absent) and
 /// dependencies; `None` when its name or version does not parse.
 fn conda_lock_record(p: &rattler_conda_lock::Package, url: &Url) -> Option<PackageRecord> {
@@ -287,8 +274,8 @@ fn conda_lock_record(p: &rattler_conda_lock::Package, url: &Url) -> Option<Packa
 }
 
 /// The locked packages as records, from what the lockfile itself says, reading no repodata
-/// and no network: for planning layers offline. A package the lockfile says nothing of (an
-/// `@EXPLICIT` line) is named from its file name, with no size or dependencies.
+/// and no network. A package the lockfile says nothing of (an `@EXPLICIT` line) is named
+/// from its file name, with no size or dependencies until its own `index.json` is read.
 pub fn records_offline(locked: &[LockedPackage]) -> Result<Vec<RepoDataRecord>> {
     let mut out = Vec::with_capacity(locked.len());
     for p in locked {
@@ -323,6 +310,24 @@ pub fn records_offline(locked: &[LockedPackage]) -> Result<Vec<RepoDataRecord>> 
                 )
             }
         };
+        let mut package_record = package_record;
+        // The lockfile's hashes are what the package is fetched and checked by.
+        let bad_hash = |kind: &str, hex: &str| Error::Channel {
+            channel: p.url.to_string(),
+            reason: format!("the lockfile's {kind} `{hex}` is not a {kind} in hex"),
+        };
+        if let Some(h) = &p.sha256 {
+            package_record.sha256 = Some(
+                rattler_digest::parse_digest_from_hex::<rattler_digest::Sha256>(h)
+                    .ok_or_else(|| bad_hash("sha256", h))?,
+            );
+        }
+        if let Some(h) = &p.md5 {
+            package_record.md5 = Some(
+                rattler_digest::parse_digest_from_hex::<rattler_digest::Md5>(h)
+                    .ok_or_else(|| bad_hash("md5", h))?,
+            );
+        }
         out.push(RepoDataRecord {
             package_record,
             identifier,
@@ -333,89 +338,6 @@ pub fn records_offline(locked: &[LockedPackage]) -> Result<Vec<RepoDataRecord>> 
     Ok(super::solve::sort_by_dependency(out))
 }
 
-/// Finds each locked package in its channel's repodata, checking the lockfile's hashes.
-pub async fn records(gateway: &Gateway, locked: &[LockedPackage]) -> Result<Vec<RepoDataRecord>> {
-    // channel -> subdir -> wanted file names
-    let mut wanted: ByChannel = BTreeMap::new();
-    for p in locked {
-        let (channel, subdir, file) = split_url(&p.url).ok_or_else(|| Error::Channel {
-            channel: p.url.to_string(),
-            reason: "not a package URL of the form CHANNEL/SUBDIR/FILE".into(),
-        })?;
-        wanted
-            .entry(channel.to_string())
-            .or_insert_with(|| (channel.clone(), BTreeMap::new()))
-            .1
-            .entry(subdir)
-            .or_default()
-            .push((file, p));
-    }
-    let mut out = Vec::new();
-    for (channel_url, subdirs) in wanted.values() {
-        let channel = Channel::from_url(channel_url.clone());
-        for (subdir, files) in subdirs {
-            let subdir_parsed: Subdir = subdir.parse().map_err(|_| Error::Channel {
-                channel: channel_url.to_string(),
-                reason: format!("`{subdir}` is not a conda subdir"),
-            })?;
-            let specs: Vec<MatchSpec> = files
-                .iter()
-                .filter_map(|(f, _)| name_of(f))
-                .filter_map(|n| PackageName::try_from(n).ok())
-                .map(MatchSpec::from)
-                .collect();
-            let result = gateway
-                .query([channel.clone()], [subdir_parsed], specs)
-                .recursive(false)
-                .execute()
-                .await
-                .map_err(|source| Error::Repodata {
-                    channels: format!("`{channel_url}`"),
-                    source,
-                })?;
-            for (file, locked) in files {
-                let record = result
-                    .repodata
-                    .iter()
-                    .flat_map(|r| r.iter())
-                    .find(|r| r.identifier.to_file_name() == *file)
-                    .ok_or_else(|| Error::Channel {
-                        channel: channel_url.to_string(),
-                        reason: format!(
-                            "the lockfile names `{subdir}/{file}`, which its repodata does not list"
-                        ),
-                    })?;
-                check_hash(
-                    file,
-                    "sha256",
-                    locked.sha256.as_deref(),
-                    record.package_record.sha256.map(hex::encode),
-                )?;
-                check_hash(
-                    file,
-                    "md5",
-                    locked.md5.as_deref(),
-                    record.package_record.md5.map(hex::encode),
-                )?;
-                out.push(record.clone());
-            }
-        }
-    }
-    Ok(super::solve::sort_by_dependency(out))
-}
-
-fn check_hash(file: &str, kind: &str, locked: Option<&str>, channel: Option<String>) -> Result<()> {
-    match (locked, channel) {
-        (Some(l), Some(c)) if l != c => Err(Error::HashMismatch {
-            package: file.to_string(),
-            kind: kind.to_string(),
-            locked: l.to_string(),
-            channel: c,
-        }),
-        _ => Ok(()),
-    }
-}
-
 /// True when [`write`] writes conda-lock's format to `path` (`.yml`/`.yaml`), which holds any
 /// number of platforms.
 pub fn writes_conda_lock(path: &Path) -> bool {
@@ -424,13 +346,9 @@ pub fn writes_conda_lock(path: &Path) -> bool {
 
 /// Writes each platform's records as a lockfile: conda-lock's format for `.yml`/`.yaml` (any
 /// number of platforms), else conda's explicit format (one).
-pub fn write(
-    path: &Path,
-    platforms: &[(Subdir, &[RepoDataRecord])],
-    channels: &[String],
-) -> Result<()> {
+pub fn write(path: &Path, platforms: &[(Subdir, &[RepoDataRecord])]) -> Result<()> {
     let text = match platforms {
-        _ if writes_conda_lock(path) => conda_lock_text(platforms, channels)?,
+        _ if writes_conda_lock(path) => conda_lock_text(platforms)?,
         [(subdir, records)] => explicit_text(records, *subdir),
         _ => {
             return Err(Error::Lock {
@@ -441,21 +359,7 @@ pub fn write(
             });
         }
     };
-    let dir = match path.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
-    let mut temp =
-        tempfile::NamedTempFile::new_in(dir).map_err(super::Error::io("writing", path))?;
-    std::io::Write::write_all(&mut temp, text.as_bytes())
-        .map_err(super::Error::io("writing", path))?;
-    std::fs::set_permissions(
-        temp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o644),
-    )
-    .map_err(super::Error::io("writing", path))?;
-    temp.persist(path)
-        .map_err(|e| super::Error::io("writing", path)(e.error))?;
+    crate::atomic::write(path, text.as_bytes()).map_err(super::Error::io("writing", path))?;
     Ok(())
 }
 
@@ -473,10 +377,16 @@ pub fn explicit_text(records: &[RepoDataRecord], subdir: Subdir) -> String {
     text
 }
 
-fn conda_lock_text(
-    platforms: &[(Subdir, &[RepoDataRecord])],
-    channels: &[String],
-) -> Result<String> {
+fn conda_lock_text(platforms: &[(Subdir, &[RepoDataRecord])]) -> Result<String> {
+    // The records' own (canonical) channels, in order of first use.
+    let mut channels: Vec<String> = Vec::new();
+    for (_, records) in platforms {
+        for c in records.iter().filter_map(|r| r.channel.as_ref()) {
+            if !channels.contains(c) {
+                channels.push(c.clone());
+            }
+        }
+    }
     use rattler_conda_lock::{
         Channel as LockChannel, Hashes, LockFile, Manager, Metadata, Package,
     };
@@ -581,10 +491,6 @@ mod tests {
                 "linux-64",
                 "bzip2-1.0.8-h4bc722e_7.conda"
             )
-        );
-        assert_eq!(
-            name_of("ca-certificates-2024.12.14-hbcca054_0.conda").as_deref(),
-            Some("ca-certificates")
         );
         let e = read_explicit(
             Path::new("x.txt"),

@@ -16,6 +16,7 @@ pub mod place;
 pub mod placeholder;
 pub mod plan;
 pub mod prefix;
+pub mod record;
 pub mod solve;
 
 use std::path::PathBuf;
@@ -83,20 +84,6 @@ pub enum Error {
         /// What is wrong, with line and column where known.
         reason: String,
     },
-    /// A locked package's hash differs from the channel's.
-    #[error(
-        "{package}: the lockfile's {kind} {locked} does not match the channel's {channel}; refusing to install it"
-    )]
-    HashMismatch {
-        /// The package file.
-        package: String,
-        /// `sha256` or `md5`.
-        kind: String,
-        /// What the lockfile says.
-        locked: String,
-        /// What the channel's repodata says.
-        channel: String,
-    },
     /// A package breaks the rules every package path must follow.
     #[error(
         "package `{package}`: refusing `{path}`: {reason}; the package is not safe to put in an image"
@@ -109,9 +96,10 @@ pub enum Error {
         /// What is wrong.
         reason: String,
     },
-    /// A package's own `info/index.json` names another package than its record.
+    /// A package's own `info/index.json` names another package than its record (from the
+    /// channel's repodata or the lockfile) does.
     #[error(
-        "package `{package}`: its info/index.json names `{found}`, but the channel lists it as `{expected}`; refusing it"
+        "package `{package}`: its info/index.json says it is `{found}`, but it was asked for as `{expected}`; refusing it"
     )]
     NameMismatch {
         /// The package as the record names it.
@@ -120,6 +108,14 @@ pub enum Error {
         expected: String,
         /// The name in the package.
         found: String,
+    },
+    /// The config file (`~/.config/conda-docker/config.toml`) is not valid.
+    #[error("config file `{}`: {reason}", path.display())]
+    Config {
+        /// The file.
+        path: std::path::PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// A package could not be downloaded or extracted into the package cache.
     #[error("fetching package `{package}` from {url}")]

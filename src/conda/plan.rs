@@ -42,8 +42,9 @@ pub struct LayerGroup {
     /// Their indexes in the records the plan was made from.
     #[serde(skip)]
     pub members: Vec<usize>,
-    /// The packages' recorded (archive) sizes, added up.
-    pub recorded_bytes: u64,
+    /// The packages' sizes, added up: the bytes of their files when their contents are
+    /// known, else their archive sizes as recorded.
+    pub bytes: u64,
     /// The newest build timestamp of its packages, in seconds since the epoch.
     pub timestamp: Option<u64>,
 }
@@ -70,9 +71,11 @@ fn timestamp(r: &RepoDataRecord) -> Option<u64> {
         .map(|t| t.timestamp().max(0) as u64)
 }
 
-/// Plans the package layers for `records` (in dependency order) in at most `budget` layers.
+/// Plans the package layers for `records` (in dependency order, with their `sizes`) in at most
+/// `budget` layers.
 pub fn plan_layers(
     records: &[RepoDataRecord],
+    sizes: &[u64],
     strategy: LayeringStrategy,
     budget: usize,
 ) -> LayerPlan {
@@ -83,9 +86,10 @@ pub fn plan_layers(
         LayeringStrategy::Auto => {
             let packages: Vec<PlanPackage> = records
                 .iter()
-                .map(|r| PlanPackage {
+                .zip(sizes)
+                .map(|(r, &size)| PlanPackage {
                     name: r.package_record.name.as_normalized().to_string(),
-                    size: r.package_record.size.unwrap_or(0),
+                    size,
                 })
                 .collect();
             auto_groups(&packages, budget)
@@ -103,10 +107,7 @@ pub fn plan_layers(
             };
             LayerGroup {
                 description,
-                recorded_bytes: members
-                    .iter()
-                    .map(|&i| records[i].package_record.size.unwrap_or(0))
-                    .sum(),
+                bytes: members.iter().filter_map(|&i| sizes.get(i)).sum(),
                 timestamp: members.iter().filter_map(|&i| timestamp(&records[i])).max(),
                 packages,
                 members,

@@ -155,6 +155,20 @@ pub async fn solve(
     Ok(sort_by_dependency(records))
 }
 
+/// The indexes of `records` in dependency order (as [`sort_by_dependency`] orders them).
+pub fn dependency_order<'a>(records: impl Iterator<Item = &'a RepoDataRecord>) -> Vec<usize> {
+    let records: Vec<&RepoDataRecord> = records.collect();
+    let position: std::collections::HashMap<String, usize> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| (r.identifier.to_string(), i))
+        .collect();
+    sort_by_dependency(records.into_iter().cloned().collect())
+        .iter()
+        .filter_map(|r| position.get(&r.identifier.to_string()).copied())
+        .collect()
+}
+
 /// Sorts records so every package comes after its dependencies, ties broken by name.
 pub fn sort_by_dependency(mut records: Vec<RepoDataRecord>) -> Vec<RepoDataRecord> {
     records.sort_by(|a, b| a.package_record.name.cmp(&b.package_record.name));

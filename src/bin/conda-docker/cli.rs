@@ -176,6 +176,16 @@ pub struct BuildArgs {
     /// Whether -c was given (set after parsing).
     #[arg(skip)]
     pub channels_given: bool,
+    /// Fetch a channel's repodata and packages from a mirror (repeatable):
+    /// `CHANNEL=MIRROR`, e.g. `conda-forge=https://mirror.example/conda-forge` or
+    /// `conda-forge=./local-copy`. Records and lockfiles keep CHANNEL's URL. Also read from the
+    /// `[mirrors]` table of `$CONDA_DOCKER_CONFIG` or `~/.config/conda-docker/config.toml`.
+    #[arg(long = "mirror", value_name = "CHANNEL=MIRROR")]
+    pub mirrors: Vec<String>,
+    /// The channel a local channel directory is a copy of (repeatable): `NAME=DIR`, NAME a
+    /// channel name or URL. Without it, a directory is named by its directory name.
+    #[arg(long = "channel-name", value_name = "NAME=DIR")]
+    pub channel_names: Vec<String>,
     /// The conda platform (subdir) to build for: linux-64, linux-aarch64, linux-ppc64le, ...
     /// Several (repeated or comma-separated) build a multi-platform image: one image per
     /// platform under an OCI index, for `oci:` outputs and registries.

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use conda_docker::build::Builder;
+use conda_docker::conda::channel::Sources;
 use conda_docker::conda::place::Trim;
 use conda_docker::conda::plan::LayeringStrategy;
 use conda_docker::image::{Cancel, Image, Reference};
@@ -42,6 +43,25 @@ fn build_input(args: &BuildArgs, subdir: conda_docker::conda::Subdir) -> Result<
         input.channels = args.channels.clone();
     }
     Ok(input)
+}
+
+/// Where channels are fetched from: `--mirror` and `--channel-name`, then the config file's
+/// `[mirrors]` (the first mirror named for a channel wins).
+fn sources(args: &BuildArgs) -> Result<Sources> {
+    let cwd = std::env::current_dir().context("reading the current directory")?;
+    let mut sources = Sources::new();
+    for m in &args.mirrors {
+        sources = sources.parse_mirror(m, &cwd)?;
+    }
+    for n in &args.channel_names {
+        sources = sources.parse_channel_name(n, &cwd)?;
+    }
+    if let Some(path) = super::config_file()? {
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading the config file `{}`", path.display()))?;
+        sources = sources.read_config(&path, &text)?;
+    }
+    Ok(sources)
 }
 
 /// The command line's image settings.
@@ -158,7 +178,7 @@ pub(crate) async fn build(
             .try_fold(Trim::default(), |t, g| t.with_group(g.trim()))
             .map_err(|e| anyhow::anyhow!("--trim: {e}"))?
     };
-    let channels = first.channels.clone();
+    let sources = sources(&args)?;
     let reporter: Arc<dyn Reporter> = progress.clone();
     let mut built = Vec::new();
     let mut plans = Vec::new();
@@ -175,6 +195,7 @@ pub(crate) async fn build(
             })
             .with_max_layers(args.max_layers)
             .with_trim(trim)
+            .with_sources(sources.clone())
             .with_settings(settings.clone())
             .with_cancel(cancel.clone())
             .with_reporter(reporter.clone());
@@ -237,7 +258,7 @@ pub(crate) async fn build(
             .zip(&built)
             .map(|(subdir, b)| (*subdir, b.records()))
             .collect();
-        conda_docker::conda::lock::write(lock, &locked, &channels)?;
+        conda_docker::conda::lock::write(lock, &locked)?;
         progress.note(&format!("wrote the lockfile {}", lock.display()));
     }
     Ok(())
@@ -376,7 +397,7 @@ fn print_plans(plans: &[conda_docker::build::DryRun], json: bool) -> Result<()> 
             println!(
                 "  layer {:>3}  {:>10}  {}",
                 i + 1,
-                crate::progress::human_bytes(group.recorded_bytes),
+                crate::progress::human_bytes(group.bytes),
                 group.packages.join(" ")
             );
         }

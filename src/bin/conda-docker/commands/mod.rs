@@ -134,3 +134,26 @@ pub(crate) async fn read_image(
     };
     image.with_context(|| format!("reading `{source}`"))
 }
+
+/// The config file: `$CONDA_DOCKER_CONFIG` (which must exist), else
+/// `$XDG_CONFIG_HOME/conda-docker/config.toml` or `~/.config/conda-docker/config.toml` when
+/// there is one.
+pub(crate) fn config_file() -> anyhow::Result<Option<std::path::PathBuf>> {
+    if let Some(path) = std::env::var_os("CONDA_DOCKER_CONFIG").filter(|p| !p.is_empty()) {
+        let path = std::path::PathBuf::from(path);
+        if !path.is_file() {
+            anyhow::bail!(
+                "CONDA_DOCKER_CONFIG names `{}`, which is not a file",
+                path.display()
+            );
+        }
+        return Ok(Some(path));
+    }
+    let dir = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".config")));
+    Ok(dir
+        .map(|d| d.join("conda-docker/config.toml"))
+        .filter(|p| p.is_file()))
+}
