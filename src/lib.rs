@@ -15,7 +15,8 @@
 //! - [`cache`]: the caches (blobs, layer keys, package contents), their size and pruning;
 //!   [`atomic`]: the one way files are written (temporary file, explicit mode, rename).
 //! - [`settings`]: image settings from environment files and flags; [`inspect`]: what an image
-//!   holds; [`reporter`]: progress events for a front end.
+//!   holds; [`sbom`]: SPDX and CycloneDX documents of an environment; [`reporter`]: progress
+//!   events for a front end.
 
 #![deny(missing_docs)]
 
@@ -27,6 +28,7 @@ pub mod image;
 pub mod input;
 pub mod inspect;
 pub mod reporter;
+pub mod sbom;
 pub mod settings;
 pub mod transport;
 

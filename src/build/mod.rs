@@ -136,6 +136,7 @@ pub struct Builder {
     settings: ImageSettings,
     virtual_packages: BTreeMap<String, String>,
     sources: Sources,
+    sbom: bool,
 }
 
 /// Which packages go into the environment.
@@ -173,6 +174,7 @@ impl Builder {
             settings: ImageSettings::default(),
             virtual_packages: BTreeMap::new(),
             sources: Sources::new(),
+            sbom: true,
         }
     }
 
@@ -202,6 +204,12 @@ impl Builder {
     /// default, every channel from where it is, a local one named by its directory.
     pub fn with_sources(mut self, sources: Sources) -> Self {
         self.sources = sources;
+        self
+    }
+
+    /// Whether the image gets SBOMs (SPDX and CycloneDX, in `conda-meta/`). By default, yes.
+    pub fn with_sbom(mut self, sbom: bool) -> Self {
+        self.sbom = sbom;
         self
     }
 
@@ -451,9 +459,17 @@ impl Builder {
         };
         // `single` puts the files no package owns in its one layer too.
         let package_list = crate::conda::lock::explicit_text(&records, subdir);
-        let top = top_entries(&target_prefix, &package_list);
+        let sbom = self.sbom.then(|| self.sbom_of(&records, &base, epoch));
+        let top = top_entries(&target_prefix, &package_list, sbom.as_ref());
         let (extra, extra_digest) = match self.strategy {
-            LayeringStrategy::Single => (top.clone(), Some(Digest::of(package_list.as_bytes()))),
+            LayeringStrategy::Single => {
+                let mut all = package_list.as_bytes().to_vec();
+                if let Some(s) = &sbom {
+                    all.extend_from_slice(&s.spdx);
+                    all.extend_from_slice(&s.cyclonedx);
+                }
+                (top.clone(), Some(Digest::of(&all)))
+            }
             _ => (Vec::new(), None),
         };
         let keys: Vec<Option<Digest>> = plan
@@ -552,9 +568,16 @@ impl Builder {
                     other => Error::Image(other),
                 })?;
         }
-        self.configure(&mut image, &placement.activation, &package_list)?;
+        self.configure(
+            &mut image,
+            &placement.activation,
+            &package_list,
+            sbom.as_ref(),
+        )?;
+        self.annotate(&mut image, epoch);
         Ok(BuiltImage {
             image,
+            sbom,
             records,
             plan,
             clobbers: placement.clobbers,
@@ -725,6 +748,7 @@ impl Builder {
         image: &mut Image,
         activation: &BTreeMap<String, String>,
         package_list: &str,
+        sbom: Option<&Sbom>,
     ) -> Result<(), Error> {
         let run = &mut image.config_mut().config;
         run.set_env_var(
@@ -734,11 +758,67 @@ impl Builder {
         for (k, v) in activation.iter().chain(&self.variables) {
             run.set_env_var(k, v);
         }
-        run.labels.get_or_insert_with(BTreeMap::new).insert(
+        let labels = run.labels.get_or_insert_with(BTreeMap::new);
+        labels.insert(
             PACKAGES_LABEL.to_string(),
             crate::image::Digest::of(package_list.as_bytes()).to_string(),
         );
+        if let Some(sbom) = sbom {
+            labels.insert(
+                crate::sbom::SBOM_LABEL.to_string(),
+                crate::image::Digest::of(&sbom.spdx).to_string(),
+            );
+        }
         self.settings.apply(image).map_err(Error::Settings)
+    }
+
+    /// The base as an image names it: a registry reference as given, an archive's or layout's
+    /// image name or tag (never its path on the build machine), else nothing.
+    fn base_name(&self) -> Option<String> {
+        match Location::parse_source(&self.base).ok()? {
+            Location::Registry(reference) => Some(reference.to_string()),
+            Location::DockerArchive { reference, .. } => reference,
+            Location::OciArchive { tag, .. } | Location::OciLayout { tag, .. } => tag,
+            Location::Scratch => None,
+        }
+    }
+
+    /// The SBOMs of an environment of `records` on `base`, created at `created`.
+    fn sbom_of(&self, records: &[RepoDataRecord], base: &Image, created: u64) -> Sbom {
+        let base = (!base.layers().is_empty()).then(|| {
+            let image_id = Digest::of(&base.config_bytes(base.config().rootfs.diff_ids.clone()));
+            crate::sbom::BaseImage {
+                name: self.base_name().unwrap_or_else(|| image_id.to_string()),
+                image_id,
+            }
+        });
+        let subject = crate::sbom::Subject {
+            name: self.env_name.as_deref().unwrap_or("conda environment"),
+            records,
+            base: base.as_ref(),
+            created,
+        };
+        Sbom {
+            spdx: crate::sbom::spdx(&subject),
+            cyclonedx: crate::sbom::cyclonedx(&subject),
+        }
+    }
+
+    /// The manifest's annotations: when the image was made, from what base, and its SBOM.
+    /// A registry base is named by its reference, and by its digest when pinned by one.
+    fn annotate(&self, image: &mut Image, created: u64) {
+        let annotations = image.annotations_mut();
+        annotations.insert("org.opencontainers.image.created".into(), rfc3339(created));
+        if let Ok(Location::Registry(reference)) = Location::parse_source(&self.base) {
+            let name = reference.to_string();
+            if let Some((_, digest)) = name.rsplit_once('@') {
+                annotations.insert(
+                    "org.opencontainers.image.base.digest".into(),
+                    digest.to_string(),
+                );
+            }
+            annotations.insert("org.opencontainers.image.base.name".into(), name);
+        }
     }
 
     /// The virtual packages the solve assumes for an image on `base`.
@@ -889,9 +969,23 @@ fn make_layers(
 }
 
 /// The files no package owns: `conda-meta/history` and the package list.
-fn top_entries(prefix: &Path, package_list: &str) -> Vec<Entry> {
+fn top_entries(prefix: &Path, package_list: &str, sbom: Option<&Sbom>) -> Vec<Entry> {
     let in_image = prefix.strip_prefix("/").unwrap_or(prefix);
-    vec![
+    let sbom_files = sbom.into_iter().flat_map(|s| {
+        [
+            Entry {
+                path: in_image.join(crate::sbom::SPDX_FILE),
+                data: EntryData::Bytes(s.spdx.clone()),
+                mode: 0o644,
+            },
+            Entry {
+                path: in_image.join(crate::sbom::CYCLONEDX_FILE),
+                data: EntryData::Bytes(s.cyclonedx.clone()),
+                mode: 0o644,
+            },
+        ]
+    });
+    let mut entries = vec![
         Entry {
             path: in_image.join("conda-meta/history"),
             data: EntryData::Bytes(Vec::new()),
@@ -902,7 +996,28 @@ fn top_entries(prefix: &Path, package_list: &str) -> Vec<Entry> {
             data: EntryData::Bytes(package_list.as_bytes().to_vec()),
             mode: 0o644,
         },
-    ]
+    ];
+    entries.extend(sbom_files);
+    entries
+}
+
+/// An environment's SBOMs, as the image holds them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sbom {
+    /// The SPDX 2.3 JSON document.
+    pub spdx: Vec<u8>,
+    /// The CycloneDX 1.6 JSON document.
+    pub cyclonedx: Vec<u8>,
+}
+
+impl Sbom {
+    /// The document in `format`.
+    pub fn document(&self, format: crate::sbom::Format) -> &[u8] {
+        match format {
+            crate::sbom::Format::Spdx => &self.spdx,
+            crate::sbom::Format::CycloneDx => &self.cyclonedx,
+        }
+    }
 }
 
 /// The top layer, of the files no package owns.
@@ -954,6 +1069,7 @@ fn human_bytes(bytes: u64) -> String {
 #[derive(Debug)]
 pub struct BuiltImage {
     image: Image,
+    sbom: Option<Sbom>,
     records: Vec<RepoDataRecord>,
     plan: LayerPlan,
     clobbers: Vec<Clobber>,
@@ -964,6 +1080,11 @@ impl BuiltImage {
     /// The image.
     pub fn image(&self) -> &Image {
         &self.image
+    }
+
+    /// The SBOMs the image holds, unless built without.
+    pub fn sbom(&self) -> Option<&Sbom> {
+        self.sbom.as_ref()
     }
 
     /// The image, to edit before writing.

@@ -30,6 +30,8 @@ pub enum Command {
     Copy(CopyArgs),
     /// Show or prune conda-docker's caches (blobs, layer keys, package contents).
     Cache(CacheArgs),
+    /// Print the SBOM (SPDX or CycloneDX JSON) of an image's conda environment.
+    Sbom(SbomArgs),
 }
 
 /// Registry credentials, plain HTTP and the cache: shared by every command that reads or
@@ -80,6 +82,26 @@ pub struct InspectArgs {
     pub json: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SbomArgs {
+    /// The image: `docker-archive:PATH`, `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]` or a registry reference.
+    pub image: String,
+    /// The document's format.
+    #[arg(long, value_enum, default_value = "spdx")]
+    pub format: SbomFormat,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+/// An SBOM format.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum SbomFormat {
+    /// SPDX 2.3 JSON.
+    Spdx,
+    /// CycloneDX 1.6 JSON.
+    Cyclonedx,
 }
 
 #[derive(Debug, Args)]
@@ -221,6 +243,13 @@ pub struct BuildArgs {
     /// else conda's explicit format.
     #[arg(long, value_name = "FILE")]
     pub lock_output: Option<PathBuf>,
+    /// Also write the image's SBOMs to DIR: `sbom.spdx.json` (SPDX 2.3) and `sbom.cdx.json`
+    /// (CycloneDX 1.6); `<platform>.sbom.spdx.json`, ... for several platforms.
+    #[arg(long, value_name = "DIR", conflicts_with = "no_sbom")]
+    pub sbom_dir: Option<PathBuf>,
+    /// Build without SBOMs: none in the image (`conda-meta/sbom.*.json`), none beside it.
+    #[arg(long)]
+    pub no_sbom: bool,
     /// Set an environment variable in the image (repeatable).
     #[arg(long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,

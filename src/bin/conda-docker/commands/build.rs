@@ -164,6 +164,15 @@ pub(crate) async fn build(
         }
         .check_writable()?;
     }
+    if let Some(dir) = &args.sbom_dir
+        && dir.exists()
+        && !dir.is_dir()
+    {
+        anyhow::bail!(
+            "--sbom-dir {}: exists and is not a directory",
+            dir.display()
+        );
+    }
     if args.max_layers < 2 {
         anyhow::bail!(
             "--max-layers {}: an image needs at least 2 layers (the packages and the environment files)",
@@ -196,6 +205,7 @@ pub(crate) async fn build(
             .with_max_layers(args.max_layers)
             .with_trim(trim)
             .with_sources(sources.clone())
+            .with_sbom(!args.no_sbom)
             .with_settings(settings.clone())
             .with_cancel(cancel.clone())
             .with_reporter(reporter.clone());
@@ -252,6 +262,10 @@ pub(crate) async fn build(
             write_many(&images, &target, &cancel, &progress).await?;
         }
     }
+    if let Some(dir) = &args.sbom_dir {
+        write_sboms(dir, &subdirs, &built)?;
+        progress.note(&format!("wrote the SBOMs to {}", dir.display()));
+    }
     if let Some(lock) = &args.lock_output {
         let locked: Vec<_> = subdirs
             .iter()
@@ -260,6 +274,32 @@ pub(crate) async fn build(
             .collect();
         conda_docker::conda::lock::write(lock, &locked)?;
         progress.note(&format!("wrote the lockfile {}", lock.display()));
+    }
+    Ok(())
+}
+
+/// Writes each platform's SBOMs into `dir` (made if missing).
+fn write_sboms(
+    dir: &std::path::Path,
+    subdirs: &[conda_docker::conda::Subdir],
+    built: &[conda_docker::build::BuiltImage],
+) -> Result<()> {
+    use conda_docker::sbom::Format;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (subdir, b) in subdirs.iter().zip(built) {
+        let Some(sbom) = b.sbom() else { continue };
+        for (format, name) in [
+            (Format::Spdx, "sbom.spdx.json"),
+            (Format::CycloneDx, "sbom.cdx.json"),
+        ] {
+            let name = match subdirs {
+                [_] => name.to_string(),
+                _ => format!("{subdir}.{name}"),
+            };
+            let path = dir.join(name);
+            conda_docker::atomic::write(&path, sbom.document(format))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     Ok(())
 }

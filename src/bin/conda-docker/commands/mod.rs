@@ -5,6 +5,7 @@ mod cache;
 mod copy;
 mod inspect;
 mod login;
+mod sbom;
 
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -50,6 +51,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Inspect(args) => inspect::inspect(args, cancel.clone()).await,
             Command::Copy(args) => copy::copy(args, cancel.clone(), progress.clone()).await,
             Command::Cache(args) => cache::cache(args),
+            Command::Sbom(args) => sbom::sbom(args, cancel.clone()).await,
         };
         watcher.abort();
         r

@@ -1,0 +1,34 @@
+//! `conda-docker sbom`: the SBOM of an image's conda environment.
+
+use anyhow::{Context, Result};
+use conda_docker::image::Cancel;
+use conda_docker::sbom::Format;
+
+use super::{read_image, remotes};
+use crate::cli::{SbomArgs, SbomFormat};
+
+/// Prints the SBOM the image holds.
+pub(crate) async fn sbom(args: SbomArgs, cancel: Cancel) -> Result<()> {
+    let format = match args.format {
+        SbomFormat::Spdx => Format::Spdx,
+        SbomFormat::Cyclonedx => Format::CycloneDx,
+    };
+    let (remote, _) = remotes(&args.remote.registry)?;
+    let image = read_image(&args.image, &args.remote, &remote, &cancel).await?;
+    let document = tokio::task::block_in_place(|| {
+        conda_docker::sbom::read_from_image(&image, format, &cancel)
+    })
+    .with_context(|| format!("reading the layers of `{}`", args.image))?;
+    match document {
+        Some(bytes) => {
+            use std::io::Write;
+            std::io::stdout().write_all(&bytes)?;
+            Ok(())
+        }
+        None => anyhow::bail!(
+            "`{}` holds no SBOM in a conda environment ($CONDA_PREFIX/{})",
+            args.image,
+            format.file()
+        ),
+    }
+}

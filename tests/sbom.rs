@@ -1,0 +1,213 @@
+//! Every image carries SBOMs of its environment (SPDX 2.3 and CycloneDX 1.6) that validate with
+//! the reference tools, list every package with its purl and sha256, and are found by `sbom`.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use common::archive::sha256;
+use common::{channel, conda_docker, glibc_base, run_ok, tempdir};
+
+/// Python with spdx-tools and cyclonedx-python-lib, or None (a failure in CI).
+fn validators(test: &str) -> Option<std::path::PathBuf> {
+    let python = common::tools::require("python3", test)?;
+    let ok = Command::new(&python)
+        .args(["-c", "import spdx_tools, cyclonedx.validation.json"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(python);
+    }
+    if common::tools::in_ci() {
+        panic!("{test}: spdx-tools and cyclonedx-python-lib are required (run .ci/run)");
+    }
+    eprintln!("SKIPPED {test}: pip install spdx-tools 'cyclonedx-python-lib[json-validation]'");
+    None
+}
+
+/// Validates both documents with the reference tools; panics with their findings.
+fn validate(python: &Path, spdx: &Path, cdx: &Path) {
+    let script = "import sys\n\
+        from spdx_tools.spdx.parser.parse_anything import parse_file\n\
+        from spdx_tools.spdx.validation.document_validator import validate_full_spdx_document\n\
+        msgs = validate_full_spdx_document(parse_file(sys.argv[1]))\n\
+        assert not msgs, [m.validation_message for m in msgs]\n\
+        from cyclonedx.validation.json import JsonStrictValidator\n\
+        from cyclonedx.schema import SchemaVersion\n\
+        err = JsonStrictValidator(SchemaVersion.V1_6).validate_str(open(sys.argv[2]).read())\n\
+        assert err is None, err\n";
+    run_ok(Command::new(python).args(["-c", script]).arg(spdx).arg(cdx));
+}
+
+fn build(dir: &Path, output: &str, extra: &[&str]) -> String {
+    run_ok(
+        conda_docker()
+            .current_dir(dir)
+            .args(["build", "-b"])
+            .arg(format!("docker-archive:{}", glibc_base().display()))
+            .arg("-c")
+            .arg(channel())
+            .args(["-i", "sbom:test", "-o", output])
+            .args(extra),
+    )
+    .trim()
+    .to_string()
+}
+
+fn json(bytes: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(bytes).expect("an SBOM is JSON")
+}
+
+#[test]
+fn every_image_has_valid_sboms_listing_every_package() {
+    let test = "every_image_has_valid_sboms_listing_every_package";
+    let Some(python) = validators(test) else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let layout = d.join("layout");
+    build(
+        d,
+        &format!("oci:{}:v1", layout.display()),
+        &["--sbom-dir", "sboms", "bzip2", "zstd"],
+    );
+    let spdx_file = d.join("sboms/sbom.spdx.json");
+    let cdx_file = d.join("sboms/sbom.cdx.json");
+    validate(&python, &spdx_file, &cdx_file);
+
+    // Every package of the environment, with its purl and sha256.
+    let source = format!("oci:{}:v1", layout.display());
+    let explicit = run_ok(conda_docker().args(["inspect", "--json", &source]));
+    let report: serde_json::Value = serde_json::from_str(&explicit).unwrap();
+    let packages: Vec<String> = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| l["packages"].as_array().unwrap().clone())
+        .map(|p| p.as_str().unwrap().to_string())
+        .collect();
+    assert!(packages.len() >= 7, "{packages:?}");
+    let spdx = json(&std::fs::read(&spdx_file).unwrap());
+    let cdx = json(&std::fs::read(&cdx_file).unwrap());
+    for dist in &packages {
+        let (rest, build) = dist.rsplit_once('-').unwrap();
+        let (name, version) = rest.rsplit_once('-').unwrap();
+        let purl = format!("pkg:conda/{name}@{version}?build={build}&channel=channel&subdir=");
+        let package = spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name && p["versionInfo"] == version)
+            .unwrap_or_else(|| panic!("{dist} is not in the SPDX document"));
+        let locator = package["externalRefs"][0]["referenceLocator"]
+            .as_str()
+            .unwrap();
+        assert!(locator.starts_with(&purl), "{locator} for {dist}");
+        assert_eq!(package["checksums"][0]["algorithm"], "SHA256", "{dist}");
+        assert_eq!(
+            package["checksums"][0]["checksumValue"]
+                .as_str()
+                .unwrap()
+                .len(),
+            64
+        );
+        let component = cdx["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["purl"].as_str() == Some(locator))
+            .unwrap_or_else(|| panic!("{dist} is not in the CycloneDX document"));
+        assert_eq!(component["hashes"][0]["alg"], "SHA-256");
+        assert_eq!(
+            component["hashes"][0]["content"],
+            package["checksums"][0]["checksumValue"]
+        );
+    }
+    // Dependencies: zstd depends on libzlib, both in the environment.
+    let id_of = |name: &str| {
+        spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["SPDXID"].as_str().unwrap().to_string())
+            .unwrap()
+    };
+    let (zstd, zlib) = (id_of("zstd"), id_of("libzlib"));
+    assert!(
+        spdx["relationships"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["spdxElementId"] == zstd.as_str()
+                && r["relationshipType"] == "DEPENDS_ON"
+                && r["relatedSpdxElement"] == zlib.as_str()),
+        "zstd DEPENDS_ON libzlib is missing"
+    );
+    // The base image, by its image ID; the creation time is the image's.
+    assert!(
+        spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["SPDXID"] == "SPDXRef-BaseImage")
+    );
+
+    // In the image, the same bytes; found by `sbom`; named by the label; annotated.
+    let printed = conda_docker().args(["sbom", &source]).output().unwrap();
+    assert!(
+        printed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&printed.stderr)
+    );
+    assert_eq!(printed.stdout, std::fs::read(&spdx_file).unwrap());
+    let printed = conda_docker()
+        .args(["sbom", "--format", "cyclonedx", &source])
+        .output()
+        .unwrap();
+    assert_eq!(printed.stdout, std::fs::read(&cdx_file).unwrap());
+    let config = &report["config"];
+    assert_eq!(
+        config["config"]["Labels"]["org.conda-docker.sbom.digest"],
+        sha256(&std::fs::read(&spdx_file).unwrap()).as_str()
+    );
+    assert_eq!(config["created"], spdx["creationInfo"]["created"]);
+    let index = json(&std::fs::read(layout.join("index.json")).unwrap());
+    let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap();
+    let manifest =
+        json(&std::fs::read(layout.join("blobs/sha256").join(&manifest_digest[7..])).unwrap());
+    assert_eq!(
+        manifest["annotations"]["org.opencontainers.image.created"],
+        config["created"]
+    );
+
+    // Two builds, two identical documents.
+    build(
+        d,
+        "docker-archive:again.tar",
+        &["--sbom-dir", "again", "bzip2", "zstd"],
+    );
+    assert_eq!(
+        std::fs::read(d.join("again/sbom.spdx.json")).unwrap(),
+        std::fs::read(&spdx_file).unwrap()
+    );
+}
+
+#[test]
+fn no_sbom_leaves_none_and_sbom_says_so() {
+    let dir = tempdir();
+    let d = dir.path();
+    build(d, "docker-archive:plain.tar", &["--no-sbom", "bzip2"]);
+    let source = format!("docker-archive:{}", d.join("plain.tar").display());
+    let out = conda_docker().args(["sbom", &source]).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("plain.tar") && err.contains("no SBOM"),
+        "{err}"
+    );
+    let report = run_ok(conda_docker().args(["inspect", "--json", &source]));
+    assert!(!report.contains("org.conda-docker.sbom.digest"), "{report}");
+}
