@@ -7,6 +7,31 @@ use serde::Deserialize;
 
 use crate::image::{ConfigFile, Image};
 
+/// An image setting the image could not run with.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{setting} `{value}`: {reason}")]
+pub struct Error {
+    /// The setting, as the command line names it (`--user`, `--env`).
+    pub setting: &'static str,
+    /// The value given.
+    pub value: String,
+    /// What is wrong, and what to do.
+    pub reason: String,
+}
+
+impl Error {
+    fn new(setting: &'static str, value: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            setting,
+            value: value.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The largest uid or gid an image may use (as Linux and runc take them: a signed 32-bit int).
+pub const MAX_ID: u32 = i32::MAX as u32;
+
 /// A non-root user to run as: `NAME[:UID[:GID]]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct UserSpec {
@@ -19,9 +44,10 @@ pub struct UserSpec {
 }
 
 impl std::str::FromStr for UserSpec {
-    type Err = String;
+    type Err = Error;
 
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let err = |reason: String| Error::new("--user", s, reason);
         let mut parts = s.split(':');
         let name = parts.next().unwrap_or_default().to_string();
         let valid = !name.is_empty()
@@ -31,23 +57,26 @@ impl std::str::FromStr for UserSpec {
                 .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
             && !name.starts_with('-');
         if !valid {
-            return Err(format!(
-                "`{s}`: the user name must be lowercase letters, digits, `_` or `-` (NAME[:UID[:GID]])"
+            return Err(err(
+                "the user name must be lowercase letters, digits, `_` or `-` (NAME[:UID[:GID]])"
+                    .into(),
             ));
         }
-        let num = |p: Option<&str>, what: &str| -> Result<Option<u32>, String> {
-            p.map(|v| {
-                v.parse::<u32>()
-                    .map_err(|_| format!("`{s}`: {what} `{v}` is not a number"))
+        let num = |p: Option<&str>, what: &str| -> Result<Option<u32>, Error> {
+            p.map(|v| match v.parse::<u32>() {
+                Ok(n) if n <= MAX_ID => Ok(n),
+                Ok(_) => Err(err(format!("{what} {v} is out of range (0 to {MAX_ID})"))),
+                Err(_) => Err(err(format!("{what} `{v}` is not a number"))),
             })
             .transpose()
         };
         let uid = num(parts.next(), "uid")?.unwrap_or(1000);
         let gid = num(parts.next(), "gid")?.unwrap_or(uid);
+        if parts.next().is_some() {
+            return Err(err("expected NAME[:UID[:GID]]".into()));
+        }
         if uid == 0 {
-            return Err(format!(
-                "`{s}`: uid 0 is root; leave --user out to run as root"
-            ));
+            return Err(err("uid 0 is root; leave --user out to run as root".into()));
         }
         Ok(Self { name, uid, gid })
     }
@@ -93,18 +122,64 @@ impl ImageSettings {
     }
 
     /// The user to create, parsed.
-    pub fn user_spec(&self) -> Result<Option<UserSpec>, String> {
+    pub fn user_spec(&self) -> Result<Option<UserSpec>, Error> {
         self.user.as_deref().map(str::parse).transpose()
     }
 
+    /// Checks every setting is one an image can run with (as Docker would refuse it).
+    pub fn validate(&self) -> Result<(), Error> {
+        self.user_spec()?;
+        for (k, v) in &self.env {
+            check_env("--env", k, v)?;
+        }
+        for (setting, map) in [
+            ("--label", &self.labels),
+            ("--annotation", &self.annotations),
+        ] {
+            for (k, v) in map {
+                if k.is_empty() || k.contains(['\n', '\r', '\0']) || v.contains(['\n', '\r', '\0'])
+                {
+                    return Err(Error::new(
+                        setting,
+                        format!("{k}={v}"),
+                        "keys and values cannot hold newlines or NUL",
+                    ));
+                }
+            }
+        }
+        if let Some(w) = &self.workdir
+            && (!w.starts_with('/') || w.contains('\0'))
+        {
+            return Err(Error::new(
+                "--workdir",
+                w,
+                "the working directory must be an absolute path (`/data`)",
+            ));
+        }
+        for port in &self.expose {
+            check_port(port)?;
+        }
+        for (setting, command) in [("--entrypoint", &self.entrypoint), ("--cmd", &self.cmd)] {
+            if let Some(c) = command
+                && c.iter().any(|a| a.contains('\0'))
+            {
+                return Err(Error::new(
+                    setting,
+                    c.join(" "),
+                    "arguments cannot hold NUL",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Sets these settings in `image`'s config and annotations (not the user's files).
-    pub fn apply(&self, image: &mut Image) -> Result<(), String> {
+    pub fn apply(&self, image: &mut Image) -> Result<(), Error> {
+        self.validate()?;
         let user = self.user_spec()?;
         let config: &mut ConfigFile = image.config_mut();
         let run = &mut config.config;
-        for (k, v) in &self.env {
-            run.set_env_var(k, v);
-        }
+        run.set_env_vars(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())));
         if let Some(e) = &self.entrypoint {
             run.entrypoint = Some(e.clone());
             // Docker drops the base's Cmd when the entrypoint changes.
@@ -139,6 +214,112 @@ impl ImageSettings {
         image.annotations_mut().extend(self.annotations.clone());
         Ok(())
     }
+}
+
+/// Checks an environment variable Docker would set: a key without `=`, whitespace or NUL, and
+/// a value on one line.
+pub fn check_env(setting: &'static str, key: &str, value: &str) -> Result<(), Error> {
+    let entry = || format!("{key}={value}");
+    if key.is_empty() || key.contains('=') || key.chars().any(|c| c.is_whitespace() || c == '\0') {
+        return Err(Error::new(
+            setting,
+            entry(),
+            "a variable's name cannot be empty or hold `=`, whitespace or NUL",
+        ));
+    }
+    if value.contains(['\n', '\r', '\0']) {
+        return Err(Error::new(
+            setting,
+            entry(),
+            "a variable's value cannot hold newlines or NUL",
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a port to expose: `PORT` or `PORT/tcp|udp|sctp`, PORT from 1 to 65535.
+fn check_port(port: &str) -> Result<(), Error> {
+    let (number, protocol) = port.split_once('/').unwrap_or((port, "tcp"));
+    let valid_number = number.parse::<u16>().is_ok_and(|n| n > 0);
+    if !valid_number || !matches!(protocol, "tcp" | "udp" | "sctp") {
+        return Err(Error::new(
+            "--expose",
+            port,
+            "expected PORT or PORT/PROTOCOL: a number from 1 to 65535, and tcp, udp or sctp",
+        ));
+    }
+    Ok(())
+}
+
+/// Directories an environment must not be installed as: they belong to the base system.
+const SYSTEM_DIRS: &[&str] = &[
+    "/",
+    "/bin",
+    "/boot",
+    "/dev",
+    "/etc",
+    "/home",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/media",
+    "/mnt",
+    "/opt",
+    "/proc",
+    "/root",
+    "/run",
+    "/sbin",
+    "/srv",
+    "/sys",
+    "/tmp",
+    "/usr",
+    "/usr/bin",
+    "/usr/include",
+    "/usr/lib",
+    "/usr/lib64",
+    "/usr/libexec",
+    "/usr/local",
+    "/usr/local/bin",
+    "/usr/local/lib",
+    "/usr/sbin",
+    "/usr/share",
+    "/var",
+    "/var/lib",
+];
+
+/// The environment's prefix in the image, normalised (`//opt/./conda/` is `/opt/conda`): an
+/// absolute path without `..`, and not a system directory such as `/` or `/usr`.
+pub fn target_prefix(prefix: &std::path::Path) -> Result<std::path::PathBuf, Error> {
+    use std::path::Component;
+    let shown = prefix.display().to_string();
+    let err = |reason: &str| Error::new("--target-prefix", shown.clone(), reason);
+    if !prefix.is_absolute() {
+        return Err(err("must be an absolute path, e.g. /opt/conda"));
+    }
+    let mut normal = std::path::PathBuf::from("/");
+    for c in prefix.components() {
+        match c {
+            Component::Normal(part) => normal.push(part),
+            Component::RootDir | Component::CurDir => {}
+            Component::ParentDir | Component::Prefix(_) => {
+                return Err(err("must not hold `..`, e.g. /opt/conda"));
+            }
+        }
+    }
+    let text = normal.to_string_lossy();
+    if text.contains(['\n', '\r', '\0', '\\']) || text.chars().any(char::is_whitespace) {
+        return Err(err(
+            "must not hold whitespace, backslashes or NUL (conda's prefix rules)",
+        ));
+    }
+    if SYSTEM_DIRS.contains(&text.as_ref()) {
+        return Err(err(
+            "is a directory of the base system: the environment would mix with it; use a \
+             directory of its own, e.g. /opt/conda",
+        ));
+    }
+    Ok(normal)
 }
 
 /// Parses a command given as a JSON array (`["python", "-m", "http.server"]`) or as words.
@@ -207,6 +388,87 @@ mod tests {
         assert!("App".parse::<UserSpec>().is_err());
         assert!("app:x".parse::<UserSpec>().is_err());
         assert!("app:0".parse::<UserSpec>().is_err());
+        let e = "app:4294967295".parse::<UserSpec>().unwrap_err();
+        assert!(e.to_string().contains("out of range"), "{e}");
+        assert!("app:1:2:3".parse::<UserSpec>().is_err());
+    }
+
+    #[test]
+    fn target_prefixes_are_normalised_and_system_directories_refused() {
+        use std::path::Path;
+        for given in ["/opt/./conda", "//opt//conda", "/opt/conda/"] {
+            assert_eq!(
+                target_prefix(Path::new(given)).unwrap(),
+                Path::new("/opt/conda")
+            );
+        }
+        for bad in [
+            "/",
+            "/usr",
+            "//usr/",
+            "/etc",
+            "opt/conda",
+            "/opt/../etc",
+            "/opt/my env",
+        ] {
+            let e = target_prefix(Path::new(bad)).unwrap_err();
+            assert_eq!(e.setting, "--target-prefix", "{e}");
+        }
+    }
+
+    #[test]
+    fn settings_an_image_cannot_run_with_are_refused() {
+        let refused = |s: ImageSettings, setting: &str| {
+            let e = s.validate().unwrap_err();
+            assert_eq!(e.setting, setting, "{e}");
+        };
+        refused(
+            ImageSettings {
+                workdir: Some("data".into()),
+                ..Default::default()
+            },
+            "--workdir",
+        );
+        for port in ["abc", "0", "70000", "80/xyz"] {
+            refused(
+                ImageSettings {
+                    expose: vec![port.into()],
+                    ..Default::default()
+                },
+                "--expose",
+            );
+        }
+        for (k, v) in [("A B", "1"), ("A=B", "1"), ("", "1"), ("A", "1\n2")] {
+            refused(
+                ImageSettings {
+                    env: [(k.to_string(), v.to_string())].into(),
+                    ..Default::default()
+                },
+                "--env",
+            );
+        }
+        refused(
+            ImageSettings {
+                labels: [("a".to_string(), "x\ny".to_string())].into(),
+                ..Default::default()
+            },
+            "--label",
+        );
+        refused(
+            ImageSettings {
+                annotations: [("a".to_string(), "x\ny".to_string())].into(),
+                ..Default::default()
+            },
+            "--annotation",
+        );
+        ImageSettings {
+            expose: vec!["8080".into(), "53/udp".into()],
+            workdir: Some("/w".into()),
+            env: [("A".to_string(), "x y".to_string())].into(),
+            ..Default::default()
+        }
+        .validate()
+        .unwrap();
     }
 
     #[test]

@@ -290,3 +290,155 @@ unsafe extern "C" {
     #[link_name = "kill"]
     fn libc_kill(pid: i32, sig: i32) -> i32;
 }
+
+#[test]
+fn settings_an_image_cannot_run_with_are_refused_before_any_work() {
+    let dir = tempdir();
+    for (args, flag, says) in [
+        (&["--user", "app:4294967295"][..], "--user", "out of range"),
+        (&["--workdir", "data"][..], "--workdir", "absolute"),
+        (&["--expose", "abc"][..], "--expose", "PORT"),
+        (&["--env", "A B=1"][..], "--env", "name"),
+        (&["--env", "A=1\n2"][..], "--env", "newlines"),
+        (&["--label", "a=1\n2"][..], "--label", "newlines"),
+        (&["--annotation", "a=1\n2"][..], "--annotation", "newlines"),
+        (
+            &["--target-prefix", "/"][..],
+            "--target-prefix",
+            "base system",
+        ),
+        (
+            &["--target-prefix", "/usr"][..],
+            "--target-prefix",
+            "base system",
+        ),
+        (
+            &["--target-prefix", "opt/conda"][..],
+            "--target-prefix",
+            "absolute",
+        ),
+    ] {
+        let err = failing_build(dir.path(), |c| {
+            c.args(["-b", &base_arg(), "-c"])
+                .arg(channel())
+                .args(args)
+                .arg("bzip2");
+        });
+        assert!(err.contains(flag) && err.contains(says), "{args:?}: {err}");
+        assert!(
+            !err.contains("solving"),
+            "{args:?} was refused only after work: {err}"
+        );
+    }
+}
+
+#[test]
+fn the_target_prefix_is_normalised() {
+    let dir = tempdir();
+    let out = dir.path().join("image.tar");
+    let run = conda_docker()
+        .args(["build", "-b", &base_arg(), "-c"])
+        .arg(channel())
+        .args(["--target-prefix", "//opt/./env//", "-o"])
+        .arg(&out)
+        .arg("bzip2")
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let archive = common::archive::open(&out);
+    let env: Vec<&str> = archive.config["config"]["Env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(env.contains(&"CONDA_PREFIX=/opt/env"), "{env:?}");
+}
+
+#[test]
+fn outputs_that_are_not_regular_files_are_refused_and_kept() {
+    let dir = tempdir();
+    let d = dir.path();
+    // An empty path, refused before any work.
+    let run = conda_docker()
+        .args(["build", "-b", &base_arg(), "-c"])
+        .arg(channel())
+        .args(["-o", "", "bzip2"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&run.stderr);
+    assert!(
+        !run.status.success() && err.contains("no file named"),
+        "{err}"
+    );
+    assert!(!err.contains("solving"), "{err}");
+
+    // A symlink and a FIFO, as -o and as --lock-output: refused, and left as they were.
+    let target = d.join("input-target");
+    std::fs::write(&target, b"keep me").unwrap();
+    let link = d.join("input-link.tar");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    let fifo = d.join("input-fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for (flag, path) in [
+        ("-o", &link),
+        ("-o", &fifo),
+        ("--lock-output", &link),
+        ("--lock-output", &fifo),
+    ] {
+        let run = conda_docker()
+            .args(["build", "-b", &base_arg(), "-c"])
+            .arg(channel())
+            .arg(flag)
+            .arg(path)
+            .args(if flag == "-o" {
+                vec![]
+            } else {
+                vec!["-o".to_string(), d.join("out.tar").display().to_string()]
+            })
+            .arg("bzip2")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&run.stderr);
+        assert!(
+            !run.status.success() && err.contains("not a regular file"),
+            "{flag} {}: {err}",
+            path.display()
+        );
+    }
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    assert_eq!(std::fs::read(&target).unwrap(), b"keep me");
+    assert!(std::os::unix::fs::FileTypeExt::is_fifo(
+        &std::fs::symlink_metadata(&fifo).unwrap().file_type()
+    ));
+    assert_no_output(d);
+}
+
+#[test]
+fn an_empty_lockfile_is_refused() {
+    let dir = tempdir();
+    let lock = dir.path().join("input-empty.txt");
+    std::fs::write(&lock, "# platform: linux-64\n@EXPLICIT\n").unwrap();
+    let err = failing_build(dir.path(), |c| {
+        c.args(["-b", &base_arg(), "-f"]).arg(&lock);
+    });
+    assert!(
+        err.contains("input-empty.txt") && err.contains("lists no packages"),
+        "{err}"
+    );
+}

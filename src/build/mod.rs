@@ -78,8 +78,11 @@ pub enum Error {
     #[error(transparent)]
     Conda(#[from] crate::conda::Error),
     /// An image setting is invalid.
-    #[error("{0}")]
-    Settings(String),
+    #[error(transparent)]
+    Settings(#[from] crate::settings::Error),
+    /// The user to add clashes with the base's users.
+    #[error("--user: {0}")]
+    User(String),
     /// Building the layers failed.
     #[error(transparent)]
     Image(#[from] crate::image::Error),
@@ -564,7 +567,7 @@ impl Builder {
             image
                 .add_user(&u.name, u.uid, u.gid, epoch, &self.cancel)
                 .map_err(|e| match e {
-                    crate::image::Error::Unsupported(reason) => Error::Settings(reason),
+                    crate::image::Error::Unsupported(reason) => Error::User(reason),
                     other => Error::Image(other),
                 })?;
         }
@@ -593,8 +596,9 @@ impl Builder {
         }
         let subdir = channel::parse_subdir(&self.subdir)?;
         let platform = oci_platform(subdir);
-        let target_prefix = absolute_prefix(&self.target_prefix)?;
-        let user = self.settings.user_spec().map_err(Error::Settings)?;
+        let target_prefix = crate::settings::target_prefix(&self.target_prefix)?;
+        self.settings.validate()?;
+        let user = self.settings.user_spec()?;
         let cache_dir = match &self.cache_dir {
             Some(d) => d.clone(),
             None => rattler_cache::default_cache_dir()
@@ -751,13 +755,21 @@ impl Builder {
         sbom: Option<&Sbom>,
     ) -> Result<(), Error> {
         let run = &mut image.config_mut().config;
-        run.set_env_var(
-            "CONDA_DEFAULT_ENV",
-            self.env_name.as_deref().unwrap_or("base"),
-        );
-        for (k, v) in activation.iter().chain(&self.variables) {
-            run.set_env_var(k, v);
+        for (k, v) in &self.variables {
+            crate::settings::check_env("variables:", k, v)?;
         }
+        for (k, v) in activation {
+            crate::settings::check_env("a package's etc/conda/env_vars.d", k, v)?;
+        }
+        let env_name = self.env_name.as_deref().unwrap_or("base");
+        run.set_env_vars(
+            std::iter::once(("CONDA_DEFAULT_ENV", env_name)).chain(
+                activation
+                    .iter()
+                    .chain(&self.variables)
+                    .map(|(k, v)| (k.as_str(), v.as_str())),
+            ),
+        );
         let labels = run.labels.get_or_insert_with(BTreeMap::new);
         labels.insert(
             PACKAGES_LABEL.to_string(),
@@ -769,7 +781,7 @@ impl Builder {
                 crate::image::Digest::of(&sbom.spdx).to_string(),
             );
         }
-        self.settings.apply(image).map_err(Error::Settings)
+        Ok(self.settings.apply(image)?)
     }
 
     /// The base as an image names it: a registry reference as given, an archive's or layout's
@@ -853,21 +865,6 @@ impl Builder {
             Ok(())
         }
     }
-}
-
-fn absolute_prefix(prefix: &Path) -> Result<PathBuf, Error> {
-    if !prefix.is_absolute()
-        || prefix
-            .components()
-            .any(|c| matches!(c, std::path::Component::ParentDir))
-    {
-        return Err(crate::conda::Error::Platform {
-            platform: prefix.display().to_string(),
-            reason: "--target-prefix must be an absolute path without `..`, e.g. /opt/conda".into(),
-        }
-        .into());
-    }
-    Ok(prefix.to_path_buf())
 }
 
 /// What [`Builder::prepare`] found.

@@ -74,11 +74,18 @@ pub fn read(
     subdir: Subdir,
     environment: &str,
 ) -> Result<Vec<LockedPackage>> {
-    match format {
-        LockFormat::Explicit => read_explicit(path, text, subdir),
-        LockFormat::CondaLock => read_conda_lock(path, text, subdir),
-        LockFormat::Pixi => read_pixi(path, subdir, environment),
+    let packages = match format {
+        LockFormat::Explicit => read_explicit(path, text, subdir)?,
+        LockFormat::CondaLock => read_conda_lock(path, text, subdir)?,
+        LockFormat::Pixi => read_pixi(path, subdir, environment)?,
+    };
+    if packages.is_empty() {
+        return Err(lock_error(
+            path,
+            format!("the lockfile lists no packages for {subdir}: nothing to install"),
+        ));
     }
+    Ok(packages)
 }
 
 fn read_explicit(path: &Path, text: &str, subdir: Subdir) -> Result<Vec<LockedPackage>> {

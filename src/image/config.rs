@@ -129,14 +129,27 @@ impl RunConfig {
 
     /// Sets environment variable `key` to `value`, replacing an earlier value in place.
     pub fn set_env_var(&mut self, key: &str, value: &str) {
+        self.set_env_vars([(key, value)]);
+    }
+
+    /// Sets each variable in turn (a later one of a key wins), replacing earlier values in
+    /// place: one pass over the list, however many are set.
+    pub fn set_env_vars<'a>(&mut self, vars: impl IntoIterator<Item = (&'a str, &'a str)>) {
         let env = self.env.get_or_insert_with(Vec::new);
-        let entry = format!("{key}={value}");
-        match env
-            .iter_mut()
-            .find(|kv| kv.strip_prefix(key).is_some_and(|r| r.starts_with('=')))
-        {
-            Some(existing) => *existing = entry,
-            None => env.push(entry),
+        let mut position: std::collections::HashMap<String, usize> = env
+            .iter()
+            .enumerate()
+            .map(|(i, kv)| (kv.split('=').next().unwrap_or(kv).to_string(), i))
+            .collect();
+        for (key, value) in vars {
+            let entry = format!("{key}={value}");
+            match position.get(key) {
+                Some(&i) => env[i] = entry,
+                None => {
+                    position.insert(key.to_string(), env.len());
+                    env.push(entry);
+                }
+            }
         }
     }
 }

@@ -182,13 +182,29 @@ impl Location {
         };
         match self {
             Location::DockerArchive { path, .. } | Location::OciArchive { path, .. } => {
+                if path.as_os_str().is_empty() {
+                    return fail(path, "no file named: give a path");
+                }
                 if path.is_dir() {
                     return fail(
                         path,
                         "it is a directory (use `oci:DIR` to write an OCI layout)",
                     );
                 }
+                // Writing replaces the file by rename: never a device, a pipe or a symlink.
+                if let Ok(meta) = std::fs::symlink_metadata(path)
+                    && !meta.file_type().is_file()
+                {
+                    return fail(
+                        path,
+                        "it exists and is not a regular file (a symlink, device or pipe); \
+                         remove it or name another file",
+                    );
+                }
                 parent_ok(path)
+            }
+            Location::OciLayout { dir, .. } if dir.as_os_str().is_empty() => {
+                fail(dir, "no directory named: give `oci:DIR`")
             }
             Location::OciLayout { dir, .. } => {
                 if dir.exists() && !dir.is_dir() {

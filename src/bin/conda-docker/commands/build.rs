@@ -117,7 +117,7 @@ pub(crate) async fn build(
         .collect::<Result<Vec<_>>>()?;
     let first = &inputs[0];
     let settings = first.settings.clone().merged_with(cli_settings(&args)?);
-    settings.user_spec().map_err(anyhow::Error::msg)?;
+    settings.validate()?;
     let image_names = if args.images.is_empty() {
         vec![match &first.name {
             Some(n) => format!("{}:latest", n.to_lowercase()),
