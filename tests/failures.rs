@@ -239,6 +239,13 @@ fn bad_arguments_are_explained() {
 
 #[test]
 fn ctrl_c_stops_the_build_and_leaves_nothing() {
+    // SIGINT (Ctrl-C), SIGTERM (timeout, docker stop, CI) and SIGHUP stop a build alike.
+    for signal in [2, 15, 1] {
+        stop_a_build_with(signal);
+    }
+}
+
+fn stop_a_build_with(signal: i32) {
     let dir = tempdir();
     // A cold cache makes the install long enough to interrupt.
     for delay_ms in [400u64, 150, 50, 10] {
@@ -255,7 +262,7 @@ fn ctrl_c_stops_the_build_and_leaves_nothing() {
             .unwrap();
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
         // SAFETY: sending a signal to our own child process.
-        unsafe { libc_kill(child.id() as i32, 2) };
+        unsafe { libc_kill(child.id() as i32, signal) };
         let out = child.wait_with_output().unwrap();
         if out.status.success() {
             // Finished before the signal arrived: try again sooner.
@@ -263,7 +270,11 @@ fn ctrl_c_stops_the_build_and_leaves_nothing() {
             continue;
         }
         let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(130), "{err}");
+        assert_eq!(
+            out.status.code(),
+            Some(128 + signal),
+            "signal {signal}: {err}"
+        );
         assert!(err.contains("cancelled"), "{err}");
         assert_no_output(dir.path());
         // The cache is still usable.
@@ -283,7 +294,7 @@ fn ctrl_c_stops_the_build_and_leaves_nothing() {
         );
         return;
     }
-    panic!("the build always finished before Ctrl-C arrived");
+    panic!("the build always finished before signal {signal} arrived");
 }
 
 unsafe extern "C" {

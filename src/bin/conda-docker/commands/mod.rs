@@ -35,12 +35,16 @@ pub fn run(cli: Cli) -> ExitCode {
         }
     };
     let cancel = Cancel::new();
+    // The signal that stopped the command, for the shell's 128 + N exit status.
+    let signal = Arc::new(std::sync::atomic::AtomicU8::new(2));
     let progress = Arc::new(Progress::new(cli.quiet));
     let result = runtime.block_on(async {
         let watcher = {
             let cancel = cancel.clone();
+            let signal = signal.clone();
             tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
+                if let Some(number) = stop_signal().await {
+                    signal.store(number, std::sync::atomic::Ordering::SeqCst);
                     cancel.cancel();
                 }
             })
@@ -61,7 +65,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if cancel.is_cancelled() => {
             eprintln!("error: cancelled ({e}); nothing was written");
-            ExitCode::from(130)
+            ExitCode::from(128 + signal.load(std::sync::atomic::Ordering::SeqCst))
         }
         Err(e) => {
             eprintln!("error: {e}");
@@ -70,6 +74,20 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             ExitCode::FAILURE
         }
+    }
+}
+
+/// Resolves with the signal's number on Ctrl-C (SIGINT, 2), SIGTERM (15: `timeout`, `docker
+/// stop`, CI cancellation) or SIGHUP (1: a closed terminal): each stops a command the same way.
+/// `None` if no handler could be set.
+async fn stop_signal() -> Option<u8> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok()?;
+    let mut hangup = signal(SignalKind::hangup()).ok()?;
+    tokio::select! {
+        r = tokio::signal::ctrl_c() => r.ok().map(|()| 2),
+        _ = term.recv() => Some(15),
+        _ = hangup.recv() => Some(1),
     }
 }
 
