@@ -1,5 +1,9 @@
 //! The one way conda-docker writes a file: a temporary file in the destination's directory,
 //! filled, given an explicit mode, and renamed into place, so a reader sees all of it or nothing.
+//!
+//! Every temporary file or directory conda-docker makes is named
+//! `.conda-docker-<pid>-<random>.tmp`, so one left by a killed process is recognised and removed
+//! by the next run ([`remove_stale`]): when its process is gone, or when it is over a day old.
 
 use std::io::{self, Write};
 use std::os::unix::fs::PermissionsExt;
@@ -24,7 +28,7 @@ impl AtomicFile {
         };
         std::fs::create_dir_all(dir)?;
         Ok(Self {
-            temp: tempfile::NamedTempFile::new_in(dir)?,
+            temp: temp_file_in(dir)?,
             path: path.to_path_buf(),
         })
     }
@@ -65,6 +69,71 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     file.commit()
 }
 
+/// How every temporary name of ours starts (then the pid, `-`, random characters, `.tmp`).
+const TEMP_PREFIX: &str = ".conda-docker-";
+const TEMP_SUFFIX: &str = ".tmp";
+/// Temporaries older than this are removed even when their pid is alive (pids are reused).
+const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 60 * 60);
+
+fn temp_builder() -> (String, tempfile::Builder<'static, 'static>) {
+    let prefix = format!("{TEMP_PREFIX}{}-", std::process::id());
+    let mut builder = tempfile::Builder::new();
+    builder.suffix(TEMP_SUFFIX);
+    (prefix, builder)
+}
+
+/// A temporary file in `dir`, named as ours, removed when dropped.
+pub fn temp_file_in(dir: &Path) -> io::Result<tempfile::NamedTempFile> {
+    let (prefix, mut builder) = temp_builder();
+    builder.prefix(&prefix).tempfile_in(dir)
+}
+
+/// A temporary directory in `dir`, named as ours, removed when dropped.
+pub fn temp_dir_in(dir: &Path) -> io::Result<tempfile::TempDir> {
+    let (prefix, mut builder) = temp_builder();
+    builder.prefix(&prefix).tempdir_in(dir)
+}
+
+/// The pid in one of our temporary names, if `name` is one.
+fn temp_pid(name: &str) -> Option<u32> {
+    let rest = name.strip_prefix(TEMP_PREFIX)?.strip_suffix(TEMP_SUFFIX)?;
+    rest.split('-').next()?.parse().ok()
+}
+
+/// Removes our temporaries in `dir` left by processes that are gone (or over a day old);
+/// returns how many. Other files are never touched; errors are ignored (this is tidying).
+pub fn remove_stale(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = temp_pid(&name.to_string_lossy()) else {
+            continue;
+        };
+        let alive = pid == std::process::id() || Path::new("/proc").join(pid.to_string()).exists();
+        let old = entry
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_AFTER);
+        if alive && !old {
+            continue;
+        }
+        let path = entry.path();
+        let gone = match entry.file_type() {
+            Ok(t) if t.is_dir() => std::fs::remove_dir_all(&path),
+            _ => std::fs::remove_file(&path),
+        };
+        if gone.is_ok() {
+            removed += 1;
+        }
+    }
+    removed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,5 +154,38 @@ mod tests {
             std::fs::read_dir(dir.path().join("sub")).unwrap().count(),
             1
         );
+    }
+
+    #[test]
+    fn stale_temporaries_of_dead_processes_are_removed_and_nothing_else() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // pid 0 never names a user process: its temporaries are stale.
+        std::fs::write(d.join(".conda-docker-0-abc.tmp"), b"x").unwrap();
+        std::fs::create_dir(d.join(".conda-docker-0-dir.tmp")).unwrap();
+        std::fs::write(d.join(".conda-docker-0-dir.tmp/blob"), b"x").unwrap();
+        std::fs::write(d.join("keep.tmp"), b"x").unwrap();
+        std::fs::write(d.join(".conda-docker-notapid.tmp"), b"x").unwrap();
+        let live = temp_file_in(d).unwrap();
+        assert_eq!(remove_stale(d), 2);
+        let mut left: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        let live_name = live
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(live_name.starts_with(&format!(".conda-docker-{}-", std::process::id())));
+        let mut want = vec![
+            ".conda-docker-notapid.tmp".to_string(),
+            "keep.tmp".into(),
+            live_name,
+        ];
+        want.sort();
+        assert_eq!(left, want);
     }
 }

@@ -358,7 +358,9 @@ impl Builder {
         reporter.stage_started(Stage::Install, &format!("{} packages", records.len()));
         reporter.install_started(records.len());
         let blob_cache = self.blob_cache();
+        blob_cache.remove_stale();
         let contents_cache = self.contents_cache();
+        contents_cache.remove_stale();
         let fetcher = Fetcher::new(&cache_dir, client, self.reporter.clone(), sources.clone());
         let cache_lock = fetcher.lock().await?;
         let read: Vec<(Arc<PackageContents>, Option<PathBuf>)> =

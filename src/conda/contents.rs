@@ -341,6 +341,11 @@ impl ContentsCache {
         serde_json::from_slice(&bytes).ok()
     }
 
+    /// Removes temporaries that killed runs left (see [`crate::atomic`]).
+    pub fn remove_stale(&self) -> usize {
+        crate::atomic::remove_stale(&self.dir)
+    }
+
     /// Stores `contents` under `key`, atomically.
     pub fn put(&self, key: &str, contents: &PackageContents) -> Result<()> {
         let path = self.path(key);

@@ -47,6 +47,14 @@ impl BlobCache {
         self.dir.join(kind).join("sha256")
     }
 
+    /// Removes temporaries that killed runs left in the store (see [`crate::atomic`]).
+    pub fn remove_stale(&self) -> usize {
+        ["blobs", "manifests", "diff-ids", "layer-keys"]
+            .iter()
+            .map(|kind| crate::atomic::remove_stale(&self.bucket(kind)))
+            .sum()
+    }
+
     /// Where the blob with `digest` is (or would be) stored.
     pub fn blob_path(&self, digest: &Digest) -> PathBuf {
         self.bucket("blobs").join(digest.hex())
@@ -168,7 +176,7 @@ impl BlobCache {
 
     fn temp_in(&self, dir: &Path) -> Result<tempfile::NamedTempFile> {
         std::fs::create_dir_all(dir).map_err(Error::io("creating", dir))?;
-        tempfile::NamedTempFile::new_in(dir).map_err(Error::io("writing in", dir))
+        crate::atomic::temp_file_in(dir).map_err(Error::io("writing in", dir))
     }
 
     /// Moves a fully written and verified temporary file into the store as `digest`.

@@ -324,14 +324,40 @@ fn write_new(
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<(Vec<WrittenImage>, Digest)> {
-    let created = !dir.exists();
-    let result = write_inner(
-        images, as_index, dir, tag, encoding, cache, cancel, reporter,
-    );
-    if result.is_err() && created {
-        let _ = fs::remove_dir_all(dir);
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    crate::atomic::remove_stale(parent);
+    crate::atomic::remove_stale(&dir.join("blobs/sha256"));
+    let empty =
+        !dir.exists() || fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none());
+    if !empty {
+        // Adding to a layout: blobs first, index.json last by rename, so a kill leaves the
+        // layout as it was (with at most some unreferenced blobs).
+        return write_inner(
+            images, as_index, dir, tag, encoding, cache, cancel, reporter,
+        );
     }
-    result
+    // A new layout is made beside it and renamed into place whole: a kill leaves only a
+    // temporary directory that the next run removes, never a half layout.
+    let staging = crate::atomic::temp_dir_in(parent).map_err(Error::io("writing in", parent))?;
+    let written = write_inner(
+        images,
+        as_index,
+        staging.path(),
+        tag,
+        encoding,
+        cache,
+        cancel,
+        reporter,
+    )?;
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+    fs::set_permissions(staging.path(), mode).map_err(Error::io("writing", dir))?;
+    fs::rename(staging.path(), dir).map_err(Error::io("writing", dir))?;
+    // The directory is in place now: nothing left for the guard to remove.
+    let _ = staging.keep();
+    Ok(written)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -466,7 +492,7 @@ fn stream_blob(
     write: impl FnOnce(&mut BufWriter<&fs::File>) -> Result<WrittenLayer>,
 ) -> Result<WrittenLayer> {
     let blobs = dir.join("blobs/sha256");
-    let temp = tempfile::NamedTempFile::new_in(&blobs).map_err(Error::io("writing in", &blobs))?;
+    let temp = crate::atomic::temp_file_in(&blobs).map_err(Error::io("writing in", &blobs))?;
     let mut out = BufWriter::with_capacity(1 << 20, temp.as_file());
     let written = write(&mut out)?;
     out.flush().map_err(Error::io("writing", temp.path()))?;
