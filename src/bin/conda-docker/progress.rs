@@ -247,17 +247,18 @@ impl Reporter for Progress {
             return;
         };
         if current.as_ref() != Some(digest) || slot.is_none() {
+            if let Some(old) = slot.take() {
+                old.finish_and_clear();
+            }
             let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
             bar.set_style(
                 ProgressStyle::with_template(
-                    "pulling {msg} {bar:30} {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec}",
+                    "pulling {msg} {bar:20} {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec}",
                 )
                 .unwrap_or_else(|_| ProgressStyle::default_bar()),
             );
-            bar.set_message(digest.to_string().chars().take(19).collect::<String>());
-            if let Some(old) = slot.replace(bar) {
-                old.finish_and_clear();
-            }
+            bar.set_message(digest.hex().chars().take(12).collect::<String>());
+            *slot = Some(bar);
             *current = Some(digest.clone());
         }
         if let Some(bar) = slot.as_ref() {
