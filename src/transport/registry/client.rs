@@ -633,12 +633,14 @@ impl<'r> Client<'r> {
 
     /// PUTs `body` to `url` (a blob's final `PUT`) once: after a failure the registry may or
     /// may not hold the blob, and the upload URL may be spent, so only the caller, who can ask
-    /// the registry, may go on. `Ok(Err(fault))` for a failure that trying again may cure.
-    pub async fn upload(
+    /// the registry, may go on with `retries` (which start over when this attempt sent enough
+    /// to count as progress). `Ok(Err(fault))` for a failure that trying again may cure.
+    pub(crate) async fn upload(
         &self,
         url: &str,
         scopes: &[String],
         body: &Upload,
+        retries: &mut Retries<'_>,
     ) -> Result<Result<Response, Fault>, Error> {
         if let Upload::File(range) = body {
             std::fs::metadata(&range.path).map_err(Error::io("reading", &range.path))?;
@@ -653,8 +655,13 @@ impl<'r> Client<'r> {
                     .body(file_body(range, meter.clone())),
             }
         };
-        self.exchange(&Method::PUT, url, scopes, &build, &meter)
-            .await
+        let answer = self
+            .exchange(&Method::PUT, url, scopes, &build, &meter)
+            .await;
+        if meter.bytes() >= retries.progress_bytes() {
+            retries.progressed();
+        }
+        answer
     }
 
     /// Checks that the registry accepts this client's credentials (`docker login`'s check).

@@ -469,7 +469,10 @@ async fn push_blob(
             None => return pushed(Pushed::Mounted),
         };
         let url = with_digest(&client.url(&location).await?, digest);
-        let fault = match client.upload(&url, &push_scope, &body).await? {
+        let fault = match client
+            .upload(&url, &push_scope, &body, &mut retries)
+            .await?
+        {
             Ok(response) if response.status() == StatusCode::CREATED => {
                 return pushed(Pushed::Uploaded);
             }

@@ -276,6 +276,11 @@ impl Meter {
         self.touch();
     }
 
+    /// The bytes moved so far.
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
     /// Something came from the registry (an answer's headers).
     pub(crate) fn touch(&self) {
         let nanos = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
@@ -306,7 +311,7 @@ impl Meter {
                 samples.clear();
                 continue;
             }
-            let bytes = self.bytes.load(Ordering::Relaxed);
+            let bytes = self.bytes();
             samples.push_back((now, bytes));
             while samples.len() > 1 && now.duration_since(samples[1].0) >= t.low_speed_time {
                 samples.pop_front();
