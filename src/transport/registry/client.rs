@@ -2,7 +2,7 @@
 //! `certs.d`) or plain HTTP, the auth challenge (Basic or bearer tokens with the right scopes,
 //! including identity tokens), and the three ways a request is made, each retried by
 //! [`super::retry`]: [`Client::send`] (a request that may be sent again), [`Client::download`]
-//! (a body, resumed with `Range` after a broken transfer) and [`Client::upload`] (a blob's final
+//! (a body, resumed with `Range` after a broken transfer) and `Client::upload` (a blob's final
 //! `PUT`, sent once: whether a lost answer means a stored blob only the registry can say).
 //!
 //! As Docker and crane do, a registry on loopback or marked `--insecure` is tried with HTTPS
@@ -10,24 +10,21 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::task::Poll;
 use std::time::Duration;
 
 use reqwest::header::{
-    AUTHORIZATION, CONTENT_LENGTH, CONTENT_RANGE, CONTENT_TYPE, HeaderMap, HeaderValue, RANGE,
-    WWW_AUTHENTICATE,
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, RANGE, WWW_AUTHENTICATE,
 };
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::sync::Mutex;
 
 use super::auth::{self, Credential};
+use super::body::{Sink, Upload, file_body, range_start, request_name};
 use super::retry::{
     Fault, Meter, Retries, Timeouts, error_chain, is_certificate_error, is_tls_error,
     is_transient_status, retry_after,
 };
 use crate::image::Error;
-use crate::image::layer::FileRange;
 use crate::reporter::{NoReporter, Reporter};
 
 /// How to reach a registry.
@@ -192,70 +189,6 @@ pub struct Client<'r> {
     state: Mutex<AuthState>,
     timeouts: Timeouts,
     reporter: &'r dyn Reporter,
-}
-
-/// The largest manifest, index or tag list read (containerd's limit for manifests).
-pub const MAX_MANIFEST: u64 = 4 << 20;
-
-/// Where a [`Client::download`] puts the bytes: appended to, or emptied to start again.
-pub trait Sink: Send {
-    /// Appends `bytes`.
-    fn append(&mut self, bytes: &[u8]) -> Result<(), Error>;
-    /// Forgets everything appended, for a download that starts again from the first byte.
-    fn restart(&mut self) -> Result<(), Error>;
-    /// How many bytes it holds.
-    fn received(&self) -> u64;
-}
-
-/// A [`Sink`] in memory, for manifests and tag lists, refusing more than [`MAX_MANIFEST`].
-#[derive(Debug, Default)]
-pub struct InMemory(pub Vec<u8>);
-
-impl Sink for InMemory {
-    fn append(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        if self.0.len() as u64 + bytes.len() as u64 > MAX_MANIFEST {
-            return Err(Error::Unsupported(format!(
-                "a registry sent more than the {MAX_MANIFEST} bytes a manifest may have"
-            )));
-        }
-        self.0.extend_from_slice(bytes);
-        Ok(())
-    }
-
-    fn restart(&mut self) -> Result<(), Error> {
-        self.0.clear();
-        Ok(())
-    }
-
-    fn received(&self) -> u64 {
-        self.0.len() as u64
-    }
-}
-
-/// The body of a blob upload.
-#[derive(Clone, Debug)]
-pub enum Upload {
-    /// A byte range of a file, streamed from disk.
-    File(FileRange),
-    /// Bytes in memory (a config).
-    Bytes(Vec<u8>),
-}
-
-/// `METHOD /path` of a request to `url`, without its query (upload URLs carry state there).
-fn request_name(method: &Method, url: &str) -> String {
-    let path = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.find('/').map(|i| &rest[i..]))
-        .unwrap_or(url);
-    let path = path.split_once('?').map_or(path, |(p, _)| p);
-    format!("{method} {path}")
-}
-
-/// The first byte of a `Content-Range: bytes FIRST-LAST/SIZE` answer.
-fn range_start(headers: &HeaderMap) -> Option<u64> {
-    let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
-    let range = value.trim().strip_prefix("bytes ")?;
-    range.split_once('-')?.0.trim().parse().ok()
 }
 
 impl Client<'static> {
@@ -763,60 +696,6 @@ impl<'r> Client<'r> {
             .token
             .or(answer.access_token)
             .ok_or_else(|| "token server sent no token".into())
-    }
-}
-
-/// A streaming request body reading `range` from disk, counting what it sends on `meter`.
-fn file_body(range: &FileRange, meter: Arc<Meter>) -> reqwest::Body {
-    use std::io::{Seek, SeekFrom};
-    let opened = std::fs::File::open(&range.path).and_then(|mut file| {
-        file.seek(SeekFrom::Start(range.offset))?;
-        Ok(file)
-    });
-    match opened {
-        Ok(file) => {
-            let reader = tokio::io::AsyncReadExt::take(tokio::fs::File::from_std(file), range.size);
-            let stream = tokio_util::io::ReaderStream::with_capacity(reader, 256 * 1024);
-            reqwest::Body::wrap_stream(Metered {
-                inner: stream,
-                meter,
-            })
-        }
-        Err(e) => {
-            reqwest::Body::wrap_stream(futures::stream::once(
-                async move { Err::<bytes::Bytes, _>(e) },
-            ))
-        }
-    }
-}
-
-/// A body stream that counts what it yields on a [`Meter`], moving until it ends.
-struct Metered<S> {
-    inner: S,
-    meter: Arc<Meter>,
-}
-
-impl<S> futures::Stream for Metered<S>
-where
-    S: futures::Stream<Item = std::io::Result<bytes::Bytes>> + Unpin,
-{
-    type Item = std::io::Result<bytes::Bytes>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> Poll<Option<Self::Item>> {
-        let this = &mut *self;
-        let next = std::pin::Pin::new(&mut this.inner).poll_next(cx);
-        match &next {
-            Poll::Ready(Some(Ok(chunk))) => {
-                this.meter.set_moving(true);
-                this.meter.moved(chunk.len());
-            }
-            Poll::Ready(_) => this.meter.set_moving(false),
-            Poll::Pending => {}
-        }
-        next
     }
 }
 

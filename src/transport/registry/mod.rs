@@ -15,6 +15,7 @@
 //! treats a declined mount (202) as an error and cannot upload from a byte range of a file.
 
 pub mod auth;
+pub mod body;
 pub mod client;
 pub mod retry;
 
@@ -36,7 +37,8 @@ use crate::image::{
     media_type,
 };
 use crate::reporter::Reporter;
-use client::{InMemory, Sink, Upload, header, scope};
+use body::{InMemory, Sink, Upload};
+use client::{header, scope};
 use retry::Fault;
 
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \

@@ -1,6 +1,6 @@
 //! When a request to a registry is tried again, and when an attempt has taken too long: the one
-//! retry policy of the registry client ([`Retries`]), the failures it may cure ([`Fault`]) and
-//! the watchdog that turns a silent or crawling connection into one ([`Meter::watch`]).
+//! retry policy of the registry client (`Retries`), the failures it may cure ([`Fault`]) and
+//! the watchdog that turns a silent or crawling connection into one (`Meter::watch`).
 //!
 //! An attempt fails when nothing moves for [`Timeouts::timeout`] (connecting, waiting for an
 //! answer, mid-transfer), or when a body in transit moves slower than
