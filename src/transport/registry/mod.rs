@@ -147,8 +147,10 @@ async fn list_tags(client: &Client<'_>, repo: &str) -> String {
             |r| r,
         )
         .await;
-    if !matches!(listed, Ok(None)) {
-        return "no tags that could be listed".into();
+    match listed {
+        Ok(None) => {}
+        Ok(Some(_)) => return "no tags (the repository does not exist or is empty)".into(),
+        Err(_) => return "no tags that could be listed".into(),
     }
     match serde_json::from_slice::<Tags>(&sink.0)
         .ok()
