@@ -690,7 +690,7 @@ impl Builder {
             options: self.base_options.clone().unwrap_or_default(),
             cache: self.blob_cache(),
         };
-        let base = transport::read(&base_location, platform, &remote, &self.cancel)
+        let base = transport::read_with(&base_location, platform, &remote, &self.cancel, reporter)
             .await
             .map_err(|source| Error::Base {
                 base: self.base.clone(),

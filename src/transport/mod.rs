@@ -323,13 +323,36 @@ impl Default for Remote {
 /// (the message lists what is); [`Error::Unauthorized`](crate::image::Error::Unauthorized) when a
 /// registry refuses; [`Error::Invalid`](crate::image::Error::Invalid) for a malformed archive or
 /// layout; [`Error::DigestMismatch`](crate::image::Error::DigestMismatch) for a blob whose bytes do
-/// not match; [`Error::Registry`](crate::image::Error::Registry) when a registry cannot be reached;
+/// not match; [`Error::Network`](crate::image::Error::Network) when a registry cannot be reached
+/// or a transfer fails after its retries; [`Error::Registry`](crate::image::Error::Registry) when
+/// it answers something unexpected;
 /// [`Error::Io`](crate::image::Error::Io) for unreadable files.
 pub async fn read(
     location: &Location,
     platform: &crate::image::Platform,
     remote: &Remote,
     cancel: &crate::image::Cancel,
+) -> crate::image::Result<crate::image::Image> {
+    read_with(
+        location,
+        platform,
+        remote,
+        cancel,
+        &crate::reporter::NoReporter,
+    )
+    .await
+}
+
+/// [`read`], telling `reporter` about downloads from a registry and their retries.
+///
+/// # Errors
+/// As [`read`].
+pub async fn read_with(
+    location: &Location,
+    platform: &crate::image::Platform,
+    remote: &Remote,
+    cancel: &crate::image::Cancel,
+    reporter: &dyn crate::reporter::Reporter,
 ) -> crate::image::Result<crate::image::Image> {
     use crate::image::Image;
     match location {
@@ -344,7 +367,15 @@ pub async fn read(
             registry::blocking(|| oci_archive::read(path, tag.as_deref(), platform))
         }
         Location::Registry(reference) => {
-            registry::pull(reference, platform, &remote.options, &remote.cache, cancel).await
+            registry::pull(
+                reference,
+                platform,
+                &remote.options,
+                &remote.cache,
+                cancel,
+                reporter,
+            )
+            .await
         }
     }
 }
@@ -358,6 +389,7 @@ pub async fn read(
 /// [`Error::DigestMismatch`](crate::image::Error::DigestMismatch) or
 /// [`Error::Invalid`](crate::image::Error::Invalid) when a layer read from the source is corrupt
 /// or unsafe; [`Error::Unauthorized`](crate::image::Error::Unauthorized) and
+/// [`Error::Network`](crate::image::Error::Network) and
 /// [`Error::Registry`](crate::image::Error::Registry) for pushes;
 /// [`Error::Cancelled`](crate::image::Error::Cancelled) when `cancel` was set.
 pub async fn write(

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod base;
+pub mod fault_proxy;
 pub mod tools;
 
 use std::path::{Path, PathBuf};

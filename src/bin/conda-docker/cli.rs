@@ -1,8 +1,11 @@
 //! The command line, as clap structs; no logic here.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use conda_docker::transport::registry::retry::parse_seconds;
+use conda_docker::transport::registry::{Credential, RegistryOptions, Timeouts};
 
 /// Build minimal, reproducible Docker/OCI images from conda environments, without Docker.
 #[derive(Debug, Parser)]
@@ -149,7 +152,7 @@ pub struct LoginArgs {
     pub tls: TlsArgs,
 }
 
-/// How to reach registries over TLS.
+/// How to reach registries: TLS, and how long to wait.
 #[derive(Debug, Args)]
 pub struct TlsArgs {
     /// Allow plain HTTP, and TLS certificates that do not verify (as Docker's insecure
@@ -160,18 +163,32 @@ pub struct TlsArgs {
     /// in DIR or DIR/HOST:PORT, besides /etc/docker/certs.d and /etc/containers/certs.d.
     #[arg(long, value_name = "DIR", env = "CONDA_DOCKER_CERT_DIR")]
     pub cert_dir: Option<PathBuf>,
+    /// How long a registry may stay silent (connecting, answering, mid-transfer), and how long
+    /// the retries of one request may go on, in seconds [default: 60].
+    #[arg(long, value_name = "SECONDS", env = "CONDA_DOCKER_TIMEOUT", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
+    /// A transfer slower than --low-speed-limit for this many seconds fails (and is retried)
+    /// [default: 30].
+    #[arg(long, value_name = "SECONDS", env = "CONDA_DOCKER_LOW_SPEED_TIME", value_parser = parse_seconds)]
+    pub low_speed_time: Option<Duration>,
+    /// The low-speed limit in bytes per second; 0 turns it off [default: 1024].
+    #[arg(long, value_name = "BYTES", env = "CONDA_DOCKER_LOW_SPEED_LIMIT")]
+    pub low_speed_limit: Option<u64>,
 }
 
 impl TlsArgs {
-    /// Registry options with these TLS settings and `credential`.
-    pub fn options(
-        &self,
-        credential: Option<conda_docker::transport::registry::auth::Credential>,
-    ) -> conda_docker::transport::registry::RegistryOptions {
-        conda_docker::transport::registry::RegistryOptions {
+    /// Registry options with these TLS settings and timeouts, and `credential`.
+    pub fn options(&self, credential: Option<Credential>) -> RegistryOptions {
+        let default = Timeouts::default();
+        RegistryOptions {
             insecure: self.insecure,
             credential,
             cert_dir: self.cert_dir.clone(),
+            timeouts: Timeouts {
+                timeout: self.timeout.unwrap_or(default.timeout),
+                low_speed_limit: self.low_speed_limit.unwrap_or(default.low_speed_limit),
+                low_speed_time: self.low_speed_time.unwrap_or(default.low_speed_time),
+            },
         }
     }
 }

@@ -24,7 +24,14 @@ pub(crate) async fn copy(
         .iter()
         .map(|i| i.parse::<Reference>())
         .collect::<Result<Vec<_>, _>>()?;
-    let image = read_image(&args.source, &args.remote, &src_remote, &cancel).await?;
+    let image = read_image(
+        &args.source,
+        &args.remote,
+        &src_remote,
+        &cancel,
+        progress.as_ref(),
+    )
+    .await?;
     let reporter: Arc<dyn Reporter> = progress.clone();
     let options = transport::WriteOptions {
         compression: args.compression.compression,

@@ -52,10 +52,10 @@ pub fn run(cli: Cli) -> ExitCode {
         let r = match cli.command {
             Command::Build(args) => build::build(*args, cancel.clone(), progress.clone()).await,
             Command::Login(args) => login::login(args).await,
-            Command::Inspect(args) => inspect::inspect(args, cancel.clone()).await,
+            Command::Inspect(args) => inspect::inspect(args, cancel.clone(), &progress).await,
             Command::Copy(args) => copy::copy(args, cancel.clone(), progress.clone()).await,
             Command::Cache(args) => cache::cache(args),
-            Command::Sbom(args) => sbom::sbom(args, cancel.clone()).await,
+            Command::Sbom(args) => sbom::sbom(args, cancel.clone(), &progress).await,
         };
         watcher.abort();
         r
@@ -64,7 +64,7 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) if cancel.is_cancelled() => {
-            eprintln!("error: cancelled ({e}); nothing was written");
+            eprintln!("error: cancelled ({e}); {}", progress.written());
             ExitCode::from(128 + signal.load(std::sync::atomic::Ordering::SeqCst))
         }
         Err(e) => {
@@ -144,12 +144,13 @@ pub(crate) async fn read_image(
     args: &crate::cli::RemoteArgs,
     remote: &Remote,
     cancel: &Cancel,
+    reporter: &dyn conda_docker::reporter::Reporter,
 ) -> Result<conda_docker::image::Image> {
     let location = Location::parse_source(source)?;
     let subdir = conda_docker::conda::channel::parse_subdir(&args.platform)?;
     let platform = conda_docker::build::oci_platform(subdir);
     let image = tokio::select! {
-        i = transport::read(&location, &platform, remote, cancel) => i,
+        i = transport::read_with(&location, &platform, remote, cancel, reporter) => i,
         () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
     };
     image.with_context(|| format!("reading `{source}`"))
