@@ -52,14 +52,16 @@ impl Format {
     }
 }
 
-/// The image an environment was put on, as the SBOM names it.
+/// The image an environment was put on, as the SBOM names it: by its content, not by where it
+/// was read from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BaseImage {
-    /// The base as given (`debian:stable-slim`, `docker-archive:base.tar`).
-    pub name: String,
     /// Its image ID (config digest), which names its content on any transport.
     pub image_id: Digest,
 }
+
+/// The name the SBOMs give the base image.
+const BASE_NAME: &str = "base image";
 
 /// What an SBOM describes.
 #[derive(Clone, Debug)]
@@ -159,7 +161,7 @@ fn stable_uuid(bytes: &[u8]) -> String {
 fn fingerprint(subject: &Subject<'_>) -> String {
     let mut s = format!("{}\n{}\n", subject.name, subject.created);
     if let Some(base) = subject.base {
-        s.push_str(&format!("{} {}\n", base.name, base.image_id));
+        s.push_str(&format!("{}\n", base.image_id));
     }
     for r in subject.records {
         s.push_str(&purl(r));
@@ -217,7 +219,7 @@ pub fn spdx(subject: &Subject<'_>) -> Vec<u8> {
     })];
     if let Some(base) = subject.base {
         packages.push(json!({
-            "name": base.name,
+            "name": BASE_NAME,
             "SPDXID": "SPDXRef-BaseImage",
             "versionInfo": base.image_id.to_string(),
             "downloadLocation": "NOASSERTION",
@@ -356,7 +358,7 @@ pub fn cyclonedx(subject: &Subject<'_>) -> Vec<u8> {
         components.push(json!({
             "type": "container",
             "bom-ref": "base-image",
-            "name": base.name,
+            "name": BASE_NAME,
             "version": base.image_id.to_string(),
             "hashes": [{"alg": "SHA-256", "content": base.image_id.hex()}],
         }));

@@ -786,25 +786,12 @@ impl Builder {
         Ok(self.settings.apply(image)?)
     }
 
-    /// The base as an image names it: a registry reference as given, an archive's or layout's
-    /// image name or tag (never its path on the build machine), else nothing.
-    fn base_name(&self) -> Option<String> {
-        match Location::parse_source(&self.base).ok()? {
-            Location::Registry(reference) => Some(reference.to_string()),
-            Location::DockerArchive { reference, .. } => reference,
-            Location::OciArchive { tag, .. } | Location::OciLayout { tag, .. } => tag,
-            Location::Scratch => None,
-        }
-    }
-
     /// The SBOMs of an environment of `records` on `base`, created at `created`.
     fn sbom_of(&self, records: &[RepoDataRecord], base: &Image, created: u64) -> Sbom {
-        let base = (!base.layers().is_empty()).then(|| {
-            let image_id = Digest::of(&base.config_bytes(base.config().rootfs.diff_ids.clone()));
-            crate::sbom::BaseImage {
-                name: self.base_name().unwrap_or_else(|| image_id.to_string()),
-                image_id,
-            }
+        // The base by its content alone: where it was read from (a registry, a mirror of it,
+        // an archive's path) is not part of the image.
+        let base = (!base.layers().is_empty()).then(|| crate::sbom::BaseImage {
+            image_id: Digest::of(&base.config_bytes(base.config().rootfs.diff_ids.clone())),
         });
         let subject = crate::sbom::Subject {
             name: self.env_name.as_deref().unwrap_or("conda environment"),
