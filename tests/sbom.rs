@@ -211,3 +211,107 @@ fn no_sbom_leaves_none_and_sbom_says_so() {
     let report = run_ok(conda_docker().args(["inspect", "--json", &source]));
     assert!(!report.contains("org.conda-docker.sbom.digest"), "{report}");
 }
+
+/// GETs `url` with `accept`, as JSON.
+fn get_json(url: &str, accept: &str) -> serde_json::Value {
+    let body = run_ok(Command::new("curl").args(["-sf", "-H", &format!("Accept: {accept}"), url]));
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"))
+}
+
+#[test]
+fn the_sboms_are_attached_as_referrers_in_registries_and_layouts() {
+    let test = "the_sboms_are_attached_as_referrers_in_registries_and_layouts";
+    let Some(registry) = common::tools::Registry::start(common::tools::RegistryAuth::None, test)
+    else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let pushed = build(
+        d,
+        &format!("docker://{}/app:1", registry.addr),
+        &["--sbom-dir", "sboms", "bzip2"],
+    );
+    let manifest_digest = pushed.rsplit_once('@').expect("REF@DIGEST").1.to_string();
+    let spdx = std::fs::read(d.join("sboms/sbom.spdx.json")).unwrap();
+    let cdx = std::fs::read(d.join("sboms/sbom.cdx.json")).unwrap();
+
+    // distribution 2.8 has no referrers API: the spec's tag fallback lists them.
+    let tag = format!("sha256-{}", &manifest_digest[7..]);
+    let index = get_json(
+        &registry.url(&format!("/v2/app/manifests/{tag}")),
+        "application/vnd.oci.image.index.v1+json",
+    );
+    let entries = index["manifests"].as_array().unwrap();
+    let mut types: Vec<&str> = entries
+        .iter()
+        .map(|e| e["artifactType"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        ["application/spdx+json", "application/vnd.cyclonedx+json"]
+    );
+    for entry in entries {
+        let artifact = get_json(
+            &registry.url(&format!(
+                "/v2/app/manifests/{}",
+                entry["digest"].as_str().unwrap()
+            )),
+            "application/vnd.oci.image.manifest.v1+json",
+        );
+        assert_eq!(artifact["subject"]["digest"], manifest_digest.as_str());
+        let blob = artifact["layers"][0]["digest"].as_str().unwrap();
+        let bytes = Command::new("curl")
+            .args(["-sf", &registry.url(&format!("/v2/app/blobs/{blob}"))])
+            .output()
+            .unwrap()
+            .stdout;
+        let want = if entry["artifactType"] == "application/spdx+json" {
+            &spdx
+        } else {
+            &cdx
+        };
+        assert_eq!(&bytes, want, "the referrer holds the SBOM");
+    }
+    // skopeo sees the image and the fallback tag.
+    if let Some(skopeo) = common::tools::tool("skopeo", test) {
+        let mut skopeo = skopeo;
+        let tags = run_ok(
+            skopeo
+                .args(["list-tags", "--tls-verify=false"])
+                .arg(format!("docker://{}/app", registry.addr)),
+        );
+        assert!(tags.contains(&tag), "{tags}");
+    }
+    // A second push of the same image keeps one entry per SBOM.
+    build(d, &format!("docker://{}/app:1", registry.addr), &["bzip2"]);
+    let index = get_json(
+        &registry.url(&format!("/v2/app/manifests/{tag}")),
+        "application/vnd.oci.image.index.v1+json",
+    );
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+
+    // In an OCI layout, index.json lists them beside the image.
+    let layout = d.join("layout");
+    build(d, &format!("oci:{}:v1", layout.display()), &["bzip2"]);
+    let index = json(&std::fs::read(layout.join("index.json")).unwrap());
+    let entries = index["manifests"].as_array().unwrap();
+    let image = entries
+        .iter()
+        .find(|e| e["artifactType"].is_null())
+        .expect("the image");
+    let referrers: Vec<_> = entries
+        .iter()
+        .filter(|e| !e["artifactType"].is_null())
+        .collect();
+    assert_eq!(referrers.len(), 2, "{index}");
+    for r in referrers {
+        let digest = r["digest"].as_str().unwrap();
+        let artifact =
+            json(&std::fs::read(layout.join("blobs/sha256").join(&digest[7..])).unwrap());
+        assert_eq!(artifact["subject"]["digest"], image["digest"]);
+    }
+    // The layout still reads as one image.
+    run_ok(conda_docker().args(["inspect", &format!("oci:{}:v1", layout.display())]));
+}

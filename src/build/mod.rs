@@ -1073,6 +1073,26 @@ impl BuiltImage {
         self.sbom.as_ref()
     }
 
+    /// What to attach beside the image as OCI referrers: its SBOMs (none without).
+    pub fn referrers(&self) -> Vec<crate::image::referrer::Artifact> {
+        let Some(sbom) = &self.sbom else {
+            return Vec::new();
+        };
+        let created = self.image.config().created.clone().unwrap_or_default();
+        [crate::sbom::Format::Spdx, crate::sbom::Format::CycloneDx]
+            .into_iter()
+            .map(|format| crate::image::referrer::Artifact {
+                artifact_type: format.media_type().to_string(),
+                bytes: sbom.document(format).to_vec(),
+                annotations: [(
+                    "org.opencontainers.image.created".to_string(),
+                    created.clone(),
+                )]
+                .into(),
+            })
+            .collect()
+    }
+
     /// The image, to edit before writing.
     pub fn image_mut(&mut self) -> &mut Image {
         &mut self.image

@@ -225,6 +225,32 @@ fn write_blob(dir: &Path, bytes: &[u8]) -> Result<Digest> {
     Ok(digest)
 }
 
+/// Attaches `artifacts` to the manifest `subject` in the layout at `dir`, as OCI 1.1
+/// referrers: their blobs and manifests, then `index.json` (last, by rename) listing each
+/// artifact manifest with its `artifactType`. Returns the artifact manifests' digests.
+pub fn add_referrers(
+    dir: &Path,
+    subject: &Descriptor,
+    artifacts: &[crate::image::referrer::Artifact],
+) -> Result<Vec<Digest>> {
+    let index_path = dir.join("index.json");
+    let files = LayoutDir(dir);
+    let index: Index = parse(&files, "index.json", &files.read("index.json")?)?;
+    let mut added = Vec::new();
+    for artifact in artifacts {
+        let made = crate::image::referrer::artifact_manifest(artifact, subject);
+        for (_, bytes) in &made.blobs {
+            write_blob(dir, bytes)?;
+        }
+        write_blob(dir, &made.manifest)?;
+        added.push(made.descriptor);
+    }
+    let index = crate::image::referrer::with_referrers(Some(index), &added);
+    crate::atomic::write(&index_path, &index.to_bytes())
+        .map_err(Error::io("writing", &index_path))?;
+    Ok(added.into_iter().map(|d| d.digest).collect())
+}
+
 /// Writes `image` into the layout at `dir` (created if missing), named `tag` if given.
 pub fn write(
     image: &Image,

@@ -618,6 +618,75 @@ pub async fn push_index(
     ))
 }
 
+/// Attaches `artifacts` to the manifest `subject` in `reference`'s repository, as OCI 1.1
+/// referrers: each artifact's blobs and manifest (pushed by digest), then, for a registry
+/// without the referrers API, the spec's fallback index under the tag `sha256-<hex>` (kept with
+/// the referrers already there). Returns the artifact manifests' digests.
+pub async fn push_referrers(
+    reference: &Reference,
+    subject: &crate::image::manifest::Descriptor,
+    artifacts: &[crate::image::referrer::Artifact],
+    options: &RegistryOptions,
+    cache: &BlobCache,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Digest>> {
+    use crate::image::referrer::{artifact_manifest, fallback_tag, with_referrers};
+    let client = Client::new(reference.registry(), options)?.with_reporter(reporter);
+    let repo = reference.repository();
+    let mut descriptors = Vec::new();
+    for artifact in artifacts {
+        let made = artifact_manifest(artifact, subject);
+        for (blob, bytes) in &made.blobs {
+            push_blob(
+                &client,
+                repo,
+                &blob.digest,
+                Upload::Bytes(bytes.clone()),
+                None,
+            )
+            .await?;
+        }
+        let digest = made.descriptor.digest.to_string();
+        put_manifest(
+            &client,
+            reference,
+            &digest,
+            media_type::OCI_MANIFEST,
+            made.manifest,
+        )
+        .await?;
+        descriptors.push(made.descriptor);
+    }
+    if !has_referrers_api(&client, repo, &subject.digest).await? {
+        let tag = fallback_tag(&subject.digest);
+        let existing = match fetch_manifest(&client, repo, &tag, cache).await {
+            Ok((bytes, _)) => serde_json::from_slice::<Index>(&bytes).ok(),
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let index = with_referrers(existing, &descriptors);
+        put_manifest(
+            &client,
+            reference,
+            &tag,
+            media_type::OCI_INDEX,
+            index.to_bytes(),
+        )
+        .await?;
+    }
+    Ok(descriptors.into_iter().map(|d| d.digest).collect())
+}
+
+/// Whether the registry answers the OCI 1.1 referrers API for `digest` in `repo`.
+async fn has_referrers_api(client: &Client<'_>, repo: &str, digest: &Digest) -> Result<bool> {
+    let scopes = [scope(repo, "pull")];
+    let path = format!("/v2/{repo}/referrers/{digest}");
+    let response = client.send(Method::GET, &path, &scopes, |r| r).await?;
+    let is_index = header(response.headers(), "content-type")
+        .is_some_and(|t| t.starts_with(media_type::OCI_INDEX));
+    Ok(response.status().is_success() && is_index)
+}
+
 /// The tag a push names, else its digest, else `latest`.
 fn tag_or_digest(reference: &Reference) -> String {
     reference

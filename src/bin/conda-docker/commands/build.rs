@@ -256,10 +256,33 @@ pub(crate) async fn build(
             remote: &remote,
             options: &options,
         };
-        if let [image] = images.as_slice() {
-            write_one(image, &target, &cancel, &progress).await?;
+        let written = if let [image] = images.as_slice() {
+            vec![write_one(image, &target, &cancel, &progress).await?]
         } else {
-            write_many(&images, &target, &cancel, &progress).await?;
+            write_many(&images, &target, &cancel, &progress)
+                .await?
+                .images
+        };
+        // The SBOMs beside each image, as OCI referrers (registries and OCI layouts).
+        for (b, w) in built.iter().zip(&written) {
+            let artifacts = b.referrers();
+            let Some(subject) = w.manifest_descriptor() else {
+                continue;
+            };
+            if artifacts.is_empty() {
+                continue;
+            }
+            let attached =
+                transport::attach(&output, &subject, &artifacts, &remote, progress.as_ref())
+                    .await
+                    .with_context(|| format!("attaching the SBOMs to {output}"))?;
+            if !attached.is_empty() {
+                progress.note(&format!(
+                    "attached {} SBOMs to {} as referrers",
+                    attached.len(),
+                    subject.digest
+                ));
+            }
         }
     }
     if let Some(dir) = &args.sbom_dir {
@@ -318,7 +341,7 @@ async fn write_one(
     target: &Target<'_>,
     cancel: &Cancel,
     progress: &Arc<Progress>,
-) -> Result<()> {
+) -> Result<transport::WrittenImage> {
     let Target {
         output,
         tags,
@@ -338,7 +361,7 @@ async fn write_one(
         written.manifest_digest.as_ref(),
         &written.config_digest,
     );
-    Ok(())
+    Ok(written)
 }
 
 /// Writes a multi-platform image to `output`; prints the index digest, or `REF@DIGEST`.
@@ -347,7 +370,7 @@ async fn write_many(
     target: &Target<'_>,
     cancel: &Cancel,
     progress: &Arc<Progress>,
-) -> Result<()> {
+) -> Result<transport::WrittenIndex> {
     let Target {
         output,
         tags,
@@ -371,7 +394,7 @@ async fn write_many(
         Some(&written.digest),
         &written.digest,
     );
-    Ok(())
+    Ok(written)
 }
 
 /// Says what went to `output`, and prints what CI pins: `REF@DIGEST` for a push (`digest`, the
