@@ -292,26 +292,34 @@ fn the_sboms_are_attached_as_referrers_in_registries_and_layouts() {
     );
     assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
 
-    // In an OCI layout, index.json lists them beside the image.
+    // In an OCI layout, kept as in the registry: an index named sha256-<hex> of the image.
     let layout = d.join("layout");
     build(d, &format!("oci:{}:v1", layout.display()), &["bzip2"]);
     let index = json(&std::fs::read(layout.join("index.json")).unwrap());
     let entries = index["manifests"].as_array().unwrap();
-    let image = entries
-        .iter()
-        .find(|e| e["artifactType"].is_null())
-        .expect("the image");
-    let referrers: Vec<_> = entries
-        .iter()
-        .filter(|e| !e["artifactType"].is_null())
-        .collect();
-    assert_eq!(referrers.len(), 2, "{index}");
-    for r in referrers {
-        let digest = r["digest"].as_str().unwrap();
-        let artifact =
-            json(&std::fs::read(layout.join("blobs/sha256").join(&digest[7..])).unwrap());
-        assert_eq!(artifact["subject"]["digest"], image["digest"]);
+    assert_eq!(entries.len(), 2, "{index}");
+    let image = &entries[0];
+    let tag = format!("sha256-{}", &image["digest"].as_str().unwrap()[7..]);
+    assert_eq!(
+        entries[1]["annotations"]["org.opencontainers.image.ref.name"],
+        tag.as_str()
+    );
+    let blob = |digest: &serde_json::Value| {
+        json(
+            &std::fs::read(
+                layout
+                    .join("blobs/sha256")
+                    .join(&digest.as_str().unwrap()[7..]),
+            )
+            .unwrap(),
+        )
+    };
+    let referrers = blob(&entries[1]["digest"]);
+    assert_eq!(referrers["manifests"].as_array().unwrap().len(), 2);
+    for r in referrers["manifests"].as_array().unwrap() {
+        assert_eq!(blob(&r["digest"])["subject"]["digest"], image["digest"]);
     }
-    // The layout still reads as one image.
+    // The layout still reads as one image, with or without its tag.
     run_ok(conda_docker().args(["inspect", &format!("oci:{}:v1", layout.display())]));
+    run_ok(conda_docker().args(["inspect", &format!("oci:{}", layout.display())]));
 }

@@ -89,6 +89,12 @@ pub fn fallback_tag(subject: &Digest) -> String {
     format!("sha256-{}", subject.hex())
 }
 
+/// Whether `tag` is a referrers fallback tag (`sha256-` and 64 hex digits).
+pub fn is_fallback_tag(tag: &str) -> bool {
+    tag.strip_prefix("sha256-")
+        .is_some_and(|hex| hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
 /// The index of referrers `existing` (if any) with `added` in it, each digest once.
 pub fn with_referrers(existing: Option<Index>, added: &[Descriptor]) -> Index {
     let mut index = existing.unwrap_or(Index {
@@ -126,6 +132,7 @@ mod tests {
         assert_eq!(made.descriptor.digest, Digest::of(&made.manifest));
         let index = with_referrers(None, &[made.descriptor.clone(), made.descriptor.clone()]);
         assert_eq!(index.manifests.len(), 1);
-        assert!(fallback_tag(&subject.digest).starts_with("sha256-"));
+        assert!(is_fallback_tag(&fallback_tag(&subject.digest)));
+        assert!(!is_fallback_tag("sha256-latest"));
     }
 }
