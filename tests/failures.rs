@@ -341,6 +341,16 @@ fn settings_an_image_cannot_run_with_are_refused_before_any_work() {
             "{args:?} was refused only after work: {err}"
         );
     }
+    let err = failing_build(dir.path(), |c| {
+        c.env("SOURCE_DATE_EPOCH", "yesterday")
+            .args(["-b", &base_arg(), "-c"])
+            .arg(channel())
+            .arg("bzip2");
+    });
+    assert!(
+        err.contains("SOURCE_DATE_EPOCH") && err.contains("yesterday"),
+        "{err}"
+    );
 }
 
 #[test]

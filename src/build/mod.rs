@@ -166,9 +166,7 @@ impl Builder {
             max_layers: MAX_LAYERS,
             trim: Trim::default(),
             cache_dir: None,
-            source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
-                .ok()
-                .and_then(|v| v.trim().parse().ok()),
+            source_date_epoch: None,
             cancel: Cancel::new(),
             reporter: Arc::new(NoReporter),
             base_options: None,
@@ -234,9 +232,39 @@ impl Builder {
         self
     }
 
+    /// Takes what the environment says, as conda and reproducible-builds tools read it:
+    /// `SOURCE_DATE_EPOCH` (the creation time) and `CONDA_OVERRIDE_GLIBC` /
+    /// `CONDA_OVERRIDE_CUDA` (virtual packages; one given with [`Self::with_virtual_package`]
+    /// wins). Nothing else in the library reads the environment.
+    pub fn from_env(mut self) -> Result<Self, Error> {
+        if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH")
+            && !v.trim().is_empty()
+        {
+            let epoch = v
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| crate::settings::Error {
+                    setting: "SOURCE_DATE_EPOCH",
+                    value: v.clone(),
+                    reason: "must be a whole number of seconds since 1970-01-01".into(),
+                })?;
+            self.source_date_epoch = Some(epoch);
+        }
+        for (env, name) in [
+            ("CONDA_OVERRIDE_GLIBC", "__glibc"),
+            ("CONDA_OVERRIDE_CUDA", "__cuda"),
+        ] {
+            if let Ok(v) = std::env::var(env)
+                && !v.is_empty()
+            {
+                self.virtual_packages.entry(name.to_string()).or_insert(v);
+            }
+        }
+        Ok(self)
+    }
+
     /// Overrides a virtual package (`__glibc` = `2.28`, `__cuda` = `12.4`) for the solve.
-    /// By default `__glibc` is the base image's glibc (2.17 if it cannot be read), and
-    /// `CONDA_OVERRIDE_GLIBC` / `CONDA_OVERRIDE_CUDA` are honoured as conda does.
+    /// By default `__glibc` is the base image's glibc (2.17 if it cannot be read).
     pub fn with_virtual_package(
         mut self,
         name: impl Into<String>,
@@ -294,8 +322,8 @@ impl Builder {
         self
     }
 
-    /// A fixed creation time (seconds since the epoch). By default, `SOURCE_DATE_EPOCH` if set,
-    /// else the newest package's build time.
+    /// A fixed creation time, seconds since the epoch (`SOURCE_DATE_EPOCH` through
+    /// [`Self::from_env`]). By default, the newest package's build time.
     pub fn with_source_date_epoch(mut self, epoch: Option<u64>) -> Self {
         self.source_date_epoch = epoch;
         self
@@ -829,16 +857,6 @@ impl Builder {
         base: &Image,
     ) -> Result<Vec<GenericVirtualPackage>, Error> {
         let mut overrides = self.virtual_packages.clone();
-        for (env, name) in [
-            ("CONDA_OVERRIDE_GLIBC", "__glibc"),
-            ("CONDA_OVERRIDE_CUDA", "__cuda"),
-        ] {
-            if let Ok(v) = std::env::var(env)
-                && !v.is_empty()
-            {
-                overrides.entry(name.to_string()).or_insert(v);
-            }
-        }
         let glibc = match overrides.remove("__glibc") {
             Some(v) => v,
             None => crate::image::files::glibc_version(base, &self.cancel)?

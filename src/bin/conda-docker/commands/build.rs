@@ -194,6 +194,7 @@ pub(crate) async fn build(
     let mut blob_cache = None;
     for (platform, input) in platforms.iter().zip(inputs) {
         let mut builder = Builder::from_input(input)
+            .from_env()?
             .with_platform(platform.clone())
             .with_base(args.base.clone())
             .with_target_prefix(args.target_prefix.clone())
