@@ -1,12 +1,12 @@
 //! What an image holds: its layers with sizes, digests and the conda packages each carries
-//! (read from the `conda-meta` records in the layer), its config and total size.
-
-use std::io::{self, Read};
+//! (read from the `conda-meta` records in the layer), the packages the whole image holds, its
+//! config and total size.
 
 use serde::Serialize;
 
 use crate::image::layer::LayerSource;
-use crate::image::{Cancel, ConfigFile, Digest, Image, Result};
+use crate::image::{Cancel, ConfigFile, Digest, Error, Image, Result};
+use crate::records::{Environment, Package};
 
 /// One layer of a [`Report`].
 #[derive(Clone, Debug, Serialize)]
@@ -40,6 +40,9 @@ pub struct Report {
     pub total_uncompressed_size: u64,
     /// The image configuration.
     pub config: ConfigFile,
+    /// The conda packages the image holds (a higher layer's records replacing or deleting a
+    /// lower one's), by prefix and name.
+    pub packages: Vec<Package>,
 }
 
 /// Reads every layer of `image` (checking its digests) and reports what it holds.
@@ -51,8 +54,16 @@ pub fn inspect(image: &Image, cancel: &Cancel) -> Result<Report> {
         .filter(|h| !h.empty_layer)
         .collect();
     let mut layers = Vec::new();
+    let mut environment = Environment::default();
     for (i, layer) in image.layers().iter().enumerate() {
-        let ((packages, entries), written) = layer.read_tar(cancel, list_packages)?;
+        let below = environment.paths();
+        let (scanned, written) =
+            layer.read_tar(cancel, |reader| crate::records::scan(reader, &below))?;
+        environment
+            .apply(&scanned)
+            .map_err(|e| Error::invalid(layer.description(), e.to_string()))?;
+        let mut packages: Vec<String> = scanned.records.iter().map(|(_, p)| p.dist()).collect();
+        packages.sort();
         let (digest, size) = match layer.source() {
             LayerSource::Blob { digest, range, .. } => (digest.clone(), Some(range.size)),
             LayerSource::Tar(_) => (None, None),
@@ -64,7 +75,7 @@ pub fn inspect(image: &Image, cancel: &Cancel) -> Result<Report> {
             uncompressed_size: written.size,
             created_by: history.get(i).and_then(|h| h.created_by.clone()),
             packages,
-            entries,
+            entries: scanned.entries,
         };
         layers.push(report);
     }
@@ -81,41 +92,6 @@ pub fn inspect(image: &Image, cancel: &Cancel) -> Result<Report> {
         total_size,
         total_uncompressed_size,
         config,
+        packages: environment.packages(),
     })
-}
-
-/// The conda packages recorded in a layer tar (`.../conda-meta/NAME-VERSION-BUILD.json`), and
-/// its entry count. Reads the tar to its end, so the writer side never blocks.
-fn list_packages(reader: &mut dyn Read) -> io::Result<(Vec<String>, usize)> {
-    let mut archive = tar::Archive::new(reader);
-    let mut packages = Vec::new();
-    let mut entries = 0;
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        entries += 1;
-        let path = entry.path()?.into_owned();
-        let in_meta = path
-            .parent()
-            .and_then(|p| p.file_name())
-            .is_some_and(|n| n == "conda-meta");
-        if in_meta
-            && path.extension().is_some_and(|e| e == "json")
-            && entry.header().entry_type().is_file()
-        {
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes)?;
-            #[derive(serde::Deserialize)]
-            struct Record {
-                name: String,
-                version: String,
-                build: String,
-            }
-            if let Ok(r) = serde_json::from_slice::<Record>(&bytes) {
-                packages.push(format!("{}-{}-{}", r.name, r.version, r.build));
-            }
-        }
-    }
-    io::copy(&mut archive.into_inner(), &mut io::sink())?;
-    packages.sort();
-    Ok((packages, entries))
 }

@@ -15,7 +15,9 @@
 //! - [`cache`]: the caches (blobs, layer keys, package contents), their size and pruning;
 //!   [`atomic`]: the one way files are written (temporary file, explicit mode, rename).
 //! - [`settings`]: image settings from environment files and flags; [`inspect`]: what an image
-//!   holds; [`reporter`]: progress events for a front end.
+//!   holds, with its conda packages read from their `conda-meta` records ([`records`]);
+//!   [`diff`]: what changed from one image to another; [`reporter`]: progress events for a
+//!   front end.
 
 #![deny(missing_docs)]
 
@@ -23,9 +25,11 @@ pub mod atomic;
 pub mod build;
 pub mod cache;
 pub mod conda;
+pub mod diff;
 pub mod image;
 pub mod input;
 pub mod inspect;
+pub mod records;
 pub mod reporter;
 pub mod settings;
 pub mod transport;

@@ -26,6 +26,8 @@ pub enum Command {
     Login(LoginArgs),
     /// Show an image's layers (with the conda packages each holds), config and size.
     Inspect(InspectArgs),
+    /// Show what changed from one image to another: conda packages, layers and config.
+    Diff(DiffArgs),
     /// Copy an image between transports (docker-archive, OCI layout, oci-archive, registry).
     Copy(CopyArgs),
     /// Show or prune conda-docker's caches (blobs, layer keys, package contents).
@@ -78,6 +80,24 @@ pub struct InspectArgs {
     /// Print JSON for machines.
     #[arg(long)]
     pub json: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old image: `docker-archive:PATH`, `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]` or a
+    /// registry reference.
+    pub image_a: String,
+    /// The new image, as the old.
+    pub image_b: String,
+    /// Print JSON for machines.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with 1 when the images differ, 0 when they do not and 2 on an error, as
+    /// `git diff --exit-code` and diff(1); without it, 0 whether or not they differ.
+    #[arg(long)]
+    pub exit_code: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }

@@ -1,8 +1,10 @@
-//! Each command as a plain function returning a result; [`run`] prints errors with their causes.
+//! Each command as a plain function returning a result (or, for `diff`, an exit status); [`run`]
+//! prints errors with their causes.
 
 mod build;
 mod cache;
 mod copy;
+mod diff;
 mod inspect;
 mod login;
 
@@ -33,6 +35,11 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `diff --exit-code` says "different" with 1, so its errors are 2, as diff(1)'s.
+    let error_code = match &cli.command {
+        Command::Diff(args) if args.exit_code => 2,
+        _ => 1,
+    };
     let cancel = Cancel::new();
     let progress = Arc::new(Progress::new(cli.quiet));
     let result = runtime.block_on(async {
@@ -44,19 +51,23 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             })
         };
+        let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
         let r = match cli.command {
-            Command::Build(args) => build::build(*args, cancel.clone(), progress.clone()).await,
-            Command::Login(args) => login::login(args).await,
-            Command::Inspect(args) => inspect::inspect(args, cancel.clone()).await,
-            Command::Copy(args) => copy::copy(args, cancel.clone(), progress.clone()).await,
-            Command::Cache(args) => cache::cache(args),
+            Command::Build(args) => {
+                done(build::build(*args, cancel.clone(), progress.clone()).await)
+            }
+            Command::Login(args) => done(login::login(args).await),
+            Command::Inspect(args) => done(inspect::inspect(args, cancel.clone()).await),
+            Command::Diff(args) => diff::diff(args, cancel.clone()).await,
+            Command::Copy(args) => done(copy::copy(args, cancel.clone(), progress.clone()).await),
+            Command::Cache(args) => done(cache::cache(args)),
         };
         watcher.abort();
         r
     });
     progress.clear();
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) if cancel.is_cancelled() => {
             eprintln!("error: cancelled ({e}); nothing was written");
             ExitCode::from(130)
@@ -66,7 +77,7 @@ pub fn run(cli: Cli) -> ExitCode {
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::FAILURE
+            ExitCode::from(error_code)
         }
     }
 }

@@ -1,0 +1,212 @@
+//! `conda-docker diff` and `conda-docker lock` on real builds from the fixture channel.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Output;
+
+use common::{archive, build, conda_docker, tempdir};
+use serde_json::{Value, json};
+
+fn cd(args: &[&str]) -> Output {
+    conda_docker().args(args).output().unwrap()
+}
+
+fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The names of the packages whose `conda-meta` records a docker-archive's layers hold.
+fn package_names(path: &Path) -> BTreeSet<String> {
+    let image = archive::open(path);
+    let mut names = BTreeSet::new();
+    for i in 0..image.layers.len() {
+        for (name, data) in image.layer(i) {
+            if name.contains("/conda-meta/") && name.ends_with(".json") {
+                let record: Value = serde_json::from_slice(&data).unwrap();
+                names.insert(record["name"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    names
+}
+
+fn names(packages: &Value) -> BTreeSet<String> {
+    packages
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect()
+}
+
+fn diff_ids(layers: &Value) -> Vec<String> {
+    layers
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["diff_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn diff_names_added_packages_and_shared_layers() {
+    let dir = tempdir();
+    let a = dir.path().join("a.tar");
+    let b = dir.path().join("b.tar");
+    build(a.to_str().unwrap(), "diff:a", &[], &["bzip2"]);
+    build(b.to_str().unwrap(), "diff:b", &[], &["bzip2", "zstd"]);
+    let (src_a, src_b) = (
+        format!("docker-archive:{}", a.display()),
+        format!("docker-archive:{}", b.display()),
+    );
+
+    let out = cd(&["diff", "--json", &src_a, &src_b]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let diff: Value = serde_json::from_str(&stdout(&out)).unwrap();
+
+    // Packages: what B's records name beyond A's, zstd and its dependencies; nothing else.
+    let (in_a, in_b) = (package_names(&a), package_names(&b));
+    let added: BTreeSet<String> = in_b.difference(&in_a).cloned().collect();
+    assert!(added.contains("zstd") && added.len() > 1, "{added:?}");
+    assert_eq!(names(&diff["packages"]["added"]), added);
+    assert_eq!(diff["packages"]["removed"], json!([]));
+    assert_eq!(diff["packages"]["changed"], json!([]));
+    let zstd = diff["packages"]["added"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "zstd")
+        .unwrap();
+    assert_eq!(zstd["prefix"], "/opt/conda");
+    assert_eq!(zstd["version"], "1.5.6");
+
+    // Layers: shared and added by the archives' own diff_ids; the bytes to send are B's new
+    // layer files (a docker-archive stores layers uncompressed).
+    let (arch_a, arch_b) = (archive::open(&a), archive::open(&b));
+    let ids_a: BTreeSet<String> = arch_a.diff_ids().into_iter().collect();
+    let (shared, new): (Vec<_>, Vec<_>) = arch_b
+        .diff_ids()
+        .into_iter()
+        .enumerate()
+        .partition(|(_, d)| ids_a.contains(d));
+    assert!(!shared.is_empty() && !new.is_empty());
+    let ids = |v: &[(usize, String)]| v.iter().map(|(_, d)| d.clone()).collect::<Vec<_>>();
+    assert_eq!(diff_ids(&diff["layers"]["shared"]), ids(&shared));
+    assert_eq!(diff_ids(&diff["layers"]["added"]), ids(&new));
+    let ids_b: BTreeSet<String> = arch_b.diff_ids().into_iter().collect();
+    let gone: Vec<String> = arch_a
+        .diff_ids()
+        .into_iter()
+        .filter(|d| !ids_b.contains(d))
+        .collect();
+    assert_eq!(diff_ids(&diff["layers"]["removed"]), gone);
+    let size = |i: usize| arch_b.files[&arch_b.layers[i]].len() as u64;
+    let to_send: u64 = new.iter().map(|(i, _)| size(*i)).sum();
+    assert_eq!(diff["layers"]["bytes_to_send"], to_send);
+    let total: u64 = (0..arch_b.layers.len()).map(size).sum();
+    assert_eq!(diff["layers"]["size"], total);
+    assert_eq!(
+        diff["layers"]["shared_blobs"], 0,
+        "a docker-archive names no blob digests"
+    );
+    assert_eq!(diff["config"][0]["key"], "org.conda-docker.packages.digest");
+
+    // The same, for people; and the exit status only says "different" when asked.
+    let out = cd(&["diff", &src_a, &src_b]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("\n  + zstd 1.5.6 "), "{text}");
+    assert!(
+        text.contains(&format!(
+            "packages: {} added, 0 removed, 0 changed",
+            added.len()
+        )),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!(
+            "layers: {} shared (0 by blob digest)",
+            shared.len()
+        )),
+        "{text}"
+    );
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("  - ") && !l.starts_with("  - sha256:")),
+        "no package removed: {text}"
+    );
+    assert_eq!(
+        cd(&["diff", "--exit-code", &src_a, &src_b]).status.code(),
+        Some(1)
+    );
+    let same = cd(&["diff", "--exit-code", &src_a, &src_a]);
+    assert_eq!(same.status.code(), Some(0), "{}", stderr(&same));
+    assert!(stdout(&same).contains("packages: 0 added, 0 removed, 0 changed"));
+    let missing = dir.path().join("missing.tar");
+    let err = cd(&[
+        "diff",
+        "--exit-code",
+        &src_a,
+        &format!("docker-archive:{}", missing.display()),
+    ]);
+    assert_eq!(err.status.code(), Some(2), "an error is not a difference");
+    assert!(stderr(&err).contains("missing.tar"), "{}", stderr(&err));
+}
+
+#[test]
+fn diff_shows_config_changes_between_layouts() {
+    let dir = tempdir();
+    let a = format!("oci:{}:a", dir.path().join("layout").display());
+    let b = format!("oci-archive:{}:b", dir.path().join("b.oci.tar").display());
+    build(
+        &a,
+        "cfg:a",
+        &["--env", "A=1", "--label", "team=a"],
+        &["bzip2"],
+    );
+    build(
+        &b,
+        "cfg:b",
+        &["--env", "A=2", "--label", "team=b", "--expose", "8000"],
+        &["bzip2"],
+    );
+
+    let out = cd(&["diff", "--json", &a, &b]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let diff: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(
+        diff["config"],
+        json!([
+            {"field": "env", "key": "A", "old": "1", "new": "2"},
+            {"field": "label", "key": "team", "old": "a", "new": "b"},
+            {"field": "exposed_port", "old": null, "new": "8000/tcp"},
+        ])
+    );
+    assert_eq!(
+        diff["packages"],
+        json!({"added": [], "removed": [], "changed": []})
+    );
+    // The same packages make the same layers, stored as the same blobs in both.
+    let shared = diff["layers"]["shared"].as_array().unwrap().len();
+    assert!(shared > 1);
+    assert_eq!(diff["layers"]["shared_blobs"], shared);
+    assert_eq!(diff["layers"]["added"], json!([]));
+    assert_eq!(diff["layers"]["bytes_to_send"], 0);
+
+    let text = stdout(&cd(&["diff", &a, &b]));
+    for line in [
+        "  ~ env A: 1 → 2",
+        "  ~ label team: a → b",
+        "  + exposed_port 8000/tcp",
+        "config: 3 changed",
+    ] {
+        assert!(text.contains(line), "no `{line}` in:\n{text}");
+    }
+}
