@@ -16,7 +16,8 @@
 //!   [`atomic`]: the one way files are written (temporary file, explicit mode, rename).
 //! - [`settings`]: image settings from environment files and flags; [`inspect`]: what an image
 //!   holds, with its conda packages read from their `conda-meta` records ([`records`]);
-//!   [`diff`]: what changed from one image to another; [`reporter`]: progress events for a
+//!   [`diff`]: what changed from one image to another; [`image_lock`]: the lockfile an image
+//!   was built from, read back from it; [`reporter`]: progress events for a
 //!   front end.
 
 #![deny(missing_docs)]
@@ -27,6 +28,7 @@ pub mod cache;
 pub mod conda;
 pub mod diff;
 pub mod image;
+pub mod image_lock;
 pub mod input;
 pub mod inspect;
 pub mod records;

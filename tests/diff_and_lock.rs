@@ -210,3 +210,205 @@ fn diff_shows_config_changes_between_layouts() {
         assert!(text.contains(line), "no `{line}` in:\n{text}");
     }
 }
+
+/// `STDOUT` of a build that must succeed, trimmed: the image ID for a docker-archive.
+fn image_id(out: &Output) -> String {
+    stdout(out).trim().to_string()
+}
+
+#[test]
+fn lock_of_a_pushed_image_rebuilds_the_same_image() {
+    let test = "lock_of_a_pushed_image_rebuilds_the_same_image";
+    let Some(registry) = common::tools::Registry::start(common::tools::RegistryAuth::None, test)
+    else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let pushed = format!("{}/locked/app:1", registry.addr);
+    let original = d.join("original.tar");
+    let built_lock = d.join("built.yml");
+    let out = build(
+        &format!("docker://{pushed}"),
+        "locked:1",
+        &[
+            "-o",
+            original.to_str().unwrap(),
+            "--lock-output",
+            built_lock.to_str().unwrap(),
+        ],
+        &["bzip2"],
+    );
+    let printed = stdout(&out);
+    let id = printed
+        .lines()
+        .nth(1)
+        .expect("the archive's image ID")
+        .trim();
+    assert!(id.starts_with("sha256:"), "{printed}");
+
+    // conda-lock and explicit files, read back from the registry.
+    for name in ["lock.yml", "explicit.txt"] {
+        let lock = d.join(name);
+        let out = cd(&["lock", &pushed, "-o", lock.to_str().unwrap()]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(
+            stderr(&out).contains("from its package list"),
+            "{}",
+            stderr(&out)
+        );
+        let text = std::fs::read_to_string(&lock).unwrap();
+        assert!(
+            text.contains("https://conda.anaconda.org/channel/linux-64/bzip2-1.0.8-"),
+            "{text}"
+        );
+        if name == "lock.yml" {
+            assert_eq!(
+                text,
+                std::fs::read_to_string(&built_lock).unwrap(),
+                "the lockfile the build wrote"
+            );
+        }
+        let rebuilt = d.join(format!("rebuilt-{name}.tar"));
+        let out = build(
+            rebuilt.to_str().unwrap(),
+            "locked:1",
+            &["-f", lock.to_str().unwrap()],
+            &[],
+        );
+        assert_eq!(image_id(&out), id, "rebuilt from {name}");
+    }
+}
+
+/// Writes `src` without its top layer (the files no package owns, the package list among them)
+/// to `dst`, as an image another tool made: records, but no `conda-meta/explicit.txt`.
+fn strip_top_layer(src: &Path, dst: &Path) {
+    let image = archive::open(src);
+    let mut config = image.config.clone();
+    let ids = config["rootfs"]["diff_ids"].as_array_mut().unwrap();
+    ids.pop();
+    let history = config["history"].as_array_mut().unwrap();
+    let last = history
+        .iter()
+        .rposition(|h| h["empty_layer"] != true)
+        .unwrap();
+    history.remove(last);
+    let layers = &image.layers[..image.layers.len() - 1];
+    let manifest = json!([{"Config": "config.json", "RepoTags": ["other:1"], "Layers": layers}]);
+    let mut tar = tar::Builder::new(std::fs::File::create(dst).unwrap());
+    let mut add = |name: &str, data: &[u8]| {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, name, data).unwrap();
+    };
+    add("manifest.json", manifest.to_string().as_bytes());
+    add("config.json", config.to_string().as_bytes());
+    for l in layers {
+        add(l, &image.files[l]);
+    }
+    tar.finish().unwrap();
+}
+
+#[test]
+fn lock_of_an_image_without_a_package_list_reads_its_records() {
+    let dir = tempdir();
+    let d = dir.path();
+    let original = d.join("original.tar");
+    let id = image_id(&build(
+        original.to_str().unwrap(),
+        "records:1",
+        &[],
+        &["bzip2"],
+    ));
+    let other = d.join("other.tar");
+    strip_top_layer(&original, &other);
+    let source = format!("docker-archive:{}", other.display());
+    let listed = cd(&["inspect", "--json", &source]);
+    assert!(!stdout(&listed).contains("explicit.txt"));
+
+    let lock = d.join("lock.yml");
+    let out = cd(&["lock", &source, "-o", lock.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("from its conda-meta records"),
+        "{}",
+        stderr(&out)
+    );
+    let locked: Value = serde_yaml::from_str(&std::fs::read_to_string(&lock).unwrap()).unwrap();
+    let names: BTreeSet<String> = locked["package"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, package_names(&original));
+    let rebuilt = d.join("rebuilt.tar");
+    let out = build(
+        rebuilt.to_str().unwrap(),
+        "records:1",
+        &["-f", lock.to_str().unwrap()],
+        &[],
+    );
+    assert_eq!(image_id(&out), id);
+}
+
+#[test]
+fn lock_refuses_an_image_without_conda_and_a_destination_not_a_file() {
+    let dir = tempdir();
+    let d = dir.path();
+    // The glibc base holds no conda environment: the error names the image.
+    let base = format!("docker-archive:{}", common::glibc_base().display());
+    let out = cd(&["lock", &base, "-o", d.join("lock.txt").to_str().unwrap()]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(err.contains(&format!("`{base}`")), "{err}");
+    assert!(err.contains("holds no conda environment"), "{err}");
+    assert!(!d.join("lock.txt").exists());
+
+    let image = d.join("app.tar");
+    build(image.to_str().unwrap(), "app:1", &[], &["bzip2"]);
+    let source = format!("docker-archive:{}", image.display());
+    // A directory, and a symlink to a file: refused, and left as they are.
+    let directory = d.join("lock.yml");
+    std::fs::create_dir(&directory).unwrap();
+    let target = d.join("target.txt");
+    std::fs::write(&target, "keep").unwrap();
+    let link = d.join("link.txt");
+    std::os::unix::fs::symlink(&target, &link).unwrap();
+    for dest in [&directory, &link] {
+        let out = cd(&["lock", &source, "-o", dest.to_str().unwrap()]);
+        assert!(!out.status.success(), "{} was written", dest.display());
+        let err = stderr(&out);
+        assert!(err.contains("is not a regular file"), "{err}");
+    }
+    // `build --lock-output` refuses them too, before it builds.
+    let out = conda_docker()
+        .args(["build", "-b", &base, "-c"])
+        .arg(common::channel())
+        .args(["-o", d.join("never.tar").to_str().unwrap(), "--lock-output"])
+        .arg(&link)
+        .arg("bzip2")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("is not a regular file"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!d.join("never.tar").exists());
+    assert!(directory.is_dir());
+    assert_eq!(std::fs::read_dir(&directory).unwrap().count(), 0);
+    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "keep");
+    // A regular file is replaced.
+    let out = cd(&["lock", &source, "-o", target.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        std::fs::read_to_string(&target)
+            .unwrap()
+            .contains("@EXPLICIT")
+    );
+}

@@ -163,6 +163,7 @@ pub(crate) async fn build(
             reference: None,
         }
         .check_writable()?;
+        conda_docker::conda::lock::check_destination(lock)?;
     }
     if args.max_layers < 2 {
         anyhow::bail!(

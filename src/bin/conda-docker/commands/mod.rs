@@ -6,6 +6,7 @@ mod cache;
 mod copy;
 mod diff;
 mod inspect;
+mod lock;
 mod login;
 
 use std::process::ExitCode;
@@ -59,6 +60,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Login(args) => done(login::login(args).await),
             Command::Inspect(args) => done(inspect::inspect(args, cancel.clone()).await),
             Command::Diff(args) => diff::diff(args, cancel.clone()).await,
+            Command::Lock(args) => done(lock::lock(args, cancel.clone()).await),
             Command::Copy(args) => done(copy::copy(args, cancel.clone(), progress.clone()).await),
             Command::Cache(args) => done(cache::cache(args)),
         };
