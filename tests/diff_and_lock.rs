@@ -59,8 +59,18 @@ fn diff_names_added_packages_and_shared_layers() {
     let dir = tempdir();
     let a = dir.path().join("a.tar");
     let b = dir.path().join("b.tar");
-    build(a.to_str().unwrap(), "diff:a", &[], &["bzip2"]);
-    build(b.to_str().unwrap(), "diff:b", &[], &["bzip2", "zstd"]);
+    let layout = dir.path().join("layout");
+    let (oci_a, oci_b) = (
+        format!("oci:{}:a", layout.display()),
+        format!("oci:{}:b", layout.display()),
+    );
+    build(a.to_str().unwrap(), "diff:a", &["-o", &oci_a], &["bzip2"]);
+    build(
+        b.to_str().unwrap(),
+        "diff:b",
+        &["-o", &oci_b],
+        &["bzip2", "zstd"],
+    );
     let (src_a, src_b) = (
         format!("docker-archive:{}", a.display()),
         format!("docker-archive:{}", b.display()),
@@ -158,6 +168,98 @@ fn diff_names_added_packages_and_shared_layers() {
     ]);
     assert_eq!(err.status.code(), Some(2), "an error is not a difference");
     assert!(stderr(&err).contains("missing.tar"), "{}", stderr(&err));
+
+    // In OCI layouts the layers are compressed blobs: shared by digest too, and the bytes to
+    // send are the manifest's sizes of B's blobs A lacks.
+    let out = cd(&["diff", "--json", &oci_a, &oci_b]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let in_layouts: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    assert_eq!(in_layouts["packages"], diff["packages"]);
+    assert_eq!(
+        in_layouts["layers"]["shared"].as_array().unwrap().len(),
+        shared.len()
+    );
+    assert_eq!(in_layouts["layers"]["shared_blobs"], shared.len());
+    let (blobs_a, blobs_b) = (layout_layers(&layout, "a"), layout_layers(&layout, "b"));
+    let digests_a: BTreeSet<&String> = blobs_a.iter().map(|(d, _)| d).collect();
+    let to_send: u64 = blobs_b
+        .iter()
+        .filter(|(d, _)| !digests_a.contains(d))
+        .map(|(_, s)| s)
+        .sum();
+    assert!(to_send > 0);
+    assert_eq!(in_layouts["layers"]["bytes_to_send"], to_send);
+    let total: u64 = blobs_b.iter().map(|(_, s)| s).sum();
+    assert_eq!(in_layouts["layers"]["size"], total);
+}
+
+/// The (digest, size) of each layer blob of the image tagged `tag` in the OCI layout `dir`.
+fn layout_layers(dir: &Path, tag: &str) -> Vec<(String, u64)> {
+    let read = |p: &Path| -> Value { serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap() };
+    let index = read(&dir.join("index.json"));
+    let entry = index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .unwrap();
+    let hex = entry["digest"]
+        .as_str()
+        .unwrap()
+        .strip_prefix("sha256:")
+        .unwrap();
+    let manifest = read(&dir.join("blobs/sha256").join(hex));
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["digest"].as_str().unwrap().to_string(),
+                l["size"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn diff_shows_packages_from_another_channel_as_changed() {
+    let dir = tempdir();
+    let a = dir.path().join("a.tar");
+    let b = dir.path().join("b.tar");
+    build(a.to_str().unwrap(), "chan:a", &[], &["bzip2"]);
+    let named = format!("conda-forge={}", common::channel().display());
+    build(
+        b.to_str().unwrap(),
+        "chan:b",
+        &["--channel-name", &named],
+        &["bzip2"],
+    );
+    let (a, b) = (
+        format!("docker-archive:{}", a.display()),
+        format!("docker-archive:{}", b.display()),
+    );
+    let diff: Value = serde_json::from_str(&stdout(&cd(&["diff", "--json", &a, &b]))).unwrap();
+    let changed = diff["packages"]["changed"].as_array().unwrap();
+    assert!(changed.len() > 1, "{diff}");
+    for c in changed {
+        assert_eq!(c["old"]["version"], c["new"]["version"]);
+        assert_eq!(c["old"]["channel"], "https://conda.anaconda.org/channel");
+        assert_eq!(
+            c["new"]["channel"],
+            "https://conda.anaconda.org/conda-forge"
+        );
+    }
+    assert_eq!(diff["packages"]["added"], json!([]));
+    assert_eq!(diff["packages"]["removed"], json!([]));
+    let text = stdout(&cd(&["diff", &a, &b]));
+    assert!(
+        text.contains(
+            "  ~ bzip2 1.0.8 h4bc722e_7 → 1.0.8 h4bc722e_7 (channel \
+             https://conda.anaconda.org/channel → https://conda.anaconda.org/conda-forge)"
+        ),
+        "{text}"
+    );
 }
 
 #[test]
