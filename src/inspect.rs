@@ -56,14 +56,15 @@ pub fn inspect(image: &Image, cancel: &Cancel) -> Result<Report> {
     let mut layers = Vec::new();
     let mut environment = Environment::default();
     for (i, layer) in image.layers().iter().enumerate() {
-        let below = environment.paths();
+        let below = &environment;
         let (scanned, written) =
-            layer.read_tar(cancel, |reader| crate::records::scan(reader, &below))?;
-        environment
-            .apply(&scanned)
-            .map_err(|e| Error::invalid(layer.description(), e.to_string()))?;
+            layer.read_tar(cancel, |reader| crate::records::scan(reader, below))?;
         let mut packages: Vec<String> = scanned.records.iter().map(|(_, p)| p.dist()).collect();
         packages.sort();
+        let entries = scanned.entries;
+        environment
+            .apply(scanned)
+            .map_err(|e| Error::invalid(layer.description(), e.to_string()))?;
         let (digest, size) = match layer.source() {
             LayerSource::Blob { digest, range, .. } => (digest.clone(), Some(range.size)),
             LayerSource::Tar(_) => (None, None),
@@ -75,7 +76,7 @@ pub fn inspect(image: &Image, cancel: &Cancel) -> Result<Report> {
             uncompressed_size: written.size,
             created_by: history.get(i).and_then(|h| h.created_by.clone()),
             packages,
-            entries: scanned.entries,
+            entries,
         };
         layers.push(report);
     }

@@ -77,15 +77,15 @@ fn too_many() -> io::Error {
     )
 }
 
-/// Reads one layer tar: its records, and which of `below` (the record paths of the layers under
-/// it) it deletes. Reads the tar to its end, so the writer side never blocks.
-pub fn scan(reader: &mut dyn Read, below: &BTreeSet<String>) -> io::Result<LayerRecords> {
+/// Reads one layer tar: its records, and which records of `below` (the layers under it) it
+/// deletes. Reads the tar to its end, so the writer side never blocks.
+pub fn scan(reader: &mut dyn Read, below: &Environment) -> io::Result<LayerRecords> {
     let mut archive = tar::Archive::new(reader);
     let mut out = LayerRecords::default();
     let mut deleted = BTreeSet::new();
     // Every lower record at `path` or below it.
     let delete_from = |path: &str, deleted: &mut BTreeSet<String>, and_self: bool| {
-        if and_self && below.contains(path) {
+        if and_self && below.holds(path) {
             deleted.insert(path.to_string());
         }
         let dir = if path.is_empty() {
@@ -93,12 +93,7 @@ pub fn scan(reader: &mut dyn Read, below: &BTreeSet<String>) -> io::Result<Layer
         } else {
             format!("{path}/")
         };
-        deleted.extend(
-            below
-                .range(dir.clone()..)
-                .take_while(|p| p.starts_with(&dir))
-                .cloned(),
-        );
+        deleted.extend(below.paths_under(&dir).cloned());
     };
     for entry in archive.entries()? {
         let mut entry = entry?;
@@ -130,7 +125,7 @@ pub fn scan(reader: &mut dyn Read, below: &BTreeSet<String>) -> io::Result<Layer
             && path.extension().is_some_and(|e| e == "json")
             && kind.is_file();
         if !is_record {
-            if below.contains(&text) {
+            if below.holds(&text) {
                 deleted.insert(text);
             }
             continue;
@@ -138,7 +133,7 @@ pub fn scan(reader: &mut dyn Read, below: &BTreeSet<String>) -> io::Result<Layer
         let bytes = read_capped(&mut entry, MAX_RECORD_SIZE, &path)?;
         let Ok(summary) = serde_json::from_slice::<Summary>(&bytes) else {
             // Some other JSON file: it replaces whatever record was there.
-            if below.contains(&text) {
+            if below.holds(&text) {
                 deleted.insert(text);
             }
             continue;
@@ -175,19 +170,25 @@ pub struct Environment {
 }
 
 impl Environment {
-    /// The record paths so far, to pass to [`scan`] for the next layer.
-    pub fn paths(&self) -> BTreeSet<String> {
-        self.records.keys().cloned().collect()
+    /// True when a record is at `path`.
+    fn holds(&self, path: &str) -> bool {
+        self.records.contains_key(path)
+    }
+
+    /// The record paths that start with `dir` (which ends in `/`, or is empty for all).
+    fn paths_under<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = &'a String> + 'a {
+        self.records
+            .range::<str, _>((std::ops::Bound::Included(dir), std::ops::Bound::Unbounded))
+            .map(|(p, _)| p)
+            .take_while(move |p| p.starts_with(dir))
     }
 
     /// Puts `layer` on top: its deletions, then its records.
-    pub fn apply(&mut self, layer: &LayerRecords) -> io::Result<()> {
+    pub fn apply(&mut self, layer: LayerRecords) -> io::Result<()> {
         for path in &layer.deleted {
             self.records.remove(path);
         }
-        for (path, package) in &layer.records {
-            self.records.insert(path.clone(), package.clone());
-        }
+        self.records.extend(layer.records);
         if self.records.len() > MAX_RECORDS {
             return Err(too_many());
         }
@@ -229,8 +230,8 @@ mod tests {
     fn stack(layers: &[Vec<u8>]) -> Vec<String> {
         let mut env = Environment::default();
         for l in layers {
-            let scanned = scan(&mut l.as_slice(), &env.paths()).unwrap();
-            env.apply(&scanned).unwrap();
+            let scanned = scan(&mut l.as_slice(), &env).unwrap();
+            env.apply(scanned).unwrap();
         }
         env.packages()
             .iter()
