@@ -102,18 +102,19 @@ pub fn scan(reader: &mut dyn Read, below: &Environment) -> io::Result<LayerRecor
         let Some(text) = path.to_str() else { continue };
         let text = text.to_string();
         let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        // `text` is UTF-8, so its parent is too.
         let parent = path.parent().unwrap_or(Path::new(""));
-        let parent_text = parent.to_str().unwrap_or("");
+        let parent_text = parent.to_str().unwrap_or_default();
         if name == ".wh..wh..opq" {
             delete_from(parent_text, &mut deleted, false);
             continue;
         }
         if let Some(target) = name.strip_prefix(".wh.") {
-            if target.is_empty() || target.starts_with(".wh.") {
-                continue; // aufs' own files (`.wh..wh.plnk`), not whiteouts
+            if !(target.is_empty() || target.starts_with(".wh.")) {
+                let target = parent.join(target);
+                delete_from(&target.display().to_string(), &mut deleted, true);
             }
-            let target = parent.join(target);
-            delete_from(target.to_str().unwrap_or(""), &mut deleted, true);
+            // else aufs' own files (`.wh..wh.plnk`), not whiteouts
             continue;
         }
         let kind = entry.header().entry_type();
