@@ -120,10 +120,10 @@ pub struct ConfigChange {
     pub new: Option<Value>,
 }
 
-/// Reads both images (every layer, checking its digests) and compares them.
+/// Reads both images (every layer, checking its digests; the bottom layers both stacks share
+/// once, see [`crate::inspect::inspect_pair`]) and compares them.
 pub fn diff_images(a: &Image, b: &Image, cancel: &Cancel) -> Result<Diff> {
-    let a = crate::inspect::inspect(a, cancel)?;
-    let b = crate::inspect::inspect(b, cancel)?;
+    let (a, b) = crate::inspect::inspect_pair(a, b, cancel)?;
     Ok(diff(&a, &b))
 }
 

@@ -2,6 +2,8 @@
 //! (read from the `conda-meta` records in the layer), the packages the whole image holds, its
 //! config and total size.
 
+use std::ops::Range;
+
 use serde::Serialize;
 
 use crate::image::layer::LayerSource;
@@ -47,52 +49,107 @@ pub struct Report {
 
 /// Reads every layer of `image` (checking its digests) and reports what it holds.
 pub fn inspect(image: &Image, cancel: &Cancel) -> Result<Report> {
-    let history: Vec<_> = image
+    let mut stack = Stack::default();
+    stack.read(image, 0..image.layers().len(), cancel)?;
+    Ok(stack.report(image))
+}
+
+/// The reports of two images, reading the layers at the bottom of both stacks once: while
+/// the two have the same diff_ids from the bottom up, each such layer (and so the records
+/// under the next one) is the same in both, and is read from `a` only.
+pub fn inspect_pair(a: &Image, b: &Image, cancel: &Cancel) -> Result<(Report, Report)> {
+    let common = a
+        .layers()
+        .iter()
+        .zip(b.layers())
+        .take_while(|(x, y)| x.diff_id().is_some() && x.diff_id() == y.diff_id())
+        .count();
+    let mut stack_a = Stack::default();
+    stack_a.read(a, 0..common, cancel)?;
+    let mut stack_b = stack_a.clone();
+    // B's own blobs and history for the shared layers.
+    let history = created_by(b);
+    for (i, (report, layer)) in stack_b.layers.iter_mut().zip(b.layers()).enumerate() {
+        (report.digest, report.size) = stored(layer);
+        report.created_by = history.get(i).cloned().flatten();
+    }
+    stack_a.read(a, common..a.layers().len(), cancel)?;
+    stack_b.read(b, common..b.layers().len(), cancel)?;
+    Ok((stack_a.report(a), stack_b.report(b)))
+}
+
+/// The layers of an image read so far, bottom first, and the records they leave.
+#[derive(Clone, Default)]
+struct Stack {
+    layers: Vec<LayerReport>,
+    environment: Environment,
+}
+
+/// Each layer's history entry's `created_by`, bottom first.
+fn created_by(image: &Image) -> Vec<Option<String>> {
+    image
         .config()
         .history
         .iter()
         .filter(|h| !h.empty_layer)
-        .collect();
-    let mut layers = Vec::new();
-    let mut environment = Environment::default();
-    for (i, layer) in image.layers().iter().enumerate() {
-        let below = &environment;
-        let (scanned, written) =
-            layer.read_tar(cancel, |reader| crate::records::scan(reader, below))?;
-        let mut packages: Vec<String> = scanned.records.iter().map(|(_, p)| p.dist()).collect();
-        packages.sort();
-        let entries = scanned.entries;
-        environment
-            .apply(scanned)
-            .map_err(|e| Error::invalid(layer.description(), e.to_string()))?;
-        let (digest, size) = match layer.source() {
-            LayerSource::Blob { digest, range, .. } => (digest.clone(), Some(range.size)),
-            LayerSource::Tar(_) => (None, None),
-        };
-        let report = LayerReport {
-            digest,
-            diff_id: written.diff_id,
-            size,
-            uncompressed_size: written.size,
-            created_by: history.get(i).and_then(|h| h.created_by.clone()),
-            packages,
-            entries,
-        };
-        layers.push(report);
+        .map(|h| h.created_by.clone())
+        .collect()
+}
+
+/// A layer's stored digest and size, when it is a stored blob.
+fn stored(layer: &crate::image::Layer) -> (Option<Digest>, Option<u64>) {
+    match layer.source() {
+        LayerSource::Blob { digest, range, .. } => (digest.clone(), Some(range.size)),
+        LayerSource::Tar(_) => (None, None),
     }
-    let total_uncompressed_size = layers.iter().map(|l| l.uncompressed_size).sum();
-    let total_size = layers
-        .iter()
-        .map(|l| l.size.unwrap_or(l.uncompressed_size))
-        .sum();
-    let mut config = image.config().clone();
-    config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.clone()).collect();
-    Ok(Report {
-        platform: image.platform().to_string(),
-        layers,
-        total_size,
-        total_uncompressed_size,
-        config,
-        packages: environment.packages(),
-    })
+}
+
+impl Stack {
+    /// Reads the layers `which` of `image` (the next ones up) on top of the stack.
+    fn read(&mut self, image: &Image, which: Range<usize>, cancel: &Cancel) -> Result<()> {
+        let history = created_by(image);
+        let first = which.start;
+        for (i, layer) in image.layers()[which].iter().enumerate() {
+            let below = &self.environment;
+            let (scanned, written) =
+                layer.read_tar(cancel, |reader| crate::records::scan(reader, below))?;
+            let mut packages: Vec<String> = scanned.records.iter().map(|(_, p)| p.dist()).collect();
+            packages.sort();
+            let entries = scanned.entries;
+            self.environment
+                .apply(scanned)
+                .map_err(|e| Error::invalid(layer.description(), e.to_string()))?;
+            let (digest, size) = stored(layer);
+            self.layers.push(LayerReport {
+                digest,
+                diff_id: written.diff_id,
+                size,
+                uncompressed_size: written.size,
+                created_by: history.get(first + i).cloned().flatten(),
+                packages,
+                entries,
+            });
+        }
+        Ok(())
+    }
+
+    /// The report on `image`, whose layers this stack read.
+    fn report(self, image: &Image) -> Report {
+        let layers = self.layers;
+        let total_uncompressed_size = layers.iter().map(|l| l.uncompressed_size).sum();
+        let total_size = layers
+            .iter()
+            .map(|l| l.size.unwrap_or(l.uncompressed_size))
+            .sum();
+        let mut config = image.config().clone();
+        config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.clone()).collect();
+        Report {
+            platform: image.platform().to_string(),
+            layers,
+            total_size,
+            total_uncompressed_size,
+            config,
+            packages: self.environment.packages(),
+        }
+    }
 }

@@ -191,6 +191,35 @@ fn diff_names_added_packages_and_shared_layers() {
     assert_eq!(in_layouts["layers"]["bytes_to_send"], to_send);
     let total: u64 = blobs_b.iter().map(|(_, s)| s).sum();
     assert_eq!(in_layouts["layers"]["size"], total);
+
+    // Across transports, B's layers are listed as `inspect` of B reports them (its blob
+    // digests and sizes, its history), though the bottom layers both share are read from A.
+    let out = cd(&["diff", "--json", &src_a, &oci_b]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let across: Value = serde_json::from_str(&stdout(&out)).unwrap();
+    let inspected: Value =
+        serde_json::from_str(&stdout(&cd(&["inspect", "--json", &oci_b]))).unwrap();
+    let mut listed: Vec<Value> = across["layers"]["shared"].as_array().unwrap().clone();
+    listed.extend(
+        across["layers"]["added"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .cloned(),
+    );
+    assert_eq!(listed.len(), blobs_b.len());
+    for layer in inspected["layers"].as_array().unwrap() {
+        let got = listed
+            .iter()
+            .find(|l| l["diff_id"] == layer["diff_id"])
+            .unwrap();
+        for field in ["digest", "size", "packages", "created_by"] {
+            assert_eq!(got[field], layer[field], "{field} of {}", layer["diff_id"]);
+        }
+    }
+    assert_eq!(across["layers"]["shared_blobs"], 0);
+    assert_eq!(across["layers"]["bytes_to_send"], to_send);
+    assert_eq!(across["packages"], diff["packages"]);
 }
 
 /// The (digest, size) of each layer blob of the image tagged `tag` in the OCI layout `dir`.

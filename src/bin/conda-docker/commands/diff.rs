@@ -17,11 +17,13 @@ pub(crate) async fn diff(args: crate::cli::DiffArgs, cancel: Cancel) -> Result<E
     let (remote, _) = remotes(&args.remote.registry)?;
     let a = read_image(&args.image_a, &args.remote, &remote, &cancel).await?;
     let b = read_image(&args.image_b, &args.remote, &remote, &cancel).await?;
-    let report = |image, name: &str| {
-        tokio::task::block_in_place(|| conda_docker::inspect::inspect(image, &cancel))
-            .with_context(|| format!("reading the layers of `{name}`"))
-    };
-    let diff = conda_docker::diff::diff(&report(&a, &args.image_a)?, &report(&b, &args.image_b)?);
+    let diff = tokio::task::block_in_place(|| conda_docker::diff::diff_images(&a, &b, &cancel))
+        .with_context(|| {
+            format!(
+                "reading the layers of `{}` and `{}`",
+                args.image_a, args.image_b
+            )
+        })?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&diff)?);
     } else {
