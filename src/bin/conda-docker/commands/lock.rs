@@ -1,13 +1,20 @@
 //! `conda-docker lock`: the lockfile an image was built from, read back from the image.
 
+use std::sync::Arc;
+
 use anyhow::{Context, Result};
 use conda_docker::image::Cancel;
 use conda_docker::image_lock::{ImageLock, LockSource};
 
 use super::{read_image, remotes};
+use crate::progress::Progress;
 
 /// Reads the image's environment and writes it as the lockfile `-o` names.
-pub(crate) async fn lock(args: crate::cli::LockArgs, cancel: Cancel) -> Result<()> {
+pub(crate) async fn lock(
+    args: crate::cli::LockArgs,
+    cancel: Cancel,
+    progress: Arc<Progress>,
+) -> Result<()> {
     let output = &args.output;
     conda_docker::conda::lock::check_destination(output)?;
     let (remote, _) = remotes(&args.remote.registry)?;
@@ -23,12 +30,12 @@ pub(crate) async fn lock(args: crate::cli::LockArgs, cancel: Cancel) -> Result<(
         LockSource::PackageList => "its package list",
         LockSource::Records => "its conda-meta records",
     };
-    eprintln!(
+    progress.note(&format!(
         "wrote {}: {} packages of {} ({}), from {from}",
         output.display(),
         lock.records.len(),
         lock.prefix,
         lock.subdir
-    );
+    ));
     Ok(())
 }

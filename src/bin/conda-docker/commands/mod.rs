@@ -60,7 +60,7 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Login(args) => done(login::login(args).await),
             Command::Inspect(args) => done(inspect::inspect(args, cancel.clone()).await),
             Command::Diff(args) => diff::diff(args, cancel.clone()).await,
-            Command::Lock(args) => done(lock::lock(args, cancel.clone()).await),
+            Command::Lock(args) => done(lock::lock(args, cancel.clone(), progress.clone()).await),
             Command::Copy(args) => done(copy::copy(args, cancel.clone(), progress.clone()).await),
             Command::Cache(args) => done(cache::cache(args)),
         };
