@@ -118,6 +118,25 @@ pub fn oci_platform(subdir: Subdir) -> Platform {
     Platform::linux(&arch, variant)
 }
 
+/// The conda subdir of an OCI platform (`linux/arm64` is `linux-aarch64`), if it has one.
+pub fn conda_subdir(platform: &Platform) -> Option<Subdir> {
+    [
+        Subdir::Linux64,
+        Subdir::LinuxAarch64,
+        Subdir::LinuxPpc64le,
+        Subdir::LinuxS390X,
+        Subdir::Linux32,
+        Subdir::LinuxArmV7l,
+        Subdir::LinuxArmV6l,
+    ]
+    .into_iter()
+    .find(|s| {
+        let p = oci_platform(*s);
+        (&p.os, &p.architecture) == (&platform.os, &platform.architecture)
+            && (platform.variant.is_none() || p.variant == platform.variant)
+    })
+}
+
 /// Builds a conda environment image. Every setting has a default; see each `with_` method.
 #[must_use]
 pub struct Builder {

@@ -29,6 +29,10 @@ pub enum Command {
     Login(LoginArgs),
     /// Show an image's layers (with the conda packages each holds), config and size.
     Inspect(InspectArgs),
+    /// Show what changed from one image to another: conda packages, layers and config.
+    Diff(DiffArgs),
+    /// Write the lockfile an image was built from, read from the image, to rebuild it exactly.
+    Lock(LockArgs),
     /// Copy an image between transports (docker-archive, OCI layout, oci-archive, registry).
     Copy(CopyArgs),
     /// Show or prune conda-docker's caches (blobs, layer keys, package contents).
@@ -105,6 +109,41 @@ pub enum SbomFormat {
     Spdx,
     /// CycloneDX 1.6 JSON.
     Cyclonedx,
+}
+
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old image: `docker-archive:PATH`, `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]` or a
+    /// registry reference.
+    pub image_a: String,
+    /// The new image, as the old.
+    pub image_b: String,
+    /// Print JSON for machines.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with 1 when the images differ, 0 when they do not and 2 on an error, as
+    /// `git diff --exit-code` and diff(1); without it, 0 whether or not they differ.
+    #[arg(long)]
+    pub exit_code: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The image: `docker-archive:PATH`, `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]` or a
+    /// registry reference.
+    pub image: String,
+    /// The lockfile to write: conda-lock's format for `.yml`/`.yaml`, else conda's explicit
+    /// format. An existing directory or symlink is refused.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// The environment's prefix in the image (default: the image's CONDA_PREFIX, else the one
+    /// environment it holds).
+    #[arg(long, value_name = "PATH")]
+    pub prefix: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
 }
 
 #[derive(Debug, Args)]

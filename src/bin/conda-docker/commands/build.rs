@@ -163,6 +163,7 @@ pub(crate) async fn build(
             reference: None,
         }
         .check_writable()?;
+        conda_docker::conda::lock::check_destination(lock)?;
     }
     if let Some(dir) = &args.sbom_dir
         && dir.exists()
