@@ -14,10 +14,12 @@ use serde_json::{Value, json};
 use crate::conda::channel::CHANNEL_ALIAS;
 use crate::image::Digest;
 
-/// The file names scanners match, in the prefix's `conda-meta/`.
-pub const SPDX_FILE: &str = "conda-meta/sbom.spdx.json";
-/// The CycloneDX document's path in the prefix.
-pub const CYCLONEDX_FILE: &str = "conda-meta/sbom.cdx.json";
+/// Where the SPDX document is in the prefix. Scanners (syft, Trivy) find SBOMs by the suffixes
+/// `.spdx.json` and `.cdx.json`. Not in `conda-meta/`: conda, rattler and pixi read every
+/// `conda-meta/*.json` as a package record and fail on any other file there.
+pub const SPDX_FILE: &str = "share/sbom/conda-environment.spdx.json";
+/// Where the CycloneDX document is in the prefix.
+pub const CYCLONEDX_FILE: &str = "share/sbom/conda-environment.cdx.json";
 /// The label holding the sha256 of the SPDX document.
 pub const SBOM_LABEL: &str = "org.conda-docker.sbom.digest";
 /// The media type of an SPDX JSON document (an OCI referrer's `artifactType`).
@@ -397,7 +399,18 @@ fn to_bytes(document: &Value) -> Vec<u8> {
     bytes
 }
 
-/// The SBOM in `format` an image holds in its environment (`$CONDA_PREFIX/conda-meta/`), if
+/// Why an image's SBOM could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The image's layers could not be read.
+    #[error("reading the image's layers")]
+    Image(#[from] crate::image::Error),
+    /// The image holds no SBOM and no conda environment to make one from.
+    #[error(transparent)]
+    Environment(#[from] crate::image_lock::Error),
+}
+
+/// The SBOM in `format` an image holds in its environment (`$CONDA_PREFIX/share/sbom/`), if
 /// it has one (the top layer that has the file wins).
 pub fn read_from_image(
     image: &crate::image::Image,
@@ -413,6 +426,35 @@ pub fn read_from_image(
         crate::image::files::FileContent::File(bytes) => Some(bytes),
         crate::image::files::FileContent::Symlink(_) => None,
     }))
+}
+
+/// The SBOM of any image's conda environment: the one it holds, else one made from its
+/// `conda-meta` records (an image another tool built), dated by the image's `created`.
+pub fn of_image(
+    image: &crate::image::Image,
+    format: Format,
+    cancel: &crate::image::Cancel,
+) -> Result<Vec<u8>, Error> {
+    if let Some(bytes) = read_from_image(image, format, cancel)? {
+        return Ok(bytes);
+    }
+    let lock = crate::image_lock::ImageLock::read(image, None, true, cancel)?;
+    let created = image
+        .config()
+        .created
+        .as_deref()
+        .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+        .map_or(0, |t| t.timestamp().max(0) as u64);
+    let subject = Subject {
+        name: &lock.prefix,
+        records: &lock.records,
+        base: None,
+        created,
+    };
+    Ok(match format {
+        Format::Spdx => spdx(&subject),
+        Format::CycloneDx => cyclonedx(&subject),
+    })
 }
 
 #[cfg(test)]

@@ -196,20 +196,49 @@ fn every_image_has_valid_sboms_listing_every_package() {
 }
 
 #[test]
-fn no_sbom_leaves_none_and_sbom_says_so() {
+fn no_sbom_leaves_none_and_sbom_makes_one_from_the_records() {
     let dir = tempdir();
     let d = dir.path();
     build(d, "docker-archive:plain.tar", &["--no-sbom", "bzip2"]);
     let source = format!("docker-archive:{}", d.join("plain.tar").display());
-    let out = conda_docker().args(["sbom", &source]).output().unwrap();
+    let report = run_ok(conda_docker().args(["inspect", "--json", &source]));
+    assert!(!report.contains("org.conda-docker.sbom.digest"), "{report}");
+    let listing = run_ok(Command::new("tar").arg("-tf").arg(d.join("plain.tar")));
+    assert!(!listing.contains("sbom"), "{listing}");
+    // An image without SBOMs (as another tool makes them) gets one from its conda-meta records.
+    let made = conda_docker().args(["sbom", &source]).output().unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let spdx = json(&made.stdout);
+    assert!(
+        spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "bzip2"),
+        "{spdx}"
+    );
+    if let Some(python) = validators("no_sbom_leaves_none_and_sbom_makes_one_from_the_records") {
+        std::fs::write(d.join("made.spdx.json"), &made.stdout).unwrap();
+        let cdx = conda_docker()
+            .args(["sbom", "--format", "cyclonedx", &source])
+            .output()
+            .unwrap();
+        std::fs::write(d.join("made.cdx.json"), &cdx.stdout).unwrap();
+        validate(&python, &d.join("made.spdx.json"), &d.join("made.cdx.json"));
+    }
+    // An image with no conda environment at all: a clear error naming it.
+    let base = format!("docker-archive:{}", glibc_base().display());
+    let out = conda_docker().args(["sbom", &base]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("plain.tar") && err.contains("no SBOM"),
+        err.contains("base.tar") && err.contains("no conda environment"),
         "{err}"
     );
-    let report = run_ok(conda_docker().args(["inspect", "--json", &source]));
-    assert!(!report.contains("org.conda-docker.sbom.digest"), "{report}");
 }
 
 /// GETs `url` with `accept`, as JSON.

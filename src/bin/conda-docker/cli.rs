@@ -303,7 +303,7 @@ pub struct BuildArgs {
     /// (CycloneDX 1.6); `<platform>.sbom.spdx.json`, ... for several platforms.
     #[arg(long, value_name = "DIR", conflicts_with = "no_sbom")]
     pub sbom_dir: Option<PathBuf>,
-    /// Build without SBOMs: none in the image (`conda-meta/sbom.*.json`), none beside it.
+    /// Build without SBOMs: none in the image (`<prefix>/share/sbom/`), none beside it.
     #[arg(long)]
     pub no_sbom: bool,
     /// Set an environment variable in the image (repeatable).

@@ -19,20 +19,10 @@ pub(crate) async fn sbom(
     };
     let (remote, _) = remotes(&args.remote.registry)?;
     let image = read_image(&args.image, &args.remote, &remote, &cancel, progress).await?;
-    let document = tokio::task::block_in_place(|| {
-        conda_docker::sbom::read_from_image(&image, format, &cancel)
-    })
-    .with_context(|| format!("reading the layers of `{}`", args.image))?;
-    match document {
-        Some(bytes) => {
-            use std::io::Write;
-            std::io::stdout().write_all(&bytes)?;
-            Ok(())
-        }
-        None => anyhow::bail!(
-            "`{}` holds no SBOM in a conda environment ($CONDA_PREFIX/{})",
-            args.image,
-            format.file()
-        ),
-    }
+    let document =
+        tokio::task::block_in_place(|| conda_docker::sbom::of_image(&image, format, &cancel))
+            .with_context(|| format!("the SBOM of `{}`", args.image))?;
+    use std::io::Write;
+    std::io::stdout().write_all(&document)?;
+    Ok(())
 }
