@@ -283,7 +283,9 @@ fn trimming_drops_static_libraries_by_default_and_docs_on_request() {
                     && !rel.is_empty()
                     && !rel.ends_with('/')
                     && !rel.starts_with("conda-meta/")
+                    && !rel.starts_with("share/sbom/")
                 {
+                    // The package's files (not those conda-docker writes itself).
                     names.push(rel.to_string());
                 }
                 if name == "opt/conda/conda-meta/trimmed-1.0-0.json" {
