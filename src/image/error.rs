@@ -101,9 +101,7 @@ impl Error {
     ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| {
-            if source.kind() == std::io::ErrorKind::Interrupted
-                && source.to_string() == super::cancel::CANCELLED_MESSAGE
-            {
+            if super::cancel::is_cancelled(&source) {
                 Self::Cancelled
             } else {
                 Self::Io {

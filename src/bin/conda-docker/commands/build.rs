@@ -13,7 +13,7 @@ use conda_docker::reporter::Reporter;
 use conda_docker::settings::{self, ImageSettings};
 use conda_docker::transport::{self, Location, Remote};
 
-use super::{cancelled, parse_creds};
+use super::parse_creds;
 use crate::cli::{BuildArgs, Layering};
 use crate::progress::Progress;
 
@@ -227,13 +227,13 @@ pub(crate) async fn build(
         if args.dry_run {
             plans.push(tokio::select! {
                 plan = builder.dry_run() => plan?,
-                () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+                () = cancel.cancelled() => anyhow::bail!("interrupted"),
             });
             continue;
         }
         built.push(tokio::select! {
             built = builder.build() => built?,
-            () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+            () = cancel.cancelled() => anyhow::bail!("interrupted"),
         });
     }
     if args.dry_run {
@@ -352,7 +352,7 @@ async fn write_one(
     } = *target;
     let written = tokio::select! {
         w = transport::write_with(image, output, tags, remote, options, cancel, progress.as_ref()) => w,
-        () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+        () = cancel.cancelled() => anyhow::bail!("interrupted"),
     }
     .with_context(|| format!("writing {output}"))?;
     report(
@@ -381,7 +381,7 @@ async fn write_many(
     } = *target;
     let written = tokio::select! {
         w = transport::write_index_with(images, output, tags, remote, options, cancel, progress.as_ref()) => w,
-        () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+        () = cancel.cancelled() => anyhow::bail!("interrupted"),
     }
     .with_context(|| format!("writing {output}"))?;
     for (image, one) in images.iter().zip(&written.images) {

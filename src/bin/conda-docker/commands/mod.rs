@@ -12,7 +12,6 @@ mod sbom;
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use conda_docker::image::Cancel;
@@ -122,13 +121,6 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .try_init();
 }
 
-/// Resolves when `cancel` is set.
-pub(crate) async fn cancelled(cancel: Cancel) {
-    while !cancel.is_cancelled() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Parses `USER:PASS` given to `flag`.
 pub(crate) fn parse_creds(value: Option<&str>, flag: &str) -> Result<Option<Credential>> {
     value
@@ -164,7 +156,7 @@ pub(crate) async fn read_image(
     let platform = conda_docker::build::oci_platform(subdir);
     let image = tokio::select! {
         i = transport::read_with(&location, &platform, remote, cancel, reporter) => i,
-        () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+        () = cancel.cancelled() => anyhow::bail!("interrupted"),
     };
     image.with_context(|| format!("reading `{source}`"))
 }
