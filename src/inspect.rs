@@ -102,8 +102,9 @@ fn list_packages(reader: &mut dyn Read) -> io::Result<(Vec<String>, usize)> {
             && path.extension().is_some_and(|e| e == "json")
             && entry.header().entry_type().is_file()
         {
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes)?;
+            let size = entry.size();
+            let bytes = crate::capped::read_capped(&mut entry, Some(size), crate::capped::JSON_CAP)
+                .map_err(|e| io::Error::new(e.kind(), format!("`{}` {e}", path.display())))?;
             #[derive(serde::Deserialize)]
             struct Record {
                 name: String,
