@@ -299,16 +299,6 @@ impl<R> CheckedTar<R> {
         let pending = std::mem::take(&mut self.pending);
         let pax = pending.pax.unwrap_or_default();
         let size = pax.size.unwrap_or(raw_size);
-        if is_header_only(kind) && size > 0 {
-            return Err(malformed(
-                at,
-                format!(
-                    "a `{}` entry (link, directory or device) with {size} bytes of data, which \
-                     readers skip differently",
-                    char::from(kind)
-                ),
-            ));
-        }
         let path = effective(
             at,
             "path",
@@ -316,6 +306,17 @@ impl<R> CheckedTar<R> {
             pending.long_name.as_deref(),
             ustar_path(h, at)?,
         )?;
+        // Go reads no data for these (an old-style `\0` entry named `dir/` is a directory to
+        // it); the tar crate reads `size` bytes.
+        if size > 0 && (is_header_only(kind) || (kind == 0 && path.ends_with(b"/"))) {
+            return Err(malformed(
+                at,
+                format!(
+                    "a link, directory or device entry (type {kind:#04x}) with {size} bytes of \
+                     data, which readers skip differently"
+                ),
+            ));
+        }
         if let Some(name) = &pax.sparse_name
             && name != &path
         {
@@ -447,8 +448,9 @@ fn long_name(data: &[u8], at: u64) -> Result<Vec<u8>, EntryError> {
     Ok(name.to_vec())
 }
 
-/// The path or link target an entry gets: a PAX record wins for Go, a GNU long name for the tar
-/// crate, so the two must agree; else the header's own field.
+/// The path or link target an entry gets: a GNU long name wins over a PAX record for the tar
+/// crate and for Go (which merges PAX first, then the GNU name); a reader that applies them the
+/// other way round would see another, so the two must agree; else the header's own field.
 fn effective(
     at: u64,
     what: &str,
@@ -769,6 +771,12 @@ mod tests {
         let mut t = Vec::new();
         entry(&mut t, b'5', "dir/", "", &[0; 600]);
         assert!(check_all(&end(t)).unwrap_err().contains("skip differently"));
+        let mut t = Vec::new();
+        entry(&mut t, 0, "dir/", "", &[0; 600]);
+        assert!(check_all(&end(t)).unwrap_err().contains("type 0x00"));
+        let mut t = Vec::new();
+        entry(&mut t, 0, "file", "", &[0; 600]);
+        check_all(&end(t)).unwrap();
         let mut t = Vec::new();
         entry(&mut t, b'0', "a", "", &[1; 600]);
         assert!(check_all(&t[..700]).unwrap_err().contains("truncated"));
