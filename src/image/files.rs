@@ -7,6 +7,9 @@ use std::path::{Component, Path, PathBuf};
 
 use super::{Cancel, Image, Result};
 
+/// The most bytes a file read from an image (`/etc/passwd`, `libc.so.6`) may have: 64 MiB.
+const FILE_CAP: u64 = 64 << 20;
+
 /// What a path holds in the image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum FileContent {
@@ -115,8 +118,9 @@ fn scan(
                 files.insert(path, FileContent::Symlink(target.into_owned()));
             }
         } else if kind.is_file() {
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes)?;
+            let size = entry.size();
+            let bytes = crate::capped::read_capped(&mut entry, Some(size), FILE_CAP)
+                .map_err(|e| io::Error::new(e.kind(), format!("`{}` {e}", path.display())))?;
             files.insert(path, FileContent::File(bytes));
         }
     }
