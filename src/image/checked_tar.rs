@@ -276,10 +276,12 @@ impl<R> CheckedTar<R> {
                 _ => !self.pending.is_empty(),
             };
             if twice {
-                return Err(malformed(
-                    at,
-                    format!("a second {what} header for the same entry"),
-                ));
+                let reason = if kind == b'g' {
+                    "a PAX g header between an entry's extended headers and the entry".into()
+                } else {
+                    format!("a second {what} header for the same entry")
+                };
+                return Err(malformed(at, reason));
             }
             let c = Collect {
                 kind,
