@@ -283,6 +283,13 @@ impl<R> CheckedTar<R> {
                 };
                 return Err(malformed(at, reason));
             }
+            if kind == b'g' {
+                // The tar crate gives a global header as an entry of its own, by its own name.
+                let name = ustar_path(h, at)?;
+                if escapes(&name) {
+                    return Err(EntryError::Escapes { path: lossy(&name) });
+                }
+            }
             let c = Collect {
                 kind,
                 data: Vec::with_capacity(raw_size as usize),
