@@ -25,6 +25,8 @@ pub mod build;
 pub mod cache;
 pub mod capped;
 pub mod conda;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod image;
 pub mod input;
 pub mod inspect;
