@@ -13,7 +13,8 @@
 //!   image out, each package layer composed straight from the package cache
 //!   ([`build::compose`]) and kept in the blob cache by a key of what went in.
 //! - [`cache`]: the caches (blobs, layer keys, package contents), their size and pruning;
-//!   [`atomic`]: the one way files are written (temporary file, explicit mode, rename).
+//!   [`atomic`]: the one way files are written (temporary file, explicit mode, rename);
+//!   [`capped`]: the one way small inputs (JSON) are read, with a cap.
 //! - [`settings`]: image settings from environment files and flags; [`inspect`]: what an image
 //!   holds, with its conda packages read from their `conda-meta` records ([`records`]);
 //!   [`diff`]: what changed from one image to another; [`image_lock`]: the lockfile an image
@@ -25,8 +26,11 @@
 pub mod atomic;
 pub mod build;
 pub mod cache;
+pub mod capped;
 pub mod conda;
 pub mod diff;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod image;
 pub mod image_lock;
 pub mod input;

@@ -12,7 +12,7 @@ use std::path::Path;
 use rattler_conda_types::RepoDataRecord;
 use serde::{Deserialize, Serialize};
 
-use crate::image::files::{clean, read_capped};
+use crate::image::files::clean;
 
 /// The most bytes of one `conda-meta/*.json` record read (it lists every file of its package).
 pub const MAX_RECORD_SIZE: u64 = 32 << 20;
@@ -131,7 +131,9 @@ pub fn scan(reader: &mut dyn Read, below: &Environment) -> io::Result<LayerRecor
             }
             continue;
         }
-        let bytes = read_capped(&mut entry, MAX_RECORD_SIZE, &path)?;
+        let size = entry.size();
+        let bytes = crate::capped::read_capped(&mut entry, Some(size), MAX_RECORD_SIZE)
+            .map_err(|e| io::Error::new(e.kind(), format!("`/{}` {e}", path.display())))?;
         let Ok(summary) = serde_json::from_slice::<Summary>(&bytes) else {
             // Some other JSON file: it replaces whatever record was there.
             if below.holds(&text) {

@@ -2,38 +2,12 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use common::{channel, conda_docker, glibc_base, tempdir};
+use common::{assert_no_output, channel, conda_docker, failing_build, glibc_base, tempdir};
 
 fn base_arg() -> String {
     format!("docker-archive:{}", glibc_base().display())
-}
-
-/// Runs a build into `dir/out.tar` that must fail; returns stderr.
-fn failing_build(dir: &Path, configure: impl FnOnce(&mut Command)) -> String {
-    let mut cmd = conda_docker();
-    cmd.args(["build", "-o"]).arg(dir.join("out.tar"));
-    configure(&mut cmd);
-    let out: Output = cmd.output().unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-    assert!(
-        !out.status.success(),
-        "the build should have failed:\n{stderr}"
-    );
-    assert_no_output(dir);
-    stderr
-}
-
-/// Nothing but inputs the test made itself is left in `dir`.
-fn assert_no_output(dir: &Path) {
-    let left: Vec<String> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with("input"))
-        .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
 }
 
 #[test]

@@ -7,7 +7,7 @@
 //! writes.
 
 use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -219,15 +219,8 @@ impl PackageDir {
     /// The bytes of the regular file `rel`, refused when larger than `cap`.
     pub fn read_small(&self, rel: &str, cap: u64) -> io::Result<Vec<u8>> {
         let file = self.open_file(rel)?;
-        let mut bytes = Vec::new();
-        file.take(cap + 1).read_to_end(&mut bytes)?;
-        if bytes.len() as u64 > cap {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("`{rel}` is larger than {cap} bytes"),
-            ));
-        }
-        Ok(bytes)
+        crate::capped::read_open(file, cap)
+            .map_err(|e| io::Error::new(e.kind(), format!("`{rel}` {e}")))
     }
 }
 

@@ -25,7 +25,8 @@ pub(crate) fn json_variables(
     path: &Path,
     pick: impl Fn(serde_json::Value) -> Option<serde_json::Value>,
 ) -> Result<BTreeMap<String, String>> {
-    let bytes = std::fs::read(path).map_err(Error::io("reading", path))?;
+    let bytes = crate::capped::read_file(path, crate::capped::JSON_CAP)
+        .map_err(Error::io("reading", path))?;
     let value: serde_json::Value =
         serde_json::from_slice(&bytes).map_err(|e| Error::io("parsing", path)(e.into()))?;
     let mut vars = BTreeMap::new();

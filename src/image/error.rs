@@ -48,6 +48,18 @@ pub enum Error {
         /// The digest of the bytes read.
         actual: Digest,
     },
+    /// A layer read from an image holds an entry that is unsafe, or that readers would read
+    /// differently.
+    #[error("layer {digest} ({layer}) is refused")]
+    UnsafeLayer {
+        /// The layer's digest (its blob's, else its diff_id).
+        digest: String,
+        /// Which layer (`layer 2 of base.tar`).
+        layer: String,
+        /// What is wrong with it.
+        #[source]
+        source: Box<super::checked_tar::EntryError>,
+    },
     /// The output could not be used.
     #[error("cannot write to `{}`: {reason}", path.display())]
     Output {

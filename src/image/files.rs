@@ -16,7 +16,8 @@ pub enum FileContent {
     Symlink(PathBuf),
 }
 
-/// The most bytes of one file [`read_files`] reads; a larger file is an error.
+/// The most bytes of one file [`read_files`] reads (`/etc/passwd`, `libc.so.6`, an SBOM): a
+/// larger file is an error, so a hostile base cannot make the build hold a huge one.
 pub const MAX_FILE_SIZE: u64 = 64 << 20;
 
 /// A path in a layer tar as the image sees it: relative, without `.`, `..` or a leading `/`.
@@ -120,27 +121,13 @@ fn scan(
                 files.insert(path, FileContent::Symlink(target.into_owned()));
             }
         } else if kind.is_file() {
-            let bytes = read_capped(&mut entry, MAX_FILE_SIZE, &path)?;
+            let size = entry.size();
+            let bytes = crate::capped::read_capped(&mut entry, Some(size), MAX_FILE_SIZE)
+                .map_err(|e| io::Error::new(e.kind(), format!("`{}` {e}", path.display())))?;
             files.insert(path, FileContent::File(bytes));
         }
     }
     Ok((files, whiteouts))
-}
-
-/// Reads all of `reader`, an entry at `path`, or fails when it holds more than `max` bytes.
-pub fn read_capped(reader: &mut dyn Read, max: u64, path: &Path) -> io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
-    reader.take(max + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > max {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!(
-                "`/{}` is larger than the {max} bytes read of such a file",
-                path.display()
-            ),
-        ));
-    }
-    Ok(bytes)
 }
 
 /// The glibc version of an image (`2.36`), from its `libc.so.6`, if it has one.

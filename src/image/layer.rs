@@ -7,10 +7,11 @@ use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 use super::cancel::Cancel;
+use super::checked_tar::{CheckedTar, EntryError};
 use super::compress::LayerCompression;
 use super::digest::{Digest, HashingReader, HashingWriter};
 use super::error::{Error, Result};
-use super::layer_tar::{CheckedTar, Entry, Ownership, write_layer_tar_owned};
+use super::layer_tar::{Entry, Ownership, write_layer_tar_owned};
 use super::reference::Reference;
 
 /// How a blob's bytes are compressed.
@@ -279,7 +280,7 @@ impl Layer {
                         copy(&mut CheckedTar::new(decoder(*c, &mut src)?), w, cancel)
                     }),
                 }
-                .map_err(src_err)?;
+                .map_err(|e| self.read_error(e, src_err))?;
                 let (digest, read) = src.finish();
                 check_size(range, read)?;
                 (written, Some(digest))
@@ -338,8 +339,8 @@ impl Layer {
             let mut tar = HashingReader::new(CheckedTar::new(
                 decoder(*compression, &mut src).map_err(read_err)?,
             ));
-            let consumed = consume(&mut tar).map_err(read_err)?;
-            copy(&mut tar, &mut io::sink(), cancel).map_err(read_err)?;
+            let consumed = consume(&mut tar).map_err(|e| self.read_error(e, read_err))?;
+            copy(&mut tar, &mut io::sink(), cancel).map_err(|e| self.read_error(e, read_err))?;
             let (diff_id, size) = tar.finish();
             (consumed, diff_id, size)
         };
@@ -367,6 +368,29 @@ impl Layer {
                 compression: Compression::None,
             },
         ))
+    }
+}
+
+impl Layer {
+    /// `e` as [`Error::UnsafeLayer`] when the check refused the layer, else as `otherwise` makes it.
+    fn read_error(&self, e: io::Error, otherwise: impl FnOnce(io::Error) -> Error) -> Error {
+        match e.downcast::<EntryError>().map(Box::new) {
+            Ok(source) => Error::UnsafeLayer {
+                digest: match (&self.source, self.diff_id()) {
+                    (
+                        LayerSource::Blob {
+                            digest: Some(d), ..
+                        },
+                        _,
+                    )
+                    | (_, Some(d)) => d.to_string(),
+                    _ => "of unknown digest".into(),
+                },
+                layer: self.description.clone(),
+                source,
+            },
+            Err(e) => otherwise(e),
+        }
     }
 }
 

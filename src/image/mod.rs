@@ -6,6 +6,7 @@
 //! config, the manifest, indexes) is decided in one place, [`resolve`].
 
 pub mod cancel;
+pub mod checked_tar;
 pub mod compress;
 pub mod config;
 pub mod digest;

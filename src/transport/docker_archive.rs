@@ -117,6 +117,19 @@ fn select<'a>(
     }
 }
 
+/// Parses `manifest.json` and picks an image from it, with and without a name (for fuzzing).
+#[doc(hidden)]
+pub fn fuzz_manifest(bytes: &[u8]) {
+    let path = Path::new("manifest.json");
+    if let Ok(manifest) = serde_json::from_slice::<Vec<ManifestEntry>>(bytes) {
+        let _ = select(path, &manifest, None);
+        for tag in manifest.iter().flat_map(|e| e.repo_tags.iter().flatten()) {
+            let picked = select(path, &manifest, Some(tag));
+            assert!(picked.is_ok(), "the tag `{tag}` it lists is not found");
+        }
+    }
+}
+
 /// The tags as `docker images` shows them, for `RepoTags` and `repositories`.
 fn repo_tags(tags: &[Reference]) -> Vec<String> {
     tags.iter().map(Reference::familiar_tagged).collect()

@@ -51,8 +51,9 @@ impl LayoutFiles for LayoutDir<'_> {
 
     fn read(&self, name: &str) -> Result<Vec<u8>> {
         let path = self.0.join(name);
-        fs::read(&path).map_err(|e| match e.kind() {
+        crate::capped::read_file(&path, crate::capped::JSON_CAP).map_err(|e| match e.kind() {
             io::ErrorKind::NotFound => Error::invalid(self.0, format!("`{name}` is missing")),
+            _ if crate::capped::is_too_large(&e) => Error::invalid(self.0, format!("`{name}` {e}")),
             _ => Error::io("reading", &path)(e),
         })
     }

@@ -149,21 +149,24 @@ impl ArchiveIndex {
         ))
     }
 
+    /// The bytes of the small file `name` (JSON), capped at [`crate::capped::JSON_CAP`].
     pub(crate) fn read_small(&self, archive: &Path, name: &str) -> Result<Vec<u8>> {
         let range = self.range(archive, name)?;
-        if range.size > 64 * 1024 * 1024 {
-            return Err(Error::invalid(
-                archive,
-                format!("`{name}` is too large for JSON"),
-            ));
-        }
         let mut f = File::open(archive).map_err(Error::io("reading", archive))?;
         f.seek(SeekFrom::Start(range.offset))
             .map_err(Error::io("reading", archive))?;
-        let mut buf = Vec::with_capacity(range.size as usize);
-        f.take(range.size)
-            .read_to_end(&mut buf)
-            .map_err(Error::io("reading", archive))?;
+        let buf = crate::capped::read_capped(
+            f.take(range.size),
+            Some(range.size),
+            crate::capped::JSON_CAP,
+        )
+        .map_err(|e| {
+            if crate::capped::is_too_large(&e) {
+                Error::invalid(archive, format!("`{name}` {e}"))
+            } else {
+                Error::io("reading", archive)(e)
+            }
+        })?;
         if buf.len() as u64 != range.size {
             return Err(Error::invalid(archive, format!("`{name}` is truncated")));
         }

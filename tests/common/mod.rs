@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod base;
 pub mod fault_proxy;
+pub mod tar_craft;
 pub mod tools;
 
 use std::path::{Path, PathBuf};
@@ -109,4 +110,30 @@ pub fn run_ok(cmd: &mut Command) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Runs a build into `dir/out.tar` that must fail; returns stderr. Nothing but the test's own
+/// inputs (named `input*`) may be left in `dir`.
+pub fn failing_build(dir: &Path, configure: impl FnOnce(&mut Command)) -> String {
+    let mut cmd = conda_docker();
+    cmd.args(["build", "-o"]).arg(dir.join("out.tar"));
+    configure(&mut cmd);
+    let out: Output = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "the build should have failed:\n{stderr}"
+    );
+    assert_no_output(dir);
+    stderr
+}
+
+/// Nothing but inputs the test made itself (named `input*`) is left in `dir`.
+pub fn assert_no_output(dir: &Path) {
+    let left: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("input"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }
