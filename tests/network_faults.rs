@@ -54,9 +54,15 @@ fn tags(registry: &Registry, repo: &str) -> Vec<String> {
     let out =
         run_ok(Command::new("curl").args(["-s", &registry.url(&format!("/v2/{repo}/tags/list"))]));
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    // The images' tags; the SBOM referrers' fallback tags (`sha256-<hex>`) are left out.
     v["tags"]
         .as_array()
-        .map(|t| t.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+        .map(|t| {
+            t.iter()
+                .map(|t| t.as_str().unwrap().to_string())
+                .filter(|t| !t.starts_with("sha256-"))
+                .collect()
+        })
         .unwrap_or_default()
 }
 

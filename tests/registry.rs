@@ -845,10 +845,32 @@ fn several_platforms_make_one_multi_platform_image() {
         assert_eq!(got["Architecture"], want);
     }
     if let Some(mut validate) = tool("oci-image-tool", test) {
+        // oci-image-tool's `--ref` filter skips the entry after each one it drops
+        // (image/descriptor.go findDescriptor), so it cannot pick `v1` beside the two platforms'
+        // referrer indexes: it validates the same build without them.
+        let plain = dir.path().join("plain");
+        ok(&conda_docker()
+            .args([
+                "build",
+                "--no-sbom",
+                "--platform",
+                "linux-64,linux-aarch64",
+                "-b",
+            ])
+            .arg(format!("oci:{}:multi", layout.display()))
+            .arg("-c")
+            .arg(channel())
+            .arg("-c")
+            .arg(common::repo().join("tests/fixtures/channel-aarch64"))
+            .arg("-o")
+            .arg(format!("oci:{}:v1", plain.display()))
+            .arg("bzip2")
+            .output()
+            .unwrap());
         run_ok(
             validate
                 .args(["validate", "--type", "image", "--ref", "name=v1"])
-                .arg(&out_layout),
+                .arg(&plain),
         );
     }
 
