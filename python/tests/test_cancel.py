@@ -1,0 +1,74 @@
+"""Ctrl-C during a long call stops the library through its Cancel and raises Cancelled, which is
+also a KeyboardInterrupt; nothing is written."""
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+from conftest import CHANNEL, DEMO_BASE
+
+SCRIPT = textwrap.dedent(
+    """
+    import sys, time
+    import conda_docker
+
+    def progress(event, message):
+        if event == "install.started":
+            print("STARTED", flush=True)
+            time.sleep(3)  # the build is mid-way when Ctrl-C arrives
+
+    try:
+        conda_docker.build(
+            ["bzip2", "zstd"], channels=[sys.argv[1]], base="docker-archive:" + sys.argv[2],
+            outputs=[sys.argv[3]], cache_dir=sys.argv[4], progress=progress,
+        )
+        print("FINISHED")
+    except KeyboardInterrupt as e:
+        print(type(e).__name__, isinstance(e, conda_docker.CondaDockerError), str(e))
+        sys.exit(3)
+    """
+)
+
+
+def test_sigint_cancels_a_build(tmp_path):
+    out = tmp_path / "never.tar"
+    proc = subprocess.Popen(
+        [sys.executable, "-c", SCRIPT, str(CHANNEL), str(DEMO_BASE), str(out), str(tmp_path / "cache")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.stdout.readline().strip() == "STARTED"
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 3, (stdout, stderr)
+    assert stdout.startswith("Cancelled True cancelled"), (stdout, stderr)
+    assert not out.exists()
+    assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
+
+
+def test_sigint_stops_the_console_script(tmp_path):
+    """`conda-docker` from the wheel is the same command: Ctrl-C exits 130, writing nothing."""
+    script = os.path.join(os.path.dirname(sys.executable), "conda-docker")
+    out = tmp_path / "never.tar"
+    proc = subprocess.Popen(
+        [script, "build", "-b", f"docker-archive:{DEMO_BASE}", "-c", str(CHANNEL), "--cache-dir",
+         str(tmp_path / "cache"), "-o", str(out), "bzip2", "zstd"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    # Wait until it is working (it reports reading the base), then interrupt.
+    import time
+
+    deadline = time.time() + 30
+    while time.time() < deadline and not (tmp_path / "cache").exists():
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGINT)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130, (stdout, stderr)
+    assert "cancelled" in stderr
+    assert not out.exists()
