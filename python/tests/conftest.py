@@ -175,6 +175,7 @@ class Docker:
 
     def __call__(self, *args: str, check: bool = True) -> str:
         out = subprocess.run(["docker", *args], env=self.env, capture_output=True, text=True)
+        self.last_stderr = out.stderr
         if check and out.returncode != 0:
             raise AssertionError(f"docker {' '.join(args)} failed: {out.stderr}")
         return out.stdout

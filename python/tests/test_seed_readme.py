@@ -71,6 +71,9 @@ def test_readme_build_environment(bases, docker, tmp_path, monkeypatch):
     docker("load", "-i", str(tmp_path / "demo.tar"))
     out = docker("run", "--rm", "--network=none", "example-image:123456", "sh", "-c", "echo hi | bzip2 | bzip2 -d")
     assert out == "hi\n"
+    # conda's bzip2, found on the image's PATH (not busybox's applet).
+    help_text = docker("run", "--rm", "--network=none", "example-image:123456", "bzip2", "--help", check=False)
+    assert "block-sorting file compressor" in help_text + docker.last_stderr
 
 
 def test_build_environment_image_is_an_image_to_edit(bases, docker, tmp_path):
@@ -84,9 +87,8 @@ def test_build_environment_image_is_an_image_to_edit(bases, docker, tmp_path):
     image.layers[0].config["Env"].append("STAGE=edited")
     image.write_file(tmp_path / "edited.tar")
     docker("load", "-i", str(tmp_path / "edited.tar"))
-    out = docker("run", "--rm", "--network=none", "edited:1", "sh", "-c", "cat /etc/motd; echo $STAGE; bzip2 --help 2>&1 | head -1")
-    assert out.startswith("built and edited\nedited\n")
-    assert "bzip2" in out
+    out = docker("run", "--rm", "--network=none", "edited:1", "sh", "-c", "cat /etc/motd; echo $STAGE; /opt/conda/bin/bzip2 --help 2>&1 | head -1")
+    assert out.startswith("built and edited\nedited\nbzip2, a block-sorting file compressor")
 
 
 def test_filter_renames_changes_modes_and_drops(tmp_path, docker):
