@@ -141,3 +141,24 @@ def _demo_base():
     from conftest import DEMO_BASE
 
     return DEMO_BASE
+
+
+def test_image_from_layers_and_add_layer_paths(tmp_path, docker):
+    from conda_docker import Image
+
+    [base] = Image.from_file(_demo_base())
+    (tmp_path / "tool.sh").write_text("#!/bin/sh\necho tool\n")
+    (tmp_path / "tool.sh").chmod(0o755)
+    image = Image("assembled", "2", layers=base.layers)
+    assert [l.diff_id for l in image.layers] == [l.diff_id for l in base.layers]
+    assert image.config == base.config and image.config is not base.config
+    image.add_layer_paths({tmp_path / "tool.sh": "/usr/local/bin/tool"})
+    image.config["Cmd"] = ["tool"]
+    image.config["Env"][0] = "PATH=/usr/local/bin:/bin"
+    assert base.config["Cmd"] == ["/bin/sh"]
+    image.write_file(tmp_path / "assembled.tar")
+    docker("load", "-i", str(tmp_path / "assembled.tar"))
+    assert docker("run", "--rm", "--network=none", "assembled:2") == "tool\n"
+    removed = image.remove_layer()
+    assert "add_layer_paths" in (removed.created_by or "")
+    assert len(image.layers) == 1

@@ -270,35 +270,42 @@ class Image:
         return f"<Image {self.reference}: {len(self._native.layers())} layers>"
 
 
+def _stem(path: str) -> str:
+    return os.path.basename(path.rstrip("/")).split(".", 1)[0] or "image"
+
+
+def _split_suffix(rest: str):
+    """``PATH[:SUFFIX]`` as the library splits it: a path that exists is whole."""
+    if os.path.exists(rest) or ":" not in rest:
+        return rest, None
+    path, suffix = rest.split(":", 1)
+    return path, suffix or None
+
+
 def _locate(text: str):
     """The location, name and tag of an archive or layout given as a path or ``transport:``."""
-    base = os.path.basename(text.rstrip("/")) or "image"
-    stem = base.split(".", 1)[0] or "image"
-    for prefix in ("docker-archive:", "oci-archive:", "oci:"):
+    if text.startswith("docker-archive:"):
+        path, ref = _split_suffix(text[len("docker-archive:"):])
+        name, tag = (ref.rsplit(":", 1) + ["latest"])[:2] if ref else _repo_tag(path)
+        return text, name, tag
+    for prefix in ("oci-archive:", "oci:"):
         if text.startswith(prefix):
-            rest = text[len(prefix):]
-            if prefix != "docker-archive:" and not os.path.exists(rest) and ":" in rest:
-                path, tag = rest.rsplit(":", 1)
-                return text, os.path.basename(path).split(".", 1)[0] or "image", tag
-            if prefix == "docker-archive:" and not os.path.exists(rest) and ":" in rest:
-                path, ref = rest.split(":", 1)
-                name, _, tag = ref.rpartition(":")
-                return text, name or ref, tag or "latest"
-            return text, _name_tag(rest, stem)[0], _name_tag(rest, stem)[1]
+            path, tag = _split_suffix(text[len(prefix):])
+            return text, _stem(path), tag or "latest"
     if os.path.isdir(text):
-        return "oci:" + text, stem, _name_tag(text, stem)[1]
+        return "oci:" + text, _stem(text), "latest"
     try:
         with tarfile.open(text) as tar:
-            names = set(tar.getnames())
+            is_docker = any(m.name == "manifest.json" for m in tar.getmembers())
     except (OSError, tarfile.TarError) as e:
         raise CondaDockerError(f"reading `{text}`: {e}") from None
-    kind = "docker-archive:" if "manifest.json" in names else "oci-archive:"
-    name, tag = _name_tag(text, stem)
-    return kind + text, name, tag
+    if is_docker:
+        return ("docker-archive:" + text, *_repo_tag(text))
+    return "oci-archive:" + text, _stem(text), "latest"
 
 
-def _name_tag(path: str, stem: str):
-    """The first ``RepoTags`` entry of a docker-archive, else ``stem:latest``."""
+def _repo_tag(path: str):
+    """The first ``RepoTags`` entry of a docker-archive, else the file's stem and ``latest``."""
     try:
         with tarfile.open(path) as tar:
             member = tar.extractfile("manifest.json")
@@ -306,8 +313,8 @@ def _name_tag(path: str, stem: str):
         for entry in manifest:
             for repo_tag in entry.get("RepoTags") or []:
                 name, _, tag = repo_tag.rpartition(":")
-                if "/" not in tag and name:
+                if name and "/" not in tag:
                     return name, tag
     except (OSError, KeyError, ValueError, tarfile.TarError, AttributeError):
         pass
-    return stem, "latest"
+    return _stem(path), "latest"
