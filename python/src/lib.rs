@@ -207,9 +207,16 @@ fn run<T: Send + 'static>(
         }
     };
     match result {
-        _ if interrupted => {
-            Err(Fail::new(Kind::Cancelled, "cancelled; nothing was written").into_py(py))
-        }
+        Ok(_) if interrupted => Err(Fail::new(
+            Kind::Cancelled,
+            "interrupted as the call finished: what it wrote is complete",
+        )
+        .into_py(py)),
+        Err(f) if interrupted => Err(Fail::new(
+            Kind::Cancelled,
+            format!("cancelled; nothing was written ({})", f.message),
+        )
+        .into_py(py)),
         Ok(value) => Ok(value),
         Err(f) => Err(f.into_py(py)),
     }

@@ -45,7 +45,7 @@ def test_sigint_cancels_a_build(tmp_path):
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 3, (stdout, stderr)
-    assert stdout.startswith("Cancelled True cancelled"), (stdout, stderr)
+    assert stdout.startswith("Cancelled True cancelled; nothing was written"), (stdout, stderr)
     assert not out.exists()
     assert not [p for p in os.listdir(tmp_path) if p.endswith(".tmp")]
 
@@ -72,3 +72,35 @@ def test_sigint_stops_the_console_script(tmp_path):
     assert proc.returncode == 130, (stdout, stderr)
     assert "cancelled" in stderr
     assert not out.exists()
+
+
+def test_long_calls_release_the_gil(tmp_path):
+    """Another Python thread runs while a build works (and the progress callback is called
+    from the library's threads)."""
+    import threading
+    import time
+
+    import conda_docker
+
+    ticks = []
+    stop = threading.Event()
+
+    def ticker():
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.01)
+
+    thread = threading.Thread(target=ticker)
+    thread.start()
+    events = []
+    try:
+        started = time.monotonic()
+        conda_docker.build(["bzip2", "zstd"], channels=[str(CHANNEL)], base=f"docker-archive:{DEMO_BASE}",
+                           cache_dir=tmp_path / "cache", progress=lambda e, m: events.append(e))
+        elapsed = time.monotonic() - started
+    finally:
+        stop.set()
+        thread.join()
+    during = [t for t in ticks if started <= t <= started + elapsed]
+    assert elapsed > 0.2 and len(during) >= elapsed / 0.01 / 4, (elapsed, len(during))
+    assert "install.finished" in events

@@ -47,6 +47,10 @@ def test_login_build_push_inspect_copy(auth_registry, isolated_home, tmp_path, d
     by_digest = conda_docker.inspect(pushed)
     assert by_digest["layers"] == report["layers"]
 
+    # The seed's pull_image finds the stored login as the CLI does.
+    pulled = conda_docker.pull_image(f"{auth_registry}/team/demo", "1")
+    assert [l.diff_id for l in pulled.layers] == [l.diff_id for l in result.image.layers]
+
     copied = conda_docker.copy(ref, f"oci:{tmp_path / 'layout'}:1")
     assert copied["image_id"] == result.image_id
     again = conda_docker.copy(f"oci:{tmp_path / 'layout'}:1", f"docker://{auth_registry}/team/copy:1", creds=(USER, PASSWORD))
