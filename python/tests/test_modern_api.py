@@ -91,3 +91,24 @@ def test_console_script_runs_the_cli(tmp_path):
     assert bad.returncode == 2 and "no-such-flag" in bad.stderr
     missing = subprocess.run([script, "inspect", f"docker-archive:{tmp_path / 'nope.tar'}"], capture_output=True, text=True)
     assert missing.returncode == 1 and "caused by" in missing.stderr
+
+
+def test_seed_build_from_an_environment_file(tmp_path):
+    from conda_docker.conda import build_docker_environment
+
+    env_file = tmp_path / "environment.yml"
+    env_file.write_text(
+        f"name: from-file\nchannels:\n  - {CHANNEL}\ndependencies:\n  - bzip2\nvariables:\n  MODE: file\n"
+    )
+    result = build_docker_environment(
+        base_image="scratch",
+        output_image="from-file:1",
+        environment_file=env_file,
+        output_filename=tmp_path / "env.tar",
+        layering_strategy="single",
+    )
+    report = conda_docker.inspect(f"docker-archive:{tmp_path / 'env.tar'}")
+    assert "MODE=file" in report["config"]["config"]["Env"]
+    assert "CONDA_DEFAULT_ENV=from-file" in report["config"]["config"]["Env"]
+    assert [r["name"] for r in result.records if r["name"] == "bzip2"] == ["bzip2"]
+    assert report["layers"][0]["packages"] and len(report["layers"]) == 1
