@@ -1,12 +1,14 @@
 //! What an image holds: its layers with sizes, digests and the conda packages each carries
-//! (read from the `conda-meta` records in the layer), its config and total size.
+//! (read from the `conda-meta` records in the layer), the packages the whole image holds, its
+//! config and total size.
 
-use std::io::{self, Read};
+use std::ops::Range;
 
 use serde::Serialize;
 
 use crate::image::layer::LayerSource;
-use crate::image::{Cancel, ConfigFile, Digest, Image, Result};
+use crate::image::{Cancel, ConfigFile, Digest, Error, Image, Result};
+use crate::records::{Environment, Package};
 
 /// One layer of a [`Report`].
 #[derive(Clone, Debug, Serialize)]
@@ -40,82 +42,114 @@ pub struct Report {
     pub total_uncompressed_size: u64,
     /// The image configuration.
     pub config: ConfigFile,
+    /// The conda packages the image holds (a higher layer's records replacing or deleting a
+    /// lower one's), by prefix and name.
+    pub packages: Vec<Package>,
 }
 
 /// Reads every layer of `image` (checking its digests) and reports what it holds.
 pub fn inspect(image: &Image, cancel: &Cancel) -> Result<Report> {
-    let history: Vec<_> = image
+    let mut stack = Stack::default();
+    stack.read(image, 0..image.layers().len(), cancel)?;
+    Ok(stack.report(image))
+}
+
+/// The reports of two images, reading the layers at the bottom of both stacks once: while
+/// the two have the same diff_ids from the bottom up, each such layer (and so the records
+/// under the next one) is the same in both, and is read from `a` only.
+pub fn inspect_pair(a: &Image, b: &Image, cancel: &Cancel) -> Result<(Report, Report)> {
+    let common = a
+        .layers()
+        .iter()
+        .zip(b.layers())
+        .take_while(|(x, y)| x.diff_id().is_some() && x.diff_id() == y.diff_id())
+        .count();
+    let mut stack_a = Stack::default();
+    stack_a.read(a, 0..common, cancel)?;
+    let mut stack_b = stack_a.clone();
+    // B's own blobs and history for the shared layers.
+    let history = created_by(b);
+    for (i, (report, layer)) in stack_b.layers.iter_mut().zip(b.layers()).enumerate() {
+        (report.digest, report.size) = stored(layer);
+        report.created_by = history.get(i).cloned().flatten();
+    }
+    stack_a.read(a, common..a.layers().len(), cancel)?;
+    stack_b.read(b, common..b.layers().len(), cancel)?;
+    Ok((stack_a.report(a), stack_b.report(b)))
+}
+
+/// The layers of an image read so far, bottom first, and the records they leave.
+#[derive(Clone, Default)]
+struct Stack {
+    layers: Vec<LayerReport>,
+    environment: Environment,
+}
+
+/// Each layer's history entry's `created_by`, bottom first.
+fn created_by(image: &Image) -> Vec<Option<String>> {
+    image
         .config()
         .history
         .iter()
         .filter(|h| !h.empty_layer)
-        .collect();
-    let mut layers = Vec::new();
-    for (i, layer) in image.layers().iter().enumerate() {
-        let ((packages, entries), written) = layer.read_tar(cancel, list_packages)?;
-        let (digest, size) = match layer.source() {
-            LayerSource::Blob { digest, range, .. } => (digest.clone(), Some(range.size)),
-            LayerSource::Tar(_) => (None, None),
-        };
-        let report = LayerReport {
-            digest,
-            diff_id: written.diff_id,
-            size,
-            uncompressed_size: written.size,
-            created_by: history.get(i).and_then(|h| h.created_by.clone()),
-            packages,
-            entries,
-        };
-        layers.push(report);
-    }
-    let total_uncompressed_size = layers.iter().map(|l| l.uncompressed_size).sum();
-    let total_size = layers
-        .iter()
-        .map(|l| l.size.unwrap_or(l.uncompressed_size))
-        .sum();
-    let mut config = image.config().clone();
-    config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.clone()).collect();
-    Ok(Report {
-        platform: image.platform().to_string(),
-        layers,
-        total_size,
-        total_uncompressed_size,
-        config,
-    })
+        .map(|h| h.created_by.clone())
+        .collect()
 }
 
-/// The conda packages recorded in a layer tar (`.../conda-meta/NAME-VERSION-BUILD.json`), and
-/// its entry count. Reads the tar to its end, so the writer side never blocks.
-fn list_packages(reader: &mut dyn Read) -> io::Result<(Vec<String>, usize)> {
-    let mut archive = tar::Archive::new(reader);
-    let mut packages = Vec::new();
-    let mut entries = 0;
-    for entry in archive.entries()? {
-        let mut entry = entry?;
-        entries += 1;
-        let path = entry.path()?.into_owned();
-        let in_meta = path
-            .parent()
-            .and_then(|p| p.file_name())
-            .is_some_and(|n| n == "conda-meta");
-        if in_meta
-            && path.extension().is_some_and(|e| e == "json")
-            && entry.header().entry_type().is_file()
-        {
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes)?;
-            #[derive(serde::Deserialize)]
-            struct Record {
-                name: String,
-                version: String,
-                build: String,
-            }
-            if let Ok(r) = serde_json::from_slice::<Record>(&bytes) {
-                packages.push(format!("{}-{}-{}", r.name, r.version, r.build));
-            }
+/// A layer's stored digest and size, when it is a stored blob.
+fn stored(layer: &crate::image::Layer) -> (Option<Digest>, Option<u64>) {
+    match layer.source() {
+        LayerSource::Blob { digest, range, .. } => (digest.clone(), Some(range.size)),
+        LayerSource::Tar(_) => (None, None),
+    }
+}
+
+impl Stack {
+    /// Reads the layers `which` of `image` (the next ones up) on top of the stack.
+    fn read(&mut self, image: &Image, which: Range<usize>, cancel: &Cancel) -> Result<()> {
+        let history = created_by(image);
+        let first = which.start;
+        for (i, layer) in image.layers()[which].iter().enumerate() {
+            let below = &self.environment;
+            let (scanned, written) =
+                layer.read_tar(cancel, |reader| crate::records::scan(reader, below))?;
+            let mut packages: Vec<String> = scanned.records.iter().map(|(_, p)| p.dist()).collect();
+            packages.sort();
+            let entries = scanned.entries;
+            self.environment
+                .apply(scanned)
+                .map_err(|e| Error::invalid(layer.description(), e.to_string()))?;
+            let (digest, size) = stored(layer);
+            self.layers.push(LayerReport {
+                digest,
+                diff_id: written.diff_id,
+                size,
+                uncompressed_size: written.size,
+                created_by: history.get(first + i).cloned().flatten(),
+                packages,
+                entries,
+            });
+        }
+        Ok(())
+    }
+
+    /// The report on `image`, whose layers this stack read.
+    fn report(self, image: &Image) -> Report {
+        let layers = self.layers;
+        let total_uncompressed_size = layers.iter().map(|l| l.uncompressed_size).sum();
+        let total_size = layers
+            .iter()
+            .map(|l| l.size.unwrap_or(l.uncompressed_size))
+            .sum();
+        let mut config = image.config().clone();
+        config.rootfs.diff_ids = layers.iter().map(|l| l.diff_id.clone()).collect();
+        Report {
+            platform: image.platform().to_string(),
+            layers,
+            total_size,
+            total_uncompressed_size,
+            config,
+            packages: self.environment.packages(),
         }
     }
-    io::copy(&mut archive.into_inner(), &mut io::sink())?;
-    packages.sort();
-    Ok((packages, entries))
 }

@@ -15,8 +15,10 @@
 //! - [`cache`]: the caches (blobs, layer keys, package contents), their size and pruning;
 //!   [`atomic`]: the one way files are written (temporary file, explicit mode, rename).
 //! - [`settings`]: image settings from environment files and flags; [`inspect`]: what an image
-//!   holds; [`sbom`]: SPDX and CycloneDX documents of an environment; [`reporter`]: progress
-//!   events for a front end.
+//!   holds, with its conda packages read from their `conda-meta` records ([`records`]);
+//!   [`diff`]: what changed from one image to another; [`image_lock`]: the lockfile an image
+//!   was built from, read back from it; [`sbom`]: SPDX and CycloneDX documents of an
+//!   environment; [`reporter`]: progress events for a front end.
 
 #![deny(missing_docs)]
 
@@ -24,9 +26,12 @@ pub mod atomic;
 pub mod build;
 pub mod cache;
 pub mod conda;
+pub mod diff;
 pub mod image;
+pub mod image_lock;
 pub mod input;
 pub mod inspect;
+pub mod records;
 pub mod reporter;
 pub mod sbom;
 pub mod settings;

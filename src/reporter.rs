@@ -1,6 +1,9 @@
 //! Progress events, so a front end can show bars without the library knowing how.
 
-use crate::image::{Layer, WrittenLayer};
+use std::fmt;
+use std::time::Duration;
+
+use crate::image::{Digest, Layer, WrittenLayer};
 
 /// The steps of a build, in order.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -33,6 +36,75 @@ pub trait Reporter: Send + Sync {
     fn layer_started(&self, _index: usize, _total: usize, _layer: &Layer) {}
     /// Layer `index` was written.
     fn layer_finished(&self, _index: usize, _layer: &Layer, _written: &WrittenLayer) {}
+    /// `done` of the `total` bytes of blob `digest` have come from a registry.
+    fn blob_downloaded(&self, _digest: &Digest, _done: u64, _total: u64) {}
+    /// A request to a registry failed and is tried again after `retry.delay`.
+    fn retrying(&self, _retry: &Retry<'_>) {}
+    /// Blob `digest` is now in `repository` (`REGISTRY/REPO`), uploaded or mounted, though no
+    /// manifest there may name it yet.
+    fn blob_pushed(&self, _repository: &str, _digest: &Digest) {}
+    /// A manifest or an index was put in `repository` as `target` (a tag, or its own digest).
+    fn manifest_pushed(&self, _repository: &str, _target: &str) {}
+}
+
+/// A failed request to a registry that is tried again; its `Display` is a line for people.
+#[derive(Clone, Copy, Debug)]
+pub struct Retry<'a> {
+    /// The registry host.
+    pub registry: &'a str,
+    /// What was asked: `GET /v2/base/blobs/sha256:...`.
+    pub request: &'a str,
+    /// Why it failed, with its causes.
+    pub cause: &'a str,
+    /// How long we wait before the next attempt.
+    pub delay: Duration,
+    /// The wait the registry asked for with `Retry-After`, when it did.
+    pub asked: Option<Duration>,
+    /// Which retry this is (1 for the first).
+    pub attempt: u32,
+}
+
+impl fmt::Display for Retry<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let Self {
+            registry,
+            request,
+            cause,
+            delay,
+            attempt,
+            ..
+        } = self;
+        match self.asked {
+            Some(asked) if asked > *delay => write!(
+                f,
+                "registry `{registry}` asked us to wait {} ({cause}); waiting {}, as long as \
+                 --timeout allows, before {request} again",
+                seconds(asked),
+                seconds(*delay)
+            ),
+            Some(asked) => write!(
+                f,
+                "registry `{registry}` asked us to wait {} ({cause}); waiting before {request} \
+                 again",
+                seconds(asked)
+            ),
+            None => write!(
+                f,
+                "{request} on `{registry}`: {cause}; retry {attempt} in {}",
+                seconds(*delay)
+            ),
+        }
+    }
+}
+
+/// A duration as people read it: `2 s`, `0.5 s`.
+pub fn seconds(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0} s")
+    } else {
+        format!("{s:.1} s")
+    }
 }
 
 /// A reporter that ignores every event.

@@ -14,10 +14,12 @@ use serde_json::{Value, json};
 use crate::conda::channel::CHANNEL_ALIAS;
 use crate::image::Digest;
 
-/// The file names scanners match, in the prefix's `conda-meta/`.
-pub const SPDX_FILE: &str = "conda-meta/sbom.spdx.json";
-/// The CycloneDX document's path in the prefix.
-pub const CYCLONEDX_FILE: &str = "conda-meta/sbom.cdx.json";
+/// Where the SPDX document is in the prefix. Scanners (syft, Trivy) find SBOMs by the suffixes
+/// `.spdx.json` and `.cdx.json`. Not in `conda-meta/`: conda, rattler and pixi read every
+/// `conda-meta/*.json` as a package record and fail on any other file there.
+pub const SPDX_FILE: &str = "share/sbom/conda-environment.spdx.json";
+/// Where the CycloneDX document is in the prefix.
+pub const CYCLONEDX_FILE: &str = "share/sbom/conda-environment.cdx.json";
 /// The label holding the sha256 of the SPDX document.
 pub const SBOM_LABEL: &str = "org.conda-docker.sbom.digest";
 /// The media type of an SPDX JSON document (an OCI referrer's `artifactType`).
@@ -52,14 +54,16 @@ impl Format {
     }
 }
 
-/// The image an environment was put on, as the SBOM names it.
+/// The image an environment was put on, as the SBOM names it: by its content, not by where it
+/// was read from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BaseImage {
-    /// The base as given (`debian:stable-slim`, `docker-archive:base.tar`).
-    pub name: String,
     /// Its image ID (config digest), which names its content on any transport.
     pub image_id: Digest,
 }
+
+/// The name the SBOMs give the base image.
+const BASE_NAME: &str = "base image";
 
 /// What an SBOM describes.
 #[derive(Clone, Debug)]
@@ -159,7 +163,7 @@ fn stable_uuid(bytes: &[u8]) -> String {
 fn fingerprint(subject: &Subject<'_>) -> String {
     let mut s = format!("{}\n{}\n", subject.name, subject.created);
     if let Some(base) = subject.base {
-        s.push_str(&format!("{} {}\n", base.name, base.image_id));
+        s.push_str(&format!("{}\n", base.image_id));
     }
     for r in subject.records {
         s.push_str(&purl(r));
@@ -217,7 +221,7 @@ pub fn spdx(subject: &Subject<'_>) -> Vec<u8> {
     })];
     if let Some(base) = subject.base {
         packages.push(json!({
-            "name": base.name,
+            "name": BASE_NAME,
             "SPDXID": "SPDXRef-BaseImage",
             "versionInfo": base.image_id.to_string(),
             "downloadLocation": "NOASSERTION",
@@ -356,7 +360,7 @@ pub fn cyclonedx(subject: &Subject<'_>) -> Vec<u8> {
         components.push(json!({
             "type": "container",
             "bom-ref": "base-image",
-            "name": base.name,
+            "name": BASE_NAME,
             "version": base.image_id.to_string(),
             "hashes": [{"alg": "SHA-256", "content": base.image_id.hex()}],
         }));
@@ -395,7 +399,18 @@ fn to_bytes(document: &Value) -> Vec<u8> {
     bytes
 }
 
-/// The SBOM in `format` an image holds in its environment (`$CONDA_PREFIX/conda-meta/`), if
+/// Why an image's SBOM could not be had.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The image's layers could not be read.
+    #[error("reading the image's layers")]
+    Image(#[from] crate::image::Error),
+    /// The image holds no SBOM and no conda environment to make one from.
+    #[error(transparent)]
+    Environment(#[from] crate::image_lock::Error),
+}
+
+/// The SBOM in `format` an image holds in its environment (`$CONDA_PREFIX/share/sbom/`), if
 /// it has one (the top layer that has the file wins).
 pub fn read_from_image(
     image: &crate::image::Image,
@@ -411,6 +426,35 @@ pub fn read_from_image(
         crate::image::files::FileContent::File(bytes) => Some(bytes),
         crate::image::files::FileContent::Symlink(_) => None,
     }))
+}
+
+/// The SBOM of any image's conda environment: the one it holds, else one made from its
+/// `conda-meta` records (an image another tool built), dated by the image's `created`.
+pub fn of_image(
+    image: &crate::image::Image,
+    format: Format,
+    cancel: &crate::image::Cancel,
+) -> Result<Vec<u8>, Error> {
+    if let Some(bytes) = read_from_image(image, format, cancel)? {
+        return Ok(bytes);
+    }
+    let lock = crate::image_lock::ImageLock::read(image, None, true, cancel)?;
+    let created = image
+        .config()
+        .created
+        .as_deref()
+        .and_then(|c| chrono::DateTime::parse_from_rfc3339(c).ok())
+        .map_or(0, |t| t.timestamp().max(0) as u64);
+    let subject = Subject {
+        name: &lock.prefix,
+        records: &lock.records,
+        base: None,
+        created,
+    };
+    Ok(match format {
+        Format::Spdx => spdx(&subject),
+        Format::CycloneDx => cyclonedx(&subject),
+    })
 }
 
 #[cfg(test)]

@@ -88,13 +88,7 @@ fn a_package_whose_sha256_does_not_match_is_refused() {
     let dir = tempdir();
     // A copy of the channel whose repodata promises another sha256 for bzip2.
     let bad = dir.path().join("input-channel");
-    for sub in ["linux-64", "noarch"] {
-        std::fs::create_dir_all(bad.join(sub)).unwrap();
-        for entry in std::fs::read_dir(channel().join(sub)).unwrap() {
-            let entry = entry.unwrap();
-            std::fs::copy(entry.path(), bad.join(sub).join(entry.file_name())).unwrap();
-        }
-    }
+    common::copy_channel(&bad);
     let repodata = bad.join("linux-64/repodata.json");
     let text = std::fs::read_to_string(&repodata).unwrap();
     let real = "5ced96500d945fb286c9c838e54fa759aa04a7129c59800f0846b4335cee770d";
@@ -341,6 +335,16 @@ fn settings_an_image_cannot_run_with_are_refused_before_any_work() {
             "{args:?} was refused only after work: {err}"
         );
     }
+    let err = failing_build(dir.path(), |c| {
+        c.env("SOURCE_DATE_EPOCH", "yesterday")
+            .args(["-b", &base_arg(), "-c"])
+            .arg(channel())
+            .arg("bzip2");
+    });
+    assert!(
+        err.contains("SOURCE_DATE_EPOCH") && err.contains("yesterday"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::archive::{Archive, open};
-use common::{channel, conda_docker, glibc_base, run_ok, tempdir};
+use common::{channel, conda_docker, copy_channel, glibc_base, run_ok, tempdir};
 
 /// A one-package channel written by tests/common/conda_package.py.
 fn package_channel(
@@ -63,17 +63,6 @@ fn build_with(
 
 fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Copies the fixture channel to `dest`, for tests that take parts of it away.
-fn copy_channel(dest: &Path) {
-    for sub in ["linux-64", "noarch"] {
-        std::fs::create_dir_all(dest.join(sub)).unwrap();
-        for e in std::fs::read_dir(channel().join(sub)).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), dest.join(sub).join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// The package directories rattler extracted into the cache.
@@ -294,7 +283,9 @@ fn trimming_drops_static_libraries_by_default_and_docs_on_request() {
                     && !rel.is_empty()
                     && !rel.ends_with('/')
                     && !rel.starts_with("conda-meta/")
+                    && !rel.starts_with("share/sbom/")
                 {
+                    // The package's files (not those conda-docker writes itself).
                     names.push(rel.to_string());
                 }
                 if name == "opt/conda/conda-meta/trimmed-1.0-0.json" {

@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use common::archive::open;
-use common::{channel, conda_docker, glibc_base, run_ok, tempdir};
+use common::{channel, conda_docker, copy_channel, glibc_base, run_ok, tempdir};
 
 /// `conda-docker build` of bzip2 on the glibc base into a docker-archive at `out`, with its own
 /// cache; `configure` adds arguments and environment.
@@ -31,17 +31,6 @@ fn image_id(out: Output) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
-/// Copies the fixture channel to `dest`.
-fn copy_channel(dest: &Path) {
-    for sub in ["linux-64", "noarch"] {
-        std::fs::create_dir_all(dest.join(sub)).unwrap();
-        for e in std::fs::read_dir(channel().join(sub)).unwrap() {
-            let e = e.unwrap();
-            std::fs::copy(e.path(), dest.join(sub).join(e.file_name())).unwrap();
-        }
-    }
 }
 
 /// Every byte of every layer of the docker-archive at `path`, one blob per layer.

@@ -196,18 +196,159 @@ fn every_image_has_valid_sboms_listing_every_package() {
 }
 
 #[test]
-fn no_sbom_leaves_none_and_sbom_says_so() {
+fn no_sbom_leaves_none_and_sbom_makes_one_from_the_records() {
     let dir = tempdir();
     let d = dir.path();
     build(d, "docker-archive:plain.tar", &["--no-sbom", "bzip2"]);
     let source = format!("docker-archive:{}", d.join("plain.tar").display());
-    let out = conda_docker().args(["sbom", &source]).output().unwrap();
+    let report = run_ok(conda_docker().args(["inspect", "--json", &source]));
+    assert!(!report.contains("org.conda-docker.sbom.digest"), "{report}");
+    let listing = run_ok(Command::new("tar").arg("-tf").arg(d.join("plain.tar")));
+    assert!(!listing.contains("sbom"), "{listing}");
+    // An image without SBOMs (as another tool makes them) gets one from its conda-meta records.
+    let made = conda_docker().args(["sbom", &source]).output().unwrap();
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let spdx = json(&made.stdout);
+    assert!(
+        spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "bzip2"),
+        "{spdx}"
+    );
+    if let Some(python) = validators("no_sbom_leaves_none_and_sbom_makes_one_from_the_records") {
+        std::fs::write(d.join("made.spdx.json"), &made.stdout).unwrap();
+        let cdx = conda_docker()
+            .args(["sbom", "--format", "cyclonedx", &source])
+            .output()
+            .unwrap();
+        std::fs::write(d.join("made.cdx.json"), &cdx.stdout).unwrap();
+        validate(&python, &d.join("made.spdx.json"), &d.join("made.cdx.json"));
+    }
+    // An image with no conda environment at all: a clear error naming it.
+    let base = format!("docker-archive:{}", glibc_base().display());
+    let out = conda_docker().args(["sbom", &base]).output().unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("plain.tar") && err.contains("no SBOM"),
+        err.contains("base.tar") && err.contains("no conda environment"),
         "{err}"
     );
-    let report = run_ok(conda_docker().args(["inspect", "--json", &source]));
-    assert!(!report.contains("org.conda-docker.sbom.digest"), "{report}");
+}
+
+/// GETs `url` with `accept`, as JSON.
+fn get_json(url: &str, accept: &str) -> serde_json::Value {
+    let body = run_ok(Command::new("curl").args(["-sf", "-H", &format!("Accept: {accept}"), url]));
+    serde_json::from_str(&body).unwrap_or_else(|e| panic!("{url}: {e}: {body}"))
+}
+
+#[test]
+fn the_sboms_are_attached_as_referrers_in_registries_and_layouts() {
+    let test = "the_sboms_are_attached_as_referrers_in_registries_and_layouts";
+    let Some(registry) = common::tools::Registry::start(common::tools::RegistryAuth::None, test)
+    else {
+        return;
+    };
+    let dir = tempdir();
+    let d = dir.path();
+    let pushed = build(
+        d,
+        &format!("docker://{}/app:1", registry.addr),
+        &["--sbom-dir", "sboms", "bzip2"],
+    );
+    let manifest_digest = pushed.rsplit_once('@').expect("REF@DIGEST").1.to_string();
+    let spdx = std::fs::read(d.join("sboms/sbom.spdx.json")).unwrap();
+    let cdx = std::fs::read(d.join("sboms/sbom.cdx.json")).unwrap();
+
+    // distribution 2.8 has no referrers API: the spec's tag fallback lists them.
+    let tag = format!("sha256-{}", &manifest_digest[7..]);
+    let index = get_json(
+        &registry.url(&format!("/v2/app/manifests/{tag}")),
+        "application/vnd.oci.image.index.v1+json",
+    );
+    let entries = index["manifests"].as_array().unwrap();
+    let mut types: Vec<&str> = entries
+        .iter()
+        .map(|e| e["artifactType"].as_str().unwrap())
+        .collect();
+    types.sort();
+    assert_eq!(
+        types,
+        ["application/spdx+json", "application/vnd.cyclonedx+json"]
+    );
+    for entry in entries {
+        let artifact = get_json(
+            &registry.url(&format!(
+                "/v2/app/manifests/{}",
+                entry["digest"].as_str().unwrap()
+            )),
+            "application/vnd.oci.image.manifest.v1+json",
+        );
+        assert_eq!(artifact["subject"]["digest"], manifest_digest.as_str());
+        let blob = artifact["layers"][0]["digest"].as_str().unwrap();
+        let bytes = Command::new("curl")
+            .args(["-sf", &registry.url(&format!("/v2/app/blobs/{blob}"))])
+            .output()
+            .unwrap()
+            .stdout;
+        let want = if entry["artifactType"] == "application/spdx+json" {
+            &spdx
+        } else {
+            &cdx
+        };
+        assert_eq!(&bytes, want, "the referrer holds the SBOM");
+    }
+    // skopeo sees the image and the fallback tag.
+    if let Some(skopeo) = common::tools::tool("skopeo", test) {
+        let mut skopeo = skopeo;
+        let tags = run_ok(
+            skopeo
+                .args(["list-tags", "--tls-verify=false"])
+                .arg(format!("docker://{}/app", registry.addr)),
+        );
+        assert!(tags.contains(&tag), "{tags}");
+    }
+    // A second push of the same image keeps one entry per SBOM.
+    build(d, &format!("docker://{}/app:1", registry.addr), &["bzip2"]);
+    let index = get_json(
+        &registry.url(&format!("/v2/app/manifests/{tag}")),
+        "application/vnd.oci.image.index.v1+json",
+    );
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+
+    // In an OCI layout, kept as in the registry: an index named sha256-<hex> of the image.
+    let layout = d.join("layout");
+    build(d, &format!("oci:{}:v1", layout.display()), &["bzip2"]);
+    let index = json(&std::fs::read(layout.join("index.json")).unwrap());
+    let entries = index["manifests"].as_array().unwrap();
+    assert_eq!(entries.len(), 2, "{index}");
+    let image = &entries[0];
+    let tag = format!("sha256-{}", &image["digest"].as_str().unwrap()[7..]);
+    assert_eq!(
+        entries[1]["annotations"]["org.opencontainers.image.ref.name"],
+        tag.as_str()
+    );
+    let blob = |digest: &serde_json::Value| {
+        json(
+            &std::fs::read(
+                layout
+                    .join("blobs/sha256")
+                    .join(&digest.as_str().unwrap()[7..]),
+            )
+            .unwrap(),
+        )
+    };
+    let referrers = blob(&entries[1]["digest"]);
+    assert_eq!(referrers["manifests"].as_array().unwrap().len(), 2);
+    for r in referrers["manifests"].as_array().unwrap() {
+        assert_eq!(blob(&r["digest"])["subject"]["digest"], image["digest"]);
+    }
+    // The layout still reads as one image, with or without its tag.
+    run_ok(conda_docker().args(["inspect", &format!("oci:{}:v1", layout.display())]));
+    run_ok(conda_docker().args(["inspect", &format!("oci:{}", layout.display())]));
 }

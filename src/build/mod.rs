@@ -118,6 +118,25 @@ pub fn oci_platform(subdir: Subdir) -> Platform {
     Platform::linux(&arch, variant)
 }
 
+/// The conda subdir of an OCI platform (`linux/arm64` is `linux-aarch64`), if it has one.
+pub fn conda_subdir(platform: &Platform) -> Option<Subdir> {
+    [
+        Subdir::Linux64,
+        Subdir::LinuxAarch64,
+        Subdir::LinuxPpc64le,
+        Subdir::LinuxS390X,
+        Subdir::Linux32,
+        Subdir::LinuxArmV7l,
+        Subdir::LinuxArmV6l,
+    ]
+    .into_iter()
+    .find(|s| {
+        let p = oci_platform(*s);
+        (&p.os, &p.architecture) == (&platform.os, &platform.architecture)
+            && (platform.variant.is_none() || p.variant == platform.variant)
+    })
+}
+
 /// Builds a conda environment image. Every setting has a default; see each `with_` method.
 #[must_use]
 pub struct Builder {
@@ -166,9 +185,7 @@ impl Builder {
             max_layers: MAX_LAYERS,
             trim: Trim::default(),
             cache_dir: None,
-            source_date_epoch: std::env::var("SOURCE_DATE_EPOCH")
-                .ok()
-                .and_then(|v| v.trim().parse().ok()),
+            source_date_epoch: None,
             cancel: Cancel::new(),
             reporter: Arc::new(NoReporter),
             base_options: None,
@@ -234,9 +251,39 @@ impl Builder {
         self
     }
 
+    /// Takes what the environment says, as conda and reproducible-builds tools read it:
+    /// `SOURCE_DATE_EPOCH` (the creation time) and `CONDA_OVERRIDE_GLIBC` /
+    /// `CONDA_OVERRIDE_CUDA` (virtual packages; one given with [`Self::with_virtual_package`]
+    /// wins). Nothing else in the library reads the environment.
+    pub fn from_env(mut self) -> Result<Self, Error> {
+        if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH")
+            && !v.trim().is_empty()
+        {
+            let epoch = v
+                .trim()
+                .parse::<u64>()
+                .map_err(|_| crate::settings::Error {
+                    setting: "SOURCE_DATE_EPOCH",
+                    value: v.clone(),
+                    reason: "must be a whole number of seconds since 1970-01-01".into(),
+                })?;
+            self.source_date_epoch = Some(epoch);
+        }
+        for (env, name) in [
+            ("CONDA_OVERRIDE_GLIBC", "__glibc"),
+            ("CONDA_OVERRIDE_CUDA", "__cuda"),
+        ] {
+            if let Ok(v) = std::env::var(env)
+                && !v.is_empty()
+            {
+                self.virtual_packages.entry(name.to_string()).or_insert(v);
+            }
+        }
+        Ok(self)
+    }
+
     /// Overrides a virtual package (`__glibc` = `2.28`, `__cuda` = `12.4`) for the solve.
-    /// By default `__glibc` is the base image's glibc (2.17 if it cannot be read), and
-    /// `CONDA_OVERRIDE_GLIBC` / `CONDA_OVERRIDE_CUDA` are honoured as conda does.
+    /// By default `__glibc` is the base image's glibc (2.17 if it cannot be read).
     pub fn with_virtual_package(
         mut self,
         name: impl Into<String>,
@@ -294,8 +341,8 @@ impl Builder {
         self
     }
 
-    /// A fixed creation time (seconds since the epoch). By default, `SOURCE_DATE_EPOCH` if set,
-    /// else the newest package's build time.
+    /// A fixed creation time, seconds since the epoch (`SOURCE_DATE_EPOCH` through
+    /// [`Self::from_env`]). By default, the newest package's build time.
     pub fn with_source_date_epoch(mut self, epoch: Option<u64>) -> Self {
         self.source_date_epoch = epoch;
         self
@@ -690,7 +737,7 @@ impl Builder {
             options: self.base_options.clone().unwrap_or_default(),
             cache: self.blob_cache(),
         };
-        let base = transport::read(&base_location, platform, &remote, &self.cancel)
+        let base = transport::read_with(&base_location, platform, &remote, &self.cancel, reporter)
             .await
             .map_err(|source| Error::Base {
                 base: self.base.clone(),
@@ -786,25 +833,12 @@ impl Builder {
         Ok(self.settings.apply(image)?)
     }
 
-    /// The base as an image names it: a registry reference as given, an archive's or layout's
-    /// image name or tag (never its path on the build machine), else nothing.
-    fn base_name(&self) -> Option<String> {
-        match Location::parse_source(&self.base).ok()? {
-            Location::Registry(reference) => Some(reference.to_string()),
-            Location::DockerArchive { reference, .. } => reference,
-            Location::OciArchive { tag, .. } | Location::OciLayout { tag, .. } => tag,
-            Location::Scratch => None,
-        }
-    }
-
     /// The SBOMs of an environment of `records` on `base`, created at `created`.
     fn sbom_of(&self, records: &[RepoDataRecord], base: &Image, created: u64) -> Sbom {
-        let base = (!base.layers().is_empty()).then(|| {
-            let image_id = Digest::of(&base.config_bytes(base.config().rootfs.diff_ids.clone()));
-            crate::sbom::BaseImage {
-                name: self.base_name().unwrap_or_else(|| image_id.to_string()),
-                image_id,
-            }
+        // The base by its content alone: where it was read from (a registry, a mirror of it,
+        // an archive's path) is not part of the image.
+        let base = (!base.layers().is_empty()).then(|| crate::sbom::BaseImage {
+            image_id: Digest::of(&base.config_bytes(base.config().rootfs.diff_ids.clone())),
         });
         let subject = crate::sbom::Subject {
             name: self.env_name.as_deref().unwrap_or("conda environment"),
@@ -842,16 +876,6 @@ impl Builder {
         base: &Image,
     ) -> Result<Vec<GenericVirtualPackage>, Error> {
         let mut overrides = self.virtual_packages.clone();
-        for (env, name) in [
-            ("CONDA_OVERRIDE_GLIBC", "__glibc"),
-            ("CONDA_OVERRIDE_CUDA", "__cuda"),
-        ] {
-            if let Ok(v) = std::env::var(env)
-                && !v.is_empty()
-            {
-                overrides.entry(name.to_string()).or_insert(v);
-            }
-        }
         let glibc = match overrides.remove("__glibc") {
             Some(v) => v,
             None => crate::image::files::glibc_version(base, &self.cancel)?
@@ -1084,6 +1108,26 @@ impl BuiltImage {
     /// The SBOMs the image holds, unless built without.
     pub fn sbom(&self) -> Option<&Sbom> {
         self.sbom.as_ref()
+    }
+
+    /// What to attach beside the image as OCI referrers: its SBOMs (none without).
+    pub fn referrers(&self) -> Vec<crate::image::referrer::Artifact> {
+        let Some(sbom) = &self.sbom else {
+            return Vec::new();
+        };
+        let created = self.image.config().created.clone().unwrap_or_default();
+        [crate::sbom::Format::Spdx, crate::sbom::Format::CycloneDx]
+            .into_iter()
+            .map(|format| crate::image::referrer::Artifact {
+                artifact_type: format.media_type().to_string(),
+                bytes: sbom.document(format).to_vec(),
+                annotations: [(
+                    "org.opencontainers.image.created".to_string(),
+                    created.clone(),
+                )]
+                .into(),
+            })
+            .collect()
     }
 
     /// The image, to edit before writing.

@@ -283,7 +283,13 @@ fn conda_lock_record(p: &rattler_conda_lock::Package, url: &Url) -> Option<Packa
 /// The locked packages as records, from what the lockfile itself says, reading no repodata
 /// and no network. A package the lockfile says nothing of (an `@EXPLICIT` line) is named
 /// from its file name, with no size or dependencies until its own `index.json` is read.
+/// Sorted by dependency.
 pub fn records_offline(locked: &[LockedPackage]) -> Result<Vec<RepoDataRecord>> {
+    Ok(super::solve::sort_by_dependency(records_in_order(locked)?))
+}
+
+/// [`records_offline`], in the lockfile's order.
+pub fn records_in_order(locked: &[LockedPackage]) -> Result<Vec<RepoDataRecord>> {
     let mut out = Vec::with_capacity(locked.len());
     for p in locked {
         let (channel, _, file) = split_url(&p.url).ok_or_else(|| Error::Channel {
@@ -342,7 +348,7 @@ pub fn records_offline(locked: &[LockedPackage]) -> Result<Vec<RepoDataRecord>> 
             channel: Some(channel.to_string()),
         });
     }
-    Ok(super::solve::sort_by_dependency(out))
+    Ok(out)
 }
 
 /// True when [`write`] writes conda-lock's format to `path` (`.yml`/`.yaml`), which holds any
@@ -351,9 +357,26 @@ pub fn writes_conda_lock(path: &Path) -> bool {
     path.extension().is_some_and(|e| e == "yml" || e == "yaml")
 }
 
+/// Checks that a lockfile may be written to `path`: nothing is there, or a regular file (a
+/// directory, symlink or other file is refused and left as it is).
+pub fn check_destination(path: &Path) -> Result<()> {
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if !m.file_type().is_file() => Err(lock_error(
+            path,
+            "it exists and is not a regular file (a directory, a symlink or another kind); \
+             it is left as it is",
+        )),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(Error::io("looking at", path)(e)),
+    }
+}
+
 /// Writes each platform's records as a lockfile: conda-lock's format for `.yml`/`.yaml` (any
-/// number of platforms), else conda's explicit format (one).
+/// number of platforms), else conda's explicit format (one), atomically, where
+/// [`check_destination`] allows.
 pub fn write(path: &Path, platforms: &[(Subdir, &[RepoDataRecord])]) -> Result<()> {
+    check_destination(path)?;
     let text = match platforms {
         _ if writes_conda_lock(path) => conda_lock_text(platforms)?,
         [(subdir, records)] => explicit_text(records, *subdir),

@@ -1,39 +1,54 @@
-//! Cooperative cancellation: long writes check a shared flag between entries.
+//! One way to cancel: a token set by the front end (Ctrl-C, SIGTERM, Python's
+//! `KeyboardInterrupt`) that async work awaits and blocking loops check between steps.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use tokio_util::sync::CancellationToken;
 
-pub(crate) const CANCELLED_MESSAGE: &str = "cancelled";
+/// The error a cancelled step returns, inside an [`std::io::Error`] of kind `Interrupted` where
+/// an I/O signature is needed: recognised by type, never by message.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, thiserror::Error)]
+#[error("cancelled")]
+pub struct Cancelled;
 
-/// A flag that a Ctrl-C handler sets and long-running writes poll.
+/// A cancellation token shared by every part of one operation.
 #[derive(Clone, Debug, Default)]
-pub struct Cancel(Arc<AtomicBool>);
+pub struct Cancel(CancellationToken);
 
 impl Cancel {
-    /// A flag that is not set.
+    /// A token that is not set.
     pub fn new() -> Self {
         Self::default()
     }
 
-    /// Asks every holder of this flag to stop.
+    /// Asks every holder of this token to stop.
     pub fn cancel(&self) {
-        self.0.store(true, Ordering::SeqCst);
+        self.0.cancel();
     }
 
     /// True once [`Cancel::cancel`] was called.
     pub fn is_cancelled(&self) -> bool {
-        self.0.load(Ordering::SeqCst)
+        self.0.is_cancelled()
     }
 
-    /// An `Interrupted` I/O error when cancelled, for use inside write loops.
+    /// Resolves when [`Cancel::cancel`] is called (at once if it was).
+    pub async fn cancelled(&self) {
+        self.0.cancelled().await;
+    }
+
+    /// An `Interrupted` I/O error carrying [`Cancelled`] when cancelled, for write loops.
     pub fn check(&self) -> std::io::Result<()> {
         if self.is_cancelled() {
             Err(std::io::Error::new(
                 std::io::ErrorKind::Interrupted,
-                CANCELLED_MESSAGE,
+                Cancelled,
             ))
         } else {
             Ok(())
         }
     }
+}
+
+/// Whether `error` is a cancellation ([`Cancel::check`]'s error).
+pub fn is_cancelled(error: &std::io::Error) -> bool {
+    error.kind() == std::io::ErrorKind::Interrupted
+        && error.get_ref().is_some_and(|inner| inner.is::<Cancelled>())
 }

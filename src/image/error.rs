@@ -74,6 +74,17 @@ pub enum Error {
         /// What went wrong.
         message: String,
     },
+    /// A request to a registry failed, after the retries it allowed.
+    #[error("registry `{registry}`: {message}")]
+    Network {
+        /// The registry host.
+        registry: String,
+        /// What was asked (method, repository, digest) and how often.
+        message: String,
+        /// Why the last attempt failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
     /// The operation is not supported (yet).
     #[error("{0}")]
     Unsupported(String),
@@ -90,9 +101,7 @@ impl Error {
     ) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| {
-            if source.kind() == std::io::ErrorKind::Interrupted
-                && source.to_string() == super::cancel::CANCELLED_MESSAGE
-            {
+            if super::cancel::is_cancelled(&source) {
                 Self::Cancelled
             } else {
                 Self::Io {

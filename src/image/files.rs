@@ -16,7 +16,11 @@ pub enum FileContent {
     Symlink(PathBuf),
 }
 
-fn clean(path: &Path) -> PathBuf {
+/// The most bytes of one file [`read_files`] reads; a larger file is an error.
+pub const MAX_FILE_SIZE: u64 = 64 << 20;
+
+/// A path in a layer tar as the image sees it: relative, without `.`, `..` or a leading `/`.
+pub fn clean(path: &Path) -> PathBuf {
     path.components()
         .filter(|c| matches!(c, Component::Normal(_)))
         .collect()
@@ -24,6 +28,7 @@ fn clean(path: &Path) -> PathBuf {
 
 /// Reads the files at `wanted` (paths in the image, with or without a leading `/`), following
 /// symlinks; paths that no layer has, or that a later layer deleted, are absent from the result.
+/// A file larger than [`MAX_FILE_SIZE`] is an error.
 pub fn read_files(
     image: &Image,
     wanted: &[&str],
@@ -115,12 +120,27 @@ fn scan(
                 files.insert(path, FileContent::Symlink(target.into_owned()));
             }
         } else if kind.is_file() {
-            let mut bytes = Vec::new();
-            entry.read_to_end(&mut bytes)?;
+            let bytes = read_capped(&mut entry, MAX_FILE_SIZE, &path)?;
             files.insert(path, FileContent::File(bytes));
         }
     }
     Ok((files, whiteouts))
+}
+
+/// Reads all of `reader`, an entry at `path`, or fails when it holds more than `max` bytes.
+pub fn read_capped(reader: &mut dyn Read, max: u64, path: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    reader.take(max + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > max {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "`/{}` is larger than the {max} bytes read of such a file",
+                path.display()
+            ),
+        ));
+    }
+    Ok(bytes)
 }
 
 /// The glibc version of an image (`2.36`), from its `libc.so.6`, if it has one.

@@ -29,6 +29,9 @@ pub struct Descriptor {
     /// The platform, in an index entry.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<DescriptorPlatform>,
+    /// The artifact type of the manifest it points at (OCI 1.1 referrers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
 }
 
 /// The platform of an index entry.
@@ -59,6 +62,12 @@ pub struct Manifest {
     /// Annotations.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
+    /// What an artifact manifest holds (an SBOM, a signature), per OCI 1.1.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    /// The manifest an artifact refers to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Descriptor>,
 }
 
 /// An image index (or Docker manifest list): manifests for several platforms or names.

@@ -17,6 +17,7 @@ pub mod layer_tar;
 pub mod manifest;
 pub mod mutate;
 pub mod reference;
+pub mod referrer;
 pub mod resolve;
 
 use std::collections::BTreeMap;
@@ -38,6 +39,8 @@ pub mod media_type {
     pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
     /// An OCI image config.
     pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
+    /// The empty blob (`{}`) an artifact manifest names as its config.
+    pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
     /// A Docker schema 2 manifest.
     pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
     /// A Docker manifest list.

@@ -245,6 +245,7 @@ impl Resolution<'_> {
                 size: config.len() as u64,
                 annotations: BTreeMap::new(),
                 platform: None,
+                artifact_type: None,
             },
             layers: layers
                 .iter()
@@ -254,9 +255,12 @@ impl Resolution<'_> {
                     size: l.size,
                     annotations: BTreeMap::new(),
                     platform: None,
+                    artifact_type: None,
                 })
                 .collect(),
             annotations: self.image.annotations().clone(),
+            artifact_type: None,
+            subject: None,
         };
         let manifest = serde_json::to_vec(&manifest).expect("a manifest of strings serializes");
         ResolvedImage {
@@ -337,6 +341,7 @@ impl IndexEntry {
                 os: p.os.clone(),
                 variant: p.variant.clone(),
             }),
+            artifact_type: None,
         }
     }
 }

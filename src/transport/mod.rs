@@ -239,6 +239,8 @@ pub struct WrittenImage {
     pub config_digest: Digest,
     /// Digest of the OCI manifest, when one was written.
     pub manifest_digest: Option<Digest>,
+    /// The manifest's size in bytes, when one was written.
+    pub manifest_size: Option<u64>,
     /// Each layer as written, bottom first.
     pub layers: Vec<WrittenLayer>,
     /// What a push to a registry transferred.
@@ -246,11 +248,24 @@ pub struct WrittenImage {
 }
 
 impl WrittenImage {
+    /// The descriptor of the manifest written, for referrers to name as their subject.
+    pub fn manifest_descriptor(&self) -> Option<crate::image::manifest::Descriptor> {
+        Some(crate::image::manifest::Descriptor {
+            media_type: crate::image::media_type::OCI_MANIFEST.into(),
+            digest: self.manifest_digest.clone()?,
+            size: self.manifest_size?,
+            annotations: Default::default(),
+            platform: None,
+            artifact_type: None,
+        })
+    }
+
     /// The image as [`crate::image::resolve`] made it, written.
     pub fn from_resolved(resolved: crate::image::resolve::ResolvedImage) -> Self {
         Self {
             config_digest: resolved.config_digest,
             manifest_digest: Some(resolved.manifest_digest),
+            manifest_size: Some(resolved.manifest.len() as u64),
             layers: resolved.layers,
             push: None,
         }
@@ -323,13 +338,36 @@ impl Default for Remote {
 /// (the message lists what is); [`Error::Unauthorized`](crate::image::Error::Unauthorized) when a
 /// registry refuses; [`Error::Invalid`](crate::image::Error::Invalid) for a malformed archive or
 /// layout; [`Error::DigestMismatch`](crate::image::Error::DigestMismatch) for a blob whose bytes do
-/// not match; [`Error::Registry`](crate::image::Error::Registry) when a registry cannot be reached;
+/// not match; [`Error::Network`](crate::image::Error::Network) when a registry cannot be reached
+/// or a transfer fails after its retries; [`Error::Registry`](crate::image::Error::Registry) when
+/// it answers something unexpected;
 /// [`Error::Io`](crate::image::Error::Io) for unreadable files.
 pub async fn read(
     location: &Location,
     platform: &crate::image::Platform,
     remote: &Remote,
     cancel: &crate::image::Cancel,
+) -> crate::image::Result<crate::image::Image> {
+    read_with(
+        location,
+        platform,
+        remote,
+        cancel,
+        &crate::reporter::NoReporter,
+    )
+    .await
+}
+
+/// [`read`], telling `reporter` about downloads from a registry and their retries.
+///
+/// # Errors
+/// As [`read`].
+pub async fn read_with(
+    location: &Location,
+    platform: &crate::image::Platform,
+    remote: &Remote,
+    cancel: &crate::image::Cancel,
+    reporter: &dyn crate::reporter::Reporter,
 ) -> crate::image::Result<crate::image::Image> {
     use crate::image::Image;
     match location {
@@ -344,7 +382,15 @@ pub async fn read(
             registry::blocking(|| oci_archive::read(path, tag.as_deref(), platform))
         }
         Location::Registry(reference) => {
-            registry::pull(reference, platform, &remote.options, &remote.cache, cancel).await
+            registry::pull(
+                reference,
+                platform,
+                &remote.options,
+                &remote.cache,
+                cancel,
+                reporter,
+            )
+            .await
         }
     }
 }
@@ -358,6 +404,7 @@ pub async fn read(
 /// [`Error::DigestMismatch`](crate::image::Error::DigestMismatch) or
 /// [`Error::Invalid`](crate::image::Error::Invalid) when a layer read from the source is corrupt
 /// or unsafe; [`Error::Unauthorized`](crate::image::Error::Unauthorized) and
+/// [`Error::Network`](crate::image::Error::Network) and
 /// [`Error::Registry`](crate::image::Error::Registry) for pushes;
 /// [`Error::Cancelled`](crate::image::Error::Cancelled) when `cancel` was set.
 pub async fn write(
@@ -453,6 +500,39 @@ pub async fn write_with(
             Ok(written)
         }
         Location::Scratch => Err(not_an_output()),
+    }
+}
+
+/// Attaches `artifacts` (an SBOM, ...) to the image manifest `subject` written at `location`,
+/// as OCI 1.1 referrers: in a registry (through the tag fallback where the registry lacks the
+/// referrers API) and in an OCI layout. Archives hold no referrers: nothing is written there.
+/// Returns the artifact manifests' digests.
+///
+/// # Errors
+/// As [`write`].
+pub async fn attach(
+    location: &Location,
+    subject: &crate::image::manifest::Descriptor,
+    artifacts: &[crate::image::referrer::Artifact],
+    remote: &Remote,
+    reporter: &dyn crate::reporter::Reporter,
+) -> crate::image::Result<Vec<crate::image::Digest>> {
+    match location {
+        Location::Registry(reference) => {
+            registry::push_referrers(
+                reference,
+                subject,
+                artifacts,
+                &remote.options,
+                &remote.cache,
+                reporter,
+            )
+            .await
+        }
+        Location::OciLayout { dir, .. } => {
+            registry::blocking(|| oci_layout::add_referrers(dir, subject, artifacts))
+        }
+        _ => Ok(Vec::new()),
     }
 }
 

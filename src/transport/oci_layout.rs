@@ -114,13 +114,17 @@ pub fn read(dir: &Path, tag: Option<&str>, platform: &Platform) -> Result<Image>
 pub fn read_from(files: &dyn LayoutFiles, tag: Option<&str>, platform: &Platform) -> Result<Image> {
     let location = || files.location().display().to_string();
     let index: Index = parse(files, "index.json", &files.read("index.json")?)?;
+    // Referrers (an SBOM beside an image) are listed too, under their fallback tag or with an
+    // artifact type; they are not images to read.
+    let images = index.manifests.iter().filter(|d| {
+        d.artifact_type.is_none()
+            && !d
+                .ref_name()
+                .is_some_and(crate::image::referrer::is_fallback_tag)
+    });
     let candidates: Vec<&Descriptor> = match tag {
-        Some(t) => index
-            .manifests
-            .iter()
-            .filter(|d| d.ref_name() == Some(t))
-            .collect(),
-        None => index.manifests.iter().collect(),
+        Some(t) => images.filter(|d| d.ref_name() == Some(t)).collect(),
+        None => images.collect(),
     };
     let mut descriptor = match candidates.as_slice() {
         [one] => (*one).clone(),
@@ -223,6 +227,43 @@ fn write_blob(dir: &Path, bytes: &[u8]) -> Result<Digest> {
         crate::atomic::write(&path, bytes).map_err(Error::io("writing", &path))?;
     }
     Ok(digest)
+}
+
+/// Attaches `artifacts` to the manifest `subject` in the layout at `dir`, as OCI 1.1
+/// referrers kept as a registry without the referrers API keeps them: their blobs and
+/// manifests, and an index of them named `sha256-<hex>` of the subject in `index.json` (last,
+/// by rename), merged with the referrers already there. Returns the artifact manifests' digests.
+pub fn add_referrers(
+    dir: &Path,
+    subject: &Descriptor,
+    artifacts: &[crate::image::referrer::Artifact],
+) -> Result<Vec<Digest>> {
+    use crate::image::referrer::{artifact_manifest, fallback_tag, with_referrers};
+    let index_path = dir.join("index.json");
+    let files = LayoutDir(dir);
+    let mut index: Index = parse(&files, "index.json", &files.read("index.json")?)?;
+    let tag = fallback_tag(&subject.digest);
+    let existing = match index.manifests.iter().find(|d| d.ref_name() == Some(&tag)) {
+        Some(d) => Some(read_blob_json::<Index>(&files, d)?),
+        None => None,
+    };
+    let mut added = Vec::new();
+    for artifact in artifacts {
+        let made = artifact_manifest(artifact, subject);
+        for (_, bytes) in &made.blobs {
+            write_blob(dir, bytes)?;
+        }
+        write_blob(dir, &made.manifest)?;
+        added.push(made.descriptor);
+    }
+    let referrers = with_referrers(existing, &added).to_bytes();
+    write_blob(dir, &referrers)?;
+    let descriptor = IndexEntry::index(&referrers).named(Some(&tag)).descriptor();
+    index.manifests.retain(|d| d.ref_name() != Some(&tag));
+    index.manifests.push(descriptor);
+    crate::atomic::write(&index_path, &index.to_bytes())
+        .map_err(Error::io("writing", &index_path))?;
+    Ok(added.into_iter().map(|d| d.digest).collect())
 }
 
 /// Writes `image` into the layout at `dir` (created if missing), named `tag` if given.

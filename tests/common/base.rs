@@ -133,6 +133,7 @@ pub fn write_multi_arch_layout(dir: &Path, glibc_base: &Path) -> PathBuf {
                 os: "linux".into(),
                 variant: variant.map(Into::into),
             }),
+            artifact_type: None,
         }
     };
     let index = Index {

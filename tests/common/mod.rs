@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod base;
+pub mod fault_proxy;
 pub mod tools;
 
 use std::path::{Path, PathBuf};
@@ -17,6 +18,18 @@ pub fn repo() -> PathBuf {
 /// The real conda-forge channel vendored in the repository (bzip2, zstd, openssl, ncurses and deps).
 pub fn channel() -> PathBuf {
     repo().join("demo/channel")
+}
+
+/// Copies the fixture channel to `dest`, for tests that move it, rename it or take parts away.
+pub fn copy_channel(dest: &Path) {
+    for sub in ["linux-64", "noarch"] {
+        std::fs::create_dir_all(dest.join(sub)).expect("creating the channel copy");
+        for e in std::fs::read_dir(channel().join(sub)).expect("reading the fixture channel") {
+            let e = e.expect("reading the fixture channel");
+            std::fs::copy(e.path(), dest.join(sub).join(e.file_name()))
+                .expect("copying the fixture channel");
+        }
+    }
 }
 
 /// A scratch directory for one test, removed when dropped. Its name is lowercase, since podman

@@ -55,7 +55,9 @@ fn spawn_with_watchdog(script: &str, dir: &Path) {
     spawn_named(script, dir, "daemon", true);
 }
 
-fn spawn_named(script: &str, dir: &Path, name: &str, remove_dir: bool) {
+/// Starts `script` under `sh` with a watchdog that stops it when this test process exits; the
+/// pid goes to `dir/NAME.pid` (and `dir` is removed after, if `remove_dir`).
+pub fn spawn_named(script: &str, dir: &Path, name: &str, remove_dir: bool) {
     let me = std::process::id();
     let cleanup = if remove_dir {
         format!("rm -rf '{}'", dir.display())

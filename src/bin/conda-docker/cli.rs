@@ -1,8 +1,11 @@
 //! The command line, as clap structs; no logic here.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use conda_docker::transport::registry::retry::parse_seconds;
+use conda_docker::transport::registry::{Credential, RegistryOptions, Timeouts};
 
 /// Build minimal, reproducible Docker/OCI images from conda environments, without Docker.
 #[derive(Debug, Parser)]
@@ -26,6 +29,10 @@ pub enum Command {
     Login(LoginArgs),
     /// Show an image's layers (with the conda packages each holds), config and size.
     Inspect(InspectArgs),
+    /// Show what changed from one image to another: conda packages, layers and config.
+    Diff(DiffArgs),
+    /// Write the lockfile an image was built from, read from the image, to rebuild it exactly.
+    Lock(LockArgs),
     /// Copy an image between transports (docker-archive, OCI layout, oci-archive, registry).
     Copy(CopyArgs),
     /// Show or prune conda-docker's caches (blobs, layer keys, package contents).
@@ -105,6 +112,41 @@ pub enum SbomFormat {
 }
 
 #[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The old image: `docker-archive:PATH`, `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]` or a
+    /// registry reference.
+    pub image_a: String,
+    /// The new image, as the old.
+    pub image_b: String,
+    /// Print JSON for machines.
+    #[arg(long)]
+    pub json: bool,
+    /// Exit with 1 when the images differ, 0 when they do not and 2 on an error, as
+    /// `git diff --exit-code` and diff(1); without it, 0 whether or not they differ.
+    #[arg(long)]
+    pub exit_code: bool,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct LockArgs {
+    /// The image: `docker-archive:PATH`, `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]` or a
+    /// registry reference.
+    pub image: String,
+    /// The lockfile to write: conda-lock's format for `.yml`/`.yaml`, else conda's explicit
+    /// format. An existing directory or symlink is refused.
+    #[arg(short, long, value_name = "FILE")]
+    pub output: PathBuf,
+    /// The environment's prefix in the image (default: the image's CONDA_PREFIX, else the one
+    /// environment it holds).
+    #[arg(long, value_name = "PATH")]
+    pub prefix: Option<String>,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
 pub struct CopyArgs {
     /// Where to read the image from (as `-b` takes it).
     pub source: String,
@@ -149,7 +191,7 @@ pub struct LoginArgs {
     pub tls: TlsArgs,
 }
 
-/// How to reach registries over TLS.
+/// How to reach registries: TLS, and how long to wait.
 #[derive(Debug, Args)]
 pub struct TlsArgs {
     /// Allow plain HTTP, and TLS certificates that do not verify (as Docker's insecure
@@ -160,18 +202,32 @@ pub struct TlsArgs {
     /// in DIR or DIR/HOST:PORT, besides /etc/docker/certs.d and /etc/containers/certs.d.
     #[arg(long, value_name = "DIR", env = "CONDA_DOCKER_CERT_DIR")]
     pub cert_dir: Option<PathBuf>,
+    /// How long a registry may stay silent (connecting, answering, mid-transfer), and how long
+    /// the retries of one request may go on, in seconds [default: 60].
+    #[arg(long, value_name = "SECONDS", env = "CONDA_DOCKER_TIMEOUT", value_parser = parse_seconds)]
+    pub timeout: Option<Duration>,
+    /// A transfer slower than --low-speed-limit for this many seconds fails (and is retried)
+    /// [default: 30].
+    #[arg(long, value_name = "SECONDS", env = "CONDA_DOCKER_LOW_SPEED_TIME", value_parser = parse_seconds)]
+    pub low_speed_time: Option<Duration>,
+    /// The low-speed limit in bytes per second; 0 turns it off [default: 1024].
+    #[arg(long, value_name = "BYTES", env = "CONDA_DOCKER_LOW_SPEED_LIMIT")]
+    pub low_speed_limit: Option<u64>,
 }
 
 impl TlsArgs {
-    /// Registry options with these TLS settings and `credential`.
-    pub fn options(
-        &self,
-        credential: Option<conda_docker::transport::registry::auth::Credential>,
-    ) -> conda_docker::transport::registry::RegistryOptions {
-        conda_docker::transport::registry::RegistryOptions {
+    /// Registry options with these TLS settings and timeouts, and `credential`.
+    pub fn options(&self, credential: Option<Credential>) -> RegistryOptions {
+        let default = Timeouts::default();
+        RegistryOptions {
             insecure: self.insecure,
             credential,
             cert_dir: self.cert_dir.clone(),
+            timeouts: Timeouts {
+                timeout: self.timeout.unwrap_or(default.timeout),
+                low_speed_limit: self.low_speed_limit.unwrap_or(default.low_speed_limit),
+                low_speed_time: self.low_speed_time.unwrap_or(default.low_speed_time),
+            },
         }
     }
 }
@@ -247,7 +303,7 @@ pub struct BuildArgs {
     /// (CycloneDX 1.6); `<platform>.sbom.spdx.json`, ... for several platforms.
     #[arg(long, value_name = "DIR", conflicts_with = "no_sbom")]
     pub sbom_dir: Option<PathBuf>,
-    /// Build without SBOMs: none in the image (`conda-meta/sbom.*.json`), none beside it.
+    /// Build without SBOMs: none in the image (`<prefix>/share/sbom/`), none beside it.
     #[arg(long)]
     pub no_sbom: bool,
     /// Set an environment variable in the image (repeatable).

@@ -1,11 +1,12 @@
 //! Progress on stderr: bars on a terminal, plain lines otherwise, nothing with `--quiet`.
 
+use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use conda_docker::image::{Layer, WrittenLayer};
-use conda_docker::reporter::{Reporter, Stage};
+use conda_docker::image::{Digest, Layer, WrittenLayer};
+use conda_docker::reporter::{Reporter, Retry, Stage};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Formats a byte count as `1.2 MB`.
@@ -24,11 +25,22 @@ pub fn human_bytes(n: u64) -> String {
     }
 }
 
+/// What a push put in one repository so far.
+#[derive(Debug, Default)]
+struct Pushed {
+    blobs: usize,
+    tags: Vec<String>,
+}
+
 /// The command line's [`Reporter`].
 pub struct Progress {
     quiet: bool,
     terminal: bool,
     bar: Mutex<Option<ProgressBar>>,
+    /// The blob the byte bar shows, if it does.
+    downloading: Mutex<Option<Digest>>,
+    /// By `REGISTRY/REPO`.
+    pushed: Mutex<BTreeMap<String, Pushed>>,
 }
 
 impl Progress {
@@ -38,7 +50,40 @@ impl Progress {
             quiet,
             terminal: std::io::stderr().is_terminal(),
             bar: Mutex::new(None),
+            downloading: Mutex::new(None),
+            pushed: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// What is in registries after an interrupted run: `nothing was written`, or the blobs
+    /// and tags each repository got.
+    pub fn written(&self) -> String {
+        let pushed = match self.pushed.lock() {
+            Ok(p) => p,
+            Err(_) => return "nothing was written".into(),
+        };
+        if pushed.is_empty() {
+            return "nothing was written".into();
+        }
+        let plural = |n: usize| if n == 1 { "" } else { "s" };
+        pushed
+            .iter()
+            .map(|(repository, p)| match p.tags.as_slice() {
+                [] => format!(
+                    "{} blob{} were uploaded to {repository}, no tag was written",
+                    p.blobs,
+                    plural(p.blobs)
+                ),
+                tags => format!(
+                    "{} blob{} and the tag{} {} were written to {repository}",
+                    p.blobs,
+                    plural(p.blobs),
+                    plural(tags.len()),
+                    tags.join(", ")
+                ),
+            })
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     /// Prints a line (above any bar).
@@ -106,6 +151,9 @@ impl Reporter for Progress {
 
     fn stage_finished(&self, stage: Stage, message: &str) {
         self.set_bar(None);
+        if let Ok(mut d) = self.downloading.lock() {
+            *d = None;
+        }
         self.note(&format!("{}: {message}", stage_name(stage)));
     }
 
@@ -188,6 +236,55 @@ impl Reporter for Progress {
                 human_bytes(written.size),
                 written.diff_id
             ));
+        }
+    }
+
+    fn blob_downloaded(&self, digest: &Digest, done: u64, total: u64) {
+        if self.quiet || !self.terminal {
+            return;
+        }
+        let (Ok(mut current), Ok(mut slot)) = (self.downloading.lock(), self.bar.lock()) else {
+            return;
+        };
+        if current.as_ref() != Some(digest) || slot.is_none() {
+            if let Some(old) = slot.take() {
+                old.finish_and_clear();
+            }
+            let bar = ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr());
+            bar.set_style(
+                ProgressStyle::with_template(
+                    "pulling {msg} {bar:20} {decimal_bytes}/{decimal_total_bytes} {decimal_bytes_per_sec}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+            );
+            bar.set_message(digest.hex().chars().take(12).collect::<String>());
+            *slot = Some(bar);
+            *current = Some(digest.clone());
+        }
+        if let Some(bar) = slot.as_ref() {
+            bar.set_position(done);
+        }
+    }
+
+    fn retrying(&self, retry: &Retry<'_>) {
+        self.note(&retry.to_string());
+    }
+
+    fn blob_pushed(&self, repository: &str, _digest: &Digest) {
+        if let Ok(mut pushed) = self.pushed.lock() {
+            pushed.entry(repository.to_string()).or_default().blobs += 1;
+        }
+    }
+
+    fn manifest_pushed(&self, repository: &str, target: &str) {
+        if let Ok(mut pushed) = self.pushed.lock()
+            && target.parse::<Digest>().is_err()
+        {
+            pushed
+                .entry(repository.to_string())
+                .or_default()
+                .tags
+                .push(target.to_string());
         }
     }
 }

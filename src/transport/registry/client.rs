@@ -1,6 +1,9 @@
 //! The registry HTTP layer: TLS (with the CAs and client certificates of Docker's and podman's
 //! `certs.d`) or plain HTTP, the auth challenge (Basic or bearer tokens with the right scopes,
-//! including identity tokens), and retries of transient failures.
+//! including identity tokens), and the three ways a request is made, each retried by
+//! [`super::retry`]: [`Client::send`] (a request that may be sent again), [`Client::download`]
+//! (a body, resumed with `Range` after a broken transfer) and `Client::upload` (a blob's final
+//! `PUT`, sent once: whether a lost answer means a stored blob only the registry can say).
 //!
 //! As Docker and crane do, a registry on loopback or marked `--insecure` is tried with HTTPS
 //! first and plain HTTP after; `--insecure` also accepts a certificate that does not verify.
@@ -9,12 +12,20 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, HeaderMap, HeaderValue, WWW_AUTHENTICATE};
+use reqwest::header::{
+    AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HeaderMap, HeaderValue, RANGE, WWW_AUTHENTICATE,
+};
 use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::sync::Mutex;
 
 use super::auth::{self, Credential};
+use super::body::{Sink, Upload, file_body, range_start, request_name};
+use super::retry::{
+    Fault, Meter, Retries, Timeouts, error_chain, is_certificate_error, is_tls_error,
+    is_transient_status, retry_after,
+};
 use crate::image::Error;
+use crate::reporter::{NoReporter, Reporter};
 
 /// How to reach a registry.
 #[derive(Clone, Debug, Default)]
@@ -26,6 +37,8 @@ pub struct RegistryOptions {
     /// A directory of certificates (`*.crt` CAs, `*.cert` + `*.key` client pairs), directly or
     /// in a `HOST:PORT` subdirectory as in `certs.d`, besides the system's `certs.d` directories.
     pub cert_dir: Option<PathBuf>,
+    /// How long to wait for the registry, and how slow a transfer may be.
+    pub timeouts: Timeouts,
 }
 
 /// The directories whose certificates apply to `registry`: `cert_dir` (and its `registry`
@@ -107,31 +120,6 @@ pub fn is_loopback(registry: &str) -> bool {
     host == "localhost" || host == "::1" || host.starts_with("127.")
 }
 
-/// An error and its sources, as one line.
-fn error_chain(e: &reqwest::Error) -> String {
-    let mut chain = e.to_string();
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        chain.push_str(": ");
-        chain.push_str(&s.to_string());
-        source = s.source();
-    }
-    chain
-}
-
-/// True when TLS failed because the server's certificate did not verify.
-fn is_certificate_error(chain: &str) -> bool {
-    chain.contains("invalid peer certificate") || chain.contains("certificate verify")
-}
-
-/// True when the TLS handshake failed (a bad certificate, or a server that does not speak
-/// TLS): trying again will not help.
-fn is_tls_error(chain: &str) -> bool {
-    is_certificate_error(chain)
-        || chain.contains("corrupt message")
-        || chain.contains("InvalidContentType")
-}
-
 /// The host that serves Docker Hub's API.
 fn api_host(registry: &str) -> &str {
     if registry == "docker.io" {
@@ -188,8 +176,8 @@ struct AuthState {
     tokens: HashMap<String, String>,
 }
 
-/// A connection to one registry.
-pub struct Client {
+/// A connection to one registry, telling a [`Reporter`] about retries and transfers.
+pub struct Client<'r> {
     http: reqwest::Client,
     registry: String,
     /// `https://HOST` or `http://HOST`, settled by the first request.
@@ -199,12 +187,11 @@ pub struct Client {
     credential: Option<(Credential, String)>,
     searched: Vec<String>,
     state: Mutex<AuthState>,
+    timeouts: Timeouts,
+    reporter: &'r dyn Reporter,
 }
 
-/// How many times a transient failure is retried.
-const RETRIES: u32 = 4;
-
-impl Client {
+impl Client<'static> {
     /// A client for `registry` (`host[:port]`), with credentials looked up as Docker does.
     pub fn new(registry: &str, options: &RegistryOptions) -> Result<Self, Error> {
         crate::install_tls_provider();
@@ -212,10 +199,11 @@ impl Client {
             registry: registry.to_string(),
             message,
         };
+        // No read timeout: the watchdog of each attempt (retry::Meter) allows long uploads and
+        // downloads that keep moving, and fails silent or crawling ones.
         let builder = reqwest::Client::builder()
             .user_agent(concat!("conda-docker/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(15))
-            .read_timeout(Duration::from_secs(120))
+            .connect_timeout(options.timeouts.timeout)
             .tls_danger_accept_invalid_certs(options.insecure);
         let dirs = cert_dirs(registry, options.cert_dir.as_deref());
         let http = with_certificates(builder, &dirs)
@@ -231,7 +219,31 @@ impl Client {
             credential,
             searched,
             state: Mutex::new(AuthState::default()),
+            timeouts: options.timeouts,
+            reporter: &NoReporter,
         })
+    }
+}
+
+impl<'r> Client<'r> {
+    /// This client, telling `reporter` about retries and transfers.
+    pub fn with_reporter(self, reporter: &dyn Reporter) -> Client<'_> {
+        Client {
+            http: self.http,
+            registry: self.registry,
+            base: self.base,
+            plain_http: self.plain_http,
+            credential: self.credential,
+            searched: self.searched,
+            state: self.state,
+            timeouts: self.timeouts,
+            reporter,
+        }
+    }
+
+    /// The reporter this client tells about retries and transfers.
+    pub fn reporter(&self) -> &dyn Reporter {
+        self.reporter
     }
 
     /// The scheme and host to use: HTTPS, unless plain HTTP is allowed and the server does
@@ -248,12 +260,14 @@ impl Client {
                 let ping = self
                     .http
                     .get(format!("{https}/v2/"))
-                    .timeout(Duration::from_secs(15))
+                    .timeout(self.timeouts.timeout.min(Duration::from_secs(15)))
                     .send()
                     .await;
                 match ping {
                     Ok(_) => Ok(https),
-                    Err(e) if is_certificate_error(&error_chain(&e)) => Err(self.network_error(&e)),
+                    Err(e) if is_certificate_error(&error_chain(&e)) => {
+                        Err(self.network_error("GET /v2/", 1, Fault::Http(e)))
+                    }
                     Err(e) => {
                         tracing::debug!("{https}: {}; trying plain HTTP", error_chain(&e));
                         Ok(format!("http://{host}"))
@@ -286,8 +300,14 @@ impl Client {
         }
     }
 
-    fn network_error(&self, e: &reqwest::Error) -> Error {
-        let chain = error_chain(e);
+    /// The retries of one request to this registry.
+    pub(crate) fn retries(&self) -> Retries<'_> {
+        Retries::new(&self.registry, self.timeouts, self.reporter)
+    }
+
+    /// The error for `request`, failed with `fault` after `attempts` attempts.
+    pub(crate) fn network_error(&self, request: &str, attempts: u32, fault: Fault) -> Error {
+        let chain = error_chain(&fault);
         let hint = if is_certificate_error(&chain) {
             format!(
                 "; its TLS certificate is not trusted: put its CA certificate in \
@@ -299,7 +319,20 @@ impl Client {
         } else {
             String::new()
         };
-        self.error(format!("cannot reach it: {chain}{hint}"))
+        let tries = match attempts {
+            1 => "1 attempt".to_string(),
+            n => format!("{n} attempts"),
+        };
+        let message = if fault.unreached() {
+            format!("cannot reach it ({request}, {tries}){hint}")
+        } else {
+            format!("{request} failed ({tries}){hint}")
+        };
+        Error::Network {
+            registry: self.registry.clone(),
+            message,
+            source: Box::new(fault),
+        }
     }
 
     fn unauthorized(&self, status: StatusCode) -> Error {
@@ -321,42 +354,33 @@ impl Client {
         }
     }
 
-    /// Sends a request built by `build` with authorization for `scopes`, answering an auth
-    /// challenge once and retrying transient failures. Any status is returned to the caller
-    /// except 401/403, which become [`Error::Unauthorized`].
-    pub async fn send(
+    /// One attempt at a request: built by `build`, with authorization for `scopes` (sent again,
+    /// once, after an auth challenge), watched by `meter`. `Ok(Err(fault))` for a failure that
+    /// trying again may cure (a broken connection, silence, 429, 5xx); 401 and 403 become
+    /// [`Error::Unauthorized`]; any other answer is the caller's.
+    async fn exchange(
         &self,
-        method: Method,
-        path: &str,
+        method: &Method,
+        url: &str,
         scopes: &[String],
-        build: impl Fn(RequestBuilder) -> RequestBuilder,
-    ) -> Result<Response, Error> {
-        let url = self.url(path).await?;
-        let mut attempt = 0;
+        build: &(dyn Fn(RequestBuilder) -> RequestBuilder + Sync),
+        meter: &Meter,
+    ) -> Result<Result<Response, Fault>, Error> {
         let mut answered_challenge = false;
         loop {
-            let mut req = build(self.http.request(method.clone(), &url));
+            let mut req = build(self.http.request(method.clone(), url));
             if let Some(value) = self.authorization(scopes).await {
                 req = req.header(AUTHORIZATION, value);
             }
-            let result = req.send().await;
-            let transient = match &result {
-                Ok(r) => {
-                    r.status().is_server_error() || r.status() == StatusCode::TOO_MANY_REQUESTS
-                }
-                Err(e) => {
-                    (e.is_connect() || e.is_timeout() || e.is_request() || e.is_body())
-                        && !is_tls_error(&error_chain(e))
-                }
+            let response = tokio::select! {
+                r = req.send() => r,
+                fault = meter.watch(self.timeouts) => return Ok(Err(fault)),
             };
-            if transient && attempt < RETRIES {
-                attempt += 1;
-                let delay = Duration::from_millis(250 * 2u64.pow(attempt));
-                tracing::debug!("{method} {url}: transient failure, retry {attempt} in {delay:?}");
-                tokio::time::sleep(delay).await;
-                continue;
-            }
-            let response = result.map_err(|e| self.network_error(&e))?;
+            let response = match response {
+                Ok(r) => r,
+                Err(e) => return Ok(Err(Fault::Http(e))),
+            };
+            meter.touch();
             match response.status() {
                 StatusCode::UNAUTHORIZED if !answered_challenge => {
                     answered_challenge = true;
@@ -373,9 +397,204 @@ impl Client {
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
                     return Err(self.unauthorized(response.status()));
                 }
-                _ => return Ok(response),
+                status if is_transient_status(status) => {
+                    return Ok(Err(Fault::Status {
+                        status,
+                        retry_after: retry_after(response.headers()),
+                        response: Box::new(response),
+                    }));
+                }
+                _ => return Ok(Ok(response)),
             }
         }
+    }
+
+    /// Sends a request built by `build` with authorization for `scopes`, answering an auth
+    /// challenge once and retrying what may pass (see [`super::retry`]); the request must be
+    /// one that may be sent twice. Any status is returned to the caller (a 429 or 5xx once the
+    /// retries are spent) except 401/403, which become [`Error::Unauthorized`].
+    pub async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        scopes: &[String],
+        build: impl Fn(RequestBuilder) -> RequestBuilder + Sync,
+    ) -> Result<Response, Error> {
+        let url = self.url(path).await?;
+        let request = request_name(&method, &url);
+        let mut retries = self.retries();
+        loop {
+            let meter = Meter::new();
+            let fault = match self.exchange(&method, &url, scopes, &build, &meter).await? {
+                Ok(response) => return Ok(response),
+                Err(fault) => fault,
+            };
+            if !retries.again(&request, &fault).await {
+                return match fault {
+                    Fault::Status { response, .. } => Ok(*response),
+                    fault => Err(self.network_error(&request, retries.attempts(), fault)),
+                };
+            }
+        }
+    }
+
+    /// GETs `path` (built further by `build`) into `sink`, retrying what may pass; after a
+    /// broken or crawling transfer it
+    /// asks for the rest with `Range` and appends it when the registry answers `206` from the
+    /// right byte, else empties `sink` and takes the whole body again. `expected` is the size a
+    /// descriptor gives: more is an error, less is resumed. `progress` hears the bytes held
+    /// after each chunk. `Ok(None)` once complete; `Ok(Some(answer))` when the registry refused
+    /// (404 and other failures, a 429 or 5xx once the retries are spent).
+    pub async fn download(
+        &self,
+        path: &str,
+        scopes: &[String],
+        expected: Option<u64>,
+        sink: &mut dyn Sink,
+        progress: &(dyn Fn(u64) + Sync),
+        build: impl Fn(RequestBuilder) -> RequestBuilder + Sync,
+    ) -> Result<Option<Response>, Error> {
+        let url = self.url(path).await?;
+        let mut retries = self.retries();
+        let mut ranges = true;
+        loop {
+            let offset = sink.received();
+            if offset > 0 && expected == Some(offset) {
+                return Ok(None);
+            }
+            let range = (ranges && offset > 0).then(|| format!("bytes={offset}-"));
+            let request = match &range {
+                Some(_) => format!("{} from byte {offset}", request_name(&Method::GET, &url)),
+                None => request_name(&Method::GET, &url),
+            };
+            let build = |r: RequestBuilder| match &range {
+                Some(range) => build(r).header(RANGE, range),
+                None => build(r),
+            };
+            let meter = Meter::new();
+            let fault = match self
+                .exchange(&Method::GET, &url, scopes, &build, &meter)
+                .await?
+            {
+                Err(fault) => fault,
+                Ok(mut response) => {
+                    let status = response.status();
+                    let from_offset = status == StatusCode::PARTIAL_CONTENT
+                        && range_start(response.headers()) == Some(offset);
+                    let unusable = status == StatusCode::RANGE_NOT_SATISFIABLE
+                        || (status == StatusCode::PARTIAL_CONTENT && !from_offset);
+                    if range.is_some() && !from_offset && (status.is_success() || unusable) {
+                        // The whole body again (200), or other bytes than asked for.
+                        sink.restart()?;
+                        progress(0);
+                    }
+                    if range.is_some() && unusable {
+                        ranges = false;
+                        let answer = header(response.headers(), "content-range")
+                            .unwrap_or_else(|| status.to_string());
+                        Fault::BadRange { offset, answer }
+                    } else if !status.is_success() {
+                        return Ok(Some(response));
+                    } else {
+                        let before = sink.received();
+                        let read = self
+                            .read_body(&mut response, sink, expected, &meter, progress)
+                            .await;
+                        match read? {
+                            Ok(()) => return Ok(None),
+                            Err(fault) => {
+                                if sink.received() - before >= retries.progress_bytes() {
+                                    retries.progressed();
+                                }
+                                fault
+                            }
+                        }
+                    }
+                }
+            };
+            if !retries.again(&request, &fault).await {
+                return match fault {
+                    Fault::Status { response, .. } => Ok(Some(*response)),
+                    fault => Err(self.network_error(&request, retries.attempts(), fault)),
+                };
+            }
+        }
+    }
+
+    /// Reads the body of `response` into `sink`, watched by `meter`.
+    async fn read_body(
+        &self,
+        response: &mut Response,
+        sink: &mut dyn Sink,
+        expected: Option<u64>,
+        meter: &Meter,
+        progress: &(dyn Fn(u64) + Sync),
+    ) -> Result<Result<(), Fault>, Error> {
+        meter.set_moving(true);
+        let read = async {
+            loop {
+                let chunk = match response.chunk().await {
+                    Ok(Some(chunk)) => chunk,
+                    Ok(None) => break,
+                    Err(e) => return Ok(Err(Fault::Http(e))),
+                };
+                meter.moved(chunk.len());
+                if let Some(expected) = expected
+                    && sink.received() + chunk.len() as u64 > expected
+                {
+                    return Err(self.error(format!(
+                        "{}: the registry sent more than the {expected} bytes the descriptor gives",
+                        request_name(&Method::GET, response.url().as_str())
+                    )));
+                }
+                sink.append(&chunk)?;
+                progress(sink.received());
+            }
+            Ok(match expected {
+                Some(expected) if sink.received() < expected => Err(Fault::Short {
+                    received: sink.received(),
+                    expected,
+                }),
+                _ => Ok(()),
+            })
+        };
+        tokio::select! {
+            r = read => r,
+            fault = meter.watch(self.timeouts) => Ok(Err(fault)),
+        }
+    }
+
+    /// PUTs `body` to `url` (a blob's final `PUT`) once: after a failure the registry may or
+    /// may not hold the blob, and the upload URL may be spent, so only the caller, who can ask
+    /// the registry, may go on with `retries` (which start over when this attempt sent enough
+    /// to count as progress). `Ok(Err(fault))` for a failure that trying again may cure.
+    pub(crate) async fn upload(
+        &self,
+        url: &str,
+        scopes: &[String],
+        body: &Upload,
+        retries: &mut Retries<'_>,
+    ) -> Result<Result<Response, Fault>, Error> {
+        if let Upload::File(range) = body {
+            std::fs::metadata(&range.path).map_err(Error::io("reading", &range.path))?;
+        }
+        let meter = Meter::new();
+        let build = |r: RequestBuilder| {
+            let r = r.header(CONTENT_TYPE, "application/octet-stream");
+            match body {
+                Upload::Bytes(b) => r.body(b.clone()),
+                Upload::File(range) => r
+                    .header(CONTENT_LENGTH, range.size)
+                    .body(file_body(range, meter.clone())),
+            }
+        };
+        let answer = self
+            .exchange(&Method::PUT, url, scopes, &build, &meter)
+            .await;
+        if meter.bytes() >= retries.progress_bytes() {
+            retries.progressed();
+        }
+        answer
     }
 
     /// Checks that the registry accepts this client's credentials (`docker login`'s check).
@@ -442,13 +661,21 @@ impl Client {
                     ("scope", scope.as_str()),
                 ];
                 form.extend(query.iter().copied());
-                self.http.post(realm).form(&form).build()
+                self.http
+                    .post(realm)
+                    .timeout(self.timeouts.timeout)
+                    .form(&form)
+                    .build()
             }
             other => {
                 for s in scopes {
                     query.push(("scope", s));
                 }
-                let mut req = self.http.get(realm).query(&query);
+                let mut req = self
+                    .http
+                    .get(realm)
+                    .timeout(self.timeouts.timeout)
+                    .query(&query);
                 if let Some((Credential::Basic { username, password }, _)) = other {
                     req = req.basic_auth(username, Some(password));
                 }

@@ -7,11 +7,17 @@
 //! same registry, streams uploads from disk, and puts the manifest last, so a tag never points
 //! at missing blobs.
 //!
+//! Network failures are retried (see [`retry`]): a broken download resumes with `Range` where
+//! the registry allows it, and a blob upload whose answer was lost is checked with `HEAD`
+//! before a new upload starts.
+//!
 //! Our own client on `reqwest` rather than `oci-client`: that one has no identity-token flow,
 //! treats a declined mount (202) as an error and cannot upload from a byte range of a file.
 
 pub mod auth;
+pub mod body;
 pub mod client;
+pub mod retry;
 
 use std::io::Write;
 
@@ -20,6 +26,7 @@ use reqwest::{Method, StatusCode};
 pub use super::blob_cache::BlobCache;
 pub use auth::Credential;
 pub use client::{Client, RegistryOptions};
+pub use retry::Timeouts;
 
 use super::{WrittenImage, WrittenIndex};
 use crate::image::layer::{FileRange, LayerSource};
@@ -30,7 +37,9 @@ use crate::image::{
     media_type,
 };
 use crate::reporter::Reporter;
+use body::{InMemory, Sink, Upload};
 use client::{header, scope};
+use retry::Fault;
 
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.docker.distribution.manifest.list.v2+json, \
@@ -50,16 +59,26 @@ pub struct PushStats {
     pub compressed_reused: usize,
 }
 
-/// Reads the body of an error answer, shortened, for messages.
-async fn error_body(response: reqwest::Response) -> String {
+/// The status and the start of the body of an error answer, for messages (at most 4 KiB read,
+/// for at most 5 s).
+async fn error_body(mut response: reqwest::Response) -> String {
     let status = response.status();
-    let body = response.text().await.unwrap_or_default();
-    let body: String = body.chars().take(300).collect();
+    let mut body = Vec::new();
+    let read = async {
+        while let Ok(Some(chunk)) = response.chunk().await {
+            body.extend_from_slice(&chunk);
+            if body.len() >= 4096 {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
+    let body: String = String::from_utf8_lossy(&body).chars().take(300).collect();
     format!("{status} {}", body.trim())
 }
 
 async fn fetch_manifest(
-    client: &Client,
+    client: &Client<'_>,
     repo: &str,
     reference: &str,
     cache: &BlobCache,
@@ -70,33 +89,32 @@ async fn fetch_manifest(
         return Ok((bytes, digest));
     }
     let scopes = [scope(repo, "pull")];
-    let response = client
-        .send(
-            Method::GET,
+    let mut sink = InMemory::default();
+    let refused = client
+        .download(
             &format!("/v2/{repo}/manifests/{reference}"),
             &scopes,
+            None,
+            &mut sink,
+            &|_| {},
             |r| r.header("Accept", MANIFEST_ACCEPT),
         )
         .await?;
-    if response.status() == StatusCode::NOT_FOUND {
-        let available = list_tags(client, repo).await;
-        return Err(Error::NotFound {
-            location: format!("{}/{repo}", client.registry()),
-            wanted: reference.to_string(),
-            available,
-        });
-    }
-    if !response.status().is_success() {
+    if let Some(response) = refused {
+        if response.status() == StatusCode::NOT_FOUND {
+            let available = list_tags(client, repo).await;
+            return Err(Error::NotFound {
+                location: format!("{}/{repo}", client.registry()),
+                wanted: reference.to_string(),
+                available,
+            });
+        }
         return Err(client.error(format!(
             "manifest `{repo}:{reference}`: {}",
             error_body(response).await
         )));
     }
-    let bytes = response
-        .bytes()
-        .await
-        .map_err(|e| client.error(format!("reading manifest `{repo}:{reference}`: {e}")))?
-        .to_vec();
+    let bytes = sink.0;
     let digest = Digest::of(&bytes);
     if let Ok(expected) = reference.parse::<Digest>()
         && expected != digest
@@ -112,24 +130,32 @@ async fn fetch_manifest(
     Ok((bytes, digest))
 }
 
-async fn list_tags(client: &Client, repo: &str) -> String {
+async fn list_tags(client: &Client<'_>, repo: &str) -> String {
     #[derive(serde::Deserialize)]
     struct Tags {
         tags: Option<Vec<String>>,
     }
     let scopes = [scope(repo, "pull")];
-    let Ok(response) = client
-        .send(
-            Method::GET,
+    let mut sink = InMemory::default();
+    let listed = client
+        .download(
             &format!("/v2/{repo}/tags/list"),
             &scopes,
+            None,
+            &mut sink,
+            &|_| {},
             |r| r,
         )
-        .await
-    else {
-        return "no tags that could be listed".into();
-    };
-    match response.json::<Tags>().await.ok().and_then(|t| t.tags) {
+        .await;
+    match listed {
+        Ok(None) => {}
+        Ok(Some(_)) => return "no tags (the repository does not exist or is empty)".into(),
+        Err(_) => return "no tags that could be listed".into(),
+    }
+    match serde_json::from_slice::<Tags>(&sink.0)
+        .ok()
+        .and_then(|t| t.tags)
+    {
         Some(tags) if !tags.is_empty() => {
             let mut tags = tags;
             tags.sort();
@@ -145,11 +171,84 @@ async fn list_tags(client: &Client, repo: &str) -> String {
     }
 }
 
-/// Downloads a blob into the cache (unless there), checking its digest; returns its path.
+/// A blob being downloaded into the cache: hashed as it is written, emptied when a download
+/// starts again from the first byte.
+struct BlobSink<'a> {
+    temp: tempfile::NamedTempFile,
+    writer: crate::image::digest::HashingWriter<std::io::BufWriter<std::fs::File>>,
+    received: u64,
+    cancel: &'a Cancel,
+}
+
+impl<'a> BlobSink<'a> {
+    fn new(temp: tempfile::NamedTempFile, cancel: &'a Cancel) -> Result<Self> {
+        let writer = Self::writer(&temp)?;
+        Ok(Self {
+            temp,
+            writer,
+            received: 0,
+            cancel,
+        })
+    }
+
+    fn writer(
+        temp: &tempfile::NamedTempFile,
+    ) -> Result<crate::image::digest::HashingWriter<std::io::BufWriter<std::fs::File>>> {
+        let file = temp
+            .as_file()
+            .try_clone()
+            .map_err(Error::io("writing", temp.path()))?;
+        Ok(crate::image::digest::HashingWriter::new(
+            std::io::BufWriter::new(file),
+        ))
+    }
+
+    /// The digest of what was written, and the file holding it.
+    fn finish(self) -> Result<(Digest, tempfile::NamedTempFile)> {
+        let (digest, _, mut inner) = self.writer.finish();
+        inner
+            .flush()
+            .map_err(Error::io("writing", self.temp.path()))?;
+        Ok((digest, self.temp))
+    }
+}
+
+impl Sink for BlobSink<'_> {
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.cancel
+            .check()
+            .map_err(Error::io("downloading", self.temp.path()))?;
+        self.writer
+            .write_all(bytes)
+            .map_err(Error::io("writing", self.temp.path()))?;
+        self.received += bytes.len() as u64;
+        Ok(())
+    }
+
+    fn restart(&mut self) -> Result<()> {
+        use std::io::Seek;
+        let path = self.temp.path().to_path_buf();
+        self.writer.flush().map_err(Error::io("writing", &path))?;
+        let file = self.temp.as_file_mut();
+        file.set_len(0).map_err(Error::io("writing", &path))?;
+        file.rewind().map_err(Error::io("writing", &path))?;
+        self.writer = Self::writer(&self.temp)?;
+        self.received = 0;
+        Ok(())
+    }
+
+    fn received(&self) -> u64 {
+        self.received
+    }
+}
+
+/// Downloads blob `digest` of `size` bytes into the cache (unless there), resuming a broken
+/// transfer and checking the digest of the whole; returns its path.
 async fn fetch_blob(
-    client: &Client,
+    client: &Client<'_>,
     repo: &str,
     digest: &Digest,
+    size: u64,
     cache: &BlobCache,
     cancel: &Cancel,
 ) -> Result<std::path::PathBuf> {
@@ -158,36 +257,26 @@ async fn fetch_blob(
         return Ok(path);
     }
     let scopes = [scope(repo, "pull")];
-    let mut response = client
-        .send(
-            Method::GET,
+    let mut sink = BlobSink::new(cache.temp_blob()?, cancel)?;
+    let reporter = client.reporter();
+    reporter.blob_downloaded(digest, 0, size);
+    let refused = client
+        .download(
             &format!("/v2/{repo}/blobs/{digest}"),
             &scopes,
+            Some(size),
+            &mut sink,
+            &|done| reporter.blob_downloaded(digest, done, size),
             |r| r,
         )
         .await?;
-    if !response.status().is_success() {
+    if let Some(response) = refused {
         return Err(client.error(format!(
             "blob {digest} of `{repo}`: {}",
             error_body(response).await
         )));
     }
-    let temp = cache.temp_blob()?;
-    let mut writer =
-        crate::image::digest::HashingWriter::new(std::io::BufWriter::new(temp.as_file()));
-    while let Some(chunk) = response
-        .chunk()
-        .await
-        .map_err(|e| client.error(format!("downloading blob {digest} of `{repo}`: {e}")))?
-    {
-        cancel.check().map_err(Error::io("downloading", &path))?;
-        writer
-            .write_all(&chunk)
-            .map_err(Error::io("writing", temp.path()))?;
-    }
-    let (actual, _, mut inner) = writer.finish();
-    inner.flush().map_err(Error::io("writing", temp.path()))?;
-    drop(inner);
+    let (actual, temp) = sink.finish()?;
     if &actual != digest {
         return Err(Error::DigestMismatch {
             what: "digest",
@@ -224,15 +313,17 @@ fn media_type_of(bytes: &[u8]) -> Result<String, String> {
     }))
 }
 
-/// Pulls `reference` for `platform`, keeping its blobs in `cache`.
+/// Pulls `reference` for `platform`, keeping its blobs in `cache`; downloads and retries are
+/// told to `reporter`.
 pub async fn pull(
     reference: &Reference,
     platform: &Platform,
     options: &RegistryOptions,
     cache: &BlobCache,
     cancel: &Cancel,
+    reporter: &dyn Reporter,
 ) -> Result<Image> {
-    let client = Client::new(reference.registry(), options)?;
+    let client = Client::new(reference.registry(), options)?.with_reporter(reporter);
     let repo = reference.repository();
     let wanted = match reference.digest() {
         Some(d) => d.to_string(),
@@ -260,14 +351,15 @@ pub async fn pull(
 }
 
 async fn image_from_manifest(
-    client: &Client,
+    client: &Client<'_>,
     reference: &Reference,
     manifest: Manifest,
     cache: &BlobCache,
     cancel: &Cancel,
 ) -> Result<Image> {
     let repo = reference.repository();
-    let config_path = fetch_blob(client, repo, &manifest.config.digest, cache, cancel).await?;
+    let config = &manifest.config;
+    let config_path = fetch_blob(client, repo, &config.digest, config.size, cache, cancel).await?;
     let config_bytes = std::fs::read(&config_path).map_err(Error::io("reading", &config_path))?;
     let config: ConfigFile = serde_json::from_slice(&config_bytes).map_err(|e| {
         client.error(format!(
@@ -296,7 +388,7 @@ async fn image_from_manifest(
                     d.digest, d.media_type
                 ))
             })?;
-        let path = fetch_blob(client, repo, &d.digest, cache, cancel).await?;
+        let path = fetch_blob(client, repo, &d.digest, d.size, cache, cancel).await?;
         layers.push(
             Layer::from_blob(
                 LayerSource::Blob {
@@ -324,11 +416,6 @@ fn with_digest(location: &str, digest: &Digest) -> String {
     format!("{location}{sep}digest={digest}")
 }
 
-enum Body {
-    File(FileRange),
-    Bytes(Vec<u8>),
-}
-
 /// What [`push_blob`] did.
 enum Pushed {
     Skipped,
@@ -349,27 +436,78 @@ impl PushStats {
 /// How many blobs are checked or uploaded at once (Docker pushes a few layers at a time).
 const CONCURRENT_BLOBS: usize = 6;
 
-/// Uploads one blob unless the registry has it, mounting it from `origin` when possible.
+/// True when the registry holds blob `digest` in `repo`.
+async fn has_blob(client: &Client<'_>, repo: &str, digest: &Digest) -> Result<bool> {
+    let scopes = [scope(repo, "pull,push")];
+    let path = format!("/v2/{repo}/blobs/{digest}");
+    let head = client.send(Method::HEAD, &path, &scopes, |r| r).await?;
+    Ok(head.status().is_success())
+}
+
+/// Uploads one blob unless the registry has it, mounting it from `origin` when possible. When
+/// the final `PUT` fails in a way that may pass (its answer lost, 429, 5xx) the registry is
+/// asked with `HEAD` whether it stored the blob anyway, and a new upload starts if not (the
+/// old upload URL may be closed).
 async fn push_blob(
-    client: &Client,
+    client: &Client<'_>,
     repo: &str,
     digest: &Digest,
-    body: Body,
+    body: Upload,
     origin: Option<&Reference>,
 ) -> Result<Pushed> {
-    let push_scope = vec![scope(repo, "pull,push")];
-    let head = client
-        .send(
-            Method::HEAD,
-            &format!("/v2/{repo}/blobs/{digest}"),
-            &push_scope,
-            |r| r,
-        )
-        .await?;
-    if head.status().is_success() {
+    if has_blob(client, repo, digest).await? {
         return Ok(Pushed::Skipped);
     }
-    let mut location = None;
+    let pushed = |how: Pushed| {
+        client
+            .reporter()
+            .blob_pushed(&format!("{}/{repo}", client.registry()), digest);
+        Ok(how)
+    };
+    let push_scope = vec![scope(repo, "pull,push")];
+    let request = format!("uploading {digest} to `{repo}`");
+    let mut retries = client.retries();
+    loop {
+        let location = match start_upload(client, repo, digest, origin).await? {
+            Some(location) => location,
+            None => return pushed(Pushed::Mounted),
+        };
+        let url = with_digest(&client.url(&location).await?, digest);
+        let fault = match client
+            .upload(&url, &push_scope, &body, &mut retries)
+            .await?
+        {
+            Ok(response) if response.status() == StatusCode::CREATED => {
+                return pushed(Pushed::Uploaded);
+            }
+            Ok(response) => {
+                return Err(client.error(format!("{request}: {}", error_body(response).await)));
+            }
+            Err(fault) => fault,
+        };
+        if has_blob(client, repo, digest).await? {
+            tracing::debug!("{request}: {fault}, but the registry has the blob");
+            return pushed(Pushed::Uploaded);
+        }
+        if !retries.again(&request, &fault).await {
+            return Err(match fault {
+                Fault::Status { response, .. } => {
+                    client.error(format!("{request}: {}", error_body(*response).await))
+                }
+                fault => client.network_error(&request, retries.attempts(), fault),
+            });
+        }
+    }
+}
+
+/// Starts an upload of `digest` to `repo`, mounting it from `origin` (another repository of
+/// the same registry) when the registry will: the upload URL, or `None` when mounted.
+async fn start_upload(
+    client: &Client<'_>,
+    repo: &str,
+    digest: &Digest,
+    origin: Option<&Reference>,
+) -> Result<Option<String>> {
     if let Some(origin) =
         origin.filter(|o| o.registry() == client.registry() && o.repository() != repo)
     {
@@ -380,65 +518,33 @@ async fn push_blob(
         );
         let response = client.send(Method::POST, &path, &scopes, |r| r).await?;
         match response.status() {
-            StatusCode::CREATED => return Ok(Pushed::Mounted),
-            StatusCode::ACCEPTED => location = header(response.headers(), "location"),
+            StatusCode::CREATED => return Ok(None),
+            StatusCode::ACCEPTED => {
+                if let Some(location) = header(response.headers(), "location") {
+                    return Ok(Some(location));
+                }
+            }
             _ => {}
         }
     }
-    let location = match location {
-        Some(l) => l,
-        None => {
-            let response = client
-                .send(
-                    Method::POST,
-                    &format!("/v2/{repo}/blobs/uploads/"),
-                    &push_scope,
-                    |r| r,
-                )
-                .await?;
-            if response.status() != StatusCode::ACCEPTED {
-                return Err(client.error(format!(
-                    "starting the upload of {digest} to `{repo}`: {}",
-                    error_body(response).await
-                )));
-            }
-            header(response.headers(), "location")
-                .ok_or_else(|| client.error("the registry started an upload without a Location"))?
-        }
-    };
-    let url = with_digest(&client.url(&location).await?, digest);
+    let scopes = [scope(repo, "pull,push")];
     let response = client
-        .send(Method::PUT, &url, &push_scope, |r| {
-            let r = r.header("Content-Type", "application/octet-stream");
-            match &body {
-                Body::Bytes(b) => r.body(b.clone()),
-                Body::File(range) => match file_body(range) {
-                    Ok((body, len)) => r.header("Content-Length", len).body(body),
-                    Err(e) => r.header("X-Conda-Docker-Error", e.to_string()),
-                },
-            }
-        })
+        .send(
+            Method::POST,
+            &format!("/v2/{repo}/blobs/uploads/"),
+            &scopes,
+            |r| r,
+        )
         .await?;
-    if response.status() != StatusCode::CREATED {
+    if response.status() != StatusCode::ACCEPTED {
         return Err(client.error(format!(
-            "uploading {digest} to `{repo}`: {}",
+            "starting the upload of {digest} to `{repo}`: {}",
             error_body(response).await
         )));
     }
-    Ok(Pushed::Uploaded)
-}
-
-/// A streaming request body reading `range` from disk.
-fn file_body(range: &FileRange) -> std::io::Result<(reqwest::Body, u64)> {
-    use std::io::{Seek, SeekFrom};
-    let mut file = std::fs::File::open(&range.path)?;
-    file.seek(SeekFrom::Start(range.offset))?;
-    let reader = tokio::fs::File::from_std(file);
-    let stream = tokio_util::io::ReaderStream::with_capacity(
-        tokio::io::AsyncReadExt::take(reader, range.size),
-        256 * 1024,
-    );
-    Ok((reqwest::Body::wrap_stream(stream), range.size))
+    header(response.headers(), "location")
+        .map(Some)
+        .ok_or_else(|| client.error("the registry started an upload without a Location"))
 }
 
 /// Pushes `image` to `reference` (its tag, or its digest); the manifest goes last.
@@ -451,7 +557,7 @@ pub async fn push(
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<(WrittenImage, PushStats)> {
-    let client = Client::new(reference.registry(), options)?;
+    let client = Client::new(reference.registry(), options)?.with_reporter(reporter);
     let mut stats = PushStats::default();
     let resolved = push_image(
         &client,
@@ -479,7 +585,7 @@ pub async fn push_index(
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<(WrittenIndex, PushStats)> {
-    let client = Client::new(reference.registry(), options)?;
+    let client = Client::new(reference.registry(), options)?.with_reporter(reporter);
     let mut stats = PushStats::default();
     let mut resolved = Vec::new();
     for image in images {
@@ -512,6 +618,75 @@ pub async fn push_index(
     ))
 }
 
+/// Attaches `artifacts` to the manifest `subject` in `reference`'s repository, as OCI 1.1
+/// referrers: each artifact's blobs and manifest (pushed by digest), then, for a registry
+/// without the referrers API, the spec's fallback index under the tag `sha256-<hex>` (kept with
+/// the referrers already there). Returns the artifact manifests' digests.
+pub async fn push_referrers(
+    reference: &Reference,
+    subject: &crate::image::manifest::Descriptor,
+    artifacts: &[crate::image::referrer::Artifact],
+    options: &RegistryOptions,
+    cache: &BlobCache,
+    reporter: &dyn Reporter,
+) -> Result<Vec<Digest>> {
+    use crate::image::referrer::{artifact_manifest, fallback_tag, with_referrers};
+    let client = Client::new(reference.registry(), options)?.with_reporter(reporter);
+    let repo = reference.repository();
+    let mut descriptors = Vec::new();
+    for artifact in artifacts {
+        let made = artifact_manifest(artifact, subject);
+        for (blob, bytes) in &made.blobs {
+            push_blob(
+                &client,
+                repo,
+                &blob.digest,
+                Upload::Bytes(bytes.clone()),
+                None,
+            )
+            .await?;
+        }
+        let digest = made.descriptor.digest.to_string();
+        put_manifest(
+            &client,
+            reference,
+            &digest,
+            media_type::OCI_MANIFEST,
+            made.manifest,
+        )
+        .await?;
+        descriptors.push(made.descriptor);
+    }
+    if !has_referrers_api(&client, repo, &subject.digest).await? {
+        let tag = fallback_tag(&subject.digest);
+        let existing = match fetch_manifest(&client, repo, &tag, cache).await {
+            Ok((bytes, _)) => serde_json::from_slice::<Index>(&bytes).ok(),
+            Err(Error::NotFound { .. }) => None,
+            Err(e) => return Err(e),
+        };
+        let index = with_referrers(existing, &descriptors);
+        put_manifest(
+            &client,
+            reference,
+            &tag,
+            media_type::OCI_INDEX,
+            index.to_bytes(),
+        )
+        .await?;
+    }
+    Ok(descriptors.into_iter().map(|d| d.digest).collect())
+}
+
+/// Whether the registry answers the OCI 1.1 referrers API for `digest` in `repo`.
+async fn has_referrers_api(client: &Client<'_>, repo: &str, digest: &Digest) -> Result<bool> {
+    let scopes = [scope(repo, "pull")];
+    let path = format!("/v2/{repo}/referrers/{digest}");
+    let response = client.send(Method::GET, &path, &scopes, |r| r).await?;
+    let is_index = header(response.headers(), "content-type")
+        .is_some_and(|t| t.starts_with(media_type::OCI_INDEX));
+    Ok(response.status().is_success() && is_index)
+}
+
 /// The tag a push names, else its digest, else `latest`.
 fn tag_or_digest(reference: &Reference) -> String {
     reference
@@ -527,7 +702,7 @@ fn tag_or_digest(reference: &Reference) -> String {
 /// returns it as written.
 #[allow(clippy::too_many_arguments)]
 async fn push_image(
-    client: &Client,
+    client: &Client<'_>,
     image: &Image,
     reference: &Reference,
     target: Option<&str>,
@@ -556,7 +731,7 @@ async fn push_image(
         let range = placed.range.clone();
         let origin = blob.layer().origin();
         in_flight.push(async move {
-            push_blob(client, repo, &digest, Body::File(range), origin)
+            push_blob(client, repo, &digest, Upload::File(range), origin)
                 .await
                 .map(|pushed| (i, pushed))
         });
@@ -581,7 +756,7 @@ async fn push_image(
             client,
             repo,
             &resolved.config_digest,
-            Body::Bytes(resolved.config.clone()),
+            Upload::Bytes(resolved.config.clone()),
             None,
         )
         .await?,
@@ -604,7 +779,7 @@ async fn push_image(
 /// PUTs a manifest (or an index) as `target` in `reference`'s repository; returns its digest,
 /// checked against the one the registry answers.
 async fn put_manifest(
-    client: &Client,
+    client: &Client<'_>,
     reference: &Reference,
     target: &str,
     content_type: &str,
@@ -627,6 +802,9 @@ async fn put_manifest(
             error_body(response).await
         )));
     }
+    client
+        .reporter()
+        .manifest_pushed(&format!("{}/{repo}", client.registry()), target);
     if let Some(answered) = header(response.headers(), "docker-content-digest")
         && answered != digest.to_string()
     {

@@ -13,7 +13,7 @@ use conda_docker::reporter::Reporter;
 use conda_docker::settings::{self, ImageSettings};
 use conda_docker::transport::{self, Location, Remote};
 
-use super::{cancelled, parse_creds};
+use super::parse_creds;
 use crate::cli::{BuildArgs, Layering};
 use crate::progress::Progress;
 
@@ -163,6 +163,7 @@ pub(crate) async fn build(
             reference: None,
         }
         .check_writable()?;
+        conda_docker::conda::lock::check_destination(lock)?;
     }
     if let Some(dir) = &args.sbom_dir
         && dir.exists()
@@ -194,6 +195,7 @@ pub(crate) async fn build(
     let mut blob_cache = None;
     for (platform, input) in platforms.iter().zip(inputs) {
         let mut builder = Builder::from_input(input)
+            .from_env()?
             .with_platform(platform.clone())
             .with_base(args.base.clone())
             .with_target_prefix(args.target_prefix.clone())
@@ -225,13 +227,13 @@ pub(crate) async fn build(
         if args.dry_run {
             plans.push(tokio::select! {
                 plan = builder.dry_run() => plan?,
-                () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+                () = cancel.cancelled() => anyhow::bail!("interrupted"),
             });
             continue;
         }
         built.push(tokio::select! {
             built = builder.build() => built?,
-            () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+            () = cancel.cancelled() => anyhow::bail!("interrupted"),
         });
     }
     if args.dry_run {
@@ -256,10 +258,33 @@ pub(crate) async fn build(
             remote: &remote,
             options: &options,
         };
-        if let [image] = images.as_slice() {
-            write_one(image, &target, &cancel, &progress).await?;
+        let written = if let [image] = images.as_slice() {
+            vec![write_one(image, &target, &cancel, &progress).await?]
         } else {
-            write_many(&images, &target, &cancel, &progress).await?;
+            write_many(&images, &target, &cancel, &progress)
+                .await?
+                .images
+        };
+        // The SBOMs beside each image, as OCI referrers (registries and OCI layouts).
+        for (b, w) in built.iter().zip(&written) {
+            let artifacts = b.referrers();
+            let Some(subject) = w.manifest_descriptor() else {
+                continue;
+            };
+            if artifacts.is_empty() {
+                continue;
+            }
+            let attached =
+                transport::attach(&output, &subject, &artifacts, &remote, progress.as_ref())
+                    .await
+                    .with_context(|| format!("attaching the SBOMs to {output}"))?;
+            if !attached.is_empty() {
+                progress.note(&format!(
+                    "attached {} SBOMs to {} as referrers",
+                    attached.len(),
+                    subject.digest
+                ));
+            }
         }
     }
     if let Some(dir) = &args.sbom_dir {
@@ -318,7 +343,7 @@ async fn write_one(
     target: &Target<'_>,
     cancel: &Cancel,
     progress: &Arc<Progress>,
-) -> Result<()> {
+) -> Result<transport::WrittenImage> {
     let Target {
         output,
         tags,
@@ -327,7 +352,7 @@ async fn write_one(
     } = *target;
     let written = tokio::select! {
         w = transport::write_with(image, output, tags, remote, options, cancel, progress.as_ref()) => w,
-        () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+        () = cancel.cancelled() => anyhow::bail!("interrupted"),
     }
     .with_context(|| format!("writing {output}"))?;
     report(
@@ -338,7 +363,7 @@ async fn write_one(
         written.manifest_digest.as_ref(),
         &written.config_digest,
     );
-    Ok(())
+    Ok(written)
 }
 
 /// Writes a multi-platform image to `output`; prints the index digest, or `REF@DIGEST`.
@@ -347,7 +372,7 @@ async fn write_many(
     target: &Target<'_>,
     cancel: &Cancel,
     progress: &Arc<Progress>,
-) -> Result<()> {
+) -> Result<transport::WrittenIndex> {
     let Target {
         output,
         tags,
@@ -356,7 +381,7 @@ async fn write_many(
     } = *target;
     let written = tokio::select! {
         w = transport::write_index_with(images, output, tags, remote, options, cancel, progress.as_ref()) => w,
-        () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+        () = cancel.cancelled() => anyhow::bail!("interrupted"),
     }
     .with_context(|| format!("writing {output}"))?;
     for (image, one) in images.iter().zip(&written.images) {
@@ -371,7 +396,7 @@ async fn write_many(
         Some(&written.digest),
         &written.digest,
     );
-    Ok(())
+    Ok(written)
 }
 
 /// Says what went to `output`, and prints what CI pins: `REF@DIGEST` for a push (`digest`, the

@@ -7,7 +7,7 @@ use conda_docker::image::{Cancel, Reference};
 use conda_docker::reporter::Reporter;
 use conda_docker::transport::{self, Location};
 
-use super::{cancelled, read_image, remotes};
+use super::{read_image, remotes};
 use crate::progress::Progress;
 
 /// Reads the source image and writes it to the destination.
@@ -24,14 +24,21 @@ pub(crate) async fn copy(
         .iter()
         .map(|i| i.parse::<Reference>())
         .collect::<Result<Vec<_>, _>>()?;
-    let image = read_image(&args.source, &args.remote, &src_remote, &cancel).await?;
+    let image = read_image(
+        &args.source,
+        &args.remote,
+        &src_remote,
+        &cancel,
+        progress.as_ref(),
+    )
+    .await?;
     let reporter: Arc<dyn Reporter> = progress.clone();
     let options = transport::WriteOptions {
         compression: args.compression.compression,
     };
     let written = tokio::select! {
         w = transport::write_with(&image, &destination, &tags, &dst_remote, &options, &cancel, reporter.as_ref()) => w,
-        () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+        () = cancel.cancelled() => anyhow::bail!("interrupted"),
     }
     .with_context(|| format!("writing {destination}"))?;
     progress.note(&format!(

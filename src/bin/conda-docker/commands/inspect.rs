@@ -6,9 +6,13 @@ use conda_docker::image::Cancel;
 use super::{read_image, remotes};
 
 /// Prints what the image holds, as a table or JSON.
-pub(crate) async fn inspect(args: crate::cli::InspectArgs, cancel: Cancel) -> Result<()> {
+pub(crate) async fn inspect(
+    args: crate::cli::InspectArgs,
+    cancel: Cancel,
+    progress: &crate::progress::Progress,
+) -> Result<()> {
     let (remote, _) = remotes(&args.remote.registry)?;
-    let image = read_image(&args.image, &args.remote, &remote, &cancel).await?;
+    let image = read_image(&args.image, &args.remote, &remote, &cancel, progress).await?;
     let report = tokio::task::block_in_place(|| conda_docker::inspect::inspect(&image, &cancel))
         .with_context(|| format!("reading the layers of `{}`", args.image))?;
     if args.json {

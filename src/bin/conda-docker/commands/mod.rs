@@ -1,15 +1,17 @@
-//! Each command as a plain function returning a result; [`run`] prints errors with their causes.
+//! Each command as a plain function returning a result (or, for `diff`, an exit status); [`run`]
+//! prints errors with their causes.
 
 mod build;
 mod cache;
 mod copy;
+mod diff;
 mod inspect;
+mod lock;
 mod login;
 mod sbom;
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use conda_docker::image::Cancel;
@@ -34,6 +36,11 @@ pub fn run(cli: Cli) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // `diff --exit-code` says "different" with 1, so its errors are 2, as diff(1)'s.
+    let error_code = match &cli.command {
+        Command::Diff(args) if args.exit_code => 2,
+        _ => 1,
+    };
     let cancel = Cancel::new();
     // The signal that stopped the command, for the shell's 128 + N exit status.
     let signal = Arc::new(std::sync::atomic::AtomicU8::new(2));
@@ -49,22 +56,27 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             })
         };
+        let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
         let r = match cli.command {
-            Command::Build(args) => build::build(*args, cancel.clone(), progress.clone()).await,
-            Command::Login(args) => login::login(args).await,
-            Command::Inspect(args) => inspect::inspect(args, cancel.clone()).await,
-            Command::Copy(args) => copy::copy(args, cancel.clone(), progress.clone()).await,
-            Command::Cache(args) => cache::cache(args),
-            Command::Sbom(args) => sbom::sbom(args, cancel.clone()).await,
+            Command::Build(args) => {
+                done(build::build(*args, cancel.clone(), progress.clone()).await)
+            }
+            Command::Login(args) => done(login::login(args).await),
+            Command::Inspect(args) => done(inspect::inspect(args, cancel.clone(), &progress).await),
+            Command::Diff(args) => diff::diff(args, cancel.clone(), &progress).await,
+            Command::Lock(args) => done(lock::lock(args, cancel.clone(), progress.clone()).await),
+            Command::Copy(args) => done(copy::copy(args, cancel.clone(), progress.clone()).await),
+            Command::Cache(args) => done(cache::cache(args)),
+            Command::Sbom(args) => done(sbom::sbom(args, cancel.clone(), &progress).await),
         };
         watcher.abort();
         r
     });
     progress.clear();
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) if cancel.is_cancelled() => {
-            eprintln!("error: cancelled ({e}); nothing was written");
+            eprintln!("error: cancelled ({e}); {}", progress.written());
             ExitCode::from(128 + signal.load(std::sync::atomic::Ordering::SeqCst))
         }
         Err(e) => {
@@ -72,7 +84,7 @@ pub fn run(cli: Cli) -> ExitCode {
             for cause in e.chain().skip(1) {
                 eprintln!("  caused by: {cause}");
             }
-            ExitCode::FAILURE
+            ExitCode::from(error_code)
         }
     }
 }
@@ -109,13 +121,6 @@ fn init_tracing(verbose: u8, quiet: bool) {
         .try_init();
 }
 
-/// Resolves when `cancel` is set.
-pub(crate) async fn cancelled(cancel: Cancel) {
-    while !cancel.is_cancelled() {
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 /// Parses `USER:PASS` given to `flag`.
 pub(crate) fn parse_creds(value: Option<&str>, flag: &str) -> Result<Option<Credential>> {
     value
@@ -144,13 +149,14 @@ pub(crate) async fn read_image(
     args: &crate::cli::RemoteArgs,
     remote: &Remote,
     cancel: &Cancel,
+    reporter: &dyn conda_docker::reporter::Reporter,
 ) -> Result<conda_docker::image::Image> {
     let location = Location::parse_source(source)?;
     let subdir = conda_docker::conda::channel::parse_subdir(&args.platform)?;
     let platform = conda_docker::build::oci_platform(subdir);
     let image = tokio::select! {
-        i = transport::read(&location, &platform, remote, cancel) => i,
-        () = cancelled(cancel.clone()) => anyhow::bail!("interrupted"),
+        i = transport::read_with(&location, &platform, remote, cancel, reporter) => i,
+        () = cancel.cancelled() => anyhow::bail!("interrupted"),
     };
     image.with_context(|| format!("reading `{source}`"))
 }

@@ -8,27 +8,21 @@ use super::{read_image, remotes};
 use crate::cli::{SbomArgs, SbomFormat};
 
 /// Prints the SBOM the image holds.
-pub(crate) async fn sbom(args: SbomArgs, cancel: Cancel) -> Result<()> {
+pub(crate) async fn sbom(
+    args: SbomArgs,
+    cancel: Cancel,
+    progress: &crate::progress::Progress,
+) -> Result<()> {
     let format = match args.format {
         SbomFormat::Spdx => Format::Spdx,
         SbomFormat::Cyclonedx => Format::CycloneDx,
     };
     let (remote, _) = remotes(&args.remote.registry)?;
-    let image = read_image(&args.image, &args.remote, &remote, &cancel).await?;
-    let document = tokio::task::block_in_place(|| {
-        conda_docker::sbom::read_from_image(&image, format, &cancel)
-    })
-    .with_context(|| format!("reading the layers of `{}`", args.image))?;
-    match document {
-        Some(bytes) => {
-            use std::io::Write;
-            std::io::stdout().write_all(&bytes)?;
-            Ok(())
-        }
-        None => anyhow::bail!(
-            "`{}` holds no SBOM in a conda environment ($CONDA_PREFIX/{})",
-            args.image,
-            format.file()
-        ),
-    }
+    let image = read_image(&args.image, &args.remote, &remote, &cancel, progress).await?;
+    let document =
+        tokio::task::block_in_place(|| conda_docker::sbom::of_image(&image, format, &cancel))
+            .with_context(|| format!("the SBOM of `{}`", args.image))?;
+    use std::io::Write;
+    std::io::stdout().write_all(&document)?;
+    Ok(())
 }

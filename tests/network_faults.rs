@@ -1,0 +1,485 @@
+//! Network faults between conda-docker and a real registry (CNCF distribution), injected by a
+//! proxy in front of it (`tests/common/fault_proxy.py`): a download reset mid-body, a lost
+//! answer to a blob `PUT`, an upload the registry never got, a body trickling at 1 byte/s, a
+//! registry that never answers, a 429 with `Retry-After`, and Ctrl-C during a push. Each test
+//! checks the outcome (success after the retry, or a clear error in bounded time) and that no
+//! partial state is left: no output file, and no tag pointing at missing blobs.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use common::fault_proxy::FaultProxy;
+use common::tools::{Registry, RegistryAuth, tool};
+use common::{channel, conda_docker, glibc_base, run_ok, tempdir};
+
+const MANIFEST_ACCEPT: &str = "Accept: application/vnd.docker.distribution.manifest.v2+json, \
+    application/vnd.oci.image.manifest.v1+json";
+
+/// A registry holding the glibc base as `base:1` (copied there by skopeo), with the base's
+/// layer digest.
+fn registry_with_base(test: &str) -> Option<(Registry, String)> {
+    let registry = Registry::start(RegistryAuth::None, test)?;
+    let mut skopeo = tool("skopeo", test)?;
+    run_ok(
+        skopeo
+            .args(["copy", "--dest-tls-verify=false"])
+            .arg(format!("docker-archive:{}", glibc_base().display()))
+            .arg(format!("docker://{}/base:1", registry.addr)),
+    );
+    let manifest = manifest(&registry, "base", "1").expect("the base's manifest");
+    let layer = manifest["layers"][0]["digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    Some((registry, layer))
+}
+
+/// The manifest `repo:reference` as the registry itself serves it (not through the proxy).
+fn manifest(registry: &Registry, repo: &str, reference: &str) -> Option<serde_json::Value> {
+    let out = Command::new("curl")
+        .args(["-sf", "-H", MANIFEST_ACCEPT])
+        .arg(registry.url(&format!("/v2/{repo}/manifests/{reference}")))
+        .output()
+        .unwrap();
+    out.status
+        .success()
+        .then(|| serde_json::from_slice(&out.stdout).unwrap())
+}
+
+/// The tags of `repo`, asked of the registry itself.
+fn tags(registry: &Registry, repo: &str) -> Vec<String> {
+    let out =
+        run_ok(Command::new("curl").args(["-s", &registry.url(&format!("/v2/{repo}/tags/list"))]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    v["tags"]
+        .as_array()
+        .map(|t| t.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+/// `repo:tag` exists and every blob its manifest names is in the registry.
+fn assert_complete(registry: &Registry, repo: &str, tag: &str) {
+    assert_eq!(tags(registry, repo), vec![tag.to_string()]);
+    let manifest = manifest(registry, repo, tag).expect("the pushed manifest");
+    let mut digests = vec![manifest["config"]["digest"].as_str().unwrap().to_string()];
+    for layer in manifest["layers"].as_array().unwrap() {
+        digests.push(layer["digest"].as_str().unwrap().to_string());
+    }
+    for digest in digests {
+        let status = run_ok(Command::new("curl").args([
+            "-s",
+            "-I",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            &registry.url(&format!("/v2/{repo}/blobs/{digest}")),
+        ]));
+        assert_eq!(
+            status, "200",
+            "{repo}:{tag} names the missing blob {digest}"
+        );
+    }
+}
+
+/// `conda-docker build` of bzip2 on `base` into `output`, with a fresh cache in `dir`.
+fn build(dir: &Path, base: &str, output: &str, env: &[(&str, &str)], extra: &[&str]) -> Output {
+    conda_docker()
+        .env("CONDA_DOCKER_CACHE_DIR", dir.join("cache"))
+        .envs(env.iter().copied())
+        .args(["build", "-b", base, "-c"])
+        .arg(channel())
+        .args(["-o", output])
+        .args(extra)
+        .arg("bzip2")
+        .output()
+        .unwrap()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+fn succeeded(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "conda-docker failed:\n{}",
+        stderr(out)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn failed(out: &Output) -> String {
+    assert!(
+        !out.status.success(),
+        "conda-docker should have failed:\n{}",
+        stderr(out)
+    );
+    stderr(out)
+}
+
+/// The first byte a logged request asked for with `Range: bytes=N-`.
+fn range_start(line: &str) -> Option<u64> {
+    line.split("range=bytes=")
+        .nth(1)?
+        .split('-')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// The status a logged request was answered with.
+fn status(line: &str) -> &str {
+    line.split(" -> ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .unwrap_or("")
+}
+
+/// The time a logged request arrived.
+fn time(line: &str) -> f64 {
+    line.split(' ').next().unwrap().parse().unwrap()
+}
+
+/// The image ID of bzip2 built on the base pulled straight from `registry` (no proxy), with a
+/// cache of its own.
+fn direct_build(registry: &Registry) -> String {
+    let dir = tempdir();
+    let out = dir.path().join("direct.tar");
+    let base = format!("{}/base:1", registry.addr);
+    succeeded(&build(
+        dir.path(),
+        &base,
+        &out.display().to_string(),
+        &[],
+        &[],
+    ))
+}
+
+#[test]
+fn a_base_layer_reset_mid_body_resumes_from_where_it_broke() {
+    let test = "a_base_layer_reset_mid_body_resumes_from_where_it_broke";
+    let Some((registry, layer)) = registry_with_base(test) else {
+        return;
+    };
+    let rule = format!("reset-body:GET:/blobs/{layer}");
+    let Some(proxy) = FaultProxy::start(Some(&registry), &[&rule], test) else {
+        return;
+    };
+    let dir = tempdir();
+    let out_tar = dir.path().join("out.tar");
+    let out = build(
+        dir.path(),
+        &format!("{}/base:1", proxy.addr),
+        &out_tar.display().to_string(),
+        &[],
+        &[],
+    );
+    let id = succeeded(&out);
+    let gets = proxy.requests("GET", &layer);
+    assert_eq!(
+        gets.len(),
+        2,
+        "one broken GET and one resumed:\n{}",
+        proxy.log()
+    );
+    assert!(gets[0].ends_with("reset-body"), "{}", gets[0]);
+    let from = range_start(&gets[1]).unwrap_or_else(|| panic!("no Range: {}", gets[1]));
+    assert!(from > 0, "{}", gets[1]);
+    assert_eq!(status(&gets[1]), "206", "{}", gets[1]);
+    let err = stderr(&out);
+    assert!(
+        err.contains("reset by peer") && err.contains("retry 1"),
+        "{err}"
+    );
+    // The resumed blob passed its digest check: the image is the one a clean pull gives.
+    assert_eq!(id, direct_build(&registry));
+    assert!(out_tar.exists());
+}
+
+#[test]
+fn a_base_layer_the_registry_will_not_resume_is_fetched_again_whole() {
+    let test = "a_base_layer_the_registry_will_not_resume_is_fetched_again_whole";
+    let Some((registry, layer)) = registry_with_base(test) else {
+        return;
+    };
+    let reset = format!("reset-body:GET:/blobs/{layer}");
+    let no_range = format!("no-range:GET:/blobs/{layer}#0");
+    let Some(proxy) = FaultProxy::start(Some(&registry), &[&reset, &no_range], test) else {
+        return;
+    };
+    let dir = tempdir();
+    let out_tar = dir.path().join("out.tar");
+    let id = succeeded(&build(
+        dir.path(),
+        &format!("{}/base:1", proxy.addr),
+        &out_tar.display().to_string(),
+        &[],
+        &[],
+    ));
+    let gets = proxy.requests("GET", &layer);
+    assert_eq!(gets.len(), 2, "{}", proxy.log());
+    assert!(range_start(&gets[1]).is_some_and(|n| n > 0), "{}", gets[1]);
+    assert_eq!(status(&gets[1]), "200", "{}", gets[1]);
+    // What was written before the break was discarded: the blob is whole and checked.
+    assert_eq!(id, direct_build(&registry));
+}
+
+#[test]
+fn a_trickling_download_fails_on_the_low_speed_limit_and_writes_nothing() {
+    let test = "a_trickling_download_fails_on_the_low_speed_limit_and_writes_nothing";
+    let Some((registry, _)) = registry_with_base(test) else {
+        return;
+    };
+    let Some(proxy) = FaultProxy::start(Some(&registry), &["trickle:*:/blobs/#0"], test) else {
+        return;
+    };
+    let dir = tempdir();
+    let out_tar = dir.path().join("out.tar");
+    let start = Instant::now();
+    let out = conda_docker()
+        .env("CONDA_DOCKER_CACHE_DIR", dir.path().join("cache"))
+        .env("CONDA_DOCKER_LOW_SPEED_TIME", "1")
+        .env("CONDA_DOCKER_TIMEOUT", "4")
+        .args(["copy", &format!("{}/base:1", proxy.addr)])
+        .arg(format!("oci-archive:{}", out_tar.display()))
+        .output()
+        .unwrap();
+    let elapsed = start.elapsed();
+    let err = failed(&out);
+    assert!(
+        err.contains("slower than 1024 bytes/s for 1 s (--low-speed-limit, --low-speed-time)"),
+        "{err}"
+    );
+    assert!(
+        err.contains("/v2/base/blobs/sha256:"),
+        "the error names the blob: {err}"
+    );
+    assert!(
+        elapsed < Duration::from_secs(15),
+        "took {elapsed:?}:\n{err}"
+    );
+    assert!(
+        proxy.requests("GET", "/blobs/").len() >= 2,
+        "it was retried:\n{}",
+        proxy.log()
+    );
+    assert!(!out_tar.exists());
+}
+
+#[test]
+fn a_registry_that_never_answers_fails_within_the_timeout() {
+    let test = "a_registry_that_never_answers_fails_within_the_timeout";
+    let Some(proxy) = FaultProxy::start(None, &[], test) else {
+        return;
+    };
+    let dir = tempdir();
+    let out_tar = dir.path().join("out.tar");
+    let start = Instant::now();
+    let out = build(
+        dir.path(),
+        &format!("{}/base:1", proxy.addr),
+        &out_tar.display().to_string(),
+        &[],
+        &["--timeout", "2"],
+    );
+    let elapsed = start.elapsed();
+    let err = failed(&out);
+    assert!(err.contains("no answer for 2 s (--timeout)"), "{err}");
+    assert!(
+        err.contains(&proxy.addr) && err.contains("/v2/base/manifests/1"),
+        "{err}"
+    );
+    // The HTTPS probe (at most the timeout) and one attempt in plain HTTP: not five.
+    assert!(
+        elapsed >= Duration::from_secs(2) && elapsed < Duration::from_secs(8),
+        "took {elapsed:?}"
+    );
+    assert!(!out_tar.exists());
+}
+
+#[test]
+fn a_lost_answer_to_a_blob_put_is_settled_with_head() {
+    let test = "a_lost_answer_to_a_blob_put_is_settled_with_head";
+    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+        return;
+    };
+    let Some(proxy) = FaultProxy::start(Some(&registry), &["drop-reply:PUT:/blobs/uploads/"], test)
+    else {
+        return;
+    };
+    let dir = tempdir();
+    let base = format!("docker-archive:{}", glibc_base().display());
+    succeeded(&build(
+        dir.path(),
+        &base,
+        &format!("docker://{}/app:1", proxy.addr),
+        &[],
+        &[],
+    ));
+    let puts = proxy.requests("PUT", "/blobs/uploads/");
+    let dropped = puts
+        .iter()
+        .find(|l| l.ends_with("drop-reply"))
+        .expect("a dropped PUT");
+    assert_eq!(status(dropped), "201", "the registry stored it: {dropped}");
+    let digest = dropped
+        .split("digest=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    // Asked whether the blob is there (it is), and not uploaded again.
+    let heads = proxy.requests("HEAD", &format!("/blobs/{digest}"));
+    assert_eq!(heads.len(), 2, "{}", proxy.log());
+    assert_eq!(status(&heads[1]), "200");
+    assert!(time(&heads[1]) >= time(dropped));
+    assert_eq!(
+        puts.iter().filter(|l| l.contains(digest)).count(),
+        1,
+        "{}",
+        proxy.log()
+    );
+    assert_complete(&registry, "app", "1");
+}
+
+#[test]
+fn an_upload_the_registry_never_got_starts_again() {
+    let test = "an_upload_the_registry_never_got_starts_again";
+    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+        return;
+    };
+    let Some(proxy) = FaultProxy::start(Some(&registry), &["swallow:PUT:/blobs/uploads/"], test)
+    else {
+        return;
+    };
+    let dir = tempdir();
+    let base = format!("docker-archive:{}", glibc_base().display());
+    let out = build(
+        dir.path(),
+        &base,
+        &format!("docker://{}/app:1", proxy.addr),
+        &[],
+        &[],
+    );
+    succeeded(&out);
+    let puts = proxy.requests("PUT", "/blobs/uploads/");
+    let swallowed = puts
+        .iter()
+        .find(|l| l.ends_with("swallow"))
+        .expect("a swallowed PUT");
+    let digest = swallowed
+        .split("digest=")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap();
+    let heads = proxy.requests("HEAD", &format!("/blobs/{digest}"));
+    assert_eq!(heads.len(), 2, "{}", proxy.log());
+    assert_eq!(status(&heads[1]), "404", "not there after the lost PUT");
+    // A new upload, to a new URL (the old one may be closed).
+    let again: Vec<_> = puts.iter().filter(|l| l.contains(digest)).collect();
+    assert_eq!(again.len(), 2, "{}", proxy.log());
+    assert_eq!(status(again[1]), "201");
+    let url = |l: &str| {
+        l.split(' ')
+            .nth(2)
+            .unwrap()
+            .split('?')
+            .next()
+            .unwrap()
+            .to_string()
+    };
+    assert_ne!(url(again[0]), url(again[1]));
+    assert!(stderr(&out).contains("retry 1"), "{}", stderr(&out));
+    assert_complete(&registry, "app", "1");
+}
+
+#[test]
+fn a_429_with_retry_after_is_waited_out_and_said() {
+    let test = "a_429_with_retry_after_is_waited_out_and_said";
+    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+        return;
+    };
+    let Some(proxy) = FaultProxy::start(Some(&registry), &["429:PUT:/manifests/"], test) else {
+        return;
+    };
+    let dir = tempdir();
+    let base = format!("docker-archive:{}", glibc_base().display());
+    let out = build(
+        dir.path(),
+        &base,
+        &format!("docker://{}/app:1", proxy.addr),
+        &[],
+        &[],
+    );
+    succeeded(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("registry `{}` asked us to wait 2 s", proxy.addr)),
+        "{err}"
+    );
+    let puts = proxy.requests("PUT", "/manifests/1");
+    assert_eq!(puts.len(), 2, "{}", proxy.log());
+    assert_eq!(status(&puts[0]), "429");
+    assert_eq!(status(&puts[1]), "201");
+    let waited = time(&puts[1]) - time(&puts[0]);
+    assert!((2.0..10.0).contains(&waited), "waited {waited} s");
+    assert_complete(&registry, "app", "1");
+}
+
+#[test]
+fn ctrl_c_during_a_push_says_which_blobs_were_uploaded() {
+    let test = "ctrl_c_during_a_push_says_which_blobs_were_uploaded";
+    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+        return;
+    };
+    // The manifest PUT never gets an answer: every blob is uploaded, the tag is not written.
+    let Some(proxy) = FaultProxy::start(Some(&registry), &["hold:PUT:/manifests/"], test) else {
+        return;
+    };
+    let dir = tempdir();
+    let child = conda_docker()
+        .env("CONDA_DOCKER_CACHE_DIR", dir.path().join("cache"))
+        .args(["build", "-b"])
+        .arg(format!("docker-archive:{}", glibc_base().display()))
+        .arg("-c")
+        .arg(channel())
+        .args(["-o", &format!("docker://{}/app:1", proxy.addr), "bzip2"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while proxy.requests("PUT", "/manifests/").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "the push never reached its manifest:\n{}",
+            proxy.log()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    run_ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    let uploaded = proxy
+        .requests("PUT", "/blobs/uploads/")
+        .iter()
+        .filter(|l| status(l) == "201")
+        .count();
+    assert!(uploaded > 0);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "{uploaded} blobs were uploaded to {}/app, no tag was written",
+            proxy.addr
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("nothing was written"), "{err}");
+    assert!(tags(&registry, "app").is_empty(), "a tag was written");
+}
