@@ -122,7 +122,7 @@ fn image_kind(e: &conda_docker::image::Error) -> Kind {
     match e {
         E::Unauthorized { .. } => Kind::Unauthorized,
         E::NotFound { .. } => Kind::NotFound,
-        E::Registry { .. } => Kind::Registry,
+        E::Registry { .. } | E::Network { .. } => Kind::Registry,
         E::Invalid { .. } | E::DigestMismatch { .. } => Kind::Invalid,
         E::Cancelled => Kind::Cancelled,
         _ => Kind::Base,
@@ -260,6 +260,7 @@ fn registry_options(
         insecure,
         credential,
         cert_dir,
+        ..Default::default()
     })
 }
 
@@ -888,6 +889,7 @@ fn login(
             insecure,
             credential: Some(credential),
             cert_dir,
+            ..Default::default()
         };
         let client = transport::registry::Client::new(&registry, &options)?;
         block_on(async { Ok(client.check_login().await?) })?;
@@ -1109,7 +1111,9 @@ fn build_images(o: BuildOptions, cancel: Cancel) -> Result<Built, Fail> {
         for (platform, subdir) in platforms.iter().zip(&subdirs) {
             let input = build_input(&o, *subdir)?;
             let settings = input.settings.clone().merged_with(image_settings.clone());
+            // SOURCE_DATE_EPOCH and CONDA_OVERRIDE_GLIBC/CUDA, read as the command line reads them.
             let mut builder = Builder::from_input(input)
+                .from_env()?
                 .with_platform(platform.clone())
                 .with_base(o.base.clone())
                 .with_target_prefix(o.target_prefix.clone())
