@@ -346,6 +346,24 @@ impl NativeLayer {
     fn created(&self) -> Option<String> {
         self.history.created.clone()
     }
+
+    /// The paths in the layer's tar, in order (the layer is read and checked).
+    fn list_files(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let layer = self.layer.clone();
+        let cancel = Cancel::new();
+        let c = cancel.clone();
+        run(py, &cancel, move || {
+            let (names, _) = layer.read_tar(&c, |reader| {
+                let mut names = Vec::new();
+                for entry in tar::Archive::new(reader).entries()? {
+                    let entry = entry?;
+                    names.push(String::from_utf8_lossy(&entry.path_bytes()).into_owned());
+                }
+                Ok(names)
+            })?;
+            Ok(names)
+        })
+    }
 }
 
 #[pymethods]

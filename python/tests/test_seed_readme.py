@@ -44,6 +44,8 @@ def test_readme_modify_image(bases, docker, tmp_path, monkeypatch):
     image.write_file('example-filter.tar')
 
     assert isinstance(image, Image)
+    assert image.layers[0].list_files() == ["this/", "this/is/", "this/is/a/", "this/is/a/test1", "this/is/a/test2"]
+    assert "hello.txt" in image.layers[1].list_files()
     docker("load", "-i", str(tmp_path / "example-filter.tar"))
     config = json.loads(docker("inspect", "this-is-a-test:latest"))[0]["Config"]
     assert "FOO=BAR" in config["Env"]

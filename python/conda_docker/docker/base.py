@@ -83,6 +83,10 @@ class Layer:
             raise CondaDockerError("only the top layer's config (image.layers[0].config) can be set")
         self._image.config = value
 
+    def list_files(self) -> List[str]:
+        """The paths in the layer, as the seed's ``Layer.list_files`` gave them."""
+        return self._native.list_files()
+
     def __repr__(self) -> str:
         return f"<Layer {self.diff_id or '(not yet written)'}: {self.description}>"
 
