@@ -101,5 +101,5 @@ def build_docker_environment_image(
     image = result.image
     image.name, image.tag = split_reference(output_image)
     # The base's layers are read from the temporary layout when the image is written.
-    image._keep = keep
+    image._keep.extend(keep)
     return image

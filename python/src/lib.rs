@@ -834,6 +834,24 @@ fn scan_contents(py: Python<'_>, contents: Vec<(String, Vec<u8>)>) -> PyResult<S
 // ---------------------------------------------------------------------------------------------
 // inspect, copy, login
 
+/// A layer of the tar file at `path` (plain, gzip or zstd), read when the image is written.
+#[pyfunction]
+fn layer_from_tar(py: Python<'_>, path: PathBuf) -> PyResult<NativeLayer> {
+    let mut image = Image::scratch(&Platform::linux("amd64", None));
+    image
+        .add_layer_tar(&path)
+        .map_err(|e| Fail::from(e).into_py(py))?;
+    // History names no build-machine path.
+    let history = History {
+        created_by: Some("conda-docker: a layer from tar bytes".into()),
+        ..Default::default()
+    };
+    match image.remove_layer() {
+        Some(layer) => Ok(NativeLayer { layer, history }),
+        None => Err(Fail::new(Kind::Base, "no layer was made").into_py(py)),
+    }
+}
+
 /// `conda-docker inspect --json` of the image at `location`.
 #[pyfunction]
 fn inspect(
@@ -1260,6 +1278,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(scan_path, m)?)?;
     m.add_function(wrap_pyfunction!(scan_paths, m)?)?;
     m.add_function(wrap_pyfunction!(scan_contents, m)?)?;
+    m.add_function(wrap_pyfunction!(layer_from_tar, m)?)?;
     m.add_function(wrap_pyfunction!(inspect, m)?)?;
     m.add_function(wrap_pyfunction!(copy, m)?)?;
     m.add_function(wrap_pyfunction!(login, m)?)?;

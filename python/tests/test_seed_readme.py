@@ -164,3 +164,25 @@ def test_image_from_layers_and_add_layer_paths(tmp_path, docker):
     removed = image.remove_layer()
     assert "add_layer_paths" in (removed.created_by or "")
     assert len(image.layers) == 1
+
+
+def test_seed_layer_from_tar_bytes(tmp_path, docker):
+    import io
+    import tarfile
+
+    from conda_docker.docker.base import Image, Layer
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        data = b"from bytes\n"
+        info = tarfile.TarInfo("srv/note.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    [base] = Image.from_file(_demo_base())
+    layer = Layer(id=None, parent=None, architecture="amd64", os="linux", created=None, author=None,
+                  checksum=None, size=None, content=buffer.getvalue(), config=base.config)
+    image = Image("from-bytes", "1", layers=[layer] + base.layers)
+    assert image.layers[0].list_files() == ["srv/note.txt"]
+    image.write_file(tmp_path / "bytes.tar")
+    docker("load", "-i", str(tmp_path / "bytes.tar"))
+    assert docker("run", "--rm", "--network=none", "from-bytes:1", "cat", "/srv/note.txt") == "from bytes\n"

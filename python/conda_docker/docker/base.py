@@ -11,9 +11,11 @@ import copy
 import json
 import os
 import tarfile
+import tempfile
 from typing import Any, Callable, Dict, List, Mapping, Optional, Union
 
 from conda_docker import _native
+from conda_docker import _native as _native_module
 from conda_docker._remote import Creds, remote
 from conda_docker.errors import CondaDockerError
 
@@ -42,10 +44,39 @@ class Layer:
     one counted).
     """
 
-    def __init__(self, native: "_native.NativeLayer", image: Optional["Image"] = None, top: bool = False):
-        self._native = native
-        self._image = image
-        self._top = top
+    def __init__(
+        self,
+        id: Optional[str] = None,
+        parent: Optional[str] = None,
+        architecture: Optional[str] = None,
+        os: Optional[str] = None,
+        created: Optional[str] = None,
+        author: Optional[str] = None,
+        checksum: Optional[str] = None,
+        size: Optional[int] = None,
+        content: Optional[bytes] = None,
+        config: Optional[Dict[str, Any]] = None,
+        *,
+        _native: Optional["_native.NativeLayer"] = None,
+        _image: Optional["Image"] = None,
+        _top: bool = False,
+    ):
+        """The seed's constructor: a layer of the tar bytes ``content`` (plain, gzip or zstd)
+        with run-time ``config``; the other arguments are accepted and unused (a layer is named
+        by its digest, and the platform is the image's)."""
+        self._image = _image
+        self._top = _top
+        self._config = dict(config) if config is not None else None
+        self._keep = None
+        if _native is None:
+            if content is None:
+                raise CondaDockerError("Layer(content=...): give the layer's tar bytes")
+            tmp = tempfile.NamedTemporaryFile(prefix="conda-docker-layer-", suffix=".tar")
+            tmp.write(bytes(content))
+            tmp.flush()
+            self._keep = tmp  # read when the image is written
+            _native = _native_module.layer_from_tar(tmp.name)
+        self._native = _native
 
     @property
     def id(self) -> Optional[str]:
@@ -72,14 +103,19 @@ class Layer:
     @property
     def config(self) -> Dict[str, Any]:
         if self._image is None:
-            return {}
+            if self._config is None:
+                self._config = {"Env": []}
+            return self._config
         if self._top:
             return self._image.config
         return copy.deepcopy(self._image.config)
 
     @config.setter
     def config(self, value: Dict[str, Any]) -> None:
-        if self._image is None or not self._top:
+        if self._image is None:
+            self._config = dict(value)
+            return
+        if not self._top:
             raise CondaDockerError("only the top layer's config (image.layers[0].config) can be set")
         self._image.config = value
 
@@ -98,10 +134,12 @@ class Image:
         self.name = name
         self.tag = tag
         self._native = _native.NativeImage.scratch(platform)
+        self._keep: list = []
         self._load_config()
         if layers:
             for layer in reversed(list(layers)):
                 self._native.push_layer(layer._native)
+            self._keep.extend(layer._keep for layer in layers if layer._keep is not None)
             self.config = copy.deepcopy(layers[0].config)
 
     @classmethod
@@ -110,6 +148,7 @@ class Image:
         image.name = name
         image.tag = tag
         image._native = native
+        image._keep = []
         image._load_config()
         return image
 
@@ -144,7 +183,10 @@ class Image:
     def layers(self) -> List[Layer]:
         """The layers, top first. Change them with the methods below, or assign a new list."""
         native = self._native.layers()
-        return [Layer(n, self, top=(i == len(native) - 1)) for i, n in reversed(list(enumerate(native)))]
+        layers = [Layer(_native=n, _image=self, _top=(i == len(native) - 1)) for i, n in reversed(list(enumerate(native)))]
+        for layer in layers:
+            layer._keep = self._keep or None  # files some layers are read from, kept with them
+        return layers
 
     @layers.setter
     def layers(self, layers: List[Layer]) -> None:
@@ -152,13 +194,15 @@ class Image:
             pass
         for layer in reversed(list(layers)):
             self._native.push_layer(layer._native)
+            if layer._keep is not None:
+                self._keep.append(layer._keep)
 
     def remove_layer(self) -> Layer:
         """Removes the top layer (``layers[0]``) and returns it."""
         removed = self._native.remove_layer()
         if removed is None:
             raise IndexError("remove_layer: the image has no layers")
-        return Layer(removed)
+        return Layer(_native=removed)
 
     def add_layer_path(
         self,
