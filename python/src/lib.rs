@@ -29,7 +29,9 @@ use conda_docker::transport::{self, Location, Remote, WriteOptions};
 use pyo3::prelude::*;
 
 // The command line, compiled from the binary's own sources so `conda-docker` from the wheel is
-// the same program. Its modules name each other as `crate::cli`, `crate::progress`.
+// the same program. Its modules name each other as `crate::cli`, `crate::progress`. Once the
+// library has the command line itself (`conda_docker::cli::main`), `run_cli` calls that and
+// these three modules go.
 #[allow(dead_code)]
 #[path = "../../src/bin/conda-docker/cli.rs"]
 mod cli;

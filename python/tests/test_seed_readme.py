@@ -186,3 +186,22 @@ def test_seed_layer_from_tar_bytes(tmp_path, docker):
     image.write_file(tmp_path / "bytes.tar")
     docker("load", "-i", str(tmp_path / "bytes.tar"))
     assert docker("run", "--rm", "--network=none", "from-bytes:1", "cat", "/srv/note.txt") == "from bytes\n"
+
+
+def test_host_files_are_never_read_through_a_symlink(tmp_path):
+    """A directory swapped for a symlink after add_layer_path scanned it is refused when the
+    image is written: files are opened beneath the directory, following no symlink."""
+    import shutil
+
+    from conda_docker import CondaDockerError, Image
+
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "sub" / "passwd").write_text("harmless\n")
+    [image] = Image.from_file(_demo_base())
+    image.add_layer_path(src, arcpath="/data")
+    shutil.rmtree(src / "sub")
+    (src / "sub").symlink_to("/etc")
+    with pytest.raises(CondaDockerError, match="symlink"):
+        image.write_file(tmp_path / "never.tar")
+    assert not (tmp_path / "never.tar").exists()
