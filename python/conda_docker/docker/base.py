@@ -222,7 +222,8 @@ class Image:
         """
         path = os.fspath(path)
         scan = _native.scan_path(path, arcpath, recursive)
-        self._add(scan, filter, f"conda-docker add_layer_path /{(arcpath if arcpath is not None else path).lstrip('./')}")
+        where = os.path.normpath("/" + (arcpath if arcpath is not None else path).lstrip("/"))
+        self._add(scan, filter, f"conda-docker add_layer_path {where}")
 
     def add_layer_paths(self, paths: Mapping[PathLike, str], filter: Optional[Filter] = None, base_id: Optional[str] = None) -> None:
         """Adds one layer of each host path (not recursing into directories) at its archive
