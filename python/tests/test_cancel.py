@@ -104,3 +104,21 @@ def test_long_calls_release_the_gil(tmp_path):
     during = [t for t in ticks if started <= t <= started + elapsed]
     assert elapsed > 0.2 and len(during) >= elapsed / 0.01 / 4, (elapsed, len(during))
     assert "install.finished" in events
+
+
+def test_ctrl_c_still_reaches_python_after_the_cli_ran_in_process():
+    script = textwrap.dedent(
+        """
+        import os, signal, time
+        import conda_docker.cli
+        assert conda_docker.cli.cli(["cache", "info", "--json"]) == 0
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+            print("not interrupted")
+        except KeyboardInterrupt:
+            print("interrupted")
+        """
+    )
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip().endswith("interrupted") and "not" not in out.stdout, out
