@@ -1,0 +1,3 @@
+from conda_docker._cli import main
+
+main()

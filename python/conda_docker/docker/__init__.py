@@ -1,0 +1,1 @@
+"""Images and layers (``conda_docker.docker.base``)."""

@@ -1,0 +1,1 @@
+"""Registries: pulling images (``conda_docker.registry.client``)."""

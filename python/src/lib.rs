@@ -1,0 +1,1291 @@
+//! `conda_docker._native`: the Python package's one bridge to the `conda_docker` crate.
+//!
+//! Every operation here calls the library; the Python modules beside it only shape arguments
+//! and results. Long calls run on a worker thread (with a tokio runtime) while the calling
+//! thread releases the GIL and checks for signals every 50 ms: Ctrl-C sets the library's
+//! [`Cancel`] and raises `conda_docker.Cancelled`. Library errors become the exceptions of
+//! `conda_docker.errors`, carrying the message and its cause chain.
+
+use std::collections::BTreeMap;
+use std::io::{self, Read};
+use std::path::{Component, Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use conda_docker::build::{Builder, oci_platform};
+use conda_docker::conda::channel::{Sources, parse_subdir};
+use conda_docker::conda::package_files::{Kind as FileKind, PackageDir};
+use conda_docker::conda::place::Trim;
+use conda_docker::conda::plan::LayeringStrategy;
+use conda_docker::image::layer_tar::{Entry, EntryData, FileSource};
+use conda_docker::image::{
+    Cancel, History, Image, Layer, LayerCompression, Platform, Reference, RunConfig,
+};
+use conda_docker::input::Input;
+use conda_docker::reporter::{NoReporter, Reporter, Stage};
+use conda_docker::settings::ImageSettings;
+use conda_docker::transport::registry::{BlobCache, Credential, RegistryOptions, auth};
+use conda_docker::transport::{self, Location, Remote, WriteOptions};
+use pyo3::prelude::*;
+
+// The command line, compiled from the binary's own sources so `conda-docker` from the wheel is
+// the same program. Its modules name each other as `crate::cli`, `crate::progress`. Once the
+// library has the command line itself (`conda_docker::cli::main`), `run_cli` calls that and
+// these three modules go.
+#[allow(dead_code)]
+#[path = "../../src/bin/conda-docker/cli.rs"]
+mod cli;
+#[allow(dead_code)]
+#[path = "../../src/bin/conda-docker/commands/mod.rs"]
+mod commands;
+#[allow(dead_code)]
+#[path = "../../src/bin/conda-docker/progress.rs"]
+mod progress;
+
+// ---------------------------------------------------------------------------------------------
+// Errors
+
+/// Which `conda_docker.errors` class a failure raises.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    Base,
+    Solve,
+    Registry,
+    Unauthorized,
+    NotFound,
+    Invalid,
+    Cancelled,
+}
+
+impl Kind {
+    fn class(self) -> &'static str {
+        match self {
+            Kind::Base => "CondaDockerError",
+            Kind::Solve => "SolveError",
+            Kind::Registry => "RegistryError",
+            Kind::Unauthorized => "Unauthorized",
+            Kind::NotFound => "NotFound",
+            Kind::Invalid => "InvalidImage",
+            Kind::Cancelled => "Cancelled",
+        }
+    }
+}
+
+/// A failure on a worker thread, turned into a Python exception once the GIL is held again.
+#[derive(Debug)]
+struct Fail {
+    kind: Kind,
+    message: String,
+}
+
+/// The error's message followed by each cause, as the command line prints them.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        text.push_str("\n  caused by: ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+impl Fail {
+    fn new(kind: Kind, message: impl Into<String>) -> Self {
+        Self {
+            kind,
+            message: message.into(),
+        }
+    }
+
+    fn of(kind: Kind, e: &dyn std::error::Error) -> Self {
+        Self::new(kind, with_causes(e))
+    }
+
+    /// `context`, then the failure's message.
+    fn context(mut self, context: impl std::fmt::Display) -> Self {
+        self.message = format!("{context}\n  caused by: {}", self.message);
+        self
+    }
+
+    fn into_py(self, py: Python<'_>) -> PyErr {
+        let class = py
+            .import("conda_docker.errors")
+            .and_then(|m| m.getattr(self.kind.class()));
+        match class.and_then(|c| c.call1((self.message.clone(),))) {
+            Ok(value) => PyErr::from_value(value),
+            Err(e) => e,
+        }
+    }
+}
+
+fn image_kind(e: &conda_docker::image::Error) -> Kind {
+    use conda_docker::image::Error as E;
+    match e {
+        E::Unauthorized { .. } => Kind::Unauthorized,
+        E::NotFound { .. } => Kind::NotFound,
+        E::Registry { .. } | E::Network { .. } => Kind::Registry,
+        E::Invalid { .. } | E::DigestMismatch { .. } => Kind::Invalid,
+        E::Cancelled => Kind::Cancelled,
+        _ => Kind::Base,
+    }
+}
+
+impl From<conda_docker::image::Error> for Fail {
+    fn from(e: conda_docker::image::Error) -> Self {
+        Fail::of(image_kind(&e), &e)
+    }
+}
+
+impl From<conda_docker::build::Error> for Fail {
+    fn from(e: conda_docker::build::Error) -> Self {
+        use conda_docker::build::Error as B;
+        use conda_docker::conda::Error as C;
+        let kind = match &e {
+            B::Base { source, .. } | B::Image(source) => image_kind(source),
+            B::Conda(C::Unsolvable { .. } | C::InvalidSpec { .. } | C::Repodata { .. })
+            | B::NoSpecs => Kind::Solve,
+            B::Cancelled => Kind::Cancelled,
+            _ => Kind::Base,
+        };
+        Fail::of(kind, &e)
+    }
+}
+
+/// Any other library error (locations, inputs, lockfiles, settings): a `CondaDockerError`.
+fn fail<E: std::error::Error>(e: E) -> Fail {
+    Fail::of(Kind::Base, &e)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Running library calls: off the GIL, cancellable with Ctrl-C
+
+fn runtime() -> Result<&'static tokio::runtime::Runtime, Fail> {
+    static RUNTIME: OnceLock<Result<tokio::runtime::Runtime, String>> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .thread_name("conda-docker")
+                .build()
+                .map_err(|e| format!("cannot start the async runtime: {e}"))
+        })
+        .as_ref()
+        .map_err(|e| Fail::new(Kind::Base, e.clone()))
+}
+
+/// Runs `work` on a worker thread; meanwhile this thread releases the GIL and checks for
+/// signals every 50 ms. A signal handler that raises (Ctrl-C's `KeyboardInterrupt`) sets
+/// `cancel`, waits for the library to stop, and raises `Cancelled`.
+fn run<T: Send + 'static>(
+    py: Python<'_>,
+    cancel: &Cancel,
+    work: impl FnOnce() -> Result<T, Fail> + Send + 'static,
+) -> PyResult<T> {
+    let (tx, mut rx) = std::sync::mpsc::channel();
+    std::thread::Builder::new()
+        .name("conda-docker-call".into())
+        .spawn(move || {
+            let _ = tx.send(work());
+        })
+        .map_err(|e| Fail::new(Kind::Base, format!("cannot start a thread: {e}")).into_py(py))?;
+    let mut interrupted = false;
+    let result = loop {
+        let waiting = &mut rx;
+        match py.detach(move || waiting.recv_timeout(Duration::from_millis(50))) {
+            Ok(result) => break result,
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                if !interrupted && py.check_signals().is_err() {
+                    interrupted = true;
+                    cancel.cancel();
+                }
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                break Err(Fail::new(
+                    Kind::Base,
+                    "conda-docker stopped unexpectedly (a bug: please report it)",
+                ));
+            }
+        }
+    };
+    match result {
+        Ok(_) if interrupted => Err(Fail::new(
+            Kind::Cancelled,
+            "interrupted as the call finished: what it wrote is complete",
+        )
+        .into_py(py)),
+        Err(f) if interrupted => Err(Fail::new(
+            Kind::Cancelled,
+            format!("cancelled; nothing was written ({})", f.message),
+        )
+        .into_py(py)),
+        Ok(value) => Ok(value),
+        Err(f) => Err(f.into_py(py)),
+    }
+}
+
+/// Runs a future with the shared runtime, on the calling (worker) thread.
+fn block_on<T>(future: impl std::future::Future<Output = Result<T, Fail>>) -> Result<T, Fail> {
+    runtime()?.block_on(future)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Arguments shared by calls that read or write images
+
+/// `(creds "USER:PASS" or None, insecure, cert_dir, cache_dir)` from Python.
+type RemoteSpec = (Option<String>, bool, Option<PathBuf>, Option<PathBuf>);
+
+fn remote(spec: &RemoteSpec) -> Result<Remote, Fail> {
+    let (creds, insecure, cert_dir, cache_dir) = spec;
+    Ok(Remote {
+        options: registry_options(creds.as_deref(), *insecure, cert_dir.clone())?,
+        cache: BlobCache::for_cache_dir(cache_dir.as_deref()),
+    })
+}
+
+fn registry_options(
+    creds: Option<&str>,
+    insecure: bool,
+    cert_dir: Option<PathBuf>,
+) -> Result<RegistryOptions, Fail> {
+    let credential = creds
+        .map(|c| {
+            Credential::from_user_pass(c).ok_or_else(|| {
+                Fail::new(
+                    Kind::Base,
+                    "credentials must be (username, password) or \"USER:PASS\"",
+                )
+            })
+        })
+        .transpose()?;
+    Ok(RegistryOptions {
+        insecure,
+        credential,
+        cert_dir,
+        ..Default::default()
+    })
+}
+
+fn platform_of(subdir: &str) -> Result<Platform, Fail> {
+    Ok(oci_platform(parse_subdir(subdir).map_err(fail)?))
+}
+
+fn references(names: &[String]) -> Result<Vec<Reference>, Fail> {
+    names
+        .iter()
+        .map(|n| n.parse::<Reference>().map_err(fail))
+        .collect()
+}
+
+fn compression(text: &str) -> Result<LayerCompression, Fail> {
+    text.parse::<LayerCompression>()
+        .map_err(|e| Fail::new(Kind::Base, format!("compression `{text}`: {e}")))
+}
+
+/// What a write produced: (image ID, manifest digest, `REF@DIGEST` for a push).
+type Written = (String, Option<String>, Option<String>);
+
+async fn write_one(
+    image: &Image,
+    location: &Location,
+    tags: &[Reference],
+    remote: &Remote,
+    options: &WriteOptions,
+    cancel: &Cancel,
+    reporter: &dyn Reporter,
+) -> Result<Written, Fail> {
+    let written = transport::write_with(image, location, tags, remote, options, cancel, reporter)
+        .await
+        .map_err(|e| Fail::from(e).context(format!("writing {location}")))?;
+    let manifest = written.manifest_digest.as_ref().map(|d| d.to_string());
+    let pushed = match (location, &manifest) {
+        (Location::Registry(r), Some(d)) => Some(format!("{}@{d}", r.familiar_tagged())),
+        _ => None,
+    };
+    Ok((written.config_digest.to_string(), manifest, pushed))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Images and layers
+
+/// An image: config and layers (bottom first), as the library holds it.
+#[pyclass(module = "conda_docker._native")]
+#[derive(Clone)]
+struct NativeImage {
+    image: Image,
+}
+
+/// One layer with the history entry that describes it.
+#[pyclass(module = "conda_docker._native")]
+#[derive(Clone)]
+struct NativeLayer {
+    layer: Layer,
+    history: History,
+}
+
+#[pymethods]
+impl NativeLayer {
+    /// The uncompressed digest (`sha256:...`), when known before writing.
+    #[getter]
+    fn diff_id(&self) -> Option<String> {
+        self.layer.diff_id().map(|d| d.to_string())
+    }
+
+    /// What the layer holds, in words.
+    #[getter]
+    fn description(&self) -> String {
+        self.layer.description().to_string()
+    }
+
+    /// The history entry's `created_by`.
+    #[getter]
+    fn created_by(&self) -> Option<String> {
+        self.history.created_by.clone()
+    }
+
+    /// The history entry's `created`.
+    #[getter]
+    fn created(&self) -> Option<String> {
+        self.history.created.clone()
+    }
+
+    /// The paths in the layer's tar, in order (the layer is read and checked).
+    fn list_files(&self, py: Python<'_>) -> PyResult<Vec<String>> {
+        let layer = self.layer.clone();
+        let cancel = Cancel::new();
+        let c = cancel.clone();
+        run(py, &cancel, move || {
+            let (names, _) = layer.read_tar(&c, |reader| {
+                let mut names = Vec::new();
+                for entry in tar::Archive::new(reader).entries()? {
+                    let entry = entry?;
+                    names.push(String::from_utf8_lossy(&entry.path_bytes()).into_owned());
+                }
+                Ok(names)
+            })?;
+            Ok(names)
+        })
+    }
+}
+
+#[pymethods]
+impl NativeImage {
+    /// An empty image for the conda platform `platform` (`linux-64`).
+    #[staticmethod]
+    fn scratch(py: Python<'_>, platform: &str) -> PyResult<Self> {
+        let platform = platform_of(platform).map_err(|f| f.into_py(py))?;
+        Ok(Self {
+            image: Image::scratch(&platform),
+        })
+    }
+
+    /// Reads the image at `location` (as `-b` takes it: a registry reference,
+    /// `docker-archive:PATH`, `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]`).
+    #[staticmethod]
+    fn read(
+        py: Python<'_>,
+        location: String,
+        platform: String,
+        remote_spec: RemoteSpec,
+    ) -> PyResult<Self> {
+        let cancel = Cancel::new();
+        let c = cancel.clone();
+        run(py, &cancel, move || {
+            let image = read_image(&location, &platform, &remote_spec, &c)?;
+            Ok(Self { image })
+        })
+    }
+
+    /// The image ID (config digest) the image has when written, if every layer's diff_id is
+    /// known already (layers of a read image or a build are; host files are hashed on writing).
+    fn image_id(&self) -> Option<String> {
+        let diff_ids = self
+            .image
+            .layers()
+            .iter()
+            .map(|l| l.diff_id().cloned())
+            .collect::<Option<Vec<_>>>()?;
+        Some(conda_docker::image::Digest::of(&self.image.config_bytes(diff_ids)).to_string())
+    }
+
+    /// A copy that edits do not share.
+    fn copy(&self) -> Self {
+        self.clone()
+    }
+
+    /// The whole config blob, as JSON.
+    fn config_json(&self) -> PyResult<String> {
+        serde_json::to_string(self.image.config())
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
+    }
+
+    /// The run-time config (`Env`, `Cmd`, `Entrypoint`, ...), as JSON.
+    fn run_config_json(&self) -> PyResult<String> {
+        serde_json::to_string(&self.image.config().config)
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))
+    }
+
+    /// Replaces the run-time config with `json`.
+    fn set_run_config_json(&mut self, py: Python<'_>, json: &str) -> PyResult<()> {
+        let config: RunConfig = serde_json::from_str(json).map_err(|e| {
+            Fail::new(
+                Kind::Base,
+                format!("the image config cannot be used: {e} (keys are Docker's: Env, Cmd, ...)"),
+            )
+            .into_py(py)
+        })?;
+        self.image.config_mut().config = config;
+        Ok(())
+    }
+
+    /// The layers, bottom first, each with its history entry.
+    fn layers(&self) -> Vec<NativeLayer> {
+        let history: Vec<&History> = self
+            .image
+            .config()
+            .history
+            .iter()
+            .filter(|h| !h.empty_layer)
+            .collect();
+        let layers = self.image.layers();
+        // History aligned from the top: a base may carry fewer entries than layers.
+        let offset = layers.len().saturating_sub(history.len());
+        layers
+            .iter()
+            .enumerate()
+            .map(|(i, layer)| NativeLayer {
+                layer: layer.clone(),
+                history: i
+                    .checked_sub(offset)
+                    .and_then(|j| history.get(j))
+                    .map(|h| (*h).clone())
+                    .unwrap_or_default(),
+            })
+            .collect()
+    }
+
+    /// Removes the top layer; `None` when there is none.
+    fn remove_layer(&mut self) -> Option<NativeLayer> {
+        let history = self
+            .image
+            .config()
+            .history
+            .iter()
+            .rev()
+            .find(|h| !h.empty_layer)
+            .cloned()
+            .unwrap_or_default();
+        self.image
+            .remove_layer()
+            .map(|layer| NativeLayer { layer, history })
+    }
+
+    /// Puts `layer` on top.
+    fn push_layer(&mut self, layer: &NativeLayer) {
+        self.image
+            .push_layer(layer.layer.clone(), layer.history.clone());
+    }
+
+    /// Adds a layer of the scanned entries `kept` lists as `(index, path, mode, link target)`,
+    /// in the order and with the names, modes and targets a filter left.
+    fn add_scanned(
+        &mut self,
+        py: Python<'_>,
+        scan: &Scan,
+        kept: Vec<(usize, String, u32, Option<String>)>,
+        mtime: u64,
+        created_by: String,
+    ) -> PyResult<()> {
+        let mut entries = Vec::with_capacity(kept.len());
+        for (index, path, mode, target) in kept {
+            let Some(entry) = scan.entries.get(index) else {
+                return Err(pyo3::exceptions::PyIndexError::new_err(format!(
+                    "no scanned entry {index}"
+                )));
+            };
+            let path = arc_path(&path).map_err(|f| f.into_py(py))?;
+            if path.as_os_str().is_empty() {
+                continue;
+            }
+            let data = match (&entry.data, target) {
+                (EntryData::Symlink(_), Some(t)) => EntryData::Symlink(PathBuf::from(t)),
+                (data, _) => data.clone(),
+            };
+            entries.push(Entry {
+                path,
+                data,
+                mode: mode & 0o7777,
+            });
+        }
+        self.image.push_layer(
+            Layer::from_entries(entries, mtime, created_by.clone()),
+            History {
+                created: Some(conda_docker::image::config::rfc3339(mtime)),
+                created_by: Some(created_by),
+                ..Default::default()
+            },
+        );
+        Ok(())
+    }
+
+    /// Writes the image to `location` (as `-o` takes it), tagged `tags`; with `archive_path`,
+    /// to that docker-archive file instead. Returns (image ID, manifest digest, pushed ref).
+    #[pyo3(signature = (location, tags, remote_spec, compression_text, archive_path=None))]
+    fn write(
+        &self,
+        py: Python<'_>,
+        location: String,
+        tags: Vec<String>,
+        remote_spec: RemoteSpec,
+        compression_text: String,
+        archive_path: Option<PathBuf>,
+    ) -> PyResult<Written> {
+        let image = self.image.clone();
+        let cancel = Cancel::new();
+        let c = cancel.clone();
+        run(py, &cancel, move || {
+            let location = match archive_path {
+                Some(path) => Location::DockerArchive {
+                    path,
+                    reference: None,
+                },
+                None => Location::parse_destination(&location).map_err(fail)?,
+            };
+            location.check_writable()?;
+            let tags = references(&tags)?;
+            let remote = remote(&remote_spec)?;
+            let options = WriteOptions {
+                compression: compression(&compression_text)?,
+            };
+            block_on(write_one(
+                &image,
+                &location,
+                &tags,
+                &remote,
+                &options,
+                &c,
+                &NoReporter,
+            ))
+        })
+    }
+
+    /// What the image holds, as `conda-docker inspect --json` prints it.
+    fn inspect_json(&self, py: Python<'_>) -> PyResult<String> {
+        let image = self.image.clone();
+        let cancel = Cancel::new();
+        let c = cancel.clone();
+        run(py, &cancel, move || inspect_image(&image, &c))
+    }
+}
+
+fn read_image(
+    location: &str,
+    platform: &str,
+    remote_spec: &RemoteSpec,
+    cancel: &Cancel,
+) -> Result<Image, Fail> {
+    let source = Location::parse_source(location).map_err(fail)?;
+    let platform = platform_of(platform)?;
+    let remote = remote(remote_spec)?;
+    block_on(async {
+        transport::read(&source, &platform, &remote, cancel)
+            .await
+            .map_err(|e| Fail::from(e).context(format!("reading `{location}`")))
+    })
+}
+
+fn inspect_image(image: &Image, cancel: &Cancel) -> Result<String, Fail> {
+    let report = conda_docker::inspect::inspect(image, cancel)?;
+    serde_json::to_string(&report).map_err(fail)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Layers from host files and from bytes
+
+/// Entries to become a layer, before a filter has seen them.
+#[pyclass(module = "conda_docker._native")]
+struct Scan {
+    entries: Vec<Entry>,
+    sizes: Vec<u64>,
+}
+
+#[pymethods]
+impl Scan {
+    /// `(path, type, mode, size, link target)` per entry; type is `file`, `dir` or `symlink`.
+    fn infos(&self) -> Vec<(String, &'static str, u32, u64, String)> {
+        self.entries
+            .iter()
+            .zip(&self.sizes)
+            .map(|(e, size)| {
+                let (kind, target) = match &e.data {
+                    EntryData::Dir => ("dir", String::new()),
+                    EntryData::Symlink(t) | EntryData::HardLink(t) => {
+                        ("symlink", t.to_string_lossy().into_owned())
+                    }
+                    _ => ("file", String::new()),
+                };
+                (
+                    e.path.to_string_lossy().into_owned(),
+                    kind,
+                    e.mode,
+                    *size,
+                    target,
+                )
+            })
+            .collect()
+    }
+}
+
+/// A path inside the image: relative, without `..`; `/` and `.` are the root (empty).
+fn arc_path(text: &str) -> Result<PathBuf, Fail> {
+    let mut out = PathBuf::new();
+    for c in Path::new(text).components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::RootDir | Component::CurDir => {}
+            _ => {
+                return Err(Fail::new(
+                    Kind::Base,
+                    format!("`{text}`: a path in the image must not contain `..`"),
+                ));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// A regular file read beneath a directory opened once, following no symlink on the way.
+#[derive(Debug)]
+struct Beneath {
+    dir: Arc<PackageDir>,
+    rel: String,
+}
+
+impl FileSource for Beneath {
+    fn open(&self) -> io::Result<(u64, Box<dyn Read + '_>)> {
+        let file = self.dir.open_file(&self.rel).map_err(|e| {
+            io::Error::new(
+                e.kind(),
+                format!("reading `{}/{}`: {e}", self.dir.path().display(), self.rel),
+            )
+        })?;
+        let len = file.metadata()?.len();
+        Ok((len, Box::new(file)))
+    }
+}
+
+fn io_fail(path: &Path, e: io::Error) -> Fail {
+    Fail::new(Kind::Base, format!("reading `{}`: {e}", path.display()))
+}
+
+/// The entry for `rel` beneath `dir` (the directory itself when `rel` is empty), at `arc`.
+fn scanned(dir: &Arc<PackageDir>, rel: &str, arc: PathBuf) -> Result<(Entry, u64), Fail> {
+    let shown = dir.path().join(rel);
+    if rel.is_empty() {
+        let meta = std::fs::metadata(dir.path()).map_err(|e| io_fail(&shown, e))?;
+        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+        return Ok((
+            Entry {
+                path: arc,
+                data: EntryData::Dir,
+                mode,
+            },
+            0,
+        ));
+    }
+    let stat = dir.stat(rel).map_err(|e| io_fail(&shown, e))?;
+    let data = match stat.kind {
+        FileKind::Dir => EntryData::Dir,
+        FileKind::Symlink => {
+            EntryData::Symlink(dir.read_link(rel).map_err(|e| io_fail(&shown, e))?)
+        }
+        FileKind::File => EntryData::Source(Arc::new(Beneath {
+            dir: dir.clone(),
+            rel: rel.to_string(),
+        })),
+        _ => {
+            return Err(Fail::new(
+                Kind::Base,
+                format!("`{}` is not a file, directory or symlink", shown.display()),
+            ));
+        }
+    };
+    let size = if stat.kind == FileKind::File {
+        stat.size
+    } else {
+        0
+    };
+    Ok((
+        Entry {
+            path: arc,
+            data,
+            mode: stat.mode,
+        },
+        size,
+    ))
+}
+
+/// Scans `path`: a directory's tree (or only itself), a file, or a symlink (never followed).
+fn scan_one(path: &Path, arc: PathBuf, recursive: bool, scan: &mut Scan) -> Result<(), Fail> {
+    let meta = std::fs::symlink_metadata(path).map_err(|e| io_fail(path, e))?;
+    if !meta.is_dir() {
+        // A file or symlink: read through its parent directory.
+        let parent = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        };
+        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+            Fail::new(
+                Kind::Base,
+                format!("`{}`: not a UTF-8 file name", path.display()),
+            )
+        })?;
+        let dir = Arc::new(PackageDir::open(parent).map_err(|e| io_fail(parent, e))?);
+        let (entry, size) = scanned(&dir, name, arc)?;
+        scan.entries.push(entry);
+        scan.sizes.push(size);
+        return Ok(());
+    }
+    let dir = Arc::new(PackageDir::open(path).map_err(|e| io_fail(path, e))?);
+    let mut stack = vec![String::new()];
+    while let Some(rel) = stack.pop() {
+        let (entry, size) = scanned(&dir, &rel, arc.join(&rel))?;
+        let is_dir = matches!(entry.data, EntryData::Dir);
+        scan.entries.push(entry);
+        scan.sizes.push(size);
+        if !is_dir || !recursive {
+            continue;
+        }
+        let listed = path.join(&rel);
+        let mut names = Vec::new();
+        for child in std::fs::read_dir(&listed).map_err(|e| io_fail(&listed, e))? {
+            let child = child.map_err(|e| io_fail(&listed, e))?;
+            let name = child.file_name().into_string().map_err(|n| {
+                Fail::new(
+                    Kind::Base,
+                    format!("`{}`: not a UTF-8 file name", listed.join(n).display()),
+                )
+            })?;
+            names.push(if rel.is_empty() {
+                name
+            } else {
+                format!("{rel}/{name}")
+            });
+        }
+        names.sort();
+        stack.extend(names.into_iter().rev());
+    }
+    Ok(())
+}
+
+/// Scans the tree at `path` for a layer, placed at `arcpath` (default: `path` as given, made
+/// relative). Nothing is read through a symlink; symlinks are kept as symlinks.
+#[pyfunction]
+#[pyo3(signature = (path, arcpath=None, recursive=true))]
+fn scan_path(
+    py: Python<'_>,
+    path: PathBuf,
+    arcpath: Option<String>,
+    recursive: bool,
+) -> PyResult<Scan> {
+    let arc = arcpath.unwrap_or_else(|| path.to_string_lossy().into_owned());
+    let mut scan = Scan {
+        entries: Vec::new(),
+        sizes: Vec::new(),
+    };
+    arc_path(&arc)
+        .and_then(|arc| scan_one(&path, arc, recursive, &mut scan))
+        .map_err(|f| f.into_py(py))?;
+    Ok(scan)
+}
+
+/// Scans each host path (not recursing into directories) for a layer, at its archive path.
+#[pyfunction]
+fn scan_paths(py: Python<'_>, paths: Vec<(PathBuf, String)>) -> PyResult<Scan> {
+    let mut scan = Scan {
+        entries: Vec::new(),
+        sizes: Vec::new(),
+    };
+    for (path, arc) in paths {
+        arc_path(&arc)
+            .and_then(|arc| scan_one(&path, arc, false, &mut scan))
+            .map_err(|f| f.into_py(py))?;
+    }
+    Ok(scan)
+}
+
+/// Files with these contents, mode 0644, for a layer.
+#[pyfunction]
+fn scan_contents(py: Python<'_>, contents: Vec<(String, Vec<u8>)>) -> PyResult<Scan> {
+    let mut scan = Scan {
+        entries: Vec::new(),
+        sizes: Vec::new(),
+    };
+    for (path, bytes) in contents {
+        let p = arc_path(&path).map_err(|f| f.into_py(py))?;
+        scan.sizes.push(bytes.len() as u64);
+        scan.entries.push(Entry {
+            path: p,
+            data: EntryData::Bytes(bytes),
+            mode: 0o644,
+        });
+    }
+    Ok(scan)
+}
+
+// ---------------------------------------------------------------------------------------------
+// inspect, copy, login
+
+/// A layer of the tar file at `path` (plain, gzip or zstd), read when the image is written.
+#[pyfunction]
+fn layer_from_tar(py: Python<'_>, path: PathBuf) -> PyResult<NativeLayer> {
+    let mut image = Image::scratch(&Platform::linux("amd64", None));
+    image
+        .add_layer_tar(&path)
+        .map_err(|e| Fail::from(e).into_py(py))?;
+    // History names no build-machine path.
+    let history = History {
+        created_by: Some("conda-docker: a layer from tar bytes".into()),
+        ..Default::default()
+    };
+    match image.remove_layer() {
+        Some(layer) => Ok(NativeLayer { layer, history }),
+        None => Err(Fail::new(Kind::Base, "no layer was made").into_py(py)),
+    }
+}
+
+/// `conda-docker inspect --json` of the image at `location`.
+#[pyfunction]
+fn inspect(
+    py: Python<'_>,
+    location: String,
+    platform: String,
+    remote_spec: RemoteSpec,
+) -> PyResult<String> {
+    let cancel = Cancel::new();
+    let c = cancel.clone();
+    run(py, &cancel, move || {
+        let image = read_image(&location, &platform, &remote_spec, &c)?;
+        inspect_image(&image, &c)
+    })
+}
+
+/// `conda-docker copy`: reads `source` and writes it to `destination`.
+#[pyfunction]
+#[allow(clippy::too_many_arguments)]
+fn copy(
+    py: Python<'_>,
+    source: String,
+    destination: String,
+    images: Vec<String>,
+    platform: String,
+    compression_text: String,
+    source_remote: RemoteSpec,
+    destination_remote: RemoteSpec,
+) -> PyResult<Written> {
+    let cancel = Cancel::new();
+    let c = cancel.clone();
+    run(py, &cancel, move || {
+        let location = Location::parse_destination(&destination).map_err(fail)?;
+        location.check_writable()?;
+        let tags = references(&images)?;
+        let options = WriteOptions {
+            compression: compression(&compression_text)?,
+        };
+        let image = read_image(&source, &platform, &source_remote, &c)?;
+        let remote = remote(&destination_remote)?;
+        block_on(write_one(
+            &image,
+            &location,
+            &tags,
+            &remote,
+            &options,
+            &c,
+            &NoReporter,
+        ))
+    })
+}
+
+/// `conda-docker login`: checks the credentials against `registry`, then stores them where
+/// `docker login` would. Returns where they went.
+#[pyfunction]
+fn login(
+    py: Python<'_>,
+    registry: String,
+    username: String,
+    password: String,
+    insecure: bool,
+    cert_dir: Option<PathBuf>,
+) -> PyResult<String> {
+    let cancel = Cancel::new();
+    run(py, &cancel, move || {
+        let credential = Credential::Basic {
+            username: username.clone(),
+            password: password.clone(),
+        };
+        let options = RegistryOptions {
+            insecure,
+            credential: Some(credential),
+            cert_dir,
+            ..Default::default()
+        };
+        let client = transport::registry::Client::new(&registry, &options)?;
+        block_on(async { Ok(client.check_login().await?) })?;
+        let stored =
+            auth::store(&registry, &username, &password).map_err(|e| Fail::new(Kind::Base, e))?;
+        Ok(stored.display().to_string())
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// build
+
+/// The arguments of `conda_docker.build`, as the Python function passes them.
+#[derive(FromPyObject)]
+#[pyo3(from_item_all)]
+struct BuildOptions {
+    specs: Vec<String>,
+    file: Option<PathBuf>,
+    environment: String,
+    prefix: Option<PathBuf>,
+    name: Option<String>,
+    channels: Vec<String>,
+    mirrors: Vec<String>,
+    channel_names: Vec<String>,
+    platforms: Vec<String>,
+    base: String,
+    images: Vec<String>,
+    outputs: Vec<String>,
+    target_prefix: PathBuf,
+    layering_strategy: String,
+    max_layers: usize,
+    trim: Vec<String>,
+    no_trim: bool,
+    compression: String,
+    env: BTreeMap<String, String>,
+    entrypoint: Option<Vec<String>>,
+    cmd: Option<Vec<String>>,
+    workdir: Option<String>,
+    labels: BTreeMap<String, String>,
+    annotations: BTreeMap<String, String>,
+    expose: Vec<String>,
+    user: Option<String>,
+    writable_prefix: bool,
+    virtual_packages: BTreeMap<String, String>,
+    sbom: bool,
+    lock_output: Option<PathBuf>,
+    cache_dir: Option<PathBuf>,
+    base_creds: Option<String>,
+    creds: Option<String>,
+    insecure: bool,
+    cert_dir: Option<PathBuf>,
+    source_date_epoch: Option<u64>,
+    progress: Option<Py<PyAny>>,
+}
+
+/// Progress events for a Python callable `progress(event, message)`; its errors are ignored.
+struct PyReporter(Py<PyAny>);
+
+fn stage_name(stage: Stage) -> &'static str {
+    match stage {
+        Stage::ReadBase => "read_base",
+        Stage::Solve => "solve",
+        Stage::Install => "install",
+        Stage::Write => "write",
+    }
+}
+
+impl PyReporter {
+    fn emit(&self, event: String, message: String) {
+        Python::attach(|py| {
+            if let Err(e) = self.0.call1(py, (event, message)) {
+                e.print(py);
+            }
+        });
+    }
+}
+
+impl Reporter for PyReporter {
+    fn stage_started(&self, stage: Stage, message: &str) {
+        self.emit(format!("{}.started", stage_name(stage)), message.into());
+    }
+    fn stage_finished(&self, stage: Stage, message: &str) {
+        self.emit(format!("{}.finished", stage_name(stage)), message.into());
+    }
+    fn package_installed(&self, name: &str) {
+        self.emit("package_installed".into(), name.into());
+    }
+    fn warning(&self, message: &str) {
+        self.emit("warning".into(), message.into());
+    }
+    fn layer_finished(
+        &self,
+        index: usize,
+        layer: &Layer,
+        written: &conda_docker::image::WrittenLayer,
+    ) {
+        let _ = written;
+        self.emit(
+            "layer_written".into(),
+            format!("{}: {}", index + 1, layer.description()),
+        );
+    }
+}
+
+/// What a build made: the images (one per platform), each output as written, the records.
+type Built = (Vec<NativeImage>, Vec<(String, Written)>, Vec<String>);
+
+fn build_input(o: &BuildOptions, subdir: conda_docker::conda::Subdir) -> Result<Input, Fail> {
+    let prefix = match (&o.prefix, &o.name) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(n)) => Some(conda_docker::conda::prefix::find_named(n).map_err(fail)?),
+        (None, None) => None,
+    };
+    let mut input = match (&o.file, prefix) {
+        (_, Some(prefix)) => {
+            if !o.specs.is_empty() {
+                return Err(Fail::new(
+                    Kind::Base,
+                    "prefix/name builds an existing environment's packages: give no specs with it",
+                ));
+            }
+            let mut input = Input::from_prefix(&prefix).map_err(fail)?;
+            input.name = o.name.clone().or(input.name);
+            input
+        }
+        (Some(file), None) => {
+            Input::read_file(file, subdir, &o.environment, &o.specs).map_err(fail)?
+        }
+        (None, None) => Input::specs(o.specs.clone()),
+    };
+    if !o.channels.is_empty() {
+        input.channels = o.channels.clone();
+    } else if input.channels.is_empty() {
+        input.channels = vec!["conda-forge".into()];
+    }
+    Ok(input)
+}
+
+fn build_images(o: BuildOptions, cancel: Cancel) -> Result<Built, Fail> {
+    let reporter: Arc<dyn Reporter> = match &o.progress {
+        Some(callable) => Arc::new(PyReporter(Python::attach(|py| callable.clone_ref(py)))),
+        None => Arc::new(NoReporter),
+    };
+    let platforms = if o.platforms.is_empty() {
+        vec!["linux-64".to_string()]
+    } else {
+        o.platforms.clone()
+    };
+    let subdirs = platforms
+        .iter()
+        .map(|p| parse_subdir(p).map_err(fail))
+        .collect::<Result<Vec<_>, _>>()?;
+    let outputs = o
+        .outputs
+        .iter()
+        .map(|out| Location::parse_destination(out).map_err(fail))
+        .collect::<Result<Vec<_>, _>>()?;
+    for output in &outputs {
+        output.check_writable()?;
+    }
+    let strategy = match o.layering_strategy.as_str() {
+        "auto" => LayeringStrategy::Auto,
+        "layered" => LayeringStrategy::Layered,
+        "single" => LayeringStrategy::Single,
+        other => {
+            return Err(Fail::new(
+                Kind::Base,
+                format!("layering strategy `{other}`: use auto, layered or single"),
+            ));
+        }
+    };
+    let trim = if o.no_trim {
+        Trim::NONE
+    } else {
+        o.trim
+            .iter()
+            .try_fold(Trim::default(), |t, g| t.with_group(g.trim()))
+            .map_err(|e| Fail::new(Kind::Base, format!("trim: {e}")))?
+    };
+    let cwd = std::env::current_dir().map_err(|e| io_fail(Path::new("."), e))?;
+    let mut sources = Sources::new();
+    for m in &o.mirrors {
+        sources = sources.parse_mirror(m, &cwd).map_err(fail)?;
+    }
+    for n in &o.channel_names {
+        sources = sources.parse_channel_name(n, &cwd).map_err(fail)?;
+    }
+    let options = WriteOptions {
+        compression: compression(&o.compression)?,
+    };
+    let base_options = registry_options(o.base_creds.as_deref(), o.insecure, o.cert_dir.clone())?;
+    let image_settings = ImageSettings {
+        env: o.env.clone(),
+        entrypoint: o.entrypoint.clone(),
+        cmd: o.cmd.clone(),
+        workdir: o.workdir.clone(),
+        labels: o.labels.clone(),
+        annotations: o.annotations.clone(),
+        expose: o.expose.clone(),
+        user: o.user.clone(),
+        writable_prefix: o.writable_prefix,
+    };
+    let first_subdir = *subdirs
+        .first()
+        .ok_or_else(|| Fail::new(Kind::Base, "no platform to build"))?;
+    let first = build_input(&o, first_subdir)?;
+    // As the command line names it: `-i`, else the environment's name, else conda-docker.
+    let tags = references(&if o.images.is_empty() {
+        vec![match &first.name {
+            Some(n) => format!("{}:latest", n.to_lowercase()),
+            None => "conda-docker:latest".to_string(),
+        }]
+    } else {
+        o.images.clone()
+    })?;
+    block_on(async {
+        let mut built = Vec::new();
+        let mut blob_cache = BlobCache::for_cache_dir(o.cache_dir.as_deref());
+        for (platform, subdir) in platforms.iter().zip(&subdirs) {
+            let input = build_input(&o, *subdir)?;
+            let settings = input.settings.clone().merged_with(image_settings.clone());
+            // SOURCE_DATE_EPOCH and CONDA_OVERRIDE_GLIBC/CUDA, read as the command line reads them.
+            let mut builder = Builder::from_input(input)
+                .from_env()?
+                .with_platform(platform.clone())
+                .with_base(o.base.clone())
+                .with_target_prefix(o.target_prefix.clone())
+                .with_layering(strategy)
+                .with_max_layers(o.max_layers)
+                .with_trim(trim)
+                .with_sources(sources.clone())
+                .with_sbom(o.sbom)
+                .with_settings(settings)
+                .with_cancel(cancel.clone())
+                .with_reporter(reporter.clone())
+                .with_base_registry(base_options.clone());
+            if let Some(epoch) = o.source_date_epoch {
+                builder = builder.with_source_date_epoch(Some(epoch));
+            }
+            for (name, version) in &o.virtual_packages {
+                builder = builder.with_virtual_package(name.clone(), version.clone());
+            }
+            if let Some(dir) = &o.cache_dir {
+                builder = builder.with_cache_dir(dir.clone());
+            }
+            blob_cache = builder.blob_cache();
+            built.push(builder.build().await?);
+        }
+        let remote = Remote {
+            options: registry_options(o.creds.as_deref(), o.insecure, o.cert_dir.clone())?,
+            cache: blob_cache,
+        };
+        let mut written = Vec::new();
+        for (text, output) in o.outputs.iter().zip(&outputs) {
+            let w = match built.as_slice() {
+                [one] => {
+                    write_one(
+                        one.image(),
+                        output,
+                        &tags,
+                        &remote,
+                        &options,
+                        &cancel,
+                        reporter.as_ref(),
+                    )
+                    .await?
+                }
+                many => {
+                    let images: Vec<&Image> = many.iter().map(|b| b.image()).collect();
+                    let index = transport::write_index_with(
+                        &images,
+                        output,
+                        &tags,
+                        &remote,
+                        &options,
+                        &cancel,
+                        reporter.as_ref(),
+                    )
+                    .await
+                    .map_err(|e| Fail::from(e).context(format!("writing {output}")))?;
+                    let digest = index.digest.to_string();
+                    let pushed = match output {
+                        Location::Registry(r) => Some(format!("{}@{digest}", r.familiar_tagged())),
+                        _ => None,
+                    };
+                    (digest.clone(), Some(digest), pushed)
+                }
+            };
+            written.push((text.clone(), w));
+        }
+        if let Some(lock) = &o.lock_output {
+            let locked: Vec<_> = subdirs
+                .iter()
+                .zip(&built)
+                .map(|(subdir, b)| (*subdir, b.records()))
+                .collect();
+            conda_docker::conda::lock::write(lock, &locked).map_err(fail)?;
+        }
+        let records = built
+            .iter()
+            .map(|b| serde_json::to_string(b.records()).map_err(fail))
+            .collect::<Result<Vec<_>, _>>()?;
+        let images = built
+            .into_iter()
+            .map(|b| NativeImage {
+                image: b.image().clone(),
+            })
+            .collect();
+        Ok((images, written, records))
+    })
+}
+
+/// Builds the images `options` describe and writes every output.
+#[pyfunction]
+fn build(py: Python<'_>, options: BuildOptions) -> PyResult<Built> {
+    let cancel = Cancel::new();
+    let c = cancel.clone();
+    run(py, &cancel, move || build_images(options, c))
+}
+
+// ---------------------------------------------------------------------------------------------
+// The command line
+
+/// Runs the `conda-docker` command line with `argv` (without the program name) in this
+/// process; returns its exit status. Ctrl-C stops it as it stops the binary (status 130).
+#[pyfunction]
+fn run_cli(py: Python<'_>, argv: Vec<String>) -> i32 {
+    use clap::Parser;
+    let args = std::iter::once("conda-docker".to_string()).chain(argv);
+    let parsed = match cli::Cli::try_parse_from(args) {
+        Ok(parsed) => parsed,
+        Err(e) => {
+            let _ = e.print();
+            return e.exit_code();
+        }
+    };
+    let code = py.detach(|| commands::run(parsed));
+    (0..=255u8)
+        .find(|&n| std::process::ExitCode::from(n) == code)
+        .map_or(1, i32::from)
+}
+
+// ---------------------------------------------------------------------------------------------
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<NativeImage>()?;
+    m.add_class::<NativeLayer>()?;
+    m.add_class::<Scan>()?;
+    m.add_function(wrap_pyfunction!(scan_path, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_paths, m)?)?;
+    m.add_function(wrap_pyfunction!(scan_contents, m)?)?;
+    m.add_function(wrap_pyfunction!(layer_from_tar, m)?)?;
+    m.add_function(wrap_pyfunction!(inspect, m)?)?;
+    m.add_function(wrap_pyfunction!(copy, m)?)?;
+    m.add_function(wrap_pyfunction!(login, m)?)?;
+    m.add_function(wrap_pyfunction!(build, m)?)?;
+    m.add_function(wrap_pyfunction!(run_cli, m)?)?;
+    m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    Ok(())
+}
