@@ -691,7 +691,19 @@ impl<'r> Client<'r> {
         if !response.status().is_success() {
             return Err(format!("token server answered {}", response.status()));
         }
-        let answer: TokenAnswer = response.json().await.map_err(|e| e.to_string())?;
+        // A token answer is small: one that is not is refused before it fills memory.
+        const TOKEN_CAP: usize = 1 << 20;
+        let mut response = response;
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+            if body.len() + chunk.len() > TOKEN_CAP {
+                return Err(format!(
+                    "the token server sent more than {TOKEN_CAP} bytes; a token answer is small"
+                ));
+            }
+            body.extend_from_slice(&chunk);
+        }
+        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
         answer
             .token
             .or(answer.access_token)

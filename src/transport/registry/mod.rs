@@ -360,7 +360,8 @@ async fn image_from_manifest(
     let repo = reference.repository();
     let config = &manifest.config;
     let config_path = fetch_blob(client, repo, &config.digest, config.size, cache, cancel).await?;
-    let config_bytes = std::fs::read(&config_path).map_err(Error::io("reading", &config_path))?;
+    let config_bytes = crate::capped::read_file(&config_path, crate::capped::JSON_CAP)
+        .map_err(Error::io("reading", &config_path))?;
     let config: ConfigFile = serde_json::from_slice(&config_bytes).map_err(|e| {
         client.error(format!(
             "config {} of `{reference}`: {e}",
