@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 /// The mode of every file conda-docker writes: readable by all, whatever the umask.
 pub const FILE_MODE: u32 = 0o644;
+/// The mode of a file holding secrets (a stored login): its owner's only.
+pub const SECRET_MODE: u32 = 0o600;
 
 /// A file being written; it appears at its path only when [`AtomicFile::commit`]ted.
 #[derive(Debug)]
@@ -45,9 +47,13 @@ impl AtomicFile {
 
     /// Sets the mode to [`FILE_MODE`] and moves the file into place, replacing what was there.
     pub fn commit(self) -> io::Result<()> {
+        self.commit_with_mode(FILE_MODE)
+    }
+
+    fn commit_with_mode(self, mode: u32) -> io::Result<()> {
         self.temp
             .as_file()
-            .set_permissions(std::fs::Permissions::from_mode(FILE_MODE))?;
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
         self.temp.persist(&self.path).map_err(|e| e.error)?;
         Ok(())
     }
@@ -67,6 +73,14 @@ pub fn write(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = AtomicFile::new(path)?;
     file.write_all(bytes)?;
     file.commit()
+}
+
+/// Writes `bytes` to `path` atomically, readable by its owner only ([`SECRET_MODE`]): the mode
+/// is set before the file appears, so the secret is never readable by others.
+pub fn write_secret(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = AtomicFile::new(path)?;
+    file.write_all(bytes)?;
+    file.commit_with_mode(SECRET_MODE)
 }
 
 /// How every temporary name of ours starts (then the pid, `-`, random characters, `.tmp`).

@@ -145,7 +145,6 @@ impl From<conda_docker::build::Error> for Fail {
             B::Base { source, .. } | B::Image(source) => image_kind(source),
             B::Conda(C::Unsolvable { .. } | C::InvalidSpec { .. } | C::Repodata { .. })
             | B::NoSpecs => Kind::Solve,
-            B::Cancelled => Kind::Cancelled,
             _ => Kind::Base,
         };
         Fail::of(kind, &e)
@@ -931,8 +930,8 @@ fn login(
         };
         let client = transport::registry::Client::new(&registry, &options)?;
         block_on(async { Ok(client.check_login().await?) })?;
-        let stored =
-            auth::store(&registry, &username, &password).map_err(|e| Fail::new(Kind::Base, e))?;
+        let stored = auth::store(&registry, &username, &password)
+            .map_err(|e| Fail::new(Kind::Base, with_causes(&e)))?;
         Ok(stored.display().to_string())
     })
 }

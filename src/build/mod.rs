@@ -83,12 +83,22 @@ pub enum Error {
     /// The user to add clashes with the base's users.
     #[error("--user: {0}")]
     User(String),
-    /// Building the layers failed.
+    /// Building the layers failed, or the build was cancelled
+    /// ([`crate::image::Error::Cancelled`]: the one way a cancellation is told).
     #[error(transparent)]
     Image(#[from] crate::image::Error),
+}
+
+impl Error {
     /// The build was cancelled.
-    #[error("cancelled")]
-    Cancelled,
+    fn cancelled() -> Self {
+        Self::Image(crate::image::Error::Cancelled)
+    }
+
+    /// True when the build stopped because it was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Self::Image(crate::image::Error::Cancelled))
+    }
 }
 
 /// Where the image records the packages it holds (conda's explicit format), in the prefix.
@@ -596,7 +606,7 @@ impl Builder {
         drop(cache_lock);
         let mut image = base;
         for ((group, layer), settings) in plan.groups.iter().zip(&stored).zip(&layer_settings) {
-            let layer = layer.as_ref().ok_or(Error::Cancelled)?;
+            let layer = layer.as_ref().ok_or_else(Error::cancelled)?;
             let comment = (!group.packages.is_empty()).then(|| group.packages.join(" "));
             image.push_layer(
                 compose::cached_layer(&blob_cache, layer, group.description.clone()),
@@ -886,7 +896,7 @@ impl Builder {
 
     fn check_cancel(&self) -> Result<(), Error> {
         if self.cancel.is_cancelled() {
-            Err(Error::Cancelled)
+            Err(Error::cancelled())
         } else {
             Ok(())
         }
@@ -986,7 +996,7 @@ fn make_layers(
         made.push((g, result?));
     }
     if cancel.is_cancelled() {
-        return Err(Error::Cancelled);
+        return Err(Error::cancelled());
     }
     Ok(made)
 }

@@ -15,6 +15,61 @@ use std::process::{Command, Stdio};
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
+/// Why credentials could not be read or stored.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// An auth file could not be read or written.
+    #[error("`{}`", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An auth file is not the JSON Docker and podman write.
+    #[error("`{}` is not a Docker or podman auth file", path.display())]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// There is no home directory to find `~/.docker/config.json` in.
+    #[error("no home directory to store the login in: set DOCKER_CONFIG")]
+    NoHome,
+    /// A credential helper could not be run, failed, or answered something else than JSON.
+    #[error("`docker-credential-{helper}`: {what}")]
+    Helper {
+        /// The helper's name (`pass`, `desktop`).
+        helper: String,
+        /// What went wrong.
+        what: String,
+        /// The cause, when there is one.
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
+}
+
+impl AuthError {
+    fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Self + '_ {
+        move |source| Self::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    fn helper(helper: &str, what: &str) -> impl FnOnce(std::io::Error) -> Self {
+        let (helper, what) = (helper.to_string(), what.to_string());
+        move |e| Self::Helper {
+            helper,
+            what,
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
 /// A credential for one registry.
 #[derive(Clone, PartialEq, Eq)]
 pub enum Credential {
@@ -151,13 +206,14 @@ fn podman_auth_paths() -> Vec<PathBuf> {
 }
 
 /// Reads an auth file; a missing file is empty.
-pub fn read_auth_file(path: &Path) -> Result<AuthFile, String> {
-    match std::fs::read(path) {
-        Ok(bytes) => {
-            serde_json::from_slice(&bytes).map_err(|e| format!("`{}`: {e}", path.display()))
-        }
+pub fn read_auth_file(path: &Path) -> Result<AuthFile, AuthError> {
+    match crate::capped::read_file(path, crate::capped::JSON_CAP) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|source| AuthError::Parse {
+            path: path.to_path_buf(),
+            source,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(AuthFile::default()),
-        Err(e) => Err(format!("`{}`: {e}", path.display())),
+        Err(e) => Err(AuthError::io(path)(e)),
     }
 }
 
@@ -178,7 +234,7 @@ fn decode_entry(entry: &AuthEntry) -> Option<Credential> {
 }
 
 /// Runs `docker-credential-HELPER get` for `server`.
-fn from_helper(helper: &str, server: &str) -> Result<Option<Credential>, String> {
+fn from_helper(helper: &str, server: &str) -> Result<Option<Credential>, AuthError> {
     let program = format!("docker-credential-{helper}");
     let mut child = Command::new(&program)
         .arg("get")
@@ -186,13 +242,13 @@ fn from_helper(helper: &str, server: &str) -> Result<Option<Credential>, String>
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("running `{program}`: {e}"))?;
+        .map_err(AuthError::helper(helper, "cannot be run"))?;
     if let Some(mut stdin) = child.stdin.take() {
         let _ = stdin.write_all(server.as_bytes());
     }
     let out = child
         .wait_with_output()
-        .map_err(|e| format!("running `{program}`: {e}"))?;
+        .map_err(AuthError::helper(helper, "cannot be run"))?;
     if !out.status.success() {
         // Helpers answer "credentials not found" with a non-zero exit: not an error for us.
         return Ok(None);
@@ -204,8 +260,12 @@ fn from_helper(helper: &str, server: &str) -> Result<Option<Credential>, String>
         #[serde(rename = "Secret")]
         secret: String,
     }
-    let answer: HelperAnswer = serde_json::from_slice(&out.stdout)
-        .map_err(|e| format!("`{program}` answered something other than JSON: {e}"))?;
+    let answer: HelperAnswer =
+        serde_json::from_slice(&out.stdout).map_err(|e| AuthError::Helper {
+            helper: helper.to_string(),
+            what: "answered something other than its JSON".into(),
+            source: Some(Box::new(e)),
+        })?;
     Ok(Some(if answer.username == "<token>" {
         Credential::IdentityToken(answer.secret)
     } else {
@@ -217,7 +277,7 @@ fn from_helper(helper: &str, server: &str) -> Result<Option<Credential>, String>
 }
 
 /// Looks up the credential for `registry` in one auth file.
-fn from_file(path: &Path, registry: &str) -> Result<Option<Credential>, String> {
+fn from_file(path: &Path, registry: &str) -> Result<Option<Credential>, AuthError> {
     let file = read_auth_file(path)?;
     let keys = keys_for(registry);
     for key in &keys {
@@ -278,8 +338,8 @@ pub fn lookup(
 /// Stores a login for `registry` where `docker login` would: with the credential helper that
 /// config.json names (leaving an empty `auths` entry, as Docker does), else base64 in
 /// config.json. Returns where the secret went.
-pub fn store(registry: &str, username: &str, password: &str) -> Result<PathBuf, String> {
-    let path = docker_config_path().ok_or("no home directory: set DOCKER_CONFIG")?;
+pub fn store(registry: &str, username: &str, password: &str) -> Result<PathBuf, AuthError> {
+    let path = docker_config_path().ok_or(AuthError::NoHome)?;
     let mut file = read_auth_file(&path)?;
     let key = login_key(registry);
     let helper = file.cred_helpers.get(&key).or(file.creds_store.as_ref());
@@ -309,45 +369,38 @@ fn store_with_helper(
     key: &str,
     username: &str,
     password: &str,
-) -> Result<(), String> {
-    let program = format!("docker-credential-{helper}");
+) -> Result<(), AuthError> {
     let payload = serde_json::json!({"ServerURL": key, "Username": username, "Secret": password});
-    let mut child = Command::new(&program)
+    let mut child = Command::new(format!("docker-credential-{helper}"))
         .arg("store")
         .stdin(Stdio::piped())
         .spawn()
-        .map_err(|e| format!("running `{program}`: {e}"))?;
+        .map_err(AuthError::helper(helper, "cannot be run"))?;
     if let Some(mut stdin) = child.stdin.take() {
         stdin
             .write_all(payload.to_string().as_bytes())
-            .map_err(|e| format!("writing to `{program}`: {e}"))?;
+            .map_err(AuthError::helper(helper, "did not take the login"))?;
     }
     let status = child
         .wait()
-        .map_err(|e| format!("running `{program}`: {e}"))?;
+        .map_err(AuthError::helper(helper, "cannot be run"))?;
     if status.success() {
         Ok(())
     } else {
-        Err(format!("`{program} store` failed ({status})"))
+        Err(AuthError::Helper {
+            helper: helper.to_string(),
+            what: format!("`store` failed ({status})"),
+            source: None,
+        })
     }
 }
 
 /// Replaces an auth file with `file`, readable by its owner only.
-fn write_auth_file(path: &Path, file: &AuthFile) -> Result<(), String> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).map_err(|e| format!("`{}`: {e}", dir.display()))?;
-    let mut bytes = serde_json::to_vec_pretty(file).map_err(|e| e.to_string())?;
+fn write_auth_file(path: &Path, file: &AuthFile) -> Result<(), AuthError> {
+    // A struct of strings and maps always serializes.
+    let mut bytes = serde_json::to_vec_pretty(file).unwrap_or_default();
     bytes.push(b'\n');
-    let context = |e: std::io::Error| format!("`{}`: {e}", path.display());
-    let mut temp = tempfile::NamedTempFile::new_in(dir).map_err(context)?;
-    temp.write_all(&bytes).map_err(context)?;
-    std::fs::set_permissions(
-        temp.path(),
-        std::os::unix::fs::PermissionsExt::from_mode(0o600),
-    )
-    .map_err(context)?;
-    temp.persist(path).map_err(|e| context(e.error))?;
-    Ok(())
+    crate::atomic::write_secret(path, &bytes).map_err(AuthError::io(path))
 }
 
 #[cfg(test)]

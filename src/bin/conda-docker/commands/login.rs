@@ -33,7 +33,7 @@ pub(crate) async fn login(args: crate::cli::LoginArgs) -> Result<()> {
     };
     let client = transport::registry::Client::new(&registry, &args.tls.options(Some(credential)))?;
     client.check_login().await?;
-    let stored = auth::store(&registry, &args.username, &password).map_err(anyhow::Error::msg)?;
+    let stored = auth::store(&registry, &args.username, &password)?;
     eprintln!(
         "Login Succeeded (credentials stored in {})",
         stored.display()
