@@ -53,6 +53,15 @@ impl Input {
         }
     }
 
+    /// The image name a build of this input gets when none is given: `NAME:latest` after the
+    /// environment's name (lowercase, as references are), else `conda-docker:latest`.
+    pub fn image_name(&self) -> String {
+        match &self.name {
+            Some(n) => format!("{}:latest", n.to_lowercase()),
+            None => "conda-docker:latest".to_string(),
+        }
+    }
+
     /// Reads the environment file or lockfile at `path` for `subdir`. `extra_specs` are added
     /// to an environment file's and refused with a lockfile, which pins every package;
     /// `environment` picks a pixi.lock environment.

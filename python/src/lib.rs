@@ -1098,14 +1098,8 @@ fn build_images(o: BuildOptions, cancel: Cancel) -> Result<Built, Fail> {
             ));
         }
     };
-    let trim = if o.no_trim {
-        Trim::NONE
-    } else {
-        o.trim
-            .iter()
-            .try_fold(Trim::default(), |t, g| t.with_group(g.trim()))
-            .map_err(|e| Fail::new(Kind::Base, format!("trim: {e}")))?
-    };
+    let trim = Trim::from_groups(&o.trim, o.no_trim)
+        .map_err(|e| Fail::new(Kind::Base, format!("trim: {e}")))?;
     let cwd = std::env::current_dir().map_err(|e| io_fail(Path::new("."), e))?;
     let mut sources = Sources::new();
     for m in &o.mirrors {
@@ -1135,10 +1129,7 @@ fn build_images(o: BuildOptions, cancel: Cancel) -> Result<Built, Fail> {
     let first = build_input(&o, first_subdir)?;
     // As the command line names it: `-i`, else the environment's name, else conda-docker.
     let tags = references(&if o.images.is_empty() {
-        vec![match &first.name {
-            Some(n) => format!("{}:latest", n.to_lowercase()),
-            None => "conda-docker:latest".to_string(),
-        }]
+        vec![first.image_name()]
     } else {
         o.images.clone()
     })?;

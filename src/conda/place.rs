@@ -48,6 +48,16 @@ impl Trim {
         headers: false,
     };
 
+    /// The default trim with the groups named `groups` added, or no trim at all with `none`.
+    pub fn from_groups(groups: &[String], none: bool) -> std::result::Result<Self, String> {
+        if none {
+            return Ok(Self::NONE);
+        }
+        groups
+            .iter()
+            .try_fold(Self::default(), |t, g| t.with_group(g.trim()))
+    }
+
     /// Adds a group by its name (`static-libs`, `js-maps`, `docs`, `headers`).
     pub fn with_group(mut self, name: &str) -> std::result::Result<Self, String> {
         match name {

@@ -119,10 +119,7 @@ pub(crate) async fn build(
     let settings = first.settings.clone().merged_with(cli_settings(&args)?);
     settings.validate()?;
     let image_names = if args.images.is_empty() {
-        vec![match &first.name {
-            Some(n) => format!("{}:latest", n.to_lowercase()),
-            None => "conda-docker:latest".to_string(),
-        }]
+        vec![first.image_name()]
     } else {
         args.images.clone()
     };
@@ -180,14 +177,8 @@ pub(crate) async fn build(
             args.max_layers
         );
     }
-    let trim = if args.no_trim {
-        Trim::NONE
-    } else {
-        args.trim
-            .iter()
-            .try_fold(Trim::default(), |t, g| t.with_group(g.trim()))
-            .map_err(|e| anyhow::anyhow!("--trim: {e}"))?
-    };
+    let trim =
+        Trim::from_groups(&args.trim, args.no_trim).map_err(|e| anyhow::anyhow!("--trim: {e}"))?;
     let sources = sources(&args)?;
     let reporter: Arc<dyn Reporter> = progress.clone();
     let mut built = Vec::new();
