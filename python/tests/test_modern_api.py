@@ -112,3 +112,26 @@ def test_seed_build_from_an_environment_file(tmp_path):
     assert "CONDA_DEFAULT_ENV=from-file" in report["config"]["config"]["Env"]
     assert [r["name"] for r in result.records if r["name"] == "bzip2"] == ["bzip2"]
     assert report["layers"][0]["packages"] and len(report["layers"]) == 1
+
+
+def test_readme_quick_start(tmp_path, monkeypatch):
+    """The README's Python quick start, as written there, gives the image the cargo-built
+    command gives for the same build."""
+    from conftest import REPO
+
+    readme = (REPO / "README.md").read_text()
+    after = readme.split("From Python (", 1)[1]
+    code = after.split("```python\n", 1)[1].split("```", 1)[0]
+    (tmp_path / "demo").symlink_to(REPO / "demo")
+    monkeypatch.chdir(tmp_path)
+    printed = []
+    exec(compile(code, "README.md", "exec"), {"print": printed.append})
+    assert (tmp_path / "demo.tar").is_file()
+    (image_id,) = printed
+    assert image_id.startswith("sha256:")
+    out = subprocess.run(
+        [os.environ["CONDA_DOCKER_BIN"], "build", "-b", "docker-archive:demo/base.tar",
+         "-c", "demo/channel", "-i", "demo:1", "-o", "cargo.tar", "bzip2", "zstd"],
+        capture_output=True, text=True, check=True,
+    )
+    assert out.stdout.strip() == image_id
