@@ -90,6 +90,26 @@ fn fetch_location(input: &str, cwd: &Path) -> std::result::Result<Url, String> {
     Url::from_directory_path(&dir).map_err(|()| format!("`{}` is not a usable path", dir.display()))
 }
 
+/// `text` (a URL path segment) as a channel name: percent-decoded, other characters as `-`.
+fn name_like(text: &str) -> String {
+    let decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
+    let name: String = decoded
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "-_".contains(c) {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    if name.is_empty() {
+        "local".into()
+    } else {
+        name
+    }
+}
+
 impl Sources {
     /// No mirrors and no names: every channel is fetched from where it is.
     pub fn new() -> Self {
@@ -198,8 +218,10 @@ impl Sources {
             && let Some(segments) = url.path_segments()
         {
             let segments: Vec<&str> = segments.collect();
+            // Named by its directory, made a valid name (`my channel` is `my-channel`): a
+            // host path never reaches a record.
             if let [.., channel, subdir, file] = segments.as_slice()
-                && let Ok(base) = named_channel(channel)
+                && let Ok(base) = named_channel(&name_like(channel))
                 && let Ok(mapped) = base.join(&format!("{subdir}/{file}"))
             {
                 return mapped;
@@ -398,6 +420,11 @@ mod tests {
             Sources::new()
                 .parse_mirror("conda-forge", tmp.path())
                 .is_err()
+        );
+        let odd = Url::parse("file:///home/me/my%20chan.nel/linux-64/x-1-0.conda").unwrap();
+        assert_eq!(
+            Sources::new().canonical_url(&odd).as_str(),
+            "https://conda.anaconda.org/my-chan-nel/linux-64/x-1-0.conda"
         );
         assert!(
             Sources::new()
