@@ -21,13 +21,18 @@ pub struct AtomicFile {
     path: PathBuf,
 }
 
+/// The directory `path` is written in (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
 impl AtomicFile {
     /// Starts writing `path` (its directory is created if missing).
     pub fn new(path: &Path) -> io::Result<Self> {
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
+        let dir = parent_dir(path);
         std::fs::create_dir_all(dir)?;
         Ok(Self {
             temp: temp_file_in(dir)?,

@@ -237,7 +237,8 @@ impl Builder {
         self
     }
 
-    /// Whether the image gets SBOMs (SPDX and CycloneDX, in `conda-meta/`). By default, yes.
+    /// Whether the image gets SBOMs (SPDX and CycloneDX, in `<prefix>/share/sbom/` and as OCI
+    /// referrers beside it). By default, yes.
     pub fn with_sbom(mut self, sbom: bool) -> Self {
         self.sbom = sbom;
         self

@@ -167,10 +167,7 @@ impl Location {
             })
         };
         let parent_ok = |path: &std::path::Path| {
-            let parent = match path.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p,
-                _ => std::path::Path::new("."),
-            };
+            let parent = crate::atomic::parent_dir(path);
             if parent.is_dir() {
                 Ok(())
             } else {

@@ -366,10 +366,7 @@ fn write_new(
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<(Vec<WrittenImage>, Digest)> {
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p,
-        _ => Path::new("."),
-    };
+    let parent = crate::atomic::parent_dir(dir);
     crate::atomic::remove_stale(parent);
     crate::atomic::remove_stale(&dir.join("blobs/sha256"));
     let empty =

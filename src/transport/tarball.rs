@@ -306,13 +306,7 @@ pub(crate) fn write_archive(
             reason: "it is a directory (use `oci:DIR` to write an OCI layout)".into(),
         });
     }
-    if let Some(parent) = path.parent() {
-        crate::atomic::remove_stale(if parent.as_os_str().is_empty() {
-            Path::new(".")
-        } else {
-            parent
-        });
-    }
+    crate::atomic::remove_stale(crate::atomic::parent_dir(path));
     let atomic = AtomicFile::new(path).map_err(|e| Error::Output {
         path: path.to_path_buf(),
         reason: format!("cannot create a file next to it: {}", e.kind()),
