@@ -6,6 +6,7 @@
 
 use conda_docker::build::Builder;
 use conda_docker::image::{Cancel, Reference};
+use conda_docker::input::Input;
 use conda_docker::reporter::NoReporter;
 use conda_docker::transport::{self, Location, Remote};
 
@@ -16,10 +17,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: build_environment BASE CHANNEL OUTPUT SPEC...".into());
     };
     // build_docker_environment(base_image=..., output_image='example-image:123456', packages=[...])
-    let mut built = Builder::new(specs.iter().cloned())
+    let mut built = Builder::new()
         .with_channels([channel.clone()])
         .with_base(base.clone())
-        .build()
+        .build(&Input::specs(specs.iter().cloned()))
         .await?;
     // The image is a value: inspect or change it before writing.
     println!(

@@ -7,9 +7,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use conda_docker::build::oci_platform;
 use conda_docker::conda::Subdir;
 use conda_docker::image::{Cancel, Reference};
+use conda_docker::platform::oci_platform;
 use conda_docker::reporter::NoReporter;
 use conda_docker::transport::{self, Location, Remote};
 

@@ -180,7 +180,7 @@ pub fn lockfile(data: &[u8]) {
     with_file(data, |path| {
         if let Ok(input) =
             crate::input::Input::read_file(path, crate::conda::Subdir::Linux64, "default", &[])
-            && let crate::build::Packages::Locked(locked) = &input.packages
+            && let crate::input::Packages::Locked(locked) = &input.packages
         {
             let _ = crate::conda::lock::records_offline(locked);
         }

@@ -103,7 +103,7 @@ impl ImageLock {
         cancel: &Cancel,
     ) -> Result<Self, Error> {
         let platform = image.platform();
-        let subdir = crate::build::conda_subdir(&platform).ok_or_else(|| Error::Platform {
+        let subdir = crate::platform::conda_subdir(&platform).ok_or_else(|| Error::Platform {
             platform: platform.to_string(),
         })?;
         let configured = prefix

@@ -1,13 +1,15 @@
 //! What to build, read from what a user keeps: package specs, an `environment.yml`, a lockfile
 //! (conda-lock, pixi or conda's explicit format, told apart by content) or an existing
-//! environment. [`crate::build::Builder::from_input`] builds it.
+//! environment. [`crate::build::Builder::build`] builds it; [`Source`] says where it is read
+//! from, once per platform (a lockfile holds one set of packages per platform).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::build::Packages;
+use crate::conda::lock::LockedPackage;
 use crate::conda::{Subdir, env_file, lock, prefix};
 use crate::settings::ImageSettings;
+use rattler_conda_types::RepoDataRecord;
 
 /// Why an input cannot be read.
 #[derive(Debug, thiserror::Error)]
@@ -24,6 +26,17 @@ pub enum Error {
     /// not a conda environment.
     #[error(transparent)]
     Conda(#[from] crate::conda::Error),
+}
+
+/// Which packages go into the environment.
+#[derive(Clone, Debug)]
+pub enum Packages {
+    /// Match specs, solved against the channels.
+    Specs(Vec<String>),
+    /// Exact packages from a lockfile (as the lockfile records them; no solve, no repodata).
+    Locked(Vec<LockedPackage>),
+    /// Exact records, e.g. from an existing environment's `conda-meta`.
+    Records(Vec<RepoDataRecord>),
 }
 
 /// The packages and the image settings an input describes.
@@ -117,6 +130,83 @@ impl Input {
             variables: prefix::state_variables(prefix)?,
             settings: ImageSettings::default(),
         })
+    }
+}
+
+/// Where what to build is read from, as `conda-docker build` names it: plain specs, `-f FILE`
+/// (an environment file, to which specs are added, or a lockfile), `-p PREFIX` or `-n NAME`.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// Match specs to solve.
+    Specs(Vec<String>),
+    /// An environment file or a lockfile, told apart by content.
+    File {
+        /// The file.
+        path: PathBuf,
+        /// The pixi.lock environment to take (`default` unless told).
+        environment: String,
+        /// Specs added to an environment file's (refused with a lockfile).
+        specs: Vec<String>,
+    },
+    /// An existing environment, by its directory.
+    Prefix(PathBuf),
+    /// An existing environment, by its name (looked up as `conda activate NAME` finds it); the
+    /// image is named after it.
+    Named(String),
+}
+
+impl Source {
+    /// What `specs`, `file`, `prefix` and `name` say together, as the command line takes them
+    /// (a prefix wins over a name; either refuses specs).
+    pub fn from_parts(
+        specs: Vec<String>,
+        file: Option<PathBuf>,
+        environment: &str,
+        prefix: Option<PathBuf>,
+        name: Option<String>,
+    ) -> Result<Self, Error> {
+        let (path, flag, existing) = match (prefix, name) {
+            (Some(p), _) => (p.clone(), "--prefix", Self::Prefix(p)),
+            (None, Some(n)) => (PathBuf::from(&n), "--name", Self::Named(n)),
+            (None, None) => {
+                return Ok(match file {
+                    Some(path) => Self::File {
+                        path,
+                        environment: environment.to_string(),
+                        specs,
+                    },
+                    None => Self::Specs(specs),
+                });
+            }
+        };
+        if !specs.is_empty() || file.is_some() {
+            return Err(Error::File {
+                path,
+                reason: format!(
+                    "{flag} builds an existing environment's packages: give no specs and no \
+                     --file with it"
+                ),
+            });
+        }
+        Ok(existing)
+    }
+
+    /// Reads what to build for `subdir`.
+    pub fn read(&self, subdir: Subdir) -> Result<Input, Error> {
+        match self {
+            Self::Specs(specs) => Ok(Input::specs(specs.clone())),
+            Self::File {
+                path,
+                environment,
+                specs,
+            } => Input::read_file(path, subdir, environment, specs),
+            Self::Prefix(path) => Input::from_prefix(path),
+            Self::Named(name) => {
+                let mut input = Input::from_prefix(&prefix::find_named(name)?)?;
+                input.name = Some(name.clone());
+                Ok(input)
+            }
+        }
     }
 }
 

@@ -35,6 +35,7 @@ pub mod image;
 pub mod image_lock;
 pub mod input;
 pub mod inspect;
+pub mod platform;
 pub mod records;
 pub mod reporter;
 pub mod sbom;

@@ -106,6 +106,30 @@ pub struct ImageSettings {
     pub writable_prefix: bool,
 }
 
+/// The config file: `$CONDA_DOCKER_CONFIG` (which must be a file), else
+/// `$XDG_CONFIG_HOME/conda-docker/config.toml` or `~/.config/conda-docker/config.toml` when
+/// there is one. Reads the environment: call it at the edge, as the command line does.
+pub fn config_file() -> Result<Option<std::path::PathBuf>, Error> {
+    if let Some(path) = std::env::var_os("CONDA_DOCKER_CONFIG").filter(|p| !p.is_empty()) {
+        let path = std::path::PathBuf::from(path);
+        if !path.is_file() {
+            return Err(Error::new(
+                "CONDA_DOCKER_CONFIG",
+                path.display().to_string(),
+                "names no file: point it at a config.toml, or unset it",
+            ));
+        }
+        return Ok(Some(path));
+    }
+    let dir = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".config")));
+    Ok(dir
+        .map(|d| d.join("conda-docker/config.toml"))
+        .filter(|p| p.is_file()))
+}
+
 impl ImageSettings {
     /// `self` overridden by `cli`: maps are merged key by key, other fields replaced when set.
     pub fn merged_with(mut self, cli: ImageSettings) -> Self {

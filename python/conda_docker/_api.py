@@ -95,6 +95,8 @@ def build(
     virtual_packages: Optional[Mapping[str, str]] = None,
     sbom: bool = True,
     lock_output: Optional[PathLike] = None,
+    sbom_dir: Optional[PathLike] = None,
+    dry_run: bool = False,
     cache_dir: Optional[PathLike] = None,
     base_creds: Creds = None,
     creds: Creds = None,
@@ -102,7 +104,7 @@ def build(
     cert_dir: Optional[PathLike] = None,
     source_date_epoch: Optional[int] = None,
     progress: Optional[Callable[[str, str], Any]] = None,
-) -> BuildResult:
+) -> Union[BuildResult, List[Dict[str, Any]]]:
     """``conda-docker build``: each argument is the command-line option of the same name.
 
     ``specs`` are match specs (``"numpy>=1.26"``); ``file`` an environment.yml or a lockfile;
@@ -110,6 +112,9 @@ def build(
     ``oci:DIR[:TAG]``, ``oci-archive:PATH``, ``docker://REGISTRY/REPO:TAG``); none builds the
     image without writing it (see :attr:`BuildResult.images`). ``progress(event, message)``
     is called with events such as ``solve.started``, ``install.finished``, ``warning``.
+    ``sbom_dir`` also writes the SBOMs there. ``dry_run=True`` builds nothing and returns the
+    layer plan of each platform (a list, as ``--dry-run --json`` prints it). Mirrors come from
+    ``mirrors`` and the config file's ``[mirrors]``, as for the command line.
     Ctrl-C stops the build and raises :class:`conda_docker.Cancelled`.
     """
     options = {
@@ -143,6 +148,7 @@ def build(
         "virtual_packages": dict(virtual_packages or {}),
         "sbom": bool(sbom),
         "lock_output": _path(lock_output),
+        "sbom_dir": _path(sbom_dir),
         "cache_dir": _path(cache_dir),
         "base_creds": remote(base_creds)[0],
         "creds": remote(creds)[0],
@@ -151,12 +157,11 @@ def build(
         "source_date_epoch": source_date_epoch,
         "progress": progress,
     }
-    natives, written, records = _native.build(options)
+    if dry_run:
+        return json.loads(_native.plan(options))
+    natives, written, records, tags = _native.build(options)
     platform_names = options["platforms"] or ["linux-64"]
-    if options["images"]:
-        image_name, image_tag = split_reference(options["images"][0])
-    else:
-        image_name, image_tag = (name or "conda-docker").lower(), "latest"
+    image_name, image_tag = split_reference(tags[0] if tags else "conda-docker:latest")
     built = [Image._wrap(n, image_name, image_tag) for n in natives]
     image_ids = [n.image_id() or "" for n in natives]
     parsed = [json.loads(r) for r in records]

@@ -12,8 +12,8 @@ use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use conda_docker::build::{Builder, oci_platform};
-use conda_docker::conda::channel::{Sources, parse_subdir};
+use conda_docker::build::{Builder, Job};
+use conda_docker::conda::channel::Sources;
 use conda_docker::conda::package_files::{Kind as FileKind, PackageDir};
 use conda_docker::conda::place::Trim;
 use conda_docker::conda::plan::LayeringStrategy;
@@ -21,7 +21,8 @@ use conda_docker::image::layer_tar::{Entry, EntryData, FileSource};
 use conda_docker::image::{
     Cancel, History, Image, Layer, LayerCompression, Platform, Reference, RunConfig,
 };
-use conda_docker::input::Input;
+use conda_docker::input::Source;
+use conda_docker::platform::{oci_platform, parse_subdir};
 use conda_docker::reporter::{NoReporter, Reporter, Stage};
 use conda_docker::settings::ImageSettings;
 use conda_docker::transport::registry::{BlobCache, Credential, RegistryOptions, auth};
@@ -143,6 +144,7 @@ impl From<conda_docker::build::Error> for Fail {
         use conda_docker::conda::Error as C;
         let kind = match &e {
             B::Base { source, .. } | B::Image(source) => image_kind(source),
+            B::Output(o) => o.image_error().map_or(Kind::Base, image_kind),
             B::Conda(C::Unsolvable { .. } | C::InvalidSpec { .. } | C::Repodata { .. })
             | B::NoSpecs => Kind::Solve,
             _ => Kind::Base,
@@ -973,6 +975,7 @@ struct BuildOptions {
     virtual_packages: BTreeMap<String, String>,
     sbom: bool,
     lock_output: Option<PathBuf>,
+    sbom_dir: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
     base_creds: Option<String>,
     creds: Option<String>,
@@ -1031,88 +1034,32 @@ impl Reporter for PyReporter {
     }
 }
 
-/// What a build made: the images (one per platform), each output as written, the records.
-type Built = (Vec<NativeImage>, Vec<(String, Written)>, Vec<String>);
+/// What a build made: the images (one per platform), each output as written, the records of
+/// each platform (JSON), the names the images got.
+type Built = (
+    Vec<NativeImage>,
+    Vec<(String, Written)>,
+    Vec<String>,
+    Vec<String>,
+);
 
-fn build_input(o: &BuildOptions, subdir: conda_docker::conda::Subdir) -> Result<Input, Fail> {
-    let prefix = match (&o.prefix, &o.name) {
-        (Some(p), _) => Some(p.clone()),
-        (None, Some(n)) => Some(conda_docker::conda::prefix::find_named(n).map_err(fail)?),
-        (None, None) => None,
-    };
-    let mut input = match (&o.file, prefix) {
-        (_, Some(prefix)) => {
-            if !o.specs.is_empty() {
-                return Err(Fail::new(
-                    Kind::Base,
-                    "prefix/name builds an existing environment's packages: give no specs with it",
-                ));
-            }
-            let mut input = Input::from_prefix(&prefix).map_err(fail)?;
-            input.name = o.name.clone().or(input.name);
-            input
-        }
-        (Some(file), None) => {
-            Input::read_file(file, subdir, &o.environment, &o.specs).map_err(fail)?
-        }
-        (None, None) => Input::specs(o.specs.clone()),
-    };
-    if !o.channels.is_empty() {
-        input.channels = o.channels.clone();
-    } else if input.channels.is_empty() {
-        input.channels = vec!["conda-forge".into()];
-    }
-    Ok(input)
-}
-
-fn build_images(o: BuildOptions, cancel: Cancel) -> Result<Built, Fail> {
+/// The builder and the job `o` describes, as the command line makes them from its flags.
+fn builder_and_job(o: &BuildOptions, cancel: Cancel) -> Result<(Builder, Job), Fail> {
     let reporter: Arc<dyn Reporter> = match &o.progress {
         Some(callable) => Arc::new(PyReporter(Python::attach(|py| callable.clone_ref(py)))),
         None => Arc::new(NoReporter),
     };
-    let platforms = if o.platforms.is_empty() {
-        vec!["linux-64".to_string()]
-    } else {
-        o.platforms.clone()
-    };
-    let subdirs = platforms
-        .iter()
-        .map(|p| parse_subdir(p).map_err(fail))
-        .collect::<Result<Vec<_>, _>>()?;
-    let outputs = o
-        .outputs
-        .iter()
-        .map(|out| Location::parse_destination(out).map_err(fail))
-        .collect::<Result<Vec<_>, _>>()?;
-    for output in &outputs {
-        output.check_writable()?;
-    }
-    let strategy = match o.layering_strategy.as_str() {
-        "auto" => LayeringStrategy::Auto,
-        "layered" => LayeringStrategy::Layered,
-        "single" => LayeringStrategy::Single,
-        other => {
-            return Err(Fail::new(
-                Kind::Base,
-                format!("layering strategy `{other}`: use auto, layered or single"),
-            ));
-        }
-    };
+    let strategy = o
+        .layering_strategy
+        .parse::<LayeringStrategy>()
+        .map_err(|e| Fail::new(Kind::Base, format!("layering_strategy: {e}")))?;
     let trim = Trim::from_groups(&o.trim, o.no_trim)
         .map_err(|e| Fail::new(Kind::Base, format!("trim: {e}")))?;
     let cwd = std::env::current_dir().map_err(|e| io_fail(Path::new("."), e))?;
-    let mut sources = Sources::new();
-    for m in &o.mirrors {
-        sources = sources.parse_mirror(m, &cwd).map_err(fail)?;
-    }
-    for n in &o.channel_names {
-        sources = sources.parse_channel_name(n, &cwd).map_err(fail)?;
-    }
-    let options = WriteOptions {
-        compression: compression(&o.compression)?,
-    };
-    let base_options = registry_options(o.base_creds.as_deref(), o.insecure, o.cert_dir.clone())?;
-    let image_settings = ImageSettings {
+    let config = conda_docker::settings::config_file().map_err(fail)?;
+    let sources =
+        Sources::configured(&o.mirrors, &o.channel_names, &cwd, config.as_deref()).map_err(fail)?;
+    let settings = ImageSettings {
         env: o.env.clone(),
         entrypoint: o.entrypoint.clone(),
         cmd: o.cmd.clone(),
@@ -1123,110 +1070,104 @@ fn build_images(o: BuildOptions, cancel: Cancel) -> Result<Built, Fail> {
         user: o.user.clone(),
         writable_prefix: o.writable_prefix,
     };
-    let first_subdir = *subdirs
-        .first()
-        .ok_or_else(|| Fail::new(Kind::Base, "no platform to build"))?;
-    let first = build_input(&o, first_subdir)?;
-    // As the command line names it: `-i`, else the environment's name, else conda-docker.
-    let tags = references(&if o.images.is_empty() {
-        vec![first.image_name()]
-    } else {
-        o.images.clone()
-    })?;
-    block_on(async {
-        let mut built = Vec::new();
-        let mut blob_cache = BlobCache::for_cache_dir(o.cache_dir.as_deref());
-        for (platform, subdir) in platforms.iter().zip(&subdirs) {
-            let input = build_input(&o, *subdir)?;
-            let settings = input.settings.clone().merged_with(image_settings.clone());
-            // SOURCE_DATE_EPOCH and CONDA_OVERRIDE_GLIBC/CUDA, read as the command line reads them.
-            let mut builder = Builder::from_input(input)
-                .from_env()?
-                .with_platform(platform.clone())
-                .with_base(o.base.clone())
-                .with_target_prefix(o.target_prefix.clone())
-                .with_layering(strategy)
-                .with_max_layers(o.max_layers)
-                .with_trim(trim)
-                .with_sources(sources.clone())
-                .with_sbom(o.sbom)
-                .with_settings(settings)
-                .with_cancel(cancel.clone())
-                .with_reporter(reporter.clone())
-                .with_base_registry(base_options.clone());
-            if let Some(epoch) = o.source_date_epoch {
-                builder = builder.with_source_date_epoch(Some(epoch));
-            }
-            for (name, version) in &o.virtual_packages {
-                builder = builder.with_virtual_package(name.clone(), version.clone());
-            }
-            if let Some(dir) = &o.cache_dir {
-                builder = builder.with_cache_dir(dir.clone());
-            }
-            blob_cache = builder.blob_cache();
-            built.push(builder.build().await?);
-        }
-        let remote = Remote {
-            options: registry_options(o.creds.as_deref(), o.insecure, o.cert_dir.clone())?,
-            cache: blob_cache,
-        };
-        let mut written = Vec::new();
-        for (text, output) in o.outputs.iter().zip(&outputs) {
-            let w = match built.as_slice() {
-                [one] => {
-                    write_one(
-                        one.image(),
-                        output,
-                        &tags,
-                        &remote,
-                        &options,
-                        &cancel,
-                        reporter.as_ref(),
-                    )
-                    .await?
-                }
-                many => {
-                    let images: Vec<&Image> = many.iter().map(|b| b.image()).collect();
-                    let index = transport::write_index_with(
-                        &images,
-                        output,
-                        &tags,
-                        &remote,
-                        &options,
-                        &cancel,
-                        reporter.as_ref(),
-                    )
-                    .await
-                    .map_err(|e| Fail::from(e).context(format!("writing {output}")))?;
-                    let digest = index.digest.to_string();
-                    let pushed = match output {
-                        Location::Registry(r) => Some(format!("{}@{digest}", r.familiar_tagged())),
-                        _ => None,
-                    };
-                    (digest.clone(), Some(digest), pushed)
-                }
-            };
-            written.push((text.clone(), w));
-        }
-        if let Some(lock) = &o.lock_output {
-            let locked: Vec<_> = subdirs
-                .iter()
-                .zip(&built)
-                .map(|(subdir, b)| (*subdir, b.records()))
-                .collect();
-            conda_docker::conda::lock::write(lock, &locked).map_err(fail)?;
-        }
-        let records = built
+    // SOURCE_DATE_EPOCH and CONDA_OVERRIDE_GLIBC/CUDA, read as the command line reads them.
+    let mut builder = Builder::new()
+        .from_env()?
+        .with_channels(o.channels.clone())
+        .with_base(o.base.clone())
+        .with_target_prefix(o.target_prefix.clone())
+        .with_layering(strategy)
+        .with_max_layers(o.max_layers)
+        .with_trim(trim)
+        .with_sources(sources)
+        .with_sbom(o.sbom)
+        .with_settings(settings)
+        .with_cancel(cancel)
+        .with_reporter(reporter)
+        .with_base_registry(registry_options(
+            o.base_creds.as_deref(),
+            o.insecure,
+            o.cert_dir.clone(),
+        )?);
+    if let Some(epoch) = o.source_date_epoch {
+        builder = builder.with_source_date_epoch(Some(epoch));
+    }
+    for (name, version) in &o.virtual_packages {
+        builder = builder.with_virtual_package(name.clone(), version.clone());
+    }
+    if let Some(dir) = &o.cache_dir {
+        builder = builder.with_cache_dir(dir.clone());
+    }
+    let job = Job {
+        source: Source::from_parts(
+            o.specs.clone(),
+            o.file.clone(),
+            &o.environment,
+            o.prefix.clone(),
+            o.name.clone(),
+        )
+        .map_err(fail)?,
+        platforms: o
+            .platforms
             .iter()
-            .map(|b| serde_json::to_string(b.records()).map_err(fail))
+            .map(|p| parse_subdir(p).map_err(fail))
+            .collect::<Result<_, _>>()?,
+        images: references(&o.images)?,
+        outputs: o
+            .outputs
+            .iter()
+            .map(|out| Location::parse_destination(out).map_err(fail))
+            .collect::<Result<_, _>>()?,
+        registry: registry_options(o.creds.as_deref(), o.insecure, o.cert_dir.clone())?,
+        write: WriteOptions {
+            compression: compression(&o.compression)?,
+        },
+        lock_output: o.lock_output.clone(),
+        sbom_dir: o.sbom_dir.clone(),
+    };
+    Ok((builder, job))
+}
+
+fn build_images(o: BuildOptions, cancel: Cancel) -> Result<Built, Fail> {
+    let (builder, job) = builder_and_job(&o, cancel)?;
+    block_on(async {
+        let outcome = builder.run(&job).await?;
+        let written = o
+            .outputs
+            .iter()
+            .zip(&outcome.written)
+            .map(|(text, w)| {
+                let id = w.id().map(|d| d.to_string()).unwrap_or_default();
+                let digest = w.digest().map(|d| d.to_string());
+                (text.clone(), (id, digest, w.pushed()))
+            })
+            .collect();
+        let records = outcome
+            .built
+            .iter()
+            .map(|(_, b)| serde_json::to_string(b.records()).map_err(fail))
             .collect::<Result<Vec<_>, _>>()?;
-        let images = built
+        let tags = outcome.tags.iter().map(|t| t.familiar_tagged()).collect();
+        let images = outcome
+            .built
             .into_iter()
-            .map(|b| NativeImage {
+            .map(|(_, b)| NativeImage {
                 image: b.image().clone(),
             })
             .collect();
-        Ok((images, written, records))
+        Ok((images, written, records, tags))
+    })
+}
+
+/// The layer plan of the build `options` describe, per platform, as JSON (`--dry-run --json`).
+#[pyfunction]
+fn plan(py: Python<'_>, options: BuildOptions) -> PyResult<String> {
+    let cancel = Cancel::new();
+    let c = cancel.clone();
+    run(py, &cancel, move || {
+        let (builder, job) = builder_and_job(&options, c)?;
+        let plans = block_on(async { Ok(builder.plan(&job).await?) })?;
+        serde_json::to_string(&plans).map_err(fail)
     })
 }
 
@@ -1275,6 +1216,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(copy, m)?)?;
     m.add_function(wrap_pyfunction!(login, m)?)?;
     m.add_function(wrap_pyfunction!(build, m)?)?;
+    m.add_function(wrap_pyfunction!(plan, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())

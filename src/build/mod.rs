@@ -3,10 +3,11 @@
 //! ```no_run
 //! # async fn demo() -> Result<(), conda_docker::build::Error> {
 //! use conda_docker::build::Builder;
-//! let built = Builder::new(["bzip2"])
+//! use conda_docker::input::Input;
+//! let built = Builder::new()
 //!     .with_channels(["conda-forge"])
 //!     .with_base("docker-archive:base.tar")
-//!     .build()
+//!     .build(&Input::specs(["bzip2"]))
 //!     .await?;
 //! println!("{} layers", built.image().layers().len());
 //! # Ok(()) }
@@ -23,22 +24,25 @@ use futures::{StreamExt, TryStreamExt};
 use crate::conda::channel::Sources;
 use crate::conda::contents::{ContentsCache, PackageContents};
 use crate::conda::fetch::Fetcher;
-use crate::conda::lock::LockedPackage;
 use crate::conda::place::{self, Clobber, Trim};
 use crate::conda::plan::{LayerGroup, LayerPlan, LayeringStrategy, MAX_LAYERS, plan_layers};
-use crate::conda::{channel, plan, record, solve};
+use crate::conda::{plan, record, solve};
 use crate::image::config::rfc3339;
 use crate::image::layer::EntriesLayer;
 use crate::image::layer_tar::{Entry, EntryData, Ownership};
 use crate::image::{Cancel, Digest, History, Image, Layer, Platform};
+use crate::input::{Input, Packages};
+use crate::platform::oci_platform;
 use crate::transport::blob_cache::KeyedLayer;
 use compose::{LayerSettings, Member};
 
 pub mod compose;
+pub mod job;
 use crate::reporter::{NoReporter, Reporter, Stage};
 use crate::settings::ImageSettings;
 use crate::transport::registry::{BlobCache, RegistryOptions};
 use crate::transport::{self, Location, LocationError, Remote};
+pub use job::{Job, Outcome};
 
 /// What can go wrong building an image.
 #[derive(Debug, thiserror::Error)]
@@ -83,10 +87,57 @@ pub enum Error {
     /// The user to add clashes with the base's users.
     #[error("--user: {0}")]
     User(String),
+    /// What to build cannot be read.
+    #[error(transparent)]
+    Input(#[from] crate::input::Error),
+    /// The default image name (after the environment's name) is no image reference.
+    #[error(
+        "the environment's name gives the image name `{name}`, which is not valid: name the image (`--image`)"
+    )]
+    ImageName {
+        /// The name made.
+        name: String,
+        /// Why it is invalid.
+        #[source]
+        source: crate::image::reference::InvalidReference,
+    },
+    /// The layer budget leaves no room for the environment.
+    #[error(
+        "--max-layers {0}: an image needs at least 2 layers (the packages and the environment files)"
+    )]
+    MaxLayers(usize),
+    /// Several platforms were to go into a lockfile in conda's explicit format.
+    #[error(
+        "--lock-output {}: conda's explicit format holds one platform; name a conda-lock file \
+         (`.yml`) for several",
+        path.display()
+    )]
+    LockOnePlatform {
+        /// The lockfile.
+        path: PathBuf,
+    },
+    /// The SBOM directory cannot be written.
+    #[error("--sbom-dir {}", path.display())]
+    SbomDir {
+        /// The directory or file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An output cannot be written.
+    #[error(transparent)]
+    Output(Box<crate::transport::OutputError>),
     /// Building the layers failed, or the build was cancelled
     /// ([`crate::image::Error::Cancelled`]: the one way a cancellation is told).
     #[error(transparent)]
     Image(#[from] crate::image::Error),
+}
+
+impl From<crate::transport::OutputError> for Error {
+    fn from(e: crate::transport::OutputError) -> Self {
+        Self::Output(Box::new(e))
+    }
 }
 
 impl Error {
@@ -97,7 +148,13 @@ impl Error {
 
     /// True when the build stopped because it was cancelled.
     pub fn is_cancelled(&self) -> bool {
-        matches!(self, Self::Image(crate::image::Error::Cancelled))
+        match self {
+            Self::Image(e) | Self::Base { source: e, .. } => {
+                matches!(e, crate::image::Error::Cancelled)
+            }
+            Self::Output(e) => matches!(e.image_error(), Some(crate::image::Error::Cancelled)),
+            _ => false,
+        }
     }
 }
 
@@ -110,49 +167,13 @@ pub const PACKAGES_LABEL: &str = "org.conda-docker.packages.digest";
 /// The glibc version assumed for the image when nothing says otherwise (conda-forge's minimum).
 pub const DEFAULT_GLIBC: &str = "2.17";
 
-/// The OCI platform of a conda subdir (`linux-64` is `linux/amd64`).
-pub fn oci_platform(subdir: Subdir) -> Platform {
-    let (arch, variant) = match subdir {
-        Subdir::Linux64 => ("amd64".to_string(), None),
-        Subdir::LinuxAarch64 => ("arm64".to_string(), Some("v8")),
-        Subdir::LinuxPpc64le => ("ppc64le".to_string(), None),
-        Subdir::LinuxS390X => ("s390x".to_string(), None),
-        Subdir::Linux32 => ("386".to_string(), None),
-        Subdir::LinuxArmV7l => ("arm".to_string(), Some("v7")),
-        Subdir::LinuxArmV6l => ("arm".to_string(), Some("v6")),
-        other => (
-            other.arch().map(|a| a.to_string()).unwrap_or_default(),
-            None,
-        ),
-    };
-    Platform::linux(&arch, variant)
-}
-
-/// The conda subdir of an OCI platform (`linux/arm64` is `linux-aarch64`), if it has one.
-pub fn conda_subdir(platform: &Platform) -> Option<Subdir> {
-    [
-        Subdir::Linux64,
-        Subdir::LinuxAarch64,
-        Subdir::LinuxPpc64le,
-        Subdir::LinuxS390X,
-        Subdir::Linux32,
-        Subdir::LinuxArmV7l,
-        Subdir::LinuxArmV6l,
-    ]
-    .into_iter()
-    .find(|s| {
-        let p = oci_platform(*s);
-        (&p.os, &p.architecture) == (&platform.os, &platform.architecture)
-            && (platform.variant.is_none() || p.variant == platform.variant)
-    })
-}
-
-/// Builds a conda environment image. Every setting has a default; see each `with_` method.
+/// Builds conda environment images: holds how to build (every setting has a default; see each
+/// `with_` method) and takes what to build, an [`Input`], in [`Builder::build`].
 #[must_use]
+#[derive(Clone)]
 pub struct Builder {
-    packages: Packages,
     channels: Vec<String>,
-    subdir: String,
+    subdir: Subdir,
     base: String,
     target_prefix: PathBuf,
     strategy: LayeringStrategy,
@@ -163,32 +184,24 @@ pub struct Builder {
     cancel: Cancel,
     reporter: Arc<dyn Reporter>,
     base_options: Option<RegistryOptions>,
-    env_name: Option<String>,
-    variables: BTreeMap<String, String>,
     settings: ImageSettings,
     virtual_packages: BTreeMap<String, String>,
     sources: Sources,
     sbom: bool,
 }
 
-/// Which packages go into the environment.
-#[derive(Clone, Debug)]
-pub enum Packages {
-    /// Match specs, solved against the channels.
-    Specs(Vec<String>),
-    /// Exact packages from a lockfile (as the lockfile records them; no solve, no repodata).
-    Locked(Vec<LockedPackage>),
-    /// Exact records, e.g. from an existing environment's `conda-meta`.
-    Records(Vec<RepoDataRecord>),
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl Builder {
-    /// A build of the given match specs.
-    pub fn new(specs: impl IntoIterator<Item = impl Into<String>>) -> Self {
+    /// A builder with every setting at its default.
+    pub fn new() -> Self {
         Self {
-            packages: Packages::Specs(specs.into_iter().map(Into::into).collect()),
-            channels: vec!["conda-forge".into()],
-            subdir: "linux-64".into(),
+            channels: Vec::new(),
+            subdir: Subdir::Linux64,
             base: "scratch".into(),
             target_prefix: PathBuf::from("/opt/conda"),
             strategy: LayeringStrategy::Auto,
@@ -199,34 +212,10 @@ impl Builder {
             cancel: Cancel::new(),
             reporter: Arc::new(NoReporter),
             base_options: None,
-            env_name: None,
-            variables: BTreeMap::new(),
             settings: ImageSettings::default(),
             virtual_packages: BTreeMap::new(),
             sources: Sources::new(),
             sbom: true,
-        }
-    }
-
-    /// A build of exactly these packages (from a lockfile or an existing environment).
-    pub fn from_packages(packages: Packages) -> Self {
-        Self {
-            packages,
-            ..Self::new(Vec::<String>::new())
-        }
-    }
-
-    /// A builder for what `input` describes: its packages, name, variables and settings, and
-    /// its channels when it names any.
-    pub fn from_input(input: crate::input::Input) -> Self {
-        let builder = Self::from_packages(input.packages)
-            .with_env_name(input.name)
-            .with_variables(input.variables)
-            .with_settings(input.settings);
-        if input.channels.is_empty() {
-            builder
-        } else {
-            builder.with_channels(input.channels)
         }
     }
 
@@ -244,19 +233,9 @@ impl Builder {
         self
     }
 
-    /// The environment's name, for `CONDA_DEFAULT_ENV`. By default, `base`.
-    pub fn with_env_name(mut self, name: Option<String>) -> Self {
-        self.env_name = name;
-        self
-    }
-
-    /// Environment variables the environment declares (`variables:` of an environment.yml).
-    pub fn with_variables(mut self, variables: BTreeMap<String, String>) -> Self {
-        self.variables = variables;
-        self
-    }
-
-    /// Entrypoint, command, labels, user and the like. By default, the base's.
+    /// Entrypoint, command, labels, user and the like, over those the input declares (maps
+    /// merged key by key, see [`ImageSettings::merged_with`]). By default, the input's, else
+    /// the base's.
     pub fn with_settings(mut self, settings: ImageSettings) -> Self {
         self.settings = settings;
         self
@@ -304,16 +283,22 @@ impl Builder {
         self
     }
 
-    /// Channels in priority order. By default, `conda-forge`.
+    /// Channels in priority order, over those the input names. By default, the input's, else
+    /// `conda-forge`.
     pub fn with_channels(mut self, channels: impl IntoIterator<Item = impl Into<String>>) -> Self {
         self.channels = channels.into_iter().map(Into::into).collect();
         self
     }
 
     /// The conda subdir to build for. By default, `linux-64`.
-    pub fn with_platform(mut self, subdir: impl Into<String>) -> Self {
-        self.subdir = subdir.into();
+    pub fn with_platform(mut self, subdir: Subdir) -> Self {
+        self.subdir = subdir;
         self
+    }
+
+    /// The conda subdir this builder builds for.
+    pub fn platform(&self) -> Subdir {
+        self.subdir
     }
 
     /// The base image (`scratch`, `docker-archive:PATH`, `oci:DIR[:TAG]`). By default, `scratch`.
@@ -372,6 +357,15 @@ impl Builder {
         BlobCache::for_cache_dir(self.cache_dir.as_deref())
     }
 
+    /// Checks the settings that need no input.
+    fn check(&self) -> Result<(), Error> {
+        if self.max_layers < 2 {
+            return Err(Error::MaxLayers(self.max_layers));
+        }
+        crate::settings::target_prefix(&self.target_prefix)?;
+        Ok(())
+    }
+
     /// How many layers the packages may use: the image's limit less the base's layers, the
     /// user's and the top layer of files no package owns.
     fn layer_budget(&self, base: &Image, adds_user: bool) -> usize {
@@ -399,17 +393,18 @@ impl Builder {
 
     /// Resolves the environment, composes its layers from the packages (or takes them from the
     /// layer cache) and puts them on the base image.
-    pub async fn build(self) -> Result<BuiltImage, Error> {
+    pub async fn build(&self, input: &Input) -> Result<BuiltImage, Error> {
         let Prepared {
             subdir,
             target_prefix,
+            settings,
             user,
             cache_dir,
             base,
             records,
             sources,
             client,
-        } = self.prepare().await?;
+        } = self.prepare(input).await?;
         let reporter = self.reporter.as_ref();
 
         // What each package holds: from the contents cache, else fetched and read.
@@ -486,7 +481,7 @@ impl Builder {
             .source_date_epoch
             .or_else(|| plan.groups.iter().filter_map(|g| g.timestamp).max())
             .unwrap_or(0);
-        let owner = match (&user, self.settings.writable_prefix) {
+        let owner = match (&user, settings.writable_prefix) {
             (Some(u), true) => Some(Ownership {
                 root: target_prefix
                     .strip_prefix("/")
@@ -522,7 +517,9 @@ impl Builder {
         };
         // `single` puts the files no package owns in its one layer too.
         let package_list = crate::conda::lock::explicit_text(&records, subdir);
-        let sbom = self.sbom.then(|| self.sbom_of(&records, &base, epoch));
+        let sbom = self
+            .sbom
+            .then(|| sbom_of(input.name.as_deref(), &records, &base, epoch));
         let top = top_entries(&target_prefix, &package_list, sbom.as_ref());
         let (extra, extra_digest) = match self.strategy {
             LayeringStrategy::Single => {
@@ -631,8 +628,10 @@ impl Builder {
                     other => Error::Image(other),
                 })?;
         }
-        self.configure(
+        configure(
             &mut image,
+            input,
+            &settings,
             &placement.activation,
             &package_list,
             sbom.as_ref(),
@@ -650,15 +649,17 @@ impl Builder {
 
     /// What every build and plan starts with: the settings checked, the base read and the
     /// exact packages resolved.
-    async fn prepare(&self) -> Result<Prepared, Error> {
-        if matches!(&self.packages, Packages::Specs(s) if s.is_empty()) {
+    async fn prepare(&self, input: &Input) -> Result<Prepared, Error> {
+        if matches!(&input.packages, Packages::Specs(s) if s.is_empty()) {
             return Err(Error::NoSpecs);
         }
-        let subdir = channel::parse_subdir(&self.subdir)?;
+        self.check()?;
+        let subdir = self.subdir;
         let platform = oci_platform(subdir);
         let target_prefix = crate::settings::target_prefix(&self.target_prefix)?;
-        self.settings.validate()?;
-        let user = self.settings.user_spec()?;
+        let settings = input.settings.clone().merged_with(self.settings.clone());
+        settings.validate()?;
+        let user = settings.user_spec()?;
         let cache_dir = match &self.cache_dir {
             Some(d) => d.clone(),
             None => rattler_cache::default_cache_dir()
@@ -668,13 +669,14 @@ impl Builder {
         self.check_cancel()?;
         let client = solve::http_client();
         let gateway = solve::gateway(&cache_dir, client.clone());
-        let (records, sources) = self.resolve(&gateway, subdir, &base).await?;
+        let (records, sources) = self.resolve(input, &gateway, subdir, &base).await?;
         self.reporter
             .stage_finished(Stage::Solve, &format!("{} packages", records.len()));
         self.check_cancel()?;
         Ok(Prepared {
             subdir,
             target_prefix,
+            settings,
             user,
             cache_dir,
             base,
@@ -687,7 +689,7 @@ impl Builder {
     /// The layer plan of the build, made from the records alone, without downloading or
     /// composing anything: which layers, with which packages, and which packages the package
     /// cache lacks.
-    pub async fn dry_run(self) -> Result<DryRun, Error> {
+    pub async fn dry_run(&self, input: &Input) -> Result<DryRun, Error> {
         let Prepared {
             user,
             cache_dir,
@@ -695,7 +697,7 @@ impl Builder {
             records,
             sources,
             ..
-        } = self.prepare().await?;
+        } = self.prepare(input).await?;
         let budget = self.layer_budget(&base, user.is_some());
         let contents_cache = self.contents_cache();
         let known: Vec<Option<PackageContents>> = records
@@ -731,7 +733,7 @@ impl Builder {
             })
             .collect();
         Ok(DryRun {
-            platform: self.subdir.clone(),
+            platform: self.subdir.to_string(),
             base_layers: base.layers().len(),
             budget,
             plan,
@@ -771,6 +773,7 @@ impl Builder {
     /// to fetch from: its packages are read from the lockfile alone, never from repodata.
     async fn resolve(
         &self,
+        input: &Input,
         gateway: &rattler_repodata_gateway::Gateway,
         subdir: Subdir,
         base: &Image,
@@ -778,15 +781,20 @@ impl Builder {
         let reporter = self.reporter.as_ref();
         let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("."));
         let mut sources = self.sources.clone();
-        let channels = self
-            .channels
+        // The builder's channels win over the input's; with none named anywhere, conda-forge.
+        let named = match (&self.channels, &input.channels) {
+            (given, _) if !given.is_empty() => given.clone(),
+            (_, from_input) if !from_input.is_empty() => from_input.clone(),
+            _ => vec!["conda-forge".to_string()],
+        };
+        let channels = named
             .iter()
             .map(|c| sources.parse_channel(c, &cwd, subdir))
             .collect::<Result<Vec<_>, _>>()?;
         for c in &channels {
             sources.learn(c);
         }
-        let records = match &self.packages {
+        let records = match &input.packages {
             Packages::Specs(specs) => {
                 reporter.stage_started(Stage::Solve, &specs.join(" "));
                 let parsed = solve::parse_specs(specs)?;
@@ -804,63 +812,6 @@ impl Builder {
             }
         };
         Ok((records, sources))
-    }
-
-    /// Sets the environment, the package-list label and the image settings in the config.
-    fn configure(
-        &self,
-        image: &mut Image,
-        activation: &BTreeMap<String, String>,
-        package_list: &str,
-        sbom: Option<&Sbom>,
-    ) -> Result<(), Error> {
-        let run = &mut image.config_mut().config;
-        for (k, v) in &self.variables {
-            crate::settings::check_env("variables:", k, v)?;
-        }
-        for (k, v) in activation {
-            crate::settings::check_env("a package's etc/conda/env_vars.d", k, v)?;
-        }
-        let env_name = self.env_name.as_deref().unwrap_or("base");
-        run.set_env_vars(
-            std::iter::once(("CONDA_DEFAULT_ENV", env_name)).chain(
-                activation
-                    .iter()
-                    .chain(&self.variables)
-                    .map(|(k, v)| (k.as_str(), v.as_str())),
-            ),
-        );
-        let labels = run.labels.get_or_insert_with(BTreeMap::new);
-        labels.insert(
-            PACKAGES_LABEL.to_string(),
-            crate::image::Digest::of(package_list.as_bytes()).to_string(),
-        );
-        if let Some(sbom) = sbom {
-            labels.insert(
-                crate::sbom::SBOM_LABEL.to_string(),
-                crate::image::Digest::of(&sbom.spdx).to_string(),
-            );
-        }
-        Ok(self.settings.apply(image)?)
-    }
-
-    /// The SBOMs of an environment of `records` on `base`, created at `created`.
-    fn sbom_of(&self, records: &[RepoDataRecord], base: &Image, created: u64) -> Sbom {
-        // The base by its content alone: where it was read from (a registry, a mirror of it,
-        // an archive's path) is not part of the image.
-        let base = (!base.layers().is_empty()).then(|| crate::sbom::BaseImage {
-            image_id: Digest::of(&base.config_bytes(base.config().rootfs.diff_ids.clone())),
-        });
-        let subject = crate::sbom::Subject {
-            name: self.env_name.as_deref().unwrap_or("conda environment"),
-            records,
-            base: base.as_ref(),
-            created,
-        };
-        Sbom {
-            spdx: crate::sbom::spdx(&subject),
-            cyclonedx: crate::sbom::cyclonedx(&subject),
-        }
     }
 
     /// The manifest's annotations: when the image was made, from what base, and its SBOM.
@@ -904,10 +855,70 @@ impl Builder {
     }
 }
 
+/// Sets the environment, the package-list label and the image settings in the config.
+fn configure(
+    image: &mut Image,
+    input: &Input,
+    settings: &ImageSettings,
+    activation: &BTreeMap<String, String>,
+    package_list: &str,
+    sbom: Option<&Sbom>,
+) -> Result<(), Error> {
+    let run = &mut image.config_mut().config;
+    for (k, v) in &input.variables {
+        crate::settings::check_env("variables:", k, v)?;
+    }
+    for (k, v) in activation {
+        crate::settings::check_env("a package's etc/conda/env_vars.d", k, v)?;
+    }
+    let env_name = input.name.as_deref().unwrap_or("base");
+    run.set_env_vars(
+        std::iter::once(("CONDA_DEFAULT_ENV", env_name)).chain(
+            activation
+                .iter()
+                .chain(&input.variables)
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        ),
+    );
+    let labels = run.labels.get_or_insert_with(BTreeMap::new);
+    labels.insert(
+        PACKAGES_LABEL.to_string(),
+        crate::image::Digest::of(package_list.as_bytes()).to_string(),
+    );
+    if let Some(sbom) = sbom {
+        labels.insert(
+            crate::sbom::SBOM_LABEL.to_string(),
+            crate::image::Digest::of(&sbom.spdx).to_string(),
+        );
+    }
+    Ok(settings.apply(image)?)
+}
+
+/// The SBOMs of an environment of `records` on `base`, created at `created`.
+fn sbom_of(name: Option<&str>, records: &[RepoDataRecord], base: &Image, created: u64) -> Sbom {
+    // The base by its content alone: where it was read from (a registry, a mirror of it,
+    // an archive's path) is not part of the image.
+    let base = (!base.layers().is_empty()).then(|| crate::sbom::BaseImage {
+        image_id: Digest::of(&base.config_bytes(base.config().rootfs.diff_ids.clone())),
+    });
+    let subject = crate::sbom::Subject {
+        name: name.unwrap_or("conda environment"),
+        records,
+        base: base.as_ref(),
+        created,
+    };
+    Sbom {
+        spdx: crate::sbom::spdx(&subject),
+        cyclonedx: crate::sbom::cyclonedx(&subject),
+    }
+}
+
 /// What [`Builder::prepare`] found.
 struct Prepared {
     subdir: Subdir,
     target_prefix: PathBuf,
+    /// The input's settings under the builder's, checked.
+    settings: ImageSettings,
     user: Option<crate::settings::UserSpec>,
     cache_dir: PathBuf,
     base: Image,

@@ -159,6 +159,31 @@ impl Sources {
         Ok(self.with_channel_name(dir, name.trim().to_string()))
     }
 
+    /// `--mirror` and `--channel-name` arguments (relative to `cwd`), then the `[mirrors]` of
+    /// the config file at `config` when there is one: the first mirror named for a channel wins.
+    pub fn configured(
+        mirrors: &[String],
+        channel_names: &[String],
+        cwd: &Path,
+        config: Option<&Path>,
+    ) -> Result<Self> {
+        let mut sources = Self::new();
+        for m in mirrors {
+            sources = sources.parse_mirror(m, cwd)?;
+        }
+        for n in channel_names {
+            sources = sources.parse_channel_name(n, cwd)?;
+        }
+        if let Some(path) = config {
+            let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+            sources = sources.read_config(path, &text)?;
+        }
+        Ok(sources)
+    }
+
     /// Reads the `[mirrors]` table of a config file (pixi's shape: `"CHANNEL" = ["MIRROR", ...]`;
     /// the first mirror is used). Other tables are left to their readers.
     pub fn read_config(mut self, path: &Path, text: &str) -> Result<Self> {

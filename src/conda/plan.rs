@@ -29,6 +29,20 @@ pub enum LayeringStrategy {
     Single,
 }
 
+impl std::str::FromStr for LayeringStrategy {
+    type Err = String;
+
+    /// `auto`, `layered` or `single`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "layered" => Ok(Self::Layered),
+            "single" => Ok(Self::Single),
+            other => Err(format!("`{other}`: use auto, layered or single")),
+        }
+    }
+}
+
 /// The most layers an image should have, base layers included (Docker's limit is near 125).
 pub const MAX_LAYERS: usize = 100;
 

@@ -9,8 +9,11 @@ pub mod blob_cache;
 pub mod docker_archive;
 pub mod oci_archive;
 pub mod oci_layout;
+pub mod outputs;
 pub mod registry;
 mod tarball;
+
+pub use outputs::{OutputError, Publish, Written, check_outputs, write_all};
 
 use std::fmt;
 use std::path::PathBuf;

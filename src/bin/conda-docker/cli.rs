@@ -251,9 +251,6 @@ pub struct BuildArgs {
     /// directory (default: the environment file's channels, else conda-forge).
     #[arg(short, long = "channel", value_name = "CHANNEL")]
     pub channels: Vec<String>,
-    /// Whether -c was given (set after parsing).
-    #[arg(skip)]
-    pub channels_given: bool,
     /// Fetch a channel's repodata and packages from a mirror (repeatable):
     /// `CHANNEL=MIRROR`, e.g. `conda-forge=https://mirror.example/conda-forge` or
     /// `conda-forge=./local-copy`. Records and lockfiles keep CHANNEL's URL. Also read from the

@@ -152,34 +152,11 @@ pub(crate) async fn read_image(
     reporter: &dyn conda_docker::reporter::Reporter,
 ) -> Result<conda_docker::image::Image> {
     let location = Location::parse_source(source)?;
-    let subdir = conda_docker::conda::channel::parse_subdir(&args.platform)?;
-    let platform = conda_docker::build::oci_platform(subdir);
+    let subdir = conda_docker::platform::parse_subdir(&args.platform)?;
+    let platform = conda_docker::platform::oci_platform(subdir);
     let image = tokio::select! {
         i = transport::read_with(&location, &platform, remote, cancel, reporter) => i,
         () = cancel.cancelled() => anyhow::bail!("interrupted"),
     };
     image.with_context(|| format!("reading `{source}`"))
-}
-
-/// The config file: `$CONDA_DOCKER_CONFIG` (which must exist), else
-/// `$XDG_CONFIG_HOME/conda-docker/config.toml` or `~/.config/conda-docker/config.toml` when
-/// there is one.
-pub(crate) fn config_file() -> anyhow::Result<Option<std::path::PathBuf>> {
-    if let Some(path) = std::env::var_os("CONDA_DOCKER_CONFIG").filter(|p| !p.is_empty()) {
-        let path = std::path::PathBuf::from(path);
-        if !path.is_file() {
-            anyhow::bail!(
-                "CONDA_DOCKER_CONFIG names `{}`, which is not a file",
-                path.display()
-            );
-        }
-        return Ok(Some(path));
-    }
-    let dir = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|d| !d.is_empty())
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".config")));
-    Ok(dir
-        .map(|d| d.join("conda-docker/config.toml"))
-        .filter(|p| p.is_file()))
 }

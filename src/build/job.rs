@@ -1,0 +1,243 @@
+//! A whole build as `conda-docker build` runs it, for the command line and the Python package
+//! alike: what to build, read once per platform; one image per platform; every output written
+//! (an index where there are several platforms); the SBOMs and the lockfile beside them. Every
+//! check that can fail is made before any work.
+
+use std::path::PathBuf;
+
+use rattler_conda_types::Subdir;
+
+use crate::image::Reference;
+use crate::input::{Input, Source};
+use crate::transport::registry::RegistryOptions;
+use crate::transport::{self, Location, Publish, Remote, WriteOptions, Written};
+
+use super::{Builder, BuiltImage, DryRun, Error};
+
+/// What a build makes and where it goes.
+#[derive(Clone, Debug)]
+pub struct Job {
+    /// What to build.
+    pub source: Source,
+    /// The platforms, one image each (none: the builder's).
+    pub platforms: Vec<Subdir>,
+    /// The names the images get (none: [`Input::image_name`] of the input).
+    pub images: Vec<Reference>,
+    /// Where the images are written.
+    pub outputs: Vec<Location>,
+    /// How to reach the registries pushed to.
+    pub registry: RegistryOptions,
+    /// How layers are compressed.
+    pub write: WriteOptions,
+    /// Where the lockfile of what was built is written (conda-lock for `.yml`, else conda's
+    /// explicit format, which holds one platform).
+    pub lock_output: Option<PathBuf>,
+    /// A directory the SBOMs are written to, beside the image (`sbom.spdx.json`, ...).
+    pub sbom_dir: Option<PathBuf>,
+}
+
+impl Job {
+    /// A build of `source` for the builder's platform, written nowhere.
+    pub fn new(source: Source) -> Self {
+        Self {
+            source,
+            platforms: Vec::new(),
+            images: Vec::new(),
+            outputs: Vec::new(),
+            registry: RegistryOptions::default(),
+            write: WriteOptions::default(),
+            lock_output: None,
+            sbom_dir: None,
+        }
+    }
+
+    /// The platforms to build, each once, in the order given (none given: `default`).
+    fn platforms(&self, default: Subdir) -> Vec<Subdir> {
+        let mut platforms = Vec::new();
+        for p in &self.platforms {
+            if !platforms.contains(p) {
+                platforms.push(*p);
+            }
+        }
+        if platforms.is_empty() {
+            platforms.push(default);
+        }
+        platforms
+    }
+
+    /// Checks the lockfile and SBOM destinations before any work.
+    fn check_side_outputs(&self, platforms: usize) -> Result<(), Error> {
+        if let Some(lock) = &self.lock_output {
+            if platforms > 1 && !crate::conda::lock::writes_conda_lock(lock) {
+                return Err(Error::LockOnePlatform { path: lock.clone() });
+            }
+            Location::DockerArchive {
+                path: lock.clone(),
+                reference: None,
+            }
+            .check_writable()?;
+            crate::conda::lock::check_destination(lock)?;
+        }
+        if let Some(dir) = &self.sbom_dir
+            && dir.exists()
+            && !dir.is_dir()
+        {
+            return Err(Error::SbomDir {
+                path: dir.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "exists and is not a directory",
+                ),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What a [`Job`] made, as data: the caller prints it or returns it.
+#[derive(Debug)]
+pub struct Outcome {
+    /// One image per platform, in the job's order.
+    pub built: Vec<(Subdir, BuiltImage)>,
+    /// The names the images were written under.
+    pub tags: Vec<Reference>,
+    /// Each output as written, in the job's order.
+    pub written: Vec<Written>,
+    /// The SBOM files written to the job's SBOM directory.
+    pub sbom_files: Vec<PathBuf>,
+}
+
+impl Builder {
+    /// What `source` says for each platform, read once each.
+    fn inputs(&self, source: &Source, platforms: &[Subdir]) -> Result<Vec<Input>, Error> {
+        platforms
+            .iter()
+            .map(|p| source.read(*p).map_err(Error::from))
+            .collect()
+    }
+
+    /// Builds what `source` describes for each of `platforms` (this builder's settings, one
+    /// image per platform).
+    pub async fn build_platforms(
+        &self,
+        source: &Source,
+        platforms: &[Subdir],
+    ) -> Result<Vec<BuiltImage>, Error> {
+        let inputs = self.inputs(source, platforms)?;
+        let mut built = Vec::with_capacity(platforms.len());
+        for (platform, input) in platforms.iter().zip(&inputs) {
+            built.push(self.clone().with_platform(*platform).build(input).await?);
+        }
+        Ok(built)
+    }
+
+    /// The layer plans the job's build would follow, per platform ([`Builder::dry_run`]);
+    /// nothing is downloaded or written.
+    pub async fn plan(&self, job: &Job) -> Result<Vec<DryRun>, Error> {
+        let platforms = job.platforms(self.subdir);
+        let inputs = self.inputs(&job.source, &platforms)?;
+        let mut plans = Vec::with_capacity(platforms.len());
+        for (platform, input) in platforms.iter().zip(&inputs) {
+            plans.push(self.clone().with_platform(*platform).dry_run(input).await?);
+        }
+        Ok(plans)
+    }
+
+    /// Runs `job`: checks everything it can first (inputs, settings, outputs), builds one image
+    /// per platform, writes every output, then the SBOMs and the lockfile.
+    pub async fn run(&self, job: &Job) -> Result<Outcome, Error> {
+        let platforms = job.platforms(self.subdir);
+        let inputs = self.inputs(&job.source, &platforms)?;
+        let first = &inputs[0];
+        first
+            .settings
+            .clone()
+            .merged_with(self.settings.clone())
+            .validate()?;
+        self.check()?;
+        let tags = match job.images.as_slice() {
+            [] => {
+                let name = first.image_name();
+                vec![
+                    name.parse::<Reference>()
+                        .map_err(|source| Error::ImageName { name, source })?,
+                ]
+            }
+            given => given.to_vec(),
+        };
+        transport::check_outputs(&job.outputs, platforms.len())?;
+        job.check_side_outputs(platforms.len())?;
+
+        let mut built = Vec::with_capacity(platforms.len());
+        for (platform, input) in platforms.iter().zip(&inputs) {
+            let image = self.clone().with_platform(*platform).build(input).await?;
+            built.push((*platform, image));
+        }
+        let remote = Remote {
+            options: job.registry.clone(),
+            cache: self.blob_cache(),
+        };
+        let publish: Vec<Publish<'_>> = built
+            .iter()
+            .map(|(_, b)| Publish {
+                image: b.image(),
+                referrers: b.referrers(),
+            })
+            .collect();
+        let written = transport::write_all(
+            &publish,
+            &job.outputs,
+            &tags,
+            &remote,
+            &job.write,
+            &self.cancel,
+            self.reporter.as_ref(),
+        )
+        .await?;
+        let sbom_files = match &job.sbom_dir {
+            Some(dir) => write_sboms(dir, &built)?,
+            None => Vec::new(),
+        };
+        if let Some(lock) = &job.lock_output {
+            let locked: Vec<_> = built.iter().map(|(p, b)| (*p, b.records())).collect();
+            crate::conda::lock::write(lock, &locked)?;
+        }
+        Ok(Outcome {
+            built,
+            tags,
+            written,
+            sbom_files,
+        })
+    }
+}
+
+/// Writes each platform's SBOMs into `dir` (made if missing): `sbom.spdx.json` and
+/// `sbom.cdx.json`, prefixed `PLATFORM.` when there are several platforms.
+fn write_sboms(
+    dir: &std::path::Path,
+    built: &[(Subdir, BuiltImage)],
+) -> Result<Vec<PathBuf>, Error> {
+    use crate::sbom::Format;
+    let error = |path: &std::path::Path| {
+        let path = path.to_path_buf();
+        move |source| Error::SbomDir { path, source }
+    };
+    std::fs::create_dir_all(dir).map_err(error(dir))?;
+    let mut files = Vec::new();
+    for (subdir, b) in built {
+        let Some(sbom) = b.sbom() else { continue };
+        for (format, name) in [
+            (Format::Spdx, "sbom.spdx.json"),
+            (Format::CycloneDx, "sbom.cdx.json"),
+        ] {
+            let name = match built {
+                [_] => name.to_string(),
+                _ => format!("{subdir}.{name}"),
+            };
+            let path = dir.join(name);
+            crate::atomic::write(&path, sbom.document(format)).map_err(error(&path))?;
+            files.push(path);
+        }
+    }
+    Ok(files)
+}
