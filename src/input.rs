@@ -215,6 +215,38 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sources_are_told_apart_and_an_existing_environment_takes_no_specs() {
+        let specs = vec!["zstd".to_string()];
+        let err = Source::from_parts(specs.clone(), None, "default", Some("/env".into()), None)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("--prefix") && err.contains("no specs"),
+            "{err}"
+        );
+        let err = Source::from_parts(
+            Vec::new(),
+            Some("e.yml".into()),
+            "default",
+            None,
+            Some("app".into()),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("--name") && err.contains("--file"), "{err}");
+        assert!(matches!(
+            Source::from_parts(Vec::new(), None, "default", None, Some("app".into())),
+            Ok(Source::Named(n)) if n == "app"
+        ));
+        assert!(matches!(
+            Source::from_parts(specs.clone(), Some("e.yml".into()), "dev", None, None),
+            Ok(Source::File { environment, specs: s, .. }) if environment == "dev" && s == specs
+        ));
+        let input = Source::Specs(specs).read(Subdir::Linux64).unwrap();
+        assert_eq!(input.image_name(), "conda-docker:latest");
+    }
+
+    #[test]
     fn environment_files_add_specs_and_lockfiles_refuse_them() {
         let dir = tempfile::tempdir().unwrap();
         let env = dir.path().join("environment.yml");

@@ -20,6 +20,8 @@ PathLike = Union[str, "os.PathLike[str]"]
 def _list(value: Union[None, str, Iterable[str]], split: bool = False) -> List[str]:
     if value is None:
         return []
+    if isinstance(value, os.PathLike):
+        return [os.fspath(value)]
     if isinstance(value, str):
         return [v.strip() for v in value.split(",") if v.strip()] if split else [value]
     return [str(v) for v in value]

@@ -135,3 +135,28 @@ def test_readme_quick_start(tmp_path, monkeypatch):
         capture_output=True, text=True, check=True,
     )
     assert out.stdout.strip() == image_id
+
+
+def test_dry_run_sbom_dir_and_the_file_names_the_image(tmp_path):
+    """The environment file's name names the image; `dry_run` plans without writing; `sbom_dir`
+    gets the SBOMs the image holds."""
+    env_file = tmp_path / "environment.yml"
+    env_file.write_text(f"name: Named-Env\nchannels:\n  - {CHANNEL}\ndependencies:\n  - bzip2\n")
+    plans = conda_docker.build(file=env_file, base="scratch", outputs=tmp_path / "never.tar", dry_run=True)
+    assert [p["platform"] for p in plans] == ["linux-64"]
+    assert any("bzip2" in " ".join(layer["packages"]) for layer in plans[0]["groups"])
+    assert not (tmp_path / "never.tar").exists()
+
+    result = conda_docker.build(file=env_file, base="scratch", sbom_dir=tmp_path / "sboms",
+                                outputs=tmp_path / "out.tar")
+    assert result.image.reference == "named-env:latest"
+    assert result.outputs == {str(tmp_path / "out.tar"): result.image_id}
+    spdx = json.loads((tmp_path / "sboms" / "sbom.spdx.json").read_text())
+    assert any(p["name"] == "bzip2" for p in spdx["packages"])
+    assert (tmp_path / "sboms" / "sbom.cdx.json").is_file()
+
+    bad = tmp_path / "sboms-file"
+    bad.write_text("")
+    with pytest.raises(conda_docker.CondaDockerError, match="sbom"):
+        conda_docker.build(file=env_file, base="scratch", sbom_dir=bad, outputs=tmp_path / "o2.tar")
+    assert not (tmp_path / "o2.tar").exists()

@@ -205,3 +205,29 @@ async fn write_one_output(
         super::write_index_with(&all, location, tags, remote, options, cancel, reporter).await?;
     Ok((w.images, Some(w.digest), w.push))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn archives_hold_one_platform_and_layouts_several() {
+        let dir = tempfile::tempdir().unwrap();
+        let archive =
+            Location::parse_destination(&dir.path().join("a.tar").display().to_string()).unwrap();
+        let layout =
+            Location::parse_destination(&format!("oci:{}", dir.path().join("l").display()))
+                .unwrap();
+        assert!(check_outputs(&[archive.clone(), layout.clone()], 1).is_ok());
+        assert!(check_outputs(std::slice::from_ref(&layout), 2).is_ok());
+        let err = check_outputs(&[layout, archive], 2)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("a.tar") && err.contains("one platform"),
+            "{err}"
+        );
+        // Nothing was written by the checks.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+    }
+}
