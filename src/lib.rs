@@ -36,6 +36,7 @@ pub mod image_lock;
 pub mod input;
 pub mod inspect;
 pub mod platform;
+pub mod pypi;
 pub mod records;
 pub mod reporter;
 pub mod sbom;
