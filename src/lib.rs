@@ -15,6 +15,10 @@
 //! - [`cache`]: the caches (blobs, layer keys, package contents), their size and pruning;
 //!   [`atomic`]: the one way files are written (temporary file, explicit mode, rename);
 //!   [`capped`]: the one way small inputs (JSON) are read, with a cap.
+//! - [`platform`]: conda subdirs and the OCI platforms of their images; [`pypi`]: what an
+//!   environment asks pip for.
+//! - [`cli`] (feature `cli`): the `conda-docker` command line, for the binary and the Python
+//!   package; it parses, calls the library and prints.
 //! - [`settings`]: image settings from environment files and flags; [`inspect`]: what an image
 //!   holds, with its conda packages read from their `conda-meta` records ([`records`]);
 //!   [`diff`]: what changed from one image to another; [`image_lock`]: the lockfile an image
@@ -27,6 +31,8 @@ pub mod atomic;
 pub mod build;
 pub mod cache;
 pub mod capped;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod conda;
 pub mod diff;
 #[doc(hidden)]

@@ -29,20 +29,6 @@ use conda_docker::transport::registry::{BlobCache, Credential, RegistryOptions, 
 use conda_docker::transport::{self, Location, Remote, WriteOptions};
 use pyo3::prelude::*;
 
-// The command line, compiled from the binary's own sources so `conda-docker` from the wheel is
-// the same program. Its modules name each other as `crate::cli`, `crate::progress`. Once the
-// library has the command line itself (`conda_docker::cli::main`), `run_cli` calls that and
-// these three modules go.
-#[allow(dead_code)]
-#[path = "../../src/bin/conda-docker/cli.rs"]
-mod cli;
-#[allow(dead_code)]
-#[path = "../../src/bin/conda-docker/commands/mod.rs"]
-mod commands;
-#[allow(dead_code)]
-#[path = "../../src/bin/conda-docker/progress.rs"]
-mod progress;
-
 // ---------------------------------------------------------------------------------------------
 // Errors
 
@@ -1186,19 +1172,10 @@ fn build(py: Python<'_>, options: BuildOptions) -> PyResult<Built> {
 /// process; returns its exit status. Ctrl-C stops it as it stops the binary (status 130).
 #[pyfunction]
 fn run_cli(py: Python<'_>, argv: Vec<String>) -> i32 {
-    use clap::Parser;
-    let args = std::iter::once("conda-docker".to_string()).chain(argv);
-    let parsed = match cli::Cli::try_parse_from(args) {
-        Ok(parsed) => parsed,
-        Err(e) => {
-            let _ = e.print();
-            return e.exit_code();
-        }
-    };
-    let code = py.detach(|| commands::run(parsed));
-    (0..=255u8)
-        .find(|&n| std::process::ExitCode::from(n) == code)
-        .map_or(1, i32::from)
+    let args: Vec<String> = std::iter::once("conda-docker".to_string())
+        .chain(argv)
+        .collect();
+    py.detach(|| conda_docker::cli::run_status(args))
 }
 
 // ---------------------------------------------------------------------------------------------

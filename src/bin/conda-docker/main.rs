@@ -1,14 +1,6 @@
-//! The `conda-docker` command (also `conda docker ...` through conda's plugin dispatch).
+//! The `conda-docker` command (also `conda docker ...` through conda's plugin dispatch); the
+//! program itself is [`conda_docker::cli`].
 
-mod cli;
-mod commands;
-mod progress;
-
-use std::process::ExitCode;
-
-use clap::Parser;
-
-fn main() -> ExitCode {
-    let args = cli::Cli::parse();
-    commands::run(args)
+fn main() -> std::process::ExitCode {
+    conda_docker::cli::run(std::env::args_os())
 }

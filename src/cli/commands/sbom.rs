@@ -1,17 +1,17 @@
 //! `conda-docker sbom`: the SBOM of an image's conda environment.
 
+use crate::image::Cancel;
+use crate::sbom::Format;
 use anyhow::{Context, Result};
-use conda_docker::image::Cancel;
-use conda_docker::sbom::Format;
 
 use super::{read_image, remotes};
-use crate::cli::{SbomArgs, SbomFormat};
+use crate::cli::args::{SbomArgs, SbomFormat};
 
 /// Prints the SBOM the image holds.
 pub(crate) async fn sbom(
     args: SbomArgs,
     cancel: Cancel,
-    progress: &crate::progress::Progress,
+    progress: &crate::cli::progress::Progress,
 ) -> Result<()> {
     let format = match args.format {
         SbomFormat::Spdx => Format::Spdx,
@@ -19,9 +19,8 @@ pub(crate) async fn sbom(
     };
     let (remote, _) = remotes(&args.remote.registry)?;
     let image = read_image(&args.image, &args.remote, &remote, &cancel, progress).await?;
-    let document =
-        tokio::task::block_in_place(|| conda_docker::sbom::of_image(&image, format, &cancel))
-            .with_context(|| format!("the SBOM of `{}`", args.image))?;
+    let document = tokio::task::block_in_place(|| crate::sbom::of_image(&image, format, &cancel))
+        .with_context(|| format!("the SBOM of `{}`", args.image))?;
     use std::io::Write;
     std::io::stdout().write_all(&document)?;
     Ok(())

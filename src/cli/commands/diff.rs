@@ -2,26 +2,26 @@
 
 use std::process::ExitCode;
 
+use crate::diff::{ConfigChange, Diff};
+use crate::image::Cancel;
+use crate::records::Package;
 use anyhow::{Context, Result};
-use conda_docker::diff::{ConfigChange, Diff};
-use conda_docker::image::Cancel;
-use conda_docker::records::Package;
 use serde_json::Value;
 
 use super::{read_image, remotes};
-use crate::progress::human_bytes;
+use crate::cli::progress::human_bytes;
 
 /// Prints the differences between two images, as text or JSON; with `--exit-code`, exits 1
 /// when they differ.
 pub(crate) async fn diff(
-    args: crate::cli::DiffArgs,
+    args: crate::cli::args::DiffArgs,
     cancel: Cancel,
-    progress: &crate::progress::Progress,
+    progress: &crate::cli::progress::Progress,
 ) -> Result<ExitCode> {
     let (remote, _) = remotes(&args.remote.registry)?;
     let a = read_image(&args.image_a, &args.remote, &remote, &cancel, progress).await?;
     let b = read_image(&args.image_b, &args.remote, &remote, &cancel, progress).await?;
-    let diff = tokio::task::block_in_place(|| conda_docker::diff::diff_images(&a, &b, &cancel))
+    let diff = tokio::task::block_in_place(|| crate::diff::diff_images(&a, &b, &cancel))
         .with_context(|| {
             format!(
                 "reading the layers of `{}` and `{}`",

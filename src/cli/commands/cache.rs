@@ -2,11 +2,11 @@
 
 use std::time::Duration;
 
+use crate::cache;
 use anyhow::{Context, Result};
-use conda_docker::cache;
 
-use crate::cli::{CacheAction, CacheArgs};
-use crate::progress::human_bytes;
+use crate::cli::args::{CacheAction, CacheArgs};
+use crate::cli::progress::human_bytes;
 
 /// Shows or prunes the caches under `--cache-dir`.
 pub(crate) fn cache(args: CacheArgs) -> Result<()> {

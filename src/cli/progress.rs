@@ -5,8 +5,8 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use conda_docker::image::{Digest, Layer, WrittenLayer};
-use conda_docker::reporter::{Reporter, Retry, Stage};
+use crate::image::{Digest, Layer, WrittenLayer};
+use crate::reporter::{Reporter, Retry, Stage};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// Formats a byte count as `1.2 MB`.

@@ -13,13 +13,13 @@ mod sbom;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use crate::image::Cancel;
+use crate::transport::registry::{BlobCache, Credential};
+use crate::transport::{self, Location, Remote};
 use anyhow::{Context, Result};
-use conda_docker::image::Cancel;
-use conda_docker::transport::registry::{BlobCache, Credential};
-use conda_docker::transport::{self, Location, Remote};
 
-use crate::cli::{Cli, Command};
-use crate::progress::Progress;
+use crate::cli::args::{Cli, Command};
+use crate::cli::progress::Progress;
 
 /// Runs the parsed command line; errors are printed with their causes.
 pub fn run(cli: Cli) -> ExitCode {
@@ -129,7 +129,7 @@ pub(crate) fn parse_creds(value: Option<&str>, flag: &str) -> Result<Option<Cred
 }
 
 /// The registry settings and blob cache for `inspect` and `copy`: (source, destination).
-pub(crate) fn remotes(args: &crate::cli::RegistryArgs) -> Result<(Remote, Remote)> {
+pub(crate) fn remotes(args: &crate::cli::args::RegistryArgs) -> Result<(Remote, Remote)> {
     let cache = BlobCache::for_cache_dir(args.cache_dir.as_deref());
     let remote = |creds: Option<&str>, flag: &str| -> Result<Remote> {
         Ok(Remote {
@@ -146,14 +146,14 @@ pub(crate) fn remotes(args: &crate::cli::RegistryArgs) -> Result<(Remote, Remote
 /// Reads the image at `source` (as `-b` takes it) for `--platform`.
 pub(crate) async fn read_image(
     source: &str,
-    args: &crate::cli::RemoteArgs,
+    args: &crate::cli::args::RemoteArgs,
     remote: &Remote,
     cancel: &Cancel,
-    reporter: &dyn conda_docker::reporter::Reporter,
-) -> Result<conda_docker::image::Image> {
+    reporter: &dyn crate::reporter::Reporter,
+) -> Result<crate::image::Image> {
     let location = Location::parse_source(source)?;
-    let subdir = conda_docker::platform::parse_subdir(&args.platform)?;
-    let platform = conda_docker::platform::oci_platform(subdir);
+    let subdir = crate::platform::parse_subdir(&args.platform)?;
+    let platform = crate::platform::oci_platform(subdir);
     let image = tokio::select! {
         i = transport::read_with(&location, &platform, remote, cancel, reporter) => i,
         () = cancel.cancelled() => anyhow::bail!("interrupted"),

@@ -3,9 +3,9 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::transport::registry::retry::parse_seconds;
+use crate::transport::registry::{Credential, RegistryOptions, Timeouts};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use conda_docker::transport::registry::retry::parse_seconds;
-use conda_docker::transport::registry::{Credential, RegistryOptions, Timeouts};
 
 /// Build minimal, reproducible Docker/OCI images from conda environments, without Docker.
 #[derive(Debug, Parser)]
@@ -169,8 +169,8 @@ pub struct CompressionArgs {
     /// base already in it are kept as they are, others recompressed. zstd layers cannot be
     /// pulled by Docker before 23. Docker archives always hold uncompressed layers, as
     /// `docker save` writes them.
-    #[arg(long, value_name = "ALGORITHM[:LEVEL]", default_value_t = conda_docker::image::LayerCompression::default())]
-    pub compression: conda_docker::image::LayerCompression,
+    #[arg(long, value_name = "ALGORITHM[:LEVEL]", default_value_t = crate::image::LayerCompression::default())]
+    pub compression: crate::image::LayerCompression,
 }
 
 #[derive(Debug, Args)]
@@ -358,7 +358,7 @@ pub struct BuildArgs {
     #[arg(long, value_enum, default_value = "auto")]
     pub layering_strategy: Layering,
     /// The most layers the image may have, the base image's included.
-    #[arg(long, value_name = "N", default_value_t = conda_docker::conda::plan::MAX_LAYERS,
+    #[arg(long, value_name = "N", default_value_t = crate::conda::plan::MAX_LAYERS,
           value_parser = clap::value_parser!(usize))]
     pub max_layers: usize,
     /// Also leave out these file groups (repeatable, comma-separated): `docs` (share/man,

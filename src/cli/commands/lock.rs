@@ -2,21 +2,21 @@
 
 use std::sync::Arc;
 
+use crate::image::Cancel;
+use crate::image_lock::{ImageLock, LockSource};
 use anyhow::{Context, Result};
-use conda_docker::image::Cancel;
-use conda_docker::image_lock::{ImageLock, LockSource};
 
 use super::{read_image, remotes};
-use crate::progress::Progress;
+use crate::cli::progress::Progress;
 
 /// Reads the image's environment and writes it as the lockfile `-o` names.
 pub(crate) async fn lock(
-    args: crate::cli::LockArgs,
+    args: crate::cli::args::LockArgs,
     cancel: Cancel,
     progress: Arc<Progress>,
 ) -> Result<()> {
     let output = &args.output;
-    conda_docker::conda::lock::check_destination(output)?;
+    crate::conda::lock::check_destination(output)?;
     let (remote, _) = remotes(&args.remote.registry)?;
     let image = read_image(
         &args.image,
@@ -26,7 +26,7 @@ pub(crate) async fn lock(
         progress.as_ref(),
     )
     .await?;
-    let full_records = conda_docker::conda::lock::writes_conda_lock(output);
+    let full_records = crate::conda::lock::writes_conda_lock(output);
     let lock = tokio::task::block_in_place(|| {
         ImageLock::read(&image, args.prefix.as_deref(), full_records, &cancel)
     })

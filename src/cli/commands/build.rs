@@ -2,21 +2,21 @@
 
 use std::sync::Arc;
 
+use crate::build::{Builder, Job};
+use crate::conda::channel::Sources;
+use crate::conda::place::Trim;
+use crate::conda::plan::LayeringStrategy;
+use crate::image::{Cancel, Reference};
+use crate::input::Source;
+use crate::platform;
+use crate::reporter::Reporter;
+use crate::settings::{self, ImageSettings};
+use crate::transport::{self, Location};
 use anyhow::{Context, Result};
-use conda_docker::build::{Builder, Job};
-use conda_docker::conda::channel::Sources;
-use conda_docker::conda::place::Trim;
-use conda_docker::conda::plan::LayeringStrategy;
-use conda_docker::image::{Cancel, Reference};
-use conda_docker::input::Source;
-use conda_docker::platform;
-use conda_docker::reporter::Reporter;
-use conda_docker::settings::{self, ImageSettings};
-use conda_docker::transport::{self, Location};
 
 use super::parse_creds;
-use crate::cli::{BuildArgs, Layering};
-use crate::progress::Progress;
+use crate::cli::args::{BuildArgs, Layering};
+use crate::cli::progress::Progress;
 
 /// The command line's image settings.
 fn cli_settings(args: &BuildArgs) -> Result<ImageSettings> {
@@ -185,7 +185,7 @@ fn summary(written: &transport::WrittenImage) -> String {
     format!(
         "{} layers, {}, image ID {}",
         written.layers.len(),
-        crate::progress::human_bytes(size),
+        crate::cli::progress::human_bytes(size),
         written.config_digest
     )
 }
@@ -199,7 +199,7 @@ fn push_summary(stats: &transport::registry::PushStats) -> String {
 }
 
 /// Prints `--dry-run`'s plans: JSON, or a table a person reads.
-fn print_plans(plans: &[conda_docker::build::DryRun], json: bool) -> Result<()> {
+fn print_plans(plans: &[crate::build::DryRun], json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(plans)?);
         return Ok(());
@@ -217,7 +217,7 @@ fn print_plans(plans: &[conda_docker::build::DryRun], json: bool) -> Result<()> 
             println!(
                 "  layer {:>3}  {:>10}  {}",
                 i + 1,
-                crate::progress::human_bytes(group.bytes),
+                crate::cli::progress::human_bytes(group.bytes),
                 group.packages.join(" ")
             );
         }
@@ -225,7 +225,7 @@ fn print_plans(plans: &[conda_docker::build::DryRun], json: bool) -> Result<()> 
         println!(
             "  to download: {} packages, {}",
             plan.downloads.len(),
-            crate::progress::human_bytes(bytes)
+            crate::cli::progress::human_bytes(bytes)
         );
         for d in &plan.downloads {
             println!("    {} {}", d.package, d.url);

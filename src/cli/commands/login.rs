@@ -1,11 +1,11 @@
 //! `conda-docker login`: check credentials against a registry and store them as Docker does.
 
+use crate::transport;
+use crate::transport::registry::{Credential, auth};
 use anyhow::{Context, Result};
-use conda_docker::transport;
-use conda_docker::transport::registry::{Credential, auth};
 
 /// Checks the credentials and stores them where `docker login` would.
-pub(crate) async fn login(args: crate::cli::LoginArgs) -> Result<()> {
+pub(crate) async fn login(args: crate::cli::args::LoginArgs) -> Result<()> {
     let password = match (args.password, args.password_stdin) {
         (Some(p), _) => p,
         (None, true) => {

@@ -1,19 +1,19 @@
 //! `conda-docker inspect`: layers, packages, config and size of an image.
 
+use crate::image::Cancel;
 use anyhow::{Context, Result};
-use conda_docker::image::Cancel;
 
 use super::{read_image, remotes};
 
 /// Prints what the image holds, as a table or JSON.
 pub(crate) async fn inspect(
-    args: crate::cli::InspectArgs,
+    args: crate::cli::args::InspectArgs,
     cancel: Cancel,
-    progress: &crate::progress::Progress,
+    progress: &crate::cli::progress::Progress,
 ) -> Result<()> {
     let (remote, _) = remotes(&args.remote.registry)?;
     let image = read_image(&args.image, &args.remote, &remote, &cancel, progress).await?;
-    let report = tokio::task::block_in_place(|| conda_docker::inspect::inspect(&image, &cancel))
+    let report = tokio::task::block_in_place(|| crate::inspect::inspect(&image, &cancel))
         .with_context(|| format!("reading the layers of `{}`", args.image))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -25,8 +25,8 @@ pub(crate) async fn inspect(
     println!("created   {}", c.created.as_deref().unwrap_or("-"));
     println!(
         "size      {} stored, {} uncompressed, {} layers",
-        crate::progress::human_bytes(report.total_size),
-        crate::progress::human_bytes(report.total_uncompressed_size),
+        crate::cli::progress::human_bytes(report.total_size),
+        crate::cli::progress::human_bytes(report.total_uncompressed_size),
         report.layers.len()
     );
     let join = |v: &Option<Vec<String>>| {
@@ -66,9 +66,9 @@ pub(crate) async fn inspect(
             i + 1,
             &l.diff_id.to_string()[..19],
             l.size
-                .map(crate::progress::human_bytes)
+                .map(crate::cli::progress::human_bytes)
                 .unwrap_or_else(|| "-".into()),
-            crate::progress::human_bytes(l.uncompressed_size),
+            crate::cli::progress::human_bytes(l.uncompressed_size),
         );
     }
     Ok(())

@@ -2,17 +2,17 @@
 
 use std::sync::Arc;
 
+use crate::image::{Cancel, Reference};
+use crate::reporter::Reporter;
+use crate::transport::{self, Location};
 use anyhow::{Context, Result};
-use conda_docker::image::{Cancel, Reference};
-use conda_docker::reporter::Reporter;
-use conda_docker::transport::{self, Location};
 
 use super::{read_image, remotes};
-use crate::progress::Progress;
+use crate::cli::progress::Progress;
 
 /// Reads the source image and writes it to the destination.
 pub(crate) async fn copy(
-    args: crate::cli::CopyArgs,
+    args: crate::cli::args::CopyArgs,
     cancel: Cancel,
     progress: Arc<Progress>,
 ) -> Result<()> {
