@@ -237,6 +237,6 @@ fn package_list(
     let text = String::from_utf8_lossy(bytes);
     let locked = lock::read(&path, &text, LockFormat::Explicit, subdir, "default").map_err(fail)?;
     // Keep the list's order: it is the order the image was built in.
-    let records = lock::records_in_order(&locked).map_err(fail)?;
+    let records = lock::records_in_order(&locked.conda).map_err(fail)?;
     Ok(Some(records))
 }

@@ -6,8 +6,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::conda::lock::LockedPackage;
+use crate::conda::lock::{LockedPackage, LockedPypi};
 use crate::conda::{Subdir, env_file, lock, prefix};
+use crate::pypi::requirements::{self, Requirements};
 use crate::settings::ImageSettings;
 use rattler_conda_types::RepoDataRecord;
 
@@ -26,6 +27,9 @@ pub enum Error {
     /// not a conda environment.
     #[error(transparent)]
     Conda(#[from] crate::conda::Error),
+    /// A `pip:` line (or a `-r` file it names) cannot be taken.
+    #[error(transparent)]
+    Requirements(#[from] requirements::Error),
 }
 
 /// Which packages go into the environment.
@@ -39,11 +43,36 @@ pub enum Packages {
     Records(Vec<RepoDataRecord>),
 }
 
+/// What an input asks of PyPI, installed after the conda packages.
+#[derive(Clone, Debug, Default)]
+pub enum Pypi {
+    /// Nothing.
+    #[default]
+    None,
+    /// Requirements to resolve (an environment file's `pip:` list).
+    Requirements(Requirements),
+    /// Exact wheels from a lockfile.
+    Locked(Vec<LockedPypi>),
+}
+
+impl Pypi {
+    /// Nothing is asked of PyPI.
+    pub fn is_none(&self) -> bool {
+        match self {
+            Self::None => true,
+            Self::Requirements(r) => r.is_empty(),
+            Self::Locked(l) => l.is_empty(),
+        }
+    }
+}
+
 /// The packages and the image settings an input describes.
 #[derive(Clone, Debug)]
 pub struct Input {
     /// Which packages go into the environment.
     pub packages: Packages,
+    /// The PyPI distributions installed after them.
+    pub pypi: Pypi,
     /// The channels the input names, in priority order (empty when it names none).
     pub channels: Vec<String>,
     /// The environment's name (the default image name).
@@ -59,6 +88,7 @@ impl Input {
     pub fn specs(specs: impl IntoIterator<Item = impl Into<String>>) -> Self {
         Self {
             packages: Packages::Specs(specs.into_iter().map(Into::into).collect()),
+            pypi: Pypi::None,
             channels: Vec::new(),
             name: None,
             variables: BTreeMap::new(),
@@ -97,11 +127,17 @@ impl Input {
             }
             let locked = lock::read(path, &text, format, subdir, environment)?;
             return Ok(Self {
-                packages: Packages::Locked(locked),
+                packages: Packages::Locked(locked.conda),
+                pypi: Pypi::Locked(locked.pypi),
                 ..Self::specs(Vec::<String>::new())
             });
         }
         let env = env_file::parse(path, &text)?;
+        let pypi = if env.pip.is_empty() {
+            Pypi::None
+        } else {
+            Pypi::Requirements(requirements::from_pip_section(path, &env.pip)?)
+        };
         let settings = match env.image {
             Some(section) => serde_yaml::from_value(section)
                 .map_err(|e| error(format!("the `conda-docker:` section: {e}")))?,
@@ -112,6 +148,7 @@ impl Input {
             .into_iter()
             .chain(extra_specs.iter().cloned());
         Ok(Self {
+            pypi,
             channels: env.channels,
             name: env.name,
             variables: env.variables,
@@ -125,6 +162,7 @@ impl Input {
     pub fn from_prefix(prefix: &Path) -> Result<Self, Error> {
         Ok(Self {
             packages: Packages::Records(prefix::read_records(prefix)?),
+            pypi: Pypi::None,
             channels: Vec::new(),
             name: prefix.file_name().map(|n| n.to_string_lossy().into_owned()),
             variables: prefix::state_variables(prefix)?,

@@ -87,6 +87,12 @@ pub enum Error {
     /// The user to add clashes with the base's users.
     #[error("--user: {0}")]
     User(String),
+    /// The input asks for PyPI distributions, which this build cannot install yet.
+    #[error(
+        "{0}: installing PyPI packages is not supported yet; use the conda-forge builds of those \
+         packages"
+    )]
+    Pypi(String),
     /// What to build cannot be read.
     #[error(transparent)]
     Input(#[from] crate::input::Error),
@@ -652,6 +658,18 @@ impl Builder {
     async fn prepare(&self, input: &Input) -> Result<Prepared, Error> {
         if matches!(&input.packages, Packages::Specs(s) if s.is_empty()) {
             return Err(Error::NoSpecs);
+        }
+        match &input.pypi {
+            p if p.is_none() => {}
+            crate::input::Pypi::Locked(l) => {
+                return Err(Error::Pypi(format!(
+                    "the lockfile's {} PyPI packages",
+                    l.len()
+                )));
+            }
+            _ => {
+                return Err(Error::Pypi("the environment's `pip:` section".to_string()));
+            }
         }
         self.check()?;
         let subdir = self.subdir;

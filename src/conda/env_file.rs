@@ -16,6 +16,9 @@ pub struct EnvironmentFile {
     pub channels: Vec<String>,
     /// Match specs.
     pub dependencies: Vec<String>,
+    /// The `pip:` list: requirement lines as conda hands them to pip (read by
+    /// [`crate::pypi::requirements`]).
+    pub pip: Vec<String>,
     /// Environment variables for the image.
     pub variables: BTreeMap<String, String>,
     /// The `conda-docker:` section (image settings), which conda ignores.
@@ -26,10 +29,7 @@ pub struct EnvironmentFile {
 #[serde(untagged)]
 enum Dependency {
     Spec(String),
-    Pip {
-        #[allow(dead_code)]
-        pip: serde::de::IgnoredAny,
-    },
+    Pip { pip: Vec<serde_yaml::Value> },
     Other(serde_yaml::Value),
 }
 
@@ -62,16 +62,25 @@ pub fn yaml_error(path: &Path, e: &serde_yaml::Error) -> Error {
 pub fn parse(path: &Path, text: &str) -> Result<EnvironmentFile> {
     let raw: Raw = serde_yaml::from_str(text).map_err(|e| yaml_error(path, &e))?;
     let mut dependencies = Vec::new();
+    let mut pip = Vec::new();
     for d in raw.dependencies {
         match d {
             Dependency::Spec(s) => dependencies.push(s),
-            Dependency::Pip { .. } => {
-                return Err(Error::Lock {
-                    path: path.to_path_buf(),
-                    reason: "a `pip:` section is not supported: conda-docker installs conda packages only; \
-                             use the conda-forge builds of those packages instead"
-                        .into(),
-                });
+            Dependency::Pip { pip: lines } => {
+                for line in lines {
+                    match line {
+                        serde_yaml::Value::String(s) => pip.push(s),
+                        other => {
+                            return Err(Error::Lock {
+                                path: path.to_path_buf(),
+                                reason: format!(
+                                    "`pip:` holds {other:?}; expected requirement lines such as \
+                                     `requests>=2.31`"
+                                ),
+                            });
+                        }
+                    }
+                }
             }
             Dependency::Other(v) => {
                 return Err(Error::Lock {
@@ -103,6 +112,7 @@ pub fn parse(path: &Path, text: &str) -> Result<EnvironmentFile> {
         name: raw.name,
         channels: raw.channels,
         dependencies,
+        pip,
         variables,
         image: raw.image,
     })
@@ -122,10 +132,22 @@ mod tests {
     }
 
     #[test]
-    fn pip_and_bad_yaml_are_errors_with_locations() {
+    fn pip_lines_are_kept_and_bad_yaml_is_an_error_with_its_location() {
+        let env = parse(
+            Path::new("e.yml"),
+            "dependencies:\n  - bzip2\n  - pip:\n    - requests\n    - -r more.txt\n",
+        )
+        .unwrap();
+        assert_eq!(
+            (env.dependencies, env.pip),
+            (
+                vec!["bzip2".to_string()],
+                vec!["requests".to_string(), "-r more.txt".to_string()]
+            )
+        );
         let e = parse(
             Path::new("e.yml"),
-            "dependencies:\n  - bzip2\n  - pip:\n    - requests\n",
+            "dependencies:\n  - pip:\n    - {a: 1}\n",
         )
         .unwrap_err();
         assert!(e.to_string().contains("pip"), "{e}");

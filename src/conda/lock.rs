@@ -29,6 +29,29 @@ pub struct LockedPackage {
     pub record: Option<PackageRecord>,
 }
 
+/// A PyPI distribution as a lockfile pins it (pixi.lock's `pypi` entries, conda-lock's
+/// `manager: pip`): always a wheel, refused otherwise when read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LockedPypi {
+    /// The distribution's name, as the lockfile writes it.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// Where the wheel is (`file://` for a path, made absolute against the lockfile).
+    pub url: Url,
+    /// The wheel's sha256 (lowercase hex), if the lockfile has one.
+    pub sha256: Option<String>,
+}
+
+/// What a lockfile pins for one platform.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Locked {
+    /// The conda packages.
+    pub conda: Vec<LockedPackage>,
+    /// The PyPI distributions, installed after them.
+    pub pypi: Vec<LockedPypi>,
+}
+
 /// The lockfile formats, told apart by content.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LockFormat {
@@ -73,19 +96,54 @@ pub fn read(
     format: LockFormat,
     subdir: Subdir,
     environment: &str,
-) -> Result<Vec<LockedPackage>> {
-    let packages = match format {
-        LockFormat::Explicit => read_explicit(path, text, subdir)?,
+) -> Result<Locked> {
+    let locked = match format {
+        LockFormat::Explicit => Locked {
+            conda: read_explicit(path, text, subdir)?,
+            pypi: Vec::new(),
+        },
         LockFormat::CondaLock => read_conda_lock(path, text, subdir)?,
         LockFormat::Pixi => read_pixi(path, subdir, environment)?,
     };
-    if packages.is_empty() {
+    if locked.conda.is_empty() {
         return Err(lock_error(
             path,
             format!("the lockfile lists no packages for {subdir}: nothing to install"),
         ));
     }
-    Ok(packages)
+    Ok(locked)
+}
+
+/// A locked PyPI distribution, checked to be a wheel (an sdist or a source tree would be
+/// built, running its code on this machine).
+fn locked_wheel(
+    path: &Path,
+    name: &str,
+    version: &str,
+    url: Url,
+    sha256: Option<String>,
+) -> Result<LockedPypi> {
+    let file = url
+        .path_segments()
+        .and_then(|mut s| s.next_back())
+        .unwrap_or_default()
+        .to_string();
+    if !file.ends_with(".whl") {
+        return Err(lock_error(
+            path,
+            format!(
+                "PyPI package `{name}` {version} is locked as `{url}`, which is not a wheel: \
+                 conda-docker installs wheels only and does not build sdists (that would run \
+                 the package's code on this machine); lock a wheel of it"
+            ),
+        ));
+    }
+    Ok(LockedPypi {
+        name: name.to_string(),
+        version: version.to_string(),
+        url,
+        sha256,
+    })
 }
 
 fn read_explicit(path: &Path, text: &str, subdir: Subdir) -> Result<Vec<LockedPackage>> {
@@ -137,7 +195,7 @@ fn read_explicit(path: &Path, text: &str, subdir: Subdir) -> Result<Vec<LockedPa
     Ok(packages)
 }
 
-fn read_conda_lock(path: &Path, text: &str, subdir: Subdir) -> Result<Vec<LockedPackage>> {
+fn read_conda_lock(path: &Path, text: &str, subdir: Subdir) -> Result<Locked> {
     let document = rattler_conda_lock::Document::parse(text).map_err(|e| {
         let location = e
             .span()
@@ -157,9 +215,9 @@ fn read_conda_lock(path: &Path, text: &str, subdir: Subdir) -> Result<Vec<Locked
         ));
     }
     let mut packages = Vec::new();
+    let mut pypi = Vec::new();
     for p in &lock.package {
-        if p.platform != subdir.as_str() || !matches!(p.manager, rattler_conda_lock::Manager::Conda)
-        {
+        if p.platform != subdir.as_str() {
             continue;
         }
         let url = Url::parse(&p.url).map_err(|e| {
@@ -168,6 +226,11 @@ fn read_conda_lock(path: &Path, text: &str, subdir: Subdir) -> Result<Vec<Locked
                 format!("package `{}`: `{}` is not a URL: {e}", p.name, p.url),
             )
         })?;
+        if !matches!(p.manager, rattler_conda_lock::Manager::Conda) {
+            let sha256 = p.hash.sha256.as_ref().map(|h| h.to_lowercase());
+            pypi.push(locked_wheel(path, &p.name, &p.version, url, sha256)?);
+            continue;
+        }
         let record = conda_lock_record(p, &url);
         packages.push(LockedPackage {
             url,
@@ -176,10 +239,28 @@ fn read_conda_lock(path: &Path, text: &str, subdir: Subdir) -> Result<Vec<Locked
             record,
         });
     }
-    Ok(packages)
+    Ok(Locked {
+        conda: packages,
+        pypi,
+    })
 }
 
-fn read_pixi(path: &Path, subdir: Subdir, environment: &str) -> Result<Vec<LockedPackage>> {
+/// A pixi.lock location as a URL: a path is relative to the lockfile's directory.
+fn location_url(path: &Path, location: &rattler_lock::UrlOrPath) -> Result<Url> {
+    if let Some(u) = location.as_url() {
+        return Ok(u.clone());
+    }
+    let local = std::path::PathBuf::from(location.to_string());
+    let local = if local.is_absolute() {
+        local
+    } else {
+        path.parent().unwrap_or(Path::new(".")).join(local)
+    };
+    Url::from_file_path(&local)
+        .map_err(|()| lock_error(path, format!("`{}` is not a usable path", local.display())))
+}
+
+fn read_pixi(path: &Path, subdir: Subdir, environment: &str) -> Result<Locked> {
     let lock =
         rattler_lock::LockFile::from_path(path).map_err(|e| lock_error(path, e.to_string()))?;
     let env = lock.environment(environment).ok_or_else(|| {
@@ -213,21 +294,7 @@ fn read_pixi(path: &Path, subdir: Subdir, environment: &str) -> Result<Vec<Locke
                 "source packages (built by pixi from source) cannot be installed without building them",
             ));
         };
-        let url = match binary.location.as_url() {
-            Some(u) => u.clone(),
-            None => {
-                // A local path, relative to the lockfile's directory when not absolute.
-                let local = std::path::PathBuf::from(binary.location.to_string());
-                let local = if local.is_absolute() {
-                    local
-                } else {
-                    path.parent().unwrap_or(Path::new(".")).join(local)
-                };
-                Url::from_file_path(&local).map_err(|()| {
-                    lock_error(path, format!("`{}` is not a usable path", local.display()))
-                })?
-            }
-        };
+        let url = location_url(path, &binary.location)?;
         packages.push(LockedPackage {
             url,
             sha256: binary.package_record.sha256.map(hex::encode),
@@ -235,7 +302,37 @@ fn read_pixi(path: &Path, subdir: Subdir, environment: &str) -> Result<Vec<Locke
             record: Some(binary.package_record.clone()),
         });
     }
-    Ok(packages)
+    let mut pypi = Vec::new();
+    for p in env.pypi_packages(platform).into_iter().flatten() {
+        match p {
+            rattler_lock::PypiPackageData::Distribution(w) => {
+                let url = location_url(path, &w.location)?;
+                let sha256 = w.hash.as_ref().and_then(|h| h.sha256()).map(hex::encode);
+                pypi.push(locked_wheel(
+                    path,
+                    w.name.as_ref(),
+                    &w.version.to_string(),
+                    url,
+                    sha256,
+                )?);
+            }
+            rattler_lock::PypiPackageData::Source(s) => {
+                return Err(lock_error(
+                    path,
+                    format!(
+                        "PyPI package `{}` is locked as a source tree (`{}`): conda-docker \
+                         installs wheels only and does not build from source; lock a wheel of it",
+                        s.name.as_ref() as &str,
+                        s.location
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(Locked {
+        conda: packages,
+        pypi,
+    })
 }
 
 /// `line L, column C: ` for a byte offset into `text`.
