@@ -8,6 +8,9 @@
 //! - [`conda`]: channels, solving, lockfiles, environment files, existing prefixes, fetching
 //!   packages and reading them through one checked reader, placing their files and planning
 //!   which packages share a layer; knows no tar or OCI.
+//! - [`pypi`]: wheels installed as pip installs them (files placed for the prefix, `RECORD`
+//!   rewritten, entry-point scripts) and the PyPI distributions conda packages provide; knows
+//!   no tar or OCI.
 //! - [`input`]: what to build, read from specs, an environment file, a lockfile or an existing
 //!   environment; [`build`]: the builder that joins it all: packages and a base image in, an
 //!   image out, each package layer composed straight from the package cache
@@ -35,6 +38,7 @@ pub mod image;
 pub mod image_lock;
 pub mod input;
 pub mod inspect;
+pub mod pypi;
 pub mod records;
 pub mod reporter;
 pub mod sbom;
