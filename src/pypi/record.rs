@@ -19,6 +19,9 @@ pub struct RecordRow {
     pub size: Option<u64>,
 }
 
+/// A file's sha256 and size, as a `RECORD` row gives them.
+pub type FileDigest = ([u8; 32], u64);
+
 /// `sha256=<urlsafe base64 without padding>`, as `RECORD` writes a digest.
 pub fn hash_field(sha256: &[u8; 32]) -> String {
     format!("sha256={}", URL_SAFE_NO_PAD.encode(sha256))
@@ -111,7 +114,7 @@ fn csv_field(field: &str) -> String {
 /// Writes a `RECORD` as pip does (Python's `csv.writer`): rows sorted by path, `\r\n` line
 /// ends; a row without a digest
 /// (the `RECORD` itself) has empty hash and size.
-pub fn write(rows: &[(String, Option<([u8; 32], u64)>)]) -> Vec<u8> {
+pub fn write(rows: &[(String, Option<FileDigest>)]) -> Vec<u8> {
     let mut rows: Vec<_> = rows.iter().collect();
     rows.sort_by(|a, b| a.0.cmp(&b.0));
     let mut out = String::new();

@@ -168,6 +168,7 @@ impl WheelMember {
             expected_sha256: self.sha256,
             read: 0,
             hasher: Sha256::new(),
+            checked: false,
         })
     }
 }
@@ -180,6 +181,7 @@ pub struct MemberReader {
     expected_sha256: [u8; 32],
     read: u64,
     hasher: Sha256,
+    checked: bool,
 }
 
 impl std::fmt::Debug for MemberReader {
@@ -208,7 +210,8 @@ impl Read for MemberReader {
             return Err(bad(format!("more than {} bytes", self.expected_size)));
         }
         self.hasher.update(&buf[..n]);
-        if n == 0 && !buf.is_empty() {
+        if n == 0 && !buf.is_empty() && !self.checked {
+            self.checked = true;
             if self.read != self.expected_size {
                 return Err(bad(format!(
                     "{} bytes where {} were checked",
@@ -590,7 +593,7 @@ pub fn install(
         Some(inside) => inside.to_string(),
         None => format!("{up}{p}"),
     };
-    let mut record_rows: Vec<(String, Option<([u8; 32], u64)>)> = files
+    let mut record_rows: Vec<(String, Option<record::FileDigest>)> = files
         .values()
         .map(|(f, _)| {
             let digest = match &f.data {
@@ -819,6 +822,7 @@ impl<R: Read + Seek> Reader<'_, R> {
         let deflated = file.compression() == zip::CompressionMethod::Deflated;
         let mut hasher = Sha256::new();
         let mut kept: Option<Vec<u8>> = None;
+        let mut head: Vec<u8> = Vec::with_capacity(8);
         let mut buf = vec![0u8; 64 * 1024];
         let mut read: u64 = 0;
         let mut limited = (&mut file).take(declared + 1);
@@ -828,15 +832,26 @@ impl<R: Read + Seek> Reader<'_, R> {
                 if n == 0 {
                     return Ok(());
                 }
-                if read == 0 && script && buf[..n].starts_with(b"#!python") {
-                    if declared > cap {
-                        return Err(io::Error::other(format!(
-                            "a `#!python` script larger than {cap} bytes"
-                        )));
+                // A script's first bytes decide whether it is kept, to have its shebang fixed.
+                if script && head.len() < 8 {
+                    let take = n.min(8 - head.len());
+                    head.extend_from_slice(&buf[..take]);
+                    if head.len() == 8 || take < n {
+                        if head.starts_with(b"#!python") {
+                            if declared > cap {
+                                return Err(io::Error::other(format!(
+                                    "a `#!python` script larger than {cap} bytes"
+                                )));
+                            }
+                            let mut k = Vec::with_capacity(declared as usize);
+                            k.extend_from_slice(&head);
+                            kept = Some(k);
+                        }
+                        if let Some(k) = kept.as_mut() {
+                            k.extend_from_slice(&buf[take..n]);
+                        }
                     }
-                    kept = Some(Vec::with_capacity(declared as usize));
-                }
-                if let Some(k) = kept.as_mut() {
+                } else if let Some(k) = kept.as_mut() {
                     k.extend_from_slice(&buf[..n]);
                 }
                 read += n as u64;

@@ -577,6 +577,12 @@ fn a_member_changed_after_the_check_fails_the_stream() {
         .find(|f| f.path.ends_with("demo/x.py"))
         .unwrap();
     assert_eq!(read_file(file, &path).unwrap(), body);
+    let FileData::Member(member) = &file.data else {
+        panic!("a member")
+    };
+    let mut reader = member.open(&path).unwrap();
+    std::io::copy(&mut reader, &mut std::io::sink()).unwrap();
+    assert_eq!(std::io::Read::read(&mut reader, &mut [0u8; 8]).unwrap(), 0);
     std::fs::write(&path, craft(&[M::File("demo/x.py", b"print('HELLO')\n")])).unwrap();
     let err = read_file(file, &path).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
