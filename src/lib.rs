@@ -8,6 +8,9 @@
 //! - [`conda`]: channels, solving, lockfiles, environment files, existing prefixes, fetching
 //!   packages and reading them through one checked reader, placing their files and planning
 //!   which packages share a layer; knows no tar or OCI.
+//! - [`pypi`]: wheels installed as pip installs them (files placed for the prefix, `RECORD`
+//!   rewritten, entry-point scripts) and the PyPI distributions conda packages provide; knows
+//!   no tar or OCI.
 //! - [`input`]: what to build, read from specs, an environment file, a lockfile or an existing
 //!   environment; [`build`]: the builder that joins it all: packages and a base image in, an
 //!   image out, each package layer composed straight from the package cache
@@ -15,8 +18,7 @@
 //! - [`cache`]: the caches (blobs, layer keys, package contents), their size and pruning;
 //!   [`atomic`]: the one way files are written (temporary file, explicit mode, rename);
 //!   [`capped`]: the one way small inputs (JSON) are read, with a cap.
-//! - [`platform`]: conda subdirs and the OCI platforms of their images; [`pypi`]: what an
-//!   environment asks pip for.
+//! - [`platform`]: conda subdirs and the OCI platforms of their images.
 //! - [`cli`] (feature `cli`): the `conda-docker` command line, for the binary and the Python
 //!   package; it parses, calls the library and prints.
 //! - [`settings`]: image settings from environment files and flags; [`inspect`]: what an image

@@ -56,3 +56,17 @@ fn the_conda_side_knows_no_tar_or_oci() {
         ],
     );
 }
+
+#[test]
+fn the_pypi_side_knows_no_tar_or_oci() {
+    assert_free_of(
+        "pypi",
+        &[
+            "tar::",
+            "crate::image",
+            "crate::transport",
+            "crate::build",
+            "Manifest",
+        ],
+    );
+}
