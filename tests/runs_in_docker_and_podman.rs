@@ -81,25 +81,6 @@ fn prefix_placeholders_are_rewritten() {
     assert!(xterm.contains("xterm|"), "{xterm}");
 }
 
-/// A one-package channel holding this machine's Python as a conda `python` package (see
-/// tests/common/host_python.py), and its `X.Y` version.
-fn host_python_channel(dir: &std::path::Path) -> (std::path::PathBuf, String) {
-    let channel = dir.join("python-channel");
-    let script = common::repo().join("tests/common/host_python.py");
-    let version = run_ok(
-        std::process::Command::new("/usr/bin/python3")
-            .arg(script)
-            .arg(&channel),
-    );
-    let xy = version
-        .trim()
-        .rsplit_once('.')
-        .expect("X.Y.Z")
-        .0
-        .to_string();
-    (channel, xy)
-}
-
 /// The files of every layer of a docker-archive, by path (the top layer wins).
 fn image_files(archive: &std::path::Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     use std::io::Read;
@@ -129,7 +110,7 @@ fn noarch_python_packages_are_linked_the_conda_way_and_run() {
         return;
     }
     let dir = tempdir();
-    let (python_channel, xy) = host_python_channel(dir.path());
+    let (python_channel, xy) = common::host_python_channel(dir.path());
     let out = dir.path().join("py.tar");
     let noarch = common::repo().join("tests/fixtures/channel-noarch");
     // A prefix other than the default, so the entry point's shebang shows it was written for it.

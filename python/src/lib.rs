@@ -960,6 +960,7 @@ struct BuildOptions {
     writable_prefix: bool,
     virtual_packages: BTreeMap<String, String>,
     sbom: bool,
+    allow_unhashed_pypi: bool,
     lock_output: Option<PathBuf>,
     sbom_dir: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
@@ -1067,6 +1068,7 @@ fn builder_and_job(o: &BuildOptions, cancel: Cancel) -> Result<(Builder, Job), F
         .with_trim(trim)
         .with_sources(sources)
         .with_sbom(o.sbom)
+        .with_allow_unhashed_pypi(o.allow_unhashed_pypi)
         .with_settings(settings)
         .with_cancel(cancel)
         .with_reporter(reporter)

@@ -38,6 +38,7 @@ use compose::{LayerSettings, Member};
 
 pub mod compose;
 pub mod job;
+pub mod pypi;
 use crate::reporter::{NoReporter, Reporter, Stage};
 use crate::settings::ImageSettings;
 use crate::transport::registry::{BlobCache, RegistryOptions};
@@ -87,12 +88,16 @@ pub enum Error {
     /// The user to add clashes with the base's users.
     #[error("--user: {0}")]
     User(String),
-    /// The input asks for PyPI distributions, which this build cannot install yet.
+    /// The PyPI distributions cannot be installed.
+    #[error(transparent)]
+    Pypi(#[from] pypi::PypiError),
+    /// The input's `pip:` section needs a resolver this build lacks.
     #[error(
-        "{0}: installing PyPI packages is not supported yet; use the conda-forge builds of those \
-         packages"
+        "the environment's `pip:` section ({0} requirements): resolving PyPI requirements is not \
+         supported yet; lock them (pixi.lock or conda-lock with pip entries) or use the \
+         conda-forge builds of those packages"
     )]
-    Pypi(String),
+    PipSection(usize),
     /// What to build cannot be read.
     #[error(transparent)]
     Input(#[from] crate::input::Error),
@@ -194,6 +199,7 @@ pub struct Builder {
     virtual_packages: BTreeMap<String, String>,
     sources: Sources,
     sbom: bool,
+    allow_unhashed_pypi: bool,
 }
 
 impl Default for Builder {
@@ -222,6 +228,7 @@ impl Builder {
             virtual_packages: BTreeMap::new(),
             sources: Sources::new(),
             sbom: true,
+            allow_unhashed_pypi: false,
         }
     }
 
@@ -229,6 +236,13 @@ impl Builder {
     /// default, every channel from where it is, a local one named by its directory.
     pub fn with_sources(mut self, sources: Sources) -> Self {
         self.sources = sources;
+        self
+    }
+
+    /// Whether a locked PyPI wheel without a sha256 is installed (unchecked). By default, no:
+    /// it is refused.
+    pub fn with_allow_unhashed_pypi(mut self, allow: bool) -> Self {
+        self.allow_unhashed_pypi = allow;
         self
     }
 
@@ -480,7 +494,36 @@ impl Builder {
             &target_prefix,
         )?;
 
+        // The PyPI distributions, installed over the conda packages.
+        let wheels = match &input.pypi {
+            crate::input::Pypi::Locked(locked) if !locked.is_empty() => {
+                let python = python.as_ref().ok_or(pypi::PypiError::NoPython)?;
+                let target = pypi::Target::new(python, &target_prefix);
+                let fetched = pypi::locked_wheels(locked, self.allow_unhashed_pypi)?;
+                let provided = crate::pypi::provides::provided(&records, &content_refs);
+                let owners: HashMap<String, String> = placement
+                    .packages
+                    .iter()
+                    .zip(&dists)
+                    .flat_map(|(p, d)| p.files.iter().map(move |f| (f.path.clone(), d.clone())))
+                    .collect();
+                Some((
+                    pypi::install(&fetched, &target, &provided, &owners)?,
+                    target,
+                ))
+            }
+            _ => None,
+        };
         let budget = self.layer_budget(&base, user.is_some());
+        // The wheels take a share of the budget (a fifth at most), the packages the rest.
+        let wheel_budget = match &wheels {
+            Some((w, _)) if !w.is_empty() => match self.strategy {
+                LayeringStrategy::Single => 1,
+                _ => w.len().min((budget / 5).max(1)),
+            },
+            _ => 0,
+        };
+        let budget = budget.saturating_sub(wheel_budget).max(1);
         let sizes: Vec<u64> = contents.iter().map(|c| c.file_bytes()).collect();
         let plan = plan_layers(&records, &sizes, self.strategy, budget);
         let epoch = self
@@ -622,6 +665,34 @@ impl Builder {
                 },
             );
         }
+        if let Some((installed, target)) = &wheels {
+            let settings = LayerSettings {
+                target_prefix: target_prefix.clone(),
+                owner: owner.clone(),
+                mtime: epoch.min(clamp),
+                trim: self.trim,
+            };
+            for group in pypi::groups(installed, wheel_budget) {
+                let members: Vec<_> = group.iter().map(|&i| &installed[i]).collect();
+                let key = pypi::layer_key(&members, target, &settings);
+                let layer = match blob_cache.keyed_layer(&key) {
+                    Some(layer) => layer,
+                    None => pypi::make_layer(&members, &settings, &key, &blob_cache, &self.cancel)?,
+                };
+                self.check_cancel()?;
+                let names: Vec<String> = members.iter().map(|(_, i)| pypi::dist(i)).collect();
+                let description = format!("PyPI: {}", names.join(" "));
+                image.push_layer(
+                    compose::cached_layer(&blob_cache, &layer, description.clone()),
+                    History {
+                        created: Some(rfc3339(settings.mtime)),
+                        created_by: Some(format!("conda-docker: {description}")),
+                        comment: Some(names.join(" ")),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
         if extra.is_empty() {
             push_top_layer(&mut image, top, epoch.min(clamp), owner.as_ref());
         }
@@ -659,17 +730,10 @@ impl Builder {
         if matches!(&input.packages, Packages::Specs(s) if s.is_empty()) {
             return Err(Error::NoSpecs);
         }
-        match &input.pypi {
-            p if p.is_none() => {}
-            crate::input::Pypi::Locked(l) => {
-                return Err(Error::Pypi(format!(
-                    "the lockfile's {} PyPI packages",
-                    l.len()
-                )));
-            }
-            _ => {
-                return Err(Error::Pypi("the environment's `pip:` section".to_string()));
-            }
+        if let crate::input::Pypi::Requirements(r) = &input.pypi
+            && !r.is_empty()
+        {
+            return Err(Error::PipSection(r.requirements.len()));
         }
         self.check()?;
         let subdir = self.subdir;

@@ -300,6 +300,10 @@ pub struct BuildArgs {
     /// (CycloneDX 1.6); `<platform>.sbom.spdx.json`, ... for several platforms.
     #[arg(long, value_name = "DIR", conflicts_with = "no_sbom")]
     pub sbom_dir: Option<PathBuf>,
+    /// Install a lockfile's PyPI wheels that carry no sha256 (unchecked); without it they are
+    /// refused.
+    #[arg(long)]
+    pub allow_unhashed_pypi: bool,
     /// Build without SBOMs: none in the image (`<prefix>/share/sbom/`), none beside it.
     #[arg(long)]
     pub no_sbom: bool,

@@ -725,8 +725,8 @@ fn direct_url_json(url: &str, sha256: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The hex sha256 of the wheel file.
-fn file_sha256(path: &Path, wheel: &str) -> Result<String> {
+/// The hex sha256 of the wheel file at `path` (named `wheel` in errors).
+pub fn file_sha256(path: &Path, wheel: &str) -> Result<String> {
     let io = |source| Error::Io {
         wheel: wheel.to_string(),
         path: path.display().to_string(),

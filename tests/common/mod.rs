@@ -137,3 +137,22 @@ pub fn assert_no_output(dir: &Path) {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// A one-package channel holding this machine's Python as a conda `python` package (see
+/// tests/common/host_python.py), and its `X.Y` version.
+pub fn host_python_channel(dir: &std::path::Path) -> (std::path::PathBuf, String) {
+    let channel = dir.join("python-channel");
+    let script = repo().join("tests/common/host_python.py");
+    let version = run_ok(
+        std::process::Command::new("/usr/bin/python3")
+            .arg(script)
+            .arg(&channel),
+    );
+    let xy = version
+        .trim()
+        .rsplit_once('.')
+        .expect("X.Y.Z")
+        .0
+        .to_string();
+    (channel, xy)
+}

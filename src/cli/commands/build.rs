@@ -67,6 +67,7 @@ pub(crate) async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progres
         .with_trim(trim)
         .with_sources(sources)
         .with_sbom(!args.no_sbom)
+        .with_allow_unhashed_pypi(args.allow_unhashed_pypi)
         .with_settings(cli_settings(&args)?)
         .with_cancel(cancel.clone())
         .with_reporter(reporter)
