@@ -62,7 +62,7 @@ pub enum Error {
         base: String,
         /// The cause.
         #[source]
-        source: crate::image::Error,
+        source: crate::transport::Error,
     },
     /// The base image is for another platform.
     #[error(
