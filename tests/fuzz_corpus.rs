@@ -6,8 +6,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+/// A fuzz target's entry point.
+type Entry = fn(&[u8]);
+
 /// Each fuzz target and the entry point it calls.
-const TARGETS: &[(&str, fn(&[u8]))] = &[
+const TARGETS: &[(&str, Entry)] = &[
     ("docker_archive", conda_docker::fuzzing::docker_archive),
     ("docker_manifest", conda_docker::fuzzing::docker_manifest),
     ("env_file", conda_docker::fuzzing::env_file),

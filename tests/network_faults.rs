@@ -298,15 +298,18 @@ fn output_within(cmd: &mut Command, limit: Duration) -> (Output, Duration) {
 
 #[test]
 fn a_trickling_upload_fails_on_the_low_speed_limit_after_a_few_attempts_and_leaves_no_tag() {
-    let test = "a_trickling_upload_fails_on_the_low_speed_limit_after_a_few_attempts_and_leaves_no_tag";
+    let test =
+        "a_trickling_upload_fails_on_the_low_speed_limit_after_a_few_attempts_and_leaves_no_tag";
     let Some(registry) = Registry::start(RegistryAuth::None, test) else {
         return;
     };
     // The proxy reads every blob body over 64 KiB at 512 bytes/s through a 16 KiB receive
     // window; 8 MiB of random bytes are more than the client's socket buffers hold.
-    let Some(proxy) =
-        FaultProxy::start(Some(&registry), &["trickle-upload:PUT:/blobs/uploads/#0"], test)
-    else {
+    let Some(proxy) = FaultProxy::start(
+        Some(&registry),
+        &["trickle-upload:PUT:/blobs/uploads/#0"],
+        test,
+    ) else {
         return;
     };
     let dir = tempdir();
@@ -333,7 +336,10 @@ fn a_trickling_upload_fails_on_the_low_speed_limit_after_a_few_attempts_and_leav
     );
     // Each attempt gives up a second or so after the buffers fill; the retries wait 0.5, 1
     // and 2 s, and no more once --timeout has passed since the last attempt moved.
-    assert!(elapsed < Duration::from_secs(30), "took {elapsed:?}:\n{err}");
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "took {elapsed:?}:\n{err}"
+    );
     // Every new upload starts from the first byte, so what an attempt sent is no progress:
     // the attempts are bounded (they used to start over for ever).
     let attempts = proxy

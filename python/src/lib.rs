@@ -133,7 +133,8 @@ fn image_kind(e: &conda_docker::image::Error) -> Kind {
 fn transport_kind(e: &conda_docker::transport::Error) -> Kind {
     use conda_docker::transport::Error as E;
     match e {
-        E::Image(source) | E::Blob { source, .. } => image_kind(source),
+        E::Image(source) => image_kind(source),
+        E::Blob { source, .. } => image_kind(source),
         E::Unauthorized { .. } => Kind::Unauthorized,
         E::NotFound { .. } => Kind::NotFound,
         _ => Kind::Registry,

@@ -29,7 +29,7 @@ pub enum Error {
         digest: String,
         /// The cause.
         #[source]
-        source: image::Error,
+        source: Box<image::Error>,
     },
     /// The registry refused the credentials, or needs some.
     #[error("registry `{registry}` refused access ({status}): {hint}")]
@@ -44,7 +44,7 @@ pub enum Error {
         hint: String,
         /// Why no token could be had for the request, when that is why it was refused.
         #[source]
-        token: Option<TokenError>,
+        token: Option<Box<TokenError>>,
     },
     /// The repository holds no such tag or manifest.
     #[error("no image `{reference}` in `{registry}/{repository}`; it holds: {available}")]
@@ -64,7 +64,7 @@ pub enum Error {
     Status {
         /// The registry host.
         registry: String,
-        /// What was asked (`manifest `REPO:TAG``, `uploading DIGEST to `REPO``).
+        /// What was asked: the manifest `REPO:TAG`, the upload of a blob, ...
         what: String,
         /// The URL answered.
         url: String,
@@ -78,7 +78,7 @@ pub enum Error {
     Malformed {
         /// The registry host.
         registry: String,
-        /// Which document (`manifest DIGEST of `REF``).
+        /// Which document: the manifest, index or config, with its digest and reference.
         what: String,
         /// The parser's complaint.
         #[source]
@@ -110,7 +110,7 @@ pub enum Error {
         hint: String,
         /// Why the last attempt failed.
         #[source]
-        source: Fault,
+        source: Box<Fault>,
     },
     /// The certificates for the registry could not be used.
     #[error("registry `{registry}`: reading certificates")]
@@ -153,7 +153,8 @@ impl Error {
     /// The image side's error this one is or wraps, if any.
     pub fn image_error(&self) -> Option<&image::Error> {
         match self {
-            Self::Image(e) | Self::Blob { source: e, .. } => Some(e),
+            Self::Image(e) => Some(e),
+            Self::Blob { source, .. } => Some(source),
             _ => None,
         }
     }

@@ -380,15 +380,15 @@ pub async fn read_with(
     use crate::image::Image;
     match location {
         Location::Scratch => Ok(Image::scratch(platform)),
-        Location::DockerArchive { path, reference } => {
-            Ok(registry::blocking(|| docker_archive::read(path, reference.as_deref()))?)
-        }
-        Location::OciLayout { dir, tag } => {
-            Ok(registry::blocking(|| oci_layout::read(dir, tag.as_deref(), platform))?)
-        }
-        Location::OciArchive { path, tag } => {
-            Ok(registry::blocking(|| oci_archive::read(path, tag.as_deref(), platform))?)
-        }
+        Location::DockerArchive { path, reference } => Ok(registry::blocking(|| {
+            docker_archive::read(path, reference.as_deref())
+        })?),
+        Location::OciLayout { dir, tag } => Ok(registry::blocking(|| {
+            oci_layout::read(dir, tag.as_deref(), platform)
+        })?),
+        Location::OciArchive { path, tag } => Ok(registry::blocking(|| {
+            oci_archive::read(path, tag.as_deref(), platform)
+        })?),
         Location::Registry(reference) => {
             registry::pull(
                 reference,
@@ -540,11 +540,9 @@ pub async fn attach(
             )
             .await
         }
-        Location::OciLayout { dir, .. } => {
-            Ok(registry::blocking(|| {
-                oci_layout::add_referrers(dir, subject, artifacts)
-            })?)
-        }
+        Location::OciLayout { dir, .. } => Ok(registry::blocking(|| {
+            oci_layout::add_referrers(dir, subject, artifacts)
+        })?),
         _ => Ok(Vec::new()),
     }
 }

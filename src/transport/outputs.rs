@@ -38,7 +38,7 @@ pub enum OutputError {
         location: String,
         /// The cause.
         #[source]
-        source: super::Error,
+        source: Box<super::Error>,
     },
     /// Attaching the referrers failed (the images are written).
     #[error("attaching the SBOMs to {location}")]
@@ -47,7 +47,7 @@ pub enum OutputError {
         location: String,
         /// The cause.
         #[source]
-        source: super::Error,
+        source: Box<super::Error>,
     },
 }
 
@@ -61,7 +61,7 @@ impl OutputError {
     pub fn transport_error(&self) -> Option<&super::Error> {
         match self {
             Self::OnePlatform { .. } => None,
-            Self::Write { source, .. } | Self::Attach { source, .. } => Some(source),
+            Self::Write { source, .. } | Self::Attach { source, .. } => Some(&**source),
         }
     }
 }
@@ -119,7 +119,7 @@ pub fn check_outputs(outputs: &[Location], images: usize) -> Result<(), OutputEr
             .check_writable()
             .map_err(|source| OutputError::Write {
                 location: location.to_string(),
-                source: source.into(),
+                source: Box::new(source.into()),
             })?;
         if images > 1
             && matches!(
@@ -155,7 +155,7 @@ pub async fn write_all(
     for location in outputs {
         let write_error = |source| OutputError::Write {
             location: location.to_string(),
-            source,
+            source: Box::new(source),
         };
         let (written, index, push) = tokio::select! {
             w = write_one_output(images, location, tags, remote, options, cancel, reporter) => w,
@@ -174,7 +174,7 @@ pub async fn write_all(
                 .await
                 .map_err(|source| OutputError::Attach {
                     location: location.to_string(),
-                    source,
+                    source: Box::new(source),
                 })?;
             referrers.extend(attached);
         }

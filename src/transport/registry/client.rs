@@ -24,8 +24,8 @@ use super::retry::{
     Fault, Meter, Retries, Timeouts, error_chain, is_certificate_error, is_tls_error,
     is_transient_status, retry_after,
 };
-use crate::transport::error::{CertificateError, Error, TokenError};
 use crate::reporter::{NoReporter, Reporter};
+use crate::transport::error::{CertificateError, Error, TokenError};
 
 /// How to reach a registry.
 #[derive(Clone, Debug, Default)]
@@ -85,12 +85,13 @@ fn with_certificates(
         for file in &files {
             match file.extension().and_then(|e| e.to_str()) {
                 Some("crt") => {
-                    let certs = reqwest::Certificate::from_pem_bundle(&read(file)?).map_err(
-                        |source| CertificateError::NotPem {
-                            path: file.clone(),
-                            source,
-                        },
-                    )?;
+                    let certs =
+                        reqwest::Certificate::from_pem_bundle(&read(file)?).map_err(|source| {
+                            CertificateError::NotPem {
+                                path: file.clone(),
+                                source,
+                            }
+                        })?;
                     builder = builder.tls_certs_merge(certs);
                 }
                 Some("cert") if identity.is_none() => {
@@ -332,8 +333,8 @@ impl<'r> Client<'r> {
         &self,
         action: &'static str,
         repository: &str,
-        digest: impl std::fmt::Display,
-    ) -> impl FnOnce(crate::image::Error) -> Error {
+        digest: &dyn std::fmt::Display,
+    ) -> impl FnOnce(crate::image::Error) -> Error + use<> {
         let registry = self.registry.clone();
         let (repository, digest) = (repository.to_string(), digest.to_string());
         move |source| match source {
@@ -343,7 +344,7 @@ impl<'r> Client<'r> {
                 repository,
                 action,
                 digest,
-                source,
+                source: Box::new(source),
             },
         }
     }
@@ -398,7 +399,7 @@ impl<'r> Client<'r> {
             attempts,
             unreached: fault.unreached(),
             hint,
-            source: fault,
+            source: Box::new(fault),
         }
     }
 
@@ -419,7 +420,7 @@ impl<'r> Client<'r> {
             request: url.to_string(),
             status: status.as_u16(),
             hint,
-            token,
+            token: token.map(Box::new),
         }
     }
 
@@ -618,7 +619,9 @@ impl<'r> Client<'r> {
                 {
                     return Err(self.unexpected(
                         request_name(&Method::GET, response.url().as_str()),
-                        format!("the registry sent more than the {expected} bytes the descriptor gives"),
+                        format!(
+                            "the registry sent more than the {expected} bytes the descriptor gives"
+                        ),
                     ));
                 }
                 sink.append(&chunk)?;

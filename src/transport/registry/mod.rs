@@ -28,11 +28,11 @@ pub use auth::Credential;
 pub use client::{Client, RegistryOptions};
 pub use retry::Timeouts;
 
+use super::error::{Error, Result};
 use super::{WrittenImage, WrittenIndex};
 use crate::image::layer::{FileRange, LayerSource};
 use crate::image::manifest::{Index, Manifest, describe_all, for_platform, is_index};
 use crate::image::resolve::ResolvedImage;
-use super::error::{Error, Result};
 use crate::image::{
     Cancel, ConfigFile, Digest, Encoding, Image, Layer, Platform, Reference, media_type,
 };
@@ -178,7 +178,8 @@ impl<'a> BlobSink<'a> {
 
     fn writer(
         temp: &tempfile::NamedTempFile,
-    ) -> crate::image::Result<crate::image::digest::HashingWriter<std::io::BufWriter<std::fs::File>>> {
+    ) -> crate::image::Result<crate::image::digest::HashingWriter<std::io::BufWriter<std::fs::File>>>
+    {
         let file = temp
             .as_file()
             .try_clone()
@@ -213,10 +214,14 @@ impl Sink for BlobSink<'_> {
     fn restart(&mut self) -> crate::image::Result<()> {
         use std::io::Seek;
         let path = self.temp.path().to_path_buf();
-        self.writer.flush().map_err(crate::image::Error::io("writing", &path))?;
+        self.writer
+            .flush()
+            .map_err(crate::image::Error::io("writing", &path))?;
         let file = self.temp.as_file_mut();
-        file.set_len(0).map_err(crate::image::Error::io("writing", &path))?;
-        file.rewind().map_err(crate::image::Error::io("writing", &path))?;
+        file.set_len(0)
+            .map_err(crate::image::Error::io("writing", &path))?;
+        file.rewind()
+            .map_err(crate::image::Error::io("writing", &path))?;
         self.writer = Self::writer(&self.temp)?;
         self.received = 0;
         Ok(())
@@ -287,8 +292,8 @@ fn media_type_of(client: &Client<'_>, what: &str, bytes: &[u8]) -> Result<String
         media_type: Option<String>,
         manifests: Option<serde_json::Value>,
     }
-    let probe: Probe =
-        serde_json::from_slice(bytes).map_err(client.malformed(format!("the manifest of `{what}`")))?;
+    let probe: Probe = serde_json::from_slice(bytes)
+        .map_err(client.malformed(format!("the manifest of `{what}`")))?;
     if probe.schema_version == Some(1) {
         return Err(client.unexpected(
             format!("`{what}`"),
