@@ -1,9 +1,10 @@
 //! Network faults between conda-docker and a real registry (CNCF distribution), injected by a
 //! proxy in front of it (`tests/common/fault_proxy.py`): a download reset mid-body, a lost
-//! answer to a blob `PUT`, an upload the registry never got, a body trickling at 1 byte/s, a
-//! registry that never answers, a 429 with `Retry-After`, and Ctrl-C during a push. Each test
-//! checks the outcome (success after the retry, or a clear error in bounded time) and that no
-//! partial state is left: no output file, and no tag pointing at missing blobs.
+//! answer to a blob `PUT`, an upload the registry never got, a download trickling at 1 byte/s,
+//! an upload the registry reads at 512 bytes/s, a registry that never answers, a 429 with
+//! `Retry-After`, and Ctrl-C during a push. Each test checks the outcome (success after the
+//! retry, or a clear error in bounded time) and that no partial state is left: no output file,
+//! and no tag pointing at missing blobs.
 
 mod common;
 
@@ -274,6 +275,84 @@ fn a_trickling_download_fails_on_the_low_speed_limit_and_writes_nothing() {
         proxy.log()
     );
     assert!(!out_tar.exists());
+}
+
+/// Runs `cmd`, killing it after `limit` (a hang fails the test instead of stalling it).
+fn output_within(cmd: &mut Command, limit: Duration) -> (Output, Duration) {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("still running after {limit:?}:\n{}", stderr(&out));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (child.wait_with_output().unwrap(), start.elapsed())
+}
+
+#[test]
+fn a_trickling_upload_fails_on_the_low_speed_limit_after_a_few_attempts_and_leaves_no_tag() {
+    let test =
+        "a_trickling_upload_fails_on_the_low_speed_limit_after_a_few_attempts_and_leaves_no_tag";
+    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+        return;
+    };
+    // The proxy reads every blob body over 64 KiB at 512 bytes/s through a 16 KiB receive
+    // window; 8 MiB of random bytes are more than the client's socket buffers hold.
+    let Some(proxy) = FaultProxy::start(
+        Some(&registry),
+        &["trickle-upload:PUT:/blobs/uploads/#0"],
+        test,
+    ) else {
+        return;
+    };
+    let dir = tempdir();
+    let big = dir.path().join("big.tar");
+    common::base::write_big_base(&big, 8 << 20);
+    let (out, elapsed) = output_within(
+        conda_docker()
+            .env("CONDA_DOCKER_CACHE_DIR", dir.path().join("cache"))
+            .env("CONDA_DOCKER_LOW_SPEED_TIME", "1")
+            .env("CONDA_DOCKER_TIMEOUT", "4")
+            .args(["copy", &format!("docker-archive:{}", big.display())])
+            .arg(format!("docker://{}/app:1", proxy.addr)),
+        Duration::from_secs(90),
+    );
+    let err = failed(&out);
+    assert!(
+        err.contains("slower than 1024 bytes/s for 1 s (--low-speed-limit, --low-speed-time)"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("registry `{}`: uploading sha256:", proxy.addr))
+            && err.contains("to `app` failed"),
+        "the error names the registry, the blob and the repository: {err}"
+    );
+    // Each attempt gives up a second or so after the buffers fill; the retries wait 0.5, 1
+    // and 2 s, and no more once --timeout has passed since the last attempt moved.
+    assert!(
+        elapsed < Duration::from_secs(30),
+        "took {elapsed:?}:\n{err}"
+    );
+    // Every new upload starts from the first byte, so what an attempt sent is no progress:
+    // the attempts are bounded (they used to start over for ever).
+    let attempts = proxy
+        .log()
+        .lines()
+        .filter(|l| l.contains("trickle-upload of"))
+        .count();
+    assert!(
+        (2..=5).contains(&attempts),
+        "{attempts} attempts:\n{}",
+        proxy.log()
+    );
+    assert!(tags(&registry, "app").is_empty(), "a tag was written");
 }
 
 #[test]

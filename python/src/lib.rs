@@ -109,12 +109,21 @@ impl Fail {
 fn image_kind(e: &conda_docker::image::Error) -> Kind {
     use conda_docker::image::Error as E;
     match e {
-        E::Unauthorized { .. } => Kind::Unauthorized,
         E::NotFound { .. } => Kind::NotFound,
-        E::Registry { .. } | E::Network { .. } => Kind::Registry,
         E::Invalid { .. } | E::DigestMismatch { .. } => Kind::Invalid,
         E::Cancelled => Kind::Cancelled,
         _ => Kind::Base,
+    }
+}
+
+fn transport_kind(e: &conda_docker::transport::Error) -> Kind {
+    use conda_docker::transport::Error as E;
+    match e {
+        E::Image(source) => image_kind(source),
+        E::Blob { source, .. } => image_kind(source),
+        E::Unauthorized { .. } => Kind::Unauthorized,
+        E::NotFound { .. } => Kind::NotFound,
+        _ => Kind::Registry,
     }
 }
 
@@ -124,13 +133,20 @@ impl From<conda_docker::image::Error> for Fail {
     }
 }
 
+impl From<conda_docker::transport::Error> for Fail {
+    fn from(e: conda_docker::transport::Error) -> Self {
+        Fail::of(transport_kind(&e), &e)
+    }
+}
+
 impl From<conda_docker::build::Error> for Fail {
     fn from(e: conda_docker::build::Error) -> Self {
         use conda_docker::build::Error as B;
         use conda_docker::conda::Error as C;
         let kind = match &e {
-            B::Base { source, .. } | B::Image(source) => image_kind(source),
-            B::Output(o) => o.image_error().map_or(Kind::Base, image_kind),
+            B::Base { source, .. } => transport_kind(source),
+            B::Image(source) => image_kind(source),
+            B::Output(o) => o.transport_error().map_or(Kind::Base, transport_kind),
             B::Conda(C::Unsolvable { .. } | C::InvalidSpec { .. } | C::Repodata { .. })
             | B::NoSpecs => Kind::Solve,
             _ => Kind::Base,

@@ -63,7 +63,7 @@ pub enum Error {
         base: String,
         /// The cause.
         #[source]
-        source: crate::image::Error,
+        source: Box<crate::transport::Error>,
     },
     /// The base image is for another platform.
     #[error(
@@ -160,9 +160,8 @@ impl Error {
     /// True when the build stopped because it was cancelled.
     pub fn is_cancelled(&self) -> bool {
         match self {
-            Self::Image(e) | Self::Base { source: e, .. } => {
-                matches!(e, crate::image::Error::Cancelled)
-            }
+            Self::Image(e) => matches!(e, crate::image::Error::Cancelled),
+            Self::Base { source, .. } => source.is_cancelled(),
             Self::Output(e) => matches!(e.image_error(), Some(crate::image::Error::Cancelled)),
             _ => false,
         }
@@ -836,7 +835,7 @@ impl Builder {
             .await
             .map_err(|source| Error::Base {
                 base: self.base.clone(),
-                source,
+                source: Box::new(source),
             })?;
         if base_location != Location::Scratch && !platform.matches(&base.platform()) {
             return Err(Error::BasePlatform {

@@ -68,35 +68,6 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
-    /// The registry refused the credentials, or needs some.
-    #[error("registry `{registry}` refused access ({status}): {hint}")]
-    Unauthorized {
-        /// The registry host.
-        registry: String,
-        /// The HTTP status (401 or 403).
-        status: u16,
-        /// Which credentials were tried, or where they were looked for.
-        hint: String,
-    },
-    /// The registry could not be reached or answered something unexpected.
-    #[error("registry `{registry}`: {message}")]
-    Registry {
-        /// The registry host.
-        registry: String,
-        /// What went wrong.
-        message: String,
-    },
-    /// A request to a registry failed, after the retries it allowed.
-    #[error("registry `{registry}`: {message}")]
-    Network {
-        /// The registry host.
-        registry: String,
-        /// What was asked (method, repository, digest) and how often.
-        message: String,
-        /// Why the last attempt failed.
-        #[source]
-        source: Box<dyn std::error::Error + Send + Sync>,
-    },
     /// The operation is not supported (yet).
     #[error("{0}")]
     Unsupported(String),

@@ -7,12 +7,14 @@
 
 pub mod blob_cache;
 pub mod docker_archive;
+pub mod error;
 pub mod oci_archive;
 pub mod oci_layout;
 pub mod outputs;
 pub mod registry;
 mod tarball;
 
+pub use error::{Error, Result};
 pub use outputs::{OutputError, Publish, Written, check_outputs, write_all};
 
 use std::fmt;
@@ -334,20 +336,26 @@ impl Default for Remote {
 /// Reads the image at `location`; an index is resolved to the entry for `platform`.
 ///
 /// # Errors
-/// [`Error::NotFound`](crate::image::Error::NotFound) when the tag, name or platform is not there
-/// (the message lists what is); [`Error::Unauthorized`](crate::image::Error::Unauthorized) when a
-/// registry refuses; [`Error::Invalid`](crate::image::Error::Invalid) for a malformed archive or
-/// layout; [`Error::DigestMismatch`](crate::image::Error::DigestMismatch) for a blob whose bytes do
-/// not match; [`Error::Network`](crate::image::Error::Network) when a registry cannot be reached
-/// or a transfer fails after its retries; [`Error::Registry`](crate::image::Error::Registry) when
-/// it answers something unexpected;
-/// [`Error::Io`](crate::image::Error::Io) for unreadable files.
+/// [`Error::Image`] for what the image side finds: an [`image::Error::NotFound`] when the tag,
+/// name or platform is not in an archive, layout or index (the message lists what is), an
+/// [`image::Error::Invalid`] for a malformed archive or layout, an
+/// [`image::Error::DigestMismatch`] for a blob whose bytes do not match, an
+/// [`image::Error::Io`] for unreadable files. From a registry: [`Error::NotFound`] for a
+/// missing tag or repository, [`Error::Unauthorized`] when it refuses, [`Error::Network`] when
+/// it cannot be reached or a transfer fails after its retries, [`Error::Status`],
+/// [`Error::Malformed`] or [`Error::Unexpected`] when it answers something unexpected, and
+/// [`Error::Blob`] when a blob from it fails its digest or cannot be cached.
+///
+/// [`image::Error::NotFound`]: crate::image::Error::NotFound
+/// [`image::Error::Invalid`]: crate::image::Error::Invalid
+/// [`image::Error::DigestMismatch`]: crate::image::Error::DigestMismatch
+/// [`image::Error::Io`]: crate::image::Error::Io
 pub async fn read(
     location: &Location,
     platform: &crate::image::Platform,
     remote: &Remote,
     cancel: &crate::image::Cancel,
-) -> crate::image::Result<crate::image::Image> {
+) -> Result<crate::image::Image> {
     read_with(
         location,
         platform,
@@ -368,19 +376,19 @@ pub async fn read_with(
     remote: &Remote,
     cancel: &crate::image::Cancel,
     reporter: &dyn crate::reporter::Reporter,
-) -> crate::image::Result<crate::image::Image> {
+) -> Result<crate::image::Image> {
     use crate::image::Image;
     match location {
         Location::Scratch => Ok(Image::scratch(platform)),
-        Location::DockerArchive { path, reference } => {
-            registry::blocking(|| docker_archive::read(path, reference.as_deref()))
-        }
-        Location::OciLayout { dir, tag } => {
-            registry::blocking(|| oci_layout::read(dir, tag.as_deref(), platform))
-        }
-        Location::OciArchive { path, tag } => {
-            registry::blocking(|| oci_archive::read(path, tag.as_deref(), platform))
-        }
+        Location::DockerArchive { path, reference } => Ok(registry::blocking(|| {
+            docker_archive::read(path, reference.as_deref())
+        })?),
+        Location::OciLayout { dir, tag } => Ok(registry::blocking(|| {
+            oci_layout::read(dir, tag.as_deref(), platform)
+        })?),
+        Location::OciArchive { path, tag } => Ok(registry::blocking(|| {
+            oci_archive::read(path, tag.as_deref(), platform)
+        })?),
         Location::Registry(reference) => {
             registry::pull(
                 reference,
@@ -400,13 +408,16 @@ pub async fn read_with(
 /// diff_ids as they stream; a failed write leaves no output file and no registry tag.
 ///
 /// # Errors
-/// [`Error::Output`](crate::image::Error::Output) when the output cannot be used;
-/// [`Error::DigestMismatch`](crate::image::Error::DigestMismatch) or
-/// [`Error::Invalid`](crate::image::Error::Invalid) when a layer read from the source is corrupt
-/// or unsafe; [`Error::Unauthorized`](crate::image::Error::Unauthorized) and
-/// [`Error::Network`](crate::image::Error::Network) and
-/// [`Error::Registry`](crate::image::Error::Registry) for pushes;
-/// [`Error::Cancelled`](crate::image::Error::Cancelled) when `cancel` was set.
+/// [`Error::Image`] with an [`image::Error::Output`] when the output cannot be used, an
+/// [`image::Error::DigestMismatch`] or [`image::Error::Invalid`] when a layer read from the
+/// source is corrupt or unsafe, [`image::Error::Cancelled`] when `cancel` was set; for pushes
+/// also [`Error::Unauthorized`], [`Error::Network`], [`Error::Status`], [`Error::Unexpected`]
+/// and [`Error::Blob`].
+///
+/// [`image::Error::Output`]: crate::image::Error::Output
+/// [`image::Error::DigestMismatch`]: crate::image::Error::DigestMismatch
+/// [`image::Error::Invalid`]: crate::image::Error::Invalid
+/// [`image::Error::Cancelled`]: crate::image::Error::Cancelled
 pub async fn write(
     image: &crate::image::Image,
     location: &Location,
@@ -414,7 +425,7 @@ pub async fn write(
     remote: &Remote,
     cancel: &crate::image::Cancel,
     reporter: &dyn crate::reporter::Reporter,
-) -> crate::image::Result<WrittenImage> {
+) -> Result<WrittenImage> {
     let options = WriteOptions::default();
     write_with(image, location, tags, remote, &options, cancel, reporter).await
 }
@@ -431,8 +442,8 @@ pub async fn write_with(
     options: &WriteOptions,
     cancel: &crate::image::Cancel,
     reporter: &dyn crate::reporter::Reporter,
-) -> crate::image::Result<WrittenImage> {
-    use crate::image::Error;
+) -> Result<WrittenImage> {
+    use crate::image::Error as ImageError;
     reporter.stage_started(crate::reporter::Stage::Write, &location.to_string());
     options.warn(location, reporter);
     let encoding = options.encoding(location);
@@ -440,13 +451,13 @@ pub async fn write_with(
         Location::DockerArchive { path, reference } => {
             let mut tags = tags.to_vec();
             if let Some(r) = reference {
-                let r = r.parse::<Reference>().map_err(|e| Error::Output {
+                let r = r.parse::<Reference>().map_err(|e| ImageError::Output {
                     path: path.clone(),
                     reason: e.to_string(),
                 })?;
                 tags.insert(0, r);
             }
-            registry::blocking(|| {
+            Ok(registry::blocking(|| {
                 docker_archive::write_with_cache(
                     image,
                     &tags,
@@ -455,11 +466,11 @@ pub async fn write_with(
                     cancel,
                     reporter,
                 )
-            })
+            })?)
         }
         Location::OciLayout { dir, tag } => {
             let tag = layout_tag(tag, tags);
-            registry::blocking(|| {
+            Ok(registry::blocking(|| {
                 oci_layout::write_encoded(
                     image,
                     dir,
@@ -469,11 +480,11 @@ pub async fn write_with(
                     cancel,
                     reporter,
                 )
-            })
+            })?)
         }
         Location::OciArchive { path, tag } => {
             let tag = layout_tag(tag, tags);
-            registry::blocking(|| {
+            Ok(registry::blocking(|| {
                 oci_archive::write_encoded(
                     image,
                     tag.as_deref(),
@@ -483,7 +494,7 @@ pub async fn write_with(
                     cancel,
                     reporter,
                 )
-            })
+            })?)
         }
         Location::Registry(reference) => {
             let (mut written, stats) = registry::push(
@@ -499,7 +510,7 @@ pub async fn write_with(
             written.push = Some(stats);
             Ok(written)
         }
-        Location::Scratch => Err(not_an_output()),
+        Location::Scratch => Err(not_an_output().into()),
     }
 }
 
@@ -516,7 +527,7 @@ pub async fn attach(
     artifacts: &[crate::image::referrer::Artifact],
     remote: &Remote,
     reporter: &dyn crate::reporter::Reporter,
-) -> crate::image::Result<Vec<crate::image::Digest>> {
+) -> Result<Vec<crate::image::Digest>> {
     match location {
         Location::Registry(reference) => {
             registry::push_referrers(
@@ -529,9 +540,9 @@ pub async fn attach(
             )
             .await
         }
-        Location::OciLayout { dir, .. } => {
-            registry::blocking(|| oci_layout::add_referrers(dir, subject, artifacts))
-        }
+        Location::OciLayout { dir, .. } => Ok(registry::blocking(|| {
+            oci_layout::add_referrers(dir, subject, artifacts)
+        })?),
         _ => Ok(Vec::new()),
     }
 }
@@ -554,8 +565,8 @@ fn not_an_output() -> crate::image::Error {
 /// an OCI layout or a registry (a docker-archive or an oci-archive holds one platform).
 ///
 /// # Errors
-/// As [`write`]; [`Error::Output`](crate::image::Error::Output) for a location that holds one
-/// platform.
+/// As [`write`]; an [`image::Error::Output`](crate::image::Error::Output) for a location that
+/// holds one platform.
 pub async fn write_index(
     images: &[&crate::image::Image],
     location: &Location,
@@ -563,7 +574,7 @@ pub async fn write_index(
     remote: &Remote,
     cancel: &crate::image::Cancel,
     reporter: &dyn crate::reporter::Reporter,
-) -> crate::image::Result<WrittenIndex> {
+) -> Result<WrittenIndex> {
     let options = WriteOptions::default();
     write_index_with(images, location, tags, remote, &options, cancel, reporter).await
 }
@@ -580,15 +591,14 @@ pub async fn write_index_with(
     options: &WriteOptions,
     cancel: &crate::image::Cancel,
     reporter: &dyn crate::reporter::Reporter,
-) -> crate::image::Result<WrittenIndex> {
-    use crate::image::Error;
+) -> Result<WrittenIndex> {
     reporter.stage_started(crate::reporter::Stage::Write, &location.to_string());
     options.warn(location, reporter);
     let encoding = options.encoding(location);
     match location {
         Location::OciLayout { dir, tag } => {
             let tag = layout_tag(tag, tags);
-            registry::blocking(|| {
+            Ok(registry::blocking(|| {
                 oci_layout::write_index_encoded(
                     images,
                     dir,
@@ -598,7 +608,7 @@ pub async fn write_index_with(
                     cancel,
                     reporter,
                 )
-            })
+            })?)
         }
         Location::Registry(reference) => {
             let (mut written, stats) = registry::push_index(
@@ -615,14 +625,15 @@ pub async fn write_index_with(
             Ok(written)
         }
         Location::DockerArchive { path, .. } | Location::OciArchive { path, .. } => {
-            Err(Error::Output {
+            Err(crate::image::Error::Output {
                 path: path.clone(),
                 reason: "an archive holds one platform: write several platforms to `oci:DIR` \
                          or push them to a registry"
                     .into(),
-            })
+            }
+            .into())
         }
-        Location::Scratch => Err(not_an_output()),
+        Location::Scratch => Err(not_an_output().into()),
     }
 }
 

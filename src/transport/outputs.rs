@@ -38,7 +38,7 @@ pub enum OutputError {
         location: String,
         /// The cause.
         #[source]
-        source: crate::image::Error,
+        source: Box<super::Error>,
     },
     /// Attaching the referrers failed (the images are written).
     #[error("attaching the SBOMs to {location}")]
@@ -47,16 +47,21 @@ pub enum OutputError {
         location: String,
         /// The cause.
         #[source]
-        source: crate::image::Error,
+        source: Box<super::Error>,
     },
 }
 
 impl OutputError {
     /// The cause from the image side (for telling a cancellation or a refusal apart).
     pub fn image_error(&self) -> Option<&crate::image::Error> {
+        self.transport_error().and_then(super::Error::image_error)
+    }
+
+    /// The cause from the transport (for telling a registry's refusal apart).
+    pub fn transport_error(&self) -> Option<&super::Error> {
         match self {
             Self::OnePlatform { .. } => None,
-            Self::Write { source, .. } | Self::Attach { source, .. } => Some(source),
+            Self::Write { source, .. } | Self::Attach { source, .. } => Some(&**source),
         }
     }
 }
@@ -114,7 +119,7 @@ pub fn check_outputs(outputs: &[Location], images: usize) -> Result<(), OutputEr
             .check_writable()
             .map_err(|source| OutputError::Write {
                 location: location.to_string(),
-                source,
+                source: Box::new(source.into()),
             })?;
         if images > 1
             && matches!(
@@ -150,11 +155,11 @@ pub async fn write_all(
     for location in outputs {
         let write_error = |source| OutputError::Write {
             location: location.to_string(),
-            source,
+            source: Box::new(source),
         };
         let (written, index, push) = tokio::select! {
             w = write_one_output(images, location, tags, remote, options, cancel, reporter) => w,
-            () = cancel.cancelled() => Err(crate::image::Error::Cancelled),
+            () = cancel.cancelled() => Err(crate::image::Error::Cancelled.into()),
         }
         .map_err(write_error)?;
         let mut referrers = Vec::new();
@@ -169,7 +174,7 @@ pub async fn write_all(
                 .await
                 .map_err(|source| OutputError::Attach {
                     location: location.to_string(),
-                    source,
+                    source: Box::new(source),
                 })?;
             referrers.extend(attached);
         }
@@ -193,7 +198,7 @@ async fn write_one_output(
     options: &WriteOptions,
     cancel: &Cancel,
     reporter: &dyn Reporter,
-) -> crate::image::Result<(Vec<WrittenImage>, Option<Digest>, Option<PushStats>)> {
+) -> super::Result<(Vec<WrittenImage>, Option<Digest>, Option<PushStats>)> {
     if let [one] = images {
         let w =
             super::write_with(one.image, location, tags, remote, options, cancel, reporter).await?;

@@ -11,6 +11,8 @@ first rule that matches a request and has uses left is applied. ACTIONs:
   drop-reply  forward; read the registry's answer, then close the connection without replying
   swallow     read the request, close the connection without forwarding it
   trickle     forward; send the headers, then the body one byte per second
+  trickle-upload  read a request body of more than 64 KiB at 512 bytes/s (through a small
+              receive buffer), then forward it; smaller bodies pass as they are
   429         answer 429 Too Many Requests with `Retry-After: 2`, without forwarding
   hold        read the request and never answer (until the client hangs up)
   no-range    forward without the request's Range header (the registry answers 200, whole)
@@ -59,8 +61,10 @@ def log(line):
         log_file.write(f"{time.time():.3f} {line}\n")
 
 
-def read_request(rfile):
-    """(method, path, headers, body) or None at the end of the connection."""
+def read_request(rfile, slow_body=lambda method, path: False):
+    """(method, path, headers, body) or None at the end of the connection; the body is read at
+    512 bytes/s when `slow_body(method, path)` says so and it is larger than 64 KiB (the rule
+    is used only then). None too when the client hangs up in the middle of the body."""
     first = rfile.peek(1)[:1]
     if not first or first == b"\x16":
         return None
@@ -89,7 +93,22 @@ def read_request(rfile):
         headers = [(n, v) for n, v in headers if n.lower() != "transfer-encoding"]
         headers.append(("Content-Length", str(len(body))))
     elif "content-length" in names:
-        body = rfile.read(int(names["content-length"]))
+        size = int(names["content-length"])
+        if size > 65536 and slow_body(method, path):
+            log(f"{method} {path} range=- -> - trickle-upload of {size} bytes")
+            chunks = []
+            got = 0
+            while got < size:
+                chunk = rfile.read1(min(256, size - got))
+                if not chunk:
+                    log(f"{method} {path} range=- -> - client hung up after {got} bytes")
+                    return None
+                chunks.append(chunk)
+                got += len(chunk)
+                time.sleep(0.5)
+            body = b"".join(chunks)
+        else:
+            body = rfile.read(size)
     return method, path, headers, body
 
 
@@ -132,7 +151,7 @@ class Handler(socketserver.BaseRequestHandler):
         rfile = sock.makefile("rb")
         while True:
             try:
-                request = read_request(rfile)
+                request = read_request(rfile, lambda m, p: take(m, p, ("trickle-upload",)))
             except (OSError, ValueError):
                 return
             if request is None:
@@ -187,6 +206,14 @@ class Handler(socketserver.BaseRequestHandler):
 class Server(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
+
+    def server_bind(self):
+        # A small receive window when uploads trickle, so that the client's socket buffers
+        # fill after a few hundred KiB instead of holding the whole body (set before listen,
+        # connections inherit it).
+        if any(rule["action"] == "trickle-upload" for rule in RULES):
+            self.socket.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+        super().server_bind()
 
 
 Server(("127.0.0.1", listen_port), Handler).serve_forever()

@@ -24,8 +24,8 @@ use super::retry::{
     Fault, Meter, Retries, Timeouts, error_chain, is_certificate_error, is_tls_error,
     is_transient_status, retry_after,
 };
-use crate::image::Error;
 use crate::reporter::{NoReporter, Reporter};
+use crate::transport::error::{CertificateError, Error, TokenError};
 
 /// How to reach a registry.
 #[derive(Clone, Debug, Default)]
@@ -64,12 +64,20 @@ pub fn cert_dirs(registry: &str, cert_dir: Option<&Path>) -> Vec<PathBuf> {
 fn with_certificates(
     mut builder: reqwest::ClientBuilder,
     dirs: &[PathBuf],
-) -> Result<reqwest::ClientBuilder, String> {
-    let read = |path: &Path| std::fs::read(path).map_err(|e| format!("`{}`: {e}", path.display()));
+) -> Result<reqwest::ClientBuilder, CertificateError> {
+    let read = |path: &Path| {
+        std::fs::read(path).map_err(|source| CertificateError::Read {
+            path: path.to_path_buf(),
+            source,
+        })
+    };
     let mut identity = None;
     for dir in dirs {
         let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| format!("`{}`: {e}", dir.display()))?
+            .map_err(|source| CertificateError::Read {
+                path: dir.clone(),
+                source,
+            })?
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.is_file())
             .collect();
@@ -78,27 +86,31 @@ fn with_certificates(
             match file.extension().and_then(|e| e.to_str()) {
                 Some("crt") => {
                     let certs =
-                        reqwest::Certificate::from_pem_bundle(&read(file)?).map_err(|e| {
-                            format!("`{}` is not a PEM certificate: {e}", file.display())
+                        reqwest::Certificate::from_pem_bundle(&read(file)?).map_err(|source| {
+                            CertificateError::NotPem {
+                                path: file.clone(),
+                                source,
+                            }
                         })?;
                     builder = builder.tls_certs_merge(certs);
                 }
                 Some("cert") if identity.is_none() => {
                     let key = file.with_extension("key");
                     if !key.exists() {
-                        return Err(format!(
-                            "client certificate `{}` has no key `{}` beside it",
-                            file.display(),
-                            key.display()
-                        ));
+                        return Err(CertificateError::NoKey {
+                            cert: file.clone(),
+                            key,
+                        });
                     }
                     let mut pem = read(file)?;
                     pem.push(b'\n');
                     pem.extend(read(&key)?);
-                    identity =
-                        Some(reqwest::Identity::from_pem(&pem).map_err(|e| {
-                            format!("client certificate `{}`: {e}", file.display())
-                        })?);
+                    identity = Some(reqwest::Identity::from_pem(&pem).map_err(|source| {
+                        CertificateError::Identity {
+                            path: file.clone(),
+                            source,
+                        }
+                    })?);
                 }
                 _ => {}
             }
@@ -174,6 +186,8 @@ fn parse_challenge(header: &str) -> Option<Challenge> {
 struct AuthState {
     challenge: Option<Challenge>,
     tokens: HashMap<String, String>,
+    /// Why the last token could not be had, for the refusal that follows.
+    token_error: Option<TokenError>,
 }
 
 /// A connection to one registry, telling a [`Reporter`] about retries and transfers.
@@ -195,10 +209,6 @@ impl Client<'static> {
     /// A client for `registry` (`host[:port]`), with credentials looked up as Docker does.
     pub fn new(registry: &str, options: &RegistryOptions) -> Result<Self, Error> {
         crate::install_tls_provider();
-        let setup_error = |message: String| Error::Registry {
-            registry: registry.to_string(),
-            message,
-        };
         // No read timeout: the watchdog of each attempt (retry::Meter) allows long uploads and
         // downloads that keep moving, and fails silent or crawling ones.
         let builder = reqwest::Client::builder()
@@ -207,9 +217,15 @@ impl Client<'static> {
             .tls_danger_accept_invalid_certs(options.insecure);
         let dirs = cert_dirs(registry, options.cert_dir.as_deref());
         let http = with_certificates(builder, &dirs)
-            .map_err(|e| setup_error(format!("reading certificates: {e}")))?
+            .map_err(|source| Error::Certificates {
+                registry: registry.to_string(),
+                source,
+            })?
             .build()
-            .map_err(|e| setup_error(format!("cannot set up HTTP: {e}")))?;
+            .map_err(|source| Error::Http {
+                registry: registry.to_string(),
+                source,
+            })?;
         let (credential, searched) = auth::lookup(registry, options.credential.as_ref());
         Ok(Self {
             http,
@@ -292,11 +308,69 @@ impl<'r> Client<'r> {
         }
     }
 
-    /// An error about this registry.
-    pub fn error(&self, message: impl Into<String>) -> Error {
-        Error::Registry {
+    /// The registry answered `what` with `reason`, which the image or the protocol does not allow.
+    pub fn unexpected(&self, what: impl Into<String>, reason: impl Into<String>) -> Error {
+        Error::Unexpected {
             registry: self.registry.clone(),
-            message: message.into(),
+            what: what.into(),
+            reason: reason.into(),
+        }
+    }
+
+    /// `what` (a manifest, index or config) does not parse.
+    pub fn malformed(&self, what: impl Into<String>) -> impl FnOnce(serde_json::Error) -> Error {
+        let (registry, what) = (self.registry.clone(), what.into());
+        move |source| Error::Malformed {
+            registry,
+            what,
+            source,
+        }
+    }
+
+    /// The image side failed on `digest` of `repository` while `action` (`downloading blob`):
+    /// a [`Error::Blob`], or the cancellation as it is.
+    pub fn blob_error(
+        &self,
+        action: &'static str,
+        repository: &str,
+        digest: &dyn std::fmt::Display,
+    ) -> impl FnOnce(crate::image::Error) -> Error + use<> {
+        let registry = self.registry.clone();
+        let (repository, digest) = (repository.to_string(), digest.to_string());
+        move |source| match source {
+            crate::image::Error::Cancelled => Error::Image(source),
+            source => Error::Blob {
+                registry,
+                repository,
+                action,
+                digest,
+                source: Box::new(source),
+            },
+        }
+    }
+
+    /// The registry refused `what` with `response`: a [`Error::Status`] holding the status and
+    /// the start of the body (at most 4 KiB read, for at most 5 s).
+    pub async fn refused(&self, what: impl Into<String>, mut response: Response) -> Error {
+        let status = response.status();
+        let url = response.url().to_string();
+        let mut body = Vec::new();
+        let read = async {
+            while let Ok(Some(chunk)) = response.chunk().await {
+                body.extend_from_slice(&chunk);
+                if body.len() >= 4096 {
+                    break;
+                }
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_secs(5), read).await;
+        let body: String = String::from_utf8_lossy(&body).chars().take(300).collect();
+        Error::Status {
+            registry: self.registry.clone(),
+            what: what.into(),
+            url,
+            status: status.as_u16(),
+            answer: format!("{status} {}", body.trim()),
         }
     }
 
@@ -319,23 +393,17 @@ impl<'r> Client<'r> {
         } else {
             String::new()
         };
-        let tries = match attempts {
-            1 => "1 attempt".to_string(),
-            n => format!("{n} attempts"),
-        };
-        let message = if fault.unreached() {
-            format!("cannot reach it ({request}, {tries}){hint}")
-        } else {
-            format!("{request} failed ({tries}){hint}")
-        };
         Error::Network {
             registry: self.registry.clone(),
-            message,
+            request: request.to_string(),
+            attempts,
+            unreached: fault.unreached(),
+            hint,
             source: Box::new(fault),
         }
     }
 
-    fn unauthorized(&self, status: StatusCode) -> Error {
+    fn unauthorized(&self, status: StatusCode, url: &str, token: Option<TokenError>) -> Error {
         let hint = match &self.credential {
             Some((_, source)) => format!(
                 "the credentials from {source} were refused, or do not grant access to this repository"
@@ -349,8 +417,10 @@ impl<'r> Client<'r> {
         };
         Error::Unauthorized {
             registry: self.registry.clone(),
+            request: url.to_string(),
             status: status.as_u16(),
             hint,
+            token: token.map(Box::new),
         }
     }
 
@@ -388,14 +458,19 @@ impl<'r> Client<'r> {
                         .headers()
                         .get(WWW_AUTHENTICATE)
                         .and_then(|h| h.to_str().ok())
-                        .and_then(parse_challenge)
-                        .ok_or_else(|| self.unauthorized(StatusCode::UNAUTHORIZED))?;
+                        .and_then(parse_challenge);
+                    let Some(challenge) = challenge else {
+                        let request = request_name(method, url);
+                        return Err(self.unauthorized(StatusCode::UNAUTHORIZED, &request, None));
+                    };
                     let mut state = self.state.lock().await;
                     state.challenge = Some(challenge);
                     state.tokens.remove(&scopes.join(" "));
                 }
                 StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                    return Err(self.unauthorized(response.status()));
+                    let token = self.state.lock().await.token_error.take();
+                    let request = request_name(method, url);
+                    return Err(self.unauthorized(response.status(), &request, token));
                 }
                 status if is_transient_status(status) => {
                     return Ok(Err(Fault::Status {
@@ -542,10 +617,12 @@ impl<'r> Client<'r> {
                 if let Some(expected) = expected
                     && sink.received() + chunk.len() as u64 > expected
                 {
-                    return Err(self.error(format!(
-                        "{}: the registry sent more than the {expected} bytes the descriptor gives",
-                        request_name(&Method::GET, response.url().as_str())
-                    )));
+                    return Err(self.unexpected(
+                        request_name(&Method::GET, response.url().as_str()),
+                        format!(
+                            "the registry sent more than the {expected} bytes the descriptor gives"
+                        ),
+                    ));
                 }
                 sink.append(&chunk)?;
                 progress(sink.received());
@@ -566,8 +643,10 @@ impl<'r> Client<'r> {
 
     /// PUTs `body` to `url` (a blob's final `PUT`) once: after a failure the registry may or
     /// may not hold the blob, and the upload URL may be spent, so only the caller, who can ask
-    /// the registry, may go on with `retries` (which start over when this attempt sent enough
-    /// to count as progress). `Ok(Err(fault))` for a failure that trying again may cure.
+    /// the registry, may go on with `retries`. An attempt that sent enough to count as
+    /// progress restarts their clock, not their count: a new upload starts from the first byte,
+    /// so one that trickles or is never answered fails after its few attempts instead of
+    /// starting over for ever. `Ok(Err(fault))` for a failure that trying again may cure.
     pub(crate) async fn upload(
         &self,
         url: &str,
@@ -576,7 +655,8 @@ impl<'r> Client<'r> {
         retries: &mut Retries<'_>,
     ) -> Result<Result<Response, Fault>, Error> {
         if let Upload::File(range) = body {
-            std::fs::metadata(&range.path).map_err(Error::io("reading", &range.path))?;
+            std::fs::metadata(&range.path)
+                .map_err(crate::image::Error::io("reading", &range.path))?;
         }
         let meter = Meter::new();
         let build = |r: RequestBuilder| {
@@ -592,7 +672,7 @@ impl<'r> Client<'r> {
             .exchange(&Method::PUT, url, scopes, &build, &meter)
             .await;
         if meter.bytes() >= retries.progress_bytes() {
-            retries.progressed();
+            retries.restart_clock();
         }
         answer
     }
@@ -603,7 +683,7 @@ impl<'r> Client<'r> {
         if response.status().is_success() {
             Ok(())
         } else {
-            Err(self.error(format!("GET /v2/ answered {}", response.status())))
+            Err(self.refused("GET /v2/", response).await)
         }
     }
 
@@ -627,7 +707,9 @@ impl<'r> Client<'r> {
                         value
                     }
                     Err(e) => {
-                        tracing::debug!("token request to {realm} failed: {e}");
+                        // Sent without a token, the request is refused: the refusal names this.
+                        tracing::debug!("{}", error_chain(&e));
+                        state.token_error = Some(e);
                         None
                     }
                 }
@@ -641,12 +723,16 @@ impl<'r> Client<'r> {
         realm: &str,
         service: Option<&str>,
         scopes: &[String],
-    ) -> Result<String, String> {
+    ) -> Result<String, TokenError> {
         #[derive(serde::Deserialize)]
         struct TokenAnswer {
             token: Option<String>,
             access_token: Option<String>,
         }
+        let failed = |source| TokenError::Request {
+            realm: realm.to_string(),
+            source,
+        };
         let mut query: Vec<(&str, &str)> = Vec::new();
         if let Some(s) = service {
             query.push(("service", s));
@@ -682,32 +768,37 @@ impl<'r> Client<'r> {
                 req.build()
             }
         }
-        .map_err(|e| e.to_string())?;
-        let response = self
-            .http
-            .execute(request)
-            .await
-            .map_err(|e| e.to_string())?;
+        .map_err(failed)?;
+        let mut response = self.http.execute(request).await.map_err(failed)?;
         if !response.status().is_success() {
-            return Err(format!("token server answered {}", response.status()));
+            return Err(TokenError::Status {
+                realm: realm.to_string(),
+                status: response.status().as_u16(),
+            });
         }
         // A token answer is small: one that is not is refused before it fills memory.
         const TOKEN_CAP: usize = 1 << 20;
-        let mut response = response;
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| e.to_string())? {
+        while let Some(chunk) = response.chunk().await.map_err(failed)? {
             if body.len() + chunk.len() > TOKEN_CAP {
-                return Err(format!(
-                    "the token server sent more than {TOKEN_CAP} bytes; a token answer is small"
-                ));
+                return Err(TokenError::TooLarge {
+                    realm: realm.to_string(),
+                    limit: TOKEN_CAP,
+                });
             }
             body.extend_from_slice(&chunk);
         }
-        let answer: TokenAnswer = serde_json::from_slice(&body).map_err(|e| e.to_string())?;
+        let answer: TokenAnswer =
+            serde_json::from_slice(&body).map_err(|source| TokenError::Malformed {
+                realm: realm.to_string(),
+                source,
+            })?;
         answer
             .token
             .or(answer.access_token)
-            .ok_or_else(|| "token server sent no token".into())
+            .ok_or_else(|| TokenError::NoToken {
+                realm: realm.to_string(),
+            })
     }
 }
 

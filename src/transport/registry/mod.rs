@@ -28,13 +28,13 @@ pub use auth::Credential;
 pub use client::{Client, RegistryOptions};
 pub use retry::Timeouts;
 
+use super::error::{Error, Result};
 use super::{WrittenImage, WrittenIndex};
 use crate::image::layer::{FileRange, LayerSource};
 use crate::image::manifest::{Index, Manifest, describe_all, for_platform, is_index};
 use crate::image::resolve::ResolvedImage;
 use crate::image::{
-    Cancel, ConfigFile, Digest, Encoding, Error, Image, Layer, Platform, Reference, Result,
-    media_type,
+    Cancel, ConfigFile, Digest, Encoding, Image, Layer, Platform, Reference, media_type,
 };
 use crate::reporter::Reporter;
 use body::{InMemory, Sink, Upload};
@@ -57,24 +57,6 @@ pub struct PushStats {
     pub mounted: usize,
     /// Layers whose compressed form was reused from an earlier push (not compressed again).
     pub compressed_reused: usize,
-}
-
-/// The status and the start of the body of an error answer, for messages (at most 4 KiB read,
-/// for at most 5 s).
-async fn error_body(mut response: reqwest::Response) -> String {
-    let status = response.status();
-    let mut body = Vec::new();
-    let read = async {
-        while let Ok(Some(chunk)) = response.chunk().await {
-            body.extend_from_slice(&chunk);
-            if body.len() >= 4096 {
-                break;
-            }
-        }
-    };
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), read).await;
-    let body: String = String::from_utf8_lossy(&body).chars().take(300).collect();
-    format!("{status} {}", body.trim())
 }
 
 async fn fetch_manifest(
@@ -104,29 +86,32 @@ async fn fetch_manifest(
         if response.status() == StatusCode::NOT_FOUND {
             let available = list_tags(client, repo).await;
             return Err(Error::NotFound {
-                location: format!("{}/{repo}", client.registry()),
-                wanted: reference.to_string(),
+                registry: client.registry().to_string(),
+                repository: repo.to_string(),
+                reference: reference.to_string(),
                 available,
             });
         }
-        return Err(client.error(format!(
-            "manifest `{repo}:{reference}`: {}",
-            error_body(response).await
-        )));
+        return Err(client
+            .refused(format!("manifest `{repo}:{reference}`"), response)
+            .await);
     }
     let bytes = sink.0;
     let digest = Digest::of(&bytes);
     if let Ok(expected) = reference.parse::<Digest>()
         && expected != digest
     {
-        return Err(Error::DigestMismatch {
+        let wrap = client.blob_error("downloading manifest", repo, &expected);
+        return Err(wrap(crate::image::Error::DigestMismatch {
             what: "digest",
-            layer: format!("manifest {}/{repo}@{expected}", client.registry()),
+            layer: "the manifest sent".into(),
             expected,
             actual: digest,
-        });
+        }));
     }
-    cache.put_manifest(&bytes)?;
+    cache
+        .put_manifest(&bytes)
+        .map_err(client.blob_error("storing manifest", repo, &digest))?;
     Ok((bytes, digest))
 }
 
@@ -181,7 +166,7 @@ struct BlobSink<'a> {
 }
 
 impl<'a> BlobSink<'a> {
-    fn new(temp: tempfile::NamedTempFile, cancel: &'a Cancel) -> Result<Self> {
+    fn new(temp: tempfile::NamedTempFile, cancel: &'a Cancel) -> crate::image::Result<Self> {
         let writer = Self::writer(&temp)?;
         Ok(Self {
             temp,
@@ -193,45 +178,50 @@ impl<'a> BlobSink<'a> {
 
     fn writer(
         temp: &tempfile::NamedTempFile,
-    ) -> Result<crate::image::digest::HashingWriter<std::io::BufWriter<std::fs::File>>> {
+    ) -> crate::image::Result<crate::image::digest::HashingWriter<std::io::BufWriter<std::fs::File>>>
+    {
         let file = temp
             .as_file()
             .try_clone()
-            .map_err(Error::io("writing", temp.path()))?;
+            .map_err(crate::image::Error::io("writing", temp.path()))?;
         Ok(crate::image::digest::HashingWriter::new(
             std::io::BufWriter::new(file),
         ))
     }
 
     /// The digest of what was written, and the file holding it.
-    fn finish(self) -> Result<(Digest, tempfile::NamedTempFile)> {
+    fn finish(self) -> crate::image::Result<(Digest, tempfile::NamedTempFile)> {
         let (digest, _, mut inner) = self.writer.finish();
         inner
             .flush()
-            .map_err(Error::io("writing", self.temp.path()))?;
+            .map_err(crate::image::Error::io("writing", self.temp.path()))?;
         Ok((digest, self.temp))
     }
 }
 
 impl Sink for BlobSink<'_> {
-    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+    fn append(&mut self, bytes: &[u8]) -> crate::image::Result<()> {
         self.cancel
             .check()
-            .map_err(Error::io("downloading", self.temp.path()))?;
+            .map_err(crate::image::Error::io("downloading", self.temp.path()))?;
         self.writer
             .write_all(bytes)
-            .map_err(Error::io("writing", self.temp.path()))?;
+            .map_err(crate::image::Error::io("writing", self.temp.path()))?;
         self.received += bytes.len() as u64;
         Ok(())
     }
 
-    fn restart(&mut self) -> Result<()> {
+    fn restart(&mut self) -> crate::image::Result<()> {
         use std::io::Seek;
         let path = self.temp.path().to_path_buf();
-        self.writer.flush().map_err(Error::io("writing", &path))?;
+        self.writer
+            .flush()
+            .map_err(crate::image::Error::io("writing", &path))?;
         let file = self.temp.as_file_mut();
-        file.set_len(0).map_err(Error::io("writing", &path))?;
-        file.rewind().map_err(Error::io("writing", &path))?;
+        file.set_len(0)
+            .map_err(crate::image::Error::io("writing", &path))?;
+        file.rewind()
+            .map_err(crate::image::Error::io("writing", &path))?;
         self.writer = Self::writer(&self.temp)?;
         self.received = 0;
         Ok(())
@@ -256,8 +246,10 @@ async fn fetch_blob(
     if path.exists() {
         return Ok(path);
     }
+    let failed = || client.blob_error("downloading blob", repo, digest);
     let scopes = [scope(repo, "pull")];
-    let mut sink = BlobSink::new(cache.temp_blob()?, cancel)?;
+    let temp = cache.temp_blob().map_err(failed())?;
+    let mut sink = BlobSink::new(temp, cancel).map_err(failed())?;
     let reporter = client.reporter();
     reporter.blob_downloaded(digest, 0, size);
     let refused = client
@@ -269,26 +261,30 @@ async fn fetch_blob(
             &|done| reporter.blob_downloaded(digest, done, size),
             |r| r,
         )
-        .await?;
+        .await
+        .map_err(|e| match e {
+            Error::Image(e) => failed()(e),
+            e => e,
+        })?;
     if let Some(response) = refused {
-        return Err(client.error(format!(
-            "blob {digest} of `{repo}`: {}",
-            error_body(response).await
-        )));
+        return Err(client
+            .refused(format!("blob {digest} of `{repo}`"), response)
+            .await);
     }
-    let (actual, temp) = sink.finish()?;
+    let (actual, temp) = sink.finish().map_err(failed())?;
     if &actual != digest {
-        return Err(Error::DigestMismatch {
+        return Err(failed()(crate::image::Error::DigestMismatch {
             what: "digest",
-            layer: format!("blob from {}/{repo}", client.registry()),
+            layer: "the downloaded blob".into(),
             expected: digest.clone(),
             actual,
-        });
+        }));
     }
-    cache.commit(temp, digest)
+    cache.commit(temp, digest).map_err(failed())
 }
 
-fn media_type_of(bytes: &[u8]) -> Result<String, String> {
+/// The media type of the manifest or index `bytes`, `what` (`REF`) for messages.
+fn media_type_of(client: &Client<'_>, what: &str, bytes: &[u8]) -> Result<String> {
     #[derive(serde::Deserialize)]
     #[serde(rename_all = "camelCase")]
     struct Probe {
@@ -296,12 +292,13 @@ fn media_type_of(bytes: &[u8]) -> Result<String, String> {
         media_type: Option<String>,
         manifests: Option<serde_json::Value>,
     }
-    let probe: Probe = serde_json::from_slice(bytes).map_err(|e| format!("not a manifest: {e}"))?;
+    let probe: Probe = serde_json::from_slice(bytes)
+        .map_err(client.malformed(format!("the manifest of `{what}`")))?;
     if probe.schema_version == Some(1) {
-        return Err(
-            "Docker schema 1 manifests are not supported; push the image again with a current tool"
-                .into(),
-        );
+        return Err(client.unexpected(
+            format!("`{what}`"),
+            "Docker schema 1 manifests are not supported; push the image again with a current tool",
+        ));
     }
     Ok(probe.media_type.unwrap_or_else(|| {
         if probe.manifests.is_some() {
@@ -331,23 +328,24 @@ pub async fn pull(
     };
     let (mut bytes, mut digest) = fetch_manifest(&client, repo, &wanted, cache).await?;
     for _ in 0..4 {
-        let media =
-            media_type_of(&bytes).map_err(|e| client.error(format!("`{reference}`: {e}")))?;
+        let media = media_type_of(&client, &reference.to_string(), &bytes)?;
         if !is_index(&media) {
             let manifest: Manifest = serde_json::from_slice(&bytes)
-                .map_err(|e| client.error(format!("manifest {digest} of `{reference}`: {e}")))?;
+                .map_err(client.malformed(format!("manifest {digest} of `{reference}`")))?;
             return image_from_manifest(&client, reference, manifest, cache, cancel).await;
         }
         let index: Index = serde_json::from_slice(&bytes)
-            .map_err(|e| client.error(format!("index {digest} of `{reference}`: {e}")))?;
-        let entry = for_platform(&index.manifests, platform).ok_or_else(|| Error::NotFound {
-            location: reference.to_string(),
-            wanted: format!("platform {platform}"),
-            available: describe_all(&index.manifests),
+            .map_err(client.malformed(format!("index {digest} of `{reference}`")))?;
+        let entry = for_platform(&index.manifests, platform).ok_or_else(|| {
+            crate::image::Error::NotFound {
+                location: reference.to_string(),
+                wanted: format!("platform {platform}"),
+                available: describe_all(&index.manifests),
+            }
         })?;
         (bytes, digest) = fetch_manifest(&client, repo, &entry.digest.to_string(), cache).await?;
     }
-    Err(client.error(format!("`{reference}`: indexes nested too deep")))
+    Err(client.unexpected(format!("`{reference}`"), "indexes nested too deep"))
 }
 
 async fn image_from_manifest(
@@ -361,19 +359,20 @@ async fn image_from_manifest(
     let config = &manifest.config;
     let config_path = fetch_blob(client, repo, &config.digest, config.size, cache, cancel).await?;
     let config_bytes = crate::capped::read_file(&config_path, crate::capped::JSON_CAP)
-        .map_err(Error::io("reading", &config_path))?;
-    let config: ConfigFile = serde_json::from_slice(&config_bytes).map_err(|e| {
-        client.error(format!(
-            "config {} of `{reference}`: {e}",
-            manifest.config.digest
-        ))
-    })?;
+        .map_err(crate::image::Error::io("reading", &config_path))
+        .map_err(client.blob_error("reading config", repo, &config.digest))?;
+    let config: ConfigFile = serde_json::from_slice(&config_bytes).map_err(client.malformed(
+        format!("config {} of `{reference}`", manifest.config.digest),
+    ))?;
     if config.rootfs.diff_ids.len() != manifest.layers.len() {
-        return Err(client.error(format!(
-            "`{reference}`: the manifest lists {} layers but the config {} diff_ids",
-            manifest.layers.len(),
-            config.rootfs.diff_ids.len()
-        )));
+        return Err(client.unexpected(
+            format!("`{reference}`"),
+            format!(
+                "the manifest lists {} layers but the config {} diff_ids",
+                manifest.layers.len(),
+                config.rootfs.diff_ids.len()
+            ),
+        ));
     }
     let mut layers = Vec::new();
     for (i, (d, diff_id)) in manifest
@@ -384,10 +383,10 @@ async fn image_from_manifest(
     {
         let compression =
             crate::image::Compression::from_media_type(&d.media_type).ok_or_else(|| {
-                client.error(format!(
-                    "layer {} has unsupported media type `{}`",
-                    d.digest, d.media_type
-                ))
+                client.unexpected(
+                    format!("layer {}", d.digest),
+                    format!("unsupported media type `{}`", d.media_type),
+                )
             })?;
         let path = fetch_blob(client, repo, &d.digest, d.size, cache, cancel).await?;
         layers.push(
@@ -407,7 +406,8 @@ async fn image_from_manifest(
             .with_origin(reference.clone()),
         );
     }
-    let mut image = Image::from_parts(config, layers).map_err(|r| client.error(r))?;
+    let mut image = Image::from_parts(config, layers)
+        .map_err(|reason| client.unexpected(format!("`{reference}`"), reason))?;
     *image.annotations_mut() = manifest.annotations;
     Ok(image)
 }
@@ -481,9 +481,7 @@ async fn push_blob(
             Ok(response) if response.status() == StatusCode::CREATED => {
                 return pushed(Pushed::Uploaded);
             }
-            Ok(response) => {
-                return Err(client.error(format!("{request}: {}", error_body(response).await)));
-            }
+            Ok(response) => return Err(client.refused(request, response).await),
             Err(fault) => fault,
         };
         if has_blob(client, repo, digest).await? {
@@ -492,9 +490,7 @@ async fn push_blob(
         }
         if !retries.again(&request, &fault).await {
             return Err(match fault {
-                Fault::Status { response, .. } => {
-                    client.error(format!("{request}: {}", error_body(*response).await))
-                }
+                Fault::Status { response, .. } => client.refused(request, *response).await,
                 fault => client.network_error(&request, retries.attempts(), fault),
             });
         }
@@ -537,15 +533,13 @@ async fn start_upload(
             |r| r,
         )
         .await?;
+    let what = format!("starting the upload of {digest} to `{repo}`");
     if response.status() != StatusCode::ACCEPTED {
-        return Err(client.error(format!(
-            "starting the upload of {digest} to `{repo}`: {}",
-            error_body(response).await
-        )));
+        return Err(client.refused(what, response).await);
     }
     header(response.headers(), "location")
         .map(Some)
-        .ok_or_else(|| client.error("the registry started an upload without a Location"))
+        .ok_or_else(|| client.unexpected(what, "the registry started an upload without a Location"))
 }
 
 /// Pushes `image` to `reference` (its tag, or its digest); the manifest goes last.
@@ -722,12 +716,13 @@ async fn push_image(
     let mut in_flight = futures::stream::FuturesUnordered::new();
     for (i, blob) in resolution.layers.iter().enumerate() {
         reporter.layer_started(i, total, blob.layer());
-        let placed = blocking(|| blob.file(false, cancel))?
-            .ok_or_else(|| Error::invalid(blob.layer().description(), "no blob file to push"))?;
+        let placed = blocking(|| blob.file(false, cancel))?.ok_or_else(|| {
+            crate::image::Error::invalid(blob.layer().description(), "no blob file to push")
+        })?;
         stats.compressed_reused += usize::from(placed.reused);
         cancel
             .check()
-            .map_err(Error::io("pushing", reference.to_string()))?;
+            .map_err(crate::image::Error::io("pushing", reference.to_string()))?;
         let digest = placed.written.digest.clone();
         let range = placed.range.clone();
         let origin = blob.layer().origin();
@@ -764,7 +759,7 @@ async fn push_image(
     );
     cancel
         .check()
-        .map_err(Error::io("pushing", reference.to_string()))?;
+        .map_err(crate::image::Error::io("pushing", reference.to_string()))?;
     let own_digest = resolved.manifest_digest.to_string();
     put_manifest(
         client,
@@ -797,11 +792,9 @@ async fn put_manifest(
             |r| r.header("Content-Type", content_type).body(bytes.clone()),
         )
         .await?;
+    let what = format!("putting the manifest for `{reference}`");
     if response.status() != StatusCode::CREATED {
-        return Err(client.error(format!(
-            "putting the manifest for `{reference}`: {}",
-            error_body(response).await
-        )));
+        return Err(client.refused(what, response).await);
     }
     client
         .reporter()
@@ -809,9 +802,10 @@ async fn put_manifest(
     if let Some(answered) = header(response.headers(), "docker-content-digest")
         && answered != digest.to_string()
     {
-        return Err(client.error(format!(
-            "stored the manifest as {answered}, but it is {digest}"
-        )));
+        return Err(client.unexpected(
+            what,
+            format!("the registry stored the manifest as {answered}, but it is {digest}"),
+        ));
     }
     Ok(digest)
 }

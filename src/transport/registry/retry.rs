@@ -207,6 +207,12 @@ impl<'a> Retries<'a> {
         self.since = Instant::now();
     }
 
+    /// An upload attempt moved enough bytes to count as progress: the time left for the
+    /// retries starts over, but not their count (what it sent is not kept).
+    pub(crate) fn restart_clock(&mut self) {
+        self.since = Instant::now();
+    }
+
     /// Enough bytes for an attempt to count as progress: what the low-speed limit asks of
     /// [`Timeouts::low_speed_time`], at least 64 KiB.
     pub(crate) fn progress_bytes(&self) -> u64 {
