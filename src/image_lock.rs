@@ -194,7 +194,12 @@ impl ImageLock {
     /// Writes the lock to `path`: conda-lock's format for `.yml`/`.yaml`, else conda's explicit
     /// format (atomically; an existing destination that is not a regular file is refused).
     pub fn write(&self, path: &Path) -> Result<(), Error> {
-        lock::write(path, &[(self.subdir, &self.records)]).map_err(|e| Error::Write(Box::new(e)))
+        let platform = lock::Platform {
+            subdir: self.subdir,
+            records: &self.records,
+            pypi: &[],
+        };
+        lock::write(path, &[platform]).map_err(|e| Error::Write(Box::new(e)))
     }
 }
 

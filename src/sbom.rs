@@ -72,6 +72,8 @@ pub struct Subject<'a> {
     pub name: &'a str,
     /// The packages, in dependency order.
     pub records: &'a [RepoDataRecord],
+    /// The PyPI distributions installed over them.
+    pub pypi: &'a [crate::conda::lock::LockedPypi],
     /// The base image, unless `scratch`.
     pub base: Option<&'a BaseImage>,
     /// The image's creation time, seconds since the epoch.
@@ -169,7 +171,25 @@ fn fingerprint(subject: &Subject<'_>) -> String {
         s.push_str(&purl(r));
         s.push('\n');
     }
+    for p in subject.pypi {
+        s.push_str(&pypi_purl(p));
+        s.push('\n');
+    }
     s
+}
+
+/// `pkg:pypi/NAME@VERSION` (the name normalised, as the purl spec asks).
+fn pypi_purl(p: &crate::conda::lock::LockedPypi) -> String {
+    format!(
+        "pkg:pypi/{}@{}",
+        crate::pypi::normalize_name(&p.name),
+        purl_encode(&p.version)
+    )
+}
+
+/// Where a PyPI distribution was downloaded from, unless a path on the build machine.
+fn pypi_location(p: &crate::conda::lock::LockedPypi) -> Option<&str> {
+    matches!(p.url.scheme(), "http" | "https").then_some(p.url.as_str())
 }
 
 fn sha256_hex(record: &RepoDataRecord) -> Option<String> {
@@ -282,6 +302,36 @@ pub fn spdx(subject: &Subject<'_>) -> Vec<u8> {
             "relatedSpdxElement": id,
         }));
     }
+    for (i, p) in subject.pypi.iter().enumerate() {
+        let id = spdx_id("Pypi", i, &p.name);
+        let checksums: Vec<_> = p
+            .sha256
+            .iter()
+            .map(|h| json!({"algorithm": "SHA256", "checksumValue": h}))
+            .collect();
+        packages.push(json!({
+            "name": p.name,
+            "SPDXID": id,
+            "versionInfo": p.version,
+            "downloadLocation": pypi_location(p).unwrap_or("NOASSERTION"),
+            "filesAnalyzed": false,
+            "checksums": checksums,
+            "licenseConcluded": "NOASSERTION",
+            "licenseDeclared": "NOASSERTION",
+            "copyrightText": "NOASSERTION",
+            "externalRefs": [{
+                "referenceCategory": "PACKAGE-MANAGER",
+                "referenceType": "purl",
+                "referenceLocator": pypi_purl(p),
+            }],
+            "comment": "PyPI distribution, installed from its wheel",
+        }));
+        relationships.push(json!({
+            "spdxElementId": "SPDXRef-Environment",
+            "relationshipType": "CONTAINS",
+            "relatedSpdxElement": id,
+        }));
+    }
     for (i, deps) in dependencies(subject.records).iter().enumerate() {
         for &d in deps {
             relationships.push(json!({
@@ -356,6 +406,27 @@ pub fn cyclonedx(subject: &Subject<'_>) -> Vec<u8> {
         }));
     }
     let mut root_depends: Vec<String> = refs.clone();
+    for p in subject.pypi {
+        let bom_ref = pypi_purl(p);
+        let hashes: Vec<_> = p
+            .sha256
+            .iter()
+            .map(|h| json!({"alg": "SHA-256", "content": h}))
+            .collect();
+        let mut component = json!({
+            "type": "library",
+            "bom-ref": bom_ref,
+            "name": p.name,
+            "version": p.version,
+            "purl": bom_ref,
+            "hashes": hashes,
+        });
+        if let Some(url) = pypi_location(p) {
+            component["externalReferences"] = json!([{"type": "distribution", "url": url}]);
+        }
+        components.push(component);
+        root_depends.push(bom_ref);
+    }
     if let Some(base) = subject.base {
         components.push(json!({
             "type": "container",
@@ -448,6 +519,7 @@ pub fn of_image(
     let subject = Subject {
         name: &lock.prefix,
         records: &lock.records,
+        pypi: &[],
         base: None,
         created,
     };

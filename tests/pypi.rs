@@ -148,7 +148,48 @@ fn locked_wheels_are_installed_as_pip_installs_them_and_run() {
         .collect();
     let lock = f.lock("input-lock.yml", &entries);
     let out = f.dir.path().join("pypi.tar");
-    let id = ok(f.build(&lock, &out, &[]));
+    let relock = f.dir.path().join("relock.yml");
+    let sboms = f.dir.path().join("sboms");
+    let id = ok(f.build(
+        &lock,
+        &out,
+        &[
+            "--lock-output",
+            relock.to_str().unwrap(),
+            "--sbom-dir",
+            sboms.to_str().unwrap(),
+        ],
+    ));
+    // The lockfile written beside it pins the wheels too, and builds the same image.
+    let relocked = std::fs::read_to_string(&relock).unwrap();
+    assert_eq!(relocked.matches("manager: pip").count(), 4, "{relocked}");
+    let from_relock = f.dir.path().join("from-relock.tar");
+    assert_eq!(ok(f.build(&relock, &from_relock, &[])), id);
+    // The SBOMs list them by purl and hash, and name no path of this machine.
+    let spdx = std::fs::read_to_string(sboms.join("sbom.spdx.json")).unwrap();
+    let cdx = std::fs::read_to_string(sboms.join("sbom.cdx.json")).unwrap();
+    for text in [&spdx, &cdx] {
+        assert!(text.contains("pkg:pypi/click@8.5.1"), "{text}");
+        assert!(text.contains("pkg:pypi/markupsafe@3.0.4"), "{text}");
+        assert!(text.contains(&sha256(&wheel("click-8.5.1"))));
+        assert!(!text.contains("file://"), "a host path in the SBOM");
+    }
+    // conda's explicit format cannot hold them: refused before anything is built.
+    let outputs = tempdir();
+    let failed = f.build(
+        &lock,
+        &outputs.path().join("out.tar"),
+        &[
+            "--lock-output",
+            outputs.path().join("lock.txt").to_str().unwrap(),
+        ],
+    );
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        !failed.status.success() && err.contains("explicit format holds no PyPI"),
+        "{err}"
+    );
+    common::assert_no_output(outputs.path());
 
     // The same lockfile gives the same image, and a second image with fewer wheels shares the
     // layers of those it has.

@@ -167,6 +167,12 @@ impl Builder {
         };
         transport::check_outputs(&job.outputs, platforms.len())?;
         job.check_side_outputs(platforms.len())?;
+        if let Some(lock) = &job.lock_output
+            && !crate::conda::lock::writes_conda_lock(lock)
+            && inputs.iter().any(|i| !i.pypi.is_none())
+        {
+            return Err(Error::LockNoPypi { path: lock.clone() });
+        }
 
         let mut built = Vec::with_capacity(platforms.len());
         for (platform, input) in platforms.iter().zip(&inputs) {
@@ -199,7 +205,14 @@ impl Builder {
             None => Vec::new(),
         };
         if let Some(lock) = &job.lock_output {
-            let locked: Vec<_> = built.iter().map(|(p, b)| (*p, b.records())).collect();
+            let locked: Vec<_> = built
+                .iter()
+                .map(|(p, b)| crate::conda::lock::Platform {
+                    subdir: *p,
+                    records: b.records(),
+                    pypi: b.pypi(),
+                })
+                .collect();
             crate::conda::lock::write(lock, &locked)?;
         }
         Ok(Outcome {

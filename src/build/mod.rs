@@ -127,6 +127,16 @@ pub enum Error {
         /// The lockfile.
         path: PathBuf,
     },
+    /// PyPI distributions were to go into a lockfile in conda's explicit format.
+    #[error(
+        "--lock-output {}: conda's explicit format holds no PyPI packages; name a conda-lock \
+         file (`.yml`)",
+        path.display()
+    )]
+    LockNoPypi {
+        /// The lockfile.
+        path: PathBuf,
+    },
     /// The SBOM directory cannot be written.
     #[error("--sbom-dir {}", path.display())]
     SbomDir {
@@ -565,9 +575,13 @@ impl Builder {
         };
         // `single` puts the files no package owns in its one layer too.
         let package_list = crate::conda::lock::explicit_text(&records, subdir);
+        let pypi_locked = wheels
+            .as_ref()
+            .map(|(w, _)| pypi::locked(w))
+            .unwrap_or_default();
         let sbom = self
             .sbom
-            .then(|| sbom_of(input.name.as_deref(), &records, &base, epoch));
+            .then(|| sbom_of(input.name.as_deref(), &records, &pypi_locked, &base, epoch));
         let top = top_entries(&target_prefix, &package_list, sbom.as_ref());
         let (extra, extra_digest) = match self.strategy {
             LayeringStrategy::Single => {
@@ -717,6 +731,7 @@ impl Builder {
             image,
             sbom,
             records,
+            pypi: pypi_locked,
             plan,
             clobbers: placement.clobbers,
             trimmed_bytes: trimmed,
@@ -976,7 +991,13 @@ fn configure(
 }
 
 /// The SBOMs of an environment of `records` on `base`, created at `created`.
-fn sbom_of(name: Option<&str>, records: &[RepoDataRecord], base: &Image, created: u64) -> Sbom {
+fn sbom_of(
+    name: Option<&str>,
+    records: &[RepoDataRecord],
+    pypi: &[crate::conda::lock::LockedPypi],
+    base: &Image,
+    created: u64,
+) -> Sbom {
     // The base by its content alone: where it was read from (a registry, a mirror of it,
     // an archive's path) is not part of the image.
     let base = (!base.layers().is_empty()).then(|| crate::sbom::BaseImage {
@@ -985,6 +1006,7 @@ fn sbom_of(name: Option<&str>, records: &[RepoDataRecord], base: &Image, created
     let subject = crate::sbom::Subject {
         name: name.unwrap_or("conda environment"),
         records,
+        pypi,
         base: base.as_ref(),
         created,
     };
@@ -1197,6 +1219,7 @@ pub struct BuiltImage {
     image: Image,
     sbom: Option<Sbom>,
     records: Vec<RepoDataRecord>,
+    pypi: Vec<crate::conda::lock::LockedPypi>,
     plan: LayerPlan,
     clobbers: Vec<Clobber>,
     trimmed_bytes: u64,
@@ -1241,6 +1264,11 @@ impl BuiltImage {
     /// The installed packages, dependencies first.
     pub fn records(&self) -> &[RepoDataRecord] {
         &self.records
+    }
+
+    /// The PyPI distributions installed over the packages, as a lockfile pins them.
+    pub fn pypi(&self) -> &[crate::conda::lock::LockedPypi] {
+        &self.pypi
     }
 
     /// How the environment was split into layers.

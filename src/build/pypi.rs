@@ -100,6 +100,8 @@ pub struct Wheel {
     pub path: PathBuf,
     /// Their sha256, hex.
     pub sha256: String,
+    /// Where it came from (the lockfile's or index's URL).
+    pub url: url::Url,
 }
 
 /// The locked wheels, checked against their lockfile hashes (a wheel without one is refused
@@ -152,6 +154,7 @@ fn local_wheel(url: &url::Url, sha256: Option<&str>) -> Result<Wheel, PypiError>
         file_name,
         path,
         sha256: found,
+        url: url.clone(),
     })
 }
 
@@ -177,7 +180,7 @@ impl Target {
     }
 }
 
-/// Installs `wheels`, leaving out those a conda package provides at the same version, and
+/// Installs `wheels` (the result sorted by name), leaving out those a conda package provides at the same version, and
 /// refusing one that would replace a conda package's distribution with another version or
 /// overwrite a file (`owners` maps the conda packages' paths to their package).
 pub fn install(
@@ -218,6 +221,8 @@ pub fn install(
         }
         out.push((w.clone(), installed));
     }
+    // One order whatever order they were locked or resolved in, so the image is the same.
+    out.sort_by_cached_key(|(_, i)| normalize_name(&i.name));
     Ok(out)
 }
 
@@ -232,6 +237,19 @@ pub fn groups(installed: &[(Wheel, InstalledWheel)], budget: usize) -> Vec<Vec<u
         })
         .collect();
     auto_groups(&packages, budget.max(1))
+}
+
+/// What was installed, as a lockfile pins it.
+pub fn locked(installed: &[(Wheel, InstalledWheel)]) -> Vec<LockedPypi> {
+    installed
+        .iter()
+        .map(|(w, i)| LockedPypi {
+            name: i.name.clone(),
+            version: i.version.clone(),
+            url: w.url.clone(),
+            sha256: Some(w.sha256.clone()),
+        })
+        .collect()
 }
 
 /// `name-version` of an installed wheel, as layers and history name it.

@@ -469,14 +469,33 @@ pub fn check_destination(path: &Path) -> Result<()> {
     }
 }
 
+/// One platform's part of a lockfile [`write`] writes.
+#[derive(Clone, Copy, Debug)]
+pub struct Platform<'a> {
+    /// The platform.
+    pub subdir: Subdir,
+    /// Its conda packages, in dependency order.
+    pub records: &'a [RepoDataRecord],
+    /// Its PyPI distributions.
+    pub pypi: &'a [LockedPypi],
+}
+
 /// Writes each platform's records as a lockfile: conda-lock's format for `.yml`/`.yaml` (any
 /// number of platforms), else conda's explicit format (one), atomically, where
 /// [`check_destination`] allows.
-pub fn write(path: &Path, platforms: &[(Subdir, &[RepoDataRecord])]) -> Result<()> {
+pub fn write(path: &Path, platforms: &[Platform<'_>]) -> Result<()> {
     check_destination(path)?;
     let text = match platforms {
         _ if writes_conda_lock(path) => conda_lock_text(platforms)?,
-        [(subdir, records)] => explicit_text(records, *subdir),
+        [p] if p.pypi.is_empty() => explicit_text(p.records, p.subdir),
+        [_] => {
+            return Err(Error::Lock {
+                path: path.to_path_buf(),
+                reason: "conda's explicit format holds no PyPI packages: name a conda-lock \
+                         file (`.yml`)"
+                    .into(),
+            });
+        }
         _ => {
             return Err(Error::Lock {
                 path: path.to_path_buf(),
@@ -504,11 +523,11 @@ pub fn explicit_text(records: &[RepoDataRecord], subdir: Subdir) -> String {
     text
 }
 
-fn conda_lock_text(platforms: &[(Subdir, &[RepoDataRecord])]) -> Result<String> {
+fn conda_lock_text(platforms: &[Platform<'_>]) -> Result<String> {
     // The records' own (canonical) channels, in order of first use.
     let mut channels: Vec<String> = Vec::new();
-    for (_, records) in platforms {
-        for c in records.iter().filter_map(|r| r.channel.as_ref()) {
+    for p in platforms {
+        for c in p.records.iter().filter_map(|r| r.channel.as_ref()) {
             if !channels.contains(c) {
                 channels.push(c.clone());
             }
@@ -517,9 +536,27 @@ fn conda_lock_text(platforms: &[(Subdir, &[RepoDataRecord])]) -> Result<String> 
     use rattler_conda_lock::{
         Channel as LockChannel, Hashes, LockFile, Manager, Metadata, Package,
     };
+    let pip = platforms.iter().flat_map(|p| {
+        p.pypi.iter().map(move |w| Package {
+            name: w.name.clone(),
+            version: w.version.clone(),
+            manager: Manager::Pip,
+            platform: p.subdir.as_str().to_string(),
+            dependencies: Default::default(),
+            url: w.url.to_string(),
+            hash: Hashes {
+                md5: None,
+                sha256: w.sha256.clone(),
+            },
+            source: None,
+            build: None,
+            category: "main".into(),
+            optional: false,
+        })
+    });
     let package = platforms
         .iter()
-        .flat_map(|(subdir, records)| records.iter().map(move |r| (*subdir, r)))
+        .flat_map(|p| p.records.iter().map(move |r| (p.subdir, r)))
         .map(|(subdir, r)| {
             let p = &r.package_record;
             let dependencies = p
@@ -547,13 +584,15 @@ fn conda_lock_text(platforms: &[(Subdir, &[RepoDataRecord])]) -> Result<String> 
                 optional: false,
             }
         })
+        .chain(pip)
         .collect();
     let lock = LockFile {
         metadata: Metadata {
             content_hash: platforms
                 .iter()
-                .map(|(subdir, records)| {
-                    let content = explicit_text(records, *subdir);
+                .map(|p| {
+                    let subdir = p.subdir;
+                    let content = explicit_text(p.records, subdir);
                     let hash = crate::image::Digest::of(content.as_bytes());
                     (subdir.as_str().to_string(), hash.hex().to_string())
                 })
@@ -567,7 +606,7 @@ fn conda_lock_text(platforms: &[(Subdir, &[RepoDataRecord])]) -> Result<String> 
                 .collect(),
             platforms: platforms
                 .iter()
-                .map(|(subdir, _)| subdir.as_str().to_string())
+                .map(|p| p.subdir.as_str().to_string())
                 .collect(),
             ..Metadata::default()
         },
