@@ -25,6 +25,9 @@ pub struct LayerReport {
     pub created_by: Option<String>,
     /// Conda packages (`name-version-build`) whose records are in this layer.
     pub packages: Vec<String>,
+    /// PyPI distributions (`name-version`) installed in this layer (by pip, conda-docker, ...).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pypi: Vec<String>,
     /// Number of entries in the layer.
     pub entries: usize,
 }
@@ -45,6 +48,9 @@ pub struct Report {
     /// The conda packages the image holds (a higher layer's records replacing or deleting a
     /// lower one's), by prefix and name.
     pub packages: Vec<Package>,
+    /// The PyPI distributions the image holds that conda did not install.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pypi: Vec<crate::records::PypiPackage>,
 }
 
 /// Reads every layer of `image` (checking its digests) and reports what it holds.
@@ -115,6 +121,8 @@ impl Stack {
                 layer.read_tar(cancel, |reader| crate::records::scan(reader, below))?;
             let mut packages: Vec<String> = scanned.records.iter().map(|(_, p)| p.dist()).collect();
             packages.sort();
+            let mut pypi: Vec<String> = scanned.pypi.iter().map(|(_, p)| p.dist()).collect();
+            pypi.sort();
             let entries = scanned.entries;
             self.environment
                 .apply(scanned)
@@ -127,6 +135,7 @@ impl Stack {
                 uncompressed_size: written.size,
                 created_by: history.get(first + i).cloned().flatten(),
                 packages,
+                pypi,
                 entries,
             });
         }
@@ -150,6 +159,7 @@ impl Stack {
             total_uncompressed_size,
             config,
             packages: self.environment.packages(),
+            pypi: self.environment.pypi(),
         }
     }
 }

@@ -47,11 +47,37 @@ impl Package {
     }
 }
 
+/// A PyPI distribution an image holds, installed by a tool other than conda (its
+/// `.dist-info/INSTALLER` says which: `conda-docker`, `pip`, `uv`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PypiPackage {
+    /// The `site-packages` directory holding it (`/opt/conda/lib/python3.11/site-packages`).
+    pub site_packages: String,
+    /// Its name, normalised.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// What installed it.
+    pub installer: String,
+}
+
+impl PypiPackage {
+    /// `name-version`.
+    pub fn dist(&self) -> String {
+        format!("{}-{}", self.name, self.version)
+    }
+}
+
+/// The most bytes of an `INSTALLER` file read.
+const MAX_INSTALLER_SIZE: u64 = 4 << 10;
+
 /// What one layer does to the records: the records it holds and the lower ones it deletes.
 #[derive(Clone, Debug, Default)]
 pub struct LayerRecords {
     /// The records in the layer, by their path in the image (`opt/conda/conda-meta/x.json`).
     pub records: Vec<(String, Package)>,
+    /// The PyPI distributions in the layer, by their `INSTALLER` file's path.
+    pub pypi: Vec<(String, PypiPackage)>,
     /// Paths of lower layers' records the layer deletes or hides.
     pub deleted: Vec<String>,
     /// The number of entries in the layer.
@@ -122,6 +148,34 @@ pub fn scan(reader: &mut dyn Read, below: &Environment) -> io::Result<LayerRecor
             // A file, link or symlink where a directory was hides what was below it.
             delete_from(&text, &mut deleted, false);
         }
+        if name == "INSTALLER" && kind.is_file() {
+            let metadata = format!("{}/METADATA", parent_text);
+            if let Some((dist, version)) = crate::pypi::provides::metadata_path_dist(&metadata) {
+                let size = entry.size();
+                let bytes = crate::capped::read_capped(&mut entry, Some(size), MAX_INSTALLER_SIZE)
+                    .map_err(|e| io::Error::new(e.kind(), format!("`/{text}` {e}")))?;
+                let installer = String::from_utf8_lossy(&bytes).trim().to_string();
+                if below.holds(&text) {
+                    deleted.insert(text.clone());
+                }
+                if installer != "conda" {
+                    if out.pypi.len() >= MAX_RECORDS {
+                        return Err(too_many());
+                    }
+                    let site = parent.parent().unwrap_or(Path::new(""));
+                    out.pypi.push((
+                        text,
+                        PypiPackage {
+                            site_packages: format!("/{}", site.display()),
+                            name: dist,
+                            version,
+                            installer,
+                        },
+                    ));
+                }
+                continue;
+            }
+        }
         let is_record = parent.file_name().is_some_and(|n| n == "conda-meta")
             && path.extension().is_some_and(|e| e == "json")
             && kind.is_file();
@@ -170,32 +224,44 @@ pub fn scan(reader: &mut dyn Read, below: &Environment) -> io::Result<LayerRecor
 #[derive(Clone, Debug, Default)]
 pub struct Environment {
     records: BTreeMap<String, Package>,
+    pypi: BTreeMap<String, PypiPackage>,
 }
 
 impl Environment {
     /// True when a record is at `path`.
     fn holds(&self, path: &str) -> bool {
-        self.records.contains_key(path)
+        self.records.contains_key(path) || self.pypi.contains_key(path)
     }
 
     /// The record paths that start with `dir` (which ends in `/`, or is empty for all).
     fn paths_under<'a>(&'a self, dir: &'a str) -> impl Iterator<Item = &'a String> + 'a {
-        self.records
-            .range::<str, _>((std::ops::Bound::Included(dir), std::ops::Bound::Unbounded))
-            .map(|(p, _)| p)
+        let range = (std::ops::Bound::Included(dir), std::ops::Bound::Unbounded);
+        let records = self.records.range::<str, _>(range).map(|(p, _)| p);
+        let pypi = self.pypi.range::<str, _>(range).map(|(p, _)| p);
+        records
             .take_while(move |p| p.starts_with(dir))
+            .chain(pypi.take_while(move |p| p.starts_with(dir)))
     }
 
     /// Puts `layer` on top: its deletions, then its records.
     pub fn apply(&mut self, layer: LayerRecords) -> io::Result<()> {
         for path in &layer.deleted {
             self.records.remove(path);
+            self.pypi.remove(path);
         }
         self.records.extend(layer.records);
-        if self.records.len() > MAX_RECORDS {
+        self.pypi.extend(layer.pypi);
+        if self.records.len() > MAX_RECORDS || self.pypi.len() > MAX_RECORDS {
             return Err(too_many());
         }
         Ok(())
+    }
+
+    /// The PyPI distributions, by `site-packages` then name.
+    pub fn pypi(&self) -> Vec<PypiPackage> {
+        let mut all: Vec<PypiPackage> = self.pypi.values().cloned().collect();
+        all.sort_by(|a, b| (&a.site_packages, &a.name).cmp(&(&b.site_packages, &b.name)));
+        all
     }
 
     /// The packages, by prefix then name (then version and build).

@@ -203,6 +203,38 @@ fn locked_wheels_are_installed_as_pip_installs_them_and_run() {
     // The base's layer, python's and click's.
     assert!(shared.len() >= 3, "shared {shared:?} of {some:?}");
 
+    // inspect names each distribution in its layer.
+    let report: serde_json::Value = serde_json::from_str(&run_ok(
+        conda_docker()
+            .args(["inspect", "--json"])
+            .arg(format!("docker-archive:{}", out.display())),
+    ))
+    .unwrap();
+    let mut in_layers: Vec<&str> = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| l["pypi"].as_array().into_iter().flatten())
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    in_layers.sort();
+    assert_eq!(
+        in_layers,
+        [
+            "click-8.5.1",
+            "jmespath-1.1.0",
+            "markupsafe-3.0.4",
+            "python-dotenv-1.2.4"
+        ]
+    );
+    assert_eq!(report["pypi"][0]["installer"], "conda-docker");
+    let table = run_ok(
+        conda_docker()
+            .arg("inspect")
+            .arg(format!("docker-archive:{}", out.display())),
+    );
+    assert!(table.contains("pypi:click-8.5.1"), "{table}");
+
     let script = "import importlib.metadata as m, click, dotenv, jmespath, markupsafe\n\
                   for d in ('click', 'python-dotenv', 'jmespath', 'MarkupSafe'):\n    \
                   dist = m.distribution(d)\n    \

@@ -54,12 +54,14 @@ pub(crate) async fn inspect(
         "#", "diff_id", "stored", "size"
     );
     for (i, l) in report.layers.iter().enumerate() {
-        let what = if l.packages.is_empty() {
+        let pypi = l.pypi.iter().map(|d| format!("pypi:{d}"));
+        let named: Vec<String> = l.packages.iter().cloned().chain(pypi).collect();
+        let what = if named.is_empty() {
             l.created_by
                 .clone()
                 .unwrap_or_else(|| format!("{} entries", l.entries))
         } else {
-            l.packages.join(" ")
+            named.join(" ")
         };
         println!(
             "{:>3}  {:<19}  {:>9}  {:>9}  {what}",
