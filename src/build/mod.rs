@@ -934,12 +934,19 @@ impl Builder {
         base: &Image,
     ) -> Result<Vec<GenericVirtualPackage>, Error> {
         let mut overrides = self.virtual_packages.clone();
-        let glibc = match overrides.remove("__glibc") {
-            Some(v) => v,
+        overrides.remove("__glibc");
+        let glibc = self.glibc(base)?;
+        solve::virtual_packages(subdir, &glibc, &overrides).map_err(Error::Conda)
+    }
+
+    /// The glibc the image has: `__glibc` as overridden, else the base's, else
+    /// [`DEFAULT_GLIBC`]. The solve and PyPI's manylinux tags both take it.
+    fn glibc(&self, base: &Image) -> Result<String, Error> {
+        Ok(match self.virtual_packages.get("__glibc") {
+            Some(v) => v.clone(),
             None => crate::image::files::glibc_version(base, &self.cancel)?
                 .unwrap_or_else(|| DEFAULT_GLIBC.to_string()),
-        };
-        solve::virtual_packages(subdir, &glibc, &overrides).map_err(Error::Conda)
+        })
     }
 
     fn check_cancel(&self) -> Result<(), Error> {
