@@ -55,6 +55,14 @@ impl AtomicFile {
         self.commit_with_mode(FILE_MODE)
     }
 
+    /// Like [`AtomicFile::commit`], to `path` instead of the path given to [`AtomicFile::new`]
+    /// (a name known only once the contents are, such as their hash); `path` must be in the
+    /// same directory.
+    pub fn commit_to(mut self, path: &Path) -> io::Result<()> {
+        self.path = path.to_path_buf();
+        self.commit_with_mode(FILE_MODE)
+    }
+
     fn commit_with_mode(self, mode: u32) -> io::Result<()> {
         self.temp
             .as_file()

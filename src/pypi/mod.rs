@@ -9,13 +9,19 @@
 //! - [`scripts`]: `entry_points.txt`, the scripts pip writes for them and `#!python` rewriting.
 //! - [`provides`]: the distributions conda packages provide, from `purls` and `*.dist-info`.
 //! - [`requirements`]: what an environment asks pip for (`pip:` lists, `-r` files).
+//! - [`index`]: simple-index client (PEP 691/503, find-links) and the wheel cache.
+//! - [`resolve`]: requirements resolved to wheels for a target with pubgrub.
 //!
 //! Knows no tar or OCI, like [`crate::conda`].
 
+pub mod index;
 pub mod provides;
 pub mod record;
 pub mod requirements;
+pub mod resolve;
 pub mod scripts;
+#[cfg(test)]
+mod test_index;
 pub mod wheel;
 
 /// What can go wrong reading or installing a wheel; every variant names the wheel.

@@ -699,6 +699,77 @@ fn check_wheel_version(text: &str) -> std::result::Result<(), String> {
     }
 }
 
+/// The `METADATA` of the wheel at `path` (its file name is `file_name`), read from the one
+/// `.dist-info` directory its file name says, at most `limits.max_small_file` bytes; the zip's
+/// directory is checked as [`install`] checks it (entries, UTF-8 safe names), nothing else.
+pub fn metadata(path: &Path, file_name: &str, limits: &Limits) -> Result<String> {
+    let wheel = file_name.to_string();
+    let invalid = |member: &str, reason: String| Error::Invalid {
+        wheel: wheel.clone(),
+        path: member.to_string(),
+        reason,
+    };
+    let parsed = WheelName::parse(file_name).map_err(|r| invalid(file_name, r))?;
+    let file = File::open(path).map_err(|source| Error::Io {
+        wheel: wheel.clone(),
+        path: path.display().to_string(),
+        source,
+    })?;
+    let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|source| Error::Zip {
+        wheel: wheel.clone(),
+        source,
+    })?;
+    if archive.len() > limits.max_entries {
+        return Err(Error::TooLarge {
+            wheel,
+            what: format!("{} entries", archive.len()),
+            limit: limits.max_entries as u64,
+        });
+    }
+    let mut found: Vec<(usize, String)> = Vec::new();
+    for index in 0..archive.len() {
+        let entry = archive.by_index_data(index).map_err(|source| Error::Zip {
+            wheel: wheel.clone(),
+            source,
+        })?;
+        let Ok(name) = std::str::from_utf8(entry.name_raw()) else {
+            continue;
+        };
+        let Some((dir, "METADATA")) = name.split_once('/') else {
+            continue;
+        };
+        let Some(stem) = dir.strip_suffix(".dist-info") else {
+            continue;
+        };
+        let matches = stem.rsplit_once('-').is_some_and(|(n, v)| {
+            normalize_name(n) == normalize_name(&parsed.name) && same_version(v, &parsed.version)
+        });
+        if matches && check_package_path(name).is_none() {
+            found.push((index, name.to_string()));
+        }
+    }
+    let (index, name) = match found.as_slice() {
+        [one] => one.clone(),
+        [] => {
+            return Err(invalid(
+                file_name,
+                format!(
+                    "it has no `{}-{}.dist-info/METADATA`",
+                    parsed.name, parsed.version
+                ),
+            ));
+        }
+        _ => return Err(invalid(file_name, "it has several `METADATA` files".into())),
+    };
+    let mut reader = Reader {
+        archive: &mut archive,
+        wheel: &wheel,
+        limits,
+    };
+    let bytes = reader.read_small(index, &name)?;
+    String::from_utf8(bytes).map_err(|_| invalid(&name, "not UTF-8".into()))
+}
+
 /// The first value of an email-style header in `text`'s header block.
 fn header<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     text.lines()

@@ -1,0 +1,267 @@
+//! A real HTTP simple index for the tests: a thread serving PEP 691 JSON or PEP 503 HTML project
+//! pages (as the request's `Accept` asks, unless HTML is forced), the files, and PEP 658
+//! `.metadata` files, over the real wheels of `tests/fixtures/pypi/wheels` and any file a test
+//! adds.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use sha2::{Digest, Sha256};
+
+use super::normalize_name;
+use super::wheel::{self, Limits};
+
+/// A file the index lists.
+#[derive(Clone, Debug)]
+pub struct Served {
+    pub filename: String,
+    pub bytes: Arc<Vec<u8>>,
+    /// The sha256 the page gives (the bytes' own unless a test changes it).
+    pub sha256: String,
+    /// Served at `<file>.metadata` and offered on the page.
+    pub metadata: Option<Vec<u8>>,
+    pub yanked: bool,
+    pub requires_python: Option<String>,
+}
+
+impl Served {
+    /// A file with these bytes and their sha256, no metadata offered.
+    pub fn new(filename: &str, bytes: Vec<u8>) -> Self {
+        Self {
+            filename: filename.to_string(),
+            sha256: hex::encode(Sha256::digest(&bytes)),
+            bytes: Arc::new(bytes),
+            metadata: None,
+            yanked: false,
+            requires_python: None,
+        }
+    }
+}
+
+/// How the index answers.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Mode {
+    /// HTML pages whatever `Accept` asks.
+    pub html_only: bool,
+    /// Offer `.metadata` (PEP 658) for the fixture wheels.
+    pub metadata: bool,
+}
+
+#[derive(Default)]
+struct State {
+    projects: BTreeMap<String, Vec<Served>>,
+    requests: Vec<String>,
+}
+
+/// A running index on a loopback port; stops with the test process.
+pub struct TestIndex {
+    /// `http://127.0.0.1:PORT/simple`.
+    pub url: String,
+    state: Arc<Mutex<State>>,
+}
+
+/// The fixture wheels' directory.
+pub fn fixture_wheels() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pypi/wheels")
+}
+
+impl TestIndex {
+    /// An index serving the fixture wheels.
+    pub fn start(mode: Mode) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = listener.local_addr().expect("local address").port();
+        let index = Self {
+            url: format!("http://127.0.0.1:{port}/simple"),
+            state: Arc::default(),
+        };
+        let mut entries: Vec<PathBuf> = std::fs::read_dir(fixture_wheels())
+            .expect("fixture wheels")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        entries.sort();
+        for path in entries {
+            let filename = path.file_name().unwrap().to_str().unwrap().to_string();
+            let mut served = Served::new(&filename, std::fs::read(&path).unwrap());
+            if mode.metadata {
+                let text = wheel::metadata(&path, &filename, &Limits::default()).unwrap();
+                served.metadata = Some(text.into_bytes());
+            }
+            index.add(served);
+        }
+        let state = index.state.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(stream) = stream else { continue };
+                let state = state.clone();
+                std::thread::spawn(move || {
+                    let _ = serve(stream, &state, mode);
+                });
+            }
+        });
+        index
+    }
+
+    /// Lists `file` under its project.
+    pub fn add(&self, file: Served) {
+        let project = super::index::file_project(&file.filename).expect("a wheel or sdist name");
+        self.state
+            .lock()
+            .unwrap()
+            .projects
+            .entry(project)
+            .or_default()
+            .push(file);
+    }
+
+    /// Changes what the page says of `filename`.
+    pub fn edit(&self, filename: &str, f: impl FnOnce(&mut Served)) {
+        let mut state = self.state.lock().unwrap();
+        let file = state
+            .projects
+            .values_mut()
+            .flatten()
+            .find(|s| s.filename == filename)
+            .expect("a listed file");
+        f(file);
+    }
+
+    /// The request lines served so far (`GET /simple/click/ json`).
+    pub fn requests(&self) -> Vec<String> {
+        self.state.lock().unwrap().requests.clone()
+    }
+}
+
+fn serve(stream: TcpStream, state: &Mutex<State>, mode: Mode) -> std::io::Result<()> {
+    let mut reader = BufReader::new(stream.try_clone()?);
+    let mut line = String::new();
+    reader.read_line(&mut line)?;
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
+    let mut accept = String::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':')
+            && k.trim().eq_ignore_ascii_case("accept")
+        {
+            accept = v.trim().to_string();
+        }
+    }
+    let json = !mode.html_only && accept.contains("application/vnd.pypi.simple.v1+json");
+    let answer = {
+        let mut state = state.lock().unwrap();
+        state
+            .requests
+            .push(format!("GET {path} {}", if json { "json" } else { "html" }));
+        answer(&state, &path, json)
+    };
+    let mut stream = stream;
+    match answer {
+        Some((content_type, body)) => {
+            write!(
+                stream,
+                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            )?;
+            stream.write_all(&body)?;
+        }
+        None => {
+            stream.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            )?;
+        }
+    }
+    stream.flush()
+}
+
+fn answer(state: &State, path: &str, json: bool) -> Option<(&'static str, Vec<u8>)> {
+    if let Some(name) = path
+        .strip_prefix("/simple/")
+        .and_then(|p| p.strip_suffix('/'))
+    {
+        if normalize_name(name) != name {
+            return None;
+        }
+        let files = state.projects.get(name)?;
+        return Some(if json {
+            (
+                "application/vnd.pypi.simple.v1+json",
+                json_page(name, files),
+            )
+        } else {
+            ("text/html", html_page(files))
+        });
+    }
+    let file = path.strip_prefix("/files/")?;
+    let files = state.projects.values().flatten();
+    if let Some(wheel) = file.strip_suffix(".metadata") {
+        let served = files.clone().find(|s| s.filename == wheel)?;
+        return served
+            .metadata
+            .clone()
+            .map(|m| ("application/octet-stream", m));
+    }
+    let served = state
+        .projects
+        .values()
+        .flatten()
+        .find(|s| s.filename == file)?;
+    Some(("application/octet-stream", served.bytes.to_vec()))
+}
+
+fn json_page(name: &str, files: &[Served]) -> Vec<u8> {
+    let files: Vec<serde_json::Value> = files
+        .iter()
+        .map(|f| {
+            let mut v = serde_json::json!({
+                "filename": f.filename,
+                "url": format!("../../files/{}", f.filename),
+                "hashes": {"sha256": f.sha256},
+                "requires-python": f.requires_python,
+                "yanked": f.yanked,
+            });
+            if let Some(m) = &f.metadata {
+                v["core-metadata"] = serde_json::json!({"sha256": hex::encode(Sha256::digest(m))});
+            }
+            v
+        })
+        .collect();
+    serde_json::to_vec(&serde_json::json!({
+        "meta": {"api-version": "1.1"},
+        "name": name,
+        "files": files,
+    }))
+    .unwrap()
+}
+
+fn html_page(files: &[Served]) -> Vec<u8> {
+    let mut out = String::from("<!DOCTYPE html>\n<html><body>\n");
+    for f in files {
+        let mut attrs = String::new();
+        if let Some(rp) = &f.requires_python {
+            attrs.push_str(&format!(
+                " data-requires-python=\"{}\"",
+                rp.replace('>', "&gt;").replace('<', "&lt;")
+            ));
+        }
+        if f.yanked {
+            attrs.push_str(" data-yanked=\"\"");
+        }
+        if let Some(m) = &f.metadata {
+            attrs.push_str(&format!(
+                " data-dist-info-metadata=\"sha256={}\"",
+                hex::encode(Sha256::digest(m))
+            ));
+        }
+        out.push_str(&format!(
+            "<a href=\"/files/{0}#sha256={1}\"{attrs}>{0}</a><br/>\n",
+            f.filename, f.sha256
+        ));
+    }
+    out.push_str("</body></html>\n");
+    out.into_bytes()
+}
