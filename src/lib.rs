@@ -51,6 +51,22 @@ pub mod sbom;
 pub mod settings;
 pub mod transport;
 
+/// An error and its sources, as one line (a source already at the end of the text is not
+/// repeated).
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut chain = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !chain.ends_with(&text) {
+            chain.push_str(": ");
+            chain.push_str(&text);
+        }
+        source = s.source();
+    }
+    chain
+}
+
 /// Installs rustls' ring crypto provider for this process (once; later calls do nothing).
 pub(crate) fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();

@@ -288,6 +288,7 @@ fn compression(text: &str) -> Result<LayerCompression, Fail> {
 /// What a write produced: (image ID, manifest digest, `REF@DIGEST` for a push).
 type Written = (String, Option<String>, Option<String>);
 
+/// Writes `image` to `location` (through [`transport::write_all`], as a build's outputs are).
 async fn write_one(
     image: &Image,
     location: &Location,
@@ -297,15 +298,19 @@ async fn write_one(
     cancel: &Cancel,
     reporter: &dyn Reporter,
 ) -> Result<Written, Fail> {
-    let written = transport::write_with(image, location, tags, remote, options, cancel, reporter)
+    let publish = [transport::Publish {
+        image,
+        referrers: Vec::new(),
+    }];
+    let outputs = std::slice::from_ref(location);
+    let written = transport::write_all(&publish, outputs, tags, remote, options, cancel, reporter)
         .await
-        .map_err(|e| Fail::from(e).context(format!("writing {location}")))?;
-    let manifest = written.manifest_digest.as_ref().map(|d| d.to_string());
-    let pushed = match (location, &manifest) {
-        (Location::Registry(r), Some(d)) => Some(format!("{}@{d}", r.familiar_tagged())),
-        _ => None,
-    };
-    Ok((written.config_digest.to_string(), manifest, pushed))
+        .map_err(|e| Fail::of(e.transport_error().map_or(Kind::Base, transport_kind), &e))?;
+    let w = written
+        .first()
+        .ok_or_else(|| Fail::new(Kind::Base, format!("nothing was written to {location}")))?;
+    let id = w.id().map(|d| d.to_string()).unwrap_or_default();
+    Ok((id, w.digest().map(|d| d.to_string()), w.pushed()))
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -103,6 +103,18 @@ pub fn make_layer(
         );
         entries.extend(package_entries(m, &dir, settings));
     }
+    store_layer(entries, settings, key, cache, cancel)
+}
+
+/// Writes the layer tar of `entries` (with `settings`' mtime and owner) into `cache` under
+/// `key`: the one place package and wheel layers are written.
+pub fn store_layer(
+    entries: Vec<Entry>,
+    settings: &LayerSettings,
+    key: Option<&Digest>,
+    cache: &BlobCache,
+    cancel: &Cancel,
+) -> crate::image::Result<KeyedLayer> {
     cache.put_layer(key, |out| {
         write_layer_tar_owned(
             entries,

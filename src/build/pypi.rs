@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::conda::layering::{PlanPackage, auto_groups};
 use crate::conda::lock::LockedPypi;
-use crate::image::layer_tar::{Entry, EntryData, FileSource, write_layer_tar_owned};
+use crate::image::layer_tar::{Entry, EntryData, FileSource};
 use crate::image::{Cancel, Digest};
 use crate::pypi::normalize_name;
 use crate::pypi::provides::Provided;
@@ -306,16 +306,7 @@ pub fn make_layer(
             });
         }
     }
-    entries.sort_by(|a, b| a.path.cmp(&b.path));
-    cache.put_layer(Some(key), |out| {
-        write_layer_tar_owned(
-            entries,
-            settings.mtime,
-            settings.owner.as_ref(),
-            out,
-            cancel,
-        )
-    })
+    super::compose::store_layer(entries, settings, Some(key), cache, cancel)
 }
 
 /// A file of a wheel, streamed out of it (and checked against its size and sha256).

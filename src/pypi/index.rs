@@ -36,6 +36,7 @@ use super::normalize_name;
 use super::requirements::Requirements;
 use super::wheel::{self, Limits};
 use crate::atomic::AtomicFile;
+use crate::error_chain;
 
 /// The index used when none is given.
 pub const DEFAULT_INDEX: &str = "https://pypi.org/simple";
@@ -895,21 +896,6 @@ impl Failure {
     }
 }
 
-/// An error and its sources, as one line.
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut chain = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !chain.ends_with(&text) {
-            chain.push_str(": ");
-            chain.push_str(&text);
-        }
-        source = s.source();
-    }
-    chain
-}
-
 /// Where a body goes.
 trait Body: Send {
     fn append(&mut self, bytes: &[u8]) -> std::io::Result<()>;
@@ -1068,17 +1054,7 @@ fn file_sha256(path: &Path) -> Result<String, Error> {
         what: "hashing a wheel".into(),
         source,
     };
-    let mut file = std::fs::File::open(path).map_err(io)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    loop {
-        let n = file.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    super::sha256_file(path).map_err(io)
 }
 
 /// A project page, JSON (PEP 691) or HTML (PEP 503) as its content type says, with links

@@ -566,6 +566,15 @@ impl Provider<'_> {
         Ok(())
     }
 
+    /// [`Self::prefetch`] of the projects `deps` name.
+    fn prefetch_deps(&self, deps: &BTreeMap<Pkg, Vs>) {
+        let names = deps
+            .keys()
+            .filter_map(|p| p.name().map(|n| n.to_string()))
+            .collect();
+        self.prefetch(names);
+    }
+
     /// Fetches the project pages of `names` together, for pubgrub to find them fetched; a
     /// failure is left for the fetch pubgrub makes.
     fn prefetch(&self, names: Vec<String>) {
@@ -673,11 +682,7 @@ impl DependencyProvider for Provider<'_> {
         let (name, extra) = match package {
             Pkg::Root => {
                 deps.extend(self.root.iter().cloned());
-                let names = deps
-                    .keys()
-                    .filter_map(|p| p.name().map(|n| n.to_string()))
-                    .collect();
-                self.prefetch(names);
+                self.prefetch_deps(&deps);
                 self.record(package, version, &deps);
                 return Ok(Dependencies::Available(deps.into_iter().collect()));
             }
@@ -724,11 +729,7 @@ impl DependencyProvider for Provider<'_> {
             }
         }
         if !provided {
-            let names = deps
-                .keys()
-                .filter_map(|p| p.name().map(|n| n.to_string()))
-                .collect();
-            self.prefetch(names);
+            self.prefetch_deps(&deps);
         }
         self.record(package, version, &deps);
         Ok(Dependencies::Available(deps.into_iter().collect()))

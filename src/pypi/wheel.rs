@@ -803,17 +803,7 @@ pub fn file_sha256(path: &Path, wheel: &str) -> Result<String> {
         path: path.display().to_string(),
         source,
     };
-    let mut hasher = Sha256::new();
-    let mut file = File::open(path).map_err(io)?;
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = file.read(&mut buf).map_err(io)?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    Ok(hex::encode(hasher.finalize()))
+    super::sha256_file(path).map_err(io)
 }
 
 /// A member, checked.

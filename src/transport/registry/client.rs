@@ -21,9 +21,10 @@ use tokio::sync::Mutex;
 use super::auth::{self, Credential};
 use super::body::{Sink, Upload, file_body, range_start, request_name};
 use super::retry::{
-    Fault, Meter, Retries, Timeouts, error_chain, is_certificate_error, is_tls_error,
-    is_transient_status, retry_after,
+    Fault, Meter, Retries, Timeouts, is_certificate_error, is_tls_error, is_transient_status,
+    retry_after,
 };
+use crate::error_chain;
 use crate::reporter::{NoReporter, Reporter};
 use crate::transport::error::{CertificateError, Error, TokenError};
 
