@@ -12,8 +12,10 @@ pub enum Stage {
     ReadBase,
     /// Fetching repodata and solving the specs.
     Solve,
-    /// Fetching packages and composing their layers.
+    /// Fetching packages and reading what they hold.
     Install,
+    /// Resolving and fetching PyPI wheels.
+    Pypi,
     /// Writing layers, config and manifest to an output.
     Write,
 }

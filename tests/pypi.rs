@@ -361,3 +361,421 @@ fn an_sdist_in_a_lockfile_or_wheels_without_python_are_refused() {
     );
     common::assert_no_output(outputs.path());
 }
+
+/// A PEP 503 simple index as many users host one: static pages over a directory of wheels,
+/// served by Python's `http.server` on a loopback port; stopped when dropped.
+struct SimpleIndex {
+    server: std::process::Child,
+    url: String,
+}
+
+impl SimpleIndex {
+    /// Serves `files` (paths of wheels or sdists) under `root`.
+    fn serve(root: &Path, files: &[PathBuf]) -> Self {
+        use std::collections::BTreeMap;
+        let mut projects: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        std::fs::create_dir_all(root.join("files")).unwrap();
+        for f in files {
+            let name = f.file_name().unwrap().to_string_lossy().into_owned();
+            std::fs::copy(f, root.join("files").join(&name)).unwrap();
+            let project = name
+                .split('-')
+                .next()
+                .unwrap()
+                .to_lowercase()
+                .replace(['_', '.'], "-");
+            projects.entry(project).or_default().push(format!(
+                "<a href=\"../../files/{name}#sha256={}\">{name}</a><br/>",
+                sha256(f)
+            ));
+        }
+        let mut listing = String::from("<!DOCTYPE html><html><body>\n");
+        for (project, links) in &projects {
+            let dir = root.join("simple").join(project);
+            std::fs::create_dir_all(&dir).unwrap();
+            std::fs::write(
+                dir.join("index.html"),
+                format!(
+                    "<!DOCTYPE html><html><body>\n{}\n</body></html>\n",
+                    links.join("\n")
+                ),
+            )
+            .unwrap();
+            listing.push_str(&format!("<a href=\"{project}/\">{project}</a>\n"));
+        }
+        std::fs::write(root.join("simple/index.html"), listing + "</body></html>\n").unwrap();
+        let mut server = std::process::Command::new("/usr/bin/python3")
+            .args([
+                "-c",
+                "import functools, http.server, sys\n\
+                 handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])\n\
+                 server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)\n\
+                 print(server.server_address[1], flush=True)\n\
+                 server.serve_forever()",
+            ])
+            .arg(root)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut port = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(server.stdout.take().unwrap()),
+            &mut port,
+        )
+        .unwrap();
+        Self {
+            url: format!("http://127.0.0.1:{}/simple", port.trim()),
+            server,
+        }
+    }
+}
+
+impl Drop for SimpleIndex {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// A conda `click` 8.5.1 package (the real wheel's files in site-packages, `INSTALLER` conda,
+/// as conda-forge's is), in a channel of its own under `dir`.
+fn conda_click_channel(dir: &Path) -> PathBuf {
+    let channel = dir.join("click-channel");
+    let script = "import sys, zipfile\n\
+                  sys.path.insert(0, sys.argv[3])\n\
+                  import conda_package\n\
+                  wheel = zipfile.ZipFile(sys.argv[2])\n\
+                  sp = 'lib/python3.11/site-packages/'\n\
+                  files = {sp + n: wheel.read(n) for n in wheel.namelist() if not n.endswith('/')}\n\
+                  files[sp + 'click-8.5.1.dist-info/INSTALLER'] = b'conda\\n'\n\
+                  conda_package.write_channel(sys.argv[1], 'click', '8.5.1', files, depends=['python'])";
+    run_ok(
+        std::process::Command::new("/usr/bin/python3")
+            .args(["-c", script])
+            .arg(&channel)
+            .arg(wheel("click-8.5.1"))
+            .arg(common::repo().join("tests/common")),
+    );
+    channel
+}
+
+/// The host python, the conda `click`, a simple index over the vendored wheels (and an
+/// sdist-only project), and an `environment.yml` with a `pip:` section.
+struct PipFixture {
+    dir: tempfile::TempDir,
+    python_channel: PathBuf,
+    click_channel: PathBuf,
+    index: SimpleIndex,
+}
+
+impl PipFixture {
+    fn new() -> Self {
+        let dir = tempdir();
+        let (python_channel, xy) = common::host_python_channel(dir.path());
+        assert_eq!(xy, "3.11", "the markupsafe fixture is a cp311 wheel");
+        let click_channel = conda_click_channel(dir.path());
+        let sdist = dir.path().join("onlysrc-1.0.tar.gz");
+        std::fs::write(
+            &sdist,
+            b"not built: conda-docker never runs an sdist's code",
+        )
+        .unwrap();
+        let mut files: Vec<PathBuf> =
+            std::fs::read_dir(common::repo().join("tests/fixtures/pypi/wheels"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+        files.push(sdist);
+        let index = SimpleIndex::serve(&dir.path().join("index"), &files);
+        Self {
+            dir,
+            python_channel,
+            click_channel,
+            index,
+        }
+    }
+
+    /// Writes `environment.yml` (`name` in the fixture's directory) with `conda` dependencies
+    /// and `pip` lines.
+    fn env(&self, name: &str, conda: &[&str], pip: &[&str]) -> PathBuf {
+        let mut text = format!("name: {}\ndependencies:\n", name.trim_end_matches(".yml"));
+        for c in conda {
+            text.push_str(&format!("  - {c}\n"));
+        }
+        text.push_str("  - pip:\n");
+        for p in pip {
+            text.push_str(&format!("    - {p}\n"));
+        }
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// `conda-docker build -f env` into `out` with both channels.
+    fn build(&self, env: &Path, out: &Path, extra: &[&str]) -> std::process::Output {
+        self_build(&self.python_channel)
+            .arg("-c")
+            .arg(&self.click_channel)
+            .arg("-f")
+            .arg(env)
+            .arg("-o")
+            .arg(out)
+            .args(extra)
+            .output()
+            .unwrap()
+    }
+}
+
+#[test]
+fn a_pip_section_is_resolved_on_a_simple_index_installed_and_runs() {
+    let test = "a_pip_section_is_resolved_on_a_simple_index_installed_and_runs";
+    if common::tools::require("python3", test).is_none() {
+        return;
+    }
+    let f = PipFixture::new();
+    // `-r` relative to the environment file, an index URL line, extras and markers.
+    std::fs::create_dir_all(f.dir.path().join("reqs")).unwrap();
+    std::fs::write(
+        f.dir.path().join("reqs/more.txt"),
+        "jmespath>=1.0\nmarkupsafe==3.0.4 ; platform_machine == \"x86_64\"\n\
+         typing_inspect ; python_version >= \"3.8\"\nnever-installed ; python_version < \"3\"\n",
+    )
+    .unwrap();
+    let index_line = format!("--index-url {}", f.index.url);
+    let env = f.env(
+        "demo-pip.yml",
+        &["python", "click"],
+        &[&index_line, "python-dotenv[cli]", "-r reqs/more.txt"],
+    );
+    let out = f.dir.path().join("pip.tar");
+    let relock = f.dir.path().join("relock.yml");
+    let id = ok(f.build(&env, &out, &["--lock-output", relock.to_str().unwrap()]));
+    // Built twice, one image.
+    let again = f.dir.path().join("again.tar");
+    assert_eq!(ok(f.build(&env, &again, &[])), id);
+    // The lockfile written pins what was resolved, and builds the same image.
+    let relocked = std::fs::read_to_string(&relock).unwrap();
+    assert_eq!(relocked.matches("manager: pip").count(), 6, "{relocked}");
+    // Its packages' and wheels' layers are the same; CONDA_DEFAULT_ENV and the SBOM (in the
+    // top layer) differ, as a lockfile names no environment.
+    let from_lock = f.dir.path().join("from-lock.tar");
+    ok(self_build(&f.python_channel)
+        .arg("-c")
+        .arg(&f.click_channel)
+        .arg("-f")
+        .arg(&relock)
+        .arg("-o")
+        .arg(&from_lock)
+        .output()
+        .unwrap());
+    let (locked, resolved) = (diff_ids(&from_lock), diff_ids(&out));
+    assert_eq!(locked[..locked.len() - 1], resolved[..resolved.len() - 1]);
+
+    // inspect names the PyPI distributions; conda's click is not among them.
+    let report: serde_json::Value = serde_json::from_str(&run_ok(
+        conda_docker()
+            .args(["inspect", "--json"])
+            .arg(format!("docker-archive:{}", out.display())),
+    ))
+    .unwrap();
+    let mut in_layers: Vec<&str> = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| l["pypi"].as_array().into_iter().flatten())
+        .map(|d| d.as_str().unwrap())
+        .collect();
+    in_layers.sort();
+    assert_eq!(
+        in_layers,
+        [
+            "jmespath-1.1.0",
+            "markupsafe-3.0.4",
+            "mypy-extensions-1.2.0",
+            "python-dotenv-1.2.4",
+            "typing-extensions-4.16.0",
+            "typing-inspect-0.9.0",
+        ]
+    );
+
+    // A second environment with one of them shares its layer.
+    let small_env = f.env("small-pip.yml", &["python"], &[&index_line, "jmespath"]);
+    let small = f.dir.path().join("small.tar");
+    ok(f.build(&small_env, &small, &[]));
+    let (all, some) = (diff_ids(&out), diff_ids(&small));
+    let shared: Vec<&String> = some.iter().filter(|d| all.contains(d)).collect();
+    // The base's layer, python's and jmespath's.
+    assert!(shared.len() >= 3, "shared {shared:?} of {some:?}");
+
+    let script = "import importlib.metadata as m, click, dotenv, jmespath, markupsafe, typing_inspect\n\
+                  for d in ('python-dotenv', 'jmespath', 'MarkupSafe', 'typing_inspect', 'mypy_extensions', 'click'):\n    \
+                  dist = m.distribution(d)\n    \
+                  print(d, dist.version, dist.read_text('INSTALLER').strip())\n\
+                  print(jmespath.__version__, markupsafe.escape('<b>'), click.__file__.count('site-packages'))";
+    let expected = "python-dotenv 1.2.4 conda-docker\njmespath 1.1.0 conda-docker\n\
+                    MarkupSafe 3.0.4 conda-docker\ntyping_inspect 0.9.0 conda-docker\n\
+                    mypy_extensions 1.2.0 conda-docker\nclick 8.5.1 conda\n\
+                    1.1.0 &lt;b&gt; 1\n";
+    if let Some(docker) = Docker::get(test) {
+        run_ok(docker.cmd().args(["load", "-i"]).arg(&out));
+        let run = |args: &[&str]| {
+            run_ok(
+                docker
+                    .cmd()
+                    .args(["run", "--rm", "--network=none", "demo-pip:latest"])
+                    .args(args),
+            )
+        };
+        assert_eq!(run(&["python", "-c", script]), expected);
+        // The console script, straight from PATH (no shell), with conda's click under it.
+        assert!(run(&["dotenv", "--version"]).contains("1.2.4"));
+        let listed = run(&[
+            "python",
+            "-c",
+            "import importlib.metadata as m; print(sorted(d.metadata['Name'] for d in m.distributions()))",
+        ]);
+        assert_eq!(
+            listed.trim(),
+            "['MarkupSafe', 'click', 'jmespath', 'mypy_extensions', 'python-dotenv', \
+             'typing-inspect', 'typing_extensions']"
+        );
+    }
+    if let Some(podman) = Podman::new(test) {
+        run_ok(podman.cmd().args(["load", "-i"]).arg(&out));
+        let got = run_ok(podman.cmd().args([
+            "run",
+            "--rm",
+            "--network=none",
+            "docker.io/library/demo-pip:latest",
+            "python",
+            "-c",
+            script,
+        ]));
+        assert_eq!(got, expected);
+        let version = run_ok(podman.cmd().args([
+            "run",
+            "--rm",
+            "--network=none",
+            "docker.io/library/demo-pip:latest",
+            "dotenv",
+            "--version",
+        ]));
+        assert!(version.contains("1.2.4"), "{version}");
+    }
+}
+
+#[test]
+fn pip_requirements_that_cannot_be_installed_are_refused_and_leave_nothing() {
+    let test = "pip_requirements_that_cannot_be_installed_are_refused_and_leave_nothing";
+    if common::tools::require("python3", test).is_none() {
+        return;
+    }
+    let f = PipFixture::new();
+    let outputs = tempdir();
+    let out = outputs.path().join("out.tar");
+    let refused = |env: &Path, extra: &[&str], env_vars: &[(&str, &str)]| -> String {
+        let mut cmd = self_build(&f.python_channel);
+        cmd.arg("-c")
+            .arg(&f.click_channel)
+            .arg("-f")
+            .arg(env)
+            .arg("-o")
+            .arg(&out)
+            .args(extra);
+        for (k, v) in env_vars {
+            cmd.env(k, v);
+        }
+        let failed = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&failed.stderr).into_owned();
+        assert!(!failed.status.success(), "built: {err}");
+        common::assert_no_output(outputs.path());
+        err
+    };
+    let by_flag = ["--pypi-index-url", f.index.url.as_str()];
+
+    // Another version of what a conda package provides: an error naming both.
+    let env = f.env("input-pin.yml", &["python", "click"], &["click==8.1.0"]);
+    let err = refused(&env, &[], &[("PIP_INDEX_URL", f.index.url.as_str())]);
+    assert!(
+        err.contains("click==8.1.0") && err.contains("8.5.1") && err.contains("conda package"),
+        "{err}"
+    );
+    // Only an sdist: named, and not built.
+    let env = f.env("input-sdist.yml", &["python"], &["onlysrc"]);
+    let err = refused(&env, &by_flag, &[]);
+    assert!(
+        err.contains("onlysrc") && err.contains("only source distributions"),
+        "{err}"
+    );
+    // Nothing satisfies it: the resolver's explanation.
+    let env = f.env("input-unsat.yml", &["python"], &["jmespath>=99"]);
+    let err = refused(&env, &by_flag, &[]);
+    assert!(err.contains("jmespath") && err.contains(">=99"), "{err}");
+    // An index that cannot be reached.
+    let env = f.env("input-unreachable.yml", &["python"], &["jmespath"]);
+    let err = refused(
+        &env,
+        &["--pypi-index-url", "http://127.0.0.1:9/simple"],
+        &[],
+    );
+    assert!(
+        err.contains("cannot reach") && err.contains("127.0.0.1:9"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_pip_section_resolves_on_the_real_pypi() {
+    let test = "a_pip_section_resolves_on_the_real_pypi";
+    if common::tools::require("python3", test).is_none() {
+        return;
+    }
+    let reachable = std::net::ToSocketAddrs::to_socket_addrs(&("pypi.org", 443))
+        .ok()
+        .and_then(|mut a| a.next())
+        .is_some_and(|a| {
+            std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(5)).is_ok()
+        });
+    if !reachable {
+        eprintln!("SKIPPED {test}: pypi.org is not reachable from this machine");
+        return;
+    }
+    let dir = tempdir();
+    let (python_channel, _) = common::host_python_channel(dir.path());
+    let env = dir.path().join("real-pypi.yml");
+    std::fs::write(
+        &env,
+        "name: real-pypi\ndependencies:\n  - python\n  - pip:\n    - six==1.16.0\n",
+    )
+    .unwrap();
+    let out = dir.path().join("real.tar");
+    ok(self_build(&python_channel)
+        .arg("-f")
+        .arg(&env)
+        .arg("-o")
+        .arg(&out)
+        .output()
+        .unwrap());
+    let report: serde_json::Value = serde_json::from_str(&run_ok(
+        conda_docker()
+            .args(["inspect", "--json"])
+            .arg(format!("docker-archive:{}", out.display())),
+    ))
+    .unwrap();
+    assert_eq!(report["pypi"][0]["name"], "six", "{report}");
+    assert_eq!(report["pypi"][0]["version"], "1.16.0");
+    if let Some(docker) = Docker::get(test) {
+        run_ok(docker.cmd().args(["load", "-i"]).arg(&out));
+        let got = run_ok(docker.cmd().args([
+            "run",
+            "--rm",
+            "--network=none",
+            "real-pypi:latest",
+            "python",
+            "-c",
+            "import six; print(six.__version__)",
+        ]));
+        assert_eq!(got.trim(), "1.16.0");
+    }
+}

@@ -97,6 +97,9 @@ def build(
     virtual_packages: Optional[Mapping[str, str]] = None,
     sbom: bool = True,
     allow_unhashed_pypi: bool = False,
+    pypi_index_url: Optional[str] = None,
+    pypi_extra_index_url: Union[None, str, Iterable[str]] = None,
+    find_links: Union[None, PathLike, Iterable[PathLike]] = None,
     lock_output: Optional[PathLike] = None,
     sbom_dir: Optional[PathLike] = None,
     dry_run: bool = False,
@@ -115,7 +118,9 @@ def build(
     ``oci:DIR[:TAG]``, ``oci-archive:PATH``, ``docker://REGISTRY/REPO:TAG``); none builds the
     image without writing it (see :attr:`BuildResult.images`). ``progress(event, message)``
     is called with events such as ``solve.started``, ``install.finished``, ``warning``.
-    ``sbom_dir`` also writes the SBOMs there. ``dry_run=True`` builds nothing and returns the
+    ``sbom_dir`` also writes the SBOMs there. An environment file's ``pip:`` section is
+    resolved on ``pypi_index_url`` (else ``PIP_INDEX_URL``/``UV_INDEX_URL``, else PyPI), with
+    ``pypi_extra_index_url`` and ``find_links`` searched too. ``dry_run=True`` builds nothing and returns the
     layer plan of each platform (a list, as ``--dry-run --json`` prints it). Mirrors come from
     ``mirrors`` and the config file's ``[mirrors]``, as for the command line.
     Ctrl-C stops the build and raises :class:`conda_docker.Cancelled`.
@@ -151,6 +156,9 @@ def build(
         "virtual_packages": dict(virtual_packages or {}),
         "sbom": bool(sbom),
         "allow_unhashed_pypi": bool(allow_unhashed_pypi),
+        "pypi_index_url": pypi_index_url,
+        "pypi_extra_index_url": _list(pypi_extra_index_url),
+        "find_links": [os.fspath(f) for f in _list(find_links)],
         "lock_output": _path(lock_output),
         "sbom_dir": _path(sbom_dir),
         "cache_dir": _path(cache_dir),

@@ -23,6 +23,8 @@ use conda_docker::image::{
 };
 use conda_docker::input::Source;
 use conda_docker::platform::{oci_platform, parse_subdir};
+use conda_docker::pypi::index::Locations;
+use conda_docker::pypi::requirements::location;
 use conda_docker::reporter::{NoReporter, Reporter, Stage};
 use conda_docker::settings::ImageSettings;
 use conda_docker::transport::registry::{BlobCache, Credential, RegistryOptions, auth};
@@ -982,6 +984,9 @@ struct BuildOptions {
     virtual_packages: BTreeMap<String, String>,
     sbom: bool,
     allow_unhashed_pypi: bool,
+    pypi_index_url: Option<String>,
+    pypi_extra_index_url: Vec<String>,
+    find_links: Vec<String>,
     lock_output: Option<PathBuf>,
     sbom_dir: Option<PathBuf>,
     cache_dir: Option<PathBuf>,
@@ -1001,6 +1006,7 @@ fn stage_name(stage: Stage) -> &'static str {
         Stage::ReadBase => "read_base",
         Stage::Solve => "solve",
         Stage::Install => "install",
+        Stage::Pypi => "pypi",
         Stage::Write => "write",
     }
 }
@@ -1090,6 +1096,12 @@ fn builder_and_job(o: &BuildOptions, cancel: Cancel) -> Result<(Builder, Job), F
         .with_sources(sources)
         .with_sbom(o.sbom)
         .with_allow_unhashed_pypi(o.allow_unhashed_pypi)
+        .with_pypi_index(Locations {
+            index_url: o.pypi_index_url.clone(),
+            extra_index_urls: o.pypi_extra_index_url.clone(),
+            find_links: o.find_links.iter().map(|l| location(l, &cwd)).collect(),
+            no_index: false,
+        })
         .with_settings(settings)
         .with_cancel(cancel)
         .with_reporter(reporter)

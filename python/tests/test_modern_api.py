@@ -160,3 +160,28 @@ def test_dry_run_sbom_dir_and_the_file_names_the_image(tmp_path):
     with pytest.raises(conda_docker.CondaDockerError, match="sbom"):
         conda_docker.build(file=env_file, base="scratch", sbom_dir=bad, outputs=tmp_path / "o2.tar")
     assert not (tmp_path / "o2.tar").exists()
+
+
+def test_a_pip_section_from_find_links(tmp_path):
+    """`find_links` reaches the resolver of an environment file's `pip:` section: the wheel is
+    installed over the host's python (packaged as conda's) and pinned in the lockfile written."""
+    repo = CHANNEL.parents[1]
+    channel = tmp_path / "python-channel"
+    subprocess.run(["/usr/bin/python3", str(repo / "tests/common/host_python.py"), str(channel)],
+                   check=True, capture_output=True)
+    env_file = tmp_path / "environment.yml"
+    env_file.write_text("name: pip-env\ndependencies:\n  - python\n  - pip:\n"
+                        "    - --no-index\n    - jmespath==1.1.0\n")
+    lock = tmp_path / "lock.yml"
+    result = conda_docker.build(file=env_file, channels=[channel], base="scratch",
+                                find_links=repo / "tests/fixtures/pypi/wheels", lock_output=lock,
+                                outputs=tmp_path / "out.tar")
+    assert result.outputs == {str(tmp_path / "out.tar"): result.image_id}
+    text = lock.read_text()
+    assert "manager: pip" in text and "name: jmespath" in text and "1.1.0" in text
+
+    # Without the wheels' directory nothing is found, and nothing is written.
+    with pytest.raises(conda_docker.CondaDockerError, match="jmespath"):
+        conda_docker.build(file=env_file, channels=[channel], base="scratch",
+                           outputs=tmp_path / "o2.tar")
+    assert not (tmp_path / "o2.tar").exists()

@@ -90,14 +90,7 @@ pub enum Error {
     User(String),
     /// The PyPI distributions cannot be installed.
     #[error(transparent)]
-    Pypi(#[from] pypi::PypiError),
-    /// The input's `pip:` section needs a resolver this build lacks.
-    #[error(
-        "the environment's `pip:` section ({0} requirements): resolving PyPI requirements is not \
-         supported yet; lock them (pixi.lock or conda-lock with pip entries) or use the \
-         conda-forge builds of those packages"
-    )]
-    PipSection(usize),
+    Pypi(Box<pypi::PypiError>),
     /// What to build cannot be read.
     #[error(transparent)]
     Input(#[from] crate::input::Error),
@@ -161,6 +154,12 @@ impl From<crate::transport::OutputError> for Error {
     }
 }
 
+impl From<pypi::PypiError> for Error {
+    fn from(e: pypi::PypiError) -> Self {
+        Error::Pypi(Box::new(e))
+    }
+}
+
 impl Error {
     /// The build was cancelled.
     fn cancelled() -> Self {
@@ -209,6 +208,8 @@ pub struct Builder {
     sources: Sources,
     sbom: bool,
     allow_unhashed_pypi: bool,
+    pypi_locations: crate::pypi::index::Locations,
+    pypi_http: crate::pypi::index::HttpOptions,
 }
 
 impl Default for Builder {
@@ -238,6 +239,8 @@ impl Builder {
             sources: Sources::new(),
             sbom: true,
             allow_unhashed_pypi: false,
+            pypi_locations: Default::default(),
+            pypi_http: Default::default(),
         }
     }
 
@@ -252,6 +255,21 @@ impl Builder {
     /// it is refused.
     pub fn with_allow_unhashed_pypi(mut self, allow: bool) -> Self {
         self.allow_unhashed_pypi = allow;
+        self
+    }
+
+    /// Where `pip:` requirements are looked up, over those set before (by
+    /// [`Self::from_env`]) and over what the requirements themselves say: an index URL given
+    /// here wins, extra indexes and find-links add up (see [`crate::pypi::index::Locations::over`]).
+    /// By default, PyPI.
+    pub fn with_pypi_index(mut self, locations: crate::pypi::index::Locations) -> Self {
+        self.pypi_locations = locations.over(&self.pypi_locations);
+        self
+    }
+
+    /// How PyPI indexes are talked to (timeouts, retries, extra CA certificates).
+    pub fn with_pypi_http(mut self, http: crate::pypi::index::HttpOptions) -> Self {
+        self.pypi_http = http;
         self
     }
 
@@ -270,10 +288,13 @@ impl Builder {
         self
     }
 
-    /// Takes what the environment says, as conda and reproducible-builds tools read it:
-    /// `SOURCE_DATE_EPOCH` (the creation time) and `CONDA_OVERRIDE_GLIBC` /
+    /// Takes what the environment says, as conda, pip, uv and reproducible-builds tools read
+    /// it: `SOURCE_DATE_EPOCH` (the creation time), `CONDA_OVERRIDE_GLIBC` /
     /// `CONDA_OVERRIDE_CUDA` (virtual packages; one given with [`Self::with_virtual_package`]
-    /// wins). Nothing else in the library reads the environment.
+    /// wins), and the PyPI index: `PIP_INDEX_URL` or `UV_INDEX_URL` (`UV_DEFAULT_INDEX`),
+    /// `PIP_EXTRA_INDEX_URL` / `UV_EXTRA_INDEX_URL` (space-separated), `PIP_FIND_LINKS` /
+    /// `UV_FIND_LINKS`, `PIP_NO_INDEX` / `UV_NO_INDEX` and `PIP_CERT` (a CA bundle). Nothing
+    /// else in the library reads the environment.
     pub fn from_env(mut self) -> Result<Self, Error> {
         if let Ok(v) = std::env::var("SOURCE_DATE_EPOCH")
             && !v.trim().is_empty()
@@ -297,6 +318,32 @@ impl Builder {
             {
                 self.virtual_packages.entry(name.to_string()).or_insert(v);
             }
+        }
+        let var = |names: &[&str]| {
+            names
+                .iter()
+                .filter_map(|n| std::env::var(n).ok())
+                .find(|v| !v.trim().is_empty())
+        };
+        let list = |names: &[&str]| -> Vec<String> {
+            var(names)
+                .map(|v| v.split_whitespace().map(str::to_string).collect())
+                .unwrap_or_default()
+        };
+        let cwd = std::env::current_dir().unwrap_or_default();
+        let env = crate::pypi::index::Locations {
+            index_url: var(&["PIP_INDEX_URL", "UV_INDEX_URL", "UV_DEFAULT_INDEX"]),
+            extra_index_urls: list(&["PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX"]),
+            find_links: list(&["PIP_FIND_LINKS", "UV_FIND_LINKS"])
+                .into_iter()
+                .map(|l| crate::pypi::requirements::location(&l, &cwd))
+                .collect(),
+            no_index: var(&["PIP_NO_INDEX", "UV_NO_INDEX"])
+                .is_some_and(|v| !matches!(v.trim(), "0" | "false" | "no" | "off")),
+        };
+        self.pypi_locations = self.pypi_locations.over(&env);
+        if let Some(cert) = var(&["PIP_CERT"]) {
+            self.pypi_http.ca_certificates.push(PathBuf::from(cert));
         }
         Ok(self)
     }
@@ -451,6 +498,7 @@ impl Builder {
                 .try_collect()
                 .await?;
         self.check_cancel()?;
+        reporter.stage_finished(Stage::Install, &format!("{} packages", read.len()));
         // The image's records, from the packages themselves, in their dependency order; the
         // records as resolved stay beside them, to fetch by.
         let mut rows: Vec<(
@@ -504,24 +552,25 @@ impl Builder {
         )?;
 
         // The PyPI distributions, installed over the conda packages.
-        let wheels = match &input.pypi {
-            crate::input::Pypi::Locked(locked) if !locked.is_empty() => {
-                let python = python.as_ref().ok_or(pypi::PypiError::NoPython)?;
-                let target = pypi::Target::new(python, &target_prefix);
-                let fetched = pypi::locked_wheels(locked, self.allow_unhashed_pypi)?;
-                let provided = crate::pypi::provides::provided(&records, &content_refs);
-                let owners: HashMap<String, String> = placement
-                    .packages
-                    .iter()
-                    .zip(&dists)
-                    .flat_map(|(p, d)| p.files.iter().map(move |f| (f.path.clone(), d.clone())))
-                    .collect();
-                Some((
-                    pypi::install(&fetched, &target, &provided, &owners)?,
-                    target,
-                ))
-            }
-            _ => None,
+        let wheels = if input.pypi.is_none() {
+            None
+        } else {
+            let python = python.as_ref().ok_or(pypi::PypiError::NoPython)?;
+            let provided = crate::pypi::provides::provided(&records, &content_refs);
+            let fetched = self
+                .cancellable(self.pypi_wheels(input, &records, &base, &provided, &cache_dir))
+                .await??;
+            let target = pypi::Target::new(python, &target_prefix);
+            let owners: HashMap<String, String> = placement
+                .packages
+                .iter()
+                .zip(&dists)
+                .flat_map(|(p, d)| p.files.iter().map(move |f| (f.path.clone(), d.clone())))
+                .collect();
+            Some((
+                pypi::install(&fetched, &target, &provided, &owners)?,
+                target,
+            ))
         };
         let budget = self.layer_budget(&base, user.is_some());
         // The wheels take a share of the budget (a fifth at most), the packages the rest.
@@ -744,11 +793,6 @@ impl Builder {
         if matches!(&input.packages, Packages::Specs(s) if s.is_empty()) {
             return Err(Error::NoSpecs);
         }
-        if let crate::input::Pypi::Requirements(r) = &input.pypi
-            && !r.is_empty()
-        {
-            return Err(Error::PipSection(r.requirements.len()));
-        }
         self.check()?;
         let subdir = self.subdir;
         let platform = oci_platform(subdir);
@@ -947,6 +991,72 @@ impl Builder {
             None => crate::image::files::glibc_version(base, &self.cancel)?
                 .unwrap_or_else(|| DEFAULT_GLIBC.to_string()),
         })
+    }
+
+    /// The input's wheels in the wheel cache: its locked ones, or its `pip:` section
+    /// resolved for the environment's python on `base`'s glibc.
+    async fn pypi_wheels(
+        &self,
+        input: &Input,
+        records: &[RepoDataRecord],
+        base: &Image,
+        provided: &BTreeMap<String, crate::pypi::provides::Provided>,
+        cache_dir: &Path,
+    ) -> Result<Vec<pypi::Wheel>, Error> {
+        let index = |locations: crate::pypi::index::Locations| {
+            crate::pypi::index::Index::new(&crate::pypi::index::IndexOptions {
+                locations,
+                cache_dir: cache_dir.to_path_buf(),
+                http: self.pypi_http.clone(),
+            })
+            .map_err(pypi::PypiError::from)
+        };
+        let reporter = self.reporter.as_ref();
+        Ok(match &input.pypi {
+            crate::input::Pypi::None => Vec::new(),
+            crate::input::Pypi::Locked(locked) => {
+                reporter.stage_started(Stage::Pypi, &format!("{} locked wheels", locked.len()));
+                // Locked wheels are fetched from where the lock says, never looked up.
+                let index = index(crate::pypi::index::Locations {
+                    no_index: true,
+                    ..Default::default()
+                })?;
+                let wheels = pypi::locked_wheels(locked, self.allow_unhashed_pypi, &index).await?;
+                reporter.stage_finished(Stage::Pypi, &format!("{} wheels", wheels.len()));
+                wheels
+            }
+            crate::input::Pypi::Requirements(requirements) => {
+                let python = records
+                    .iter()
+                    .find(|r| r.package_record.name.as_normalized() == "python")
+                    .ok_or(pypi::PypiError::NoPython)?;
+                let target = pypi::resolve_target(
+                    &python.package_record.version.to_string(),
+                    &self.glibc(base)?,
+                    self.subdir,
+                )?;
+                let index = index(self.pypi_locations.over(&requirements.locations))?;
+                reporter.stage_started(
+                    Stage::Pypi,
+                    &format!(
+                        "{} requirements on {}",
+                        requirements.requirements.len(),
+                        index.sources().join(", ")
+                    ),
+                );
+                let wheels = pypi::resolved_wheels(requirements, &target, provided, &index).await?;
+                reporter.stage_finished(Stage::Pypi, &format!("{} wheels", wheels.len()));
+                wheels
+            }
+        })
+    }
+
+    /// Runs `work` until it ends or the build is cancelled.
+    async fn cancellable<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T, Error> {
+        tokio::select! {
+            out = work => Ok(out),
+            () = self.cancel.cancelled() => Err(Error::cancelled()),
+        }
     }
 
     fn check_cancel(&self) -> Result<(), Error> {

@@ -13,8 +13,13 @@ use crate::conda::layering::{PlanPackage, auto_groups};
 use crate::conda::lock::LockedPypi;
 use crate::image::layer_tar::{Entry, EntryData, FileSource};
 use crate::image::{Cancel, Digest};
+use futures::{StreamExt, TryStreamExt};
+
+use crate::pypi::index::Index;
 use crate::pypi::normalize_name;
 use crate::pypi::provides::Provided;
+use crate::pypi::requirements::Requirements;
+use crate::pypi::resolve;
 use crate::pypi::wheel::{self, FileData, InstallOptions, InstalledWheel, Limits, Scheme};
 use crate::transport::blob_cache::KeyedLayer;
 use crate::transport::registry::BlobCache;
@@ -38,25 +43,25 @@ pub enum PypiError {
         /// Its version.
         version: String,
     },
-    /// A wheel's bytes are not what the lockfile or index says.
+    /// The index could not give a wheel (unreachable, refused, a hash that does not match).
+    #[error(transparent)]
+    Index(#[from] crate::pypi::index::Error),
+    /// The `pip:` requirements could not be resolved; the resolver's explanation.
+    #[error(transparent)]
+    Resolve(#[from] crate::pypi::resolve::Error),
+    /// PyPI wheels were asked for a platform they are not installed for.
     #[error(
-        "wheel `{wheel}`: its sha256 is {found}, but {expected} was expected; it was not installed"
+        "pip: PyPI wheels are installed for linux-64 and linux-aarch64 images, not {0}; \
+         drop the `pip:` section or the PyPI packages for this platform"
     )]
-    Hash {
-        /// The wheel's file name.
-        wheel: String,
-        /// The hash recorded.
-        expected: String,
-        /// The hash of the bytes.
-        found: String,
-    },
-    /// A wheel could not be fetched.
-    #[error("wheel `{url}`: {reason}")]
-    Fetch {
-        /// Where it was to come from.
-        url: String,
-        /// What went wrong.
-        reason: String,
+    Platform(String),
+    /// The python or glibc version could not be read as the wheel tags need it.
+    #[error("pip: cannot tell the {what} version from `{version}`")]
+    Version {
+        /// `python` or `glibc`.
+        what: &'static str,
+        /// As found.
+        version: String,
     },
     /// pip would replace a distribution a conda package installed, with another version.
     #[error(
@@ -96,7 +101,7 @@ pub enum PypiError {
 pub struct Wheel {
     /// Its file name (`name-version-tags.whl`).
     pub file_name: String,
-    /// Where its bytes are.
+    /// Where its bytes are (the wheel cache).
     pub path: PathBuf,
     /// Their sha256, hex.
     pub sha256: String,
@@ -104,57 +109,111 @@ pub struct Wheel {
     pub url: url::Url,
 }
 
-/// The locked wheels, checked against their lockfile hashes (a wheel without one is refused
-/// unless `allow_unhashed`).
-pub fn locked_wheels(locked: &[LockedPypi], allow_unhashed: bool) -> Result<Vec<Wheel>, PypiError> {
-    locked
-        .iter()
-        .map(|l| {
-            if l.sha256.is_none() && !allow_unhashed {
-                return Err(PypiError::Unhashed {
-                    name: l.name.clone(),
-                    version: l.version.clone(),
-                });
-            }
-            local_wheel(&l.url, l.sha256.as_deref())
-        })
-        .collect()
+/// How many wheels are fetched at once.
+const CONCURRENT_WHEELS: usize = 4;
+
+/// The locked wheels, fetched into the wheel cache (from `file://` or http(s)) and checked
+/// against their lockfile hashes; one without a hash is refused unless `allow_unhashed`.
+pub async fn locked_wheels(
+    locked: &[LockedPypi],
+    allow_unhashed: bool,
+    index: &Index,
+) -> Result<Vec<Wheel>, PypiError> {
+    for l in locked {
+        if l.sha256.is_none() && !allow_unhashed {
+            return Err(PypiError::Unhashed {
+                name: l.name.clone(),
+                version: l.version.clone(),
+            });
+        }
+    }
+    fetch(
+        index,
+        locked.iter().map(|l| (l.url.to_string(), l.sha256.clone())),
+    )
+    .await
 }
 
-/// A wheel at a `file://` URL, checked against `sha256` when given.
-fn local_wheel(url: &url::Url, sha256: Option<&str>) -> Result<Wheel, PypiError> {
-    let fetch_error = |reason: String| PypiError::Fetch {
-        url: url.to_string(),
-        reason,
+/// The wheels `requirements` resolve to for `target` (conda's distributions in `provided`
+/// fixed at their versions), fetched into the wheel cache and checked against the index's
+/// hashes.
+pub async fn resolved_wheels(
+    requirements: &Requirements,
+    target: &resolve::Target,
+    provided: &BTreeMap<String, Provided>,
+    index: &Index,
+) -> Result<Vec<Wheel>, PypiError> {
+    let resolved = resolve::resolve(requirements, target, provided, index).await?;
+    fetch(index, resolved.into_iter().map(|r| (r.url, Some(r.sha256)))).await
+}
+
+/// Fetches each `(url, sha256)` into the wheel cache, a few at a time.
+async fn fetch(
+    index: &Index,
+    wheels: impl Iterator<Item = (String, Option<String>)>,
+) -> Result<Vec<Wheel>, PypiError> {
+    futures::stream::iter(wheels.map(|(url, sha256)| async move {
+        let parsed = url::Url::parse(&url)
+            .or_else(|_| url::Url::from_file_path(&url))
+            .map_err(|()| crate::pypi::index::Error::Location {
+                location: url.clone(),
+                reason: "not a URL or an absolute path".into(),
+            })?;
+        let file_name = parsed
+            .path_segments()
+            .and_then(|mut s| s.next_back())
+            .map(crate::pypi::index::percent_decode)
+            .unwrap_or_default();
+        let (path, sha256) = index
+            .fetch_wheel(&url, sha256.as_deref(), &file_name)
+            .await?;
+        Ok::<_, PypiError>(Wheel {
+            file_name,
+            path,
+            sha256,
+            url: parsed,
+        })
+    }))
+    .buffered(CONCURRENT_WHEELS)
+    .try_collect()
+    .await
+}
+
+/// The tags' target for a python `version` (`3.11.7`), a glibc `glibc` (`2.28`) and `subdir`.
+pub fn resolve_target(
+    version: &str,
+    glibc: &str,
+    subdir: rattler_conda_types::Subdir,
+) -> Result<resolve::Target, PypiError> {
+    let numbers = |what: &'static str, v: &str| -> Result<Vec<u32>, PypiError> {
+        let bad = || PypiError::Version {
+            what,
+            version: v.to_string(),
+        };
+        let parts: Vec<u32> = v
+            .split('.')
+            .take(3)
+            .map(|p| {
+                let digits: String = p.chars().take_while(char::is_ascii_digit).collect();
+                digits.parse::<u32>().map_err(|_| bad())
+            })
+            .collect::<Result<_, _>>()?;
+        if parts.len() < 2 {
+            return Err(bad());
+        }
+        Ok(parts)
     };
-    let file_name = url
-        .path_segments()
-        .and_then(|mut s| s.next_back())
-        .unwrap_or_default()
-        .to_string();
-    if url.scheme() != "file" {
-        return Err(fetch_error(
-            "wheels are installed from file:// locations only in this version".into(),
-        ));
-    }
-    let path = url
-        .to_file_path()
-        .map_err(|()| fetch_error("not a local path".into()))?;
-    let found = wheel::file_sha256(&path, &file_name)?;
-    if let Some(expected) = sha256
-        && !expected.eq_ignore_ascii_case(&found)
-    {
-        return Err(PypiError::Hash {
-            wheel: file_name,
-            expected: expected.to_string(),
-            found,
-        });
-    }
-    Ok(Wheel {
-        file_name,
-        path,
-        sha256: found,
-        url: url.clone(),
+    let python = numbers("python", version)?;
+    let glibc = numbers("glibc", glibc)?;
+    let arch = match subdir {
+        rattler_conda_types::Subdir::Linux64 => resolve::Arch::X86_64,
+        rattler_conda_types::Subdir::LinuxAarch64 => resolve::Arch::Aarch64,
+        other => return Err(PypiError::Platform(other.to_string())),
+    };
+    Ok(resolve::Target {
+        python: (python[0], python[1], python.get(2).copied().unwrap_or(0)),
+        glibc: (glibc[0], glibc[1]),
+        arch,
     })
 }
 
@@ -195,6 +254,8 @@ pub fn install(
         let options = InstallOptions {
             scheme: target.scheme.clone(),
             python: target.python.clone(),
+            // Not `REQUESTED`: a lockfile does not say which wheels were asked for, and an
+            // environment file and its lock must give one image.
             requested: false,
             direct_url: None,
         };

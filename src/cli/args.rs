@@ -304,6 +304,17 @@ pub struct BuildArgs {
     /// refused.
     #[arg(long)]
     pub allow_unhashed_pypi: bool,
+    /// The PyPI index the `pip:` section is resolved on (PEP 503/691 simple API), over the
+    /// section's own `--index-url`; by default `PIP_INDEX_URL`, `UV_INDEX_URL`, else PyPI.
+    #[arg(long, value_name = "URL")]
+    pub pypi_index_url: Option<String>,
+    /// Another index searched after it (repeatable), as pip's `--extra-index-url`.
+    #[arg(long, value_name = "URL")]
+    pub pypi_extra_index_url: Vec<String>,
+    /// A directory of wheels, or a page of links to them, searched too (repeatable), as pip's
+    /// `--find-links`.
+    #[arg(long, value_name = "DIR|URL")]
+    pub find_links: Vec<String>,
     /// Build without SBOMs: none in the image (`<prefix>/share/sbom/`), none beside it.
     #[arg(long)]
     pub no_sbom: bool,

@@ -133,6 +133,7 @@ fn stage_name(stage: Stage) -> &'static str {
         Stage::ReadBase => "reading base image",
         Stage::Solve => "solving",
         Stage::Install => "fetching",
+        Stage::Pypi => "resolving PyPI packages",
         Stage::Write => "writing",
     }
 }

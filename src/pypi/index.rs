@@ -176,17 +176,51 @@ impl Default for HttpOptions {
     }
 }
 
-/// Where packages are found, as pip's options say it.
+/// Where packages are found, as pip's options name them.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct IndexOptions {
+pub struct Locations {
     /// `--index-url`; [`DEFAULT_INDEX`] when `None`.
     pub index_url: Option<String>,
-    /// `--extra-index-url`s, merged with the index (see the module's documentation).
+    /// `--extra-index-url`s, searched after the index, in order (see the module's
+    /// documentation).
     pub extra_index_urls: Vec<String>,
     /// `--find-links`: directories of wheels, or URLs of pages of links.
     pub find_links: Vec<String>,
     /// `--no-index`: only `find_links`.
     pub no_index: bool,
+}
+
+impl Locations {
+    /// These locations over `under` (a requirements file's), as uv merges them: an index URL
+    /// given here wins, extra indexes and find-links are both kept (these first), and either
+    /// `--no-index` holds.
+    pub fn over(&self, under: &Locations) -> Locations {
+        let mut extra = self.extra_index_urls.clone();
+        let mut links = self.find_links.clone();
+        for e in &under.extra_index_urls {
+            if !extra.contains(e) {
+                extra.push(e.clone());
+            }
+        }
+        for l in &under.find_links {
+            if !links.contains(l) {
+                links.push(l.clone());
+            }
+        }
+        Locations {
+            index_url: self.index_url.clone().or_else(|| under.index_url.clone()),
+            extra_index_urls: extra,
+            find_links: links,
+            no_index: self.no_index || under.no_index,
+        }
+    }
+}
+
+/// How an index client is set up: where to look, where to cache and how to talk HTTP.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct IndexOptions {
+    /// Where packages are found.
+    pub locations: Locations,
     /// The cache directory; wheels go to its `pypi-v1/`.
     pub cache_dir: PathBuf,
     /// HTTP settings.
@@ -197,10 +231,7 @@ impl IndexOptions {
     /// The index options a requirements list gives (`--index-url`, ...), caching in `cache_dir`.
     pub fn from_requirements(requirements: &Requirements, cache_dir: &Path) -> Self {
         Self {
-            index_url: requirements.index_url.clone(),
-            extra_index_urls: requirements.extra_index_urls.clone(),
-            find_links: requirements.find_links.clone(),
-            no_index: requirements.no_index,
+            locations: requirements.locations.clone(),
             cache_dir: cache_dir.to_path_buf(),
             http: HttpOptions::default(),
         }
@@ -302,7 +333,8 @@ fn split_credentials(mut url: Url) -> (Url, Option<Basic>) {
     (url, auth)
 }
 
-fn percent_decode(s: &str) -> String {
+/// `s` with its `%XX` escapes decoded (a URL's file name, as it is on disk).
+pub fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
         .decode_utf8_lossy()
         .into_owned()
@@ -352,16 +384,17 @@ impl Index {
             .build()
             .map_err(|e| Error::Setup(format!("cannot set up HTTP: {e}")))?;
         let mut sources = Vec::new();
-        if !options.no_index {
-            let index = options.index_url.as_deref().unwrap_or(DEFAULT_INDEX);
+        let locations = &options.locations;
+        if !locations.no_index {
+            let index = locations.index_url.as_deref().unwrap_or(DEFAULT_INDEX);
             for location in
-                std::iter::once(index).chain(options.extra_index_urls.iter().map(|s| s.as_str()))
+                std::iter::once(index).chain(locations.extra_index_urls.iter().map(|s| s.as_str()))
             {
                 let (base, auth) = split_credentials(parse_base(location)?);
                 sources.push(Source::Simple { base, auth });
             }
         }
-        for location in &options.find_links {
+        for location in &locations.find_links {
             if location.contains("://") && !location.starts_with("file://") {
                 let page = Url::parse(location).map_err(|e| Error::Location {
                     location: location.clone(),
@@ -604,13 +637,14 @@ impl Index {
 
     /// The wheel `filename` at `url` (http(s) or `file://`) in the cache, downloaded (or copied)
     /// and checked against `sha256` first when it is not there yet: for resolved and for locked
-    /// wheels alike. A mismatch is [`Error::HashMismatch`] and caches nothing.
+    /// wheels alike; returns its path and sha256. A mismatch is [`Error::HashMismatch`] and
+    /// caches nothing; without a `sha256` (an unhashed lock entry), it is fetched every time.
     pub async fn fetch_wheel(
         &self,
         url: &str,
-        sha256: &str,
+        sha256: Option<&str>,
         filename: &str,
-    ) -> Result<PathBuf, Error> {
+    ) -> Result<(PathBuf, String), Error> {
         let parsed = Url::parse(url)
             .or_else(|_| {
                 // A plain absolute path, as lockfiles sometimes give.
@@ -621,7 +655,7 @@ impl Index {
                 reason: e.to_string(),
             })?;
         let (parsed, _) = split_credentials(parsed);
-        Ok(self.download(&parsed, Some(sha256), filename).await?.0)
+        self.download(&parsed, sha256, filename).await
     }
 
     /// The listed wheel `file` in the cache (see [`Index::fetch_wheel`]) and its sha256: checked

@@ -22,11 +22,17 @@ pub struct Origin {
     pub file: PathBuf,
     /// The line (1-based), or the item of a `pip:` list.
     pub line: usize,
+    /// `line` counts the items of an environment file's `pip:` list.
+    pub pip_item: bool,
 }
 
 impl std::fmt::Display for Origin {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}:{}", self.file.display(), self.line)
+        if self.pip_item {
+            write!(f, "{}, pip: item {}", self.file.display(), self.line)
+        } else {
+            write!(f, "{}:{}", self.file.display(), self.line)
+        }
     }
 }
 
@@ -44,14 +50,9 @@ pub struct Requirement {
 pub struct Requirements {
     /// The requirements, in the order written (`-r` files in place).
     pub requirements: Vec<Requirement>,
-    /// `--index-url` (the last one given wins, as in pip).
-    pub index_url: Option<String>,
-    /// `--extra-index-url`s, in order.
-    pub extra_index_urls: Vec<String>,
-    /// `--find-links` locations (directories relative to their file, or URLs).
-    pub find_links: Vec<String>,
-    /// `--no-index`: only `find_links`.
-    pub no_index: bool,
+    /// `--index-url` (the last one given wins, as in pip), `--extra-index-url`s in order,
+    /// `--find-links` (directories made absolute from their file's, or URLs), `--no-index`.
+    pub locations: super::index::Locations,
     /// `--pre`: pre-releases are allowed.
     pub pre: bool,
 }
@@ -99,6 +100,7 @@ pub fn from_pip_section(env_file: &Path, items: &[String]) -> Result<Requirement
         let origin = Origin {
             file: env_file.to_path_buf(),
             line: i + 1,
+            pip_item: true,
         };
         read_line(item, &origin, &dir, &mut stack, &mut out)?;
     }
@@ -111,6 +113,7 @@ pub fn from_file(path: &Path) -> Result<Requirements, Error> {
     let origin = Origin {
         file: path.to_path_buf(),
         line: 0,
+        pip_item: false,
     };
     include(path, &origin, &mut Vec::new(), &mut out)?;
     Ok(out)
@@ -162,6 +165,7 @@ fn include(
         let origin = Origin {
             file: path.to_path_buf(),
             line: number,
+            pip_item: false,
         };
         read_line(&line, &origin, &dir, stack, out)?;
     }
@@ -264,10 +268,10 @@ fn read_line(
         };
         match option {
             "-r" | "--requirement" => include(&dir.join(value()?), origin, stack, out)?,
-            "-i" | "--index-url" => out.index_url = Some(value()?.to_string()),
-            "--extra-index-url" => out.extra_index_urls.push(value()?.to_string()),
-            "-f" | "--find-links" => out.find_links.push(location(value()?, dir)),
-            "--no-index" => out.no_index = true,
+            "-i" | "--index-url" => out.locations.index_url = Some(value()?.to_string()),
+            "--extra-index-url" => out.locations.extra_index_urls.push(value()?.to_string()),
+            "-f" | "--find-links" => out.locations.find_links.push(location(value()?, dir)),
+            "--no-index" => out.locations.no_index = true,
             "--pre" => out.pre = true,
             "--only-binary" | "--prefer-binary" => {}
             "-e" | "--editable" => {
@@ -329,7 +333,7 @@ fn split_option(line: &str) -> (&str, Option<&str>) {
 }
 
 /// A find-links location: a URL as it is, a path made absolute against `dir`.
-fn location(value: &str, dir: &Path) -> String {
+pub fn location(value: &str, dir: &Path) -> String {
     if value.contains("://") {
         value.to_string()
     } else {
@@ -425,10 +429,13 @@ mod tests {
             dir.path().join("reqs/./more.txt")
         );
         assert_eq!(r.requirements[2].origin.line, 1);
-        assert_eq!(r.index_url.as_deref(), Some("http://127.0.0.1:1/simple"));
-        assert_eq!(r.extra_index_urls, ["http://127.0.0.1:2/simple"]);
         assert_eq!(
-            r.find_links,
+            r.locations.index_url.as_deref(),
+            Some("http://127.0.0.1:1/simple")
+        );
+        assert_eq!(r.locations.extra_index_urls, ["http://127.0.0.1:2/simple"]);
+        assert_eq!(
+            r.locations.find_links,
             [dir.path().join("./wheels").display().to_string()]
         );
     }
@@ -456,7 +463,7 @@ mod tests {
                 .unwrap_err()
                 .to_string();
             assert!(
-                e.contains(needle) && e.contains("environment.yml:2"),
+                e.contains(needle) && e.contains("environment.yml, pip: item 2"),
                 "{line}: {e}"
             );
         }

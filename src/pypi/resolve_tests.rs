@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::{Arch, Error, ResolvedWheel, Target, resolve};
-use crate::pypi::index::{self, HttpOptions, Index, IndexOptions};
+use crate::pypi::index::{self, HttpOptions, Index, IndexOptions, Locations};
 use crate::pypi::provides::{Evidence, Provided};
 use crate::pypi::requirements::{Origin, Requirement, Requirements};
 use crate::pypi::test_index::{Mode, Served, TestIndex, fixture_wheels};
@@ -25,6 +25,7 @@ fn reqs(lines: &[&str]) -> Requirements {
                 origin: Origin {
                     file: "environment.yml".into(),
                     line: i + 1,
+                    pip_item: true,
                 },
             })
             .collect(),
@@ -34,13 +35,15 @@ fn reqs(lines: &[&str]) -> Requirements {
 
 fn options(url: &str, cache: &Path) -> IndexOptions {
     IndexOptions {
-        index_url: Some(url.to_string()),
+        locations: Locations {
+            index_url: Some(url.to_string()),
+            ..Locations::default()
+        },
         cache_dir: cache.to_path_buf(),
         http: HttpOptions {
             retries: 1,
             ..HttpOptions::default()
         },
-        ..IndexOptions::default()
     }
 }
 
@@ -264,7 +267,7 @@ async fn conda_provided_distributions_are_not_resolved_again_and_a_conflict_name
     assert!(
         text.contains("`click>=8.5`")
             && text.contains("click-8.1.7-pyh707e725_0")
-            && text.contains("environment.yml:1"),
+            && text.contains("environment.yml, pip: item 1"),
         "{text}"
     );
 }
@@ -356,8 +359,11 @@ async fn requires_python_is_honoured() {
 async fn find_links_without_an_index() {
     let cache = tempfile::tempdir().unwrap();
     let idx = Index::new(&IndexOptions {
-        no_index: true,
-        find_links: vec![fixture_wheels().display().to_string()],
+        locations: Locations {
+            no_index: true,
+            find_links: vec![fixture_wheels().display().to_string()],
+            ..Locations::default()
+        },
         cache_dir: cache.path().to_path_buf(),
         ..IndexOptions::default()
     })
@@ -372,8 +378,8 @@ async fn find_links_without_an_index() {
         "9ee6fc59062311ef8547596ab6b955e1b8aa46242d854bfc78f4f6b0eff35f9f"
     );
     // And the cache takes a local wheel as it takes a downloaded one.
-    let path = idx
-        .fetch_wheel(&wheels[2].url, &wheels[2].sha256, &wheels[2].filename)
+    let (path, _) = idx
+        .fetch_wheel(&wheels[2].url, Some(&wheels[2].sha256), &wheels[2].filename)
         .await
         .unwrap();
     assert_eq!(
@@ -414,7 +420,7 @@ async fn a_hash_mismatch_leaves_no_cache_entry() {
             wrong.clone(),
         ),
     ] {
-        let e = idx.fetch_wheel(&url, &sha, click).await.unwrap_err();
+        let e = idx.fetch_wheel(&url, Some(&sha), click).await.unwrap_err();
         assert!(matches!(e, index::Error::HashMismatch { .. }), "{url}: {e}");
     }
     let left: Vec<_> = std::fs::read_dir(cache.path().join("pypi-v1"))
@@ -424,7 +430,7 @@ async fn a_hash_mismatch_leaves_no_cache_entry() {
     assert!(left.is_empty(), "{left:?}");
     // The right hash caches it.
     let right = "8bb5376d2006950386f8c6427613334a2acadc5f559cb80e638d00b4df957e37";
-    let path = idx.fetch_wheel(&url, right, click).await.unwrap();
+    let (path, _) = idx.fetch_wheel(&url, Some(right), click).await.unwrap();
     assert_eq!(
         std::fs::read(&path).unwrap(),
         std::fs::read(fixture_wheels().join(click)).unwrap()

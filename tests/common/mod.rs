@@ -75,6 +75,22 @@ pub fn conda_docker() -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_conda-docker"));
     cmd.env("CONDA_DOCKER_CACHE_DIR", cache_dir());
     cmd.env_remove("SOURCE_DATE_EPOCH");
+    // A PyPI index the user set up must not leak into the tests.
+    for var in [
+        "PIP_INDEX_URL",
+        "UV_INDEX_URL",
+        "UV_DEFAULT_INDEX",
+        "PIP_EXTRA_INDEX_URL",
+        "UV_EXTRA_INDEX_URL",
+        "UV_INDEX",
+        "PIP_FIND_LINKS",
+        "UV_FIND_LINKS",
+        "PIP_NO_INDEX",
+        "UV_NO_INDEX",
+        "PIP_CERT",
+    ] {
+        cmd.env_remove(var);
+    }
     cmd
 }
 

@@ -9,6 +9,8 @@ use crate::conda::plan::LayeringStrategy;
 use crate::image::{Cancel, Reference};
 use crate::input::Source;
 use crate::platform;
+use crate::pypi::index::Locations;
+use crate::pypi::requirements::location;
 use crate::reporter::Reporter;
 use crate::settings::{self, ImageSettings};
 use crate::transport::{self, Location};
@@ -68,6 +70,12 @@ pub(crate) async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progres
         .with_sources(sources)
         .with_sbom(!args.no_sbom)
         .with_allow_unhashed_pypi(args.allow_unhashed_pypi)
+        .with_pypi_index(Locations {
+            index_url: args.pypi_index_url.clone(),
+            extra_index_urls: args.pypi_extra_index_url.clone(),
+            find_links: args.find_links.iter().map(|l| location(l, &cwd)).collect(),
+            no_index: false,
+        })
         .with_settings(cli_settings(&args)?)
         .with_cancel(cancel.clone())
         .with_reporter(reporter)
