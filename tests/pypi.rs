@@ -779,3 +779,59 @@ fn a_pip_section_resolves_on_the_real_pypi() {
         assert_eq!(got.trim(), "1.16.0");
     }
 }
+
+#[test]
+fn a_pixi_lock_with_pypi_entries_builds_the_exact_wheels() {
+    let test = "a_pixi_lock_with_pypi_entries_builds_the_exact_wheels";
+    if common::tools::require("python3", test).is_none() {
+        return;
+    }
+    let f = Fixture::new();
+    let entries: Vec<String> = WHEELS
+        .iter()
+        .map(|w| pip_entry(w, Some(&sha256(&wheel(w)))))
+        .collect();
+    let conda_lock = f.lock("input-lock.yml", &entries);
+    let from_conda_lock = f.dir.path().join("conda-lock.tar");
+    let id = ok(f.build(&conda_lock, &from_conda_lock, &[]));
+
+    // The same packages as pixi writes them (converted with rattler_lock, as `pixi import`
+    // would; pixi records a local channel's subdir, which the conversion cannot know).
+    let document = rattler_conda_lock::Document::from_path(&conda_lock).unwrap();
+    let pixi =
+        rattler_lock::LockFile::from_conda_lock_document(&document, &Default::default()).unwrap();
+    let pixi_lock = f.dir.path().join("pixi.lock");
+    pixi.to_path(&pixi_lock).unwrap();
+    let text = std::fs::read_to_string(&pixi_lock).unwrap();
+    let (head, packages) = text.split_once("\npackages:\n").unwrap();
+    let packages: String = packages
+        .lines()
+        .map(|l| {
+            if l.starts_with("- conda: ") {
+                format!("{l}\n  subdir: linux-64\n")
+            } else {
+                format!("{l}\n")
+            }
+        })
+        .collect();
+    let text = format!("{head}\npackages:\n{packages}");
+    assert_eq!(text.matches("- pypi: ").count(), 8, "{text}");
+    std::fs::write(&pixi_lock, &text).unwrap();
+    let from_pixi = f.dir.path().join("pixi.tar");
+    assert_eq!(ok(f.build(&pixi_lock, &from_pixi, &[])), id);
+
+    // A wheel whose hash was changed in the lockfile is refused, and nothing is written.
+    let click = sha256(&wheel("click-8.5.1"));
+    let forged = format!("{}0", &click[..63]);
+    assert!(text.contains(&click));
+    let forged_lock = f.dir.path().join("input-forged-pixi.lock");
+    std::fs::write(&forged_lock, text.replace(&click, &forged)).unwrap();
+    let outputs = tempdir();
+    let failed = f.build(&forged_lock, &outputs.path().join("out.tar"), &[]);
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert!(
+        !failed.status.success() && err.contains("click-8.5.1") && err.contains(&forged),
+        "{err}"
+    );
+    common::assert_no_output(outputs.path());
+}

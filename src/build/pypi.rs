@@ -129,7 +129,15 @@ pub async fn locked_wheels(
     }
     fetch(
         index,
-        locked.iter().map(|l| (l.url.to_string(), l.sha256.clone())),
+        locked.iter().map(|l| {
+            let file_name = l
+                .url
+                .path_segments()
+                .and_then(|mut s| s.next_back())
+                .map(crate::pypi::index::percent_decode)
+                .unwrap_or_default();
+            (l.url.to_string(), file_name, l.sha256.clone())
+        }),
     )
     .await
 }
@@ -144,34 +152,35 @@ pub async fn resolved_wheels(
     index: &Index,
 ) -> Result<Vec<Wheel>, PypiError> {
     let resolved = resolve::resolve(requirements, target, provided, index).await?;
-    fetch(index, resolved.into_iter().map(|r| (r.url, Some(r.sha256)))).await
+    fetch(
+        index,
+        resolved
+            .into_iter()
+            .map(|r| (r.url, r.filename, Some(r.sha256))),
+    )
+    .await
 }
 
-/// Fetches each `(url, sha256)` into the wheel cache, a few at a time.
+/// Fetches each `(url, file name, sha256)` into the wheel cache, a few at a time.
 async fn fetch(
     index: &Index,
-    wheels: impl Iterator<Item = (String, Option<String>)>,
+    wheels: impl Iterator<Item = (String, String, Option<String>)>,
 ) -> Result<Vec<Wheel>, PypiError> {
-    futures::stream::iter(wheels.map(|(url, sha256)| async move {
-        let parsed = url::Url::parse(&url)
+    futures::stream::iter(wheels.map(|(url, file_name, sha256)| async move {
+        let (path, sha256) = index
+            .fetch_wheel(&url, sha256.as_deref(), &file_name)
+            .await?;
+        let url = url::Url::parse(&url)
             .or_else(|_| url::Url::from_file_path(&url))
             .map_err(|()| crate::pypi::index::Error::Location {
                 location: url.clone(),
                 reason: "not a URL or an absolute path".into(),
             })?;
-        let file_name = parsed
-            .path_segments()
-            .and_then(|mut s| s.next_back())
-            .map(crate::pypi::index::percent_decode)
-            .unwrap_or_default();
-        let (path, sha256) = index
-            .fetch_wheel(&url, sha256.as_deref(), &file_name)
-            .await?;
         Ok::<_, PypiError>(Wheel {
             file_name,
             path,
             sha256,
-            url: parsed,
+            url,
         })
     }))
     .buffered(CONCURRENT_WHEELS)

@@ -687,7 +687,8 @@ impl Index {
             move |source| Error::Io { path, what, source }
         };
         std::fs::create_dir_all(&dir).map_err(io(&dir, "creating the wheel cache"))?;
-        let temp_path = dir.join(format!("{filename}.part"));
+        // The temporary file is named by neither the URL nor the index: only `dir` holds it.
+        let temp_path = dir.join("download.whl");
         let file = AtomicFile::new(&temp_path).map_err(io(&dir, "writing to the wheel cache"))?;
         let mut sink = ToFile {
             file,

@@ -109,6 +109,12 @@ pub struct WheelName {
 impl WheelName {
     /// Parses a wheel's file name, or says why it is none.
     pub fn parse(file_name: &str) -> std::result::Result<Self, String> {
+        if !file_name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._+!-".contains(c))
+        {
+            return Err("a wheel's file name holds only letters, digits and `._+!-`".into());
+        }
         let stem = file_name
             .strip_suffix(".whl")
             .ok_or("a wheel's file name ends in `.whl`")?;

@@ -587,3 +587,21 @@ fn a_member_changed_after_the_check_fails_the_stream() {
     let err = read_file(file, &path).unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidData, "{err}");
 }
+
+#[test]
+fn a_wheel_name_with_a_path_in_it_is_no_wheel_name() {
+    use crate::pypi::wheel::WheelName;
+    for name in [
+        "../evil-1.0-py3-none-any.whl",
+        "a/b-1.0-py3-none-any.whl",
+        "b-1.0-py3-none-any.whl\0",
+        "b-1.0-py3-none-any\\.whl",
+    ] {
+        assert!(WheelName::parse(name).is_err(), "{name:?}");
+    }
+    let ok = WheelName::parse("torch-2.5.1+cpu-cp311-cp311-linux_x86_64.whl").unwrap();
+    assert_eq!(
+        (ok.name.as_str(), ok.version.as_str()),
+        ("torch", "2.5.1+cpu")
+    );
+}
