@@ -554,6 +554,36 @@ fn a_pip_section_is_resolved_on_a_simple_index_installed_and_runs() {
     // Built twice, one image.
     let again = f.dir.path().join("again.tar");
     assert_eq!(ok(f.build(&env, &again, &[])), id);
+    // A dry run lists the wheels, now in the wheel cache, and writes nothing.
+    let never = f.dir.path().join("never.tar");
+    let plans: serde_json::Value =
+        serde_json::from_str(&ok(f.build(&env, &never, &["--dry-run", "--json"]))).unwrap();
+    let mut planned: Vec<String> = plans[0]["pypi"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| {
+            assert_eq!(w["cached"], true, "{w}");
+            format!(
+                "{}=={}",
+                w["name"].as_str().unwrap(),
+                w["version"].as_str().unwrap()
+            )
+        })
+        .collect();
+    planned.sort();
+    assert_eq!(
+        planned,
+        [
+            "jmespath==1.1.0",
+            "markupsafe==3.0.4",
+            "mypy-extensions==1.2.0",
+            "python-dotenv==1.2.4",
+            "typing-extensions==4.16.0",
+            "typing-inspect==0.9.0"
+        ]
+    );
+    assert!(!never.exists());
     // The lockfile written pins what was resolved, and builds the same image.
     let relocked = std::fs::read_to_string(&relock).unwrap();
     assert_eq!(relocked.matches("manager: pip").count(), 6, "{relocked}");

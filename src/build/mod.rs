@@ -557,9 +557,11 @@ impl Builder {
         } else {
             let python = python.as_ref().ok_or(pypi::PypiError::NoPython)?;
             let provided = crate::pypi::provides::provided(&records, &content_refs);
-            let fetched = self
-                .cancellable(self.pypi_wheels(input, &records, &base, &provided, &cache_dir))
+            let (pins, index) = self
+                .cancellable(self.pypi_pins(input, &records, &base, &provided, &cache_dir))
                 .await??;
+            let fetched = self.cancellable(pypi::fetch(&index, &pins)).await??;
+            reporter.stage_finished(Stage::Pypi, &format!("{} wheels", fetched.len()));
             let target = pypi::Target::new(python, &target_prefix);
             let owners: HashMap<String, String> = placement
                 .packages
@@ -872,12 +874,40 @@ impl Builder {
                 size: r.package_record.size,
             })
             .collect();
+        // The PyPI wheels, resolved as the build resolves them; what conda provides is known
+        // only for the packages read before.
+        let pypi = if input.pypi.is_none() {
+            Vec::new()
+        } else {
+            let (known_records, known_contents): (Vec<RepoDataRecord>, Vec<&PackageContents>) =
+                records
+                    .iter()
+                    .zip(&known)
+                    .filter_map(|(r, c)| Some((r.clone(), c.as_ref()?)))
+                    .unzip();
+            let provided = crate::pypi::provides::provided(&known_records, &known_contents);
+            let (pins, _) = self
+                .cancellable(self.pypi_pins(input, &records, &base, &provided, &cache_dir))
+                .await??;
+            self.reporter
+                .stage_finished(Stage::Pypi, &format!("{} wheels", pins.len()));
+            pins.into_iter()
+                .map(|pin| PlannedWheel {
+                    cached: pin
+                        .sha256
+                        .as_deref()
+                        .is_some_and(|s| crate::pypi::index::cached_wheel(&cache_dir, s).is_file()),
+                    pin,
+                })
+                .collect()
+        };
         Ok(DryRun {
             platform: self.subdir.to_string(),
             base_layers: base.layers().len(),
             budget,
             plan,
             downloads,
+            pypi,
         })
     }
 
@@ -993,18 +1023,19 @@ impl Builder {
         })
     }
 
-    /// The input's wheels in the wheel cache: its locked ones, or its `pip:` section
-    /// resolved for the environment's python on `base`'s glibc.
-    async fn pypi_wheels(
+    /// The input's wheels, not fetched yet: its locked ones, or its `pip:` section resolved
+    /// for the environment's python on `base`'s glibc; and the index to fetch them from.
+    async fn pypi_pins(
         &self,
         input: &Input,
         records: &[RepoDataRecord],
         base: &Image,
         provided: &BTreeMap<String, crate::pypi::provides::Provided>,
         cache_dir: &Path,
-    ) -> Result<Vec<pypi::Wheel>, Error> {
-        let index = |locations: crate::pypi::index::Locations| {
-            crate::pypi::index::Index::new(&crate::pypi::index::IndexOptions {
+    ) -> Result<(Vec<pypi::Pin>, crate::pypi::index::Index), Error> {
+        use crate::pypi::index::{Index, IndexOptions, Locations};
+        let index = |locations: Locations| {
+            Index::new(&IndexOptions {
                 locations,
                 cache_dir: cache_dir.to_path_buf(),
                 http: self.pypi_http.clone(),
@@ -1013,18 +1044,6 @@ impl Builder {
         };
         let reporter = self.reporter.as_ref();
         Ok(match &input.pypi {
-            crate::input::Pypi::None => Vec::new(),
-            crate::input::Pypi::Locked(locked) => {
-                reporter.stage_started(Stage::Pypi, &format!("{} locked wheels", locked.len()));
-                // Locked wheels are fetched from where the lock says, never looked up.
-                let index = index(crate::pypi::index::Locations {
-                    no_index: true,
-                    ..Default::default()
-                })?;
-                let wheels = pypi::locked_wheels(locked, self.allow_unhashed_pypi, &index).await?;
-                reporter.stage_finished(Stage::Pypi, &format!("{} wheels", wheels.len()));
-                wheels
-            }
             crate::input::Pypi::Requirements(requirements) => {
                 let python = records
                     .iter()
@@ -1044,10 +1063,20 @@ impl Builder {
                         index.sources().join(", ")
                     ),
                 );
-                let wheels = pypi::resolved_wheels(requirements, &target, provided, &index).await?;
-                reporter.stage_finished(Stage::Pypi, &format!("{} wheels", wheels.len()));
-                wheels
+                let pins = pypi::resolved_pins(requirements, &target, provided, &index).await?;
+                (pins, index)
             }
+            crate::input::Pypi::Locked(locked) => {
+                reporter.stage_started(Stage::Pypi, &format!("{} locked wheels", locked.len()));
+                let pins = pypi::locked_pins(locked, self.allow_unhashed_pypi)?;
+                // Locked wheels are fetched from where the lock says, never looked up.
+                let no_index = Locations {
+                    no_index: true,
+                    ..Locations::default()
+                };
+                (pins, index(no_index)?)
+            }
+            crate::input::Pypi::None => (Vec::new(), index(Locations::default())?),
         })
     }
 
@@ -1161,6 +1190,18 @@ pub struct DryRun {
     pub plan: LayerPlan,
     /// Packages neither the package cache nor the contents cache has.
     pub downloads: Vec<Download>,
+    /// The PyPI wheels the build would install (before those conda turns out to provide).
+    pub pypi: Vec<PlannedWheel>,
+}
+
+/// A PyPI wheel a build would install.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PlannedWheel {
+    /// What and from where.
+    #[serde(flatten)]
+    pub pin: pypi::Pin,
+    /// The wheel cache has it already.
+    pub cached: bool,
 }
 
 /// A package a build would download.

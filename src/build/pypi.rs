@@ -109,75 +109,87 @@ pub struct Wheel {
     pub url: url::Url,
 }
 
+/// A wheel to install, as a lockfile pins it or the resolver chose it; not fetched yet.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Pin {
+    /// The distribution.
+    pub name: String,
+    /// Its version.
+    pub version: String,
+    /// The wheel's file name.
+    pub file_name: String,
+    /// Where it is fetched from (http(s) or `file://`).
+    pub url: String,
+    /// Its sha256, hex (`None` only for a lock entry allowed without one).
+    pub sha256: Option<String>,
+}
+
 /// How many wheels are fetched at once.
 const CONCURRENT_WHEELS: usize = 4;
 
-/// The locked wheels, fetched into the wheel cache (from `file://` or http(s)) and checked
-/// against their lockfile hashes; one without a hash is refused unless `allow_unhashed`.
-pub async fn locked_wheels(
-    locked: &[LockedPypi],
-    allow_unhashed: bool,
-    index: &Index,
-) -> Result<Vec<Wheel>, PypiError> {
-    for l in locked {
-        if l.sha256.is_none() && !allow_unhashed {
-            return Err(PypiError::Unhashed {
+/// The wheels a lockfile pins; one without a hash is refused unless `allow_unhashed`.
+pub fn locked_pins(locked: &[LockedPypi], allow_unhashed: bool) -> Result<Vec<Pin>, PypiError> {
+    locked
+        .iter()
+        .map(|l| {
+            if l.sha256.is_none() && !allow_unhashed {
+                return Err(PypiError::Unhashed {
+                    name: l.name.clone(),
+                    version: l.version.clone(),
+                });
+            }
+            Ok(Pin {
                 name: l.name.clone(),
                 version: l.version.clone(),
-            });
-        }
-    }
-    fetch(
-        index,
-        locked.iter().map(|l| {
-            let file_name = l
-                .url
-                .path_segments()
-                .and_then(|mut s| s.next_back())
-                .map(crate::pypi::index::percent_decode)
-                .unwrap_or_default();
-            (l.url.to_string(), file_name, l.sha256.clone())
-        }),
-    )
-    .await
+                file_name: l
+                    .url
+                    .path_segments()
+                    .and_then(|mut s| s.next_back())
+                    .map(crate::pypi::index::percent_decode)
+                    .unwrap_or_default(),
+                url: l.url.to_string(),
+                sha256: l.sha256.clone(),
+            })
+        })
+        .collect()
 }
 
-/// The wheels `requirements` resolve to for `target` (conda's distributions in `provided`
-/// fixed at their versions), fetched into the wheel cache and checked against the index's
-/// hashes.
-pub async fn resolved_wheels(
+/// The wheels `requirements` resolve to for `target` over `index`, conda's distributions in
+/// `provided` fixed at their versions.
+pub async fn resolved_pins(
     requirements: &Requirements,
     target: &resolve::Target,
     provided: &BTreeMap<String, Provided>,
     index: &Index,
-) -> Result<Vec<Wheel>, PypiError> {
-    let resolved = resolve::resolve(requirements, target, provided, index).await?;
-    fetch(
-        index,
-        resolved
-            .into_iter()
-            .map(|r| (r.url, r.filename, Some(r.sha256))),
-    )
-    .await
+) -> Result<Vec<Pin>, PypiError> {
+    Ok(resolve::resolve(requirements, target, provided, index)
+        .await?
+        .into_iter()
+        .map(|r| Pin {
+            name: r.name,
+            version: r.version,
+            file_name: r.filename,
+            url: r.url,
+            sha256: Some(r.sha256),
+        })
+        .collect())
 }
 
-/// Fetches each `(url, file name, sha256)` into the wheel cache, a few at a time.
-async fn fetch(
-    index: &Index,
-    wheels: impl Iterator<Item = (String, String, Option<String>)>,
-) -> Result<Vec<Wheel>, PypiError> {
-    futures::stream::iter(wheels.map(|(url, file_name, sha256)| async move {
+/// Fetches `pins` into the wheel cache (from `file://` or http(s)), a few at a time, each
+/// checked against its sha256.
+pub async fn fetch(index: &Index, pins: &[Pin]) -> Result<Vec<Wheel>, PypiError> {
+    futures::stream::iter(pins.iter().map(|pin| async move {
         let (path, sha256) = index
-            .fetch_wheel(&url, sha256.as_deref(), &file_name)
+            .fetch_wheel(&pin.url, pin.sha256.as_deref(), &pin.file_name)
             .await?;
-        let url = url::Url::parse(&url)
-            .or_else(|_| url::Url::from_file_path(&url))
+        let url = url::Url::parse(&pin.url)
+            .or_else(|_| url::Url::from_file_path(&pin.url))
             .map_err(|()| crate::pypi::index::Error::Location {
-                location: url.clone(),
+                location: pin.url.clone(),
                 reason: "not a URL or an absolute path".into(),
             })?;
         Ok::<_, PypiError>(Wheel {
-            file_name,
+            file_name: pin.file_name.clone(),
             path,
             sha256,
             url,

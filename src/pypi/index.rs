@@ -333,6 +333,13 @@ fn split_credentials(mut url: Url) -> (Url, Option<Basic>) {
     (url, auth)
 }
 
+/// Where the wheel cache under `cache_dir` keeps the wheel whose sha256 is `sha256`.
+pub fn cached_wheel(cache_dir: &Path, sha256: &str) -> PathBuf {
+    cache_dir
+        .join("pypi-v1")
+        .join(format!("{}.whl", sha256.to_ascii_lowercase()))
+}
+
 /// `s` with its `%XX` escapes decoded (a URL's file name, as it is on disk).
 pub fn percent_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s)
@@ -676,7 +683,7 @@ impl Index {
         let dir = self.0.options.cache_dir.join("pypi-v1");
         if let Some(expected) = expected {
             check_hex(expected, filename, url)?;
-            let path = dir.join(format!("{}.whl", expected.to_ascii_lowercase()));
+            let path = cached_wheel(&self.0.options.cache_dir, expected);
             if path.is_file() {
                 return Ok((path, expected.to_ascii_lowercase()));
             }

@@ -239,6 +239,17 @@ fn print_plans(plans: &[crate::build::DryRun], json: bool) -> Result<()> {
         for d in &plan.downloads {
             println!("    {} {}", d.package, d.url);
         }
+        if !plan.pypi.is_empty() {
+            let missing = plan.pypi.iter().filter(|w| !w.cached).count();
+            println!("  PyPI wheels: {} ({missing} to download)", plan.pypi.len());
+            for w in &plan.pypi {
+                let cached = if w.cached { " (cached)" } else { "" };
+                println!(
+                    "    {}=={} {}{cached}",
+                    w.pin.name, w.pin.version, w.pin.url
+                );
+            }
+        }
     }
     Ok(())
 }
