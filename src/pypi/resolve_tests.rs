@@ -473,17 +473,24 @@ impl Reporter for Retries {
     }
 }
 
+/// A test index answering as `mode`, a cache, and the index options for them.
+fn serving(mode: Mode) -> (TestIndex, tempfile::TempDir, IndexOptions) {
+    let index = TestIndex::start(mode);
+    let cache = tempfile::tempdir().unwrap();
+    let options = options(&index.url, cache.path());
+    (index, cache, options)
+}
+
 #[tokio::test]
 async fn a_503_with_retry_after_is_waited_out_and_reported() {
-    let index = TestIndex::start(Mode {
+    let (index, _cache, options) = serving(Mode {
         unavailable_once: true,
         ..Mode::default()
     });
-    let cache = tempfile::tempdir().unwrap();
     let heard = Arc::new(Retries::default());
     let idx = Index::new(&IndexOptions {
         reporter: heard.clone(),
-        ..options(&index.url, cache.path())
+        ..options
     })
     .unwrap();
     let start = Instant::now();
@@ -514,12 +521,10 @@ async fn a_503_with_retry_after_is_waited_out_and_reported() {
 
 #[tokio::test]
 async fn a_crawling_index_fails_on_the_low_speed_limit() {
-    let index = TestIndex::start(Mode {
+    let (_index, _cache, mut options) = serving(Mode {
         trickle: true,
         ..Mode::default()
     });
-    let cache = tempfile::tempdir().unwrap();
-    let mut options = options(&index.url, cache.path());
     // 200 bytes/s is moving (never silent for 2 s) but under 1000 bytes/s for 0.3 s.
     options.http.timeouts = Timeouts {
         timeout: Duration::from_secs(2),
