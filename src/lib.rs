@@ -18,6 +18,8 @@
 //! - [`cache`]: the caches (blobs, layer keys, package contents), their size and pruning;
 //!   [`atomic`]: the one way files are written (temporary file, explicit mode, rename);
 //!   [`capped`]: the one way small inputs (JSON) are read, with a cap.
+//! - [`http`]: the one HTTP retry policy (timeouts, the low-speed limit, `Retry-After`) of
+//!   the registry client and the PyPI index client; knows no OCI and no conda.
 //! - [`platform`]: conda subdirs and the OCI platforms of their images.
 //! - [`cli`] (feature `cli`): the `conda-docker` command line, for the binary and the Python
 //!   package; it parses, calls the library and prints.
@@ -39,6 +41,7 @@ pub mod conda;
 pub mod diff;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod http;
 pub mod image;
 pub mod image_lock;
 pub mod input;

@@ -40,7 +40,7 @@ pub trait Reporter: Send + Sync {
     fn layer_finished(&self, _index: usize, _layer: &Layer, _written: &WrittenLayer) {}
     /// `done` of the `total` bytes of blob `digest` have come from a registry.
     fn blob_downloaded(&self, _digest: &Digest, _done: u64, _total: u64) {}
-    /// A request to a registry failed and is tried again after `retry.delay`.
+    /// A request to a registry or an index failed and is tried again after `retry.delay`.
     fn retrying(&self, _retry: &Retry<'_>) {}
     /// Blob `digest` is now in `repository` (`REGISTRY/REPO`), uploaded or mounted, though no
     /// manifest there may name it yet.
@@ -49,18 +49,20 @@ pub trait Reporter: Send + Sync {
     fn manifest_pushed(&self, _repository: &str, _target: &str) {}
 }
 
-/// A failed request to a registry that is tried again; its `Display` is a line for people.
+/// A failed request to a server that is tried again; its `Display` is a line for people.
 #[derive(Clone, Copy, Debug)]
 pub struct Retry<'a> {
-    /// The registry host.
-    pub registry: &'a str,
+    /// The kind of server: `registry`, `index`.
+    pub what: &'a str,
+    /// The server's host (`HOST[:PORT]`).
+    pub host: &'a str,
     /// What was asked: `GET /v2/base/blobs/sha256:...`.
     pub request: &'a str,
     /// Why it failed, with its causes.
     pub cause: &'a str,
     /// How long we wait before the next attempt.
     pub delay: Duration,
-    /// The wait the registry asked for with `Retry-After`, when it did.
+    /// The wait the server asked for with `Retry-After`, when it did.
     pub asked: Option<Duration>,
     /// Which retry this is (1 for the first).
     pub attempt: u32,
@@ -69,7 +71,8 @@ pub struct Retry<'a> {
 impl fmt::Display for Retry<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let Self {
-            registry,
+            what,
+            host,
             request,
             cause,
             delay,
@@ -79,20 +82,20 @@ impl fmt::Display for Retry<'_> {
         match self.asked {
             Some(asked) if asked > *delay => write!(
                 f,
-                "registry `{registry}` asked us to wait {} ({cause}); waiting {}, as long as \
+                "{what} `{host}` asked us to wait {} ({cause}); waiting {}, as long as \
                  --timeout allows, before {request} again",
                 seconds(asked),
                 seconds(*delay)
             ),
             Some(asked) => write!(
                 f,
-                "registry `{registry}` asked us to wait {} ({cause}); waiting before {request} \
+                "{what} `{host}` asked us to wait {} ({cause}); waiting before {request} \
                  again",
                 seconds(asked)
             ),
             None => write!(
                 f,
-                "{request} on `{registry}`: {cause}; retry {attempt} in {}",
+                "{request} on `{host}`: {cause}; retry {attempt} in {}",
                 seconds(*delay)
             ),
         }

@@ -1,5 +1,6 @@
 //! The module boundaries hold: the image side and its transports know nothing of conda, and the
-//! conda side knows nothing of tar headers or OCI (as go-containerregistry's depcheck test).
+//! conda side knows nothing of tar headers or OCI, and the HTTP retry policy (`src/http.rs`)
+//! knows neither (as go-containerregistry's depcheck test).
 
 use std::path::Path;
 
@@ -19,9 +20,18 @@ fn sources(dir: &Path) -> Vec<(String, String)> {
     out
 }
 
+/// Fails when a source file under `src/<dir>` (a directory, or one file) uses a `forbidden`
+/// word outside comments.
 fn assert_free_of(dir: &str, forbidden: &[&str]) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("src").join(dir);
-    let files = sources(&root);
+    let files = if root.is_file() {
+        vec![(
+            root.display().to_string(),
+            std::fs::read_to_string(&root).unwrap(),
+        )]
+    } else {
+        sources(&root)
+    };
     assert!(!files.is_empty(), "no sources under {}", root.display());
     for (path, text) in files {
         for (n, line) in text.lines().enumerate() {
@@ -69,4 +79,24 @@ fn the_pypi_side_knows_no_tar_or_oci() {
             "Manifest",
         ],
     );
+}
+
+#[test]
+fn http_knows_no_conda_pypi_or_oci() {
+    let forbidden = [
+        "crate::conda",
+        "crate::pypi",
+        "crate::image",
+        "crate::transport",
+    ];
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut checked = 0;
+    for entry in std::fs::read_dir(&src).unwrap() {
+        let name = entry.unwrap().file_name().to_string_lossy().into_owned();
+        if name == "http" || name == "http.rs" {
+            assert_free_of(&name, &forbidden);
+            checked += 1;
+        }
+    }
+    assert!(checked > 0, "no src/http.rs nor src/http/");
 }

@@ -267,7 +267,7 @@ impl Builder {
         self
     }
 
-    /// How PyPI indexes are talked to (timeouts, retries, extra CA certificates).
+    /// How PyPI indexes are talked to (timeouts and the low-speed limit, extra CA certificates).
     pub fn with_pypi_http(mut self, http: crate::pypi::index::HttpOptions) -> Self {
         self.pypi_http = http;
         self
@@ -1039,6 +1039,7 @@ impl Builder {
                 locations,
                 cache_dir: cache_dir.to_path_buf(),
                 http: self.pypi_http.clone(),
+                reporter: self.reporter.clone(),
             })
             .map_err(pypi::PypiError::from)
         };

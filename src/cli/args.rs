@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::transport::registry::retry::parse_seconds;
+use crate::http::parse_seconds;
 use crate::transport::registry::{Credential, RegistryOptions, Timeouts};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 

@@ -8,12 +8,13 @@
 //! with pip, a name published on an extra index and on PyPI is therefore served by whichever
 //! has the better version: use `--index-url` alone for a private index that must win.
 //!
-//! HTTP goes through reqwest with rustls on ring, as the registry client does. Registries'
-//! retry code is the image side's (the pypi side knows no transport), so this client has a
-//! small loop of its own with the same defaults: an attempt fails after 60 s of silence
-//! (connecting, waiting, or between two chunks of a body), and a failure that may pass (a
-//! connection error, 429, 5xx, silence) is tried again 4 times, 0.5 s, 1 s, 2 s and 4 s apart.
-//! A failed TLS handshake or certificate is not tried again.
+//! HTTP goes through reqwest with rustls on ring and the registry client's retry policy,
+//! [`crate::http`]: an attempt fails after [`Timeouts::timeout`] of silence (connecting,
+//! waiting, mid-body) or when a body crawls under the low-speed limit; a failure that may pass
+//! (a connection error, 429, 5xx, silence, a crawl) is tried again 4 times since the last
+//! progress, 0.5 s, 1 s, 2 s and 4 s apart or as long as `Retry-After` asks (at most 60 s),
+//! within the timeout, each retry told to [`IndexOptions::reporter`]. A failed TLS handshake
+//! or certificate is not tried again.
 //!
 //! Credentials: the `user:password@` of an index URL (sent to that host only, for its pages
 //! and files), else a `~/.netrc` (or `$NETRC`) `machine` entry for the host. No keyring.
@@ -26,7 +27,6 @@ use std::collections::HashMap;
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use reqwest::StatusCode;
 use sha2::{Digest, Sha256};
@@ -37,6 +37,10 @@ use super::requirements::Requirements;
 use super::wheel::{self, Limits};
 use crate::atomic::AtomicFile;
 use crate::error_chain;
+use crate::http::{
+    Fault, Meter, Retries, Timeouts, is_certificate_error, is_transient_status, retry_after,
+};
+use crate::reporter::{NoReporter, Reporter};
 
 /// The index used when none is given.
 pub const DEFAULT_INDEX: &str = "https://pypi.org/simple";
@@ -80,9 +84,9 @@ pub enum Error {
         attempts: u32,
         /// The cause, as one line.
         message: String,
-        /// The cause.
+        /// The cause: the last attempt's failure.
         #[source]
-        source: Option<reqwest::Error>,
+        source: Box<Fault>,
     },
     /// The index answered with a failure.
     #[error("{what}: `{url}` answered {status}{hint}")]
@@ -153,27 +157,14 @@ pub enum Error {
 }
 
 /// How the client talks HTTP.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct HttpOptions {
-    /// How long an index may stay silent (connecting, answering, between chunks); 60 s.
-    pub timeout: Duration,
-    /// How many times a failure that may pass is tried again; 4.
-    pub retries: u32,
+    /// How long an index may stay silent, and how slow a transfer may be (as for registries).
+    pub timeouts: Timeouts,
     /// PEM files of CA certificates trusted besides the system's.
     pub ca_certificates: Vec<PathBuf>,
     /// Accept TLS certificates that do not verify (`--insecure`).
     pub insecure: bool,
-}
-
-impl Default for HttpOptions {
-    fn default() -> Self {
-        Self {
-            timeout: Duration::from_secs(60),
-            retries: 4,
-            ca_certificates: Vec::new(),
-            insecure: false,
-        }
-    }
 }
 
 /// Where packages are found, as pip's options name them.
@@ -217,7 +208,7 @@ impl Locations {
 }
 
 /// How an index client is set up: where to look, where to cache and how to talk HTTP.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct IndexOptions {
     /// Where packages are found.
     pub locations: Locations,
@@ -225,6 +216,29 @@ pub struct IndexOptions {
     pub cache_dir: PathBuf,
     /// HTTP settings.
     pub http: HttpOptions,
+    /// Hears every retry ([`Reporter::retrying`]); by default, nobody.
+    pub reporter: Arc<dyn Reporter>,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        Self {
+            locations: Locations::default(),
+            cache_dir: PathBuf::new(),
+            http: HttpOptions::default(),
+            reporter: Arc::new(NoReporter),
+        }
+    }
+}
+
+impl std::fmt::Debug for IndexOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexOptions")
+            .field("locations", &self.locations)
+            .field("cache_dir", &self.cache_dir)
+            .field("http", &self.http)
+            .finish_non_exhaustive()
+    }
 }
 
 impl IndexOptions {
@@ -233,7 +247,7 @@ impl IndexOptions {
         Self {
             locations: requirements.locations.clone(),
             cache_dir: cache_dir.to_path_buf(),
-            http: HttpOptions::default(),
+            ..Self::default()
         }
     }
 }
@@ -371,9 +385,11 @@ impl Index {
     /// An index client for `options` (reads `~/.netrc` or `$NETRC` once, here).
     pub fn new(options: &IndexOptions) -> Result<Self, Error> {
         crate::install_tls_provider();
+        // No read timeout: the watchdog of each attempt (`Meter::watch`) fails silent or
+        // crawling ones.
         let mut builder = reqwest::Client::builder()
             .user_agent(concat!("conda-docker/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(options.http.timeout)
+            .connect_timeout(options.http.timeouts.timeout)
             .tls_danger_accept_invalid_certs(options.http.insecure);
         for file in &options.http.ca_certificates {
             let pem = std::fs::read(file).map_err(|e| {
@@ -749,8 +765,8 @@ impl Index {
         Ok((path, found))
     }
 
-    /// GETs `url` into `body`, retrying what may pass. `Ok(None)` for 404 and 410 (the index
-    /// has no such project or file); other failures are errors.
+    /// GETs `url` into `body`, retrying what may pass (see [`crate::http`]). `Ok(None)` for
+    /// 404 and 410 (the index has no such project or file); other failures are errors.
     async fn get(
         &self,
         url: &Url,
@@ -759,90 +775,156 @@ impl Index {
         what: &str,
         body: &mut dyn Body,
     ) -> Result<Option<Answer>, Error> {
-        let http = &self.0.options.http;
         let auth = self.credentials(url);
-        let mut attempt: u32 = 0;
+        let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
+        let request = format!("GET {url}");
+        let options = &self.0.options;
+        let mut retries = Retries::new("index", host, options.http.timeouts, &*options.reporter);
         loop {
-            attempt += 1;
-            let retry = attempt <= http.retries;
-            let mut request = self.0.http.get(url.clone());
-            if let Some(accept) = accept {
-                request = request.header(reqwest::header::ACCEPT, accept);
-            }
-            if let Some(auth) = &auth {
-                request = request.basic_auth(&auth.user, auth.password.as_ref());
-            }
-            let failure = match tokio::time::timeout(http.timeout, request.send()).await {
-                Err(_) => Failure::Silent,
-                Ok(Err(e)) => Failure::Http(e),
-                Ok(Ok(response)) => {
-                    let status = response.status();
-                    if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
-                        return Ok(None);
-                    }
-                    if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS {
-                        Failure::Status(status)
-                    } else if !status.is_success() {
-                        let hint = if matches!(status.as_u16(), 401 | 403) {
-                            match &auth {
-                                Some(a) => format!("; the credentials for `{}` were refused", a.user),
-                                None => "; give credentials in the index URL (`https://user:password@host/simple`) or in ~/.netrc".into(),
-                            }
-                        } else {
-                            String::new()
-                        };
-                        return Err(Error::Status {
-                            url: url.to_string(),
-                            what: what.to_string(),
-                            status: status.as_u16(),
-                            hint,
-                        });
-                    } else {
-                        let answer = Answer {
-                            url: response.url().clone(),
-                            content_type: response
-                                .headers()
-                                .get(reqwest::header::CONTENT_TYPE)
-                                .and_then(|v| v.to_str().ok())
-                                .map(str::to_string),
-                        };
-                        match read_body(response, body, cap, http.timeout).await {
-                            Ok(()) => return Ok(Some(answer)),
-                            Err(BodyError::TooLarge) => {
-                                return Err(Error::TooLarge {
-                                    url: url.to_string(),
-                                    what: what.to_string(),
-                                    limit: cap,
-                                });
-                            }
-                            Err(BodyError::Io(source)) => {
-                                return Err(Error::Io {
-                                    path: self.0.options.cache_dir.join("pypi-v1"),
-                                    what: format!("writing {what}"),
-                                    source,
-                                });
-                            }
-                            Err(BodyError::Failure(f)) => {
-                                body.restart().map_err(|source| Error::Io {
-                                    path: self.0.options.cache_dir.join("pypi-v1"),
-                                    what: format!("writing {what}"),
-                                    source,
-                                })?;
-                                f
-                            }
-                        }
-                    }
-                }
+            let attempt = Attempt {
+                url,
+                accept,
+                auth: auth.as_ref(),
+                cap,
+                what,
             };
-            if !retry || !failure.transient() {
-                return Err(failure.into_error(url, what, attempt, http.timeout));
+            let fault = match self.attempt(&attempt, body, &mut retries).await? {
+                Ok(answer) => return Ok(answer),
+                Err(fault) => fault,
+            };
+            if !retries.again(&request, &fault).await {
+                return Err(attempt.failed(retries.attempts(), fault));
             }
-            let delay = Duration::from_millis(250 << attempt.min(8));
-            tracing::debug!(
-                "{what}: GET {url}: {}; retry {attempt} in {delay:?}",
-                failure.message(http.timeout)
+        }
+    }
+
+    /// One attempt at `a`, watched by a [`Meter`]: `Ok(Err(fault))` for a failure that trying
+    /// again may cure (`body` emptied for the next attempt).
+    async fn attempt(
+        &self,
+        a: &Attempt<'_>,
+        body: &mut dyn Body,
+        retries: &mut Retries<'_>,
+    ) -> Result<Result<Option<Answer>, Fault>, Error> {
+        let timeouts = self.0.options.http.timeouts;
+        let meter = Meter::new();
+        let mut request = self.0.http.get(a.url.clone());
+        if let Some(accept) = a.accept {
+            request = request.header(reqwest::header::ACCEPT, accept);
+        }
+        if let Some(auth) = a.auth {
+            request = request.basic_auth(&auth.user, auth.password.as_ref());
+        }
+        let response = tokio::select! {
+            r = request.send() => r,
+            fault = meter.watch(timeouts) => return Ok(Err(fault)),
+        };
+        let mut response = match response {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(Fault::Http(e))),
+        };
+        meter.touch();
+        let status = response.status();
+        if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
+            return Ok(Ok(None));
+        }
+        if is_transient_status(status) {
+            return Ok(Err(Fault::Status {
+                status,
+                retry_after: retry_after(response.headers()),
+                response: Box::new(response),
+            }));
+        }
+        if !status.is_success() {
+            let hint = if matches!(status.as_u16(), 401 | 403) {
+                match a.auth {
+                    Some(auth) => format!("; the credentials for `{}` were refused", auth.user),
+                    None => "; give credentials in the index URL \
+                             (`https://user:password@host/simple`) or in ~/.netrc"
+                        .into(),
+                }
+            } else {
+                String::new()
+            };
+            return Err(a.status(status, hint));
+        }
+        let answer = Answer {
+            url: response.url().clone(),
+            content_type: response
+                .headers()
+                .get(reqwest::header::CONTENT_TYPE)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string),
+        };
+        let read = tokio::select! {
+            r = read_body(&mut response, body, a.cap, &meter) => r,
+            fault = meter.watch(timeouts) => Err(BodyError::Fault(fault)),
+        };
+        let cache = || self.0.options.cache_dir.join("pypi-v1");
+        match read {
+            Ok(()) => Ok(Ok(Some(answer))),
+            Err(BodyError::TooLarge) => Err(Error::TooLarge {
+                url: a.url.to_string(),
+                what: a.what.to_string(),
+                limit: a.cap,
+            }),
+            Err(BodyError::Io(source)) => Err(Error::Io {
+                path: cache(),
+                what: format!("writing {}", a.what),
+                source,
+            }),
+            Err(BodyError::Fault(fault)) => {
+                if meter.bytes() >= retries.progress_bytes() {
+                    retries.progressed();
+                }
+                body.restart().map_err(|source| Error::Io {
+                    path: cache(),
+                    what: format!("writing {}", a.what),
+                    source,
+                })?;
+                Ok(Err(fault))
+            }
+        }
+    }
+}
+
+/// What one GET asks for, and the errors it names.
+struct Attempt<'a> {
+    url: &'a Url,
+    accept: Option<&'a str>,
+    auth: Option<&'a Basic>,
+    cap: u64,
+    what: &'a str,
+}
+
+impl Attempt<'_> {
+    /// The index answered `status`, with `hint` after it.
+    fn status(&self, status: StatusCode, hint: String) -> Error {
+        Error::Status {
+            url: self.url.to_string(),
+            what: self.what.to_string(),
+            status: status.as_u16(),
+            hint,
+        }
+    }
+
+    /// The error once `fault` ended the retries after `attempts` attempts.
+    fn failed(&self, attempts: u32, fault: Fault) -> Error {
+        if let Fault::Status { status, .. } = fault {
+            return self.status(status, format!(" ({attempts} attempt(s))"));
+        }
+        let mut message = error_chain(&fault);
+        if is_certificate_error(&message) {
+            message.push_str(
+                "; its TLS certificate is not trusted: give its CA certificate with PIP_CERT",
             );
-            tokio::time::sleep(delay).await;
+        }
+        Error::Unreachable {
+            url: self.url.to_string(),
+            what: self.what.to_string(),
+            attempts,
+            message,
+            source: Box::new(fault),
         }
     }
 }
@@ -878,64 +960,6 @@ struct Answer {
     /// The URL after redirects (relative links are relative to it).
     url: Url,
     content_type: Option<String>,
-}
-
-/// Why an attempt failed.
-enum Failure {
-    Http(reqwest::Error),
-    Silent,
-    Status(StatusCode),
-}
-
-impl Failure {
-    fn transient(&self) -> bool {
-        match self {
-            Self::Http(e) => {
-                let chain = error_chain(e);
-                !(e.is_builder()
-                    || e.is_redirect()
-                    || chain.contains("invalid peer certificate")
-                    || chain.contains("certificate verify")
-                    || chain.contains("corrupt message")
-                    || chain.contains("InvalidContentType"))
-            }
-            _ => true,
-        }
-    }
-
-    fn message(&self, timeout: Duration) -> String {
-        match self {
-            Self::Http(e) => error_chain(e),
-            Self::Silent => format!("no answer for {} s", timeout.as_secs_f64()),
-            Self::Status(s) => format!("answered {s}"),
-        }
-    }
-
-    fn into_error(self, url: &Url, what: &str, attempts: u32, timeout: Duration) -> Error {
-        let message = self.message(timeout);
-        match self {
-            Self::Status(status) => Error::Status {
-                url: url.to_string(),
-                what: what.to_string(),
-                status: status.as_u16(),
-                hint: format!(" ({attempts} attempt(s))"),
-            },
-            Self::Http(e) => Error::Unreachable {
-                url: url.to_string(),
-                what: what.to_string(),
-                attempts,
-                message,
-                source: Some(e),
-            },
-            Self::Silent => Error::Unreachable {
-                url: url.to_string(),
-                what: what.to_string(),
-                attempts,
-                message,
-                source: None,
-            },
-        }
-    }
 }
 
 /// Where a body goes.
@@ -987,28 +1011,31 @@ impl Body for ToFile {
     }
 }
 
+/// Why a body could not be read.
 enum BodyError {
     TooLarge,
     Io(std::io::Error),
-    Failure(Failure),
+    Fault(Fault),
 }
 
+/// Reads the body of `response` into `body`, up to `cap` bytes, counted on `meter`.
 async fn read_body(
-    mut response: reqwest::Response,
+    response: &mut reqwest::Response,
     body: &mut dyn Body,
     cap: u64,
-    timeout: Duration,
+    meter: &Meter,
 ) -> Result<(), BodyError> {
     if response.content_length().is_some_and(|n| n > cap) {
         return Err(BodyError::TooLarge);
     }
+    meter.set_moving(true);
     loop {
-        let chunk = match tokio::time::timeout(timeout, response.chunk()).await {
-            Err(_) => return Err(BodyError::Failure(Failure::Silent)),
-            Ok(Err(e)) => return Err(BodyError::Failure(Failure::Http(e))),
-            Ok(Ok(None)) => return Ok(()),
-            Ok(Ok(Some(chunk))) => chunk,
+        let chunk = match response.chunk().await {
+            Err(e) => return Err(BodyError::Fault(Fault::Http(e))),
+            Ok(None) => return Ok(()),
+            Ok(Some(chunk)) => chunk,
         };
+        meter.moved(chunk.len());
         if body.len() + chunk.len() as u64 > cap {
             return Err(BodyError::TooLarge);
         }

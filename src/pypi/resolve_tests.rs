@@ -2,12 +2,16 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use super::{Arch, Error, ResolvedWheel, Target, resolve};
+use crate::http::Timeouts;
 use crate::pypi::index::{self, HttpOptions, Index, IndexOptions, Locations};
 use crate::pypi::provides::{Evidence, Provided};
 use crate::pypi::requirements::{Origin, Requirement, Requirements};
 use crate::pypi::test_index::{Mode, Served, TestIndex, fixture_wheels};
+use crate::reporter::{Reporter, Retry};
 
 const CP311: Target = Target {
     python: (3, 11, 7),
@@ -40,10 +44,7 @@ fn options(url: &str, cache: &Path) -> IndexOptions {
             ..Locations::default()
         },
         cache_dir: cache.to_path_buf(),
-        http: HttpOptions {
-            retries: 1,
-            ..HttpOptions::default()
-        },
+        ..IndexOptions::default()
     }
 }
 
@@ -85,12 +86,12 @@ async fn run(
 async fn an_extra_pulls_its_requirements_and_dependencies_come_first() {
     for mode in [
         Mode {
-            html_only: false,
             metadata: true,
+            ..Mode::default()
         },
         Mode {
             html_only: true,
-            metadata: false,
+            ..Mode::default()
         },
     ] {
         let index = TestIndex::start(mode);
@@ -445,7 +446,10 @@ async fn an_unreachable_index_is_named() {
     };
     let url = format!("http://127.0.0.1:{port}/simple");
     let cache = tempfile::tempdir().unwrap();
-    let idx = Index::new(&options(&url, cache.path())).unwrap();
+    let mut options = options(&url, cache.path());
+    // One retry, 0.5 s on: the next (1 s) would end beyond the timeout.
+    options.http.timeouts.timeout = Duration::from_secs(1);
+    let idx = Index::new(&options).unwrap();
     let e = resolve(&reqs(&["click"]), &CP311, &none(), &idx)
         .await
         .unwrap_err();
@@ -455,6 +459,91 @@ async fn an_unreachable_index_is_named() {
             && text.contains(&format!("http://127.0.0.1:{port}/simple/click/"))
             && text.contains("`click`"),
         "{text}"
+    );
+}
+
+/// The retries it hears, as their lines and the waits asked for.
+#[derive(Default)]
+struct Retries(Mutex<Vec<(String, Option<Duration>)>>);
+
+impl Reporter for Retries {
+    fn retrying(&self, retry: &Retry<'_>) {
+        let mut heard = self.0.lock().unwrap();
+        heard.push((retry.to_string(), retry.asked));
+    }
+}
+
+/// A test index answering as `mode`, a cache, and the index options for them.
+fn serving(mode: Mode) -> (TestIndex, tempfile::TempDir, IndexOptions) {
+    let index = TestIndex::start(mode);
+    let cache = tempfile::tempdir().unwrap();
+    let options = options(&index.url, cache.path());
+    (index, cache, options)
+}
+
+#[tokio::test]
+async fn a_503_with_retry_after_is_waited_out_and_reported() {
+    let (index, _cache, options) = serving(Mode {
+        unavailable_once: true,
+        ..Mode::default()
+    });
+    let heard = Arc::new(Retries::default());
+    let idx = Index::new(&IndexOptions {
+        reporter: heard.clone(),
+        ..options
+    })
+    .unwrap();
+    let start = Instant::now();
+    let project = idx.project("click").await.unwrap();
+    let waited = start.elapsed();
+    assert!(!project.files.is_empty());
+    // Retry-After: 1, where the backoff alone would have waited 0.5 s.
+    assert!(waited >= Duration::from_secs(1), "{waited:?}");
+    assert_eq!(
+        index.requests(),
+        ["GET /simple/click/ json", "GET /simple/click/ json"]
+    );
+    let heard = heard.0.lock().unwrap();
+    let host = index
+        .url
+        .trim_start_matches("http://")
+        .trim_end_matches("/simple");
+    assert_eq!(heard.len(), 1, "{heard:?}");
+    assert_eq!(heard[0].1, Some(Duration::from_secs(1)));
+    assert!(
+        heard[0].0.starts_with(&format!(
+            "index `{host}` asked us to wait 1 s (answered 503"
+        )),
+        "{}",
+        heard[0].0
+    );
+}
+
+#[tokio::test]
+async fn a_crawling_index_fails_on_the_low_speed_limit() {
+    let (_index, _cache, mut options) = serving(Mode {
+        trickle: true,
+        ..Mode::default()
+    });
+    // 200 bytes/s is moving (never silent for 2 s) but under 1000 bytes/s for 0.3 s.
+    options.http.timeouts = Timeouts {
+        timeout: Duration::from_secs(2),
+        low_speed_limit: 1000,
+        low_speed_time: Duration::from_millis(300),
+    };
+    let idx = Index::new(&options).unwrap();
+    let start = Instant::now();
+    let e = idx.project("click").await.unwrap_err();
+    let text = e.to_string();
+    assert!(
+        matches!(e, index::Error::Unreachable { attempts: 2.., .. })
+            && text.contains("the transfer was slower than 1000 bytes/s for 0.3 s"),
+        "{text}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        start.elapsed()
     );
 }
 
@@ -478,8 +567,10 @@ async fn real_pypi_resolves_a_small_requirement() {
     let idx = Index::new(&IndexOptions {
         cache_dir: cache.path().to_path_buf(),
         http: HttpOptions {
-            retries: 1,
-            timeout: std::time::Duration::from_secs(20),
+            timeouts: Timeouts {
+                timeout: Duration::from_secs(20),
+                ..Timeouts::default()
+            },
             ..HttpOptions::default()
         },
         ..IndexOptions::default()

@@ -1,13 +1,14 @@
 //! A real HTTP simple index for the tests: a thread serving PEP 691 JSON or PEP 503 HTML project
 //! pages (as the request's `Accept` asks, unless HTML is forced), the files, and PEP 658
 //! `.metadata` files, over the real wheels of `tests/fixtures/pypi/wheels` and any file a test
-//! adds.
+//! adds; it may also answer its first request 503 with `Retry-After`, or trickle its bodies.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
@@ -48,12 +49,18 @@ pub struct Mode {
     pub html_only: bool,
     /// Offer `.metadata` (PEP 658) for the fixture wheels.
     pub metadata: bool,
+    /// Answer the first request `503 Service Unavailable` with `Retry-After: 1`.
+    pub unavailable_once: bool,
+    /// Send every body 10 bytes each 50 ms (200 bytes/s).
+    pub trickle: bool,
 }
 
 #[derive(Default)]
 struct State {
     projects: BTreeMap<String, Vec<Served>>,
     requests: Vec<String>,
+    /// A request was answered 503 ([`Mode::unavailable_once`]).
+    refused: bool,
 }
 
 /// A running index on a loopback port; stops with the test process.
@@ -152,14 +159,22 @@ fn serve(stream: TcpStream, state: &Mutex<State>, mode: Mode) -> std::io::Result
         }
     }
     let json = !mode.html_only && accept.contains("application/vnd.pypi.simple.v1+json");
-    let answer = {
+    let (answer, refuse) = {
         let mut state = state.lock().unwrap();
         state
             .requests
             .push(format!("GET {path} {}", if json { "json" } else { "html" }));
-        answer(&state, &path, json)
+        let refuse = mode.unavailable_once && !state.refused;
+        state.refused |= refuse;
+        (answer(&state, &path, json), refuse)
     };
     let mut stream = stream;
+    if refuse {
+        stream.write_all(
+            b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+        )?;
+        return stream.flush();
+    }
     match answer {
         Some((content_type, body)) => {
             write!(
@@ -167,7 +182,15 @@ fn serve(stream: TcpStream, state: &Mutex<State>, mode: Mode) -> std::io::Result
                 "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             )?;
-            stream.write_all(&body)?;
+            if mode.trickle {
+                for piece in body.chunks(10) {
+                    stream.write_all(piece)?;
+                    stream.flush()?;
+                    std::thread::sleep(Duration::from_millis(50));
+                }
+            } else {
+                stream.write_all(&body)?;
+            }
         }
         None => {
             stream.write_all(

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use super::registry::retry::Fault;
+use crate::http::Fault;
 use crate::image;
 
 /// What can go wrong reading an image from a location or writing one to it.

@@ -7,7 +7,7 @@ use std::task::Poll;
 use reqwest::Method;
 use reqwest::header::{CONTENT_RANGE, HeaderMap};
 
-use super::retry::Meter;
+use crate::http::Meter;
 use crate::image::Error;
 use crate::image::layer::FileRange;
 

@@ -1,7 +1,7 @@
 //! The registry HTTP layer: TLS (with the CAs and client certificates of Docker's and podman's
 //! `certs.d`) or plain HTTP, the auth challenge (Basic or bearer tokens with the right scopes,
 //! including identity tokens), and the three ways a request is made, each retried by
-//! [`super::retry`]: [`Client::send`] (a request that may be sent again), [`Client::download`]
+//! [`crate::http`]: [`Client::send`] (a request that may be sent again), [`Client::download`]
 //! (a body, resumed with `Range` after a broken transfer) and `Client::upload` (a blob's final
 //! `PUT`, sent once: whether a lost answer means a stored blob only the registry can say).
 //!
@@ -20,11 +20,11 @@ use tokio::sync::Mutex;
 
 use super::auth::{self, Credential};
 use super::body::{Sink, Upload, file_body, range_start, request_name};
-use super::retry::{
+use crate::error_chain;
+use crate::http::{
     Fault, Meter, Retries, Timeouts, is_certificate_error, is_tls_error, is_transient_status,
     retry_after,
 };
-use crate::error_chain;
 use crate::reporter::{NoReporter, Reporter};
 use crate::transport::error::{CertificateError, Error, TokenError};
 
@@ -210,7 +210,7 @@ impl Client<'static> {
     /// A client for `registry` (`host[:port]`), with credentials looked up as Docker does.
     pub fn new(registry: &str, options: &RegistryOptions) -> Result<Self, Error> {
         crate::install_tls_provider();
-        // No read timeout: the watchdog of each attempt (retry::Meter) allows long uploads and
+        // No read timeout: the watchdog of each attempt (http::Meter) allows long uploads and
         // downloads that keep moving, and fails silent or crawling ones.
         let builder = reqwest::Client::builder()
             .user_agent(concat!("conda-docker/", env!("CARGO_PKG_VERSION")))
@@ -377,7 +377,7 @@ impl<'r> Client<'r> {
 
     /// The retries of one request to this registry.
     pub(crate) fn retries(&self) -> Retries<'_> {
-        Retries::new(&self.registry, self.timeouts, self.reporter)
+        Retries::new("registry", &self.registry, self.timeouts, self.reporter)
     }
 
     /// The error for `request`, failed with `fault` after `attempts` attempts.
@@ -486,7 +486,7 @@ impl<'r> Client<'r> {
     }
 
     /// Sends a request built by `build` with authorization for `scopes`, answering an auth
-    /// challenge once and retrying what may pass (see [`super::retry`]); the request must be
+    /// challenge once and retrying what may pass (see [`crate::http`]); the request must be
     /// one that may be sent twice. Any status is returned to the caller (a 429 or 5xx once the
     /// retries are spent) except 401/403, which become [`Error::Unauthorized`].
     pub async fn send(

@@ -7,7 +7,7 @@
 //! same registry, streams uploads from disk, and puts the manifest last, so a tag never points
 //! at missing blobs.
 //!
-//! Network failures are retried (see [`retry`]): a broken download resumes with `Range` where
+//! Network failures are retried (see [`crate::http`]): a broken download resumes with `Range` where
 //! the registry allows it, and a blob upload whose answer was lost is checked with `HEAD`
 //! before a new upload starts.
 //!
@@ -17,19 +17,19 @@
 pub mod auth;
 pub mod body;
 pub mod client;
-pub mod retry;
 
 use std::io::Write;
 
 use reqwest::{Method, StatusCode};
 
 pub use super::blob_cache::BlobCache;
+pub use crate::http::Timeouts;
 pub use auth::Credential;
 pub use client::{Client, RegistryOptions};
-pub use retry::Timeouts;
 
 use super::error::{Error, Result};
 use super::{WrittenImage, WrittenIndex};
+use crate::http::Fault;
 use crate::image::layer::{FileRange, LayerSource};
 use crate::image::manifest::{Index, Manifest, describe_all, for_platform, is_index};
 use crate::image::resolve::ResolvedImage;
@@ -39,7 +39,6 @@ use crate::image::{
 use crate::reporter::Reporter;
 use body::{InMemory, Sink, Upload};
 use client::{header, scope};
-use retry::Fault;
 
 const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, \
     application/vnd.docker.distribution.manifest.list.v2+json, \

@@ -1,11 +1,16 @@
-//! When a request to a registry is tried again, and when an attempt has taken too long: the one
-//! retry policy of the registry client (`Retries`), the failures it may cure ([`Fault`]) and
-//! the watchdog that turns a silent or crawling connection into one (`Meter::watch`).
+//! The one HTTP retry policy, for every client that talks to a server over the network (the
+//! registry client, the PyPI index client): when a request is tried again (`Retries`), the
+//! failures it may cure ([`Fault`]) and the watchdog that turns a silent or crawling connection
+//! into one (`Meter::watch`). It knows no OCI and no conda: a caller names its kind of server
+//! and the host (`registry`, `index`) for messages and [`Reporter::retrying`].
 //!
 //! An attempt fails when nothing moves for [`Timeouts::timeout`] (connecting, waiting for an
 //! answer, mid-transfer), or when a body in transit moves slower than
 //! [`Timeouts::low_speed_limit`] over [`Timeouts::low_speed_time`], as curl's
-//! `--speed-limit`/`--speed-time` do.
+//! `--speed-limit`/`--speed-time` do. A failure that may pass (a broken connection, silence, a
+//! crawl, 429, 5xx) is tried again at most 4 times since the request last made progress, 0.5,
+//! 1, 2 and 4 s apart, or as long as the server asks with `Retry-After` (at most 60 s), never
+//! beyond the timeout; a failed TLS handshake or certificate is not tried again.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -18,11 +23,11 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 use crate::error_chain;
 use crate::reporter::{Reporter, Retry, seconds};
 
-/// How long to wait for a registry, and how slow a transfer may be.
+/// How long to wait for a server, and how slow a transfer may be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Timeouts {
-    /// How long a registry may stay silent (connecting, answering, mid-transfer), and how long
-    /// the retries of one request may go on since it last made progress; a wait a registry asks
+    /// How long a server may stay silent (connecting, answering, mid-transfer), and how long
+    /// the retries of one request may go on since it last made progress; a wait a server asks
     /// for is cut to what is left of it. By default 60 s.
     pub timeout: Duration,
     /// A body moving slower than this many bytes per second for [`Self::low_speed_time`] fails
@@ -57,7 +62,7 @@ pub fn parse_seconds(s: &str) -> Result<Duration, String> {
 /// How many times a failed request is tried again (since it last made progress).
 const RETRIES: u32 = 4;
 
-/// The longest wait a registry's `Retry-After` gets.
+/// The longest wait a server's `Retry-After` gets.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
 
 /// Why one attempt at a request failed.
@@ -66,7 +71,7 @@ pub enum Fault {
     /// The connection could not be made, or broke.
     #[error(transparent)]
     Http(reqwest::Error),
-    /// Nothing came from the registry, nor went to it, for the whole timeout.
+    /// Nothing came from the server, nor went to it, for the whole timeout.
     #[error("no answer for {} (--timeout)", seconds(*.0))]
     Silent(Duration),
     /// A body moved slower than the low-speed limit.
@@ -80,7 +85,7 @@ pub enum Fault {
         /// For how long.
         time: Duration,
     },
-    /// The body ended before the size the descriptor gives.
+    /// The body ended before the size it was expected to have.
     #[error("the body ended after {received} of {expected} bytes")]
     Short {
         /// Bytes received.
@@ -96,12 +101,12 @@ pub enum Fault {
         /// The `Content-Range` answered.
         answer: String,
     },
-    /// The registry answered a status that may pass (429 Too Many Requests, 5xx).
+    /// The server answered a status that may pass (429 Too Many Requests, 5xx).
     #[error("answered {status}")]
     Status {
         /// The status.
         status: StatusCode,
-        /// The wait the registry asked for with `Retry-After`.
+        /// The wait the server asked for with `Retry-After`.
         retry_after: Option<Duration>,
         /// The answer, for the caller once the retries are spent.
         response: Box<reqwest::Response>,
@@ -117,7 +122,7 @@ impl Fault {
         }
     }
 
-    /// True when the registry could not be reached at all (a connection was never made).
+    /// True when the server could not be reached at all (a connection was never made).
     pub fn unreached(&self) -> bool {
         matches!(self, Self::Http(e) if e.is_connect())
     }
@@ -131,7 +136,7 @@ impl Fault {
 }
 
 /// A failed answer's status classified: 429 and 5xx may pass.
-pub(crate) fn is_transient_status(status: StatusCode) -> bool {
+pub fn is_transient_status(status: StatusCode) -> bool {
     status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS
 }
 
@@ -147,23 +152,24 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 }
 
 /// True when TLS failed because the server's certificate did not verify.
-pub(crate) fn is_certificate_error(chain: &str) -> bool {
+pub fn is_certificate_error(chain: &str) -> bool {
     chain.contains("invalid peer certificate") || chain.contains("certificate verify")
 }
 
 /// True when the TLS handshake failed (a bad certificate, or a server that does not speak
 /// TLS): trying again will not help.
-pub(crate) fn is_tls_error(chain: &str) -> bool {
+pub fn is_tls_error(chain: &str) -> bool {
     is_certificate_error(chain)
         || chain.contains("corrupt message")
         || chain.contains("InvalidContentType")
 }
 
 /// The retries of one request or one transfer: at most 4 since it last made progress, 0.5 s,
-/// 1 s, 2 s and 4 s apart, or as long as the registry asks with `Retry-After` (at most 60 s),
+/// 1 s, 2 s and 4 s apart, or as long as the server asks with `Retry-After` (at most 60 s),
 /// while the time since the last progress stays within [`Timeouts::timeout`].
 pub(crate) struct Retries<'a> {
-    registry: &'a str,
+    what: &'a str,
+    host: &'a str,
     timeouts: Timeouts,
     reporter: &'a dyn Reporter,
     retries: u32,
@@ -171,10 +177,16 @@ pub(crate) struct Retries<'a> {
 }
 
 impl<'a> Retries<'a> {
-    /// Retries for a request to `registry`, reported to `reporter`.
-    pub(crate) fn new(registry: &'a str, timeouts: Timeouts, reporter: &'a dyn Reporter) -> Self {
+    /// Retries for a request to `host`, a `what` (`registry`, `index`), reported to `reporter`.
+    pub(crate) fn new(
+        what: &'a str,
+        host: &'a str,
+        timeouts: Timeouts,
+        reporter: &'a dyn Reporter,
+    ) -> Self {
         Self {
-            registry,
+            what,
+            host,
             timeouts,
             reporter,
             retries: 0,
@@ -223,7 +235,8 @@ impl<'a> Retries<'a> {
         }
         self.retries += 1;
         self.reporter.retrying(&Retry {
-            registry: self.registry,
+            what: self.what,
+            host: self.host,
             request,
             cause: &error_chain(fault),
             delay,
@@ -273,7 +286,7 @@ impl Meter {
         self.bytes.load(Ordering::Relaxed)
     }
 
-    /// Something came from the registry (an answer's headers).
+    /// Something came from the server (an answer's headers).
     pub(crate) fn touch(&self) {
         let nanos = u64::try_from(self.start.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.last.store(nanos, Ordering::Relaxed);
