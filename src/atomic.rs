@@ -161,6 +161,14 @@ pub fn remove_stale(dir: &Path) -> usize {
     removed
 }
 
+/// Sets a cache file's mtime to now (its last use, which `cache prune --older-than` goes by);
+/// a failure only makes it look older.
+pub fn touch(path: &Path) {
+    if let Ok(f) = std::fs::File::options().append(true).open(path) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

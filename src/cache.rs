@@ -1,9 +1,10 @@
 //! The caches conda-docker keeps, what they hold and how they are pruned.
 //!
-//! Two live side by side under one root (`--cache-dir DIR`, else `~/.cache/conda-docker`): the
-//! blob store `oci-v1` (layer tars by diff_id, compressed blobs, pulled manifests, layer keys)
-//! and `contents-v2` (what each package holds, by sha256). Conda packages themselves are in
-//! rattler's package cache, shared with pixi, which conda-docker reads but never prunes.
+//! Three live side by side under one root (`--cache-dir DIR`, else `~/.cache/conda-docker`):
+//! the blob store `oci-v1` (layer tars by diff_id, compressed blobs, pulled manifests, layer
+//! keys), `contents-v2` (what each package holds, by sha256) and `pypi-v1` (PyPI wheels, by
+//! sha256). Conda packages themselves are in rattler's package cache, shared with pixi, which
+//! conda-docker reads but never prunes.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -23,18 +24,32 @@ pub struct CacheUsage {
     pub bytes: u64,
 }
 
-/// The directories conda-docker's caches use for `cache_dir` (as `--cache-dir` gives it).
-pub fn cache_dirs(cache_dir: Option<&Path>) -> Vec<(&'static str, PathBuf)> {
+/// The root of conda-docker's caches for `cache_dir` (as `--cache-dir` gives it).
+pub fn root(cache_dir: Option<&Path>) -> PathBuf {
     let blobs = BlobCache::for_cache_dir(cache_dir);
-    let root = blobs
+    blobs
         .dir()
         .parent()
         .map(Path::to_path_buf)
-        .unwrap_or_else(|| blobs.dir().to_path_buf());
+        .unwrap_or_else(|| blobs.dir().to_path_buf())
+}
+
+/// The package-contents cache's directory. Bump its version when `PackageContents` or how it
+/// is read changes.
+pub fn contents_dir(cache_dir: Option<&Path>) -> PathBuf {
+    root(cache_dir).join("contents-v2")
+}
+
+/// The directories conda-docker's caches use for `cache_dir` (as `--cache-dir` gives it).
+pub fn cache_dirs(cache_dir: Option<&Path>) -> Vec<(&'static str, PathBuf)> {
     vec![
-        ("blobs", blobs.dir().to_path_buf()),
-        // Bump the version when PackageContents or how it is read changes.
-        ("package contents", root.join("contents-v2")),
+        (
+            "blobs",
+            BlobCache::for_cache_dir(cache_dir).dir().to_path_buf(),
+        ),
+        ("package contents", contents_dir(cache_dir)),
+        // The wheel cache of `pypi::index` (its `pypi-v1/` under the root).
+        ("PyPI wheels", root(cache_dir).join("pypi-v1")),
     ]
 }
 

@@ -273,6 +273,13 @@ impl Builder {
         self
     }
 
+    /// The timeouts and low-speed limit PyPI indexes get (as registries get theirs), keeping
+    /// the CA certificates set before.
+    pub fn with_pypi_timeouts(mut self, timeouts: crate::http::Timeouts) -> Self {
+        self.pypi_http.timeouts = timeouts;
+        self
+    }
+
     /// Whether the image gets SBOMs (SPDX and CycloneDX, in `<prefix>/share/sbom/` and as OCI
     /// referrers beside it). By default, yes.
     pub fn with_sbom(mut self, sbom: bool) -> Self {
@@ -450,9 +457,13 @@ impl Builder {
     }
 
     /// The cache of what each package holds, beside the blob cache.
+    /// The root of conda-docker's own caches (the wheel cache is its `pypi-v1/`).
+    fn cache_root(&self) -> PathBuf {
+        crate::cache::root(self.cache_dir.as_deref())
+    }
+
     fn contents_cache(&self) -> ContentsCache {
-        let dirs = crate::cache::cache_dirs(self.cache_dir.as_deref());
-        ContentsCache::new(&dirs[1].1)
+        ContentsCache::new(&crate::cache::contents_dir(self.cache_dir.as_deref()))
     }
 
     /// A flag that stops the build when set.
@@ -558,7 +569,7 @@ impl Builder {
             let python = python.as_ref().ok_or(pypi::PypiError::NoPython)?;
             let provided = crate::pypi::provides::provided(&records, &content_refs);
             let (pins, index) = self
-                .cancellable(self.pypi_pins(input, &records, &base, &provided, &cache_dir))
+                .cancellable(self.pypi_pins(input, &records, &base, &provided))
                 .await??;
             let fetched = self.cancellable(pypi::fetch(&index, &pins)).await??;
             reporter.stage_finished(Stage::Pypi, &format!("{} wheels", fetched.len()));
@@ -887,16 +898,15 @@ impl Builder {
                     .unzip();
             let provided = crate::pypi::provides::provided(&known_records, &known_contents);
             let (pins, _) = self
-                .cancellable(self.pypi_pins(input, &records, &base, &provided, &cache_dir))
+                .cancellable(self.pypi_pins(input, &records, &base, &provided))
                 .await??;
             self.reporter
                 .stage_finished(Stage::Pypi, &format!("{} wheels", pins.len()));
             pins.into_iter()
                 .map(|pin| PlannedWheel {
-                    cached: pin
-                        .sha256
-                        .as_deref()
-                        .is_some_and(|s| crate::pypi::index::cached_wheel(&cache_dir, s).is_file()),
+                    cached: pin.sha256.as_deref().is_some_and(|s| {
+                        crate::pypi::index::cached_wheel(&self.cache_root(), s).is_file()
+                    }),
                     pin,
                 })
                 .collect()
@@ -1031,13 +1041,12 @@ impl Builder {
         records: &[RepoDataRecord],
         base: &Image,
         provided: &BTreeMap<String, crate::pypi::provides::Provided>,
-        cache_dir: &Path,
     ) -> Result<(Vec<pypi::Pin>, crate::pypi::index::Index), Error> {
         use crate::pypi::index::{Index, IndexOptions, Locations};
         let index = |locations: Locations| {
             Index::new(&IndexOptions {
                 locations,
-                cache_dir: cache_dir.to_path_buf(),
+                cache_dir: self.cache_root(),
                 http: self.pypi_http.clone(),
                 reporter: self.reporter.clone(),
             })

@@ -202,8 +202,8 @@ pub struct TlsArgs {
     /// in DIR or DIR/HOST:PORT, besides /etc/docker/certs.d and /etc/containers/certs.d.
     #[arg(long, value_name = "DIR", env = "CONDA_DOCKER_CERT_DIR")]
     pub cert_dir: Option<PathBuf>,
-    /// How long a registry may stay silent (connecting, answering, mid-transfer), and how long
-    /// the retries of one request may go on, in seconds [default: 60].
+    /// How long a registry or PyPI index may stay silent (connecting, answering, mid-transfer),
+    /// and how long the retries of one request may go on, in seconds [default: 60].
     #[arg(long, value_name = "SECONDS", env = "CONDA_DOCKER_TIMEOUT", value_parser = parse_seconds)]
     pub timeout: Option<Duration>,
     /// A transfer slower than --low-speed-limit for this many seconds fails (and is retried)

@@ -701,6 +701,7 @@ impl Index {
             check_hex(expected, filename, url)?;
             let path = cached_wheel(&self.0.options.cache_dir, expected);
             if path.is_file() {
+                crate::atomic::touch(&path);
                 return Ok((path, expected.to_ascii_lowercase()));
             }
         }

@@ -93,7 +93,7 @@ impl BlobCache {
         let size = std::fs::metadata(self.blob_path(&written.digest))
             .ok()?
             .len();
-        touch(&self.blob_path(&written.digest));
+        crate::atomic::touch(&self.blob_path(&written.digest));
         (written.diff_id == *diff_id
             && written.compression == compression.compression()
             && size == written.size)
@@ -133,8 +133,8 @@ impl BlobCache {
         let blob = self.blob_path(&layer.diff_id);
         let size = std::fs::metadata(&blob).ok()?.len();
         // Mark both as used, for `cache prune --older-than`.
-        touch(&self.bucket("layer-keys").join(key.hex()));
-        touch(&blob);
+        crate::atomic::touch(&self.bucket("layer-keys").join(key.hex()));
+        crate::atomic::touch(&blob);
         (size == layer.size).then_some(layer)
     }
 
@@ -284,11 +284,4 @@ pub(crate) fn persist(temp: tempfile::NamedTempFile, path: &Path) -> Result<()> 
     temp.persist(path)
         .map_err(|e| Error::io("writing", path)(e.error))?;
     Ok(())
-}
-
-/// Sets a cache file's mtime to now (its last use); a failure only makes it look older.
-fn touch(path: &Path) {
-    if let Ok(f) = std::fs::File::options().append(true).open(path) {
-        let _ = f.set_modified(std::time::SystemTime::now());
-    }
 }

@@ -79,6 +79,7 @@ pub(crate) async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progres
         .with_settings(cli_settings(&args)?)
         .with_cancel(cancel.clone())
         .with_reporter(reporter)
+        .with_pypi_timeouts(args.registry.tls.options(None).timeouts)
         .with_base_registry(args.registry.tls.options(parse_creds(
             args.registry.base_creds.as_deref(),
             "--base-creds",
