@@ -1,9 +1,9 @@
 //! The caches conda-docker keeps, what they hold and how they are pruned.
 //!
-//! Three live side by side under one root (`--cache-dir DIR`, else `~/.cache/conda-docker`):
+//! Four live side by side under one root (`--cache-dir DIR`, else `~/.cache/conda-docker`):
 //! the blob store `oci-v1` (layer tars by diff_id, compressed blobs, pulled manifests, layer
-//! keys), `contents-v2` (what each package holds, by sha256) and `pypi-v1` (PyPI wheels, by
-//! sha256). Conda packages themselves are in rattler's package cache, shared with pixi, which
+//! keys), `contents-v2` (what each package holds, by sha256), `pypi-v1` (PyPI wheels, by
+//! sha256) and `wheels-installed-v1` (what installing each gave). Conda packages themselves are in rattler's package cache, shared with pixi, which
 //! conda-docker reads but never prunes.
 
 use std::path::{Path, PathBuf};
@@ -40,6 +40,11 @@ pub fn contents_dir(cache_dir: Option<&Path>) -> PathBuf {
     root(cache_dir).join("contents-v2")
 }
 
+/// What installing each PyPI wheel gave (`build::pypi::InstalledCache`), by wheel and scheme.
+pub fn installed_wheels_dir(cache_dir: Option<&Path>) -> PathBuf {
+    root(cache_dir).join("wheels-installed-v1")
+}
+
 /// The directories conda-docker's caches use for `cache_dir` (as `--cache-dir` gives it).
 pub fn cache_dirs(cache_dir: Option<&Path>) -> Vec<(&'static str, PathBuf)> {
     vec![
@@ -50,6 +55,7 @@ pub fn cache_dirs(cache_dir: Option<&Path>) -> Vec<(&'static str, PathBuf)> {
         ("package contents", contents_dir(cache_dir)),
         // The wheel cache of `pypi::index` (its `pypi-v1/` under the root).
         ("PyPI wheels", root(cache_dir).join("pypi-v1")),
+        ("installed wheels", installed_wheels_dir(cache_dir)),
     ]
 }
 

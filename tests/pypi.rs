@@ -119,14 +119,61 @@ fn ok(out: std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The diff_ids of a docker-archive's image, bottom first.
-fn diff_ids(archive: &Path) -> Vec<String> {
-    let report = run_ok(
+/// Loads the docker-archive `out` into Docker and into podman (each where it is installed) and
+/// calls `check` with a function that runs a command in `image` under that engine, with no
+/// network, and returns its output.
+fn each_engine(test: &str, out: &Path, image: &str, check: impl Fn(&dyn Fn(&[&str]) -> String)) {
+    if let Some(docker) = Docker::get(test) {
+        run_ok(docker.cmd().args(["load", "-i"]).arg(out));
+        check(&|args| {
+            run_ok(
+                docker
+                    .cmd()
+                    .args(["run", "--rm", "--network=none", image])
+                    .args(args),
+            )
+        });
+    }
+    if let Some(podman) = Podman::new(test) {
+        run_ok(podman.cmd().args(["load", "-i"]).arg(out));
+        let name = format!("docker.io/library/{image}");
+        check(&|args| {
+            run_ok(
+                podman
+                    .cmd()
+                    .args(["run", "--rm", "--network=none", &name])
+                    .args(args),
+            )
+        });
+    }
+}
+
+/// `conda-docker inspect --json` of a docker-archive.
+fn inspect(archive: &Path) -> serde_json::Value {
+    serde_json::from_str(&run_ok(
         conda_docker()
             .args(["inspect", "--json"])
             .arg(format!("docker-archive:{}", archive.display())),
-    );
-    let report: serde_json::Value = serde_json::from_str(&report).unwrap();
+    ))
+    .unwrap()
+}
+
+/// The PyPI distributions `inspect` names in the layers of `report`, sorted.
+fn pypi_in_layers(report: &serde_json::Value) -> Vec<String> {
+    let mut names: Vec<String> = report["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| l["pypi"].as_array().into_iter().flatten())
+        .map(|d| d.as_str().unwrap().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+/// The diff_ids of a docker-archive's image, bottom first.
+fn diff_ids(archive: &Path) -> Vec<String> {
+    let report = inspect(archive);
     report["config"]["rootfs"]["diff_ids"]
         .as_array()
         .unwrap()
@@ -204,22 +251,9 @@ fn locked_wheels_are_installed_as_pip_installs_them_and_run() {
     assert!(shared.len() >= 3, "shared {shared:?} of {some:?}");
 
     // inspect names each distribution in its layer.
-    let report: serde_json::Value = serde_json::from_str(&run_ok(
-        conda_docker()
-            .args(["inspect", "--json"])
-            .arg(format!("docker-archive:{}", out.display())),
-    ))
-    .unwrap();
-    let mut in_layers: Vec<&str> = report["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|l| l["pypi"].as_array().into_iter().flatten())
-        .map(|d| d.as_str().unwrap())
-        .collect();
-    in_layers.sort();
+    let report = inspect(&out);
     assert_eq!(
-        in_layers,
+        pypi_in_layers(&report),
         [
             "click-8.5.1",
             "jmespath-1.1.0",
@@ -244,16 +278,7 @@ fn locked_wheels_are_installed_as_pip_installs_them_and_run() {
     let expected = "click 8.5.1 conda-docker\npython-dotenv 1.2.4 conda-docker\n\
                     jmespath 1.1.0 conda-docker\nMarkupSafe 3.0.4 conda-docker\n\
                     &lt;b&gt; True\n42\n";
-    if let Some(docker) = Docker::get(test) {
-        run_ok(docker.cmd().args(["load", "-i"]).arg(&out));
-        let run = |args: &[&str]| {
-            run_ok(
-                docker
-                    .cmd()
-                    .args(["run", "--rm", "--network=none", "demo-pypi:1"])
-                    .args(args),
-            )
-        };
+    each_engine(test, &out, "demo-pypi:1", |run| {
         assert_eq!(run(&["python", "-c", script]), expected);
         // Console scripts run straight from PATH, their shebang the env's python.
         assert!(run(&["dotenv", "--version"]).contains("1.2.4"));
@@ -262,20 +287,7 @@ fn locked_wheels_are_installed_as_pip_installs_them_and_run() {
             run(&["sh", "-c", "echo '{\"a\": 7}' | jp.py a"]).trim(),
             "7"
         );
-    }
-    if let Some(podman) = Podman::new(test) {
-        run_ok(podman.cmd().args(["load", "-i"]).arg(&out));
-        let got = run_ok(podman.cmd().args([
-            "run",
-            "--rm",
-            "--network=none",
-            "docker.io/library/demo-pypi:1",
-            "python",
-            "-c",
-            script,
-        ]));
-        assert_eq!(got, expected);
-    }
+    });
 }
 
 #[test]
@@ -603,22 +615,9 @@ fn a_pip_section_is_resolved_on_a_simple_index_installed_and_runs() {
     assert_eq!(locked[..locked.len() - 1], resolved[..resolved.len() - 1]);
 
     // inspect names the PyPI distributions; conda's click is not among them.
-    let report: serde_json::Value = serde_json::from_str(&run_ok(
-        conda_docker()
-            .args(["inspect", "--json"])
-            .arg(format!("docker-archive:{}", out.display())),
-    ))
-    .unwrap();
-    let mut in_layers: Vec<&str> = report["layers"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .flat_map(|l| l["pypi"].as_array().into_iter().flatten())
-        .map(|d| d.as_str().unwrap())
-        .collect();
-    in_layers.sort();
+    let report = inspect(&out);
     assert_eq!(
-        in_layers,
+        pypi_in_layers(&report),
         [
             "jmespath-1.1.0",
             "markupsafe-3.0.4",
@@ -647,16 +646,7 @@ fn a_pip_section_is_resolved_on_a_simple_index_installed_and_runs() {
                     MarkupSafe 3.0.4 conda-docker\ntyping_inspect 0.9.0 conda-docker\n\
                     mypy_extensions 1.2.0 conda-docker\nclick 8.5.1 conda\n\
                     1.1.0 &lt;b&gt; 1\n";
-    if let Some(docker) = Docker::get(test) {
-        run_ok(docker.cmd().args(["load", "-i"]).arg(&out));
-        let run = |args: &[&str]| {
-            run_ok(
-                docker
-                    .cmd()
-                    .args(["run", "--rm", "--network=none", "demo-pip:latest"])
-                    .args(args),
-            )
-        };
+    each_engine(test, &out, "demo-pip:latest", |run| {
         assert_eq!(run(&["python", "-c", script]), expected);
         // The console script, straight from PATH (no shell), with conda's click under it.
         assert!(run(&["dotenv", "--version"]).contains("1.2.4"));
@@ -670,29 +660,7 @@ fn a_pip_section_is_resolved_on_a_simple_index_installed_and_runs() {
             "['MarkupSafe', 'click', 'jmespath', 'mypy_extensions', 'python-dotenv', \
              'typing-inspect', 'typing_extensions']"
         );
-    }
-    if let Some(podman) = Podman::new(test) {
-        run_ok(podman.cmd().args(["load", "-i"]).arg(&out));
-        let got = run_ok(podman.cmd().args([
-            "run",
-            "--rm",
-            "--network=none",
-            "docker.io/library/demo-pip:latest",
-            "python",
-            "-c",
-            script,
-        ]));
-        assert_eq!(got, expected);
-        let version = run_ok(podman.cmd().args([
-            "run",
-            "--rm",
-            "--network=none",
-            "docker.io/library/demo-pip:latest",
-            "dotenv",
-            "--version",
-        ]));
-        assert!(version.contains("1.2.4"), "{version}");
-    }
+    });
 }
 
 #[test]
@@ -787,27 +755,13 @@ fn a_pip_section_resolves_on_the_real_pypi() {
         .arg(&out)
         .output()
         .unwrap());
-    let report: serde_json::Value = serde_json::from_str(&run_ok(
-        conda_docker()
-            .args(["inspect", "--json"])
-            .arg(format!("docker-archive:{}", out.display())),
-    ))
-    .unwrap();
+    let report = inspect(&out);
     assert_eq!(report["pypi"][0]["name"], "six", "{report}");
     assert_eq!(report["pypi"][0]["version"], "1.16.0");
-    if let Some(docker) = Docker::get(test) {
-        run_ok(docker.cmd().args(["load", "-i"]).arg(&out));
-        let got = run_ok(docker.cmd().args([
-            "run",
-            "--rm",
-            "--network=none",
-            "real-pypi:latest",
-            "python",
-            "-c",
-            "import six; print(six.__version__)",
-        ]));
+    each_engine(test, &out, "real-pypi:latest", |run| {
+        let got = run(&["python", "-c", "import six; print(six.__version__)"]);
         assert_eq!(got.trim(), "1.16.0");
-    }
+    });
 }
 
 #[test]

@@ -581,7 +581,15 @@ impl Builder {
                 .flat_map(|(p, d)| p.files.iter().map(move |f| (f.path.clone(), d.clone())))
                 .collect();
             Some((
-                pypi::install(&fetched, &target, &provided, &owners)?,
+                pypi::install(
+                    &fetched,
+                    &target,
+                    &provided,
+                    &owners,
+                    &pypi::InstalledCache::new(&crate::cache::installed_wheels_dir(
+                        self.cache_dir.as_deref(),
+                    )),
+                )?,
                 target,
             ))
         };

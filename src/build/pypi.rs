@@ -260,14 +260,72 @@ impl Target {
     }
 }
 
-/// Installs `wheels` (the result sorted by name), leaving out those a conda package provides at the same version, and
-/// refusing one that would replace a conda package's distribution with another version or
-/// overwrite a file (`owners` maps the conda packages' paths to their package).
+/// What installing a wheel gave, kept by the wheel's sha256 and the install options, so a warm
+/// build reads no wheel: the files' places, sizes, sha256 and offsets in the wheel (their bytes
+/// are streamed from the wheel, and checked again, only when a layer is written).
+#[derive(Clone, Debug)]
+pub struct InstalledCache {
+    dir: PathBuf,
+}
+
+/// Bumped when [`InstalledWheel`] or how a wheel is installed changes.
+const INSTALLED_FORMAT: &str = "installed-wheel-v1";
+
+impl InstalledCache {
+    /// A cache in `dir` (see [`crate::cache::cache_dirs`]).
+    pub fn new(dir: &Path) -> Self {
+        Self {
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn path(&self, sha256: &str, options: &InstallOptions) -> PathBuf {
+        let key = serde_json::json!({
+            "format": INSTALLED_FORMAT,
+            "wheel": sha256.to_ascii_lowercase(),
+            "options": options,
+        });
+        self.dir.join(format!(
+            "{}.json",
+            Digest::of(key.to_string().as_bytes()).hex()
+        ))
+    }
+
+    /// `wheel` installed with `options`: from the cache, else installed and stored (a cache
+    /// that cannot be written only makes the next build slower).
+    pub fn install(
+        &self,
+        wheel: &Wheel,
+        options: &InstallOptions,
+    ) -> Result<InstalledWheel, PypiError> {
+        let path = self.path(&wheel.sha256, options);
+        if let Some(found) = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice::<InstalledWheel>(&b).ok())
+        {
+            crate::atomic::touch(&path);
+            return Ok(found);
+        }
+        let installed = wheel::install(&wheel.path, &wheel.file_name, options, &Limits::default())?;
+        if let Ok(bytes) = serde_json::to_vec(&installed)
+            && let Err(e) = crate::atomic::write(&path, &bytes)
+        {
+            tracing::debug!("not caching `{}`: {e}", path.display());
+        }
+        Ok(installed)
+    }
+}
+
+/// Installs `wheels` (the result sorted by name), leaving out those a conda package provides at
+/// the same version, and refusing one that would replace a conda package's distribution with
+/// another version or overwrite a file (`owners` maps the conda packages' paths to their
+/// package).
 pub fn install(
     wheels: &[Wheel],
     target: &Target,
     provided: &BTreeMap<String, Provided>,
     owners: &HashMap<String, String>,
+    cache: &InstalledCache,
 ) -> Result<Vec<(Wheel, InstalledWheel)>, PypiError> {
     let mut owners = owners.clone();
     let mut out = Vec::with_capacity(wheels.len());
@@ -280,7 +338,7 @@ pub fn install(
             requested: false,
             direct_url: None,
         };
-        let installed = wheel::install(&w.path, &w.file_name, &options, &Limits::default())?;
+        let installed = cache.install(w, &options)?;
         if let Some(p) = provided.get(&normalize_name(&installed.name)) {
             if crate::pypi::same_version(&p.version, &installed.version) {
                 continue;
@@ -402,5 +460,43 @@ impl FileSource for WheelFile {
     fn open(&self) -> io::Result<(u64, Box<dyn Read + '_>)> {
         let reader = self.member.open(&self.wheel)?;
         Ok((self.member.size, Box::new(reader)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wheel_installed_once_is_not_read_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let name = "click-8.5.1-py3-none-any.whl";
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/pypi/wheels");
+        let path = dir.path().join(name);
+        std::fs::copy(fixture.join(name), &path).unwrap();
+        let wheel = Wheel {
+            file_name: name.into(),
+            sha256: crate::pypi::sha256_file(&path).unwrap(),
+            path: path.clone(),
+            url: url::Url::from_file_path(&path).unwrap(),
+        };
+        let options = InstallOptions {
+            scheme: Scheme::conda(3, 11, ""),
+            python: "/opt/conda/bin/python3.11".into(),
+            requested: false,
+            direct_url: None,
+        };
+        let cache = InstalledCache::new(&dir.path().join("installed"));
+        let first = cache.install(&wheel, &options).unwrap();
+        assert_eq!(first.name, "click");
+        // The wheel is gone: what the cache kept is all a warm build needs.
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(cache.install(&wheel, &options).unwrap(), first);
+        // Other options (another prefix's python) are another entry.
+        let other = InstallOptions {
+            python: "/srv/env/bin/python3.11".into(),
+            ..options
+        };
+        assert!(cache.install(&wheel, &other).is_err());
     }
 }

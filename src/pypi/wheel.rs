@@ -30,7 +30,7 @@ use crate::conda::package_files::check_package_path;
 pub const INSTALLER: &str = "conda-docker";
 
 /// Where a wheel's parts go in the prefix (paths relative to it, `/`-separated).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Scheme {
     /// `purelib` and `platlib` (one directory in a conda prefix): `lib/python3.11/site-packages`.
     pub site_packages: String,
@@ -53,7 +53,7 @@ impl Scheme {
 }
 
 /// How to install a wheel.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InstallOptions {
     /// Where the parts go.
     pub scheme: Scheme,
@@ -139,7 +139,7 @@ impl WheelName {
 }
 
 /// A regular file of the wheel, to be streamed from it when the layer is written.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WheelMember {
     /// Its name in the zip.
     pub name: String,
@@ -234,7 +234,7 @@ impl Read for MemberReader {
 }
 
 /// Where an installed file's bytes come from.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum FileData {
     /// A member of the wheel, streamed from it.
     Member(WheelMember),
@@ -243,7 +243,7 @@ pub enum FileData {
 }
 
 /// One file the image gets from a wheel.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InstalledFile {
     /// Where it goes, relative to the prefix.
     pub path: String,
@@ -254,7 +254,7 @@ pub struct InstalledFile {
 }
 
 /// A wheel, installed: what the image gets from it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct InstalledWheel {
     /// The distribution's name as `METADATA` gives it.
     pub name: String,
