@@ -52,6 +52,14 @@ const WHEELS: [&str; 4] = [
     "markupsafe-3.0.4",
 ];
 
+/// The `pip` entries of [`WHEELS`], each with its sha256.
+fn hashed_entries() -> Vec<String> {
+    WHEELS
+        .iter()
+        .map(|w| pip_entry(w, Some(&sha256(&wheel(w)))))
+        .collect()
+}
+
 /// The host's python as a conda package, locked (conda-lock) with `pip` entries appended.
 struct Fixture {
     dir: tempfile::TempDir,
@@ -189,10 +197,7 @@ fn locked_wheels_are_installed_as_pip_installs_them_and_run() {
         return;
     }
     let f = Fixture::new();
-    let entries: Vec<String> = WHEELS
-        .iter()
-        .map(|w| pip_entry(w, Some(&sha256(&wheel(w)))))
-        .collect();
+    let entries = hashed_entries();
     let lock = f.lock("input-lock.yml", &entries);
     let out = f.dir.path().join("pypi.tar");
     let relock = f.dir.path().join("relock.yml");
@@ -771,10 +776,7 @@ fn a_pixi_lock_with_pypi_entries_builds_the_exact_wheels() {
         return;
     }
     let f = Fixture::new();
-    let entries: Vec<String> = WHEELS
-        .iter()
-        .map(|w| pip_entry(w, Some(&sha256(&wheel(w)))))
-        .collect();
+    let entries = hashed_entries();
     let conda_lock = f.lock("input-lock.yml", &entries);
     let from_conda_lock = f.dir.path().join("conda-lock.tar");
     let id = ok(f.build(&conda_lock, &from_conda_lock, &[]));

@@ -68,6 +68,14 @@ pub enum Error {
         /// Why not.
         reason: String,
     },
+    /// A document (a manifest, an index, a tag list) is larger than what is read of one.
+    #[error("{what} is larger than the {limit} bytes read of one")]
+    TooLarge {
+        /// What was sent (`a registry's manifest`).
+        what: &'static str,
+        /// The cap, in bytes.
+        limit: u64,
+    },
     /// The operation is not supported (yet).
     #[error("{0}")]
     Unsupported(String),

@@ -31,9 +31,10 @@ pub struct InMemory(pub Vec<u8>);
 impl Sink for InMemory {
     fn append(&mut self, bytes: &[u8]) -> Result<(), Error> {
         if self.0.len() as u64 + bytes.len() as u64 > MAX_MANIFEST {
-            return Err(Error::Unsupported(format!(
-                "a registry sent more than the {MAX_MANIFEST} bytes a manifest may have"
-            )));
+            return Err(Error::TooLarge {
+                what: "what the registry sent for a manifest, index or tag list",
+                limit: MAX_MANIFEST,
+            });
         }
         self.0.extend_from_slice(bytes);
         Ok(())
@@ -159,7 +160,17 @@ mod tests {
     fn manifests_in_memory_are_bounded() {
         let mut sink = InMemory::default();
         sink.append(&[0; 1024]).unwrap();
-        assert!(sink.append(&vec![0; MAX_MANIFEST as usize]).is_err());
+        let err = sink.append(&vec![0; MAX_MANIFEST as usize]).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Error::TooLarge {
+                    limit: MAX_MANIFEST,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         sink.restart().unwrap();
         assert_eq!(sink.received(), 0);
     }
