@@ -704,9 +704,9 @@ fn pip_requirements_that_cannot_be_installed_are_refused_and_leave_nothing() {
         err.contains("click==8.1.0") && err.contains("8.5.1") && err.contains("conda package"),
         "{err}"
     );
-    // Only an sdist: named, and not built.
+    // Only an sdist: named, and not built (the index named as uv users name it).
     let env = f.env("input-sdist.yml", &["python"], &["onlysrc"]);
-    let err = refused(&env, &by_flag, &[]);
+    let err = refused(&env, &[], &[("UV_DEFAULT_INDEX", f.index.url.as_str())]);
     assert!(
         err.contains("onlysrc") && err.contains("only source distributions"),
         "{err}"
@@ -721,6 +721,16 @@ fn pip_requirements_that_cannot_be_installed_are_refused_and_leave_nothing() {
         &env,
         &["--pypi-index-url", "http://127.0.0.1:9/simple"],
         &[],
+    );
+    assert!(
+        err.contains("cannot reach") && err.contains("127.0.0.1:9"),
+        "{err}"
+    );
+    // An extra index (uv's named `UV_INDEX`) that cannot be reached, behind one that can.
+    let err = refused(
+        &env,
+        &by_flag,
+        &[("UV_INDEX", "down=http://127.0.0.1:9/simple")],
     );
     assert!(
         err.contains("cannot reach") && err.contains("127.0.0.1:9"),

@@ -340,7 +340,16 @@ impl Builder {
         let cwd = std::env::current_dir().unwrap_or_default();
         let env = crate::pypi::index::Locations {
             index_url: var(&["PIP_INDEX_URL", "UV_INDEX_URL", "UV_DEFAULT_INDEX"]),
-            extra_index_urls: list(&["PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX"]),
+            // uv's `UV_INDEX` entries may be named: `name=https://...`.
+            extra_index_urls: list(&["PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX"])
+                .into_iter()
+                .map(|u| match u.split_once('=') {
+                    Some((name, url)) if !name.contains("://") && url.contains("://") => {
+                        url.to_string()
+                    }
+                    _ => u,
+                })
+                .collect(),
             find_links: list(&["PIP_FIND_LINKS", "UV_FIND_LINKS"])
                 .into_iter()
                 .map(|l| crate::pypi::requirements::location(&l, &cwd))
