@@ -3,8 +3,8 @@
 //! Four live side by side under one root (`--cache-dir DIR`, else `~/.cache/conda-docker`):
 //! the blob store `oci-v1` (layer tars by diff_id, compressed blobs, pulled manifests, layer
 //! keys), `contents-v2` (what each package holds, by sha256), `pypi-v1` (PyPI wheels, by
-//! sha256) and `wheels-installed-v1` (what installing each gave). Conda packages themselves are in rattler's package cache, shared with pixi, which
-//! conda-docker reads but never prunes.
+//! sha256) and `wheels-installed-v1` (what installing each gave). Conda packages themselves are
+//! in rattler's package cache, shared with pixi, which conda-docker reads but never prunes.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
@@ -53,8 +53,10 @@ pub fn cache_dirs(cache_dir: Option<&Path>) -> Vec<(&'static str, PathBuf)> {
             BlobCache::for_cache_dir(cache_dir).dir().to_path_buf(),
         ),
         ("package contents", contents_dir(cache_dir)),
-        // The wheel cache of `pypi::index` (its `pypi-v1/` under the root).
-        ("PyPI wheels", root(cache_dir).join("pypi-v1")),
+        (
+            "PyPI wheels",
+            crate::pypi::index::wheel_dir(&root(cache_dir)),
+        ),
         ("installed wheels", installed_wheels_dir(cache_dir)),
     ]
 }

@@ -68,7 +68,9 @@ struct Fixture {
 }
 
 impl Fixture {
-    fn new() -> Self {
+    /// The fixture, or `None` (the test skipped, or failed under CI) without a python.
+    fn new(test: &str) -> Option<Self> {
+        common::tools::require("python3", test)?;
         let dir = tempdir();
         let (python_channel, xy) = common::host_python_channel(dir.path());
         assert_eq!(xy, "3.11", "the markupsafe fixture is a cp311 wheel");
@@ -80,11 +82,11 @@ impl Fixture {
             "python",
         ]));
         std::fs::remove_file(&out).unwrap();
-        Self {
+        Some(Self {
             conda_lock: std::fs::read_to_string(&lock).unwrap(),
             dir,
             python_channel,
-        }
+        })
     }
 
     /// Writes the conda lock plus `entries` as `name` and returns its path.
@@ -193,10 +195,9 @@ fn diff_ids(archive: &Path) -> Vec<String> {
 #[test]
 fn locked_wheels_are_installed_as_pip_installs_them_and_run() {
     let test = "locked_wheels_are_installed_as_pip_installs_them_and_run";
-    if common::tools::require("python3", test).is_none() {
+    let Some(f) = Fixture::new(test) else {
         return;
-    }
-    let f = Fixture::new();
+    };
     let entries = hashed_entries();
     let lock = f.lock("input-lock.yml", &entries);
     let out = f.dir.path().join("pypi.tar");
@@ -297,10 +298,9 @@ fn locked_wheels_are_installed_as_pip_installs_them_and_run() {
 
 #[test]
 fn a_changed_or_missing_hash_is_refused_and_leaves_nothing() {
-    if common::tools::require("python3", "a_changed_or_missing_hash_is_refused").is_none() {
+    let Some(f) = Fixture::new("a_changed_or_missing_hash_is_refused") else {
         return;
-    }
-    let f = Fixture::new();
+    };
     let forged = "0".repeat(64);
     let lock = f.lock(
         "input-forged.yml",
@@ -331,10 +331,9 @@ fn a_changed_or_missing_hash_is_refused_and_leaves_nothing() {
 
 #[test]
 fn an_sdist_in_a_lockfile_or_wheels_without_python_are_refused() {
-    if common::tools::require("python3", "an_sdist_in_a_lockfile_is_refused").is_none() {
+    let Some(f) = Fixture::new("an_sdist_in_a_lockfile_is_refused") else {
         return;
-    }
-    let f = Fixture::new();
+    };
     let sdist = "- category: main\n  dependencies: {}\n  hash:\n    sha256: \
                  0000000000000000000000000000000000000000000000000000000000000000\n  manager: pip\n  \
                  name: click\n  optional: false\n  platform: linux-64\n  url: \
@@ -487,7 +486,9 @@ struct PipFixture {
 }
 
 impl PipFixture {
-    fn new() -> Self {
+    /// The fixture, or `None` (the test skipped, or failed under CI) without a python.
+    fn new(test: &str) -> Option<Self> {
+        common::tools::require("python3", test)?;
         let dir = tempdir();
         let (python_channel, xy) = common::host_python_channel(dir.path());
         assert_eq!(xy, "3.11", "the markupsafe fixture is a cp311 wheel");
@@ -505,12 +506,12 @@ impl PipFixture {
                 .collect();
         files.push(sdist);
         let index = SimpleIndex::serve(&dir.path().join("index"), &files);
-        Self {
+        Some(Self {
             dir,
             python_channel,
             click_channel,
             index,
-        }
+        })
     }
 
     /// Writes `environment.yml` (`name` in the fixture's directory) with `conda` dependencies
@@ -547,10 +548,9 @@ impl PipFixture {
 #[test]
 fn a_pip_section_is_resolved_on_a_simple_index_installed_and_runs() {
     let test = "a_pip_section_is_resolved_on_a_simple_index_installed_and_runs";
-    if common::tools::require("python3", test).is_none() {
+    let Some(f) = PipFixture::new(test) else {
         return;
-    }
-    let f = PipFixture::new();
+    };
     // `-r` relative to the environment file, an index URL line, extras and markers.
     std::fs::create_dir_all(f.dir.path().join("reqs")).unwrap();
     std::fs::write(
@@ -671,10 +671,9 @@ fn a_pip_section_is_resolved_on_a_simple_index_installed_and_runs() {
 #[test]
 fn pip_requirements_that_cannot_be_installed_are_refused_and_leave_nothing() {
     let test = "pip_requirements_that_cannot_be_installed_are_refused_and_leave_nothing";
-    if common::tools::require("python3", test).is_none() {
+    let Some(f) = PipFixture::new(test) else {
         return;
-    }
-    let f = PipFixture::new();
+    };
     let outputs = tempdir();
     let out = outputs.path().join("out.tar");
     let refused = |env: &Path, extra: &[&str], env_vars: &[(&str, &str)]| -> String {
@@ -782,10 +781,9 @@ fn a_pip_section_resolves_on_the_real_pypi() {
 #[test]
 fn a_pixi_lock_with_pypi_entries_builds_the_exact_wheels() {
     let test = "a_pixi_lock_with_pypi_entries_builds_the_exact_wheels";
-    if common::tools::require("python3", test).is_none() {
+    let Some(f) = Fixture::new(test) else {
         return;
-    }
-    let f = Fixture::new();
+    };
     let entries = hashed_entries();
     let conda_lock = f.lock("input-lock.yml", &entries);
     let from_conda_lock = f.dir.path().join("conda-lock.tar");

@@ -24,7 +24,6 @@ use conda_docker::image::{
 use conda_docker::input::Source;
 use conda_docker::platform::{oci_platform, parse_subdir};
 use conda_docker::pypi::index::Locations;
-use conda_docker::pypi::requirements::location;
 use conda_docker::reporter::{NoReporter, Reporter, Stage};
 use conda_docker::settings::ImageSettings;
 use conda_docker::transport::registry::{BlobCache, Credential, RegistryOptions, auth};
@@ -1096,12 +1095,12 @@ fn builder_and_job(o: &BuildOptions, cancel: Cancel) -> Result<(Builder, Job), F
         .with_sources(sources)
         .with_sbom(o.sbom)
         .with_allow_unhashed_pypi(o.allow_unhashed_pypi)
-        .with_pypi_index(Locations {
-            index_url: o.pypi_index_url.clone(),
-            extra_index_urls: o.pypi_extra_index_url.clone(),
-            find_links: o.find_links.iter().map(|l| location(l, &cwd)).collect(),
-            no_index: false,
-        })
+        .with_pypi_index(Locations::given(
+            o.pypi_index_url.clone(),
+            o.pypi_extra_index_url.clone(),
+            &o.find_links,
+            &cwd,
+        ))
         .with_settings(settings)
         .with_cancel(cancel)
         .with_reporter(reporter)

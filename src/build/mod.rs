@@ -267,7 +267,8 @@ impl Builder {
         self
     }
 
-    /// How PyPI indexes are talked to (timeouts and the low-speed limit, extra CA certificates).
+    /// How PyPI indexes are talked to (timeouts and the low-speed limit, extra CA
+    /// certificates), all of it: a `PIP_CERT` taken by [`Self::from_env`] is replaced too.
     pub fn with_pypi_http(mut self, http: crate::pypi::index::HttpOptions) -> Self {
         self.pypi_http = http;
         self
@@ -338,10 +339,10 @@ impl Builder {
                 .unwrap_or_default()
         };
         let cwd = std::env::current_dir().unwrap_or_default();
-        let env = crate::pypi::index::Locations {
-            index_url: var(&["PIP_INDEX_URL", "UV_INDEX_URL", "UV_DEFAULT_INDEX"]),
+        let mut env = crate::pypi::index::Locations::given(
+            var(&["PIP_INDEX_URL", "UV_INDEX_URL", "UV_DEFAULT_INDEX"]),
             // uv's `UV_INDEX` entries may be named: `name=https://...`.
-            extra_index_urls: list(&["PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX"])
+            list(&["PIP_EXTRA_INDEX_URL", "UV_EXTRA_INDEX_URL", "UV_INDEX"])
                 .into_iter()
                 .map(|u| match u.split_once('=') {
                     Some((name, url)) if !name.contains("://") && url.contains("://") => {
@@ -350,13 +351,11 @@ impl Builder {
                     _ => u,
                 })
                 .collect(),
-            find_links: list(&["PIP_FIND_LINKS", "UV_FIND_LINKS"])
-                .into_iter()
-                .map(|l| crate::pypi::requirements::location(&l, &cwd))
-                .collect(),
-            no_index: var(&["PIP_NO_INDEX", "UV_NO_INDEX"])
-                .is_some_and(|v| !matches!(v.trim(), "0" | "false" | "no" | "off")),
-        };
+            &list(&["PIP_FIND_LINKS", "UV_FIND_LINKS"]),
+            &cwd,
+        );
+        env.no_index = var(&["PIP_NO_INDEX", "UV_NO_INDEX"])
+            .is_some_and(|v| !matches!(v.trim(), "0" | "false" | "no" | "off"));
         self.pypi_locations = self.pypi_locations.over(&env);
         if let Some(cert) = var(&["PIP_CERT"]) {
             self.pypi_http.ca_certificates.push(PathBuf::from(cert));
@@ -465,12 +464,12 @@ impl Builder {
         self.max_layers.saturating_sub(taken).max(1)
     }
 
-    /// The cache of what each package holds, beside the blob cache.
     /// The root of conda-docker's own caches (the wheel cache is its `pypi-v1/`).
     fn cache_root(&self) -> PathBuf {
         crate::cache::root(self.cache_dir.as_deref())
     }
 
+    /// The cache of what each package holds, beside the blob cache.
     fn contents_cache(&self) -> ContentsCache {
         ContentsCache::new(&crate::cache::contents_dir(self.cache_dir.as_deref()))
     }
@@ -919,11 +918,13 @@ impl Builder {
                 .await??;
             self.reporter
                 .stage_finished(Stage::Pypi, &format!("{} wheels", pins.len()));
+            let root = self.cache_root();
             pins.into_iter()
                 .map(|pin| PlannedWheel {
-                    cached: pin.sha256.as_deref().is_some_and(|s| {
-                        crate::pypi::index::cached_wheel(&self.cache_root(), s).is_file()
-                    }),
+                    cached: pin
+                        .sha256
+                        .as_deref()
+                        .is_some_and(|s| crate::pypi::index::cached_wheel(&root, s).is_file()),
                     pin,
                 })
                 .collect()
@@ -1103,6 +1104,7 @@ impl Builder {
                 };
                 (pins, index(no_index)?)
             }
+            // Not called for it; no wheel, and an index that is never asked.
             crate::input::Pypi::None => (Vec::new(), index(Locations::default())?),
         })
     }

@@ -119,7 +119,7 @@ pub struct Pin {
     /// The wheel's file name.
     pub file_name: String,
     /// Where it is fetched from (http(s) or `file://`).
-    pub url: String,
+    pub url: url::Url,
     /// Its sha256, hex (`None` only for a lock entry allowed without one).
     pub sha256: Option<String>,
 }
@@ -147,7 +147,7 @@ pub fn locked_pins(locked: &[LockedPypi], allow_unhashed: bool) -> Result<Vec<Pi
                     .and_then(|mut s| s.next_back())
                     .map(crate::pypi::index::percent_decode)
                     .unwrap_or_default(),
-                url: l.url.to_string(),
+                url: l.url.clone(),
                 sha256: l.sha256.clone(),
             })
         })
@@ -182,17 +182,11 @@ pub async fn fetch(index: &Index, pins: &[Pin]) -> Result<Vec<Wheel>, PypiError>
         let (path, sha256) = index
             .fetch_wheel(&pin.url, pin.sha256.as_deref(), &pin.file_name)
             .await?;
-        let url = url::Url::parse(&pin.url)
-            .or_else(|_| url::Url::from_file_path(&pin.url))
-            .map_err(|()| crate::pypi::index::Error::Location {
-                location: pin.url.clone(),
-                reason: "not a URL or an absolute path".into(),
-            })?;
         Ok::<_, PypiError>(Wheel {
             file_name: pin.file_name.clone(),
             path,
             sha256,
-            url,
+            url: pin.url.clone(),
         })
     }))
     .buffered(CONCURRENT_WHEELS)

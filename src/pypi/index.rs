@@ -33,7 +33,6 @@ use sha2::{Digest, Sha256};
 use url::Url;
 
 use super::normalize_name;
-use super::requirements::Requirements;
 use super::wheel::{self, Limits};
 use crate::atomic::AtomicFile;
 use crate::error_chain;
@@ -182,6 +181,25 @@ pub struct Locations {
 }
 
 impl Locations {
+    /// The locations given by flags or variables: find-links directories made absolute
+    /// against `dir` (the current one), URLs as they are.
+    pub fn given(
+        index_url: Option<String>,
+        extra_index_urls: Vec<String>,
+        find_links: &[String],
+        dir: &Path,
+    ) -> Self {
+        Self {
+            index_url,
+            extra_index_urls,
+            find_links: find_links
+                .iter()
+                .map(|l| super::requirements::location(l, dir))
+                .collect(),
+            no_index: false,
+        }
+    }
+
     /// These locations over `under` (a requirements file's), as uv merges them: an index URL
     /// given here wins, extra indexes and find-links are both kept (these first), and either
     /// `--no-index` holds.
@@ -238,17 +256,6 @@ impl std::fmt::Debug for IndexOptions {
             .field("cache_dir", &self.cache_dir)
             .field("http", &self.http)
             .finish_non_exhaustive()
-    }
-}
-
-impl IndexOptions {
-    /// The index options a requirements list gives (`--index-url`, ...), caching in `cache_dir`.
-    pub fn from_requirements(requirements: &Requirements, cache_dir: &Path) -> Self {
-        Self {
-            locations: requirements.locations.clone(),
-            cache_dir: cache_dir.to_path_buf(),
-            ..Self::default()
-        }
     }
 }
 
@@ -347,11 +354,14 @@ fn split_credentials(mut url: Url) -> (Url, Option<Basic>) {
     (url, auth)
 }
 
+/// The wheel cache's directory under the cache directory `cache_dir`.
+pub fn wheel_dir(cache_dir: &Path) -> PathBuf {
+    cache_dir.join("pypi-v1")
+}
+
 /// Where the wheel cache under `cache_dir` keeps the wheel whose sha256 is `sha256`.
 pub fn cached_wheel(cache_dir: &Path, sha256: &str) -> PathBuf {
-    cache_dir
-        .join("pypi-v1")
-        .join(format!("{}.whl", sha256.to_ascii_lowercase()))
+    wheel_dir(cache_dir).join(format!("{}.whl", sha256.to_ascii_lowercase()))
 }
 
 /// `s` with its `%XX` escapes decoded (a URL's file name, as it is on disk).
@@ -664,21 +674,12 @@ impl Index {
     /// caches nothing; without a `sha256` (an unhashed lock entry), it is fetched every time.
     pub async fn fetch_wheel(
         &self,
-        url: &str,
+        url: &Url,
         sha256: Option<&str>,
         filename: &str,
     ) -> Result<(PathBuf, String), Error> {
-        let parsed = Url::parse(url)
-            .or_else(|_| {
-                // A plain absolute path, as lockfiles sometimes give.
-                Url::from_file_path(url).map_err(|()| url::ParseError::RelativeUrlWithoutBase)
-            })
-            .map_err(|e| Error::Location {
-                location: url.to_string(),
-                reason: e.to_string(),
-            })?;
-        let (parsed, _) = split_credentials(parsed);
-        self.download(&parsed, sha256, filename).await
+        let (url, _) = split_credentials(url.clone());
+        self.download(&url, sha256, filename).await
     }
 
     /// The listed wheel `file` in the cache (see [`Index::fetch_wheel`]) and its sha256: checked
@@ -696,7 +697,7 @@ impl Index {
         expected: Option<&str>,
         filename: &str,
     ) -> Result<(PathBuf, String), Error> {
-        let dir = self.0.options.cache_dir.join("pypi-v1");
+        let dir = wheel_dir(&self.0.options.cache_dir);
         if let Some(expected) = expected {
             check_hex(expected, filename, url)?;
             let path = cached_wheel(&self.0.options.cache_dir, expected);
@@ -861,7 +862,7 @@ impl Index {
             r = read_body(&mut response, body, a.cap, &meter) => r,
             fault = meter.watch(timeouts) => Err(BodyError::Fault(fault)),
         };
-        let cache = || self.0.options.cache_dir.join("pypi-v1");
+        let cache = || wheel_dir(&self.0.options.cache_dir);
         match read {
             Ok(()) => Ok(Ok(Some(answer))),
             Err(BodyError::TooLarge) => Err(Error::TooLarge {

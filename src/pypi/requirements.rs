@@ -333,7 +333,7 @@ fn split_option(line: &str) -> (&str, Option<&str>) {
 }
 
 /// A find-links location: a URL as it is, a path made absolute against `dir`.
-pub fn location(value: &str, dir: &Path) -> String {
+pub(crate) fn location(value: &str, dir: &Path) -> String {
     if value.contains("://") {
         value.to_string()
     } else {

@@ -177,7 +177,7 @@ pub struct ResolvedWheel {
     /// The wheel's file name.
     pub filename: String,
     /// Where it is downloaded from (`https://...` or `file://...`).
-    pub url: String,
+    pub url: url::Url,
     /// The wheel's sha256 (hex), from the index (or computed, for an index that gives none).
     pub sha256: String,
     /// A requirement names it (pip writes `REQUESTED`), rather than only a dependency.
@@ -941,7 +941,7 @@ fn order(
                     name: name.clone(),
                     version: version.to_string(),
                     filename: file.filename.clone(),
-                    url: file.url.to_string(),
+                    url: file.url.clone(),
                     sha256,
                     requested: requested.contains(&name),
                 },

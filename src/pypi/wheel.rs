@@ -803,7 +803,7 @@ fn direct_url_json(url: &str, sha256: &str) -> Vec<u8> {
 }
 
 /// The hex sha256 of the wheel file at `path` (named `wheel` in errors).
-pub fn file_sha256(path: &Path, wheel: &str) -> Result<String> {
+fn file_sha256(path: &Path, wheel: &str) -> Result<String> {
     let io = |source| Error::Io {
         wheel: wheel.to_string(),
         path: path.display().to_string(),

@@ -10,7 +10,6 @@ use crate::image::{Cancel, Reference};
 use crate::input::Source;
 use crate::platform;
 use crate::pypi::index::Locations;
-use crate::pypi::requirements::location;
 use crate::reporter::Reporter;
 use crate::settings::{self, ImageSettings};
 use crate::transport::{self, Location};
@@ -55,6 +54,10 @@ pub(crate) async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progres
     let trim =
         Trim::from_groups(&args.trim, args.no_trim).map_err(|e| anyhow::anyhow!("--trim: {e}"))?;
     let reporter: Arc<dyn Reporter> = progress.clone();
+    let base_registry = args.registry.tls.options(parse_creds(
+        args.registry.base_creds.as_deref(),
+        "--base-creds",
+    )?);
     let mut builder = Builder::new()
         .from_env()?
         .with_channels(args.channels.clone())
@@ -70,20 +73,17 @@ pub(crate) async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progres
         .with_sources(sources)
         .with_sbom(!args.no_sbom)
         .with_allow_unhashed_pypi(args.allow_unhashed_pypi)
-        .with_pypi_index(Locations {
-            index_url: args.pypi_index_url.clone(),
-            extra_index_urls: args.pypi_extra_index_url.clone(),
-            find_links: args.find_links.iter().map(|l| location(l, &cwd)).collect(),
-            no_index: false,
-        })
+        .with_pypi_index(Locations::given(
+            args.pypi_index_url.clone(),
+            args.pypi_extra_index_url.clone(),
+            &args.find_links,
+            &cwd,
+        ))
         .with_settings(cli_settings(&args)?)
         .with_cancel(cancel.clone())
         .with_reporter(reporter)
-        .with_pypi_timeouts(args.registry.tls.options(None).timeouts)
-        .with_base_registry(args.registry.tls.options(parse_creds(
-            args.registry.base_creds.as_deref(),
-            "--base-creds",
-        )?));
+        .with_pypi_timeouts(base_registry.timeouts)
+        .with_base_registry(base_registry);
     for vp in &args.virtual_packages {
         let (name, version) = settings::parse_key_value(vp).map_err(anyhow::Error::msg)?;
         builder = builder.with_virtual_package(name, version);
