@@ -20,6 +20,7 @@
 //!   [`capped`]: the one way small inputs (JSON) are read, with a cap.
 //! - [`http`]: the one HTTP retry policy (timeouts, the low-speed limit, `Retry-After`) of
 //!   the registry client and the PyPI index client; knows no OCI and no conda.
+//! - [`env`]: the process environment as a value, read once by a front end and passed down.
 //! - [`platform`]: conda subdirs and the OCI platforms of their images.
 //! - [`cli`] (feature `cli`): the `conda-docker` command line, for the binary and the Python
 //!   package; it parses, calls the library and prints.
@@ -39,6 +40,7 @@ pub mod capped;
 pub mod cli;
 pub mod conda;
 pub mod diff;
+pub mod env;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
