@@ -6,26 +6,21 @@
 //! [`Cancel`] and raises `conda_docker.Cancelled`. Library errors become the exceptions of
 //! `conda_docker.errors`, carrying the message and its cause chain.
 
-use std::collections::BTreeMap;
 use std::io::{self, Read};
 use std::path::{Component, Path, PathBuf};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use conda_docker::build::{Builder, Job};
-use conda_docker::conda::channel::Sources;
+use conda_docker::builder::{Builder, Context, Job};
 use conda_docker::conda::package_files::{Kind as FileKind, PackageDir};
-use conda_docker::conda::place::Trim;
-use conda_docker::conda::plan::LayeringStrategy;
+use conda_docker::env::Env;
 use conda_docker::image::layer_tar::{Entry, EntryData, FileSource};
 use conda_docker::image::{
     Cancel, History, Image, Layer, LayerCompression, Platform, Reference, RunConfig,
 };
-use conda_docker::input::Source;
 use conda_docker::platform::{oci_platform, parse_subdir};
-use conda_docker::pypi::index::Locations;
 use conda_docker::reporter::{NoReporter, Reporter, Stage};
-use conda_docker::settings::ImageSettings;
+use conda_docker::request::{BuildRequest, Words};
 use conda_docker::transport::registry::{BlobCache, Credential, RegistryOptions, auth};
 use conda_docker::transport::{self, Location, Remote, WriteOptions};
 use pyo3::prelude::*;
@@ -68,8 +63,11 @@ struct Fail {
 
 /// The error's message followed by each cause, as the command line prints them.
 fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
+    causes(e.to_string(), e.source())
+}
+
+/// `text` followed by each cause from `source` on.
+fn causes(mut text: String, mut source: Option<&dyn std::error::Error>) -> String {
     while let Some(cause) = source {
         text.push_str("\n  caused by: ");
         text.push_str(&cause.to_string());
@@ -140,9 +138,9 @@ impl From<conda_docker::transport::Error> for Fail {
     }
 }
 
-impl From<conda_docker::build::Error> for Fail {
-    fn from(e: conda_docker::build::Error) -> Self {
-        use conda_docker::build::Error as B;
+impl From<conda_docker::builder::Error> for Fail {
+    fn from(e: conda_docker::builder::Error) -> Self {
+        use conda_docker::builder::Error as B;
         use conda_docker::conda::Error as C;
         let kind = match &e {
             B::Base { source, .. } => transport_kind(source),
@@ -152,7 +150,11 @@ impl From<conda_docker::build::Error> for Fail {
             | B::NoSpecs => Kind::Solve,
             _ => Kind::Base,
         };
-        Fail::of(kind, &e)
+        // A setting at fault is named as Python names it (`max_layers=`).
+        Fail::new(
+            kind,
+            causes(e.render(Words::Keywords), std::error::Error::source(&e)),
+        )
     }
 }
 
@@ -604,7 +606,7 @@ fn read_image(
 }
 
 fn inspect_image(image: &Image, cancel: &Cancel) -> Result<String, Fail> {
-    let report = conda_docker::inspect::inspect(image, cancel)?;
+    let report = conda_docker::describe::inspect::inspect(image, cancel)?;
     serde_json::to_string(&report).map_err(fail)
 }
 
@@ -949,54 +951,6 @@ fn login(
 // ---------------------------------------------------------------------------------------------
 // build
 
-/// The arguments of `conda_docker.build`, as the Python function passes them.
-#[derive(FromPyObject)]
-#[pyo3(from_item_all)]
-struct BuildOptions {
-    specs: Vec<String>,
-    file: Option<PathBuf>,
-    environment: String,
-    prefix: Option<PathBuf>,
-    name: Option<String>,
-    channels: Vec<String>,
-    mirrors: Vec<String>,
-    channel_names: Vec<String>,
-    platforms: Vec<String>,
-    base: String,
-    images: Vec<String>,
-    outputs: Vec<String>,
-    target_prefix: PathBuf,
-    layering_strategy: String,
-    max_layers: usize,
-    trim: Vec<String>,
-    no_trim: bool,
-    compression: String,
-    env: BTreeMap<String, String>,
-    entrypoint: Option<Vec<String>>,
-    cmd: Option<Vec<String>>,
-    workdir: Option<String>,
-    labels: BTreeMap<String, String>,
-    annotations: BTreeMap<String, String>,
-    expose: Vec<String>,
-    user: Option<String>,
-    writable_prefix: bool,
-    virtual_packages: BTreeMap<String, String>,
-    sbom: bool,
-    allow_unhashed_pypi: bool,
-    pypi_index_url: Option<String>,
-    pypi_extra_index_url: Vec<String>,
-    find_links: Vec<String>,
-    lock_output: Option<PathBuf>,
-    sbom_dir: Option<PathBuf>,
-    cache_dir: Option<PathBuf>,
-    base_creds: Option<String>,
-    creds: Option<String>,
-    insecure: bool,
-    cert_dir: Option<PathBuf>,
-    source_date_epoch: Option<u64>,
-    progress: Option<Py<PyAny>>,
-}
-
 /// Progress events for a Python callable `progress(event, message)`; its errors are ignored.
 struct PyReporter(Py<PyAny>);
 
@@ -1056,103 +1010,61 @@ type Built = (
     Vec<String>,
 );
 
-/// The builder and the job `o` describes, as the command line makes them from its flags.
-fn builder_and_job(o: &BuildOptions, cancel: Cancel) -> Result<(Builder, Job), Fail> {
+/// The request `conda_docker.build`'s keywords describe (a dict: its keys are
+/// [`BuildRequest`]'s fields, less `progress`, which is the callable progress goes to).
+struct Options {
+    request: BuildRequest,
+    progress: Option<Py<PyAny>>,
+}
+
+impl<'py> FromPyObject<'_, 'py> for Options {
+    type Error = PyErr;
+
+    fn extract(options: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        let py = options.py();
+        let options = options.cast::<pyo3::types::PyDict>()?.copy()?;
+        let progress = options
+            .get_item("progress")?
+            .filter(|p| !p.is_none())
+            .map(|p| p.unbind());
+        options.del_item("progress").ok();
+        let json: String = py
+            .import("json")?
+            .call_method1("dumps", (options,))?
+            .extract()?;
+        let request = serde_json::from_str(&json)
+            .map_err(|e| Fail::new(Kind::Base, format!("build options: {e}")).into_py(py))?;
+        Ok(Self { request, progress })
+    }
+}
+
+/// The builder, the job and the context `o` describes, resolved as the command line resolves
+/// its flags (one [`BuildRequest::resolve`] over the environment, read here once).
+fn resolve(o: &Options, cancel: Cancel) -> Result<(Builder, Job, Context), Fail> {
     let reporter: Arc<dyn Reporter> = match &o.progress {
         Some(callable) => Arc::new(PyReporter(Python::attach(|py| callable.clone_ref(py)))),
         None => Arc::new(NoReporter),
     };
-    let strategy = o
-        .layering_strategy
-        .parse::<LayeringStrategy>()
-        .map_err(|e| Fail::new(Kind::Base, format!("layering_strategy: {e}")))?;
-    let trim = Trim::from_groups(&o.trim, o.no_trim)
-        .map_err(|e| Fail::new(Kind::Base, format!("trim: {e}")))?;
-    let cwd = std::env::current_dir().map_err(|e| io_fail(Path::new("."), e))?;
-    let config = conda_docker::settings::config_file().map_err(fail)?;
-    let sources =
-        Sources::configured(&o.mirrors, &o.channel_names, &cwd, config.as_deref()).map_err(fail)?;
-    let settings = ImageSettings {
-        env: o.env.clone(),
-        entrypoint: o.entrypoint.clone(),
-        cmd: o.cmd.clone(),
-        workdir: o.workdir.clone(),
-        labels: o.labels.clone(),
-        annotations: o.annotations.clone(),
-        expose: o.expose.clone(),
-        user: o.user.clone(),
-        writable_prefix: o.writable_prefix,
-    };
-    // SOURCE_DATE_EPOCH and CONDA_OVERRIDE_GLIBC/CUDA, read as the command line reads them.
-    let mut builder = Builder::new()
-        .from_env()?
-        .with_channels(o.channels.clone())
-        .with_base(o.base.clone())
-        .with_target_prefix(o.target_prefix.clone())
-        .with_layering(strategy)
-        .with_max_layers(o.max_layers)
-        .with_trim(trim)
-        .with_sources(sources)
-        .with_sbom(o.sbom)
-        .with_allow_unhashed_pypi(o.allow_unhashed_pypi)
-        .with_pypi_index(Locations::given(
-            o.pypi_index_url.clone(),
-            o.pypi_extra_index_url.clone(),
-            &o.find_links,
-            &cwd,
-        ))
-        .with_settings(settings)
+    let env = Env::from_process();
+    let (builder, job) = o.request.resolve(&env).map_err(|e| {
+        Fail::new(
+            Kind::Base,
+            causes(e.render(Words::Keywords), std::error::Error::source(&e)),
+        )
+    })?;
+    let ctx = Context::new()
         .with_cancel(cancel)
         .with_reporter(reporter)
-        .with_base_registry(registry_options(
-            o.base_creds.as_deref(),
-            o.insecure,
-            o.cert_dir.clone(),
-        )?);
-    if let Some(epoch) = o.source_date_epoch {
-        builder = builder.with_source_date_epoch(Some(epoch));
-    }
-    for (name, version) in &o.virtual_packages {
-        builder = builder.with_virtual_package(name.clone(), version.clone());
-    }
-    if let Some(dir) = &o.cache_dir {
-        builder = builder.with_cache_dir(dir.clone());
-    }
-    let job = Job {
-        source: Source::from_parts(
-            o.specs.clone(),
-            o.file.clone(),
-            &o.environment,
-            o.prefix.clone(),
-            o.name.clone(),
-        )
-        .map_err(fail)?,
-        platforms: o
-            .platforms
-            .iter()
-            .map(|p| parse_subdir(p).map_err(fail))
-            .collect::<Result<_, _>>()?,
-        images: references(&o.images)?,
-        outputs: o
-            .outputs
-            .iter()
-            .map(|out| Location::parse_destination(out).map_err(fail))
-            .collect::<Result<_, _>>()?,
-        registry: registry_options(o.creds.as_deref(), o.insecure, o.cert_dir.clone())?,
-        write: WriteOptions {
-            compression: compression(&o.compression)?,
-        },
-        lock_output: o.lock_output.clone(),
-        sbom_dir: o.sbom_dir.clone(),
-    };
-    Ok((builder, job))
+        .with_env(env);
+    Ok((builder, job, ctx))
 }
 
-fn build_images(o: BuildOptions, cancel: Cancel) -> Result<Built, Fail> {
-    let (builder, job) = builder_and_job(&o, cancel)?;
+fn build_images(o: Options, cancel: Cancel) -> Result<Built, Fail> {
+    let (builder, job, ctx) = resolve(&o, cancel)?;
     block_on(async {
-        let outcome = builder.run(&job).await?;
+        let outcome = builder.run(&ctx, &job).await?;
         let written = o
+            .request
             .outputs
             .iter()
             .zip(&outcome.written)
@@ -1181,19 +1093,19 @@ fn build_images(o: BuildOptions, cancel: Cancel) -> Result<Built, Fail> {
 
 /// The layer plan of the build `options` describe, per platform, as JSON (`--dry-run --json`).
 #[pyfunction]
-fn plan(py: Python<'_>, options: BuildOptions) -> PyResult<String> {
+fn plan(py: Python<'_>, options: Options) -> PyResult<String> {
     let cancel = Cancel::new();
     let c = cancel.clone();
     run(py, &cancel, move || {
-        let (builder, job) = builder_and_job(&options, c)?;
-        let plans = block_on(async { Ok(builder.plan(&job).await?) })?;
+        let (builder, job, ctx) = resolve(&options, c)?;
+        let plans = block_on(async { Ok(builder.plan(&ctx, &job).await?) })?;
         serde_json::to_string(&plans).map_err(fail)
     })
 }
 
 /// Builds the images `options` describe and writes every output.
 #[pyfunction]
-fn build(py: Python<'_>, options: BuildOptions) -> PyResult<Built> {
+fn build(py: Python<'_>, options: Options) -> PyResult<Built> {
     let cancel = Cancel::new();
     let c = cancel.clone();
     run(py, &cancel, move || build_images(options, c))
