@@ -51,7 +51,7 @@ pub(crate) fn assemble(
         image
             .add_user(&u.name, u.uid, u.gid, plan.epoch, ctx.cancel())
             .map_err(|e| match e {
-                crate::image::Error::Unsupported(reason) => Error::User(reason),
+                taken @ crate::image::Error::UserTaken { .. } => Error::User(taken),
                 other => Error::Image(other),
             })?;
     }

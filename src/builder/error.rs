@@ -47,9 +47,10 @@ pub enum Error {
     /// An image setting is invalid.
     #[error(transparent)]
     Settings(#[from] crate::settings::Error),
-    /// The user to add clashes with the base's users.
+    /// The user to add clashes with the base's users
+    /// ([`crate::image::Error::UserTaken`]).
     #[error("--user: {0}")]
-    User(String),
+    User(#[source] crate::image::Error),
     /// The PyPI distributions cannot be installed.
     #[error(transparent)]
     Pypi(Box<pypi::PypiError>),
@@ -133,12 +134,27 @@ impl Error {
 
     /// True when the build stopped because it was cancelled.
     pub fn is_cancelled(&self) -> bool {
-        match self {
+        let direct = match self {
             Self::Image(e) => matches!(e, crate::image::Error::Cancelled),
             Self::Base { source, .. } => source.is_cancelled(),
             Self::Output(e) => matches!(e.image_error(), Some(crate::image::Error::Cancelled)),
             _ => false,
-        }
+        };
+        // Wherever else it was told, the one cancellation is an image::Error::Cancelled
+        // somewhere in the source chain.
+        let mut source = std::error::Error::source(self);
+        direct
+            || std::iter::from_fn(|| {
+                let s = source?;
+                source = s.source();
+                Some(s)
+            })
+            .any(|s| {
+                matches!(
+                    s.downcast_ref::<crate::image::Error>(),
+                    Some(crate::image::Error::Cancelled)
+                )
+            })
     }
 }
 

@@ -124,7 +124,7 @@ impl Image {
 impl Image {
     /// Adds a user `name` (`uid`:`gid`) to the image's `/etc/passwd` and `/etc/group` (made,
     /// with root, when missing) with a home directory `/home/NAME` it owns, in one small layer;
-    /// sets `HOME`. Fails with [`Error::Unsupported`] when the name or uid is taken by another.
+    /// sets `HOME`. Fails with [`Error::UserTaken`] when the name or uid is taken by another.
     pub fn add_user(
         &mut self,
         name: &str,
@@ -155,9 +155,10 @@ impl Image {
                 if field(line, 0).as_deref() == Some(name)
                     && field(line, 2).as_deref() == Some(&uid_s) => {}
             Some(line) => {
-                return Err(Error::Unsupported(format!(
-                    "user {name}:{uid}: the image's /etc/passwd already has `{line}`; pick another name or uid"
-                )));
+                return Err(Error::UserTaken {
+                    user: format!("{name}:{uid}"),
+                    entry: line.to_string(),
+                });
             }
             None => {
                 if !passwd.ends_with('\n') {
