@@ -19,7 +19,8 @@
 //!   value, read once by a front end and passed down.
 //! - [`cache`]: the caches (blobs, layer keys, package contents), their size and pruning;
 //!   [`atomic`]: the one way files are written (temporary file, explicit mode, rename);
-//!   [`capped`]: the one way small inputs (JSON) are read, with a cap.
+//!   [`capped`]: the one way small inputs (JSON) are read, with a cap; [`beneath`]: the one
+//!   way a directory's files are read (no symlink followed).
 //! - [`http`]: the one HTTP retry policy (timeouts, the low-speed limit, `Retry-After`) of
 //!   the registry client and the PyPI index client; knows no OCI and no conda.
 //! - [`platform`]: conda subdirs and the OCI platforms of their images.
@@ -32,6 +33,7 @@
 #![deny(missing_docs)]
 
 pub mod atomic;
+pub mod beneath;
 pub mod builder;
 pub mod cache;
 pub mod capped;

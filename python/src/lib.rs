@@ -6,15 +6,13 @@
 //! [`Cancel`] and raises `conda_docker.Cancelled`. Library errors become the exceptions of
 //! `conda_docker.errors`, carrying the message and its cause chain.
 
-use std::io::{self, Read};
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use conda_docker::builder::{Builder, Context, Job};
-use conda_docker::conda::package_files::{Kind as FileKind, PackageDir};
 use conda_docker::env::Env;
-use conda_docker::image::layer_tar::{Entry, EntryData, FileSource};
+use conda_docker::image::host::{HostFiles, HostKind, Kept};
 use conda_docker::image::{
     Cancel, History, Image, Layer, LayerCompression, Platform, Reference, RunConfig,
 };
@@ -507,29 +505,18 @@ impl NativeImage {
         mtime: u64,
         created_by: String,
     ) -> PyResult<()> {
-        let mut entries = Vec::with_capacity(kept.len());
-        for (index, path, mode, target) in kept {
-            let Some(entry) = scan.entries.get(index) else {
-                return Err(pyo3::exceptions::PyIndexError::new_err(format!(
-                    "no scanned entry {index}"
-                )));
-            };
-            let path = arc_path(&path).map_err(|f| f.into_py(py))?;
-            if path.as_os_str().is_empty() {
-                continue;
-            }
-            let data = match (&entry.data, target) {
-                (EntryData::Symlink(_), Some(t)) => EntryData::Symlink(PathBuf::from(t)),
-                (data, _) => data.clone(),
-            };
-            entries.push(Entry {
-                path,
-                data,
-                mode: mode & 0o7777,
-            });
-        }
+        let kept = kept.into_iter().map(|(index, path, mode, target)| Kept {
+            index,
+            path,
+            mode,
+            target,
+        });
+        let layer = scan
+            .files
+            .layer_of(kept, mtime, created_by.clone())
+            .map_err(|e| fail(e).into_py(py))?;
         self.image.push_layer(
-            Layer::from_entries(entries, mtime, created_by.clone()),
+            layer,
             History {
                 created: Some(conda_docker::image::config::rfc3339(mtime)),
                 created_by: Some(created_by),
@@ -613,180 +600,29 @@ fn inspect_image(image: &Image, cancel: &Cancel) -> Result<String, Fail> {
 // ---------------------------------------------------------------------------------------------
 // Layers from host files and from bytes
 
-/// Entries to become a layer, before a filter has seen them.
+/// Host files and bytes to become a layer, before a filter has seen them.
 #[pyclass(module = "conda_docker._native")]
 struct Scan {
-    entries: Vec<Entry>,
-    sizes: Vec<u64>,
+    files: HostFiles,
 }
 
 #[pymethods]
 impl Scan {
     /// `(path, type, mode, size, link target)` per entry; type is `file`, `dir` or `symlink`.
     fn infos(&self) -> Vec<(String, &'static str, u32, u64, String)> {
-        self.entries
-            .iter()
-            .zip(&self.sizes)
-            .map(|(e, size)| {
-                let (kind, target) = match &e.data {
-                    EntryData::Dir => ("dir", String::new()),
-                    EntryData::Symlink(t) | EntryData::HardLink(t) => {
-                        ("symlink", t.to_string_lossy().into_owned())
-                    }
-                    _ => ("file", String::new()),
+        self.files
+            .files()
+            .into_iter()
+            .map(|f| {
+                let kind = match f.kind {
+                    HostKind::Dir => "dir",
+                    HostKind::Symlink => "symlink",
+                    HostKind::File => "file",
                 };
-                (
-                    e.path.to_string_lossy().into_owned(),
-                    kind,
-                    e.mode,
-                    *size,
-                    target,
-                )
+                (f.path, kind, f.mode, f.size, f.target)
             })
             .collect()
     }
-}
-
-/// A path inside the image: relative, without `..`; `/` and `.` are the root (empty).
-fn arc_path(text: &str) -> Result<PathBuf, Fail> {
-    let mut out = PathBuf::new();
-    for c in Path::new(text).components() {
-        match c {
-            Component::Normal(p) => out.push(p),
-            Component::RootDir | Component::CurDir => {}
-            _ => {
-                return Err(Fail::new(
-                    Kind::Base,
-                    format!("`{text}`: a path in the image must not contain `..`"),
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// A regular file read beneath a directory opened once, following no symlink on the way.
-#[derive(Debug)]
-struct Beneath {
-    dir: Arc<PackageDir>,
-    rel: String,
-}
-
-impl FileSource for Beneath {
-    fn open(&self) -> io::Result<(u64, Box<dyn Read + '_>)> {
-        let file = self.dir.open_file(&self.rel).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("reading `{}/{}`: {e}", self.dir.path().display(), self.rel),
-            )
-        })?;
-        let len = file.metadata()?.len();
-        Ok((len, Box::new(file)))
-    }
-}
-
-fn io_fail(path: &Path, e: io::Error) -> Fail {
-    Fail::new(Kind::Base, format!("reading `{}`: {e}", path.display()))
-}
-
-/// The entry for `rel` beneath `dir` (the directory itself when `rel` is empty), at `arc`.
-fn scanned(dir: &Arc<PackageDir>, rel: &str, arc: PathBuf) -> Result<(Entry, u64), Fail> {
-    let shown = dir.path().join(rel);
-    if rel.is_empty() {
-        let meta = std::fs::metadata(dir.path()).map_err(|e| io_fail(&shown, e))?;
-        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
-        return Ok((
-            Entry {
-                path: arc,
-                data: EntryData::Dir,
-                mode,
-            },
-            0,
-        ));
-    }
-    let stat = dir.stat(rel).map_err(|e| io_fail(&shown, e))?;
-    let data = match stat.kind {
-        FileKind::Dir => EntryData::Dir,
-        FileKind::Symlink => {
-            EntryData::Symlink(dir.read_link(rel).map_err(|e| io_fail(&shown, e))?)
-        }
-        FileKind::File => EntryData::Source(Arc::new(Beneath {
-            dir: dir.clone(),
-            rel: rel.to_string(),
-        })),
-        _ => {
-            return Err(Fail::new(
-                Kind::Base,
-                format!("`{}` is not a file, directory or symlink", shown.display()),
-            ));
-        }
-    };
-    let size = if stat.kind == FileKind::File {
-        stat.size
-    } else {
-        0
-    };
-    Ok((
-        Entry {
-            path: arc,
-            data,
-            mode: stat.mode,
-        },
-        size,
-    ))
-}
-
-/// Scans `path`: a directory's tree (or only itself), a file, or a symlink (never followed).
-fn scan_one(path: &Path, arc: PathBuf, recursive: bool, scan: &mut Scan) -> Result<(), Fail> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| io_fail(path, e))?;
-    if !meta.is_dir() {
-        // A file or symlink: read through its parent directory.
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-            Fail::new(
-                Kind::Base,
-                format!("`{}`: not a UTF-8 file name", path.display()),
-            )
-        })?;
-        let dir = Arc::new(PackageDir::open(parent).map_err(|e| io_fail(parent, e))?);
-        let (entry, size) = scanned(&dir, name, arc)?;
-        scan.entries.push(entry);
-        scan.sizes.push(size);
-        return Ok(());
-    }
-    let dir = Arc::new(PackageDir::open(path).map_err(|e| io_fail(path, e))?);
-    let mut stack = vec![String::new()];
-    while let Some(rel) = stack.pop() {
-        let (entry, size) = scanned(&dir, &rel, arc.join(&rel))?;
-        let is_dir = matches!(entry.data, EntryData::Dir);
-        scan.entries.push(entry);
-        scan.sizes.push(size);
-        if !is_dir || !recursive {
-            continue;
-        }
-        let listed = path.join(&rel);
-        let mut names = Vec::new();
-        for child in std::fs::read_dir(&listed).map_err(|e| io_fail(&listed, e))? {
-            let child = child.map_err(|e| io_fail(&listed, e))?;
-            let name = child.file_name().into_string().map_err(|n| {
-                Fail::new(
-                    Kind::Base,
-                    format!("`{}`: not a UTF-8 file name", listed.join(n).display()),
-                )
-            })?;
-            names.push(if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            });
-        }
-        names.sort();
-        stack.extend(names.into_iter().rev());
-    }
-    Ok(())
 }
 
 /// Scans the tree at `path` for a layer, placed at `arcpath` (default: `path` as given, made
@@ -800,48 +636,35 @@ fn scan_path(
     recursive: bool,
 ) -> PyResult<Scan> {
     let arc = arcpath.unwrap_or_else(|| path.to_string_lossy().into_owned());
-    let mut scan = Scan {
-        entries: Vec::new(),
-        sizes: Vec::new(),
-    };
-    arc_path(&arc)
-        .and_then(|arc| scan_one(&path, arc, recursive, &mut scan))
-        .map_err(|f| f.into_py(py))?;
-    Ok(scan)
+    let mut files = HostFiles::new();
+    files
+        .scan(&path, &arc, recursive)
+        .map_err(|e| fail(e).into_py(py))?;
+    Ok(Scan { files })
 }
 
 /// Scans each host path (not recursing into directories) for a layer, at its archive path.
 #[pyfunction]
 fn scan_paths(py: Python<'_>, paths: Vec<(PathBuf, String)>) -> PyResult<Scan> {
-    let mut scan = Scan {
-        entries: Vec::new(),
-        sizes: Vec::new(),
-    };
+    let mut files = HostFiles::new();
     for (path, arc) in paths {
-        arc_path(&arc)
-            .and_then(|arc| scan_one(&path, arc, false, &mut scan))
-            .map_err(|f| f.into_py(py))?;
+        files
+            .scan(&path, &arc, false)
+            .map_err(|e| fail(e).into_py(py))?;
     }
-    Ok(scan)
+    Ok(Scan { files })
 }
 
 /// Files with these contents, mode 0644, for a layer.
 #[pyfunction]
 fn scan_contents(py: Python<'_>, contents: Vec<(String, Vec<u8>)>) -> PyResult<Scan> {
-    let mut scan = Scan {
-        entries: Vec::new(),
-        sizes: Vec::new(),
-    };
+    let mut files = HostFiles::new();
     for (path, bytes) in contents {
-        let p = arc_path(&path).map_err(|f| f.into_py(py))?;
-        scan.sizes.push(bytes.len() as u64);
-        scan.entries.push(Entry {
-            path: p,
-            data: EntryData::Bytes(bytes),
-            mode: 0o644,
-        });
+        files
+            .add_bytes(&path, bytes)
+            .map_err(|e| fail(e).into_py(py))?;
     }
-    Ok(scan)
+    Ok(Scan { files })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -853,7 +676,7 @@ fn layer_from_tar(py: Python<'_>, path: PathBuf) -> PyResult<NativeLayer> {
     let mut image = Image::scratch(&Platform::linux("amd64", None));
     image
         .add_layer_tar(&path)
-        .map_err(|e| Fail::from(e).into_py(py))?;
+        .map_err(|e| fail(e).into_py(py))?;
     // History names no build-machine path.
     let history = History {
         created_by: Some("conda-docker: a layer from tar bytes".into()),

@@ -77,9 +77,7 @@ pub enum Error {
         limit: u64,
     },
     /// A user to add clashes with one the image has.
-    #[error(
-        "user {user}: the image's /etc/passwd already has `{entry}`; pick another name or uid"
-    )]
+    #[error("user {user}: the image's /etc/passwd already has `{entry}`; pick another name or uid")]
     UserTaken {
         /// `NAME:UID`, as asked for.
         user: String,

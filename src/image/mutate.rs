@@ -30,27 +30,15 @@ impl Image {
         Some(layer)
     }
 
-    /// Adds a layer holding the directory tree at `path`, placed at `arcpath` in the image.
+    /// Adds a layer holding the directory tree at `path`, placed at `arcpath` in the image,
+    /// read as [`super::host::HostFiles`] reads it (symlinks kept, never followed).
     pub fn add_layer_path(&mut self, path: &Path, arcpath: &str, mtime: u64) -> Result<()> {
-        let arc_root = PathBuf::from(arcpath.trim_start_matches('/'));
-        check_relative(&arc_root).map_err(|e| Error::invalid(path, e.to_string()))?;
-        let mut entries = Vec::new();
-        let mut stack = vec![path.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            let rel = dir.strip_prefix(path).unwrap_or(Path::new(""));
-            let entry =
-                Entry::from_fs(&dir, arc_root.join(rel)).map_err(Error::io("reading", &dir))?;
-            if matches!(entry.data, EntryData::Dir) {
-                for child in std::fs::read_dir(&dir).map_err(Error::io("reading", &dir))? {
-                    stack.push(child.map_err(Error::io("reading", &dir))?.path());
-                }
-            }
-            entries.push(entry);
-        }
+        let mut files = super::host::HostFiles::new();
+        files.scan(path, arcpath, true)?;
         // History names only the place in the image, never a build-machine path.
-        let description = format!("directory at /{}", arc_root.display());
+        let description = format!("directory at /{}", arcpath.trim_start_matches('/'));
         self.push_layer(
-            Layer::from_entries(entries, mtime, description.clone()),
+            files.into_layer(mtime, description.clone()),
             History {
                 created_by: Some(format!("conda-docker add_layer_path {description}")),
                 ..Default::default()
