@@ -545,3 +545,83 @@ fn env_locations(env: &Env) -> Locations {
         .is_some_and(|v| !matches!(v.trim(), "0" | "false" | "no" | "off"));
     locations
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env() -> Env {
+        Env::new([("HOME", "/nonexistent")], "/work")
+    }
+
+    #[test]
+    fn one_setting_travels_from_the_request_to_the_builder() {
+        let request = BuildRequest {
+            specs: vec!["bzip2".into()],
+            max_layers: 7,
+            platforms: vec!["linux-aarch64".into()],
+            outputs: vec!["oci:out".into()],
+            ..BuildRequest::default()
+        };
+        let (builder, job) = request.resolve(&env()).unwrap();
+        assert_eq!(builder.max_layers(), 7);
+        assert_eq!(job.platforms, [rattler_conda_types::Subdir::LinuxAarch64]);
+        assert_eq!(job.outputs.len(), 1);
+    }
+
+    #[test]
+    fn a_bad_setting_is_named_in_each_front_end_s_words() {
+        let request = BuildRequest {
+            specs: vec!["bzip2".into()],
+            layering_strategy: "stacked".into(),
+            ..BuildRequest::default()
+        };
+        let Err(e) = request.resolve(&env()) else {
+            panic!("a bad strategy resolved");
+        };
+        assert_eq!(e.setting, Setting::LayeringStrategy);
+        assert!(
+            e.to_string().starts_with("--layering-strategy: `stacked`"),
+            "{e}"
+        );
+        let python = e.render(Words::Keywords);
+        assert!(
+            python.starts_with("layering_strategy: `stacked`"),
+            "{python}"
+        );
+        let err = crate::builder::Error::MaxLayers(1);
+        assert!(err.to_string().starts_with("--max-layers 1:"), "{err}");
+        let python = err.render(Words::Keywords);
+        assert!(python.starts_with("max_layers=1:"), "{python}");
+    }
+
+    #[test]
+    fn the_environment_fills_what_the_request_leaves_open() {
+        let env = env()
+            .with_var("SOURCE_DATE_EPOCH", "not a number")
+            .with_var("CONDA_OVERRIDE_GLIBC", "2.28");
+        let request = BuildRequest {
+            specs: vec!["bzip2".into()],
+            ..BuildRequest::default()
+        };
+        let Err(e) = request.resolve(&env) else {
+            panic!("a bad SOURCE_DATE_EPOCH resolved");
+        };
+        assert!(e.to_string().contains("SOURCE_DATE_EPOCH"), "{e}");
+        let request = BuildRequest {
+            source_date_epoch: Some(5),
+            ..request
+        };
+        assert!(request.resolve(&env).is_ok(), "the request's epoch wins");
+    }
+
+    #[test]
+    fn a_request_reads_as_json_with_defaults_for_what_it_omits() {
+        let request: BuildRequest =
+            serde_json::from_str(r#"{"specs": ["zstd"], "max_layers": 9}"#).unwrap();
+        assert_eq!(request.max_layers, 9);
+        assert_eq!(request.target_prefix, PathBuf::from("/opt/conda"));
+        let unknown = serde_json::from_str::<BuildRequest>(r#"{"max_layer": 9}"#).unwrap_err();
+        assert!(unknown.to_string().contains("max_layer"), "{unknown}");
+    }
+}

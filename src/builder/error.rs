@@ -179,8 +179,14 @@ impl Error {
         let text = self.to_string();
         match (self, self.setting(), words) {
             (Self::Request(e), _, _) => e.render(words),
+            // `--max-layers 1: ...` reads `max_layers=1: ...`; `--user: ...`, `user: ...`.
             (_, Some(s), crate::request::Words::Keywords) => {
-                text.replacen(s.flag(), s.keyword().trim_end_matches('='), 1)
+                match text.replacen(&format!("{} ", s.flag()), s.keyword(), 1) {
+                    same if same == text => {
+                        text.replacen(s.flag(), s.keyword().trim_end_matches('='), 1)
+                    }
+                    replaced => replaced,
+                }
             }
             _ => text,
         }
