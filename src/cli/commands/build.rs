@@ -89,11 +89,13 @@ fn request(args: &BuildArgs) -> Result<BuildRequest> {
 
 /// Builds the image the arguments describe (one per platform) and writes every output.
 pub(crate) async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progress>) -> Result<()> {
-    let (builder, job) = request(&args)?.resolve(&Env::from_process())?;
+    let env = Env::from_process();
+    let (builder, job) = request(&args)?.resolve(&env)?;
     let reporter: Arc<dyn Reporter> = progress.clone();
     let ctx = Context::new()
         .with_cancel(cancel.clone())
-        .with_reporter(reporter);
+        .with_reporter(reporter)
+        .with_env(env);
     if args.dry_run {
         let plans = tokio::select! {
             plans = builder.plan(&ctx, &job) => plans?,
