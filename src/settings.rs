@@ -82,8 +82,9 @@ impl std::str::FromStr for UserSpec {
     }
 }
 
-/// How the image is set up beyond its environment.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+/// How the image is set up beyond its environment (an environment file's `conda-docker:`
+/// section, kebab-case; also part of a [`crate::request::BuildRequest`], snake_case).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ImageSettings {
     /// Extra environment variables.
@@ -103,6 +104,7 @@ pub struct ImageSettings {
     /// A user to create and run as, `NAME[:UID[:GID]]`.
     pub user: Option<String>,
     /// Whether the user owns the prefix (so it can install into it).
+    #[serde(alias = "writable_prefix")]
     pub writable_prefix: bool,
 }
 
