@@ -8,10 +8,11 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 use url::Url;
 
-use super::client::Body;
+use super::client::Get;
 use super::locations::{local_path, split_credentials};
 use super::{DistFile, Error, Index, MAX_WHEEL};
 use crate::atomic::AtomicFile;
+use crate::http::Sink;
 
 /// The wheel cache's directory under the cache directory `cache_dir`.
 pub fn wheel_dir(cache_dir: &Path) -> PathBuf {
@@ -53,7 +54,6 @@ impl Index {
         expected: Option<&str>,
         filename: &str,
     ) -> Result<(PathBuf, String), Error> {
-        let dir = wheel_dir(&self.0.options.cache_dir);
         if let Some(expected) = expected {
             check_hex(expected, filename, url)?;
             let path = cached_wheel(&self.0.options.cache_dir, expected);
@@ -62,35 +62,12 @@ impl Index {
                 return Ok((path, expected.to_ascii_lowercase()));
             }
         }
-        let io = |path: &Path, what: &str| {
-            let path = path.to_path_buf();
-            let what = what.to_string();
-            move |source| Error::Io { path, what, source }
-        };
-        std::fs::create_dir_all(&dir).map_err(io(&dir, "creating the wheel cache"))?;
-        // The temporary file is named by neither the URL nor the index: only `dir` holds it.
-        let temp_path = dir.join("download.whl");
-        let file = AtomicFile::new(&temp_path).map_err(io(&dir, "writing to the wheel cache"))?;
-        let mut sink = ToFile {
-            file,
-            hasher: Sha256::new(),
-            len: 0,
-        };
+        let mut sink = ToFile::new(&wheel_dir(&self.0.options.cache_dir))?;
         let what = format!("the wheel `{filename}`");
         if url.scheme() == "file" {
-            let path = local_path(url)?;
-            let mut from = std::fs::File::open(&path).map_err(io(&path, "reading a wheel"))?;
-            let mut buf = vec![0u8; 256 * 1024];
-            loop {
-                let n = from.read(&mut buf).map_err(io(&path, "reading a wheel"))?;
-                if n == 0 {
-                    break;
-                }
-                sink.append(&buf[..n])
-                    .map_err(io(&dir, "writing to the wheel cache"))?;
-            }
+            sink.copy(&local_path(url)?)?;
         } else if self
-            .get(url, None, MAX_WHEEL, &what, &mut sink)
+            .get(Get::new(url, &what, MAX_WHEEL).resumed(), &mut sink)
             .await?
             .is_none()
         {
@@ -101,7 +78,55 @@ impl Index {
                 hint: String::new(),
             });
         }
-        let found = hex::encode(sink.hasher.finalize_reset());
+        sink.commit(expected, filename, url)
+    }
+}
+
+/// A wheel on its way into the cache (`dir`), hashed as it is written.
+struct ToFile {
+    file: AtomicFile,
+    hasher: Sha256,
+    len: u64,
+    dir: PathBuf,
+}
+
+impl ToFile {
+    /// A temporary file in the cache directory `dir`, named by neither the URL nor the index.
+    fn new(dir: &Path) -> Result<Self, Error> {
+        let io = |what: &str| io(dir, what);
+        std::fs::create_dir_all(dir).map_err(io("creating the wheel cache"))?;
+        let file =
+            AtomicFile::new(&dir.join("download.whl")).map_err(io("writing to the wheel cache"))?;
+        Ok(Self {
+            file,
+            hasher: Sha256::new(),
+            len: 0,
+            dir: dir.to_path_buf(),
+        })
+    }
+
+    /// Copies the local wheel at `path` in.
+    fn copy(&mut self, path: &Path) -> Result<(), Error> {
+        let mut from = std::fs::File::open(path).map_err(io(path, "reading a wheel"))?;
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = from.read(&mut buf).map_err(io(path, "reading a wheel"))?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.append(&buf[..n])?;
+        }
+    }
+
+    /// The wheel in the cache as `<sha256>.whl` once its sha256 is `expected` (when given);
+    /// its path and sha256. A mismatch leaves nothing.
+    fn commit(
+        mut self,
+        expected: Option<&str>,
+        filename: &str,
+        url: &Url,
+    ) -> Result<(PathBuf, String), Error> {
+        let found = hex::encode(self.hasher.finalize_reset());
         if let Some(expected) = expected
             && !found.eq_ignore_ascii_case(expected)
         {
@@ -112,42 +137,52 @@ impl Index {
                 found,
             });
         }
-        // The temporary file is renamed to its final name, not `temp_path`.
-        let path = dir.join(format!("{found}.whl"));
-        sink.file
+        // The temporary file is renamed to its final name, not `download.whl`.
+        let path = self.dir.join(format!("{found}.whl"));
+        let io = |what| io(&path, what);
+        self.file
             .file()
             .sync_all()
-            .map_err(io(&path, "writing to the wheel cache"))?;
-        let temp = sink.file;
-        persist_as(temp, &path).map_err(io(&path, "writing to the wheel cache"))?;
+            .map_err(io("writing to the wheel cache"))?;
+        persist_as(self.file, &path).map_err(io("writing to the wheel cache"))?;
         Ok((path, found))
     }
-}
 
-/// A wheel on its way into the cache, hashed as it is written.
-struct ToFile {
-    file: AtomicFile,
-    hasher: Sha256,
-    len: u64,
-}
-
-impl Body for ToFile {
-    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+    fn written(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         self.file.write_all(bytes)?;
         self.hasher.update(bytes);
         self.len += bytes.len() as u64;
         Ok(())
     }
-    fn restart(&mut self) -> std::io::Result<()> {
+
+    fn emptied(&mut self) -> std::io::Result<()> {
         self.file.file().set_len(0)?;
         self.file.file().seek(std::io::SeekFrom::Start(0))?;
         self.hasher = Sha256::new();
         self.len = 0;
         Ok(())
     }
-    fn len(&self) -> u64 {
+}
+
+impl Sink<Error> for ToFile {
+    fn append(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        self.written(bytes)
+            .map_err(io(&self.dir, "writing to the wheel cache"))
+    }
+    fn restart(&mut self) -> Result<(), Error> {
+        self.emptied()
+            .map_err(io(&self.dir, "writing to the wheel cache"))
+    }
+    fn received(&self) -> u64 {
         self.len
     }
+}
+
+/// An [`Error::Io`] doing `what` to `path`.
+fn io(path: &Path, what: &str) -> impl FnOnce(std::io::Error) -> Error + use<> {
+    let path = path.to_path_buf();
+    let what = what.to_string();
+    move |source| Error::Io { path, what, source }
 }
 
 /// Renames the atomic temporary file to `path` (its directory), with the cache's mode.

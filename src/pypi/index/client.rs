@@ -5,14 +5,15 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use reqwest::StatusCode;
+use reqwest::{Response, StatusCode};
 use url::Url;
 
 use super::Error;
 use super::locations::Basic;
 use crate::error_chain;
 use crate::http::{
-    Fault, Meter, Retries, Timeouts, is_certificate_error, is_transient_status, retry_after,
+    Download, Exchange, Fault, Meter, Outcome, Retries, Sink, Size, Timeouts, download,
+    is_certificate_error, is_transient_status, retry_after,
 };
 use crate::reporter::Reporter;
 
@@ -32,18 +33,11 @@ pub(super) struct Client {
     http: reqwest::Client,
     timeouts: Timeouts,
     reporter: Arc<dyn Reporter>,
-    /// Where bodies written to disk go, for messages.
-    cache: PathBuf,
 }
 
 impl Client {
-    /// A client for `options`, telling `reporter` of retries; bodies that go to disk go to
-    /// `cache`.
-    pub(super) fn new(
-        options: &HttpOptions,
-        reporter: Arc<dyn Reporter>,
-        cache: PathBuf,
-    ) -> Result<Self, Error> {
+    /// A client for `options`, telling `reporter` of retries.
+    pub(super) fn new(options: &HttpOptions, reporter: Arc<dyn Reporter>) -> Result<Self, Error> {
         crate::install_tls_provider();
         // No read timeout: the watchdog of each attempt (`Meter::watch`) fails silent or
         // crawling ones.
@@ -70,142 +64,96 @@ impl Client {
             http,
             timeouts: options.timeouts,
             reporter,
-            cache,
         })
     }
 
-    /// GETs `url` into `body`, retrying what may pass (see [`crate::http`]). `Ok(None)` for
-    /// 404 and 410 (the index has no such project or file); other failures are errors.
+    /// GETs `request.url` into `body` through [`crate::http::download`], retrying what may
+    /// pass. `Ok(None)` for 404 and 410 (the index has no such project or file); other
+    /// failures are errors.
     pub(super) async fn get(
         &self,
-        url: &Url,
-        auth: Option<&Basic>,
-        accept: Option<&str>,
-        cap: u64,
-        what: &str,
-        body: &mut dyn Body,
+        request: &Get<'_>,
+        body: &mut dyn Sink<Error>,
     ) -> Result<Option<Answer>, Error> {
+        let url = request.url;
         let host = &url[url::Position::BeforeHost..url::Position::AfterPort];
-        let request = format!("GET {url}");
         let mut retries = Retries::new("index", host, self.timeouts, &*self.reporter);
-        loop {
-            let attempt = Attempt {
-                url,
-                accept,
-                auth,
-                cap,
-                what,
-            };
-            let fault = match self.attempt(&attempt, body, &mut retries).await? {
-                Ok(answer) => return Ok(answer),
-                Err(fault) => fault,
-            };
-            if !retries.again(&request, &fault).await {
-                return Err(attempt.failed(retries.attempts(), fault));
-            }
-        }
-    }
-
-    /// One attempt at `a`, watched by a [`Meter`]: `Ok(Err(fault))` for a failure that trying
-    /// again may cure (`body` emptied for the next attempt).
-    async fn attempt(
-        &self,
-        a: &Attempt<'_>,
-        body: &mut dyn Body,
-        retries: &mut Retries<'_>,
-    ) -> Result<Result<Option<Answer>, Fault>, Error> {
-        let timeouts = self.timeouts;
-        let meter = Meter::new();
-        let mut request = self.http.get(a.url.clone());
-        if let Some(accept) = a.accept {
-            request = request.header(reqwest::header::ACCEPT, accept);
-        }
-        if let Some(auth) = a.auth {
-            request = request.basic_auth(&auth.user, auth.password.as_ref());
-        }
-        let response = tokio::select! {
-            r = request.send() => r,
-            fault = meter.watch(timeouts) => return Ok(Err(fault)),
+        let how = Download {
+            request: &format!("GET {url}"),
+            size: Size::AtMost(request.cap),
+            resume: request.resume,
+            timeouts: self.timeouts,
+            progress: &|_| {},
         };
-        let mut response = match response {
-            Ok(r) => r,
-            Err(e) => return Ok(Err(Fault::Http(e))),
+        let exchange = Attempt {
+            client: self,
+            get: request,
         };
-        meter.touch();
-        let status = response.status();
-        if status == StatusCode::NOT_FOUND || status == StatusCode::GONE {
-            return Ok(Ok(None));
-        }
-        if is_transient_status(status) {
-            return Ok(Err(Fault::Status {
-                status,
-                retry_after: retry_after(response.headers()),
-                response: Box::new(response),
-            }));
-        }
-        if !status.is_success() {
-            let hint = if matches!(status.as_u16(), 401 | 403) {
-                match a.auth {
-                    Some(auth) => format!("; the credentials for `{}` were refused", auth.user),
-                    None => "; give credentials in the index URL \
-                             (`https://user:password@host/simple`) or in ~/.netrc"
-                        .into(),
-                }
-            } else {
-                String::new()
-            };
-            return Err(a.status(status, hint));
-        }
-        let answer = Answer {
-            url: response.url().clone(),
-            content_type: response
-                .headers()
-                .get(reqwest::header::CONTENT_TYPE)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_string),
-        };
-        let read = tokio::select! {
-            r = read_body(&mut response, body, a.cap, &meter) => r,
-            fault = meter.watch(timeouts) => Err(BodyError::Fault(fault)),
-        };
-        let cache = || self.cache.clone();
-        match read {
-            Ok(()) => Ok(Ok(Some(answer))),
-            Err(BodyError::TooLarge) => Err(Error::TooLarge {
-                url: a.url.to_string(),
-                what: a.what.to_string(),
-                limit: a.cap,
-            }),
-            Err(BodyError::Io(source)) => Err(Error::Io {
-                path: cache(),
-                what: format!("writing {}", a.what),
-                source,
-            }),
-            Err(BodyError::Fault(fault)) => {
-                if meter.bytes() >= retries.progress_bytes() {
-                    retries.progressed();
-                }
-                body.restart().map_err(|source| Error::Io {
-                    path: cache(),
-                    what: format!("writing {}", a.what),
-                    source,
-                })?;
-                Ok(Err(fault))
-            }
+        match download(&exchange, body, &how, &mut retries).await? {
+            Outcome::Complete(response) => Ok(Some(Answer {
+                url: response.as_ref().map_or(url, |r| r.url()).clone(),
+                content_type: response.as_ref().and_then(|r| {
+                    let value = r.headers().get(reqwest::header::CONTENT_TYPE)?;
+                    value.to_str().ok().map(str::to_string)
+                }),
+            })),
+            Outcome::Refused(response) => match response.status() {
+                StatusCode::NOT_FOUND | StatusCode::GONE => Ok(None),
+                status => Err(request.status(status, request.hint(status))),
+            },
+            Outcome::Failed {
+                attempts, fault, ..
+            } => Err(request.failed(attempts, fault)),
         }
     }
 }
 
-/// What one GET asks for, and the errors it names.
-struct Attempt<'a> {
-    url: &'a Url,
-    accept: Option<&'a str>,
-    auth: Option<&'a Basic>,
-    cap: u64,
-    what: &'a str,
+/// One GET: what it asks for, and the errors it names.
+#[derive(Clone, Copy)]
+pub(super) struct Get<'a> {
+    /// The URL (without credentials).
+    pub(super) url: &'a Url,
+    /// Its credentials.
+    pub(super) auth: Option<&'a Basic>,
+    /// The `Accept` header, if any.
+    pub(super) accept: Option<&'a str>,
+    /// The most bytes the body may hold.
+    pub(super) cap: u64,
+    /// What is fetched, for messages (`the wheel \`x\``).
+    pub(super) what: &'a str,
+    /// A broken transfer is resumed with `Range` (for what a hash checks), else started again.
+    pub(super) resume: bool,
 }
 
-impl Attempt<'_> {
+impl<'a> Get<'a> {
+    /// A GET of `what` at `url`, at most `cap` bytes, started again after a broken transfer.
+    pub(super) fn new(url: &'a Url, what: &'a str, cap: u64) -> Self {
+        Self {
+            url,
+            auth: None,
+            accept: None,
+            cap,
+            what,
+            resume: false,
+        }
+    }
+
+    /// Asking for `accept`.
+    pub(super) fn accept(self, accept: &'a str) -> Self {
+        Self {
+            accept: Some(accept),
+            ..self
+        }
+    }
+
+    /// Resumed with `Range` after a broken transfer (for a body a hash checks).
+    pub(super) fn resumed(self) -> Self {
+        Self {
+            resume: true,
+            ..self
+        }
+    }
+
     /// The index answered `status`, with `hint` after it.
     fn status(&self, status: StatusCode, hint: String) -> Error {
         Error::Status {
@@ -213,6 +161,19 @@ impl Attempt<'_> {
             what: self.what.to_string(),
             status: status.as_u16(),
             hint,
+        }
+    }
+
+    /// What to do about a refusal: credentials for 401 and 403, else nothing.
+    fn hint(&self, status: StatusCode) -> String {
+        if !matches!(status.as_u16(), 401 | 403) {
+            return String::new();
+        }
+        match self.auth {
+            Some(auth) => format!("; the credentials for `{}` were refused", auth.user),
+            None => "; give credentials in the index URL \
+                     (`https://user:password@host/simple`) or in ~/.netrc"
+                .into(),
         }
     }
 
@@ -237,6 +198,60 @@ impl Attempt<'_> {
     }
 }
 
+/// A [`Get`] as [`crate::http::download`] makes it, on `client`.
+struct Attempt<'a> {
+    client: &'a Client,
+    get: &'a Get<'a>,
+}
+
+impl Exchange for Attempt<'_> {
+    type Error = Error;
+
+    async fn send(
+        &self,
+        range: Option<&str>,
+        meter: &Meter,
+    ) -> Result<Result<Response, Fault>, Error> {
+        let get = self.get;
+        let mut request = self.client.http.get(get.url.clone());
+        if let Some(accept) = get.accept {
+            request = request.header(reqwest::header::ACCEPT, accept);
+        }
+        if let Some(auth) = get.auth {
+            request = request.basic_auth(&auth.user, auth.password.as_ref());
+        }
+        if let Some(range) = range {
+            request = request.header(reqwest::header::RANGE, range);
+        }
+        let response = tokio::select! {
+            r = request.send() => r,
+            fault = meter.watch(self.client.timeouts) => return Ok(Err(fault)),
+        };
+        let response = match response {
+            Ok(r) => r,
+            Err(e) => return Ok(Err(Fault::Http(e))),
+        };
+        meter.touch();
+        let status = response.status();
+        if is_transient_status(status) {
+            return Ok(Err(Fault::Status {
+                status,
+                retry_after: retry_after(response.headers()),
+                response: Box::new(response),
+            }));
+        }
+        Ok(Ok(response))
+    }
+
+    fn too_large(&self, _url: &Url, limit: u64) -> Error {
+        Error::TooLarge {
+            url: self.get.url.to_string(),
+            what: self.get.what.to_string(),
+            limit,
+        }
+    }
+}
+
 /// What answered a GET.
 pub(super) struct Answer {
     /// The URL after redirects (relative links are relative to it).
@@ -245,58 +260,20 @@ pub(super) struct Answer {
     pub(super) content_type: Option<String>,
 }
 
-/// Where a body goes.
-pub(super) trait Body: Send {
-    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()>;
-    fn restart(&mut self) -> std::io::Result<()>;
-    fn len(&self) -> u64;
-}
-
+/// A body in memory (a page, a `.metadata` file), bounded by its [`Get::cap`].
 #[derive(Default)]
 pub(super) struct Memory(pub(super) Vec<u8>);
 
-impl Body for Memory {
-    fn append(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+impl Sink<Error> for Memory {
+    fn append(&mut self, bytes: &[u8]) -> Result<(), Error> {
         self.0.extend_from_slice(bytes);
         Ok(())
     }
-    fn restart(&mut self) -> std::io::Result<()> {
+    fn restart(&mut self) -> Result<(), Error> {
         self.0.clear();
         Ok(())
     }
-    fn len(&self) -> u64 {
+    fn received(&self) -> u64 {
         self.0.len() as u64
-    }
-}
-
-/// Why a body could not be read.
-enum BodyError {
-    TooLarge,
-    Io(std::io::Error),
-    Fault(Fault),
-}
-
-/// Reads the body of `response` into `body`, up to `cap` bytes, counted on `meter`.
-async fn read_body(
-    response: &mut reqwest::Response,
-    body: &mut dyn Body,
-    cap: u64,
-    meter: &Meter,
-) -> Result<(), BodyError> {
-    if response.content_length().is_some_and(|n| n > cap) {
-        return Err(BodyError::TooLarge);
-    }
-    meter.set_moving(true);
-    loop {
-        let chunk = match response.chunk().await {
-            Err(e) => return Err(BodyError::Fault(Fault::Http(e))),
-            Ok(None) => return Ok(()),
-            Ok(Some(chunk)) => chunk,
-        };
-        meter.moved(chunk.len());
-        if body.len() + chunk.len() as u64 > cap {
-            return Err(BodyError::TooLarge);
-        }
-        body.append(&chunk).map_err(BodyError::Io)?;
     }
 }

@@ -48,8 +48,9 @@ pub use pages::{file_project, sdist_stem};
 use super::normalize_name;
 use super::wheel::{self, Limits};
 use crate::http::Fault;
+use crate::http::Sink;
 use crate::reporter::{NoReporter, Reporter};
-use client::{Answer, Body, Client, Memory};
+use client::{Answer, Client, Get, Memory};
 use locations::{Source, directory_files, local_path};
 use pages::{parse_html, parse_page};
 
@@ -254,11 +255,7 @@ impl std::fmt::Debug for Index {
 impl Index {
     /// An index client for `options` (reads `~/.netrc` or `$NETRC` once, here).
     pub fn new(options: &IndexOptions) -> Result<Self, Error> {
-        let client = Client::new(
-            &options.http,
-            options.reporter.clone(),
-            wheel_dir(&options.cache_dir),
-        )?;
+        let client = Client::new(&options.http, options.reporter.clone())?;
         Ok(Self(Arc::new(Inner {
             client,
             sources: locations::sources(&options.locations)?,
@@ -325,7 +322,7 @@ impl Index {
         }
         let mut body = Memory::default();
         let Some(answer) = self
-            .get(&url, Some(ACCEPT), MAX_PAGE, &what, &mut body)
+            .get(Get::new(&url, &what, MAX_PAGE).accept(ACCEPT), &mut body)
             .await?
         else {
             return Ok(Vec::new());
@@ -386,7 +383,10 @@ impl Index {
         let what = format!("the find-links page (for `{name}`)");
         let mut body = Memory::default();
         let Some(answer) = self
-            .get(page, Some("text/html"), MAX_PAGE, &what, &mut body)
+            .get(
+                Get::new(page, &what, MAX_PAGE).accept("text/html"),
+                &mut body,
+            )
             .await?
         else {
             return Ok(Vec::new());
@@ -415,7 +415,7 @@ impl Index {
             let what = format!("the metadata of `{}`", file.filename);
             let mut body = Memory::default();
             if self
-                .get(&url, None, MAX_METADATA, &what, &mut body)
+                .get(Get::new(&url, &what, MAX_METADATA), &mut body)
                 .await?
                 .is_some()
             {
@@ -443,19 +443,13 @@ impl Index {
         Ok(wheel::metadata(&path, &file.filename, &Limits::default())?)
     }
 
-    /// GETs `url` into `body` with its credentials (see [`Client::get`]).
-    async fn get(
-        &self,
-        url: &Url,
-        accept: Option<&str>,
-        cap: u64,
-        what: &str,
-        body: &mut dyn Body,
-    ) -> Result<Option<Answer>, Error> {
-        let auth = locations::credentials(&self.0.sources, self.0.netrc.as_ref(), url);
-        self.0
-            .client
-            .get(url, auth.as_ref(), accept, cap, what, body)
-            .await
+    /// `get` into `body`, with the credentials for its URL (see [`Client::get`]).
+    async fn get(&self, get: Get<'_>, body: &mut dyn Sink<Error>) -> Result<Option<Answer>, Error> {
+        let auth = locations::credentials(&self.0.sources, self.0.netrc.as_ref(), get.url);
+        let get = Get {
+            auth: auth.as_ref(),
+            ..get
+        };
+        self.0.client.get(&get, body).await
     }
 }
