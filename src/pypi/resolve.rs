@@ -497,7 +497,7 @@ impl Provider<'_> {
         };
         let mut requires_dist = Vec::new();
         let mut requires_python = None;
-        for (key, value) in metadata_headers(&text) {
+        for (key, value) in super::metadata::headers(&text) {
             if key.eq_ignore_ascii_case("Requires-Dist") {
                 let req = pep508_rs::Requirement::from_str(&value)
                     .map_err(|e| bad(format!("`Requires-Dist: {value}`: {e}")))?;
@@ -592,27 +592,6 @@ impl Provider<'_> {
             Ok(())
         });
     }
-}
-
-/// The header fields of an email-style `METADATA` (continuation lines joined).
-fn metadata_headers(text: &str) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        if line.trim().is_empty() {
-            break;
-        }
-        if line.starts_with([' ', '\t']) {
-            if let Some((_, v)) = out.last_mut() {
-                v.push(' ');
-                v.push_str(line.trim());
-            }
-            continue;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            out.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    out
 }
 
 impl DependencyProvider for Provider<'_> {

@@ -21,6 +21,7 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use super::metadata::header;
 use super::record::{self, RecordRow};
 use super::scripts;
 use super::{Error, Result, normalize_name, same_version};
@@ -577,7 +578,10 @@ pub fn install(
     if let Some(url) = &options.direct_url {
         extra.push((
             "direct_url.json",
-            direct_url_json(url, &file_sha256(path, &wheel)?),
+            direct_url_json(
+                url,
+                &super::sha256_file(path).map_err(io_err(&path.display().to_string()))?,
+            ),
         ));
     }
     for (file, bytes) in extra {
@@ -776,21 +780,9 @@ pub fn metadata(path: &Path, file_name: &str, limits: &Limits) -> Result<String>
     String::from_utf8(bytes).map_err(|_| invalid(&name, "not UTF-8".into()))
 }
 
-/// The first value of an email-style header in `text`'s header block.
-fn header<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines()
-        .take_while(|l| !l.trim().is_empty())
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case(key))
-        .map(|(_, v)| v.trim())
-}
-
 /// `Name` and `Version` of a `METADATA`.
 fn name_and_version(metadata: &str) -> Option<(String, String)> {
-    Some((
-        header(metadata, "Name")?.to_string(),
-        header(metadata, "Version")?.to_string(),
-    ))
+    Some((header(metadata, "Name")?, header(metadata, "Version")?))
 }
 
 /// `direct_url.json` as pip writes it for an archive (`json.dumps(..., sort_keys=True)`).
@@ -800,16 +792,6 @@ fn direct_url_json(url: &str, sha256: &str) -> Vec<u8> {
         "{{\"archive_info\": {{\"hash\": \"sha256={sha256}\", \"hashes\": {{\"sha256\": \"{sha256}\"}}}}, \"url\": {url}}}"
     )
     .into_bytes()
-}
-
-/// The hex sha256 of the wheel file at `path` (named `wheel` in errors).
-fn file_sha256(path: &Path, wheel: &str) -> Result<String> {
-    let io = |source| Error::Io {
-        wheel: wheel.to_string(),
-        path: path.display().to_string(),
-        source,
-    };
-    super::sha256_file(path).map_err(io)
 }
 
 /// A member, checked.

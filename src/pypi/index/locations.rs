@@ -260,7 +260,7 @@ pub(super) fn directory_files(dir: &Path, name: &str) -> Result<Vec<DistFile>, E
             reason: "not an absolute path".into(),
         })?;
         let sha256 = if filename.ends_with(".whl") {
-            Some(file_sha256(&absolute)?)
+            Some(crate::pypi::sha256_file(&absolute).map_err(io("hashing a wheel"))?)
         } else {
             None
         };
@@ -275,15 +275,6 @@ pub(super) fn directory_files(dir: &Path, name: &str) -> Result<Vec<DistFile>, E
         });
     }
     Ok(files)
-}
-
-fn file_sha256(path: &Path) -> Result<String, Error> {
-    let io = |source| Error::Io {
-        path: path.to_path_buf(),
-        what: "hashing a wheel".into(),
-        source,
-    };
-    crate::pypi::sha256_file(path).map_err(io)
 }
 
 #[cfg(test)]
