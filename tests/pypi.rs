@@ -829,3 +829,17 @@ fn a_pixi_lock_with_pypi_entries_builds_the_exact_wheels() {
     );
     common::assert_no_output(outputs.path());
 }
+
+#[test]
+fn a_cancelled_resolution_is_a_cancelled_build() {
+    use conda_docker::build::Error;
+    use conda_docker::build::pypi::PypiError;
+    use conda_docker::pypi::resolve;
+    // The resolver's cancellation carries the one `Cancelled`; the build finds it among the
+    // sources, as it finds the image side's.
+    let resolution = resolve::Error::Cancelled(conda_docker::Cancelled);
+    let build = Error::from(PypiError::Resolve(resolution));
+    assert!(build.is_cancelled(), "{build}");
+    assert!(Error::from(conda_docker::image::Error::Cancelled).is_cancelled());
+    assert!(!Error::from(PypiError::NoPython).is_cancelled());
+}

@@ -166,14 +166,26 @@ impl Error {
         Self::Image(crate::image::Error::Cancelled)
     }
 
-    /// True when the build stopped because it was cancelled.
+    /// True when the build stopped because it was cancelled: an [`crate::image::Error::Cancelled`]
+    /// or a [`crate::Cancelled`] among its sources.
     pub fn is_cancelled(&self) -> bool {
-        match self {
+        let direct = match self {
             Self::Image(e) => matches!(e, crate::image::Error::Cancelled),
             Self::Base { source, .. } => source.is_cancelled(),
             Self::Output(e) => matches!(e.image_error(), Some(crate::image::Error::Cancelled)),
             _ => false,
-        }
+        };
+        let mut next = std::error::Error::source(self);
+        let in_chain = std::iter::from_fn(|| {
+            let e = next?;
+            next = e.source();
+            Some(e)
+        })
+        .any(|e| {
+            e.is::<crate::Cancelled>()
+                || matches!(e.downcast_ref(), Some(crate::image::Error::Cancelled))
+        });
+        direct || in_chain
     }
 }
 

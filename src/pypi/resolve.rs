@@ -261,9 +261,10 @@ pub enum Error {
         /// pubgrub's explanation.
         explanation: String,
     },
-    /// The resolution was cancelled (its future dropped).
+    /// The resolution was cancelled (its future dropped): the one [`crate::Cancelled`] as its
+    /// source.
     #[error("the resolution was cancelled")]
-    Cancelled,
+    Cancelled(#[source] crate::Cancelled),
     /// The solver thread failed.
     #[error("the resolver stopped: {0}")]
     Solver(String),
@@ -387,7 +388,7 @@ impl Provider<'_> {
         self.handle.block_on(async move {
             tokio::select! {
                 r = future => r,
-                () = token.cancelled() => Err(Error::Cancelled),
+                () = token.cancelled() => Err(Error::Cancelled(crate::Cancelled)),
             }
         })
     }
@@ -716,7 +717,7 @@ impl DependencyProvider for Provider<'_> {
 
     fn should_cancel(&self) -> Result<(), Error> {
         if self.token.is_cancelled() {
-            Err(Error::Cancelled)
+            Err(Error::Cancelled(crate::Cancelled))
         } else {
             Ok(())
         }
