@@ -26,6 +26,8 @@ pub struct Served {
     pub metadata: Option<Vec<u8>>,
     pub yanked: bool,
     pub requires_python: Option<String>,
+    /// The link the page gives instead of the index's own `/files/<name>` (any URL).
+    pub link: Option<String>,
 }
 
 impl Served {
@@ -38,6 +40,16 @@ impl Served {
             metadata: None,
             yanked: false,
             requires_python: None,
+            link: None,
+        }
+    }
+
+    /// A file the page links at `link` (anywhere) with `sha256`; the index serves no bytes.
+    pub fn linked(filename: &str, link: &str, sha256: &str) -> Self {
+        Self {
+            sha256: sha256.to_string(),
+            link: Some(link.to_string()),
+            ..Self::new(filename, Vec::new())
         }
     }
 }
@@ -242,7 +254,7 @@ fn json_page(name: &str, files: &[Served]) -> Vec<u8> {
         .map(|f| {
             let mut v = serde_json::json!({
                 "filename": f.filename,
-                "url": format!("../../files/{}", f.filename),
+                "url": f.link.clone().unwrap_or_else(|| format!("../../files/{}", f.filename)),
                 "hashes": {"sha256": f.sha256},
                 "requires-python": f.requires_python,
                 "yanked": f.yanked,
@@ -280,8 +292,12 @@ fn html_page(files: &[Served]) -> Vec<u8> {
                 hex::encode(Sha256::digest(m))
             ));
         }
+        let link = f
+            .link
+            .clone()
+            .unwrap_or_else(|| format!("/files/{}", f.filename));
         out.push_str(&format!(
-            "<a href=\"/files/{0}#sha256={1}\"{attrs}>{0}</a><br/>\n",
+            "<a href=\"{link}#sha256={1}\"{attrs}>{0}</a><br/>\n",
             f.filename, f.sha256
         ));
     }

@@ -105,8 +105,14 @@ impl ToFile {
         })
     }
 
-    /// Copies the local wheel at `path` in.
+    /// Copies the local wheel at `path` in: a regular file (a FIFO or device is not opened).
     fn copy(&mut self, path: &Path) -> Result<(), Error> {
+        let meta = std::fs::metadata(path).map_err(io(path, "reading a wheel"))?;
+        if !meta.is_file() {
+            let refused =
+                std::io::Error::new(std::io::ErrorKind::InvalidInput, "not a regular file");
+            return Err(io(path, "reading a wheel")(refused));
+        }
         let mut from = std::fs::File::open(path).map_err(io(path, "reading a wheel"))?;
         let mut buf = vec![0u8; 256 * 1024];
         loop {
@@ -130,6 +136,12 @@ impl ToFile {
         if let Some(expected) = expected
             && !found.eq_ignore_ascii_case(expected)
         {
+            // A local file's hash is its owner's, not for messages.
+            let found = if url.scheme() == "file" {
+                "another (not shown for a local file)".into()
+            } else {
+                found
+            };
             return Err(Error::HashMismatch {
                 file: filename.to_string(),
                 url: url.to_string(),

@@ -23,6 +23,12 @@
 //! [`MAX_METADATA`]; wheels stream to the cache through [`crate::atomic`], verified against
 //! their sha256 before they appear there.
 //!
+//! Indexes cannot reach the host: a link on a page served over http(s) is followed only to
+//! http(s); `file://` links and paths only from `--find-links` or an index given as a local
+//! path. Every wheel is checked against its sha256 before anything parses it (a local one is
+//! copied into the cache first, a FIFO or device never opened), and a local file's own hash is
+//! never printed.
+//!
 //! By concern: `locations` (sources and credentials), `client` (HTTP), `pages` (PEP 691 and
 //! PEP 503 pages) over `html` (the tokenizer), and `cache` (the wheel cache).
 
@@ -51,8 +57,8 @@ use crate::http::Fault;
 use crate::http::Sink;
 use crate::reporter::{NoReporter, Reporter};
 use client::{Answer, Client, Get, Memory};
-use locations::{Source, directory_files, local_path};
-use pages::{parse_html, parse_page};
+use locations::{Source, directory_files};
+use pages::{followed, parse_html, parse_page};
 
 /// The index used when none is given.
 pub const DEFAULT_INDEX: &str = "https://pypi.org/simple";
@@ -286,12 +292,19 @@ impl Index {
             ..Project::default()
         };
         for source in &self.0.sources {
-            project.searched.push(source.name());
-            let files = match source {
-                Source::Simple { base, .. } => self.simple_page(base, &name).await?,
-                Source::Directory(dir) => directory_files(dir, &name)?,
-                Source::Links { page, .. } => self.links_page(page, &name).await?,
+            let (files, not_followed) = match source {
+                Source::Simple { base, .. } => followed(base, self.simple_page(base, &name).await?),
+                Source::Directory(dir) => (directory_files(dir, &name)?, 0),
+                Source::Links { page, .. } => followed(page, self.links_page(page, &name).await?),
             };
+            let mut searched = source.name();
+            if not_followed > 0 {
+                searched.push_str(&format!(
+                    " ({not_followed} link(s) not followed: an index served over the network \
+                     links only to http(s))"
+                ));
+            }
+            project.searched.push(searched);
             for f in files {
                 if !project.files.iter().any(|g| g.filename == f.filename) {
                     project.files.push(f);
@@ -399,14 +412,12 @@ impl Index {
     }
 
     /// The `METADATA` of `file` (a wheel of `project`): its PEP 658 `.metadata` when the index
-    /// offers one, else read from the wheel (downloaded to the cache, or read in place for a
-    /// local file).
+    /// offers one (checked against its hash when given), else read from the wheel once it is in
+    /// the cache, checked against its hash: no wheel is parsed before its hash is checked.
     pub async fn metadata(&self, file: &DistFile) -> Result<String, Error> {
-        if file.url.scheme() == "file" {
-            let path = local_path(&file.url)?;
-            return Ok(wheel::metadata(&path, &file.filename, &Limits::default())?);
-        }
-        if let Some(hash) = &file.metadata {
+        if let Some(hash) = &file.metadata
+            && file.url.scheme() != "file"
+        {
             let url =
                 Url::parse(&format!("{}.metadata", file.url)).map_err(|e| Error::Location {
                     location: file.url.to_string(),

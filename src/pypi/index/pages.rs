@@ -66,6 +66,28 @@ pub(super) fn parse_page(
     }
 }
 
+/// The files listed on `page` whose links are followed, and how many are not: http(s) links
+/// from any page, `file://` ones only from a page that is itself local (an index the user gave
+/// as a path), so that an index served over the network cannot make the build read the host's
+/// files.
+pub(super) fn followed(page: &Url, files: Vec<DistFile>) -> (Vec<DistFile>, usize) {
+    let (kept, refused): (Vec<DistFile>, Vec<DistFile>) =
+        files.into_iter().partition(|f| match f.url.scheme() {
+            "http" | "https" => true,
+            "file" => page.scheme() == "file",
+            _ => false,
+        });
+    for f in &refused {
+        tracing::warn!(
+            "{page}: not following the {} link `{}`: an index served over the network links \
+             only to http(s)",
+            f.url.scheme(),
+            f.url
+        );
+    }
+    (kept, refused.len())
+}
+
 /// PEP 691 JSON.
 fn parse_json(page: &Url, body: &[u8], index: &str) -> Result<Vec<DistFile>, String> {
     #[derive(serde::Deserialize)]
@@ -226,6 +248,60 @@ mod tests {
         assert_eq!(
             files[2].url.as_str(),
             "https://example.org/simple/foo/foo-2.0-py3-none-any.whl"
+        );
+    }
+
+    #[test]
+    fn a_network_page_links_only_to_the_network() {
+        let html = r#"<a href="file:///etc/passwd#sha256=aa">foo-1.0-py3-none-any.whl</a>
+            <a href="/etc/shadow">foo-1.1-py3-none-any.whl</a>
+            <a href="ftp://example.org/foo-1.2-py3-none-any.whl">foo-1.2-py3-none-any.whl</a>
+            <a href="https://files.example/foo-1.3-py3-none-any.whl">foo-1.3-py3-none-any.whl</a>"#;
+        let json = br#"{"files":[
+            {"filename":"foo-1.0-py3-none-any.whl","url":"file:///etc/passwd","hashes":{}},
+            {"filename":"foo-1.3-py3-none-any.whl","url":"../foo-1.3-py3-none-any.whl","hashes":{}}
+        ]}"#;
+        let urls = |page: &Url, files: Vec<DistFile>| -> (Vec<String>, usize) {
+            let (files, refused) = followed(page, files);
+            (
+                files.into_iter().map(|f| f.url.to_string()).collect(),
+                refused,
+            )
+        };
+        let remote = Url::parse("http://127.0.0.1:1/simple/foo/").unwrap();
+        assert_eq!(
+            urls(&remote, parse_html(&remote, html, "idx")),
+            (
+                vec![
+                    "http://127.0.0.1:1/etc/shadow".to_string(),
+                    "https://files.example/foo-1.3-py3-none-any.whl".to_string()
+                ],
+                2
+            )
+        );
+        let json_type = Some("application/vnd.pypi.simple.v1+json");
+        assert_eq!(
+            urls(
+                &remote,
+                parse_page(&remote, json_type, json, "idx").unwrap()
+            ),
+            (
+                vec!["http://127.0.0.1:1/simple/foo-1.3-py3-none-any.whl".to_string()],
+                1
+            )
+        );
+        // A local index (a path the user gave) may link to local files.
+        let local = Url::parse("file:///srv/simple/foo/").unwrap();
+        assert_eq!(
+            urls(&local, parse_html(&local, html, "idx")),
+            (
+                vec![
+                    "file:///etc/passwd".to_string(),
+                    "file:///etc/shadow".to_string(),
+                    "https://files.example/foo-1.3-py3-none-any.whl".to_string()
+                ],
+                1
+            )
         );
     }
 
