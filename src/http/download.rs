@@ -24,6 +24,21 @@ pub(crate) trait Sink<E>: Send {
     fn received(&self) -> u64;
 }
 
+/// A body in memory (a page, a small file), bounded by the download's [`Size`].
+impl<E> Sink<E> for Vec<u8> {
+    fn append(&mut self, bytes: &[u8]) -> Result<(), E> {
+        self.extend_from_slice(bytes);
+        Ok(())
+    }
+    fn restart(&mut self) -> Result<(), E> {
+        self.clear();
+        Ok(())
+    }
+    fn received(&self) -> u64 {
+        self.len() as u64
+    }
+}
+
 /// How large a body is, as far as the caller knows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Size {

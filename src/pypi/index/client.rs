@@ -259,21 +259,3 @@ pub(super) struct Answer {
     /// Its `Content-Type`.
     pub(super) content_type: Option<String>,
 }
-
-/// A body in memory (a page, a `.metadata` file), bounded by its [`Get::cap`].
-#[derive(Default)]
-pub(super) struct Memory(pub(super) Vec<u8>);
-
-impl Sink<Error> for Memory {
-    fn append(&mut self, bytes: &[u8]) -> Result<(), Error> {
-        self.0.extend_from_slice(bytes);
-        Ok(())
-    }
-    fn restart(&mut self) -> Result<(), Error> {
-        self.0.clear();
-        Ok(())
-    }
-    fn received(&self) -> u64 {
-        self.0.len() as u64
-    }
-}

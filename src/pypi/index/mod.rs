@@ -56,7 +56,7 @@ use super::wheel::{self, Limits};
 use crate::http::Fault;
 use crate::http::Sink;
 use crate::reporter::{NoReporter, Reporter};
-use client::{Answer, Client, Get, Memory};
+use client::{Answer, Client, Get};
 use locations::{Source, directory_files};
 use pages::{followed, parse_html, parse_page};
 
@@ -333,7 +333,7 @@ impl Index {
         if url.scheme() == "file" {
             return self.file_page(&url, &what, name);
         }
-        let mut body = Memory::default();
+        let mut body = Vec::new();
         let Some(answer) = self
             .get(Get::new(&url, &what, MAX_PAGE).accept(ACCEPT), &mut body)
             .await?
@@ -343,7 +343,7 @@ impl Index {
         parse_page(
             &answer.url,
             answer.content_type.as_deref(),
-            &body.0,
+            &body,
             base.as_ref(),
         )
         .map_err(|reason| Error::Page {
@@ -394,7 +394,7 @@ impl Index {
     /// The files of `name` on a `--find-links` page of links.
     async fn links_page(&self, page: &Url, name: &str) -> Result<Vec<DistFile>, Error> {
         let what = format!("the find-links page (for `{name}`)");
-        let mut body = Memory::default();
+        let mut body = Vec::new();
         let Some(answer) = self
             .get(
                 Get::new(page, &what, MAX_PAGE).accept("text/html"),
@@ -404,7 +404,7 @@ impl Index {
         else {
             return Ok(Vec::new());
         };
-        let text = String::from_utf8_lossy(&body.0);
+        let text = String::from_utf8_lossy(&body);
         Ok(parse_html(&answer.url, &text, page.as_ref())
             .into_iter()
             .filter(|f| file_project(&f.filename).as_deref() == Some(name))
@@ -424,14 +424,14 @@ impl Index {
                     reason: e.to_string(),
                 })?;
             let what = format!("the metadata of `{}`", file.filename);
-            let mut body = Memory::default();
+            let mut body = Vec::new();
             if self
                 .get(Get::new(&url, &what, MAX_METADATA), &mut body)
                 .await?
                 .is_some()
             {
                 if let Some(expected) = hash {
-                    let found = hex::encode(Sha256::digest(&body.0));
+                    let found = hex::encode(Sha256::digest(&body));
                     if !found.eq_ignore_ascii_case(expected) {
                         return Err(Error::HashMismatch {
                             file: format!("{}.metadata", file.filename),
@@ -441,7 +441,7 @@ impl Index {
                         });
                     }
                 }
-                return String::from_utf8(body.0).map_err(|_| Error::Page {
+                return String::from_utf8(body).map_err(|_| Error::Page {
                     url: url.to_string(),
                     what,
                     reason: "the metadata is not UTF-8".into(),
