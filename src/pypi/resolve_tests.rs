@@ -705,3 +705,37 @@ fn a_local_index_may_link_local_files_checked_before_they_are_read_as_wheels() {
     );
     assert!(!err.contains(&found), "{err}");
 }
+
+#[tokio::test]
+async fn a_wheel_download_broken_midway_resumes_from_where_it_broke() {
+    let index = TestIndex::start(Mode {
+        break_once: true,
+        ..Mode::default()
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let idx = Index::new(&options(&index.url, cache.path())).unwrap();
+    let click = "click-8.5.1-py3-none-any.whl";
+    let right = "8bb5376d2006950386f8c6427613334a2acadc5f559cb80e638d00b4df957e37";
+    let url = url::Url::parse(&format!(
+        "{}/files/{click}",
+        index.url.trim_end_matches("/simple")
+    ))
+    .unwrap();
+    let (path, sha256) = idx.fetch_wheel(&url, Some(right), click).await.unwrap();
+    assert_eq!(sha256, right);
+    let whole = std::fs::read(fixture_wheels().join(click)).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), whole);
+    // Asked again for the rest, from the byte the first answer broke at.
+    let gets: Vec<String> = index
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains(click))
+        .collect();
+    assert_eq!(
+        gets,
+        [
+            format!("GET /files/{click} html"),
+            format!("GET /files/{click} html from {}", whole.len() / 2)
+        ]
+    );
+}
