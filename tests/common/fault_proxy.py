@@ -218,4 +218,7 @@ class Server(socketserver.ThreadingTCPServer):
         super().server_bind()
 
 
-Server(("127.0.0.1", listen_port), Handler).serve_forever()
+server = Server(("127.0.0.1", listen_port), Handler)
+# Listening: LOG_FILE.ready tells the tests so (a test connection would be logged under `silent`).
+open(log_path + ".ready", "w").close()
+server.serve_forever()

@@ -54,7 +54,7 @@ impl FaultProxy {
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(&proxy.addr).is_err() {
+        while !proxy.dir.path().join("requests.log.ready").exists() {
             assert!(
                 Instant::now() < deadline,
                 "{test}: the fault proxy did not start: {}",

@@ -397,8 +397,8 @@ impl Registry {
                 let server = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/token_server.py");
                 spawn_named(
                     &format!(
-                        "/usr/bin/python3 {server} {token_port} key.pem cert.pem {USER} {PASSWORD} 2>'{}/token.log'",
-                        d.display()
+                        "/usr/bin/python3 {server} {token_port} '{d}/key.pem' '{d}/cert.pem' {USER} {PASSWORD} 2>'{d}/token.log'",
+                        d = d.display()
                     ),
                     d,
                     "token",
