@@ -188,7 +188,7 @@ def test_channels_remap_rewrites_recorded_urls_as_get_final_url(no_conda, tmp_pa
     bad = [type(records[0]).from_objects(records[0], sha256="0" * 64)]
     from conda_docker import CondaDockerError
 
-    with pytest.raises(CondaDockerError, match=records[0].name):
+    with pytest.raises(CondaDockerError, match=f"(?s){records[0].name}.*hash mismatch"):
         build_docker_environment_image(base_image=base, output_image="bad:1", records=bad, channels_remap=remap)
 
 

@@ -829,11 +829,7 @@ impl Builder {
         let settings = input.settings.clone().merged_with(self.settings.clone());
         settings.validate()?;
         let user = settings.user_spec()?;
-        let cache_dir = match &self.cache_dir {
-            Some(d) => d.clone(),
-            None => rattler_cache::default_cache_dir()
-                .map_err(|e| crate::conda::Error::CacheDir(e.to_string()))?,
-        };
+        let cache_dir = crate::cache::conda_root(self.cache_dir.as_deref())?;
         let base = self.read_base(subdir, &platform).await?;
         self.check_cancel()?;
         let client = solve::http_client();
