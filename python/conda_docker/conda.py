@@ -26,6 +26,7 @@ from conda_docker._api import BuildResult, build, split_reference
 from conda_docker.docker.base import Image
 from conda_docker.errors import CondaDockerError
 from conda_docker.records import PackageCacheRecord
+from conda_docker.registry.client import Registry
 
 __all__ = [
     "PackageCacheRecord",
@@ -35,10 +36,10 @@ __all__ = [
     "fetch_precs",
     "find_precs",
     "find_user_conda",
-    "get_final_url",
     "precs_from_environment_name",
     "precs_from_environment_prefix",
     "precs_from_package_specs",
+    "pull_container_image",
 ]
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -68,7 +69,8 @@ def conda_info(user_conda: Optional[str] = None) -> Dict[str, Any]:
     """``conda info --json`` of ``user_conda`` when that conda exists. Otherwise the same keys
     from conda-docker's own settings: ``pkgs_dirs`` (the package cache:
     ``$CONDA_DOCKER_CACHE_DIR/pkgs``, else rattler's shared cache's, as builds use it),
-    ``env_vars.CONDA_ROOT`` (``/opt/conda``, where images get the environment), ``channels``
+    ``env_vars.CONDA_ROOT`` and ``default_prefix`` (``/opt/conda``, where images get the
+    environment), ``channels``
     (``conda-forge``, the default) and ``channels_remap`` (the config file's ``[mirrors]``, as
     ``{"src": MIRROR, "dest": CHANNEL}``: packages fetched from the mirror are recorded under
     the channel)."""
@@ -80,20 +82,12 @@ def conda_info(user_conda: Optional[str] = None) -> Dict[str, Any]:
         "pkgs_dirs": [os.fspath(pkgs_dir)],
         "env_vars": {"CONDA_ROOT": DEFAULT_PREFIX},
         "root_prefix": DEFAULT_PREFIX,
+        "default_prefix": DEFAULT_PREFIX,
         "channels": ["conda-forge"],
+        "conda_default_channels": [],
         "channels_remap": [{"src": fetch.rstrip("/"), "dest": canonical.rstrip("/")} for canonical, fetch in mirrors],
         "platform": "linux-64",
     }
-
-
-def get_final_url(channels_remap: Remap, url: str) -> str:
-    """``url`` as an image records it under ``channels_remap``: the first entry whose ``src``
-    starts it puts its ``dest`` there (at a ``/`` boundary; the seed's plain prefix match)."""
-    for entry in channels_remap or ():
-        src, dest = _remap_entry(entry)
-        if url == src or url.startswith(src + "/"):
-            return dest + url[len(src):]
-    return url
 
 
 def _remap_entry(entry: Mapping[str, str]):
@@ -185,8 +179,10 @@ def fetch_precs(download_dir: PathLike, precs: Iterable[PackageCacheRecord]) -> 
     package already there is checked, not fetched again. Packages are fetched from where the
     config file's ``[mirrors]`` say their channel is. Returns the records with
     ``extracted_package_dir`` set (the archive itself is not kept: it is extracted as it
-    streams)."""
+    streams). A record with neither a sha256 nor an md5 is refused."""
     precs = list(precs)
+    for p in precs:
+        _checked_url(p)
     where = os.fspath(download_dir)
     os.makedirs(where, exist_ok=True)
     dirs = _native.fetch_records(where, [json.dumps(p.dump()) for p in precs], [])
@@ -200,19 +196,22 @@ def _is_records(packages: Any) -> bool:
     return isinstance(packages, (list, tuple)) and bool(packages) and all(isinstance(p, PackageCacheRecord) for p in packages)
 
 
+def _checked_url(record: PackageCacheRecord) -> str:
+    """``URL#sha256:HEX`` (``URL#MD5`` when the record has no sha256), as ``@EXPLICIT`` lists
+    packages; a record with neither hash, or a URL that is not one, is refused."""
+    url = record.url
+    if any(c.isspace() for c in url) or "#" in url:
+        raise CondaDockerError(f"record {record.dist_name}: `{url}` is not a package URL")
+    if record.sha256:
+        return f"{url}#sha256:{record.sha256}"
+    if record.md5:
+        return f"{url}#{record.md5}"
+    raise CondaDockerError(f"record {record.dist_name} has neither a sha256 nor an md5 to check it by")
+
+
 def _explicit(records: Sequence[PackageCacheRecord], directory: str) -> str:
     """``records`` as conda's ``@EXPLICIT`` list (``URL#sha256:HEX``) in ``directory``."""
-    lines = ["@EXPLICIT"]
-    for r in records:
-        url = r.url
-        if any(c.isspace() for c in url) or "#" in url:
-            raise CondaDockerError(f"record {r.dist_name}: `{url}` is not a package URL")
-        if r.sha256:
-            lines.append(f"{url}#sha256:{r.sha256}")
-        elif r.md5:
-            lines.append(f"{url}#{r.md5}")
-        else:
-            raise CondaDockerError(f"record {r.dist_name} has neither a sha256 nor an md5 to check it by")
+    lines = ["@EXPLICIT"] + [_checked_url(r) for r in records]
     path = os.path.join(directory, "records.txt")
     with open(path, "w", encoding="utf-8") as f:
         f.write("\n".join(lines) + "\n")
@@ -226,14 +225,24 @@ def _platform(records: Sequence[PackageCacheRecord]) -> str:
     return subdirs.pop() if subdirs else "linux-64"
 
 
-def _from_records(records: Sequence[PackageCacheRecord], channels_remap: Optional[Remap], options: Dict[str, Any], keep: list) -> Dict[str, Any]:
-    """The :func:`build` arguments that build ``records`` exactly (as an ``@EXPLICIT``
-    lockfile; the packages are checked against the records' hashes)."""
+def _from_records(records: Iterable[PackageCacheRecord], channels_remap: Optional[Remap], options: Dict[str, Any], keep: list) -> Dict[str, Any]:
+    """The :func:`build` arguments that build ``records`` exactly: an ``@EXPLICIT`` lockfile
+    (each package checked against its record's hash), ``channels_remap`` as mirrors."""
+    records = list(records)
+    if not records:
+        raise CondaDockerError("records: no package records to build")
+    for key in ("specs", "file", "prefix", "name"):
+        if options.get(key):
+            raise CondaDockerError(f"give records or {key}, not both")
     tmp = tempfile.TemporaryDirectory(prefix="conda-docker-records-")
     keep.append(tmp)
-    mirrors = _mirrors(channels_remap) + list(options.pop("mirrors", None) or [])
-    options.setdefault("cache_dir", _cache_dir())
-    return {"file": _explicit(records, tmp.name), "platforms": [_platform(records)], "mirrors": mirrors}
+    return {
+        "cache_dir": _cache_dir(),
+        **options,
+        "file": _explicit(records, tmp.name),
+        "platforms": [_platform(records)],
+        "mirrors": _mirrors(channels_remap) + list(options.get("mirrors") or []),
+    }
 
 
 def _base(base_image: Union[str, Image], keep: list) -> str:
@@ -247,102 +256,87 @@ def _base(base_image: Union[str, Image], keep: list) -> str:
     return base_image
 
 
-_SEED_01 = """
+def _outputs(output_filename: Optional[PathLike]) -> List[str]:
+    return [os.fspath(output_filename)] if output_filename is not None else []
 
-    The seed's 0.1.x arguments build the records ``records`` (from :func:`fetch_precs` or a
+
+def _args_003(packages=None, output_filename=None, channels=None, platform="linux-64", layering_strategy="layered",
+              prefix=None, name=None, environment_file=None, target_prefix=DEFAULT_PREFIX, *, keep: list, **options):
+    """``build_docker_environment``'s 0.0.3 arguments (after the image names) as :func:`build`'s."""
+    return {
+        "specs": list(packages or []), "file": environment_file, "prefix": prefix, "name": name,
+        "channels": channels, "platforms": [platform], "layering_strategy": layering_strategy,
+        "target_prefix": target_prefix, "outputs": _outputs(output_filename), **options,
+    }
+
+
+def _args_01(records, output_filename=None, default_prefix=None, download_dir=None, user_conda=None,
+             channels_remap=(), layering_strategy="layered", target_prefix=DEFAULT_PREFIX, *, keep: list, **options):
+    """``build_docker_environment``'s 0.1.x arguments (after the image names) as :func:`build`'s;
+    ``default_prefix``, ``download_dir`` and ``user_conda`` are not needed."""
+    options.update(layering_strategy=layering_strategy, target_prefix=target_prefix, outputs=_outputs(output_filename))
+    return _from_records(records, channels_remap, options, keep)
+
+
+def _build_args(args: tuple, kwargs: Dict[str, Any], keep: list, writes: bool) -> Dict[str, Any]:
+    """The arguments after the image names, either generation's, as :func:`build`'s.
+    ``build_docker_environment_image`` (``writes`` false) takes no ``output_filename``."""
+    first = args[0] if args else kwargs.get("records", kwargs.get("packages"))
+    seed_01 = "records" in kwargs or _is_records(first)
+    if not writes:
+        if "output_filename" in kwargs:
+            raise TypeError("build_docker_environment_image writes nothing: use write_file, or build_docker_environment")
+        args = args[:1] + (None,) + args[1:] if len(args) > 1 else args  # no output_filename
+    return (_args_01 if seed_01 else _args_003)(*args, keep=keep, **kwargs)
+
+
+_SEED_01 = """
+    The 0.1.x arguments build the records ``records`` (from :func:`fetch_precs` or a
     ``precs_from_*`` function) exactly, each package checked against its record's hash:
     ``channels_remap`` (``[{"src": URL, "dest": URL}]``) records packages fetched from ``src``
-    under ``dest`` and fetches packages recorded under ``dest`` from ``src``;
+    under ``dest`` and fetches packages recorded under ``dest`` from ``src``.
     ``default_prefix`` (where the seed found conda's standalone executable) and ``user_conda``
-    are accepted and ignored; ``download_dir`` (where :func:`fetch_precs` put the packages) is
-    accepted: packages are read through the build's package cache, which is
-    ``conda_info()["pkgs_dirs"][0]`` when conda is absent. The environment goes to
-    ``target_prefix`` (``/opt/conda``, as the seed's)."""
+    are accepted and ignored: nothing runs conda. ``download_dir`` (where :func:`fetch_precs`
+    put the packages) is accepted: packages are read through the build's package cache, which
+    is ``conda_info()["pkgs_dirs"][0]`` when conda is absent. The environment goes to
+    ``target_prefix`` (``/opt/conda``, as the seed's). Other keyword arguments are
+    :func:`conda_docker.build`'s."""
 
 
-def _build_args(base_image, output_image, packages, records, channels_remap, inputs, options, keep) -> Dict[str, Any]:
-    """The :func:`build` arguments (no outputs) of the 0.0.3 ``inputs`` (packages, channels,
-    prefix, name, environment file, platform), or of the 0.1.x ``records``."""
-    if records is None and _is_records(packages):
-        records, packages = packages, None
-    args = {"base": _base(base_image, keep), "images": [output_image], **options}
-    if records is None:
-        return {"specs": list(packages or []), **inputs, **args}
-    records = list(records)
-    if packages or any(inputs[k] for k in ("file", "prefix", "name")):
-        raise CondaDockerError("give records, or packages / prefix / name / environment_file: not both")
-    if not records:
-        raise CondaDockerError("records: no package records to build")
-    built = _from_records(records, channels_remap, args, keep)  # takes args' mirrors
-    return {**args, **built, "channels": inputs["channels"]}
+def build_docker_environment(base_image: Union[str, Image], output_image: str, *args: Any, **kwargs: Any) -> BuildResult:
+    """Builds an environment on ``base_image`` (a reference as ``docker pull`` takes it, any
+    ``-b`` location, or an :class:`Image`) and writes the image ``output_image`` as a
+    docker-archive at ``output_filename``. Either generation of the seed's arguments:
 
-
-def _inputs(channels, prefix, name, environment_file, platform) -> Dict[str, Any]:
-    return {"channels": channels, "prefix": prefix, "name": name, "file": environment_file, "platforms": [platform]}
-
-
-def build_docker_environment(
-    base_image: Union[str, Image],
-    output_image: str,
-    packages: Optional[Iterable[str]] = None,
-    output_filename: Optional[PathLike] = None,
-    channels: Optional[Iterable[str]] = None,
-    platform: str = "linux-64",
-    layering_strategy: str = "layered",
-    prefix: Optional[PathLike] = None,
-    name: Optional[str] = None,
-    environment_file: Optional[PathLike] = None,
-    target_prefix: str = DEFAULT_PREFIX,
-    *,
-    records: Optional[Iterable[PackageCacheRecord]] = None,
-    default_prefix: Optional[str] = None,
-    download_dir: Optional[PathLike] = None,
-    user_conda: Optional[str] = None,
-    channels_remap: Optional[Remap] = None,
-    **options: Any,
-) -> BuildResult:
-    """Builds ``packages`` (or ``environment_file``, or the environment at ``prefix`` / named
-    ``name``) on ``base_image`` (a reference as ``docker pull`` takes it, any ``-b`` location,
-    or an :class:`Image`) and writes the image ``output_image`` as a docker-archive at
-    ``output_filename``. Other keyword arguments are :func:`conda_docker.build`'s."""
+    * 0.0.3: ``(base_image, output_image, packages=None, output_filename=None, channels=None,
+      platform="linux-64", layering_strategy="layered", prefix=None, name=None,
+      environment_file=None, target_prefix="/opt/conda", **options)``: ``packages`` solved, or
+      ``environment_file``, or the environment at ``prefix`` / named ``name``;
+    * 0.1.x: ``(base_image, output_image, records, output_filename=None, default_prefix=None,
+      download_dir=None, user_conda=None, channels_remap=(), layering_strategy="layered",
+      target_prefix="/opt/conda", **options)``, told apart by ``records``.
+    """
     keep: list = []
-    inputs = _inputs(channels, prefix, name, environment_file, platform)
-    options.update(layering_strategy=layering_strategy, target_prefix=target_prefix)
     try:
-        args = _build_args(base_image, output_image, packages, records, channels_remap, inputs, options, keep)
-        outputs = [os.fspath(output_filename)] if output_filename is not None else []
-        return build(outputs=outputs, **args)
+        options = _build_args(args, kwargs, keep, writes=True)
+        return build(base=_base(base_image, keep), images=[output_image], **options)
     finally:
         for tmp in keep:
             tmp.cleanup()
 
 
-def build_docker_environment_image(
-    base_image: Union[str, Image],
-    output_image: str,
-    packages: Optional[Iterable[str]] = None,
-    channels: Optional[Iterable[str]] = None,
-    platform: str = "linux-64",
-    layering_strategy: str = "layered",
-    prefix: Optional[PathLike] = None,
-    name: Optional[str] = None,
-    environment_file: Optional[PathLike] = None,
-    target_prefix: str = DEFAULT_PREFIX,
-    *,
-    records: Optional[Iterable[PackageCacheRecord]] = None,
-    default_prefix: Optional[str] = None,
-    download_dir: Optional[PathLike] = None,
-    user_conda: Optional[str] = None,
-    channels_remap: Optional[Remap] = None,
-    **options: Any,
-) -> Image:
-    """As :func:`build_docker_environment`, without writing: returns the :class:`Image`
-    (named ``output_image``) to edit further and write with ``write_file``."""
+def build_docker_environment_image(base_image: Union[str, Image], output_image: str, *args: Any, **kwargs: Any) -> Image:
+    """As :func:`build_docker_environment`, without ``output_filename`` and without writing:
+    returns the :class:`Image` (named ``output_image``) to edit further and write with
+    ``write_file``. 0.0.3: ``(base_image, output_image, packages=None, channels=None,
+    platform="linux-64", ...)``; 0.1.x: ``(base_image, output_image, records,
+    default_prefix=None, download_dir=None, user_conda=None, channels_remap=(),
+    layering_strategy="layered", ...)``, as conda-store calls it.
+    """
     keep: list = []
-    inputs = _inputs(channels, prefix, name, environment_file, platform)
-    options.update(layering_strategy=layering_strategy, target_prefix=target_prefix)
     try:
-        result = build(outputs=[], **_build_args(base_image, output_image, packages, records, channels_remap, inputs, options, keep))
+        options = _build_args(args, kwargs, keep, writes=False)
+        result = build(base=_base(base_image, keep), images=[output_image], **options)
     except BaseException:
         for tmp in keep:
             tmp.cleanup()
@@ -356,3 +350,18 @@ def build_docker_environment_image(
 
 build_docker_environment.__doc__ += _SEED_01
 build_docker_environment_image.__doc__ += _SEED_01
+
+
+def pull_container_image(base_image: str) -> Image:
+    """The seed's base-image pull: ``scratch`` is an empty image; anything else is pulled from
+    ``$CONDA_DOCKER_REGISTRY_URL`` (Docker Hub by default) with
+    ``$CONDA_DOCKER_REGISTRY_USERNAME`` / ``_PASSWORD``."""
+    name, tag = split_reference(base_image)
+    if base_image == "scratch":
+        return Image(name, tag)
+    registry = Registry(
+        os.environ.get("CONDA_DOCKER_REGISTRY_URL", "https://registry-1.docker.io"),
+        username=os.environ.get("CONDA_DOCKER_REGISTRY_USERNAME"),
+        password=os.environ.get("CONDA_DOCKER_REGISTRY_PASSWORD"),
+    )
+    return registry.pull_image(name, tag)

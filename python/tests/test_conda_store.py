@@ -184,6 +184,14 @@ def test_channels_remap_rewrites_recorded_urls_as_get_final_url(no_conda, tmp_pa
     for prec in precs:
         assert recorded[prec.name]["url"] == seed_get_final_url(remap, prec.url)
         assert recorded[prec.name]["channel"].rstrip("/") == "https://conda.internal.example/mirrored"
+    # The seed's own command line called the 0.1.x build positionally.
+    from conda_docker.conda import build_docker_environment
+
+    written = build_docker_environment(base, "positional:1", records, str(tmp_path / "pos.tar"), "/opt/conda",
+                                       download_dir, user_conda, remap, layering_strategy="single")
+    assert (tmp_path / "pos.tar").is_file() and written.outputs[str(tmp_path / "pos.tar")] == written.image_id
+    assert sorted(r["url"] for r in written.records) == sorted(recorded[p.name]["url"] for p in precs)
+
     # The records are built exactly: a package that does not match its record's hash is refused.
     bad = [type(records[0]).from_objects(records[0], sha256="0" * 64)]
     from conda_docker import CondaDockerError
@@ -218,6 +226,18 @@ def test_records_read_from_a_prefix_and_a_name(no_conda, extracted_prefix, tmp_p
     with pytest.raises(AttributeError):
         bzip2.url = "https://example.invalid/x.conda"
     assert PackageCacheRecord.from_objects(bzip2, build_string="other").build == "other"
+
+    # Records are checked before anything is fetched or built: a hash to check by, a URL.
+    from conda_docker import CondaDockerError
+    from conda_docker.conda import build_docker_environment_image, fetch_precs
+
+    unhashed = {k: bzip2.dump()[k] for k in ("name", "version", "build", "fn", "url")}
+    with pytest.raises(CondaDockerError, match="neither a sha256 nor an md5"):
+        fetch_precs(download_dir, [PackageCacheRecord(unhashed)])
+    injected = PackageCacheRecord.from_objects(bzip2, url=bzip2.url + "\nhttps://evil.example/x.conda")
+    with pytest.raises(CondaDockerError, match="not a package URL"):
+        build_docker_environment_image(base_image="scratch", output_image="x:1", records=[injected])
+    assert not Path(download_dir).exists()
 
 
 def test_conda_info_runs_the_users_conda_when_there_is_one(tmp_path, monkeypatch):
