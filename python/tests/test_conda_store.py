@@ -250,3 +250,16 @@ def test_conda_info_runs_the_users_conda_when_there_is_one(tmp_path, monkeypatch
     monkeypatch.setenv("CONDA_EXE", str(fake))
     assert find_user_conda() == str(fake)
     assert conda_info(find_user_conda()) == {"pkgs_dirs": ["/from/conda/pkgs"]}
+
+
+def test_pull_container_image_reads_the_seeds_variables(bases, registry, monkeypatch):
+    from conda_docker.conda import pull_container_image
+
+    assert pull_container_image("scratch").layers == []
+    monkeypatch.setenv("CONDA_DOCKER_REGISTRY_URL", f"http://{registry}")
+    image = pull_container_image("frolvlad/alpine-glibc:latest")
+    assert (image.name, image.tag) == ("frolvlad/alpine-glibc", "latest")
+    assert image.layers[0].config["Cmd"] == ["/bin/sh"]
+    monkeypatch.setenv("CONDA_DOCKER_REGISTRY_URL", "ftp://example.invalid")
+    with pytest.raises(ValueError, match="a registry is"):
+        pull_container_image("frolvlad/alpine-glibc:latest")
