@@ -6,10 +6,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use conda_docker::build::DEFAULT_GLIBC;
+use conda_docker::builder::DEFAULT_GLIBC;
 use conda_docker::conda::channel::Sources;
 use conda_docker::conda::fetch::Fetcher;
 use conda_docker::conda::{prefix, solve};
+use conda_docker::env::Env;
 use conda_docker::image::{Cancel, Encoding, LayerCompression};
 use conda_docker::platform::parse_subdir;
 use conda_docker::reporter::NoReporter;
@@ -20,14 +21,14 @@ use super::{Fail, Kind, NativeLayer, block_on, fail, run};
 
 /// A library conda error, raised as a build's would be (`SolveError` for a failed solve).
 fn conda_fail(e: conda_docker::conda::Error) -> Fail {
-    Fail::from(conda_docker::build::Error::Conda(e))
+    Fail::from(conda_docker::builder::Error::Conda(e))
 }
 
-/// Mirrors as `--mirror CANONICAL=LOCATION` gives them, then the config file's `[mirrors]`.
-fn sources(mirrors: &[String]) -> Result<Sources, Fail> {
-    let cwd = std::env::current_dir().map_err(|e| Fail::new(Kind::Base, e.to_string()))?;
-    let config = conda_docker::settings::config_file().map_err(fail)?;
-    Sources::configured(mirrors, &[], &cwd, config.as_deref()).map_err(conda_fail)
+/// Mirrors as `--mirror CANONICAL=LOCATION` gives them (relative to `env`'s directory), then
+/// the config file's `[mirrors]`.
+fn sources(mirrors: &[String], env: &Env) -> Result<Sources, Fail> {
+    let config = conda_docker::settings::config_file(env).map_err(fail)?;
+    Sources::configured(mirrors, &[], env.cwd(), config.as_deref()).map_err(conda_fail)
 }
 
 /// Each record as JSON (a `repodata_record.json`).
@@ -52,7 +53,7 @@ fn prefix_records(py: Python<'_>, prefix: PathBuf) -> PyResult<Vec<String>> {
 /// The directory of the environment named `name`, found as `conda activate NAME` finds it.
 #[pyfunction]
 fn find_named_prefix(py: Python<'_>, name: &str) -> PyResult<PathBuf> {
-    prefix::find_named(name).map_err(|e| conda_fail(e).into_py(py))
+    prefix::find_named(name, &Env::from_process()).map_err(|e| conda_fail(e).into_py(py))
 }
 
 /// `specs` solved for `platform` against `channels` (names, URLs or directories), with the
@@ -71,11 +72,11 @@ fn solve_specs(
     let cancel = Cancel::new();
     run(py, &cancel, move || {
         let subdir = parse_subdir(&platform).map_err(fail)?;
-        let cwd = std::env::current_dir().map_err(|e| Fail::new(Kind::Base, e.to_string()))?;
-        let sources = sources(&mirrors)?;
+        let env = Env::from_process();
+        let sources = sources(&mirrors, &env)?;
         let fetch = channels
             .iter()
-            .map(|c| sources.parse_channel(c, &cwd, subdir).map(|s| s.fetch))
+            .map(|c| sources.parse_channel(c, env.cwd(), subdir).map(|s| s.fetch))
             .collect::<Result<Vec<_>, _>>()
             .map_err(conda_fail)?;
         let root = conda_docker::cache::conda_root(cache_dir.as_deref()).map_err(conda_fail)?;
@@ -107,7 +108,7 @@ fn fetch_records(
 ) -> PyResult<Vec<PathBuf>> {
     let cancel = Cancel::new();
     run(py, &cancel, move || {
-        let sources = sources(&mirrors)?;
+        let sources = sources(&mirrors, &Env::from_process())?;
         let fetcher = Fetcher::in_package_dir(
             &pkgs_dir,
             solve::http_client(),
@@ -139,7 +140,7 @@ fn conda_settings(
 ) -> PyResult<(PathBuf, Vec<(String, String)>)> {
     let settings = || -> Result<_, Fail> {
         let root = conda_docker::cache::conda_root(cache_dir.as_deref()).map_err(conda_fail)?;
-        let mirrors = sources(&[])?
+        let mirrors = sources(&[], &Env::from_process())?
             .mirrors()
             .map(|(c, f)| (c.to_string(), f.to_string()))
             .collect();
