@@ -34,6 +34,16 @@ pub fn root(cache_dir: Option<&Path>) -> PathBuf {
         .unwrap_or_else(|| blobs.dir().to_path_buf())
 }
 
+/// The root of the caches conda packages (`pkgs/`) and repodata are kept in for `cache_dir`
+/// (as `--cache-dir` gives it): `cache_dir` itself, else rattler's shared cache (as pixi uses).
+pub fn conda_root(cache_dir: Option<&Path>) -> crate::conda::Result<PathBuf> {
+    match cache_dir {
+        Some(d) => Ok(d.to_path_buf()),
+        None => rattler_cache::default_cache_dir()
+            .map_err(|e| crate::conda::Error::CacheDir(e.to_string())),
+    }
+}
+
 /// The package-contents cache's directory. Bump its version when `PackageContents` or how it
 /// is read changes.
 pub fn contents_dir(cache_dir: Option<&Path>) -> PathBuf {

@@ -23,6 +23,8 @@ use conda_docker::transport::registry::{BlobCache, Credential, RegistryOptions, 
 use conda_docker::transport::{self, Location, Remote, WriteOptions};
 use pyo3::prelude::*;
 
+mod seed;
+
 // ---------------------------------------------------------------------------------------------
 // Errors
 
@@ -964,6 +966,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build, m)?)?;
     m.add_function(wrap_pyfunction!(plan, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
+    seed::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

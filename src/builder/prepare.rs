@@ -54,11 +54,7 @@ pub(crate) async fn prepare(
     let settings = input.settings.clone().merged_with(b.settings.clone());
     settings.validate()?;
     let user = settings.user_spec()?;
-    let cache_dir = match &b.cache_dir {
-        Some(d) => d.clone(),
-        None => rattler_cache::default_cache_dir()
-            .map_err(|e| crate::conda::Error::CacheDir(e.to_string()))?,
-    };
+    let cache_dir = crate::cache::conda_root(b.cache_dir.as_deref())?;
     let base = read_base(b, ctx, subdir, &oci_platform(subdir)).await?;
     ctx.check_cancel()?;
     let gateway = solve::gateway(&cache_dir, ctx.client());
