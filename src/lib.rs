@@ -15,7 +15,8 @@
 //!   environment; [`build`]: the builder that joins it all: packages and a base image in, an
 //!   image out, each package layer composed straight from the package cache
 //!   ([`build::compose`]) and kept in the blob cache by a key of what went in.
-//! - [`cache`]: the caches (blobs, layer keys, package contents), their size and pruning;
+//! - [`store`]: the caches under one root (blobs, layer keys, package contents, wheels), their
+//!   size and pruning;
 //!   [`atomic`]: the one way files are written (temporary file, explicit mode, rename);
 //!   [`capped`]: the one way small inputs (JSON) are read, with a cap.
 //! - [`http`]: the one HTTP retry policy (timeouts, the low-speed limit, `Retry-After`) of
@@ -34,7 +35,6 @@
 
 pub mod atomic;
 pub mod build;
-pub mod cache;
 pub mod capped;
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -54,6 +54,7 @@ pub mod records;
 pub mod reporter;
 pub mod sbom;
 pub mod settings;
+pub mod store;
 pub mod transport;
 
 /// An error and its sources, as one line (a source already at the end of the text is not

@@ -10,7 +10,7 @@ use rattler_conda_types::Subdir;
 use crate::image::Reference;
 use crate::input::{Input, Source};
 use crate::transport::registry::RegistryOptions;
-use crate::transport::{self, Location, Publish, Remote, WriteOptions, Written};
+use crate::transport::{self, Location, Publish, Remote, WriteContext, WriteOptions, Written};
 
 use super::{Builder, BuiltImage, DryRun, Error};
 
@@ -190,16 +190,12 @@ impl Builder {
                 referrers: b.referrers(),
             })
             .collect();
-        let written = transport::write_all(
-            &publish,
-            &job.outputs,
-            &tags,
-            &remote,
-            &job.write,
-            &self.cancel,
-            self.reporter.as_ref(),
-        )
-        .await?;
+        let ctx = WriteContext::new(&self.cancel)
+            .with_tags(&tags)
+            .with_options(job.write)
+            .with_remote(&remote)
+            .with_reporter(self.reporter.as_ref());
+        let written = transport::write_all(&publish, &job.outputs, &ctx).await?;
         let sbom_files = match &job.sbom_dir {
             Some(dir) => write_sboms(dir, &built)?,
             None => Vec::new(),

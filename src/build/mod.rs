@@ -33,7 +33,7 @@ use crate::image::layer_tar::{Entry, EntryData, Ownership};
 use crate::image::{Cancel, Digest, History, Image, Layer, Platform};
 use crate::input::{Input, Packages};
 use crate::platform::oci_platform;
-use crate::transport::blob_cache::KeyedLayer;
+use crate::store::{BlobCache, KeyedLayer, Store};
 use compose::{LayerSettings, Member};
 
 pub mod compose;
@@ -41,8 +41,8 @@ pub mod job;
 pub mod pypi;
 use crate::reporter::{NoReporter, Reporter, Stage};
 use crate::settings::ImageSettings;
-use crate::transport::registry::{BlobCache, RegistryOptions};
-use crate::transport::{self, Location, LocationError, Remote};
+use crate::transport::registry::RegistryOptions;
+use crate::transport::{self, Location, LocationError, ReadContext, Remote};
 pub use job::{Job, Outcome};
 
 /// What can go wrong building an image.
@@ -442,10 +442,14 @@ impl Builder {
         self
     }
 
-    /// The blob cache for registry images: `<cache dir>/oci-v1` when a cache dir was given,
-    /// else the default [`BlobCache::default_dir`].
+    /// The blob cache for registry images: the [`Store::blobs`] of [`Self::store`].
     pub fn blob_cache(&self) -> BlobCache {
-        BlobCache::for_cache_dir(self.cache_dir.as_deref())
+        self.store().blobs()
+    }
+
+    /// The store under the cache dir when one was given, else the default [`Store::at`].
+    fn store(&self) -> Store {
+        Store::at(self.cache_dir.as_deref(), &crate::env::Env::from_process())
     }
 
     /// Checks the settings that need no input.
@@ -466,12 +470,12 @@ impl Builder {
 
     /// The root of conda-docker's own caches (the wheel cache is its `pypi-v1/`).
     fn cache_root(&self) -> PathBuf {
-        crate::cache::root(self.cache_dir.as_deref())
+        self.store().root().to_path_buf()
     }
 
     /// The cache of what each package holds, beside the blob cache.
     fn contents_cache(&self) -> ContentsCache {
-        ContentsCache::new(&crate::cache::contents_dir(self.cache_dir.as_deref()))
+        ContentsCache::new(&self.store().contents_dir())
     }
 
     /// A flag that stops the build when set.
@@ -594,9 +598,7 @@ impl Builder {
                     &target,
                     &provided,
                     &owners,
-                    &pypi::InstalledCache::new(&crate::cache::installed_wheels_dir(
-                        self.cache_dir.as_deref(),
-                    )),
+                    &pypi::InstalledCache::new(&self.store().installed_wheels_dir()),
                 )?,
                 target,
             ))
@@ -945,10 +947,16 @@ impl Builder {
         reporter.stage_started(Stage::ReadBase, &self.base);
         let base_location = Location::parse_source(&self.base)?;
         let remote = Remote {
-            options: self.base_options.clone().unwrap_or_default(),
+            options: self
+                .base_options
+                .clone()
+                .unwrap_or_else(|| RegistryOptions::from_env(&crate::env::Env::from_process())),
             cache: self.blob_cache(),
         };
-        let base = transport::read_with(&base_location, platform, &remote, &self.cancel, reporter)
+        let ctx = ReadContext::new(platform, &self.cancel)
+            .with_remote(&remote)
+            .with_reporter(reporter);
+        let base = transport::read(&base_location, &ctx)
             .await
             .map_err(|source| Error::Base {
                 base: self.base.clone(),

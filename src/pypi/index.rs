@@ -356,7 +356,7 @@ fn split_credentials(mut url: Url) -> (Url, Option<Basic>) {
 
 /// The wheel cache's directory under the cache directory `cache_dir`.
 pub fn wheel_dir(cache_dir: &Path) -> PathBuf {
-    cache_dir.join("pypi-v1")
+    cache_dir.join(crate::store::WHEELS)
 }
 
 /// Where the wheel cache under `cache_dir` keeps the wheel whose sha256 is `sha256`.

@@ -54,10 +54,11 @@ pub(crate) async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progres
     let trim =
         Trim::from_groups(&args.trim, args.no_trim).map_err(|e| anyhow::anyhow!("--trim: {e}"))?;
     let reporter: Arc<dyn Reporter> = progress.clone();
-    let base_registry = args.registry.tls.options(parse_creds(
-        args.registry.base_creds.as_deref(),
-        "--base-creds",
-    )?);
+    let env = crate::env::Env::from_process();
+    let base_registry = args.registry.tls.options(
+        parse_creds(args.registry.base_creds.as_deref(), "--base-creds")?,
+        &env,
+    );
     let mut builder = Builder::new()
         .from_env()?
         .with_channels(args.channels.clone())
@@ -114,10 +115,10 @@ pub(crate) async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progres
             .iter()
             .map(|o| Location::parse_destination(o))
             .collect::<Result<_, _>>()?,
-        registry: args
-            .registry
-            .tls
-            .options(parse_creds(args.registry.creds.as_deref(), "--creds")?),
+        registry: args.registry.tls.options(
+            parse_creds(args.registry.creds.as_deref(), "--creds")?,
+            &env,
+        ),
         write: transport::WriteOptions {
             compression: args.compression.compression,
         },

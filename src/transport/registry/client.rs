@@ -28,37 +28,51 @@ use crate::http::{
 use crate::reporter::{NoReporter, Reporter};
 use crate::transport::error::{CertificateError, Error, TokenError};
 
-/// How to reach a registry.
+/// How to reach a registry: plain settings, with what the environment names (credential files,
+/// the user's `certs.d`) resolved into fields by [`RegistryOptions::from_env`].
 #[derive(Clone, Debug, Default)]
 pub struct RegistryOptions {
     /// Allow plain HTTP, and TLS certificates that do not verify (Docker's insecure registries).
     pub insecure: bool,
-    /// Credentials given explicitly; otherwise they are looked up as Docker does.
+    /// Credentials given explicitly; otherwise they are looked up in [`Self::auth`].
     pub credential: Option<Credential>,
     /// A directory of certificates (`*.crt` CAs, `*.cert` + `*.key` client pairs), directly or
     /// in a `HOST:PORT` subdirectory as in `certs.d`, besides the system's `certs.d` directories.
     pub cert_dir: Option<PathBuf>,
     /// How long to wait for the registry, and how slow a transfer may be.
     pub timeouts: Timeouts,
+    /// Where credentials are looked up when none is given (none: nowhere).
+    pub auth: auth::AuthSources,
+    /// The user's `certs.d` (`$XDG_CONFIG_HOME/containers/certs.d`), after the system's.
+    pub user_certs_dir: Option<PathBuf>,
 }
 
-/// The directories whose certificates apply to `registry`: `cert_dir` (and its `registry`
-/// subdirectory), then Docker's and podman's `certs.d`.
-pub fn cert_dirs(registry: &str, cert_dir: Option<&Path>) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(d) = cert_dir {
-        dirs.push(d.to_path_buf());
-        dirs.push(d.join(registry));
+impl RegistryOptions {
+    /// Nothing given explicitly; credentials looked up and the user's `certs.d` found where
+    /// `env` names them, as Docker and podman do.
+    pub fn from_env(env: &crate::env::Env) -> Self {
+        Self {
+            auth: auth::AuthSources::from_env(env),
+            user_certs_dir: env.config_home().map(|c| c.join("containers/certs.d")),
+            ..Self::default()
+        }
     }
-    dirs.push(Path::new("/etc/docker/certs.d").join(registry));
-    dirs.push(Path::new("/etc/containers/certs.d").join(registry));
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
-    if let Some(config) = config {
-        dirs.push(config.join("containers/certs.d").join(registry));
+
+    /// The directories whose certificates apply to `registry`: [`Self::cert_dir`] (and its
+    /// `registry` subdirectory), then Docker's and podman's `certs.d`, then the user's.
+    pub fn cert_dirs(&self, registry: &str) -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        if let Some(d) = &self.cert_dir {
+            dirs.push(d.clone());
+            dirs.push(d.join(registry));
+        }
+        dirs.push(Path::new("/etc/docker/certs.d").join(registry));
+        dirs.push(Path::new("/etc/containers/certs.d").join(registry));
+        if let Some(user) = &self.user_certs_dir {
+            dirs.push(user.join(registry));
+        }
+        dirs.into_iter().filter(|d| d.is_dir()).collect()
     }
-    dirs.into_iter().filter(|d| d.is_dir()).collect()
 }
 
 /// Adds the CAs and the client certificate found in `dirs` to `builder`.
@@ -216,7 +230,7 @@ impl Client<'static> {
             .user_agent(concat!("conda-docker/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(options.timeouts.timeout)
             .tls_danger_accept_invalid_certs(options.insecure);
-        let dirs = cert_dirs(registry, options.cert_dir.as_deref());
+        let dirs = options.cert_dirs(registry);
         let http = with_certificates(builder, &dirs)
             .map_err(|source| Error::Certificates {
                 registry: registry.to_string(),
@@ -227,7 +241,8 @@ impl Client<'static> {
                 registry: registry.to_string(),
                 source,
             })?;
-        let (credential, searched) = auth::lookup(registry, options.credential.as_ref());
+        let (credential, searched) =
+            auth::lookup(registry, options.credential.as_ref(), &options.auth);
         Ok(Self {
             http,
             registry: registry.to_string(),
@@ -845,6 +860,29 @@ mod tests {
             Some(Challenge::Basic)
         ));
         assert!(parse_challenge("Negotiate").is_none());
+    }
+
+    #[test]
+    fn the_user_certs_d_comes_from_the_env_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir
+            .path()
+            .join("config/containers/certs.d/reg.example:5000");
+        std::fs::create_dir_all(&certs).unwrap();
+        let env = crate::env::Env::new(
+            [(
+                "XDG_CONFIG_HOME",
+                dir.path().join("config").display().to_string(),
+            )],
+            "/",
+        );
+        let options = RegistryOptions::from_env(&env);
+        assert_eq!(options.cert_dirs("reg.example:5000"), [certs]);
+        assert!(
+            RegistryOptions::default()
+                .cert_dirs("reg.example:5000")
+                .is_empty()
+        );
     }
 
     #[test]
