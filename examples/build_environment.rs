@@ -8,7 +8,7 @@ use conda_docker::build::Builder;
 use conda_docker::env::Env;
 use conda_docker::image::{Cancel, Reference};
 use conda_docker::input::Input;
-use conda_docker::transport::{self, Location, Publishable, Remote, WriteContext};
+use conda_docker::transport::{self, Location, Publishable, Remote, Session};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -36,9 +36,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let tags: Vec<Reference> = vec!["example-image:123456".parse()?];
     let remote = Remote::from_env(&Env::from_process());
     let cancel = Cancel::new();
-    let ctx = WriteContext::new(&cancel)
-        .with_tags(&tags)
-        .with_remote(&remote);
+    let ctx = Session::new(&cancel)
+        .with_remote(&remote)
+        .write(&tags, Default::default());
     let written = transport::write(
         Publishable::Image(built.image()),
         &Location::parse_destination(output)?,

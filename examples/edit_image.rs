@@ -11,7 +11,7 @@ use conda_docker::conda::Subdir;
 use conda_docker::env::Env;
 use conda_docker::image::{Cancel, Reference};
 use conda_docker::platform::oci_platform;
-use conda_docker::transport::{self, Location, Publishable, ReadContext, Remote, WriteContext};
+use conda_docker::transport::{self, Location, Publishable, Remote, Session};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -24,7 +24,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // image = pull_image('frolvlad/alpine-glibc', 'latest')
     let source = Location::parse_source(&base)?;
     let platform = oci_platform(Subdir::Linux64);
-    let ctx = ReadContext::new(&platform, &cancel).with_remote(&remote);
+    let session = Session::new(&cancel).with_remote(&remote);
+    let ctx = session.read(&platform);
     let mut image = transport::read(&source, &ctx).await?;
     // image.remove_layer()
     image.remove_layer();
@@ -46,9 +47,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     image.config_mut().config.set_env_var("FOO", "BAR");
     // image.name = 'this-is-a-test'; image.write_file('example-filter.tar')
     let tags: Vec<Reference> = vec!["this-is-a-test:latest".parse()?];
-    let ctx = WriteContext::new(&cancel)
-        .with_tags(&tags)
-        .with_remote(&remote);
+    let ctx = session.write(&tags, Default::default());
     let written = transport::write(
         Publishable::Image(&image),
         &Location::parse_destination(&output)?,

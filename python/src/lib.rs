@@ -28,7 +28,7 @@ use conda_docker::reporter::{NoReporter, Reporter, Stage};
 use conda_docker::settings::ImageSettings;
 use conda_docker::store::Store;
 use conda_docker::transport::registry::{Credential, RegistryOptions, auth};
-use conda_docker::transport::{self, Location, ReadContext, Remote, WriteContext, WriteOptions};
+use conda_docker::transport::{self, Location, Remote, Session, WriteOptions};
 use pyo3::prelude::*;
 
 // ---------------------------------------------------------------------------------------------
@@ -309,11 +309,10 @@ async fn write_one(
         referrers: Vec::new(),
     }];
     let outputs = std::slice::from_ref(location);
-    let ctx = WriteContext::new(cancel)
-        .with_tags(tags)
-        .with_options(*options)
+    let ctx = Session::new(cancel)
         .with_remote(remote)
-        .with_reporter(reporter);
+        .with_reporter(reporter)
+        .write(tags, *options);
     let written = transport::write_all(&publish, outputs, &ctx)
         .await
         .map_err(|e| Fail::of(e.transport_error().map_or(Kind::Base, transport_kind), &e))?;
@@ -607,7 +606,7 @@ fn read_image(
     let platform = platform_of(platform)?;
     let remote = remote(remote_spec)?;
     block_on(async {
-        let ctx = ReadContext::new(&platform, cancel).with_remote(&remote);
+        let ctx = Session::new(cancel).with_remote(&remote).read(&platform);
         transport::read(&source, &ctx)
             .await
             .map_err(|e| Fail::from(e).context(format!("reading `{location}`")))

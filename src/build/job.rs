@@ -10,7 +10,7 @@ use rattler_conda_types::Subdir;
 use crate::image::Reference;
 use crate::input::{Input, Source};
 use crate::transport::registry::RegistryOptions;
-use crate::transport::{self, Location, Publish, Remote, WriteContext, WriteOptions, Written};
+use crate::transport::{self, Location, Publish, Remote, Session, WriteOptions, Written};
 
 use super::{Builder, BuiltImage, DryRun, Error};
 
@@ -190,11 +190,10 @@ impl Builder {
                 referrers: b.referrers(),
             })
             .collect();
-        let ctx = WriteContext::new(&self.cancel)
-            .with_tags(&tags)
-            .with_options(job.write)
+        let ctx = Session::new(&self.cancel)
             .with_remote(&remote)
-            .with_reporter(self.reporter.as_ref());
+            .with_reporter(self.reporter.as_ref())
+            .write(&tags, job.write);
         let written = transport::write_all(&publish, &job.outputs, &ctx).await?;
         let sbom_files = match &job.sbom_dir {
             Some(dir) => write_sboms(dir, &built)?,

@@ -42,7 +42,7 @@ pub mod pypi;
 use crate::reporter::{NoReporter, Reporter, Stage};
 use crate::settings::ImageSettings;
 use crate::transport::registry::RegistryOptions;
-use crate::transport::{self, Location, LocationError, ReadContext, Remote};
+use crate::transport::{self, Location, LocationError, Remote, Session};
 pub use job::{Job, Outcome};
 
 /// What can go wrong building an image.
@@ -953,9 +953,10 @@ impl Builder {
                 .unwrap_or_else(|| RegistryOptions::from_env(&crate::env::Env::from_process())),
             cache: self.blob_cache(),
         };
-        let ctx = ReadContext::new(platform, &self.cancel)
+        let ctx = Session::new(&self.cancel)
             .with_remote(&remote)
-            .with_reporter(reporter);
+            .with_reporter(reporter)
+            .read(platform);
         let base = transport::read(&base_location, &ctx)
             .await
             .map_err(|source| Error::Base {

@@ -92,6 +92,73 @@ impl WriteOptions {
     }
 }
 
+/// What every read and write of one run shares: the registry settings and blob store, the
+/// cancellation and the reporter. [`Session::read`] and [`Session::write`] make the context of
+/// one read or write from it.
+#[derive(Clone, Copy)]
+pub struct Session<'a> {
+    /// Registry settings and the blob store: pulled blobs and compressed layers are kept in
+    /// (and trusted blobs found in) its cache; a pull or a push needs it.
+    pub remote: Option<&'a Remote>,
+    /// Stops the read or write.
+    pub cancel: &'a Cancel,
+    /// Told about each layer, each transfer and its retries.
+    pub reporter: &'a dyn Reporter,
+}
+
+impl<'a> Session<'a> {
+    /// A session with no registry settings or blob store, and nothing reported.
+    pub fn new(cancel: &'a Cancel) -> Self {
+        Self {
+            remote: None,
+            cancel,
+            reporter: &NoReporter,
+        }
+    }
+
+    /// This session, with registry settings and a blob store.
+    pub fn with_remote(self, remote: &'a Remote) -> Self {
+        Self {
+            remote: Some(remote),
+            ..self
+        }
+    }
+
+    /// This session, telling `reporter` about progress.
+    pub fn with_reporter(self, reporter: &'a dyn Reporter) -> Self {
+        Self { reporter, ..self }
+    }
+
+    /// The context of a read for `platform`.
+    pub fn read(self, platform: &'a Platform) -> ReadContext<'a> {
+        ReadContext {
+            platform,
+            session: self,
+        }
+    }
+
+    /// The context of a write naming the images `tags`, compressed as `options` ask.
+    pub fn write(self, tags: &'a [Reference], options: WriteOptions) -> WriteContext<'a> {
+        WriteContext {
+            tags,
+            options,
+            session: self,
+        }
+    }
+
+    /// The blob store, as the image side's resolver takes it.
+    pub(crate) fn blob_store(&self) -> Option<&'a dyn BlobStore> {
+        self.remote.map(|r| &r.cache as &dyn BlobStore)
+    }
+
+    /// The registry settings and blob store, which a pull from or a push to `location` needs.
+    pub(crate) fn remote_for(&self, location: &dyn std::fmt::Display) -> Result<&'a Remote> {
+        self.remote.ok_or_else(|| Error::NoRemote {
+            location: location.to_string(),
+        })
+    }
+}
+
 /// Everything a write needs besides what and where.
 #[derive(Clone, Copy)]
 pub struct WriteContext<'a> {
@@ -100,59 +167,8 @@ pub struct WriteContext<'a> {
     pub tags: &'a [Reference],
     /// How layers are compressed.
     pub options: WriteOptions,
-    /// Registry settings and the blob store: compressed layers are kept in (and trusted blobs
-    /// found in) its cache; a push needs it.
-    pub remote: Option<&'a Remote>,
-    /// Stops the write.
-    pub cancel: &'a Cancel,
-    /// Told about each layer and each transfer.
-    pub reporter: &'a dyn Reporter,
-}
-
-impl<'a> WriteContext<'a> {
-    /// A write with no names, the default compression, no blob store, and nothing reported.
-    pub fn new(cancel: &'a Cancel) -> Self {
-        Self {
-            tags: &[],
-            options: WriteOptions::default(),
-            remote: None,
-            cancel,
-            reporter: &NoReporter,
-        }
-    }
-
-    /// This context, naming the images `tags`.
-    pub fn with_tags(self, tags: &'a [Reference]) -> Self {
-        Self { tags, ..self }
-    }
-
-    /// This context, compressing as `options` ask.
-    pub fn with_options(self, options: WriteOptions) -> Self {
-        Self { options, ..self }
-    }
-
-    /// This context, with registry settings and a blob store.
-    pub fn with_remote(self, remote: &'a Remote) -> Self {
-        Self {
-            remote: Some(remote),
-            ..self
-        }
-    }
-
-    /// This context, telling `reporter` about progress.
-    pub fn with_reporter(self, reporter: &'a dyn Reporter) -> Self {
-        Self { reporter, ..self }
-    }
-
-    /// The blob store, as the image side's resolver takes it.
-    pub(crate) fn blob_store(&self) -> Option<&'a dyn BlobStore> {
-        self.remote.map(|r| &r.cache as &dyn BlobStore)
-    }
-
-    /// The registry settings and blob store, which a push to `location` needs.
-    pub(crate) fn remote_for(&self, location: &dyn std::fmt::Display) -> Result<&'a Remote> {
-        self.remote.ok_or_else(|| no_remote(location))
-    }
+    /// The registry settings, blob store, cancellation and reporter.
+    pub session: Session<'a>,
 }
 
 /// Everything a read needs besides where.
@@ -160,46 +176,6 @@ impl<'a> WriteContext<'a> {
 pub struct ReadContext<'a> {
     /// The platform an index is resolved to.
     pub platform: &'a Platform,
-    /// Registry settings and the blob store pulled blobs are kept in; a pull needs it.
-    pub remote: Option<&'a Remote>,
-    /// Stops the read.
-    pub cancel: &'a Cancel,
-    /// Told about downloads and their retries.
-    pub reporter: &'a dyn Reporter,
-}
-
-impl<'a> ReadContext<'a> {
-    /// A read for `platform`, with no registry settings and nothing reported.
-    pub fn new(platform: &'a Platform, cancel: &'a Cancel) -> Self {
-        Self {
-            platform,
-            remote: None,
-            cancel,
-            reporter: &NoReporter,
-        }
-    }
-
-    /// This context, with registry settings and a blob store.
-    pub fn with_remote(self, remote: &'a Remote) -> Self {
-        Self {
-            remote: Some(remote),
-            ..self
-        }
-    }
-
-    /// This context, telling `reporter` about downloads.
-    pub fn with_reporter(self, reporter: &'a dyn Reporter) -> Self {
-        Self { reporter, ..self }
-    }
-
-    /// The registry settings and blob store, which a pull from `location` needs.
-    pub(crate) fn remote_for(&self, location: &dyn std::fmt::Display) -> Result<&'a Remote> {
-        self.remote.ok_or_else(|| no_remote(location))
-    }
-}
-
-fn no_remote(location: &dyn std::fmt::Display) -> Error {
-    Error::NoRemote {
-        location: location.to_string(),
-    }
+    /// The registry settings, blob store, cancellation and reporter.
+    pub session: Session<'a>,
 }

@@ -19,7 +19,7 @@ pub mod outputs;
 pub mod registry;
 mod tarball;
 
-pub use context::{Publishable, ReadContext, Remote, WriteContext, WriteOptions};
+pub use context::{Publishable, ReadContext, Remote, Session, WriteContext, WriteOptions};
 pub use error::{Error, Result};
 pub use outputs::{OutputError, Publish, check_outputs, write_all};
 
@@ -387,9 +387,10 @@ pub async fn write(
     location: &Location,
     ctx: &WriteContext<'_>,
 ) -> Result<Written> {
-    ctx.reporter
+    ctx.session
+        .reporter
         .stage_started(crate::reporter::Stage::Write, &location.to_string());
-    ctx.options.warn(location, ctx.reporter);
+    ctx.options.warn(location, ctx.session.reporter);
     let written = match location {
         Location::DockerArchive { path, reference } => {
             let tags = archive_tags(path, reference.as_deref(), ctx.tags)?;

@@ -321,7 +321,10 @@ fn write_inner(
     for image in what.images() {
         resolved.push(write_image(image, dir, encoding, ctx)?);
     }
-    ctx.cancel.check().map_err(Error::io("writing", dir))?;
+    ctx.session
+        .cancel
+        .check()
+        .map_err(Error::io("writing", dir))?;
     let entry = match (what, resolved.as_slice()) {
         (Publishable::Image(_), [one]) => IndexEntry::manifest(one),
         _ => {
@@ -392,8 +395,8 @@ fn write_image(
     encoding: Encoding,
     ctx: &WriteContext<'_>,
 ) -> Result<ResolvedImage> {
-    let (cancel, reporter) = (ctx.cancel, ctx.reporter);
-    let resolution = resolve::resolve(image, encoding, ctx.blob_store());
+    let (cancel, reporter) = (ctx.session.cancel, ctx.session.reporter);
+    let resolution = resolve::resolve(image, encoding, ctx.session.blob_store());
     let total = resolution.layers.len();
     let mut layers = Vec::new();
     for (i, blob) in resolution.layers.iter().enumerate() {
@@ -472,11 +475,12 @@ mod tests {
             cache: cache.clone(),
         };
         let cancel = Cancel::new();
-        let ctx = WriteContext::new(&cancel)
+        let options = super::super::WriteOptions {
+            compression: LayerCompression::none(),
+        };
+        let ctx = super::super::Session::new(&cancel)
             .with_remote(&remote)
-            .with_options(super::super::WriteOptions {
-                compression: LayerCompression::none(),
-            });
+            .write(&[], options);
         let written = write(Publishable::Image(&image), &layout, None, &ctx).unwrap();
         let digest = &written.images[0].layers[0].digest;
         let in_layout = layout.join("blobs/sha256").join(digest.hex());

@@ -114,7 +114,7 @@ pub async fn write_all(
     for location in outputs {
         let mut written = tokio::select! {
             w = super::write(what, location, ctx) => w,
-            () = ctx.cancel.cancelled() => Err(crate::image::Error::Cancelled.into()),
+            () = ctx.session.cancel.cancelled() => Err(crate::image::Error::Cancelled.into()),
         }
         .map_err(|source| OutputError::Write {
             location: location.to_string(),

@@ -315,8 +315,8 @@ pub(crate) fn write_archive(
     tar.append_dir("blobs/").map_err(io_err)?;
     tar.append_dir("blobs/sha256/").map_err(io_err)?;
 
-    let (cancel, reporter) = (ctx.cancel, ctx.reporter);
-    let resolution = resolve(image, encoding, ctx.blob_store());
+    let (cancel, reporter) = (ctx.session.cancel, ctx.session.reporter);
+    let resolution = resolve(image, encoding, ctx.session.blob_store());
     let mut layers = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let total = resolution.layers.len();

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 
 use conda_docker::image::layer_tar::{Entry, EntryData};
 use conda_docker::image::{Cancel, History, Image, Layer, Platform, Reference};
-use conda_docker::transport::{Publishable, WriteContext, docker_archive};
+use conda_docker::transport::{Publishable, Session, docker_archive};
 
 const LIBS: &[&str] = &[
     "libc.so.6",
@@ -83,7 +83,7 @@ pub fn write_glibc_base(out: &Path, tag: &str) -> Result<(), String> {
     config.config.labels = Some([("org.example.base".to_string(), "glibc".to_string())].into());
     let tag: Reference = tag.parse().map_err(|e| format!("{e}"))?;
     let cancel = Cancel::new();
-    let ctx = WriteContext::new(&cancel).with_tags(std::slice::from_ref(&tag));
+    let ctx = Session::new(&cancel).write(std::slice::from_ref(&tag), Default::default());
     docker_archive::write(Publishable::Image(&image), out, &ctx).map_err(|e| e.to_string())?;
     Ok(())
 }
@@ -104,7 +104,7 @@ pub fn write_big_base(out: &Path, size: usize) {
         .expect("a layer");
     let tag: Reference = "big-base:test".parse().expect("a tag");
     let cancel = Cancel::new();
-    let ctx = WriteContext::new(&cancel).with_tags(std::slice::from_ref(&tag));
+    let ctx = Session::new(&cancel).write(std::slice::from_ref(&tag), Default::default());
     docker_archive::write(Publishable::Image(&image), out, &ctx).expect("writing the big base");
 }
 
@@ -115,7 +115,7 @@ pub fn write_multi_arch_layout(dir: &Path, glibc_base: &Path) -> PathBuf {
     use conda_docker::transport::oci_layout;
     let amd64 = docker_archive::read(glibc_base, None).expect("reading the glibc base");
     let cancel = Cancel::new();
-    let ctx = WriteContext::new(&cancel);
+    let ctx = Session::new(&cancel).write(&[], Default::default());
     let layout_write = |image: &Image, tag: &str| {
         let written = oci_layout::write(Publishable::Image(image), dir, Some(tag), &ctx);
         written.expect(tag).images.remove(0)

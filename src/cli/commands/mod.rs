@@ -15,7 +15,7 @@ use std::sync::Arc;
 
 use crate::image::Cancel;
 use crate::transport::registry::Credential;
-use crate::transport::{self, Location, ReadContext, Remote};
+use crate::transport::{self, Location, Remote, Session};
 use anyhow::{Context, Result};
 
 use crate::cli::args::{Cli, Command};
@@ -155,9 +155,10 @@ pub(crate) async fn read_image(
     let location = Location::parse_source(source)?;
     let subdir = crate::platform::parse_subdir(&args.platform)?;
     let platform = crate::platform::oci_platform(subdir);
-    let ctx = ReadContext::new(&platform, cancel)
+    let ctx = Session::new(cancel)
         .with_remote(remote)
-        .with_reporter(reporter);
+        .with_reporter(reporter)
+        .read(&platform);
     let image = tokio::select! {
         i = transport::read(&location, &ctx) => i,
         () = cancel.cancelled() => anyhow::bail!("interrupted"),

@@ -297,7 +297,7 @@ impl<'r> Client<'r> {
                     .await;
                 match ping {
                     Ok(_) => Ok(https),
-                    Err(e) if is_certificate_error(&error_chain(&e)) => {
+                    Err(e) if is_certificate_error(&e) => {
                         Err(self.network_error("GET /v2/", 1, Fault::Http(e)))
                     }
                     Err(e) => {
@@ -397,14 +397,13 @@ impl<'r> Client<'r> {
 
     /// The error for `request`, failed with `fault` after `attempts` attempts.
     pub(crate) fn network_error(&self, request: &str, attempts: u32, fault: Fault) -> Error {
-        let chain = error_chain(&fault);
-        let hint = if is_certificate_error(&chain) {
+        let hint = if is_certificate_error(&fault) {
             format!(
                 "; its TLS certificate is not trusted: put its CA certificate in \
                  /etc/docker/certs.d/{}/ca.crt or in a directory given with --cert-dir",
                 self.registry
             )
-        } else if !self.plain_http && is_tls_error(&chain) {
+        } else if !self.plain_http && is_tls_error(&fault) {
             "; it seems to serve plain HTTP: pass --insecure if you trust it".into()
         } else {
             String::new()
@@ -860,6 +859,45 @@ mod tests {
             Some(Challenge::Basic)
         ));
         assert!(parse_challenge("Negotiate").is_none());
+    }
+
+    #[test]
+    fn tls_failures_are_told_by_their_type_not_their_text() {
+        use crate::http::{is_certificate_error, is_tls_error};
+        let carried = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let unknown_ca = carried(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ));
+        assert!(is_certificate_error(&unknown_ca) && is_tls_error(&unknown_ca));
+        let plain = carried(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
+        assert!(!is_certificate_error(&plain) && is_tls_error(&plain));
+        // The words alone are no TLS failure.
+        let words = std::io::Error::other("invalid peer certificate: received corrupt message");
+        assert!(!is_certificate_error(&words) && !is_tls_error(&words));
+    }
+
+    #[tokio::test]
+    async fn https_to_a_plain_http_server_is_a_tls_failure() {
+        use std::io::{Read, Write};
+        crate::install_tls_provider();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let _ = stream.read(&mut [0u8; 1024]);
+                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        let error = reqwest::Client::new()
+            .get(format!("https://{addr}/v2/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(is_tls_error(&error), "{}", error_chain(&error));
+        assert!(!is_certificate_error(&error), "{}", error_chain(&error));
+        assert!(!Fault::Http(error).transient());
     }
 
     #[test]

@@ -310,10 +310,11 @@ fn media_type_of(client: &Client<'_>, what: &str, bytes: &[u8]) -> Result<String
 /// Pulls `reference` for the context's platform, keeping its blobs in the context's blob
 /// store; downloads and retries are told to its reporter.
 pub async fn pull(reference: &Reference, ctx: &ReadContext<'_>) -> Result<Image> {
-    let (platform, cancel) = (ctx.platform, ctx.cancel);
-    let remote = ctx.remote_for(reference)?;
+    let (platform, cancel) = (ctx.platform, ctx.session.cancel);
+    let remote = ctx.session.remote_for(reference)?;
     let cache = &remote.cache;
-    let client = Client::new(reference.registry(), &remote.options)?.with_reporter(ctx.reporter);
+    let client =
+        Client::new(reference.registry(), &remote.options)?.with_reporter(ctx.session.reporter);
     let repo = reference.repository();
     let wanted = match reference.digest() {
         Some(d) => d.to_string(),
@@ -543,8 +544,9 @@ pub async fn push(
     reference: &Reference,
     ctx: &WriteContext<'_>,
 ) -> Result<Written> {
-    let remote = ctx.remote_for(reference)?;
-    let client = Client::new(reference.registry(), &remote.options)?.with_reporter(ctx.reporter);
+    let remote = ctx.session.remote_for(reference)?;
+    let client =
+        Client::new(reference.registry(), &remote.options)?.with_reporter(ctx.session.reporter);
     let encoding = ctx
         .options
         .encoding(&super::Location::Registry(reference.clone()));
@@ -553,8 +555,8 @@ pub async fn push(
         reference,
         cache: &remote.cache,
         encoding,
-        cancel: ctx.cancel,
-        reporter: ctx.reporter,
+        cancel: ctx.session.cancel,
+        reporter: ctx.session.reporter,
     };
     let tag = tag_or_digest(reference);
     let mut stats = PushStats::default();
@@ -593,9 +595,10 @@ pub async fn push_referrers(
     ctx: &WriteContext<'_>,
 ) -> Result<Vec<Digest>> {
     use crate::image::referrer::{artifact_manifest, fallback_tag, with_referrers};
-    let remote = ctx.remote_for(reference)?;
+    let remote = ctx.session.remote_for(reference)?;
     let cache = &remote.cache;
-    let client = Client::new(reference.registry(), &remote.options)?.with_reporter(ctx.reporter);
+    let client =
+        Client::new(reference.registry(), &remote.options)?.with_reporter(ctx.session.reporter);
     let repo = reference.repository();
     let mut descriptors = Vec::new();
     for artifact in artifacts {
