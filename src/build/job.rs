@@ -44,7 +44,7 @@ impl Job {
             platforms: Vec::new(),
             images: Vec::new(),
             outputs: Vec::new(),
-            registry: RegistryOptions::default(),
+            registry: RegistryOptions::from_env(&crate::env::Env::from_process()),
             write: WriteOptions::default(),
             lock_output: None,
             sbom_dir: None,

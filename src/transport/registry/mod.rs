@@ -27,7 +27,7 @@ pub use auth::Credential;
 pub use client::{Client, RegistryOptions};
 
 use super::error::{Error, Result};
-use super::{Publishable, ReadContext, WriteContext, Written, WrittenImage};
+use super::{Publishable, ReadContext, Session, WriteContext, Written, WrittenImage};
 use crate::http::Fault;
 use crate::image::layer::{FileRange, LayerSource};
 use crate::image::manifest::{Index, Manifest, describe_all, for_platform, is_index};
@@ -307,14 +307,22 @@ fn media_type_of(client: &Client<'_>, what: &str, bytes: &[u8]) -> Result<String
     }))
 }
 
+/// A client for `reference`'s registry, with the session's settings and reporter, and the
+/// session's blob store.
+fn connect<'a>(
+    reference: &Reference,
+    session: &Session<'a>,
+) -> Result<(Client<'a>, &'a BlobCache)> {
+    let remote = session.remote_for(reference)?;
+    let client = Client::new(reference.registry(), &remote.options)?;
+    Ok((client.with_reporter(session.reporter), &remote.cache))
+}
+
 /// Pulls `reference` for the context's platform, keeping its blobs in the context's blob
 /// store; downloads and retries are told to its reporter.
 pub async fn pull(reference: &Reference, ctx: &ReadContext<'_>) -> Result<Image> {
     let (platform, cancel) = (ctx.platform, ctx.session.cancel);
-    let remote = ctx.session.remote_for(reference)?;
-    let cache = &remote.cache;
-    let client =
-        Client::new(reference.registry(), &remote.options)?.with_reporter(ctx.session.reporter);
+    let (client, cache) = connect(reference, &ctx.session)?;
     let repo = reference.repository();
     let wanted = match reference.digest() {
         Some(d) => d.to_string(),
@@ -544,16 +552,14 @@ pub async fn push(
     reference: &Reference,
     ctx: &WriteContext<'_>,
 ) -> Result<Written> {
-    let remote = ctx.session.remote_for(reference)?;
-    let client =
-        Client::new(reference.registry(), &remote.options)?.with_reporter(ctx.session.reporter);
+    let (client, cache) = connect(reference, &ctx.session)?;
     let encoding = ctx
         .options
         .encoding(&super::Location::Registry(reference.clone()));
     let push = Push {
         client: &client,
         reference,
-        cache: &remote.cache,
+        cache,
         encoding,
         cancel: ctx.session.cancel,
         reporter: ctx.session.reporter,
@@ -595,10 +601,7 @@ pub async fn push_referrers(
     ctx: &WriteContext<'_>,
 ) -> Result<Vec<Digest>> {
     use crate::image::referrer::{artifact_manifest, fallback_tag, with_referrers};
-    let remote = ctx.session.remote_for(reference)?;
-    let cache = &remote.cache;
-    let client =
-        Client::new(reference.registry(), &remote.options)?.with_reporter(ctx.session.reporter);
+    let (client, cache) = connect(reference, &ctx.session)?;
     let repo = reference.repository();
     let mut descriptors = Vec::new();
     for artifact in artifacts {
