@@ -442,7 +442,7 @@ impl Builder {
         self
     }
 
-    /// The blob cache for registry images: the [`Store::blobs`] of [`Self::store`].
+    /// The blob cache for registry images: the [`Store::blobs`] under the cache dir.
     pub fn blob_cache(&self) -> BlobCache {
         self.store().blobs()
     }

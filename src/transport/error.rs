@@ -130,8 +130,8 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
-    /// A registry was read or written with a context that holds no registry settings and blob
-    /// store ([`super::ReadContext::with_remote`], [`super::WriteContext::with_remote`]).
+    /// A registry was read or written in a session that holds no registry settings and blob
+    /// store ([`super::Session::with_remote`]).
     #[error("{location}: reaching a registry needs its settings and a blob store")]
     NoRemote {
         /// The registry location.

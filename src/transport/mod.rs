@@ -7,7 +7,7 @@
 //!
 //! Each transport has one write, `write(what, where, &WriteContext)` (`what` one image or an
 //! index of them, as a [`Publishable`]), and the file transports one read,
-//! `read(where, platform)`; [`write`] and [`read`] are the one dispatch over locations, and
+//! `read(where, platform)`; [`write()`] and [`read()`] are the one dispatch over locations, and
 //! [`write_all`] writes a build's images to all its outputs.
 
 mod context;
@@ -423,7 +423,7 @@ pub async fn write(
 /// Returns the artifact manifests' digests.
 ///
 /// # Errors
-/// As [`write`].
+/// As [`write()`].
 pub async fn attach(
     subject: &crate::image::manifest::Descriptor,
     artifacts: &[crate::image::referrer::Artifact],
