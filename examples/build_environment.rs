@@ -4,7 +4,7 @@
 //! `cargo run --example build_environment -- BASE CHANNEL OUTPUT SPEC...`
 //! e.g. `-- docker-archive:demo/base.tar demo/channel example-image.tar bzip2 zstd`.
 
-use conda_docker::build::Builder;
+use conda_docker::builder::{Builder, Context};
 use conda_docker::env::Env;
 use conda_docker::image::{Cancel, Reference};
 use conda_docker::input::Input;
@@ -20,7 +20,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut built = Builder::new()
         .with_channels([channel.clone()])
         .with_base(base.clone())
-        .build(&Input::specs(specs.iter().cloned()))
+        .build(&Context::new(), &Input::specs(specs.iter().cloned()))
         .await?;
     // The image is a value: inspect or change it before writing.
     println!(

@@ -46,6 +46,11 @@ impl Env {
             .filter(|v| !v.trim().is_empty())
     }
 
+    /// The value of `name` as set, empty or not.
+    pub fn raw(&self, name: &str) -> Option<&str> {
+        self.vars.get(name).map(String::as_str)
+    }
+
     /// The first of `names` that is set and not empty.
     pub fn first(&self, names: &[&str]) -> Option<&str> {
         names.iter().find_map(|n| self.var(n))

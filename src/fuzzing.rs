@@ -178,9 +178,13 @@ pub fn lockfile(data: &[u8]) {
         return;
     }
     with_file(data, |path| {
-        if let Ok(input) =
-            crate::input::Input::read_file(path, crate::conda::Subdir::Linux64, "default", &[])
-            && let crate::input::Packages::Locked(locked) = &input.packages
+        if let Ok(input) = crate::input::Input::read_file(
+            path,
+            crate::conda::Subdir::Linux64,
+            "default",
+            &[],
+            &crate::env::Env::default(),
+        ) && let crate::input::Packages::Locked(locked) = &input.packages
         {
             let _ = crate::conda::lock::records_offline(locked);
         }

@@ -1,6 +1,6 @@
 //! What to build, read from what a user keeps: package specs, an `environment.yml`, a lockfile
 //! (conda-lock, pixi or conda's explicit format, told apart by content) or an existing
-//! environment. [`crate::build::Builder::build`] builds it; [`Source`] says where it is read
+//! environment. [`crate::builder::Builder::build`] builds it; [`Source`] says where it is read
 //! from, once per platform (a lockfile holds one set of packages per platform).
 
 use std::collections::BTreeMap;
@@ -107,12 +107,14 @@ impl Input {
 
     /// Reads the environment file or lockfile at `path` for `subdir`. `extra_specs` are added
     /// to an environment file's and refused with a lockfile, which pins every package;
-    /// `environment` picks a pixi.lock environment.
+    /// `environment` picks a pixi.lock environment; `${VAR}` in a `pip:` section is
+    /// expanded from `vars`.
     pub fn read_file(
         path: &Path,
         subdir: Subdir,
         environment: &str,
         extra_specs: &[String],
+        vars: &crate::env::Env,
     ) -> Result<Self, Error> {
         let error = |reason: String| Error::File {
             path: path.to_path_buf(),
@@ -136,7 +138,7 @@ impl Input {
         let pypi = if env.pip.is_empty() {
             Pypi::None
         } else {
-            Pypi::Requirements(requirements::from_pip_section(path, &env.pip)?)
+            Pypi::Requirements(requirements::from_pip_section(path, &env.pip, vars)?)
         };
         let settings = match env.image {
             Some(section) => serde_yaml::from_value(section)
@@ -188,24 +190,37 @@ pub enum Source {
     },
     /// An existing environment, by its directory.
     Prefix(PathBuf),
-    /// An existing environment, by its name (looked up as `conda activate NAME` finds it); the
+    /// An existing environment, by its name (found as `conda activate NAME` finds it); the
     /// image is named after it.
-    Named(String),
+    Named {
+        /// The name given.
+        name: String,
+        /// Where it was found.
+        prefix: PathBuf,
+    },
 }
 
 impl Source {
     /// What `specs`, `file`, `prefix` and `name` say together, as the command line takes them
-    /// (a prefix wins over a name; either refuses specs).
+    /// (a prefix wins over a name; either refuses specs); a name is looked up where `env`
+    /// says conda keeps environments.
     pub fn from_parts(
         specs: Vec<String>,
         file: Option<PathBuf>,
         environment: &str,
         prefix: Option<PathBuf>,
         name: Option<String>,
+        env: &crate::env::Env,
     ) -> Result<Self, Error> {
         let (path, flag, existing) = match (prefix, name) {
             (Some(p), _) => (p.clone(), "--prefix", Self::Prefix(p)),
-            (None, Some(n)) => (PathBuf::from(&n), "--name", Self::Named(n)),
+            (None, Some(n)) if !specs.is_empty() || file.is_some() => {
+                (PathBuf::from(&n), "--name", Self::Prefix(PathBuf::new()))
+            }
+            (None, Some(n)) => {
+                let prefix = prefix::find_named(&n, env)?;
+                (prefix.clone(), "--name", Self::Named { name: n, prefix })
+            }
             (None, None) => {
                 return Ok(match file {
                     Some(path) => Self::File {
@@ -229,18 +244,18 @@ impl Source {
         Ok(existing)
     }
 
-    /// Reads what to build for `subdir`.
-    pub fn read(&self, subdir: Subdir) -> Result<Input, Error> {
+    /// Reads what to build for `subdir` (`${VAR}` in a `pip:` section from `vars`).
+    pub fn read(&self, subdir: Subdir, vars: &crate::env::Env) -> Result<Input, Error> {
         match self {
             Self::Specs(specs) => Ok(Input::specs(specs.clone())),
             Self::File {
                 path,
                 environment,
                 specs,
-            } => Input::read_file(path, subdir, environment, specs),
+            } => Input::read_file(path, subdir, environment, specs, vars),
             Self::Prefix(path) => Input::from_prefix(path),
-            Self::Named(name) => {
-                let mut input = Input::from_prefix(&prefix::find_named(name)?)?;
+            Self::Named { name, prefix } => {
+                let mut input = Input::from_prefix(prefix)?;
                 input.name = Some(name.clone());
                 Ok(input)
             }
@@ -255,9 +270,16 @@ mod tests {
     #[test]
     fn sources_are_told_apart_and_an_existing_environment_takes_no_specs() {
         let specs = vec!["zstd".to_string()];
-        let err = Source::from_parts(specs.clone(), None, "default", Some("/env".into()), None)
-            .unwrap_err()
-            .to_string();
+        let err = Source::from_parts(
+            specs.clone(),
+            None,
+            "default",
+            Some("/env".into()),
+            None,
+            &crate::env::Env::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("--prefix") && err.contains("no specs"),
             "{err}"
@@ -268,19 +290,25 @@ mod tests {
             "default",
             None,
             Some("app".into()),
+            &crate::env::Env::default(),
         )
         .unwrap_err()
         .to_string();
         assert!(err.contains("--name") && err.contains("--file"), "{err}");
+        let home = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(home.path().join(".conda/envs/app/conda-meta")).unwrap();
+        let env = crate::env::Env::new([("HOME", home.path().to_str().unwrap())], "/");
         assert!(matches!(
-            Source::from_parts(Vec::new(), None, "default", None, Some("app".into())),
-            Ok(Source::Named(n)) if n == "app"
+            Source::from_parts(Vec::new(), None, "default", None, Some("app".into()), &env),
+            Ok(Source::Named { name, prefix }) if name == "app" && prefix.ends_with(".conda/envs/app")
         ));
         assert!(matches!(
-            Source::from_parts(specs.clone(), Some("e.yml".into()), "dev", None, None),
+            Source::from_parts(specs.clone(), Some("e.yml".into()), "dev", None, None, &crate::env::Env::default()),
             Ok(Source::File { environment, specs: s, .. }) if environment == "dev" && s == specs
         ));
-        let input = Source::Specs(specs).read(Subdir::Linux64).unwrap();
+        let input = Source::Specs(specs)
+            .read(Subdir::Linux64, &crate::env::Env::default())
+            .unwrap();
         assert_eq!(input.image_name(), "conda-docker:latest");
     }
 
@@ -294,7 +322,14 @@ mod tests {
              conda-docker:\n  cmd: [bzip2, --help]\n",
         )
         .unwrap();
-        let input = Input::read_file(&env, Subdir::Linux64, "default", &["zstd".into()]).unwrap();
+        let input = Input::read_file(
+            &env,
+            Subdir::Linux64,
+            "default",
+            &["zstd".into()],
+            &crate::env::Env::default(),
+        )
+        .unwrap();
         match &input.packages {
             Packages::Specs(specs) => assert_eq!(specs, &["bzip2", "zstd"]),
             other => panic!("{other:?}"),
@@ -309,18 +344,30 @@ mod tests {
 
         let lock = dir.path().join("explicit.txt");
         std::fs::write(&lock, "@EXPLICIT\n").unwrap();
-        let err = Input::read_file(&lock, Subdir::Linux64, "default", &["zstd".into()])
-            .unwrap_err()
-            .to_string();
+        let err = Input::read_file(
+            &lock,
+            Subdir::Linux64,
+            "default",
+            &["zstd".into()],
+            &crate::env::Env::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("lockfile") && err.contains("no specs"),
             "{err}"
         );
 
         let missing = dir.path().join("nope.yml");
-        let err = Input::read_file(&missing, Subdir::Linux64, "default", &[])
-            .unwrap_err()
-            .to_string();
+        let err = Input::read_file(
+            &missing,
+            Subdir::Linux64,
+            "default",
+            &[],
+            &crate::env::Env::default(),
+        )
+        .unwrap_err()
+        .to_string();
         assert!(err.contains("nope.yml"), "{err}");
     }
 }

@@ -12,47 +12,45 @@
 //!   rewritten, entry-point scripts) and the PyPI distributions conda packages provide; knows
 //!   no tar or OCI.
 //! - [`input`]: what to build, read from specs, an environment file, a lockfile or an existing
-//!   environment; [`build`]: the builder that joins it all: packages and a base image in, an
-//!   image out, each package layer composed straight from the package cache
-//!   ([`build::compose`]) and kept in the blob cache by a key of what went in.
+//!   environment; [`builder`]: the build as a pipeline of stages (prepare, plan, lookup,
+//!   fetch, compose, assemble, write): packages and a base image in, an image out.
+//! - [`request`]: a build as plain data, as a front end fills it, resolved once into a
+//!   [`builder::Builder`] and a [`builder::Job`]; [`env`]: the process environment as a
+//!   value, read once by a front end and passed down.
 //! - [`store`]: the caches under one root (blobs, layer keys, package contents, wheels), their
 //!   size and pruning;
 //!   [`atomic`]: the one way files are written (temporary file, explicit mode, rename);
-//!   [`capped`]: the one way small inputs (JSON) are read, with a cap.
+//!   [`capped`]: the one way small inputs (JSON) are read, with a cap; [`beneath`]: the one
+//!   way a directory's files are read (no symlink followed).
 //! - [`http`]: the one HTTP retry policy (timeouts, the low-speed limit, `Retry-After`) of
 //!   the registry client and the PyPI index client; knows no OCI and no conda.
-//! - [`env`]: the process environment as a value, read once by a front end and passed down.
 //! - [`platform`]: conda subdirs and the OCI platforms of their images.
 //! - [`cli`] (feature `cli`): the `conda-docker` command line, for the binary and the Python
-//!   package; it parses, calls the library and prints.
-//! - [`settings`]: image settings from environment files and flags; [`inspect`]: what an image
-//!   holds, with its conda packages read from their `conda-meta` records ([`records`]);
-//!   [`diff`]: what changed from one image to another; [`image_lock`]: the lockfile an image
-//!   was built from, read back from it; [`sbom`]: SPDX and CycloneDX documents of an
-//!   environment; [`reporter`]: progress events for a front end.
+//!   package; it parses, fills a request, calls the library and prints.
+//! - [`settings`]: image settings from environment files and flags; [`describe`]: what an
+//!   image holds, read back from it (records, lockfile, inspect, diff, SBOM);
+//!   [`reporter`]: progress events for a front end.
 
 #![deny(missing_docs)]
 
 pub mod atomic;
-pub mod build;
+pub mod beneath;
+pub mod builder;
 pub mod capped;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod conda;
-pub mod diff;
+pub mod describe;
 pub mod env;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod http;
 pub mod image;
-pub mod image_lock;
 pub mod input;
-pub mod inspect;
 pub mod platform;
 pub mod pypi;
-pub mod records;
 pub mod reporter;
-pub mod sbom;
+pub mod request;
 pub mod settings;
 pub mod store;
 pub mod transport;

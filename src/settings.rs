@@ -82,8 +82,9 @@ impl std::str::FromStr for UserSpec {
     }
 }
 
-/// How the image is set up beyond its environment.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+/// How the image is set up beyond its environment (an environment file's `conda-docker:`
+/// section, kebab-case; also part of a [`crate::request::BuildRequest`], snake_case).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, serde::Serialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ImageSettings {
     /// Extra environment variables.
@@ -103,15 +104,15 @@ pub struct ImageSettings {
     /// A user to create and run as, `NAME[:UID[:GID]]`.
     pub user: Option<String>,
     /// Whether the user owns the prefix (so it can install into it).
+    #[serde(alias = "writable_prefix")]
     pub writable_prefix: bool,
 }
 
 /// The config file: `$CONDA_DOCKER_CONFIG` (which must be a file), else
 /// `$XDG_CONFIG_HOME/conda-docker/config.toml` or `~/.config/conda-docker/config.toml` when
-/// there is one. Reads the environment: call it at the edge, as the command line does.
-pub fn config_file() -> Result<Option<std::path::PathBuf>, Error> {
-    if let Some(path) = std::env::var_os("CONDA_DOCKER_CONFIG").filter(|p| !p.is_empty()) {
-        let path = std::path::PathBuf::from(path);
+/// there is one, as `env` says.
+pub fn config_file(env: &crate::env::Env) -> Result<Option<std::path::PathBuf>, Error> {
+    if let Some(path) = env.path("CONDA_DOCKER_CONFIG") {
         if !path.is_file() {
             return Err(Error::new(
                 "CONDA_DOCKER_CONFIG",
@@ -121,11 +122,8 @@ pub fn config_file() -> Result<Option<std::path::PathBuf>, Error> {
         }
         return Ok(Some(path));
     }
-    let dir = std::env::var_os("XDG_CONFIG_HOME")
-        .filter(|d| !d.is_empty())
-        .map(std::path::PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".config")));
-    Ok(dir
+    Ok(env
+        .config_home()
         .map(|d| d.join("conda-docker/config.toml"))
         .filter(|p| p.is_file()))
 }

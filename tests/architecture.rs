@@ -51,7 +51,7 @@ fn assert_free_of(dir: &str, forbidden: &[&str]) {
 #[test]
 fn the_image_side_knows_no_conda() {
     for dir in ["image", "transport"] {
-        assert_free_of(dir, &["rattler", "crate::conda", "crate::build"]);
+        assert_free_of(dir, &["rattler", "crate::conda", "crate::builder"]);
     }
 }
 
@@ -112,7 +112,7 @@ fn the_pypi_side_knows_no_tar_or_oci() {
             "tar::",
             "crate::image",
             "crate::transport",
-            "crate::build",
+            "crate::builder",
             "Manifest",
         ],
     );
@@ -136,4 +136,93 @@ fn http_knows_no_conda_pypi_or_oci() {
         }
     }
     assert!(checked > 0, "no src/http.rs nor src/http/");
+}
+
+/// Every source file under `dir` (recursively), with its path.
+fn all_sources(dir: &str) -> Vec<(String, String)> {
+    sources(&Path::new(env!("CARGO_MANIFEST_DIR")).join(dir))
+}
+
+/// The code of `text`, less comments and `#[cfg(test)]` modules (tests may set variables).
+fn code_lines(text: &str) -> Vec<(usize, &str)> {
+    let end = text.find("#[cfg(test)]").unwrap_or(text.len());
+    text[..end]
+        .lines()
+        .enumerate()
+        .map(|(n, l)| (n + 1, l.split("//").next().unwrap_or("")))
+        .collect()
+}
+
+#[test]
+fn the_environment_is_read_only_in_env() {
+    let readers = [
+        "env::var(",
+        "env::var_os(",
+        "env::vars(",
+        "env::vars_os(",
+        "current_dir(",
+    ];
+    let allowed = Path::new("src").join("env.rs");
+    for (path, text) in all_sources("src") {
+        if path.ends_with(allowed.to_str().unwrap()) {
+            continue;
+        }
+        for (n, code) in code_lines(&text) {
+            for word in readers {
+                assert!(
+                    !code.contains(word),
+                    "{path}:{n}: reads the environment (`{word}`): take it from crate::env::Env"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn front_ends_fill_a_request_and_build_no_builder() {
+    let mut checked = 0;
+    for dir in ["src/cli", "python/src"] {
+        for (path, text) in all_sources(dir) {
+            checked += 1;
+            for (n, code) in code_lines(&text) {
+                // `tokio::runtime::Builder` and `std::thread::Builder` are other builders.
+                let builds = code
+                    .match_indices("Builder::new()")
+                    .any(|(at, _)| !code[..at].ends_with("::"));
+                assert!(
+                    !builds && !code.contains(".with_max_layers("),
+                    "{path}:{n}: a front end assembles a Builder: fill a BuildRequest instead"
+                );
+            }
+        }
+    }
+    assert!(checked > 2, "no front-end sources found");
+}
+
+#[test]
+fn the_builder_stages_fit_on_a_screen() {
+    // Each stage of the pipeline is one file, and no function in it is over ~80 lines.
+    for (path, text) in all_sources("src/builder") {
+        let mut start: Option<(usize, String)> = None;
+        for (n, line) in text.lines().enumerate() {
+            let trimmed = line.trim_start();
+            let indent = line.len() - trimmed.len();
+            if indent <= 4
+                && (trimmed.starts_with("pub fn ")
+                    || trimmed.starts_with("fn ")
+                    || trimmed.starts_with("pub(crate) fn ")
+                    || trimmed.starts_with("async fn ")
+                    || trimmed.starts_with("pub async fn ")
+                    || trimmed.starts_with("pub(crate) async fn "))
+            {
+                start = Some((n, format!("{}{}", " ".repeat(indent), "}")));
+            } else if let Some((at, close)) = &start
+                && line == close
+            {
+                let len = n - at + 1;
+                assert!(len <= 85, "{path}:{}: a function of {len} lines", at + 1);
+                start = None;
+            }
+        }
+    }
 }

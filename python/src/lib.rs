@@ -6,26 +6,19 @@
 //! [`Cancel`] and raises `conda_docker.Cancelled`. Library errors become the exceptions of
 //! `conda_docker.errors`, carrying the message and its cause chain.
 
-use std::collections::BTreeMap;
-use std::io::{self, Read};
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use conda_docker::build::{Builder, Job};
-use conda_docker::conda::channel::Sources;
-use conda_docker::conda::package_files::{Kind as FileKind, PackageDir};
-use conda_docker::conda::place::Trim;
-use conda_docker::conda::plan::LayeringStrategy;
-use conda_docker::image::layer_tar::{Entry, EntryData, FileSource};
+use conda_docker::builder::{Builder, Context, Job};
+use conda_docker::env::Env;
+use conda_docker::image::host::{HostFiles, HostKind, Kept};
 use conda_docker::image::{
     Cancel, History, Image, Layer, LayerCompression, Platform, Reference, RunConfig,
 };
-use conda_docker::input::Source;
 use conda_docker::platform::{oci_platform, parse_subdir};
-use conda_docker::pypi::index::Locations;
 use conda_docker::reporter::{NoReporter, Reporter, Stage};
-use conda_docker::settings::ImageSettings;
+use conda_docker::request::{BuildRequest, Words};
 use conda_docker::store::Store;
 use conda_docker::transport::registry::{Credential, RegistryOptions, auth};
 use conda_docker::transport::{self, Location, Remote, Session, WriteOptions};
@@ -69,8 +62,11 @@ struct Fail {
 
 /// The error's message followed by each cause, as the command line prints them.
 fn with_causes(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
+    causes(e.to_string(), e.source())
+}
+
+/// `text` followed by each cause from `source` on.
+fn causes(mut text: String, mut source: Option<&dyn std::error::Error>) -> String {
     while let Some(cause) = source {
         text.push_str("\n  caused by: ");
         text.push_str(&cause.to_string());
@@ -141,9 +137,9 @@ impl From<conda_docker::transport::Error> for Fail {
     }
 }
 
-impl From<conda_docker::build::Error> for Fail {
-    fn from(e: conda_docker::build::Error) -> Self {
-        use conda_docker::build::Error as B;
+impl From<conda_docker::builder::Error> for Fail {
+    fn from(e: conda_docker::builder::Error) -> Self {
+        use conda_docker::builder::Error as B;
         use conda_docker::conda::Error as C;
         let kind = match &e {
             B::Base { source, .. } => transport_kind(source),
@@ -153,7 +149,11 @@ impl From<conda_docker::build::Error> for Fail {
             | B::NoSpecs => Kind::Solve,
             _ => Kind::Base,
         };
-        Fail::of(kind, &e)
+        // A setting at fault is named as Python names it (`max_layers=`).
+        Fail::new(
+            kind,
+            causes(e.render(Words::Keywords), std::error::Error::source(&e)),
+        )
     }
 }
 
@@ -514,29 +514,18 @@ impl NativeImage {
         mtime: u64,
         created_by: String,
     ) -> PyResult<()> {
-        let mut entries = Vec::with_capacity(kept.len());
-        for (index, path, mode, target) in kept {
-            let Some(entry) = scan.entries.get(index) else {
-                return Err(pyo3::exceptions::PyIndexError::new_err(format!(
-                    "no scanned entry {index}"
-                )));
-            };
-            let path = arc_path(&path).map_err(|f| f.into_py(py))?;
-            if path.as_os_str().is_empty() {
-                continue;
-            }
-            let data = match (&entry.data, target) {
-                (EntryData::Symlink(_), Some(t)) => EntryData::Symlink(PathBuf::from(t)),
-                (data, _) => data.clone(),
-            };
-            entries.push(Entry {
-                path,
-                data,
-                mode: mode & 0o7777,
-            });
-        }
+        let kept = kept.into_iter().map(|(index, path, mode, target)| Kept {
+            index,
+            path,
+            mode,
+            target,
+        });
+        let layer = scan
+            .files
+            .layer_of(kept, mtime, created_by.clone())
+            .map_err(|e| fail(e).into_py(py))?;
         self.image.push_layer(
-            Layer::from_entries(entries, mtime, created_by.clone()),
+            layer,
             History {
                 created: Some(conda_docker::image::config::rfc3339(mtime)),
                 created_by: Some(created_by),
@@ -614,187 +603,36 @@ fn read_image(
 }
 
 fn inspect_image(image: &Image, cancel: &Cancel) -> Result<String, Fail> {
-    let report = conda_docker::inspect::inspect(image, cancel)?;
+    let report = conda_docker::describe::inspect::inspect(image, cancel)?;
     serde_json::to_string(&report).map_err(fail)
 }
 
 // ---------------------------------------------------------------------------------------------
 // Layers from host files and from bytes
 
-/// Entries to become a layer, before a filter has seen them.
+/// Host files and bytes to become a layer, before a filter has seen them.
 #[pyclass(module = "conda_docker._native")]
 struct Scan {
-    entries: Vec<Entry>,
-    sizes: Vec<u64>,
+    files: HostFiles,
 }
 
 #[pymethods]
 impl Scan {
     /// `(path, type, mode, size, link target)` per entry; type is `file`, `dir` or `symlink`.
     fn infos(&self) -> Vec<(String, &'static str, u32, u64, String)> {
-        self.entries
-            .iter()
-            .zip(&self.sizes)
-            .map(|(e, size)| {
-                let (kind, target) = match &e.data {
-                    EntryData::Dir => ("dir", String::new()),
-                    EntryData::Symlink(t) | EntryData::HardLink(t) => {
-                        ("symlink", t.to_string_lossy().into_owned())
-                    }
-                    _ => ("file", String::new()),
+        self.files
+            .files()
+            .into_iter()
+            .map(|f| {
+                let kind = match f.kind {
+                    HostKind::Dir => "dir",
+                    HostKind::Symlink => "symlink",
+                    HostKind::File => "file",
                 };
-                (
-                    e.path.to_string_lossy().into_owned(),
-                    kind,
-                    e.mode,
-                    *size,
-                    target,
-                )
+                (f.path, kind, f.mode, f.size, f.target)
             })
             .collect()
     }
-}
-
-/// A path inside the image: relative, without `..`; `/` and `.` are the root (empty).
-fn arc_path(text: &str) -> Result<PathBuf, Fail> {
-    let mut out = PathBuf::new();
-    for c in Path::new(text).components() {
-        match c {
-            Component::Normal(p) => out.push(p),
-            Component::RootDir | Component::CurDir => {}
-            _ => {
-                return Err(Fail::new(
-                    Kind::Base,
-                    format!("`{text}`: a path in the image must not contain `..`"),
-                ));
-            }
-        }
-    }
-    Ok(out)
-}
-
-/// A regular file read beneath a directory opened once, following no symlink on the way.
-#[derive(Debug)]
-struct Beneath {
-    dir: Arc<PackageDir>,
-    rel: String,
-}
-
-impl FileSource for Beneath {
-    fn open(&self) -> io::Result<(u64, Box<dyn Read + '_>)> {
-        let file = self.dir.open_file(&self.rel).map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("reading `{}/{}`: {e}", self.dir.path().display(), self.rel),
-            )
-        })?;
-        let len = file.metadata()?.len();
-        Ok((len, Box::new(file)))
-    }
-}
-
-fn io_fail(path: &Path, e: io::Error) -> Fail {
-    Fail::new(Kind::Base, format!("reading `{}`: {e}", path.display()))
-}
-
-/// The entry for `rel` beneath `dir` (the directory itself when `rel` is empty), at `arc`.
-fn scanned(dir: &Arc<PackageDir>, rel: &str, arc: PathBuf) -> Result<(Entry, u64), Fail> {
-    let shown = dir.path().join(rel);
-    if rel.is_empty() {
-        let meta = std::fs::metadata(dir.path()).map_err(|e| io_fail(&shown, e))?;
-        let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
-        return Ok((
-            Entry {
-                path: arc,
-                data: EntryData::Dir,
-                mode,
-            },
-            0,
-        ));
-    }
-    let stat = dir.stat(rel).map_err(|e| io_fail(&shown, e))?;
-    let data = match stat.kind {
-        FileKind::Dir => EntryData::Dir,
-        FileKind::Symlink => {
-            EntryData::Symlink(dir.read_link(rel).map_err(|e| io_fail(&shown, e))?)
-        }
-        FileKind::File => EntryData::Source(Arc::new(Beneath {
-            dir: dir.clone(),
-            rel: rel.to_string(),
-        })),
-        _ => {
-            return Err(Fail::new(
-                Kind::Base,
-                format!("`{}` is not a file, directory or symlink", shown.display()),
-            ));
-        }
-    };
-    let size = if stat.kind == FileKind::File {
-        stat.size
-    } else {
-        0
-    };
-    Ok((
-        Entry {
-            path: arc,
-            data,
-            mode: stat.mode,
-        },
-        size,
-    ))
-}
-
-/// Scans `path`: a directory's tree (or only itself), a file, or a symlink (never followed).
-fn scan_one(path: &Path, arc: PathBuf, recursive: bool, scan: &mut Scan) -> Result<(), Fail> {
-    let meta = std::fs::symlink_metadata(path).map_err(|e| io_fail(path, e))?;
-    if !meta.is_dir() {
-        // A file or symlink: read through its parent directory.
-        let parent = match path.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p,
-            _ => Path::new("."),
-        };
-        let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
-            Fail::new(
-                Kind::Base,
-                format!("`{}`: not a UTF-8 file name", path.display()),
-            )
-        })?;
-        let dir = Arc::new(PackageDir::open(parent).map_err(|e| io_fail(parent, e))?);
-        let (entry, size) = scanned(&dir, name, arc)?;
-        scan.entries.push(entry);
-        scan.sizes.push(size);
-        return Ok(());
-    }
-    let dir = Arc::new(PackageDir::open(path).map_err(|e| io_fail(path, e))?);
-    let mut stack = vec![String::new()];
-    while let Some(rel) = stack.pop() {
-        let (entry, size) = scanned(&dir, &rel, arc.join(&rel))?;
-        let is_dir = matches!(entry.data, EntryData::Dir);
-        scan.entries.push(entry);
-        scan.sizes.push(size);
-        if !is_dir || !recursive {
-            continue;
-        }
-        let listed = path.join(&rel);
-        let mut names = Vec::new();
-        for child in std::fs::read_dir(&listed).map_err(|e| io_fail(&listed, e))? {
-            let child = child.map_err(|e| io_fail(&listed, e))?;
-            let name = child.file_name().into_string().map_err(|n| {
-                Fail::new(
-                    Kind::Base,
-                    format!("`{}`: not a UTF-8 file name", listed.join(n).display()),
-                )
-            })?;
-            names.push(if rel.is_empty() {
-                name
-            } else {
-                format!("{rel}/{name}")
-            });
-        }
-        names.sort();
-        stack.extend(names.into_iter().rev());
-    }
-    Ok(())
 }
 
 /// Scans the tree at `path` for a layer, placed at `arcpath` (default: `path` as given, made
@@ -808,48 +646,35 @@ fn scan_path(
     recursive: bool,
 ) -> PyResult<Scan> {
     let arc = arcpath.unwrap_or_else(|| path.to_string_lossy().into_owned());
-    let mut scan = Scan {
-        entries: Vec::new(),
-        sizes: Vec::new(),
-    };
-    arc_path(&arc)
-        .and_then(|arc| scan_one(&path, arc, recursive, &mut scan))
-        .map_err(|f| f.into_py(py))?;
-    Ok(scan)
+    let mut files = HostFiles::new();
+    files
+        .scan(&path, &arc, recursive)
+        .map_err(|e| fail(e).into_py(py))?;
+    Ok(Scan { files })
 }
 
 /// Scans each host path (not recursing into directories) for a layer, at its archive path.
 #[pyfunction]
 fn scan_paths(py: Python<'_>, paths: Vec<(PathBuf, String)>) -> PyResult<Scan> {
-    let mut scan = Scan {
-        entries: Vec::new(),
-        sizes: Vec::new(),
-    };
+    let mut files = HostFiles::new();
     for (path, arc) in paths {
-        arc_path(&arc)
-            .and_then(|arc| scan_one(&path, arc, false, &mut scan))
-            .map_err(|f| f.into_py(py))?;
+        files
+            .scan(&path, &arc, false)
+            .map_err(|e| fail(e).into_py(py))?;
     }
-    Ok(scan)
+    Ok(Scan { files })
 }
 
 /// Files with these contents, mode 0644, for a layer.
 #[pyfunction]
 fn scan_contents(py: Python<'_>, contents: Vec<(String, Vec<u8>)>) -> PyResult<Scan> {
-    let mut scan = Scan {
-        entries: Vec::new(),
-        sizes: Vec::new(),
-    };
+    let mut files = HostFiles::new();
     for (path, bytes) in contents {
-        let p = arc_path(&path).map_err(|f| f.into_py(py))?;
-        scan.sizes.push(bytes.len() as u64);
-        scan.entries.push(Entry {
-            path: p,
-            data: EntryData::Bytes(bytes),
-            mode: 0o644,
-        });
+        files
+            .add_bytes(&path, bytes)
+            .map_err(|e| fail(e).into_py(py))?;
     }
-    Ok(scan)
+    Ok(Scan { files })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -861,7 +686,7 @@ fn layer_from_tar(py: Python<'_>, path: PathBuf) -> PyResult<NativeLayer> {
     let mut image = Image::scratch(&Platform::linux("amd64", None));
     image
         .add_layer_tar(&path)
-        .map_err(|e| Fail::from(e).into_py(py))?;
+        .map_err(|e| fail(e).into_py(py))?;
     // History names no build-machine path.
     let history = History {
         created_by: Some("conda-docker: a layer from tar bytes".into()),
@@ -959,54 +784,6 @@ fn login(
 // ---------------------------------------------------------------------------------------------
 // build
 
-/// The arguments of `conda_docker.build`, as the Python function passes them.
-#[derive(FromPyObject)]
-#[pyo3(from_item_all)]
-struct BuildOptions {
-    specs: Vec<String>,
-    file: Option<PathBuf>,
-    environment: String,
-    prefix: Option<PathBuf>,
-    name: Option<String>,
-    channels: Vec<String>,
-    mirrors: Vec<String>,
-    channel_names: Vec<String>,
-    platforms: Vec<String>,
-    base: String,
-    images: Vec<String>,
-    outputs: Vec<String>,
-    target_prefix: PathBuf,
-    layering_strategy: String,
-    max_layers: usize,
-    trim: Vec<String>,
-    no_trim: bool,
-    compression: String,
-    env: BTreeMap<String, String>,
-    entrypoint: Option<Vec<String>>,
-    cmd: Option<Vec<String>>,
-    workdir: Option<String>,
-    labels: BTreeMap<String, String>,
-    annotations: BTreeMap<String, String>,
-    expose: Vec<String>,
-    user: Option<String>,
-    writable_prefix: bool,
-    virtual_packages: BTreeMap<String, String>,
-    sbom: bool,
-    allow_unhashed_pypi: bool,
-    pypi_index_url: Option<String>,
-    pypi_extra_index_url: Vec<String>,
-    find_links: Vec<String>,
-    lock_output: Option<PathBuf>,
-    sbom_dir: Option<PathBuf>,
-    cache_dir: Option<PathBuf>,
-    base_creds: Option<String>,
-    creds: Option<String>,
-    insecure: bool,
-    cert_dir: Option<PathBuf>,
-    source_date_epoch: Option<u64>,
-    progress: Option<Py<PyAny>>,
-}
-
 /// Progress events for a Python callable `progress(event, message)`; its errors are ignored.
 struct PyReporter(Py<PyAny>);
 
@@ -1066,103 +843,61 @@ type Built = (
     Vec<String>,
 );
 
-/// The builder and the job `o` describes, as the command line makes them from its flags.
-fn builder_and_job(o: &BuildOptions, cancel: Cancel) -> Result<(Builder, Job), Fail> {
+/// The request `conda_docker.build`'s keywords describe (a dict: its keys are
+/// [`BuildRequest`]'s fields, less `progress`, which is the callable progress goes to).
+struct Options {
+    request: BuildRequest,
+    progress: Option<Py<PyAny>>,
+}
+
+impl<'py> FromPyObject<'_, 'py> for Options {
+    type Error = PyErr;
+
+    fn extract(options: Borrowed<'_, 'py, PyAny>) -> PyResult<Self> {
+        let py = options.py();
+        let options = options.cast::<pyo3::types::PyDict>()?.copy()?;
+        let progress = options
+            .get_item("progress")?
+            .filter(|p| !p.is_none())
+            .map(|p| p.unbind());
+        options.del_item("progress").ok();
+        let json: String = py
+            .import("json")?
+            .call_method1("dumps", (options,))?
+            .extract()?;
+        let request = serde_json::from_str(&json)
+            .map_err(|e| Fail::new(Kind::Base, format!("build options: {e}")).into_py(py))?;
+        Ok(Self { request, progress })
+    }
+}
+
+/// The builder, the job and the context `o` describes, resolved as the command line resolves
+/// its flags (one [`BuildRequest::resolve`] over the environment, read here once).
+fn resolve(o: &Options, cancel: Cancel) -> Result<(Builder, Job, Context), Fail> {
     let reporter: Arc<dyn Reporter> = match &o.progress {
         Some(callable) => Arc::new(PyReporter(Python::attach(|py| callable.clone_ref(py)))),
         None => Arc::new(NoReporter),
     };
-    let strategy = o
-        .layering_strategy
-        .parse::<LayeringStrategy>()
-        .map_err(|e| Fail::new(Kind::Base, format!("layering_strategy: {e}")))?;
-    let trim = Trim::from_groups(&o.trim, o.no_trim)
-        .map_err(|e| Fail::new(Kind::Base, format!("trim: {e}")))?;
-    let cwd = std::env::current_dir().map_err(|e| io_fail(Path::new("."), e))?;
-    let config = conda_docker::settings::config_file().map_err(fail)?;
-    let sources =
-        Sources::configured(&o.mirrors, &o.channel_names, &cwd, config.as_deref()).map_err(fail)?;
-    let settings = ImageSettings {
-        env: o.env.clone(),
-        entrypoint: o.entrypoint.clone(),
-        cmd: o.cmd.clone(),
-        workdir: o.workdir.clone(),
-        labels: o.labels.clone(),
-        annotations: o.annotations.clone(),
-        expose: o.expose.clone(),
-        user: o.user.clone(),
-        writable_prefix: o.writable_prefix,
-    };
-    // SOURCE_DATE_EPOCH and CONDA_OVERRIDE_GLIBC/CUDA, read as the command line reads them.
-    let mut builder = Builder::new()
-        .from_env()?
-        .with_channels(o.channels.clone())
-        .with_base(o.base.clone())
-        .with_target_prefix(o.target_prefix.clone())
-        .with_layering(strategy)
-        .with_max_layers(o.max_layers)
-        .with_trim(trim)
-        .with_sources(sources)
-        .with_sbom(o.sbom)
-        .with_allow_unhashed_pypi(o.allow_unhashed_pypi)
-        .with_pypi_index(Locations::given(
-            o.pypi_index_url.clone(),
-            o.pypi_extra_index_url.clone(),
-            &o.find_links,
-            &cwd,
-        ))
-        .with_settings(settings)
+    let env = Env::from_process();
+    let (builder, job) = o.request.resolve(&env).map_err(|e| {
+        Fail::new(
+            Kind::Base,
+            causes(e.render(Words::Keywords), std::error::Error::source(&e)),
+        )
+    })?;
+    let ctx = Context::new()
         .with_cancel(cancel)
         .with_reporter(reporter)
-        .with_base_registry(registry_options(
-            o.base_creds.as_deref(),
-            o.insecure,
-            o.cert_dir.clone(),
-        )?);
-    if let Some(epoch) = o.source_date_epoch {
-        builder = builder.with_source_date_epoch(Some(epoch));
-    }
-    for (name, version) in &o.virtual_packages {
-        builder = builder.with_virtual_package(name.clone(), version.clone());
-    }
-    if let Some(dir) = &o.cache_dir {
-        builder = builder.with_cache_dir(dir.clone());
-    }
-    let job = Job {
-        source: Source::from_parts(
-            o.specs.clone(),
-            o.file.clone(),
-            &o.environment,
-            o.prefix.clone(),
-            o.name.clone(),
-        )
-        .map_err(fail)?,
-        platforms: o
-            .platforms
-            .iter()
-            .map(|p| parse_subdir(p).map_err(fail))
-            .collect::<Result<_, _>>()?,
-        images: references(&o.images)?,
-        outputs: o
-            .outputs
-            .iter()
-            .map(|out| Location::parse_destination(out).map_err(fail))
-            .collect::<Result<_, _>>()?,
-        registry: registry_options(o.creds.as_deref(), o.insecure, o.cert_dir.clone())?,
-        write: WriteOptions {
-            compression: compression(&o.compression)?,
-        },
-        lock_output: o.lock_output.clone(),
-        sbom_dir: o.sbom_dir.clone(),
-    };
-    Ok((builder, job))
+        .with_env(env);
+    Ok((builder, job, ctx))
 }
 
-fn build_images(o: BuildOptions, cancel: Cancel) -> Result<Built, Fail> {
-    let (builder, job) = builder_and_job(&o, cancel)?;
+fn build_images(o: Options, cancel: Cancel) -> Result<Built, Fail> {
+    let (builder, job, ctx) = resolve(&o, cancel)?;
     block_on(async {
-        let outcome = builder.run(&job).await?;
+        let outcome = builder.run(&ctx, &job).await?;
         let written = o
+            .request
             .outputs
             .iter()
             .zip(&outcome.written)
@@ -1191,19 +926,19 @@ fn build_images(o: BuildOptions, cancel: Cancel) -> Result<Built, Fail> {
 
 /// The layer plan of the build `options` describe, per platform, as JSON (`--dry-run --json`).
 #[pyfunction]
-fn plan(py: Python<'_>, options: BuildOptions) -> PyResult<String> {
+fn plan(py: Python<'_>, options: Options) -> PyResult<String> {
     let cancel = Cancel::new();
     let c = cancel.clone();
     run(py, &cancel, move || {
-        let (builder, job) = builder_and_job(&options, c)?;
-        let plans = block_on(async { Ok(builder.plan(&job).await?) })?;
+        let (builder, job, ctx) = resolve(&options, c)?;
+        let plans = block_on(async { Ok(builder.plan(&ctx, &job).await?) })?;
         serde_json::to_string(&plans).map_err(fail)
     })
 }
 
 /// Builds the images `options` describe and writes every output.
 #[pyfunction]
-fn build(py: Python<'_>, options: BuildOptions) -> PyResult<Built> {
+fn build(py: Python<'_>, options: Options) -> PyResult<Built> {
     let cancel = Cancel::new();
     let c = cancel.clone();
     run(py, &cancel, move || build_images(options, c))

@@ -140,7 +140,7 @@ pub struct Clobber {
 }
 
 /// The whole environment's files, package by package.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct Placement {
     /// Per record, in the records' order.
     pub packages: Vec<PlacedPackage>,

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use rattler_conda_types::{PrefixRecord, RepoDataRecord};
 
 use super::{Error, Result};
+use crate::env::Env;
 
 /// The variables set on the environment at `prefix` (`conda env config vars set`), from its
 /// `conda-meta/state`.
@@ -75,15 +76,15 @@ pub fn read_records(prefix: &Path) -> Result<Vec<RepoDataRecord>> {
 }
 
 /// Where conda keeps named environments, in the order conda searches them.
-fn env_dirs() -> Vec<PathBuf> {
-    let home = std::env::var_os("HOME").map(PathBuf::from);
+fn env_dirs(env: &Env) -> Vec<PathBuf> {
+    let home = env.home();
     let mut dirs: Vec<PathBuf> = Vec::new();
-    if let Some(paths) = std::env::var_os("CONDA_ENVS_PATH") {
-        dirs.extend(std::env::split_paths(&paths));
+    if let Some(paths) = env.var("CONDA_ENVS_PATH") {
+        dirs.extend(std::env::split_paths(paths));
     }
     for var in ["CONDA_ROOT", "CONDA_PREFIX", "MAMBA_ROOT_PREFIX"] {
-        if let Some(p) = std::env::var_os(var) {
-            dirs.push(PathBuf::from(p).join("envs"));
+        if let Some(p) = env.path(var) {
+            dirs.push(p.join("envs"));
         }
     }
     if let Some(h) = &home {
@@ -102,10 +103,11 @@ fn env_dirs() -> Vec<PathBuf> {
     dirs
 }
 
-/// Finds the environment named `name`, listing where it looked when it is not there.
-pub fn find_named(name: &str) -> Result<PathBuf> {
+/// Finds the environment named `name` where `env` says conda keeps them, listing where it
+/// looked when it is not there.
+pub fn find_named(name: &str, env: &Env) -> Result<PathBuf> {
     let mut looked = Vec::new();
-    for dir in env_dirs() {
+    for dir in env_dirs(env) {
         let candidate = dir.join(name);
         if candidate.join("conda-meta").is_dir() {
             return Ok(candidate);
@@ -113,8 +115,8 @@ pub fn find_named(name: &str) -> Result<PathBuf> {
         looked.push(candidate.display().to_string());
     }
     // conda's registry of environments, wherever they live.
-    if let Some(home) = std::env::var_os("HOME") {
-        let registry = PathBuf::from(home).join(".conda/environments.txt");
+    if let Some(home) = env.home() {
+        let registry = home.join(".conda/environments.txt");
         if let Ok(text) = std::fs::read_to_string(&registry) {
             for line in text.lines().map(str::trim) {
                 let p = PathBuf::from(line);

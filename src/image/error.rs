@@ -76,9 +76,14 @@ pub enum Error {
         /// The cap, in bytes.
         limit: u64,
     },
-    /// The operation is not supported (yet).
-    #[error("{0}")]
-    Unsupported(String),
+    /// A user to add clashes with one the image has.
+    #[error("user {user}: the image's /etc/passwd already has `{entry}`; pick another name or uid")]
+    UserTaken {
+        /// `NAME:UID`, as asked for.
+        user: String,
+        /// The image's line that has the name or the uid.
+        entry: String,
+    },
     /// The operation was cancelled (Ctrl-C).
     #[error("cancelled")]
     Cancelled,

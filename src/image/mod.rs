@@ -13,6 +13,7 @@ pub mod digest;
 pub mod error;
 pub mod files;
 pub mod gzip;
+pub mod host;
 pub mod layer;
 pub mod layer_tar;
 pub mod manifest;

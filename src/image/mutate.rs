@@ -30,27 +30,15 @@ impl Image {
         Some(layer)
     }
 
-    /// Adds a layer holding the directory tree at `path`, placed at `arcpath` in the image.
+    /// Adds a layer holding the directory tree at `path`, placed at `arcpath` in the image,
+    /// read as [`super::host::HostFiles`] reads it (symlinks kept, never followed).
     pub fn add_layer_path(&mut self, path: &Path, arcpath: &str, mtime: u64) -> Result<()> {
-        let arc_root = PathBuf::from(arcpath.trim_start_matches('/'));
-        check_relative(&arc_root).map_err(|e| Error::invalid(path, e.to_string()))?;
-        let mut entries = Vec::new();
-        let mut stack = vec![path.to_path_buf()];
-        while let Some(dir) = stack.pop() {
-            let rel = dir.strip_prefix(path).unwrap_or(Path::new(""));
-            let entry =
-                Entry::from_fs(&dir, arc_root.join(rel)).map_err(Error::io("reading", &dir))?;
-            if matches!(entry.data, EntryData::Dir) {
-                for child in std::fs::read_dir(&dir).map_err(Error::io("reading", &dir))? {
-                    stack.push(child.map_err(Error::io("reading", &dir))?.path());
-                }
-            }
-            entries.push(entry);
-        }
+        let mut files = super::host::HostFiles::new();
+        files.scan(path, arcpath, true)?;
         // History names only the place in the image, never a build-machine path.
-        let description = format!("directory at /{}", arc_root.display());
+        let description = format!("directory at /{}", arcpath.trim_start_matches('/'));
         self.push_layer(
-            Layer::from_entries(entries, mtime, description.clone()),
+            files.into_layer(mtime, description.clone()),
             History {
                 created_by: Some(format!("conda-docker add_layer_path {description}")),
                 ..Default::default()
@@ -124,7 +112,7 @@ impl Image {
 impl Image {
     /// Adds a user `name` (`uid`:`gid`) to the image's `/etc/passwd` and `/etc/group` (made,
     /// with root, when missing) with a home directory `/home/NAME` it owns, in one small layer;
-    /// sets `HOME`. Fails with [`Error::Unsupported`] when the name or uid is taken by another.
+    /// sets `HOME`. Fails with [`Error::UserTaken`] when the name or uid is taken by another.
     pub fn add_user(
         &mut self,
         name: &str,
@@ -155,9 +143,10 @@ impl Image {
                 if field(line, 0).as_deref() == Some(name)
                     && field(line, 2).as_deref() == Some(&uid_s) => {}
             Some(line) => {
-                return Err(Error::Unsupported(format!(
-                    "user {name}:{uid}: the image's /etc/passwd already has `{line}`; pick another name or uid"
-                )));
+                return Err(Error::UserTaken {
+                    user: format!("{name}:{uid}"),
+                    entry: line.to_string(),
+                });
             }
             None => {
                 if !passwd.ends_with('\n') {

@@ -9,6 +9,8 @@
 
 use std::path::{Path, PathBuf};
 
+use crate::env::Env;
+
 /// How deep `-r` files may nest (pip has no limit; a cycle is caught before this).
 const MAX_DEPTH: usize = 16;
 
@@ -92,7 +94,11 @@ pub enum Error {
 
 /// Reads the items of an `environment.yml`'s `pip:` list; `-r` paths are relative to the
 /// file's directory, as conda runs pip there.
-pub fn from_pip_section(env_file: &Path, items: &[String]) -> Result<Requirements, Error> {
+pub fn from_pip_section(
+    env_file: &Path,
+    items: &[String],
+    env: &Env,
+) -> Result<Requirements, Error> {
     let mut out = Requirements::default();
     let dir = base_dir(env_file);
     let mut stack = vec![env_file.to_path_buf()];
@@ -102,20 +108,20 @@ pub fn from_pip_section(env_file: &Path, items: &[String]) -> Result<Requirement
             line: i + 1,
             pip_item: true,
         };
-        read_line(item, &origin, &dir, &mut stack, &mut out)?;
+        read_line(item, &origin, &dir, &mut stack, &mut out, env)?;
     }
     Ok(out)
 }
 
 /// Reads a requirements file (`pip install -r PATH`).
-pub fn from_file(path: &Path) -> Result<Requirements, Error> {
+pub fn from_file(path: &Path, env: &Env) -> Result<Requirements, Error> {
     let mut out = Requirements::default();
     let origin = Origin {
         file: path.to_path_buf(),
         line: 0,
         pip_item: false,
     };
-    include(path, &origin, &mut Vec::new(), &mut out)?;
+    include(path, &origin, &mut Vec::new(), &mut out, env)?;
     Ok(out)
 }
 
@@ -132,6 +138,7 @@ fn include(
     origin: &Origin,
     stack: &mut Vec<PathBuf>,
     out: &mut Requirements,
+    env: &Env,
 ) -> Result<(), Error> {
     let line_error = |reason: String| Error::Line {
         origin: origin.clone(),
@@ -167,7 +174,7 @@ fn include(
             line: number,
             pip_item: false,
         };
-        read_line(&line, &origin, &dir, stack, out)?;
+        read_line(&line, &origin, &dir, stack, out, env)?;
     }
     stack.pop();
     Ok(())
@@ -209,7 +216,7 @@ fn strip_comment(line: &str) -> &str {
 }
 
 /// `${NAME}` replaced by the environment variable, as pip does (`NAME` of `[A-Z0-9_]`).
-fn expand_env(line: &str, origin: &Origin) -> Result<String, Error> {
+fn expand_env(line: &str, origin: &Origin, env: &Env) -> Result<String, Error> {
     let mut out = String::with_capacity(line.len());
     let mut rest = line;
     while let Some(at) = rest.find("${") {
@@ -228,12 +235,12 @@ fn expand_env(line: &str, origin: &Origin) -> Result<String, Error> {
         {
             out.push_str(&rest[at..at + 3 + end]);
         } else {
-            let value = std::env::var(name).map_err(|_| Error::Line {
+            let value = env.raw(name).ok_or_else(|| Error::Line {
                 origin: origin.clone(),
                 line: line.to_string(),
                 reason: format!("`${{{name}}}` names an environment variable that is not set"),
             })?;
-            out.push_str(&value);
+            out.push_str(value);
         }
         rest = &after[end + 1..];
     }
@@ -248,8 +255,9 @@ fn read_line(
     dir: &Path,
     stack: &mut Vec<PathBuf>,
     out: &mut Requirements,
+    env: &Env,
 ) -> Result<(), Error> {
-    let line = expand_env(strip_comment(raw).trim(), origin)?;
+    let line = expand_env(strip_comment(raw).trim(), origin, env)?;
     let line = line.trim();
     if line.is_empty() {
         return Ok(());
@@ -267,7 +275,7 @@ fn read_line(
                 .ok_or_else(|| refuse(&format!("`{option}` needs a value")))
         };
         match option {
-            "-r" | "--requirement" => include(&dir.join(value()?), origin, stack, out)?,
+            "-r" | "--requirement" => include(&dir.join(value()?), origin, stack, out, env)?,
             "-i" | "--index-url" => out.locations.index_url = Some(value()?.to_string()),
             "--extra-index-url" => out.locations.extra_index_urls.push(value()?.to_string()),
             "-f" | "--find-links" => out.locations.find_links.push(location(value()?, dir)),
@@ -387,6 +395,26 @@ mod tests {
     }
 
     #[test]
+    fn variables_are_expanded_from_the_environment_given() {
+        let env = Env::new([("WHEEL_VERSION", "2.31.0")], "/");
+        let r = from_pip_section(
+            Path::new("env.yml"),
+            &items(&["requests==${WHEEL_VERSION}"]),
+            &env,
+        )
+        .unwrap();
+        assert_eq!(r.requirements[0].text, "requests==2.31.0");
+        let unset = from_pip_section(
+            Path::new("env.yml"),
+            &items(&["requests==${WHEEL_VERSION}"]),
+            &Env::default(),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(unset.contains("is not set"), "{unset}");
+    }
+
+    #[test]
     fn pip_sections_take_specifiers_index_options_and_nested_files() {
         let dir = tempfile::tempdir().unwrap();
         let env = dir.path().join("environment.yml");
@@ -411,6 +439,7 @@ mod tests {
                 "wheelonly @ https://example.org/w/wheelonly-1.0-py3-none-any.whl",
                 "-f ./wheels",
             ]),
+            &Env::default(),
         )
         .unwrap();
         let texts: Vec<&str> = r.requirements.iter().map(|q| q.text.as_str()).collect();
@@ -459,7 +488,7 @@ mod tests {
             ("--index-url", "needs a value"),
             ("pkg==${CONDA_DOCKER_TEST_UNSET_VARIABLE}", "not set"),
         ] {
-            let e = from_pip_section(&env, &items(&["ok", line]))
+            let e = from_pip_section(&env, &items(&["ok", line]), &Env::default())
                 .unwrap_err()
                 .to_string();
             assert!(
@@ -469,11 +498,11 @@ mod tests {
         }
         std::fs::write(dir.path().join("a.txt"), "-r b.txt\n").unwrap();
         std::fs::write(dir.path().join("b.txt"), "x\n-r a.txt\n").unwrap();
-        let e = from_pip_section(&env, &items(&["-r a.txt"]))
+        let e = from_pip_section(&env, &items(&["-r a.txt"]), &Env::default())
             .unwrap_err()
             .to_string();
         assert!(e.contains("include each other"), "{e}");
-        let e = from_pip_section(&env, &items(&["-r missing.txt"])).unwrap_err();
+        let e = from_pip_section(&env, &items(&["-r missing.txt"]), &Env::default()).unwrap_err();
         assert!(e.to_string().contains("missing.txt"), "{e}");
     }
 }

@@ -1,139 +1,112 @@
-//! `conda-docker build`: packages and a base image in, images and a lockfile out.
+//! `conda-docker build`: packages and a base image in, images and a lockfile out. The flags
+//! fill a [`BuildRequest`]; the library resolves it and builds.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::build::{Builder, Job};
-use crate::conda::channel::Sources;
-use crate::conda::place::Trim;
-use crate::conda::plan::LayeringStrategy;
-use crate::image::{Cancel, Reference};
-use crate::input::Source;
-use crate::platform;
-use crate::pypi::index::Locations;
+use crate::builder::Context;
+use crate::env::Env;
+use crate::image::Cancel;
 use crate::reporter::Reporter;
+use crate::request::BuildRequest;
 use crate::settings::{self, ImageSettings};
-use crate::transport::{self, Location};
-use anyhow::{Context, Result};
+use crate::transport;
+use anyhow::Result;
 
-use super::parse_creds;
 use crate::cli::args::{BuildArgs, Layering};
 use crate::cli::progress::Progress;
 
-/// The command line's image settings.
-fn cli_settings(args: &BuildArgs) -> Result<ImageSettings> {
-    let kv = |items: &[String]| -> Result<std::collections::BTreeMap<String, String>> {
-        items
-            .iter()
-            .map(|s| settings::parse_key_value(s).map_err(anyhow::Error::msg))
-            .collect()
-    };
-    let command = |s: &Option<String>| {
-        s.as_deref()
-            .map(settings::parse_command)
-            .transpose()
-            .map_err(anyhow::Error::msg)
-    };
-    Ok(ImageSettings {
-        env: kv(&args.env)?,
-        entrypoint: command(&args.entrypoint)?,
-        cmd: command(&args.cmd)?,
-        workdir: args.workdir.clone(),
-        labels: kv(&args.labels)?,
-        annotations: kv(&args.annotations)?,
-        expose: args.expose.clone(),
-        user: args.user.clone(),
-        writable_prefix: args.writable_prefix,
+/// `KEY=VALUE` items as a map.
+fn key_values(items: &[String]) -> Result<BTreeMap<String, String>> {
+    items
+        .iter()
+        .map(|s| settings::parse_key_value(s).map_err(anyhow::Error::msg))
+        .collect()
+}
+
+/// A command as the shell would split it (`--entrypoint`, `--cmd`).
+fn command(text: Option<&str>) -> Result<Option<Vec<String>>> {
+    text.map(settings::parse_command)
+        .transpose()
+        .map_err(anyhow::Error::msg)
+}
+
+/// The request the flags describe.
+fn request(args: &BuildArgs) -> Result<BuildRequest> {
+    let tls = &args.registry.tls;
+    Ok(BuildRequest {
+        specs: args.specs.clone(),
+        file: args.file.clone(),
+        environment: args.environment.clone(),
+        prefix: args.prefix.clone(),
+        name: args.name.clone(),
+        channels: args.channels.clone(),
+        mirrors: args.mirrors.clone(),
+        channel_names: args.channel_names.clone(),
+        platforms: args.platforms.clone(),
+        base: args.base.clone(),
+        images: args.images.clone(),
+        outputs: args.outputs.clone(),
+        target_prefix: args.target_prefix.clone(),
+        layering_strategy: match args.layering_strategy {
+            Layering::Auto => "auto",
+            Layering::Layered => "layered",
+            Layering::Single => "single",
+        }
+        .into(),
+        max_layers: args.max_layers,
+        trim: args.trim.clone(),
+        no_trim: args.no_trim,
+        compression: args.compression.compression.to_string(),
+        image: ImageSettings {
+            env: key_values(&args.env)?,
+            entrypoint: command(args.entrypoint.as_deref())?,
+            cmd: command(args.cmd.as_deref())?,
+            workdir: args.workdir.clone(),
+            labels: key_values(&args.labels)?,
+            annotations: key_values(&args.annotations)?,
+            expose: args.expose.clone(),
+            user: args.user.clone(),
+            writable_prefix: args.writable_prefix,
+        },
+        virtual_packages: key_values(&args.virtual_packages)?,
+        sbom: !args.no_sbom,
+        allow_unhashed_pypi: args.allow_unhashed_pypi,
+        pypi_index_url: args.pypi_index_url.clone(),
+        pypi_extra_index_url: args.pypi_extra_index_url.clone(),
+        find_links: args.find_links.clone(),
+        lock_output: args.lock_output.clone(),
+        sbom_dir: args.sbom_dir.clone(),
+        cache_dir: args.registry.cache_dir.clone(),
+        base_creds: args.registry.base_creds.clone(),
+        creds: args.registry.creds.clone(),
+        insecure: tls.insecure,
+        cert_dir: tls.cert_dir.clone(),
+        timeout: tls.timeout.map(|d| d.as_secs_f64()),
+        low_speed_time: tls.low_speed_time.map(|d| d.as_secs_f64()),
+        low_speed_limit: tls.low_speed_limit,
+        source_date_epoch: None,
     })
 }
 
 /// Builds the image the arguments describe (one per platform) and writes every output.
 pub(crate) async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progress>) -> Result<()> {
-    let cwd = std::env::current_dir().context("reading the current directory")?;
-    let config = settings::config_file()?;
-    let sources = Sources::configured(&args.mirrors, &args.channel_names, &cwd, config.as_deref())?;
-    let trim =
-        Trim::from_groups(&args.trim, args.no_trim).map_err(|e| anyhow::anyhow!("--trim: {e}"))?;
+    let env = Env::from_process();
+    let (builder, job) = request(&args)?.resolve(&env)?;
     let reporter: Arc<dyn Reporter> = progress.clone();
-    let env = crate::env::Env::from_process();
-    let base_registry = args.registry.tls.options(
-        parse_creds(args.registry.base_creds.as_deref(), "--base-creds")?,
-        &env,
-    );
-    let mut builder = Builder::new()
-        .from_env()?
-        .with_channels(args.channels.clone())
-        .with_base(args.base.clone())
-        .with_target_prefix(args.target_prefix.clone())
-        .with_layering(match args.layering_strategy {
-            Layering::Auto => LayeringStrategy::Auto,
-            Layering::Layered => LayeringStrategy::Layered,
-            Layering::Single => LayeringStrategy::Single,
-        })
-        .with_max_layers(args.max_layers)
-        .with_trim(trim)
-        .with_sources(sources)
-        .with_sbom(!args.no_sbom)
-        .with_allow_unhashed_pypi(args.allow_unhashed_pypi)
-        .with_pypi_index(Locations::given(
-            args.pypi_index_url.clone(),
-            args.pypi_extra_index_url.clone(),
-            &args.find_links,
-            &cwd,
-        ))
-        .with_settings(cli_settings(&args)?)
+    let ctx = Context::new()
         .with_cancel(cancel.clone())
         .with_reporter(reporter)
-        .with_pypi_timeouts(base_registry.timeouts)
-        .with_base_registry(base_registry);
-    for vp in &args.virtual_packages {
-        let (name, version) = settings::parse_key_value(vp).map_err(anyhow::Error::msg)?;
-        builder = builder.with_virtual_package(name, version);
-    }
-    if let Some(dir) = args.registry.cache_dir.clone() {
-        builder = builder.with_cache_dir(dir);
-    }
-    let job = Job {
-        source: Source::from_parts(
-            args.specs.clone(),
-            args.file.clone(),
-            &args.environment,
-            args.prefix.clone(),
-            args.name.clone(),
-        )?,
-        platforms: args
-            .platforms
-            .iter()
-            .map(|p| platform::parse_subdir(p))
-            .collect::<Result<_, _>>()?,
-        images: args
-            .images
-            .iter()
-            .map(|i| i.parse::<Reference>())
-            .collect::<Result<_, _>>()?,
-        outputs: args
-            .outputs
-            .iter()
-            .map(|o| Location::parse_destination(o))
-            .collect::<Result<_, _>>()?,
-        registry: args.registry.tls.options(
-            parse_creds(args.registry.creds.as_deref(), "--creds")?,
-            &env,
-        ),
-        write: transport::WriteOptions {
-            compression: args.compression.compression,
-        },
-        lock_output: args.lock_output.clone(),
-        sbom_dir: args.sbom_dir.clone(),
-    };
+        .with_env(env);
     if args.dry_run {
         let plans = tokio::select! {
-            plans = builder.plan(&job) => plans?,
+            plans = builder.plan(&ctx, &job) => plans?,
             () = cancel.cancelled() => anyhow::bail!("interrupted"),
         };
         return print_plans(&plans, args.json);
     }
     let outcome = tokio::select! {
-        outcome = builder.run(&job) => outcome?,
+        outcome = builder.run(&ctx, &job) => outcome?,
         () = cancel.cancelled() => anyhow::bail!("interrupted"),
     };
     let platforms: Vec<String> = outcome.built.iter().map(|(p, _)| p.to_string()).collect();
@@ -210,7 +183,7 @@ fn push_summary(stats: &transport::registry::PushStats) -> String {
 }
 
 /// Prints `--dry-run`'s plans: JSON, or a table a person reads.
-fn print_plans(plans: &[crate::build::DryRun], json: bool) -> Result<()> {
+fn print_plans(plans: &[crate::builder::DryRun], json: bool) -> Result<()> {
     if json {
         println!("{}", serde_json::to_string_pretty(plans)?);
         return Ok(());

@@ -2,9 +2,9 @@
 
 use std::process::ExitCode;
 
-use crate::diff::{ConfigChange, Diff};
+use crate::describe::diff::{ConfigChange, Diff};
+use crate::describe::records::Package;
 use crate::image::Cancel;
-use crate::records::Package;
 use anyhow::{Context, Result};
 use serde_json::Value;
 
@@ -21,7 +21,7 @@ pub(crate) async fn diff(
     let (remote, _) = remotes(&args.remote.registry)?;
     let a = read_image(&args.image_a, &args.remote, &remote, &cancel, progress).await?;
     let b = read_image(&args.image_b, &args.remote, &remote, &cancel, progress).await?;
-    let diff = tokio::task::block_in_place(|| crate::diff::diff_images(&a, &b, &cancel))
+    let diff = tokio::task::block_in_place(|| crate::describe::diff::diff_images(&a, &b, &cancel))
         .with_context(|| {
             format!(
                 "reading the layers of `{}` and `{}`",

@@ -13,7 +13,7 @@ pub(crate) async fn inspect(
 ) -> Result<()> {
     let (remote, _) = remotes(&args.remote.registry)?;
     let image = read_image(&args.image, &args.remote, &remote, &cancel, progress).await?;
-    let report = tokio::task::block_in_place(|| crate::inspect::inspect(&image, &cancel))
+    let report = tokio::task::block_in_place(|| crate::describe::inspect::inspect(&image, &cancel))
         .with_context(|| format!("reading the layers of `{}`", args.image))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

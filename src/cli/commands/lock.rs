@@ -2,8 +2,8 @@
 
 use std::sync::Arc;
 
+use crate::describe::lock::{ImageLock, LockSource};
 use crate::image::Cancel;
-use crate::image_lock::{ImageLock, LockSource};
 use anyhow::{Context, Result};
 
 use super::{read_image, remotes};

@@ -1,7 +1,7 @@
 //! `conda-docker sbom`: the SBOM of an image's conda environment.
 
+use crate::describe::sbom::Format;
 use crate::image::Cancel;
-use crate::sbom::Format;
 use anyhow::{Context, Result};
 
 use super::{read_image, remotes};
@@ -19,8 +19,9 @@ pub(crate) async fn sbom(
     };
     let (remote, _) = remotes(&args.remote.registry)?;
     let image = read_image(&args.image, &args.remote, &remote, &cancel, progress).await?;
-    let document = tokio::task::block_in_place(|| crate::sbom::of_image(&image, format, &cancel))
-        .with_context(|| format!("the SBOM of `{}`", args.image))?;
+    let document =
+        tokio::task::block_in_place(|| crate::describe::sbom::of_image(&image, format, &cancel))
+            .with_context(|| format!("the SBOM of `{}`", args.image))?;
     use std::io::Write;
     std::io::stdout().write_all(&document)?;
     Ok(())

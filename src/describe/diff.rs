@@ -2,7 +2,7 @@
 //! layers shared and what a registry holding the first would receive for the second, and the
 //! run-time config (env, entrypoint, cmd, workdir, user, labels, exposed ports).
 //!
-//! [`diff`] compares two [`Report`]s of [`crate::inspect`]; [`diff_images`] reads both images
+//! [`diff`] compares two [`Report`]s of [`crate::describe::inspect`]; [`diff_images`] reads both images
 //! first. Every list in a [`Diff`] is in a stable order, so its JSON is stable too.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -10,9 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 use serde_json::Value;
 
+use crate::describe::inspect::{LayerReport, Report};
+use crate::describe::records::Package;
 use crate::image::{Cancel, Digest, Image, Result, RunConfig};
-use crate::inspect::{LayerReport, Report};
-use crate::records::Package;
 
 /// The differences between image A (the old) and image B (the new).
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -121,9 +121,9 @@ pub struct ConfigChange {
 }
 
 /// Reads both images (every layer, checking its digests; the bottom layers both stacks share
-/// once, see [`crate::inspect::inspect_pair`]) and compares them.
+/// once, see [`crate::describe::inspect::inspect_pair`]) and compares them.
 pub fn diff_images(a: &Image, b: &Image, cancel: &Cancel) -> Result<Diff> {
-    let (a, b) = crate::inspect::inspect_pair(a, b, cancel)?;
+    let (a, b) = crate::describe::inspect::inspect_pair(a, b, cancel)?;
     Ok(diff(&a, &b))
 }
 

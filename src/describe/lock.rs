@@ -2,19 +2,19 @@
 //! registry can be rebuilt exactly.
 //!
 //! The packages are those its environment's `conda-meta/explicit.txt` lists (the package list
-//! conda-docker writes into every image, [`crate::build::PACKAGE_LIST`]), in its order; an image
-//! another tool made has none, and its `conda-meta/*.json` records ([`crate::records`]) are used
+//! conda-docker writes into every image, [`crate::describe::PACKAGE_LIST`]), in its order; an image
+//! another tool made has none, and its `conda-meta/*.json` records ([`crate::describe::records`]) are used
 //! instead. [`ImageLock::write`] writes it through [`crate::conda::lock::write`].
 
 use std::path::{Path, PathBuf};
 
 use rattler_conda_types::{RepoDataRecord, Subdir};
 
-use crate::build::PACKAGE_LIST;
 use crate::conda::lock::{self, LockFormat};
+use crate::describe::PACKAGE_LIST;
+use crate::describe::records::Package;
 use crate::image::files::{FileContent, read_files};
 use crate::image::{Cancel, Image};
-use crate::records::Package;
 
 /// Why an image's lockfile could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -121,7 +121,7 @@ impl ImageLock {
                 source: LockSource::PackageList,
             });
         }
-        let report = crate::inspect::inspect(image, cancel).map_err(Error::Image)?;
+        let report = crate::describe::inspect::inspect(image, cancel).map_err(Error::Image)?;
         let prefix = match configured {
             Some(p) => p,
             None => {

@@ -6,9 +6,9 @@ use std::ops::Range;
 
 use serde::Serialize;
 
+use crate::describe::records::{Environment, Package};
 use crate::image::layer::LayerSource;
 use crate::image::{Cancel, ConfigFile, Digest, Error, Image, Result};
-use crate::records::{Environment, Package};
 
 /// One layer of a [`Report`].
 #[derive(Clone, Debug, Serialize)]
@@ -50,7 +50,7 @@ pub struct Report {
     pub packages: Vec<Package>,
     /// The PyPI distributions the image holds that conda did not install.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pypi: Vec<crate::records::PypiPackage>,
+    pub pypi: Vec<crate::describe::records::PypiPackage>,
 }
 
 /// Reads every layer of `image` (checking its digests) and reports what it holds.
@@ -117,8 +117,9 @@ impl Stack {
         let first = which.start;
         for (i, layer) in image.layers()[which].iter().enumerate() {
             let below = &self.environment;
-            let (scanned, written) =
-                layer.read_tar(cancel, |reader| crate::records::scan(reader, below))?;
+            let (scanned, written) = layer.read_tar(cancel, |reader| {
+                crate::describe::records::scan(reader, below)
+            })?;
             let mut packages: Vec<String> = scanned.records.iter().map(|(_, p)| p.dist()).collect();
             packages.sort();
             let mut pypi: Vec<String> = scanned.pypi.iter().map(|(_, p)| p.dist()).collect();

@@ -478,7 +478,7 @@ pub enum Error {
     Image(#[from] crate::image::Error),
     /// The image holds no SBOM and no conda environment to make one from.
     #[error(transparent)]
-    Environment(#[from] crate::image_lock::Error),
+    Environment(#[from] crate::describe::lock::Error),
 }
 
 /// The SBOM in `format` an image holds in its environment (`$CONDA_PREFIX/share/sbom/`), if
@@ -509,7 +509,7 @@ pub fn of_image(
     if let Some(bytes) = read_from_image(image, format, cancel)? {
         return Ok(bytes);
     }
-    let lock = crate::image_lock::ImageLock::read(image, None, true, cancel)?;
+    let lock = crate::describe::lock::ImageLock::read(image, None, true, cancel)?;
     let created = image
         .config()
         .created

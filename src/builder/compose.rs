@@ -10,7 +10,14 @@
 use std::collections::HashMap;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use super::contents::Environment;
+use super::plan::{Plan, Recipe};
+use super::wheels::Wheels;
+use super::{Context, Error};
+use crate::conda::contents::ContentsCache;
 
 use crate::conda::contents::{PackageContents, PathKind, Placeholder};
 use crate::conda::package_files::PackageDir;
@@ -80,6 +87,104 @@ pub fn layer_key(
         "extra": extra_digest.map(Digest::to_string),
     });
     Some(Digest::of(key.to_string().as_bytes()))
+}
+
+/// The members of a layer of the packages at `indexes` of `env`.
+pub(crate) fn members<'a>(env: &'a Environment, indexes: &[usize]) -> Vec<Member<'a>> {
+    indexes
+        .iter()
+        .map(|&i| Member {
+            dist: env.dists[i].clone(),
+            package_key: ContentsCache::key(&env.records[i]),
+            contents: &env.contents[i],
+            placed: &env.placement.packages[i],
+        })
+        .collect()
+}
+
+/// Makes every planned layer `stored` lacks, as many at once as there are cores, and stores
+/// each in `cache`: package layers from their packages' directories (`dirs`), wheel layers
+/// from the wheels. The one place a missing layer is made.
+pub(crate) fn make_missing(
+    plan: &Plan,
+    env: &Environment,
+    wheels: Option<&Wheels>,
+    dirs: &HashMap<String, PathBuf>,
+    stored: &mut [Option<KeyedLayer>],
+    cache: &BlobCache,
+    ctx: &Context,
+) -> Result<(), Error> {
+    let missing: Vec<usize> = (0..plan.layers.len())
+        .filter(|&i| stored[i].is_none())
+        .collect();
+    let make = |i: usize| {
+        let layer = &plan.layers[i];
+        let cancel = ctx.cancel();
+        match &layer.recipe {
+            Recipe::Packages(m) => {
+                let members = members(env, m);
+                let key = layer.key.as_ref();
+                make_layer(
+                    &members,
+                    &plan.extra,
+                    dirs,
+                    &layer.settings,
+                    key,
+                    cache,
+                    cancel,
+                )
+            }
+            Recipe::Wheels(group) => {
+                let (installed, _) = wheels.ok_or_else(Error::cancelled)?;
+                let members: Vec<_> = group.iter().map(|&w| &installed[w]).collect();
+                let key = layer.key.as_ref().ok_or_else(Error::cancelled)?;
+                super::pypi::make_layer(&members, &layer.settings, key, cache, cancel)
+            }
+        }
+        .map_err(Error::from)
+    };
+    for (i, layer) in in_parallel(&missing, make, ctx.cancel())? {
+        stored[i] = Some(layer);
+    }
+    ctx.check_cancel()
+}
+
+/// Runs `make` on each of `jobs` on as many threads as there are cores; the first failure
+/// stops the rest.
+fn in_parallel<T: Send>(
+    jobs: &[usize],
+    make: impl Fn(usize) -> Result<T, Error> + Sync,
+    cancel: &Cancel,
+) -> Result<Vec<(usize, T)>, Error> {
+    let workers = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(2)
+        .min(jobs.len())
+        .max(1);
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::with_capacity(jobs.len()));
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| {
+                while let Some(&job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    let made = make(job);
+                    let failed = made.is_err();
+                    if let Ok(mut r) = results.lock() {
+                        r.push((job, made));
+                    }
+                    if failed || cancel.is_cancelled() {
+                        // Stop the other workers: the build fails anyway.
+                        next.store(jobs.len(), Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    let mut made = Vec::new();
+    for (job, result) in results.into_inner().unwrap_or_default() {
+        made.push((job, result?));
+    }
+    Ok(made)
 }
 
 /// Makes the layer of `members` (plus `extra` entries) from their extracted directories

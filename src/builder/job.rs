@@ -12,7 +12,7 @@ use crate::input::{Input, Source};
 use crate::transport::registry::RegistryOptions;
 use crate::transport::{self, Location, Publish, Remote, Session, WriteOptions, Written};
 
-use super::{Builder, BuiltImage, DryRun, Error};
+use super::{Builder, BuiltImage, Context, DryRun, Error};
 
 /// What a build makes and where it goes.
 #[derive(Clone, Debug)]
@@ -109,10 +109,15 @@ pub struct Outcome {
 
 impl Builder {
     /// What `source` says for each platform, read once each.
-    fn inputs(&self, source: &Source, platforms: &[Subdir]) -> Result<Vec<Input>, Error> {
+    fn inputs(
+        &self,
+        ctx: &Context,
+        source: &Source,
+        platforms: &[Subdir],
+    ) -> Result<Vec<Input>, Error> {
         platforms
             .iter()
-            .map(|p| source.read(*p).map_err(Error::from))
+            .map(|p| source.read(*p, ctx.env()).map_err(Error::from))
             .collect()
     }
 
@@ -120,34 +125,35 @@ impl Builder {
     /// image per platform).
     pub async fn build_platforms(
         &self,
+        ctx: &Context,
         source: &Source,
         platforms: &[Subdir],
     ) -> Result<Vec<BuiltImage>, Error> {
-        let inputs = self.inputs(source, platforms)?;
+        let inputs = self.inputs(ctx, source, platforms)?;
         let mut built = Vec::with_capacity(platforms.len());
         for (platform, input) in platforms.iter().zip(&inputs) {
-            built.push(self.clone().with_platform(*platform).build(input).await?);
+            built.push(self.build_for(ctx, input, *platform).await?);
         }
         Ok(built)
     }
 
     /// The layer plans the job's build would follow, per platform ([`Builder::dry_run`]);
     /// nothing is downloaded or written.
-    pub async fn plan(&self, job: &Job) -> Result<Vec<DryRun>, Error> {
+    pub async fn plan(&self, ctx: &Context, job: &Job) -> Result<Vec<DryRun>, Error> {
         let platforms = job.platforms(self.subdir);
-        let inputs = self.inputs(&job.source, &platforms)?;
+        let inputs = self.inputs(ctx, &job.source, &platforms)?;
         let mut plans = Vec::with_capacity(platforms.len());
         for (platform, input) in platforms.iter().zip(&inputs) {
-            plans.push(self.clone().with_platform(*platform).dry_run(input).await?);
+            plans.push(self.dry_run_for(ctx, input, *platform).await?);
         }
         Ok(plans)
     }
 
     /// Runs `job`: checks everything it can first (inputs, settings, outputs), builds one image
     /// per platform, writes every output, then the SBOMs and the lockfile.
-    pub async fn run(&self, job: &Job) -> Result<Outcome, Error> {
+    pub async fn run(&self, ctx: &Context, job: &Job) -> Result<Outcome, Error> {
         let platforms = job.platforms(self.subdir);
-        let inputs = self.inputs(&job.source, &platforms)?;
+        let inputs = self.inputs(ctx, &job.source, &platforms)?;
         let first = &inputs[0];
         first
             .settings
@@ -176,7 +182,7 @@ impl Builder {
 
         let mut built = Vec::with_capacity(platforms.len());
         for (platform, input) in platforms.iter().zip(&inputs) {
-            let image = self.clone().with_platform(*platform).build(input).await?;
+            let image = self.build_for(ctx, input, *platform).await?;
             built.push((*platform, image));
         }
         let remote = Remote {
@@ -190,11 +196,11 @@ impl Builder {
                 referrers: b.referrers(),
             })
             .collect();
-        let ctx = Session::new(&self.cancel)
+        let session = Session::new(ctx.cancel())
             .with_remote(&remote)
-            .with_reporter(self.reporter.as_ref())
-            .write(&tags, job.write);
-        let written = transport::write_all(&publish, &job.outputs, &ctx).await?;
+            .with_reporter(ctx.reporter());
+        let written =
+            transport::write_all(&publish, &job.outputs, &session.write(&tags, job.write)).await?;
         let sbom_files = match &job.sbom_dir {
             Some(dir) => write_sboms(dir, &built)?,
             None => Vec::new(),
@@ -225,7 +231,7 @@ fn write_sboms(
     dir: &std::path::Path,
     built: &[(Subdir, BuiltImage)],
 ) -> Result<Vec<PathBuf>, Error> {
-    use crate::sbom::Format;
+    use crate::describe::sbom::Format;
     let error = |path: &std::path::Path| {
         let path = path.to_path_buf();
         move |source| Error::SbomDir { path, source }

@@ -1,0 +1,123 @@
+//! Stage 2, contents: what each package holds (from the contents cache, else fetched and
+//! read through the checked reader), the image's records made from it in dependency order,
+//! and where every file goes (clobbers, trims, noarch python).
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use futures::{StreamExt, TryStreamExt};
+use rattler::install::PythonInfo;
+use rattler_conda_types::RepoDataRecord;
+
+use crate::conda::contents::PackageContents;
+use crate::conda::fetch::Fetcher;
+use crate::conda::place::{self, Placement};
+use crate::conda::{record, solve};
+use crate::reporter::Stage;
+
+use super::prepare::Prepared;
+use super::{Builder, CONCURRENT_PACKAGES, Context, Error, compose};
+
+/// The environment's packages, dependencies first, with what each holds and where it goes.
+pub(crate) struct Environment {
+    /// The image's records, made from the packages themselves.
+    pub records: Vec<RepoDataRecord>,
+    /// The records as resolved, to fetch by.
+    pub fetch_records: Vec<RepoDataRecord>,
+    /// What each package holds.
+    pub contents: Vec<Arc<PackageContents>>,
+    /// The extracted directory of each package fetched just now, so it needs no second look.
+    pub known_dirs: Vec<Option<PathBuf>>,
+    /// `name-version-build` of each package.
+    pub dists: Vec<String>,
+    /// The environment's python, if it has one.
+    pub python: Option<PythonInfo>,
+    /// Where every file goes.
+    pub placement: Placement,
+}
+
+impl Environment {
+    /// What each package holds, by reference.
+    pub fn content_refs(&self) -> Vec<&PackageContents> {
+        self.contents.iter().map(|c| c.as_ref()).collect()
+    }
+}
+
+/// Reads what each of `prepared`'s packages holds and places their files.
+pub(crate) async fn read(
+    b: &Builder,
+    ctx: &Context,
+    prepared: &Prepared,
+    fetcher: &Fetcher,
+) -> Result<Environment, Error> {
+    let reporter = ctx.reporter();
+    let records = &prepared.records;
+    reporter.stage_started(Stage::Install, &format!("{} packages", records.len()));
+    reporter.install_started(records.len());
+    let contents_cache = b.contents_cache();
+    contents_cache.remove_stale();
+    let read: Vec<(Arc<PackageContents>, Option<PathBuf>)> =
+        futures::stream::iter(records.iter().map(|r| fetcher.contents(r, &contents_cache)))
+            .buffered(CONCURRENT_PACKAGES)
+            .try_collect()
+            .await?;
+    ctx.check_cancel()?;
+    reporter.stage_finished(Stage::Install, &format!("{} packages", read.len()));
+    let mut env = in_dependency_order(records, read, prepared)?;
+    env.python = place::python_info(&env.records, prepared.subdir)?;
+    let content_refs: Vec<&PackageContents> = env.contents.iter().map(|c| c.as_ref()).collect();
+    let placement = place::place(
+        &env.records,
+        &content_refs,
+        env.python.as_ref(),
+        &prepared.target_prefix,
+        b.trim,
+    )?;
+    for c in &placement.clobbers {
+        reporter.warning(&format!(
+            "`{}` and `{}` both ship `{}`; the image gets `{}`'s (the later in dependency order)",
+            c.loser, c.winner, c.path, c.winner
+        ));
+    }
+    let members: Vec<(&str, &PackageContents)> = env
+        .dists
+        .iter()
+        .map(String::as_str)
+        .zip(content_refs.iter().copied())
+        .collect();
+    compose::check_placeholders(&members, &prepared.target_prefix)?;
+    env.placement = placement;
+    Ok(env)
+}
+
+/// The image's records, from the packages themselves, in their dependency order; the records
+/// as resolved stay beside them, to fetch by.
+fn in_dependency_order(
+    resolved: &[RepoDataRecord],
+    read: Vec<(Arc<PackageContents>, Option<PathBuf>)>,
+    prepared: &Prepared,
+) -> Result<Environment, Error> {
+    let mut rows = Vec::with_capacity(resolved.len());
+    for (source, (contents, dir)) in resolved.iter().zip(read) {
+        let image_record = record::image_record(source, &contents, &prepared.sources)?;
+        rows.push(Some((image_record, source.clone(), contents, dir)));
+    }
+    let order = solve::dependency_order(rows.iter().flatten().map(|r| &r.0));
+    let mut env = Environment {
+        records: Vec::with_capacity(rows.len()),
+        fetch_records: Vec::with_capacity(rows.len()),
+        contents: Vec::with_capacity(rows.len()),
+        known_dirs: Vec::with_capacity(rows.len()),
+        dists: Vec::with_capacity(rows.len()),
+        python: None,
+        placement: Placement::default(),
+    };
+    for (image_record, source, contents, dir) in order.iter().filter_map(|&i| rows[i].take()) {
+        env.dists.push(image_record.identifier.to_string());
+        env.records.push(image_record);
+        env.fetch_records.push(source);
+        env.contents.push(contents);
+        env.known_dirs.push(dir);
+    }
+    Ok(env)
+}

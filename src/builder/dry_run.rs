@@ -1,0 +1,167 @@
+//! The dry run: the layer plan made from the records alone, without downloading or composing
+//! anything: which layers, with which packages, and which packages and wheels are missing.
+
+use rattler_conda_types::{RepoDataRecord, Subdir};
+
+use crate::conda::contents::{ContentsCache, PackageContents};
+use crate::conda::plan::{self, LayerPlan, plan_layers};
+use crate::input::Input;
+use crate::reporter::Stage;
+
+use super::prepare::{self, Prepared};
+use super::{Builder, Context, Error, pypi, wheels};
+
+/// What a build would do ([`Builder::dry_run`]).
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct DryRun {
+    /// The conda platform.
+    pub platform: String,
+    /// How many layers the base image has.
+    pub base_layers: usize,
+    /// How many layers the packages may use.
+    pub budget: usize,
+    /// The package layers, bottom first.
+    #[serde(flatten)]
+    pub plan: LayerPlan,
+    /// Packages neither the package cache nor the contents cache has.
+    pub downloads: Vec<Download>,
+    /// The PyPI wheels the build would install (before those conda turns out to provide).
+    pub pypi: Vec<PlannedWheel>,
+}
+
+/// A PyPI wheel a build would install.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PlannedWheel {
+    /// What and from where.
+    #[serde(flatten)]
+    pub pin: pypi::Pin,
+    /// The wheel cache has it already.
+    pub cached: bool,
+}
+
+/// A package a build would download.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct Download {
+    /// `name-version-build`.
+    pub package: String,
+    /// Where from.
+    pub url: String,
+    /// Its recorded size.
+    pub size: Option<u64>,
+}
+
+impl Builder {
+    /// The layer plan of the build for this builder's platform, made from the records alone,
+    /// without downloading or composing anything.
+    pub async fn dry_run(&self, ctx: &Context, input: &Input) -> Result<DryRun, Error> {
+        self.dry_run_for(ctx, input, self.subdir).await
+    }
+
+    /// [`Self::dry_run`] for `subdir`.
+    pub(crate) async fn dry_run_for(
+        &self,
+        ctx: &Context,
+        input: &Input,
+        subdir: Subdir,
+    ) -> Result<DryRun, Error> {
+        let prepared = prepare::prepare(self, ctx, input, subdir).await?;
+        let budget = self.layer_budget(&prepared.base, prepared.user.is_some());
+        let contents_cache = self.contents_cache();
+        let known: Vec<Option<PackageContents>> = prepared
+            .records
+            .iter()
+            .map(|r| ContentsCache::key(r).and_then(|k| contents_cache.get(&k)))
+            .collect();
+        // A package read before is planned by its files' bytes, as the build plans it; one
+        // never read, by its archive size (the lockfile's or repodata's), an estimate.
+        let sizes: Vec<u64> = prepared
+            .records
+            .iter()
+            .zip(&known)
+            .map(|(r, c)| match c {
+                Some(c) => c.file_bytes(),
+                None => r.package_record.size.unwrap_or(0),
+            })
+            .collect();
+        let plan = plan_layers(&prepared.records, &sizes, self.strategy, budget);
+        Ok(DryRun {
+            platform: subdir.to_string(),
+            base_layers: prepared.base.layers().len(),
+            budget,
+            plan,
+            downloads: downloads(&prepared, &known).await?,
+            pypi: self.planned_wheels(ctx, input, &prepared, &known).await?,
+        })
+    }
+
+    /// The wheels the build would install; what conda provides is known only for the
+    /// packages read before.
+    async fn planned_wheels(
+        &self,
+        ctx: &Context,
+        input: &Input,
+        prepared: &Prepared,
+        known: &[Option<PackageContents>],
+    ) -> Result<Vec<PlannedWheel>, Error> {
+        if input.pypi.is_none() {
+            return Ok(Vec::new());
+        }
+        let (known_records, known_contents): (Vec<RepoDataRecord>, Vec<&PackageContents>) =
+            prepared
+                .records
+                .iter()
+                .zip(known)
+                .filter_map(|(r, c)| Some((r.clone(), c.as_ref()?)))
+                .unzip();
+        let provided = crate::pypi::provides::provided(&known_records, &known_contents);
+        let (pins, _) = ctx
+            .cancellable(wheels::pins(
+                self,
+                ctx,
+                input,
+                prepared,
+                &prepared.records,
+                &provided,
+            ))
+            .await??;
+        ctx.reporter()
+            .stage_finished(Stage::Pypi, &format!("{} wheels", pins.len()));
+        let root = self.cache_root();
+        Ok(pins
+            .into_iter()
+            .map(|pin| PlannedWheel {
+                cached: pin
+                    .sha256
+                    .as_deref()
+                    .is_some_and(|s| crate::pypi::index::cached_wheel(&root, s).is_file()),
+                pin,
+            })
+            .collect())
+    }
+}
+
+/// The packages neither the package cache nor the contents cache has.
+async fn downloads(
+    prepared: &Prepared,
+    known: &[Option<PackageContents>],
+) -> Result<Vec<Download>, Error> {
+    let cache_dir = &prepared.cache_dir;
+    let cache = rattler_cache::package_cache::PackageCache::new(
+        cache_dir.join(rattler_cache::PACKAGE_CACHE_DIR),
+    );
+    let index = cache.index().await.map_err(crate::conda::Error::io(
+        "reading the package cache",
+        cache_dir,
+    ))?;
+    Ok(prepared
+        .records
+        .iter()
+        .zip(known)
+        .filter(|(r, c)| !index.contains_record(r) && c.is_none())
+        .map(|(r, _)| Download {
+            package: plan::dist_name(r),
+            url: prepared.sources.fetch_url(&r.url).to_string(),
+            size: r.package_record.size,
+        })
+        .collect())
+}

@@ -1,0 +1,194 @@
+//! What can go wrong building an image. A setting at fault is named by
+//! [`Error::setting`], so each front end can say it in its own words.
+
+use std::path::PathBuf;
+
+use super::pypi;
+use crate::request::Setting;
+use crate::transport::LocationError;
+
+/// What can go wrong building an image.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// No package specs were given.
+    #[error(
+        "no packages to install: give at least one package spec, e.g. `conda-docker build bzip2`"
+    )]
+    NoSpecs,
+    /// The base image location does not parse.
+    #[error(transparent)]
+    Location(#[from] LocationError),
+    /// Reading the base image failed.
+    #[error("reading base image `{base}`")]
+    Base {
+        /// The base as given.
+        base: String,
+        /// The cause.
+        #[source]
+        source: Box<crate::transport::Error>,
+    },
+    /// The base image is for another platform.
+    #[error(
+        "base image `{base}` is for {found}, but --platform {subdir} needs {wanted}: pick a base for {wanted}"
+    )]
+    BasePlatform {
+        /// The base as given.
+        base: String,
+        /// The base's platform (`linux/arm64/v8`).
+        found: String,
+        /// The platform the packages need.
+        wanted: String,
+        /// The conda subdir asked for.
+        subdir: String,
+    },
+    /// Resolving or installing packages failed.
+    #[error(transparent)]
+    Conda(#[from] crate::conda::Error),
+    /// An image setting is invalid.
+    #[error(transparent)]
+    Settings(#[from] crate::settings::Error),
+    /// The user to add clashes with the base's users
+    /// ([`crate::image::Error::UserTaken`]).
+    #[error("--user: {0}")]
+    User(#[source] crate::image::Error),
+    /// The PyPI distributions cannot be installed.
+    #[error(transparent)]
+    Pypi(Box<pypi::PypiError>),
+    /// What to build cannot be read.
+    #[error(transparent)]
+    Input(#[from] crate::input::Error),
+    /// The default image name (after the environment's name) is no image reference.
+    #[error(
+        "the environment's name gives the image name `{name}`, which is not valid: name the image (`--image`)"
+    )]
+    ImageName {
+        /// The name made.
+        name: String,
+        /// Why it is invalid.
+        #[source]
+        source: crate::image::reference::InvalidReference,
+    },
+    /// The layer budget leaves no room for the environment.
+    #[error(
+        "--max-layers {0}: an image needs at least 2 layers (the packages and the environment files)"
+    )]
+    MaxLayers(usize),
+    /// Several platforms were to go into a lockfile in conda's explicit format.
+    #[error(
+        "--lock-output {}: conda's explicit format holds one platform; name a conda-lock file \
+         (`.yml`) for several",
+        path.display()
+    )]
+    LockOnePlatform {
+        /// The lockfile.
+        path: PathBuf,
+    },
+    /// PyPI distributions were to go into a lockfile in conda's explicit format.
+    #[error(
+        "--lock-output {}: conda's explicit format holds no PyPI packages; name a conda-lock \
+         file (`.yml`)",
+        path.display()
+    )]
+    LockNoPypi {
+        /// The lockfile.
+        path: PathBuf,
+    },
+    /// The SBOM directory cannot be written.
+    #[error("--sbom-dir {}", path.display())]
+    SbomDir {
+        /// The directory or file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An output cannot be written.
+    #[error(transparent)]
+    Output(Box<crate::transport::OutputError>),
+    /// The request does not resolve.
+    #[error(transparent)]
+    Request(#[from] crate::request::Error),
+    /// Building the layers failed, or the build was cancelled
+    /// ([`crate::image::Error::Cancelled`]: the one way a cancellation is told).
+    #[error(transparent)]
+    Image(#[from] crate::image::Error),
+}
+
+impl From<crate::transport::OutputError> for Error {
+    fn from(e: crate::transport::OutputError) -> Self {
+        Self::Output(Box::new(e))
+    }
+}
+
+impl From<pypi::PypiError> for Error {
+    fn from(e: pypi::PypiError) -> Self {
+        Error::Pypi(Box::new(e))
+    }
+}
+
+impl Error {
+    /// The build was cancelled.
+    pub(crate) fn cancelled() -> Self {
+        Self::Image(crate::image::Error::Cancelled)
+    }
+
+    /// True when the build stopped because it was cancelled.
+    pub fn is_cancelled(&self) -> bool {
+        let direct = match self {
+            Self::Image(e) => matches!(e, crate::image::Error::Cancelled),
+            Self::Base { source, .. } => source.is_cancelled(),
+            Self::Output(e) => matches!(e.image_error(), Some(crate::image::Error::Cancelled)),
+            _ => false,
+        };
+        // Wherever else it was told, the one cancellation is an image::Error::Cancelled
+        // somewhere in the source chain.
+        let mut source = std::error::Error::source(self);
+        direct
+            || std::iter::from_fn(|| {
+                let s = source?;
+                source = s.source();
+                Some(s)
+            })
+            .any(|s| {
+                matches!(
+                    s.downcast_ref::<crate::image::Error>(),
+                    Some(crate::image::Error::Cancelled)
+                )
+            })
+    }
+}
+
+impl Error {
+    /// The setting at fault, if one is: the front end names it in its own words.
+    pub fn setting(&self) -> Option<Setting> {
+        match self {
+            Self::BasePlatform { .. } => Some(Setting::Platform),
+            Self::User(_) => Some(Setting::User),
+            Self::ImageName { .. } => Some(Setting::Image),
+            Self::MaxLayers(_) => Some(Setting::MaxLayers),
+            Self::LockOnePlatform { .. } | Self::LockNoPypi { .. } => Some(Setting::LockOutput),
+            Self::SbomDir { .. } => Some(Setting::SbomDir),
+            Self::Request(e) => Some(e.setting),
+            _ => None,
+        }
+    }
+
+    /// The message, naming the setting at fault in `words` (the command line's flags in
+    /// [`std::fmt::Display`]).
+    pub fn render(&self, words: crate::request::Words) -> String {
+        let text = self.to_string();
+        match (self, self.setting(), words) {
+            (Self::Request(e), _, _) => e.render(words),
+            // `--max-layers 1: ...` reads `max_layers=1: ...`; `--user: ...`, `user: ...`.
+            (_, Some(s), crate::request::Words::Keywords) => {
+                match text.replacen(&format!("{} ", s.flag()), s.keyword(), 1) {
+                    same if same == text => {
+                        text.replacen(s.flag(), s.keyword().trim_end_matches('='), 1)
+                    }
+                    replaced => replaced,
+                }
+            }
+            _ => text,
+        }
+    }
+}

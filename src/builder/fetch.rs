@@ -1,0 +1,73 @@
+//! Stage 6, fetch: the packages of the layers no cache has (several at once, sha256-checked);
+//! the packages of layers found in a cache are never fetched.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use futures::{StreamExt, TryStreamExt};
+
+use crate::conda::fetch::Fetcher;
+use crate::reporter::Stage;
+use crate::store::KeyedLayer;
+
+use super::contents::Environment;
+use super::plan::{Plan, Recipe};
+use super::{CONCURRENT_PACKAGES, Context, Error};
+
+/// Fetches the packages the missing package layers need: their extracted directories, by
+/// dist (packages just fetched to be read are not looked up again).
+pub(crate) async fn fetch_missing(
+    ctx: &Context,
+    plan: &Plan,
+    stored: &[Option<KeyedLayer>],
+    env: &mut Environment,
+    fetcher: &Fetcher,
+) -> Result<HashMap<String, PathBuf>, Error> {
+    let missing: Vec<&Vec<usize>> = plan
+        .layers
+        .iter()
+        .zip(stored)
+        .filter_map(|(l, s)| match (&l.recipe, s) {
+            (Recipe::Packages(members), None) => Some(members),
+            _ => None,
+        })
+        .collect();
+    let mut dirs: HashMap<String, PathBuf> = HashMap::new();
+    let mut wanted = Vec::new();
+    for &i in missing.iter().flat_map(|m| m.iter()) {
+        match env.known_dirs[i].take() {
+            Some(dir) => {
+                dirs.insert(env.dists[i].clone(), dir);
+            }
+            None => wanted.push(i),
+        }
+    }
+    let fetched: Vec<PathBuf> =
+        futures::stream::iter(wanted.iter().map(|&i| fetcher.fetch(&env.fetch_records[i])))
+            .buffered(CONCURRENT_PACKAGES)
+            .try_collect()
+            .await?;
+    for (&i, dir) in wanted.iter().zip(fetched) {
+        dirs.insert(env.dists[i].clone(), dir);
+    }
+    ctx.reporter().stage_finished(
+        Stage::Install,
+        &format!(
+            "{} packages, {} of {} layers to make, {} trimmed",
+            env.records.len(),
+            missing.len(),
+            plan.groups.groups.len(),
+            human_bytes(env.placement.trimmed_bytes)
+        ),
+    );
+    Ok(dirs)
+}
+
+/// `1.2 MB`.
+fn human_bytes(bytes: u64) -> String {
+    if bytes >= 1 << 20 {
+        format!("{:.1} MB", bytes as f64 / 1e6)
+    } else {
+        format!("{} kB", bytes.div_ceil(1000))
+    }
+}

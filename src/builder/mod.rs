@@ -1,0 +1,454 @@
+//! The builder: specs and a base image in, an image out, as a pipeline of stages, each a
+//! function from one plain value to the next (one file each):
+//!
+//! 1. [`prepare`]: the settings checked, the base read, the exact packages resolved
+//!    ([`prepare::Prepared`]);
+//! 2. [`contents`]: what each package holds and where its files go ([`contents::Environment`]);
+//! 3. [`wheels`]: the PyPI wheels resolved, fetched and installed over it;
+//! 4. [`plan`]: every layer planned with its key ([`plan::Plan`]; `--dry-run` prints its
+//!    groups);
+//! 5. [`lookup`]: which layers a cache has already;
+//! 6. [`fetch`]: the packages of the layers nobody has;
+//! 7. [`compose`]: those layers made, in parallel;
+//! 8. [`assemble`]: base, layers, config and annotations into an image;
+//! 9. [`job`]: every platform built over one [`Context`] and every output written.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), conda_docker::builder::Error> {
+//! use conda_docker::builder::{Builder, Context};
+//! use conda_docker::input::Input;
+//! let built = Builder::new()
+//!     .with_channels(["conda-forge"])
+//!     .with_base("docker-archive:base.tar")
+//!     .build(&Context::new(), &Input::specs(["bzip2"]))
+//!     .await?;
+//! println!("{} layers", built.image().layers().len());
+//! # Ok(()) }
+//! ```
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use rattler_conda_types::{RepoDataRecord, Subdir};
+
+use crate::conda::channel::Sources;
+use crate::conda::contents::ContentsCache;
+use crate::conda::place::{Clobber, Trim};
+use crate::conda::plan::{LayerPlan, LayeringStrategy, MAX_LAYERS};
+use crate::image::Image;
+use crate::input::Input;
+use crate::settings::ImageSettings;
+use crate::store::{BlobCache, Store};
+use crate::transport::registry::RegistryOptions;
+
+mod assemble;
+pub mod compose;
+mod contents;
+mod context;
+mod dry_run;
+mod error;
+mod fetch;
+pub mod job;
+mod lookup;
+mod plan;
+mod prepare;
+pub mod pypi;
+mod wheels;
+
+pub use context::Context;
+pub use dry_run::{Download, DryRun, PlannedWheel};
+pub use error::Error;
+pub use job::{Job, Outcome};
+
+pub use crate::describe::{PACKAGE_LIST, PACKAGES_LABEL};
+
+/// How many packages are fetched or read at once.
+const CONCURRENT_PACKAGES: usize = 8;
+
+/// The glibc version assumed for the image when nothing says otherwise (conda-forge's minimum).
+pub const DEFAULT_GLIBC: &str = "2.17";
+
+/// Builds conda environment images: holds how to build (every setting has a default; see each
+/// `with_` method) and takes what to build, an [`Input`], in [`Builder::build`].
+#[must_use]
+#[derive(Clone)]
+pub struct Builder {
+    channels: Vec<String>,
+    subdir: Subdir,
+    base: String,
+    target_prefix: PathBuf,
+    strategy: LayeringStrategy,
+    max_layers: usize,
+    trim: Trim,
+    cache_dir: Option<PathBuf>,
+    source_date_epoch: Option<u64>,
+    base_options: Option<RegistryOptions>,
+    settings: ImageSettings,
+    virtual_packages: BTreeMap<String, String>,
+    sources: Sources,
+    sbom: bool,
+    allow_unhashed_pypi: bool,
+    pypi_locations: crate::pypi::index::Locations,
+    pypi_http: crate::pypi::index::HttpOptions,
+    working_dir: PathBuf,
+}
+
+impl Default for Builder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Builder {
+    /// A builder with every setting at its default.
+    pub fn new() -> Self {
+        Self {
+            channels: Vec::new(),
+            subdir: Subdir::Linux64,
+            base: "scratch".into(),
+            target_prefix: PathBuf::from("/opt/conda"),
+            strategy: LayeringStrategy::Auto,
+            max_layers: MAX_LAYERS,
+            trim: Trim::default(),
+            cache_dir: None,
+            source_date_epoch: None,
+            base_options: None,
+            settings: ImageSettings::default(),
+            virtual_packages: BTreeMap::new(),
+            sources: Sources::new(),
+            sbom: true,
+            allow_unhashed_pypi: false,
+            pypi_locations: Default::default(),
+            pypi_http: Default::default(),
+            working_dir: PathBuf::from("."),
+        }
+    }
+
+    /// Where channels' packages are fetched from (mirrors, names of local channels). By
+    /// default, every channel from where it is, a local one named by its directory.
+    pub fn with_sources(mut self, sources: Sources) -> Self {
+        self.sources = sources;
+        self
+    }
+
+    /// Whether a locked PyPI wheel without a sha256 is installed (unchecked). By default, no:
+    /// it is refused.
+    pub fn with_allow_unhashed_pypi(mut self, allow: bool) -> Self {
+        self.allow_unhashed_pypi = allow;
+        self
+    }
+
+    /// Where `pip:` requirements are looked up, over those set before and over what the requirements themselves say: an index URL given
+    /// here wins, extra indexes and find-links add up (see [`crate::pypi::index::Locations::over`]).
+    /// By default, PyPI.
+    pub fn with_pypi_index(mut self, locations: crate::pypi::index::Locations) -> Self {
+        self.pypi_locations = locations.over(&self.pypi_locations);
+        self
+    }
+
+    /// How PyPI indexes are talked to (timeouts and the low-speed limit, extra CA
+    /// certificates), all of it.
+    pub fn with_pypi_http(mut self, http: crate::pypi::index::HttpOptions) -> Self {
+        self.pypi_http = http;
+        self
+    }
+
+    /// The timeouts and low-speed limit PyPI indexes get (as registries get theirs), keeping
+    /// the CA certificates set before.
+    pub fn with_pypi_timeouts(mut self, timeouts: crate::http::Timeouts) -> Self {
+        self.pypi_http.timeouts = timeouts;
+        self
+    }
+
+    /// Whether the image gets SBOMs (SPDX and CycloneDX, in `<prefix>/share/sbom/` and as OCI
+    /// referrers beside it). By default, yes.
+    pub fn with_sbom(mut self, sbom: bool) -> Self {
+        self.sbom = sbom;
+        self
+    }
+
+    /// Entrypoint, command, labels, user and the like, over those the input declares (maps
+    /// merged key by key, see [`ImageSettings::merged_with`]). By default, the input's, else
+    /// the base's.
+    pub fn with_settings(mut self, settings: ImageSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Overrides a virtual package (`__glibc` = `2.28`, `__cuda` = `12.4`) for the solve.
+    /// By default `__glibc` is the base image's glibc (2.17 if it cannot be read).
+    pub fn with_virtual_package(
+        mut self,
+        name: impl Into<String>,
+        version: impl Into<String>,
+    ) -> Self {
+        self.virtual_packages.insert(name.into(), version.into());
+        self
+    }
+
+    /// Channels in priority order, over those the input names. By default, the input's, else
+    /// `conda-forge`.
+    pub fn with_channels(mut self, channels: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.channels = channels.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// The conda subdir to build for. By default, `linux-64`.
+    pub fn with_platform(mut self, subdir: Subdir) -> Self {
+        self.subdir = subdir;
+        self
+    }
+
+    /// The conda subdir this builder builds for.
+    pub fn platform(&self) -> Subdir {
+        self.subdir
+    }
+
+    /// Where relative paths (local channels) are found from. By default, the process's
+    /// current directory (`.`).
+    pub fn with_working_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.working_dir = dir.into();
+        self
+    }
+
+    /// The most layers the image may have, the base's included.
+    pub fn max_layers(&self) -> usize {
+        self.max_layers
+    }
+
+    /// The base image (`scratch`, `docker-archive:PATH`, `oci:DIR[:TAG]`). By default, `scratch`.
+    pub fn with_base(mut self, base: impl Into<String>) -> Self {
+        self.base = base.into();
+        self
+    }
+
+    /// Where the environment lives in the image. By default, `/opt/conda`.
+    pub fn with_target_prefix(mut self, prefix: impl Into<PathBuf>) -> Self {
+        self.target_prefix = prefix.into();
+        self
+    }
+
+    /// How packages are split into layers. By default, [`LayeringStrategy::Auto`].
+    pub fn with_layering(mut self, strategy: LayeringStrategy) -> Self {
+        self.strategy = strategy;
+        self
+    }
+
+    /// The most layers the image may have, the base's included. By default, [`MAX_LAYERS`].
+    pub fn with_max_layers(mut self, max_layers: usize) -> Self {
+        self.max_layers = max_layers;
+        self
+    }
+
+    /// Which files are left out. By default static libraries and `*.js.map` ([`Trim::default`]).
+    pub fn with_trim(mut self, trim: Trim) -> Self {
+        self.trim = trim;
+        self
+    }
+
+    /// The package cache root. By default, rattler's shared cache (as pixi uses).
+    pub fn with_cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self
+    }
+
+    /// A fixed creation time, seconds since the epoch (`SOURCE_DATE_EPOCH`, as
+    /// [`crate::request::BuildRequest::resolve`] reads it). By default, the newest package's build time.
+    pub fn with_source_date_epoch(mut self, epoch: Option<u64>) -> Self {
+        self.source_date_epoch = epoch;
+        self
+    }
+
+    /// How to reach the base image's registry (credentials, `--insecure`). By default, plain
+    /// HTTP only on loopback and credentials looked up as Docker does.
+    pub fn with_base_registry(mut self, options: RegistryOptions) -> Self {
+        self.base_options = Some(options);
+        self
+    }
+
+    /// The blob cache for registry images: the [`Store::blobs`] under the cache dir.
+    pub fn blob_cache(&self) -> BlobCache {
+        self.store().blobs()
+    }
+
+    /// The store under the cache dir when one was given, else the default [`Store::at`].
+    pub(crate) fn store(&self) -> Store {
+        Store::at(self.cache_dir.as_deref(), &crate::env::Env::from_process())
+    }
+
+    /// Checks the settings that need no input.
+    pub(crate) fn check(&self) -> Result<(), Error> {
+        if self.max_layers < 2 {
+            return Err(Error::MaxLayers(self.max_layers));
+        }
+        crate::settings::target_prefix(&self.target_prefix)?;
+        Ok(())
+    }
+
+    /// How many layers the packages may use: the image's limit less the base's layers, the
+    /// user's and the top layer of files no package owns.
+    pub(crate) fn layer_budget(&self, base: &Image, adds_user: bool) -> usize {
+        let taken = base.layers().len() + usize::from(adds_user) + 1;
+        self.max_layers.saturating_sub(taken).max(1)
+    }
+
+    /// The root of conda-docker's own caches (the wheel cache is its `pypi-v1/`).
+    pub(crate) fn cache_root(&self) -> PathBuf {
+        self.store().root().to_path_buf()
+    }
+
+    /// The cache of what each package holds, beside the blob cache.
+    pub(crate) fn contents_cache(&self) -> ContentsCache {
+        ContentsCache::new(&self.store().contents_dir())
+    }
+
+    /// Resolves the environment, composes its layers from the packages (or takes them from the
+    /// layer cache) and puts them on the base image, for this builder's platform.
+    pub async fn build(&self, ctx: &Context, input: &Input) -> Result<BuiltImage, Error> {
+        self.build_for(ctx, input, self.subdir).await
+    }
+
+    /// [`Self::build`] for `subdir`: the pipeline, stage by stage.
+    pub(crate) async fn build_for(
+        &self,
+        ctx: &Context,
+        input: &Input,
+        subdir: Subdir,
+    ) -> Result<BuiltImage, Error> {
+        let prepared = prepare::prepare(self, ctx, input, subdir).await?;
+        let blobs = self.blob_cache();
+        blobs.remove_stale();
+        let fetcher = crate::conda::fetch::Fetcher::new(
+            &prepared.cache_dir,
+            ctx.client(),
+            ctx.reporter_arc(),
+            prepared.sources.clone(),
+        );
+        let cache_lock = fetcher.lock().await?;
+        let mut env = contents::read(self, ctx, &prepared, &fetcher).await?;
+        let wheels = wheels::install(self, ctx, input, &prepared, &env).await?;
+        let plan = plan::plan(self, input, &prepared, &env, wheels.as_ref());
+        let mut stored = lookup::lookup(&plan, &blobs);
+        let dirs = fetch::fetch_missing(ctx, &plan, &stored, &mut env, &fetcher).await?;
+        ctx.check_cancel()?;
+        compose::make_missing(
+            &plan,
+            &env,
+            wheels.as_ref(),
+            &dirs,
+            &mut stored,
+            &blobs,
+            ctx,
+        )?;
+        drop(cache_lock);
+        let image = assemble::assemble(self, ctx, input, &prepared, &env, &plan, &stored)?;
+        Ok(BuiltImage {
+            image,
+            sbom: plan.sbom,
+            records: env.records,
+            pypi: wheels
+                .as_ref()
+                .map(|(w, _)| pypi::locked(w))
+                .unwrap_or_default(),
+            plan: plan.groups,
+            clobbers: env.placement.clobbers,
+            trimmed_bytes: env.placement.trimmed_bytes,
+        })
+    }
+}
+
+/// An environment's SBOMs, as the image holds them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sbom {
+    /// The SPDX 2.3 JSON document.
+    pub spdx: Vec<u8>,
+    /// The CycloneDX 1.6 JSON document.
+    pub cyclonedx: Vec<u8>,
+}
+
+impl Sbom {
+    /// The document in `format`.
+    pub fn document(&self, format: crate::describe::sbom::Format) -> &[u8] {
+        match format {
+            crate::describe::sbom::Format::Spdx => &self.spdx,
+            crate::describe::sbom::Format::CycloneDx => &self.cyclonedx,
+        }
+    }
+}
+
+/// A built image, with the packages in it; its package layers are blobs in the blob cache.
+#[derive(Debug)]
+pub struct BuiltImage {
+    image: Image,
+    sbom: Option<Sbom>,
+    records: Vec<RepoDataRecord>,
+    pypi: Vec<crate::conda::lock::LockedPypi>,
+    plan: LayerPlan,
+    clobbers: Vec<Clobber>,
+    trimmed_bytes: u64,
+}
+
+impl BuiltImage {
+    /// The image.
+    pub fn image(&self) -> &Image {
+        &self.image
+    }
+
+    /// The SBOMs the image holds, unless built without.
+    pub fn sbom(&self) -> Option<&Sbom> {
+        self.sbom.as_ref()
+    }
+
+    /// What to attach beside the image as OCI referrers: its SBOMs (none without).
+    pub fn referrers(&self) -> Vec<crate::image::referrer::Artifact> {
+        let Some(sbom) = &self.sbom else {
+            return Vec::new();
+        };
+        let created = self.image.config().created.clone().unwrap_or_default();
+        [
+            crate::describe::sbom::Format::Spdx,
+            crate::describe::sbom::Format::CycloneDx,
+        ]
+        .into_iter()
+        .map(|format| crate::image::referrer::Artifact {
+            artifact_type: format.media_type().to_string(),
+            bytes: sbom.document(format).to_vec(),
+            annotations: [(
+                "org.opencontainers.image.created".to_string(),
+                created.clone(),
+            )]
+            .into(),
+        })
+        .collect()
+    }
+
+    /// The image, to edit before writing.
+    pub fn image_mut(&mut self) -> &mut Image {
+        &mut self.image
+    }
+
+    /// The installed packages, dependencies first.
+    pub fn records(&self) -> &[RepoDataRecord] {
+        &self.records
+    }
+
+    /// The PyPI distributions installed over the packages, as a lockfile pins them.
+    pub fn pypi(&self) -> &[crate::conda::lock::LockedPypi] {
+        &self.pypi
+    }
+
+    /// How the environment was split into layers.
+    pub fn plan(&self) -> &LayerPlan {
+        &self.plan
+    }
+
+    /// Paths two packages shipped (the later one's file is in the image).
+    pub fn clobbers(&self) -> &[Clobber] {
+        &self.clobbers
+    }
+
+    /// Bytes of package files left out by trimming.
+    pub fn trimmed_bytes(&self) -> u64 {
+        self.trimmed_bytes
+    }
+}
