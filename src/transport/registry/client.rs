@@ -665,42 +665,7 @@ impl<'r> Client<'r> {
             realm: realm.to_string(),
             source,
         };
-        let mut query: Vec<(&str, &str)> = Vec::new();
-        if let Some(s) = service {
-            query.push(("service", s));
-        }
-        let request = match &self.credential {
-            Some((Credential::IdentityToken(refresh), _)) => {
-                let scope = scopes.join(" ");
-                let mut form = vec![
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", refresh.as_str()),
-                    ("client_id", "conda-docker"),
-                    ("scope", scope.as_str()),
-                ];
-                form.extend(query.iter().copied());
-                self.http
-                    .post(realm)
-                    .timeout(self.timeouts.timeout)
-                    .form(&form)
-                    .build()
-            }
-            other => {
-                for s in scopes {
-                    query.push(("scope", s));
-                }
-                let mut req = self
-                    .http
-                    .get(realm)
-                    .timeout(self.timeouts.timeout)
-                    .query(&query);
-                if let Some((Credential::Basic { username, password }, _)) = other {
-                    req = req.basic_auth(username, Some(password));
-                }
-                req.build()
-            }
-        }
-        .map_err(failed)?;
+        let request = self.token_request(realm, service, scopes).map_err(failed)?;
         let mut response = self.http.execute(request).await.map_err(failed)?;
         if !response.status().is_success() {
             return Err(TokenError::Status {
@@ -731,6 +696,51 @@ impl<'r> Client<'r> {
             .ok_or_else(|| TokenError::NoToken {
                 realm: realm.to_string(),
             })
+    }
+
+    /// The request for a token covering `scopes`: an identity token's refresh (OAuth2 POST),
+    /// else a GET with the Basic credential, if any.
+    fn token_request(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+    ) -> reqwest::Result<reqwest::Request> {
+        let mut query: Vec<(&str, &str)> = Vec::new();
+        if let Some(s) = service {
+            query.push(("service", s));
+        }
+        match &self.credential {
+            Some((Credential::IdentityToken(refresh), _)) => {
+                let scope = scopes.join(" ");
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh.as_str()),
+                    ("client_id", "conda-docker"),
+                    ("scope", scope.as_str()),
+                ];
+                form.extend(query.iter().copied());
+                self.http
+                    .post(realm)
+                    .timeout(self.timeouts.timeout)
+                    .form(&form)
+                    .build()
+            }
+            other => {
+                for s in scopes {
+                    query.push(("scope", s));
+                }
+                let mut req = self
+                    .http
+                    .get(realm)
+                    .timeout(self.timeouts.timeout)
+                    .query(&query);
+                if let Some((Credential::Basic { username, password }, _)) = other {
+                    req = req.basic_auth(username, Some(password));
+                }
+                req.build()
+            }
+        }
     }
 }
 
