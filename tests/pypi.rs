@@ -749,8 +749,9 @@ fn a_pip_section_resolves_on_the_real_pypi() {
         .is_some_and(|a| {
             std::net::TcpStream::connect_timeout(&a, std::time::Duration::from_secs(5)).is_ok()
         });
-    if !reachable {
-        eprintln!("SKIPPED {test}: pypi.org is not reachable from this machine");
+    // `.ci/run` itself installs from pypi.org, so a CI run that cannot reach it fails here
+    // rather than passing untested; elsewhere the test is a counted skip.
+    if !reachable && common::tools::skip::<()>(test, "pypi.org:443 is not reachable").is_none() {
         return;
     }
     let dir = tempdir();
