@@ -437,7 +437,6 @@ impl BuildRequest {
                 }
             }
         };
-        let _ = env;
         Ok(RegistryOptions {
             insecure: self.insecure,
             credential,
@@ -447,6 +446,7 @@ impl BuildRequest {
                 low_speed_limit: self.low_speed_limit.unwrap_or(default.low_speed_limit),
                 low_speed_time: seconds(self.low_speed_time, default.low_speed_time)?,
             },
+            ..RegistryOptions::from_env(env)
         })
     }
 }

@@ -79,7 +79,7 @@ fn solve_specs(
             .map(|c| sources.parse_channel(c, env.cwd(), subdir).map(|s| s.fetch))
             .collect::<Result<Vec<_>, _>>()
             .map_err(conda_fail)?;
-        let root = conda_docker::cache::conda_root(cache_dir.as_deref()).map_err(conda_fail)?;
+        let root = conda_docker::conda::cache_root(cache_dir.as_deref()).map_err(conda_fail)?;
         let gateway = solve::gateway(&root, solve::http_client());
         let mut overrides = virtual_packages;
         let glibc = overrides
@@ -139,7 +139,7 @@ fn conda_settings(
     cache_dir: Option<PathBuf>,
 ) -> PyResult<(PathBuf, Vec<(String, String)>)> {
     let settings = || -> Result<_, Fail> {
-        let root = conda_docker::cache::conda_root(cache_dir.as_deref()).map_err(conda_fail)?;
+        let root = conda_docker::conda::cache_root(cache_dir.as_deref()).map_err(conda_fail)?;
         let mirrors = sources(&[], &Env::from_process())?
             .mirrors()
             .map(|(c, f)| (c.to_string(), f.to_string()))

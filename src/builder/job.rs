@@ -10,7 +10,7 @@ use rattler_conda_types::Subdir;
 use crate::image::Reference;
 use crate::input::{Input, Source};
 use crate::transport::registry::RegistryOptions;
-use crate::transport::{self, Location, Publish, Remote, WriteOptions, Written};
+use crate::transport::{self, Location, Publish, Remote, Session, WriteOptions, Written};
 
 use super::{Builder, BuiltImage, Context, DryRun, Error};
 
@@ -44,7 +44,7 @@ impl Job {
             platforms: Vec::new(),
             images: Vec::new(),
             outputs: Vec::new(),
-            registry: RegistryOptions::default(),
+            registry: RegistryOptions::from_env(&crate::env::Env::from_process()),
             write: WriteOptions::default(),
             lock_output: None,
             sbom_dir: None,
@@ -196,16 +196,11 @@ impl Builder {
                 referrers: b.referrers(),
             })
             .collect();
-        let written = transport::write_all(
-            &publish,
-            &job.outputs,
-            &tags,
-            &remote,
-            &job.write,
-            ctx.cancel(),
-            ctx.reporter(),
-        )
-        .await?;
+        let session = Session::new(ctx.cancel())
+            .with_remote(&remote)
+            .with_reporter(ctx.reporter());
+        let written =
+            transport::write_all(&publish, &job.outputs, &session.write(&tags, job.write)).await?;
         let sbom_files = match &job.sbom_dir {
             Some(dir) => write_sboms(dir, &built)?,
             None => Vec::new(),

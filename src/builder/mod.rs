@@ -38,7 +38,8 @@ use crate::conda::plan::{LayerPlan, LayeringStrategy, MAX_LAYERS};
 use crate::image::Image;
 use crate::input::Input;
 use crate::settings::ImageSettings;
-use crate::transport::registry::{BlobCache, RegistryOptions};
+use crate::store::{BlobCache, Store};
+use crate::transport::registry::RegistryOptions;
 
 mod assemble;
 pub mod compose;
@@ -265,10 +266,14 @@ impl Builder {
         self
     }
 
-    /// The blob cache for registry images: `<cache dir>/oci-v1` when a cache dir was given,
-    /// else the default [`BlobCache::default_dir`].
+    /// The blob cache for registry images: the [`Store::blobs`] under the cache dir.
     pub fn blob_cache(&self) -> BlobCache {
-        BlobCache::for_cache_dir(self.cache_dir.as_deref())
+        self.store().blobs()
+    }
+
+    /// The store under the cache dir when one was given, else the default [`Store::at`].
+    pub(crate) fn store(&self) -> Store {
+        Store::at(self.cache_dir.as_deref(), &crate::env::Env::from_process())
     }
 
     /// Checks the settings that need no input.
@@ -289,12 +294,12 @@ impl Builder {
 
     /// The root of conda-docker's own caches (the wheel cache is its `pypi-v1/`).
     pub(crate) fn cache_root(&self) -> PathBuf {
-        crate::cache::root(self.cache_dir.as_deref())
+        self.store().root().to_path_buf()
     }
 
     /// The cache of what each package holds, beside the blob cache.
     pub(crate) fn contents_cache(&self) -> ContentsCache {
-        ContentsCache::new(&crate::cache::contents_dir(self.cache_dir.as_deref()))
+        ContentsCache::new(&self.store().contents_dir())
     }
 
     /// Resolves the environment, composes its layers from the packages (or takes them from the

@@ -12,7 +12,8 @@ use crate::input::{Input, Packages};
 use crate::platform::oci_platform;
 use crate::reporter::Stage;
 use crate::settings::{ImageSettings, UserSpec};
-use crate::transport::{self, Location, Remote};
+use crate::transport::registry::RegistryOptions;
+use crate::transport::{self, Location, Remote, Session};
 
 use super::{Builder, Context, Error};
 
@@ -54,7 +55,7 @@ pub(crate) async fn prepare(
     let settings = input.settings.clone().merged_with(b.settings.clone());
     settings.validate()?;
     let user = settings.user_spec()?;
-    let cache_dir = crate::cache::conda_root(b.cache_dir.as_deref())?;
+    let cache_dir = crate::conda::cache_root(b.cache_dir.as_deref())?;
     let base = read_base(b, ctx, subdir, &oci_platform(subdir)).await?;
     ctx.check_cancel()?;
     let gateway = solve::gateway(&cache_dir, ctx.client());
@@ -85,10 +86,17 @@ async fn read_base(
     reporter.stage_started(Stage::ReadBase, &b.base);
     let base_location = Location::parse_source(&b.base)?;
     let remote = Remote {
-        options: b.base_options.clone().unwrap_or_default(),
+        options: b
+            .base_options
+            .clone()
+            .unwrap_or_else(|| RegistryOptions::from_env(&crate::env::Env::from_process())),
         cache: b.blob_cache(),
     };
-    let base = transport::read_with(&base_location, platform, &remote, ctx.cancel(), reporter)
+    let read = Session::new(ctx.cancel())
+        .with_remote(&remote)
+        .with_reporter(reporter)
+        .read(platform);
+    let base = transport::read(&base_location, &read)
         .await
         .map_err(|source| Error::Base {
             base: b.base.clone(),
