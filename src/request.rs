@@ -396,6 +396,8 @@ impl BuildRequest {
         for (name, version) in virtual_packages {
             builder = builder.with_virtual_package(name, version);
         }
+        builder =
+            builder.with_store_root(crate::store::Store::at(self.cache_dir.as_deref(), env).root());
         if let Some(dir) = &self.cache_dir {
             builder = builder.with_cache_dir(dir.clone());
         }

@@ -179,6 +179,21 @@ fn the_environment_is_read_only_in_env() {
 }
 
 #[test]
+fn only_front_ends_read_the_process_environment() {
+    for (path, text) in all_sources("src") {
+        if path.contains("/src/cli/") || path.contains("/src/bin/") || path.ends_with("env.rs") {
+            continue;
+        }
+        for (n, code) in code_lines(&text) {
+            assert!(
+                !code.contains("Env::from_process"),
+                "{path}:{n}: the library reads the process environment: take an Env from the caller"
+            );
+        }
+    }
+}
+
+#[test]
 fn front_ends_fill_a_request_and_build_no_builder() {
     let mut checked = 0;
     for dir in ["src/cli", "python/src"] {

@@ -37,14 +37,16 @@ pub struct Job {
 }
 
 impl Job {
-    /// A build of `source` for the builder's platform, written nowhere.
+    /// A build of `source` for the builder's platform, written nowhere (registries reached
+    /// with [`RegistryOptions::default`]: no stored credentials; a front end resolves them
+    /// from its environment with [`RegistryOptions::from_env`]).
     pub fn new(source: Source) -> Self {
         Self {
             source,
             platforms: Vec::new(),
             images: Vec::new(),
             outputs: Vec::new(),
-            registry: RegistryOptions::from_env(&crate::env::Env::from_process()),
+            registry: RegistryOptions::default(),
             write: WriteOptions::default(),
             lock_output: None,
             sbom_dir: None,

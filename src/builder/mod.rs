@@ -81,6 +81,7 @@ pub struct Builder {
     max_layers: usize,
     trim: Trim,
     cache_dir: Option<PathBuf>,
+    store_root: Option<PathBuf>,
     source_date_epoch: Option<u64>,
     base_options: Option<RegistryOptions>,
     settings: ImageSettings,
@@ -111,6 +112,7 @@ impl Builder {
             max_layers: MAX_LAYERS,
             trim: Trim::default(),
             cache_dir: None,
+            store_root: None,
             source_date_epoch: None,
             base_options: None,
             settings: ImageSettings::default(),
@@ -271,9 +273,21 @@ impl Builder {
         self.store().blobs()
     }
 
-    /// The store under the cache dir when one was given, else the default [`Store::at`].
+    /// Where conda-docker's own caches (blobs, layer keys, contents, wheels) live. By
+    /// default, the cache dir when one was given, else [`Store::default_root`] of an empty
+    /// environment (the system's temporary directory): front ends set it from their
+    /// environment ([`crate::request::BuildRequest::resolve`]).
+    pub fn with_store_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.store_root = Some(root.into());
+        self
+    }
+
+    /// The store: [`Self::with_store_root`]'s, else under the cache dir.
     pub(crate) fn store(&self) -> Store {
-        Store::at(self.cache_dir.as_deref(), &crate::env::Env::from_process())
+        match &self.store_root {
+            Some(root) => Store::new(root),
+            None => Store::at(self.cache_dir.as_deref(), &crate::env::Env::default()),
+        }
     }
 
     /// Checks the settings that need no input.

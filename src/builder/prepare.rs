@@ -12,7 +12,6 @@ use crate::input::{Input, Packages};
 use crate::platform::oci_platform;
 use crate::reporter::Stage;
 use crate::settings::{ImageSettings, UserSpec};
-use crate::transport::registry::RegistryOptions;
 use crate::transport::{self, Location, Remote, Session};
 
 use super::{Builder, Context, Error};
@@ -86,10 +85,7 @@ async fn read_base(
     reporter.stage_started(Stage::ReadBase, &b.base);
     let base_location = Location::parse_source(&b.base)?;
     let remote = Remote {
-        options: b
-            .base_options
-            .clone()
-            .unwrap_or_else(|| RegistryOptions::from_env(&crate::env::Env::from_process())),
+        options: b.base_options.clone().unwrap_or_default(),
         cache: b.blob_cache(),
     };
     let read = Session::new(ctx.cancel())
