@@ -55,7 +55,6 @@ async fn build_write_pull_change_and_write_again() {
             .iter()
             .any(|r| r.package_record.name.as_normalized() == "bzip2")
     );
-    let ids = diff_ids(built.image());
 
     let cancel = Cancel::new();
     let remote = Remote {
