@@ -5,6 +5,7 @@ use std::io::IsTerminal;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use crate::cli::output::errln;
 use crate::image::{Digest, Layer, WrittenLayer};
 use crate::reporter::{Reporter, Retry, Stage};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
@@ -93,7 +94,7 @@ impl Progress {
         }
         match self.bar.lock().ok().as_deref().and_then(Option::as_ref) {
             Some(bar) => bar.println(line),
-            None => eprintln!("{line}"),
+            None => errln!("{line}"),
         }
     }
 
@@ -163,9 +164,9 @@ impl Reporter for Progress {
             return;
         }
         if let Some(bar) = self.bar.lock().ok().as_deref().and_then(Option::as_ref) {
-            bar.suspend(|| eprintln!("warning: {message}"));
+            bar.suspend(|| errln!("warning: {message}"));
         } else {
-            eprintln!("warning: {message}");
+            errln!("warning: {message}");
         }
     }
 

@@ -4,6 +4,8 @@ use crate::transport;
 use crate::transport::registry::{Credential, auth};
 use anyhow::{Context, Result};
 
+use crate::cli::output::errln;
+
 /// Checks the credentials and stores them where `docker login` would.
 pub(crate) async fn login(args: crate::cli::args::LoginArgs) -> Result<()> {
     let password = match (args.password, args.password_stdin) {
@@ -34,7 +36,7 @@ pub(crate) async fn login(args: crate::cli::args::LoginArgs) -> Result<()> {
     let client = transport::registry::Client::new(&registry, &args.tls.options(Some(credential)))?;
     client.check_login().await?;
     let stored = auth::store(&registry, &args.username, &password)?;
-    eprintln!(
+    errln!(
         "Login Succeeded (credentials stored in {})",
         stored.display()
     );

@@ -19,6 +19,7 @@ use crate::transport::{self, Location, Remote};
 use anyhow::{Context, Result};
 
 use crate::cli::args::{Cli, Command};
+use crate::cli::output::errln;
 use crate::cli::progress::Progress;
 
 /// Runs the parsed command line; errors are printed with their causes.
@@ -32,7 +33,7 @@ pub fn run(cli: Cli) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -73,16 +74,22 @@ pub fn run(cli: Cli) -> ExitCode {
         r
     });
     progress.clear();
+    let result = result.and_then(|code| {
+        crate::cli::output::flush()
+            .map(|()| code)
+            .map_err(Into::into)
+    });
     match result {
         Ok(code) => code,
+        Err(e) if let Some(code) = crate::cli::output::closed_status(&e) => code,
         Err(e) if cancel.is_cancelled() => {
-            eprintln!("error: cancelled ({e}); {}", progress.written());
+            errln!("error: cancelled ({e}); {}", progress.written());
             ExitCode::from(128 + signal.load(std::sync::atomic::Ordering::SeqCst))
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                errln!("  caused by: {cause}");
             }
             ExitCode::from(error_code)
         }
