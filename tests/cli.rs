@@ -167,3 +167,54 @@ fn a_closed_stdout_is_status_141_and_other_write_errors_are_errors() {
         stderr(&out)
     );
 }
+
+#[test]
+fn ctrl_c_prints_one_line() {
+    let (dir, caches) = (tempdir(), tempdir());
+    for attempt in 0..5 {
+        let cache = caches.path().join(attempt.to_string());
+        let mut child = conda_docker()
+            .env("CONDA_DOCKER_CACHE_DIR", &cache)
+            .args(["build", "-b", "scratch", "-c"])
+            .arg(common::channel())
+            .arg("-o")
+            .arg(dir.path().join("out.tar"))
+            .args(["bzip2", "zstd", "openssl", "ncurses"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut lines =
+            std::io::BufRead::lines(std::io::BufReader::new(child.stderr.take().unwrap()));
+        let mut before = Vec::new();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            let solved = line.starts_with("solving:");
+            before.push(line);
+            if solved {
+                common::run_ok(Command::new("kill").args(["-INT", &child.id().to_string()]));
+                break;
+            }
+        }
+        let after: Vec<String> = lines.map(Result::unwrap).collect();
+        let status = child.wait().unwrap();
+        if status.success() {
+            let _ = std::fs::remove_file(dir.path().join("out.tar"));
+            continue;
+        }
+        assert_eq!(status.code(), Some(130), "{before:?}\n{after:?}");
+        // The stage it was in may still say it ended; then one line says why it stopped.
+        let last = after.last().expect("nothing printed after Ctrl-C");
+        assert_eq!(
+            last, "cancelled by Ctrl-C; nothing was written",
+            "{after:?}"
+        );
+        let said: Vec<&String> = after
+            .iter()
+            .filter(|l| !l.starts_with("fetching"))
+            .collect();
+        assert_eq!(said, [last], "more than one line after Ctrl-C: {after:?}");
+        common::assert_no_output(dir.path());
+        return;
+    }
+    panic!("every build finished before Ctrl-C reached it");
+}

@@ -82,9 +82,14 @@ pub fn run(cli: Cli) -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) if let Some(code) = crate::cli::output::closed_status(&e) => code,
-        Err(e) if cancel.is_cancelled() => {
-            errln!("error: cancelled ({e}); {}", progress.written());
-            ExitCode::from(128 + signal.load(std::sync::atomic::Ordering::SeqCst))
+        Err(_) if cancel.is_cancelled() => {
+            let number = signal.load(std::sync::atomic::Ordering::SeqCst);
+            errln!(
+                "cancelled by {}; {}",
+                signal_name(number),
+                progress.written()
+            );
+            ExitCode::from(128 + number)
         }
         Err(e) => {
             errln!("error: {e}");
@@ -93,6 +98,15 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             ExitCode::from(error_code)
         }
+    }
+}
+
+/// How people name the signal `number` that stopped a command.
+fn signal_name(number: u8) -> &'static str {
+    match number {
+        1 => "SIGHUP",
+        15 => "SIGTERM",
+        _ => "Ctrl-C",
     }
 }
 
@@ -110,12 +124,15 @@ async fn stop_signal() -> Option<u8> {
     }
 }
 
+/// Logs to stderr at the level `-v`/`-q` choose, or as `CONDA_DOCKER_LOG` says.
 fn init_tracing(verbose: u8, quiet: bool) {
     // The TLS verifier logs a failed verification itself; our error says it, with the way out.
+    // Other crates' messages (rattler's, resolvo's) only from -v on, their debug at -vvv.
     let level = match (quiet, verbose) {
-        (true, _) => "error,rustls_platform_verifier=off",
-        (_, 0) => "warn,rustls_platform_verifier=off",
-        (_, 1) => "info,conda_docker=debug",
+        (true, _) => "off,conda_docker=error",
+        (_, 0) => "error,conda_docker=warn,rustls_platform_verifier=off",
+        (_, 1) => "warn,conda_docker=info,rustls_platform_verifier=off",
+        (_, 2) => "warn,conda_docker=debug,rustls_platform_verifier=off",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONDA_DOCKER_LOG")
