@@ -87,6 +87,8 @@ fn printing_commands(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
         ("--help", s(&["--help"])),
         ("build --help", s(&["build", "--help"])),
         ("--version", s(&["--version"])),
+        ("completions bash", s(&["completions", "bash"])),
+        ("man", s(&["man"])),
     ]
 }
 
@@ -217,4 +219,223 @@ fn ctrl_c_prints_one_line() {
         return;
     }
     panic!("every build finished before Ctrl-C reached it");
+}
+
+/// The `RepoTags` of a docker-archive.
+fn repo_tags(path: &Path) -> Vec<String> {
+    let files = common::archive::open(path).files;
+    let manifest: serde_json::Value = serde_json::from_slice(&files["manifest.json"]).unwrap();
+    manifest[0]["RepoTags"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn dash_t_and_tag_name_the_image_as_dash_i_does() {
+    let dir = tempdir();
+    let built = dir.path().join("built.tar");
+    build(
+        built.to_str().unwrap(),
+        "first:1",
+        &["-t", "second:2", "--tag", "third:3"],
+        &["bzip2"],
+    );
+    assert_eq!(repo_tags(&built), ["first:1", "second:2", "third:3"]);
+    let copied = dir.path().join("copied.tar");
+    common::run_ok(
+        conda_docker()
+            .arg("copy")
+            .arg(archive(&built))
+            .arg(&copied)
+            .args(["-t", "fourth:4"]),
+    );
+    assert_eq!(repo_tags(&copied), ["fourth:4"]);
+}
+
+/// `logout` with `DOCKER_CONFIG=dir`: status, stderr.
+fn logout(config: &Path, registry: &str, path: &std::ffi::OsStr) -> (bool, String) {
+    let out = conda_docker()
+        .env("DOCKER_CONFIG", config)
+        .env("PATH", path)
+        .args(["logout", registry])
+        .output()
+        .unwrap();
+    (out.status.success(), stderr(&out))
+}
+
+#[test]
+fn logout_removes_what_login_stored_and_nothing_else() {
+    let dir = tempdir();
+    let config = dir.path().join("docker");
+    std::fs::create_dir(&config).unwrap();
+    let file = config.join("config.json");
+    // One login in config.json, one in a credential helper that logs what it is asked.
+    std::fs::write(
+        &file,
+        r#"{"auths":{"localhost:5000":{"auth":"YTpi"},"https://index.docker.io/v1/":{},
+            "other.example":{"auth":"YzpkCg=="}},"credHelpers":{"https://index.docker.io/v1/":"log"},
+            "proxies":{"default":{}}}"#,
+    )
+    .unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let helper = bin.join("docker-credential-log");
+    let log = dir.path().join("helper.log");
+    std::fs::write(
+        &helper,
+        format!(
+            "#!/bin/sh\nread server\necho \"$1 $server\" >> {}\n",
+            log.display()
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let path = std::env::join_paths(
+        std::iter::once(bin.clone())
+            .chain(std::env::split_paths(&std::env::var_os("PATH").unwrap())),
+    )
+    .unwrap();
+
+    let (ok, err) = logout(&config, "localhost:5000", &path);
+    assert!(
+        ok && err.contains("Removed the login for localhost:5000"),
+        "{err}"
+    );
+    let left: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(left["auths"].as_object().unwrap().len(), 2, "{left}");
+    assert!(left["auths"].get("localhost:5000").is_none(), "{left}");
+    assert_eq!(
+        left["proxies"],
+        serde_json::json!({"default": {}}),
+        "{left}"
+    );
+
+    let (ok, err) = logout(&config, "localhost:5000", &path);
+    assert!(
+        ok && err.contains("Not logged in to localhost:5000"),
+        "{err}"
+    );
+
+    // Docker Hub's login lives in the helper: erased there, its empty entry removed.
+    let (ok, err) = logout(&config, "index.docker.io", &path);
+    assert!(ok && err.contains("docker-credential-log"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(&log).unwrap(),
+        "erase https://index.docker.io/v1/\n"
+    );
+    let left: serde_json::Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
+    assert_eq!(left["auths"].as_object().unwrap().len(), 1, "{left}");
+    assert!(left["auths"].get("other.example").is_some(), "{left}");
+}
+
+#[test]
+fn login_names_the_password_it_was_given_and_logout_undoes_it() {
+    use common::tools::{PASSWORD, Registry, RegistryAuth, USER};
+    let test = "login_names_the_password_it_was_given_and_logout_undoes_it";
+    let Some(registry) = Registry::start(RegistryAuth::Htpasswd, test) else {
+        return;
+    };
+    let dir = tempdir();
+    let reg = registry.addr.clone();
+    let login = |password: &str| {
+        let mut child = conda_docker()
+            .env("DOCKER_CONFIG", dir.path())
+            .args(["login", &reg, "-u", USER, "--password-stdin"])
+            .stdin(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        let mut stdin = child.stdin.take().unwrap();
+        stdin.write_all(format!("{password}\n").as_bytes()).unwrap();
+        drop(stdin);
+        child.wait_with_output().unwrap()
+    };
+    let refused = login("wrong");
+    let err = stderr(&refused);
+    assert!(!refused.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("`{USER}`"))
+            && err.contains("--password-stdin")
+            && !err.contains("--creds"),
+        "{err}"
+    );
+    assert!(!dir.path().join("config.json").exists());
+    let accepted = login(PASSWORD);
+    assert!(accepted.status.success(), "{}", stderr(&accepted));
+    let stored = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+    assert!(stored.contains(&reg), "{stored}");
+    let (ok, err) = logout(dir.path(), &reg, &std::env::var_os("PATH").unwrap());
+    assert!(ok && err.contains("Removed"), "{err}");
+    let stored = std::fs::read_to_string(dir.path().join("config.json")).unwrap();
+    assert!(!stored.contains(&reg), "{stored}");
+}
+
+#[test]
+fn completions_and_manual_pages_cover_every_command() {
+    let commands = [
+        "build", "inspect", "diff", "lock", "copy", "cache", "sbom", "login", "logout",
+    ];
+    for (shell, says) in [
+        ("bash", "complete -F"),
+        ("zsh", "#compdef conda-docker"),
+        ("fish", "complete -c conda-docker"),
+    ] {
+        let script = common::run_ok(conda_docker().args(["completions", shell]));
+        assert!(script.contains(says), "{shell}: {script}");
+        for c in commands {
+            assert!(script.contains(c), "{shell} does not complete `{c}`");
+        }
+    }
+    let bash = common::run_ok(conda_docker().args(["completions", "bash"]));
+    assert!(
+        bash.contains("--output") && bash.contains("--tag"),
+        "{bash}"
+    );
+
+    let page = common::run_ok(conda_docker().arg("man"));
+    assert!(
+        page.starts_with(".ie") || page.contains(".TH conda-docker 1"),
+        "{page}"
+    );
+    let build_page = common::run_ok(conda_docker().args(["man", "build"]));
+    assert!(
+        build_page.contains(".TH conda-docker-build 1"),
+        "{build_page}"
+    );
+    assert!(build_page.contains("\\-\\-output"), "{build_page}");
+    if let Some(mut man) =
+        common::tools::tool("man", "completions_and_manual_pages_cover_every_command")
+    {
+        let dir = tempdir();
+        let written = dir.path().join("man1");
+        common::run_ok(conda_docker().args(["man", "--dir"]).arg(&written));
+        for c in commands {
+            assert!(
+                written.join(format!("conda-docker-{c}.1")).is_file(),
+                "no page for {c}"
+            );
+        }
+        assert!(!written.join("conda-docker-help.1").exists());
+        let text = common::run_ok(
+            man.env("MANWIDTH", "200")
+                .arg("-l")
+                .arg(written.join("conda-docker-build.1")),
+        );
+        assert!(
+            text.contains("conda-docker-build - Build") && text.contains("--output"),
+            "{text}"
+        );
+    }
+    let out = conda_docker().args(["man", "nope"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("there are: build"),
+        "{}",
+        stderr(&out)
+    );
 }

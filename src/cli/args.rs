@@ -39,6 +39,36 @@ pub enum Command {
     Cache(CacheArgs),
     /// Print the SBOM (SPDX or CycloneDX JSON) of an image's conda environment.
     Sbom(SbomArgs),
+    /// Remove the credentials `login` stored for a registry.
+    Logout(LogoutArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or PowerShell.
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write every command's page to a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry host, as `login` took it (default: Docker Hub).
+    #[arg(default_value = "docker.io")]
+    pub registry: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print (default: conda-docker's own).
+    pub command: Option<String>,
+    /// Write `conda-docker.1` and one page per command (`conda-docker-build.1`, ...) to DIR
+    /// instead.
+    #[arg(long, value_name = "DIR", conflicts_with = "command")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Registry credentials, plain HTTP and the cache: shared by every command that reads or
@@ -153,7 +183,13 @@ pub struct CopyArgs {
     /// Where to write it (as `-o` takes it).
     pub destination: String,
     /// Name and tag for the written image (repeatable).
-    #[arg(short, long = "image", value_name = "NAME[:TAG]")]
+    #[arg(
+        short,
+        long = "image",
+        visible_short_alias = 't',
+        visible_alias = "tag",
+        value_name = "NAME[:TAG]"
+    )]
     pub images: Vec<String>,
     #[command(flatten)]
     pub compression: CompressionArgs,
@@ -277,7 +313,13 @@ pub struct BuildArgs {
     pub base: String,
     /// Name and tag of the image (repeatable): `demo:1`, `localhost:5000/team/app:1.0`
     /// (default: the environment file's name, else `conda-docker:latest`).
-    #[arg(short, long = "image", value_name = "NAME[:TAG]")]
+    #[arg(
+        short,
+        long = "image",
+        visible_short_alias = 't',
+        visible_alias = "tag",
+        value_name = "NAME[:TAG]"
+    )]
     pub images: Vec<String>,
     /// An environment.yml, or a lockfile (conda-lock.yml, pixi.lock, conda's @EXPLICIT list),
     /// told apart by content. Specs on the command line are added to an environment file's.

@@ -3,6 +3,7 @@
 
 mod build;
 mod cache;
+mod completions;
 mod copy;
 mod diff;
 mod inspect;
@@ -69,6 +70,9 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Copy(args) => done(copy::copy(args, cancel.clone(), progress.clone()).await),
             Command::Cache(args) => done(cache::cache(args)),
             Command::Sbom(args) => done(sbom::sbom(args, cancel.clone(), &progress).await),
+            Command::Logout(args) => done(login::logout(args)),
+            Command::Completions(args) => done(completions::completions(args)),
+            Command::Man(args) => done(completions::man(args)),
         };
         watcher.abort();
         r
