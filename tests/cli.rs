@@ -439,3 +439,119 @@ fn completions_and_manual_pages_cover_every_command() {
         stderr(&out)
     );
 }
+
+fn help(args: &[&str]) -> String {
+    common::run_ok(conda_docker().args(args).env("COLUMNS", "100"))
+}
+
+#[test]
+fn build_help_starts_with_usage_and_examples_and_groups_its_options() {
+    let text = help(&["build", "--help"]);
+    let head: Vec<&str> = text.lines().take(30).collect();
+    let usage = head
+        .iter()
+        .position(|l| l.starts_with("Usage: conda-docker build"))
+        .unwrap_or_else(|| panic!("no Usage in the first 30 lines:\n{}", head.join("\n")));
+    assert!(head[usage].contains("-o OUTPUT"), "{}", head[usage]);
+    let examples = head[usage + 1..]
+        .iter()
+        .take_while(|l| l.starts_with("       conda-docker build "))
+        .count();
+    assert!(
+        examples >= 2,
+        "fewer than two examples in Usage:\n{}",
+        head.join("\n")
+    );
+    let headings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.ends_with(':') || l.starts_with("Registry"))
+        .filter(|l| !l.starts_with(' '))
+        .collect();
+    assert_eq!(
+        headings,
+        [
+            "Options:",
+            "Input:",
+            "Image:",
+            "Output:",
+            "Layers:",
+            "Registry (for images in a registry):",
+            "Cache:",
+            "Examples:"
+        ],
+        "{text}"
+    );
+    // Each option under its heading.
+    let under = |heading: &str, flag: &str| {
+        let after = text.split(&format!("\n{heading}\n")).nth(1).unwrap();
+        let section: Vec<&str> = after
+            .lines()
+            .take_while(|l| l.is_empty() || l.starts_with(' '))
+            .collect();
+        let section = section.join("\n");
+        assert!(
+            section.contains(flag),
+            "{flag} is not under {heading}:\n{section}"
+        );
+    };
+    for (heading, flag) in [
+        ("Input:", "--channel"),
+        ("Image:", "--image"),
+        ("Output:", "--output"),
+        ("Layers:", "--max-layers"),
+        ("Registry (for images in a registry):", "--insecure"),
+        ("Cache:", "--cache-dir"),
+    ] {
+        under(heading, flag);
+    }
+}
+
+#[test]
+fn every_command_has_examples_and_registry_flags_only_where_they_apply() {
+    for command in [
+        vec![],
+        vec!["build"],
+        vec!["login"],
+        vec!["logout"],
+        vec!["inspect"],
+        vec!["diff"],
+        vec!["lock"],
+        vec!["copy"],
+        vec!["cache"],
+        vec!["cache", "info"],
+        vec!["cache", "prune"],
+        vec!["sbom"],
+        vec!["completions"],
+        vec!["man"],
+    ] {
+        let mut args = command.clone();
+        args.push("--help");
+        let text = help(&args);
+        let examples = text
+            .split("\nExamples:\n")
+            .nth(1)
+            .unwrap_or_else(|| panic!("`{}` has no Examples:\n{text}", command.join(" ")));
+        assert!(
+            examples
+                .lines()
+                .any(|l| l.trim_start().starts_with("conda-docker ")),
+            "`{}`'s examples run nothing:\n{examples}",
+            command.join(" ")
+        );
+        let reads_images =
+            ["inspect", "diff", "lock", "sbom"].contains(&command.first().copied().unwrap_or(""));
+        let writes_images = ["build", "copy"].contains(&command.first().copied().unwrap_or(""));
+        assert_eq!(
+            text.contains("--creds <"),
+            writes_images,
+            "`{}`: --creds is for registries written to:\n{text}",
+            command.join(" ")
+        );
+        assert_eq!(
+            text.contains("--timeout <"),
+            reads_images || writes_images || command == ["login"],
+            "`{}`: registry timeouts where no registry is reached:\n{text}",
+            command.join(" ")
+        );
+    }
+}

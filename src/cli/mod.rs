@@ -6,6 +6,7 @@
 
 mod args;
 mod commands;
+mod help;
 mod output;
 mod progress;
 
