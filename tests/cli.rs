@@ -555,3 +555,188 @@ fn every_command_has_examples_and_registry_flags_only_where_they_apply() {
         );
     }
 }
+
+/// `count/total` of every frame of the bar whose line starts with `label`, in a pty's bytes.
+fn frames(raw: &str, label: &str) -> Vec<(u64, u64)> {
+    raw.split(['\r', '\n'])
+        .filter_map(|segment| segment.split(label).nth(1))
+        .filter_map(|rest| {
+            rest.split_whitespace().find_map(|word| {
+                let (pos, len) = word.split_once('/')?;
+                Some((pos.parse().ok()?, len.parse().ok()?))
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn on_a_terminal_each_bar_reaches_its_total_and_nothing_is_printed_twice() {
+    let test = "on_a_terminal_each_bar_reaches_its_total_and_nothing_is_printed_twice";
+    let Some(script) = common::tools::require("script", test) else {
+        return;
+    };
+    let (dir, cache) = (tempdir(), tempdir());
+    let command = format!(
+        "stty cols 100 rows 60; exec '{}' build -b scratch -c '{}' -o '{}' -o 'oci:{}' bzip2 zstd openssl ncurses",
+        env!("CARGO_BIN_EXE_conda-docker"),
+        common::channel().display(),
+        dir.path().join("out.tar").display(),
+        dir.path().join("layout").display(),
+    );
+    let out = Command::new(script)
+        .args(["-qfec", &command, "/dev/null"])
+        .env("CONDA_DOCKER_CACHE_DIR", cache.path())
+        .env_remove("CONDA_DOCKER_LOG")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let raw = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{raw}\n{}", stderr(&out));
+
+    // Each bar was drawn, and drawn at its total.
+    for label in ["fetching ", "writing layers "] {
+        let drawn = frames(&raw, label);
+        assert!(!drawn.is_empty(), "no `{label}` bar:\n{raw:?}");
+        let (pos, len) = drawn.iter().max().copied().unwrap();
+        assert_eq!(
+            pos, len,
+            "the `{label}` bar stopped at {pos}/{len}:\n{drawn:?}"
+        );
+        assert!(drawn.iter().all(|&(p, l)| p <= l), "{drawn:?}");
+    }
+
+    // What stays on the screen: each line once, no bar left.
+    let size = |n| std::num::NonZero::new(n).unwrap();
+    let mut screen = vt100::Parser::new(size(60), size(100), 0);
+    screen.process(&out.stdout);
+    let text = screen.screen().contents();
+    let lines: Vec<&str> = text
+        .lines()
+        .map(str::trim_end)
+        .filter(|l| !l.is_empty())
+        .collect();
+    for bar in ['█', '░', '⠁', '⠂', '⠄'] {
+        assert!(!text.contains(bar), "a bar was left on the screen:\n{text}");
+    }
+    let mut seen = std::collections::BTreeSet::new();
+    for line in &lines {
+        // Both outputs print the same image ID on stdout.
+        if !line.starts_with("sha256:") {
+            assert!(seen.insert(*line), "printed twice: {line}\n{text}");
+        }
+    }
+    let expected = [
+        "reading base image: 0 layers",
+        "solving: 13 packages",
+        "fetching: 13 packages, 13 of 13 layers to make",
+        "wrote docker-archive:",
+        "wrote oci:",
+    ];
+    let mut at = 0;
+    for want in expected {
+        at += lines[at..]
+            .iter()
+            .position(|l| l.starts_with(want))
+            .unwrap_or_else(|| panic!("no `{want}` after line {at}:\n{text}"));
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("wrote oci:") && l.contains(" gzip,") && l.contains(" in ")),
+        "the summary does not label its size or say how long it took:\n{text}"
+    );
+}
+
+/// Stderr of a build piped, at `level` (`-q`, `-v`, ...; empty for the default).
+fn build_at(level: &[&str], dir: &Path) -> String {
+    let out = conda_docker()
+        .args(level)
+        .args(["build", "-b", "scratch", "-c"])
+        .arg(common::channel())
+        .arg("-o")
+        .arg(format!("oci:{}", dir.join("layout").display()))
+        .args(["bzip2", "zstd"])
+        .env_remove("CONDA_DOCKER_LOG")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    stderr(&out)
+}
+
+#[test]
+fn each_verbosity_level_says_more_than_the_one_before() {
+    let dir = tempdir();
+    let quiet = build_at(&["-q"], dir.path());
+    assert_eq!(quiet, "", "-q printed more than the result");
+
+    let normal = build_at(&[], dir.path());
+    let lines: Vec<&str> = normal.lines().collect();
+    assert!(
+        normal.contains("solving: ") && normal.contains("fetching: "),
+        "{normal}"
+    );
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("fetching: ")).count(),
+        1,
+        "a stage ended twice:\n{normal}"
+    );
+    let summary = lines.iter().find(|l| l.starts_with("wrote oci:")).unwrap();
+    assert!(
+        summary.contains(" gzip, image ID sha256:") && summary.contains(" in "),
+        "{summary}"
+    );
+    assert!(
+        !normal.contains("layer 1:") && !normal.contains(" ms)"),
+        "{normal}"
+    );
+    assert!(
+        !normal.contains("DEBUG") && !normal.contains("resolvo"),
+        "{normal}"
+    );
+
+    let verbose = build_at(&["-v"], dir.path());
+    let timed = |stage: &str| {
+        verbose
+            .lines()
+            .any(|l| l.starts_with(stage) && (l.ends_with(" ms)") || l.ends_with(" s)")))
+    };
+    assert!(
+        timed("solving: ") && timed("reading base image: "),
+        "{verbose}"
+    );
+    assert!(
+        verbose.contains("from the contents cache") && verbose.contains("downloaded"),
+        "{verbose}"
+    );
+    assert!(
+        verbose.lines().any(|l| l.starts_with("writing: ")
+            && l.contains(" layers, ")
+            && l.contains(" gzip (")),
+        "{verbose}"
+    );
+    assert!(!verbose.contains("layer 1:"), "{verbose}");
+
+    let detail = build_at(&["-vv"], dir.path());
+    let layers: Vec<&str> = detail
+        .lines()
+        .filter(|l| l.starts_with("  layer "))
+        .collect();
+    assert!(!layers.is_empty(), "{detail}");
+    for (i, line) in layers.iter().enumerate() {
+        assert!(
+            line.starts_with(&format!("  layer {}: ", i + 1)),
+            "out of order:\n{detail}"
+        );
+        assert!(
+            line.contains(" gzip sha256:"),
+            "no compression named: {line}"
+        );
+    }
+    assert!(!detail.contains("DEBUG"), "{detail}");
+
+    let debug = build_at(&["-vvv"], dir.path());
+    assert!(
+        debug.contains("DEBUG"),
+        "-vvv shows no library debug:\n{debug}"
+    );
+}

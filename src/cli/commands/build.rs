@@ -145,11 +145,15 @@ fn report(progress: &Progress, written: &transport::Written, platforms: &[String
     };
     match (written.pushed(), &written.push) {
         (Some(pushed), Some(stats)) => {
-            progress.note(&format!("pushed {output}: {what}; {}", push_summary(stats)));
+            progress.note(&format!(
+                "pushed {output}: {what}; {} in {}",
+                push_summary(stats),
+                progress.elapsed()
+            ));
             outln!("{pushed}")?;
         }
         _ => {
-            progress.note(&format!("wrote {output}: {what}"));
+            progress.note(&format!("wrote {output}: {what} in {}", progress.elapsed()));
             if let Some(id) = written.id() {
                 outln!("{id}")?;
             }
@@ -164,13 +168,12 @@ fn report(progress: &Progress, written: &transport::Written, platforms: &[String
     Ok(())
 }
 
-/// `N layers, SIZE, image ID DIGEST`.
+/// `N layers, SIZE COMPRESSION, image ID DIGEST`.
 fn summary(written: &transport::WrittenImage) -> String {
-    let size: u64 = written.layers.iter().map(|l| l.size).sum();
     format!(
         "{} layers, {}, image ID {}",
         written.layers.len(),
-        crate::cli::progress::human_bytes(size),
+        crate::cli::progress::layers_size(&written.layers),
         written.config_digest
     )
 }

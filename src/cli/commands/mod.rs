@@ -21,7 +21,7 @@ use anyhow::{Context, Result};
 
 use crate::cli::args::{Cli, Command};
 use crate::cli::output::errln;
-use crate::cli::progress::Progress;
+use crate::cli::progress::{Level, Progress};
 
 /// Runs the parsed command line; errors are printed with their causes.
 pub fn run(cli: Cli) -> ExitCode {
@@ -46,7 +46,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let cancel = Cancel::new();
     // The signal that stopped the command, for the shell's 128 + N exit status.
     let signal = Arc::new(std::sync::atomic::AtomicU8::new(2));
-    let progress = Arc::new(Progress::new(cli.quiet));
+    let progress = Arc::new(Progress::new(Level::new(cli.quiet, cli.verbose)));
     let result = runtime.block_on(async {
         let watcher = {
             let cancel = cancel.clone();
