@@ -55,6 +55,24 @@ fn printing_commands(dir: &Path) -> Vec<(&'static str, Vec<String>)> {
         ("inspect --json", s(&["inspect", "--json", &a])),
         ("diff --json", s(&["diff", "--json", &a, &b])),
         ("sbom", s(&["sbom", &a])),
+        (
+            "build --json",
+            s(&[
+                "build",
+                "--json",
+                "-b",
+                "scratch",
+                "-c",
+                &channel,
+                "-o",
+                &out("j.tar"),
+                "bzip2",
+            ]),
+        ),
+        (
+            "lock --json",
+            s(&["lock", "--json", &a, "-o", &out("lock.txt")]),
+        ),
         ("cache info", s(&["cache", "info"])),
         (
             "build --dry-run",
@@ -739,4 +757,90 @@ fn each_verbosity_level_says_more_than_the_one_before() {
         debug.contains("DEBUG"),
         "-vvv shows no library debug:\n{debug}"
     );
+}
+
+#[test]
+fn build_and_lock_print_their_result_as_json() {
+    let dir = tempdir();
+    let tar = dir.path().join("out.tar");
+    let layout = dir.path().join("layout");
+    let out = conda_docker()
+        .args(["build", "--json", "-b", "scratch", "-c"])
+        .arg(common::channel())
+        .arg("-o")
+        .arg(&tar)
+        .arg("-o")
+        .arg(format!("oci:{}", layout.display()))
+        .arg("--lock-output")
+        .arg(dir.path().join("lock.yml"))
+        .args(["bzip2", "zstd"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let result: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    let outputs = result["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 2, "{result}");
+    let id = outputs[0]["id"].as_str().unwrap();
+    assert!(id.starts_with("sha256:"), "{result}");
+    assert_eq!(outputs[1]["id"], id, "one image, two outputs: {result}");
+    assert_eq!(
+        outputs[0]["output"],
+        format!("docker-archive:{}", tar.display())
+    );
+    for (output, compression) in outputs.iter().zip(["none", "gzip"]) {
+        let image = &output["images"][0];
+        assert_eq!(image["platform"], "linux-64");
+        assert_eq!(image["image_id"], id);
+        let layers = image["layers"].as_array().unwrap();
+        assert!(layers.len() > 2, "{output}");
+        let sum: u64 = layers.iter().map(|l| l["size"].as_u64().unwrap()).sum();
+        assert_eq!(image["size"], sum);
+        for l in layers {
+            assert_eq!(l["compression"], compression, "{l}");
+            assert!(l["digest"].as_str().unwrap().starts_with("sha256:"));
+            assert!(l["diff_id"].as_str().unwrap().starts_with("sha256:"));
+        }
+    }
+    // The archive's config and layers are the ones named.
+    let opened = common::archive::open(&tar);
+    let diff_ids: Vec<String> = outputs[0]["images"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["diff_id"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(opened.diff_ids(), diff_ids);
+    assert_eq!(
+        result["lockfile"],
+        dir.path().join("lock.yml").display().to_string()
+    );
+
+    let lock = common::run_ok(
+        conda_docker()
+            .args(["lock", "--json"])
+            .arg(archive(&tar))
+            .arg("-o")
+            .arg(dir.path().join("again.txt")),
+    );
+    let lock: serde_json::Value = serde_json::from_str(&lock).unwrap();
+    assert_eq!(lock["platform"], "linux-64");
+    assert_eq!(lock["prefix"], "/opt/conda");
+    let names: Vec<&str> = lock["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert!(
+        names.contains(&"bzip2") && names.contains(&"zstd"),
+        "{lock}"
+    );
+    assert!(
+        lock["packages"][0]["sha256"]
+            .as_str()
+            .is_some_and(|h| h.len() == 64),
+        "{lock}"
+    );
+    assert!(dir.path().join("again.txt").is_file());
 }

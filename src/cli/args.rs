@@ -196,6 +196,10 @@ pub struct LockArgs {
     /// environment it holds).
     #[arg(long, value_name = "PATH")]
     pub prefix: Option<String>,
+    /// Also print what was written as JSON on stdout: the file, the prefix, the platform and
+    /// each package (name, version, build, channel, url, sha256).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -436,8 +440,10 @@ pub struct BuildArgs {
     /// downloaded) without downloading or writing anything.
     #[arg(help_heading = OUTPUT, long)]
     pub dry_run: bool,
-    /// With --dry-run: print the plan as JSON (an array, one entry per platform).
-    #[arg(help_heading = OUTPUT, long, requires = "dry_run")]
+    /// Print the result as JSON on stdout: per output its ID, digests, images and their layers
+    /// (digest, diff_id, size, compression); with --dry-run, the plan (an array, one entry per
+    /// platform).
+    #[arg(help_heading = OUTPUT, long)]
     pub json: bool,
     /// How packages are split into layers.
     #[arg(help_heading = LAYERS, long, value_enum, default_value = "auto")]

@@ -178,6 +178,11 @@ impl Progress {
         duration(self.started.elapsed())
     }
 
+    /// The seconds since the command began.
+    pub fn seconds(&self) -> f64 {
+        self.started.elapsed().as_secs_f64()
+    }
+
     /// Whether `-v` (or more) was given.
     pub fn verbose(&self) -> bool {
         self.level >= Level::Verbose

@@ -111,7 +111,7 @@ pub(crate) async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progres
     };
     let platforms: Vec<String> = outcome.built.iter().map(|(p, _)| p.to_string()).collect();
     for written in &outcome.written {
-        report(&progress, written, &platforms)?;
+        report(&progress, written, &platforms, !args.json)?;
     }
     if let Some(dir) = &job.sbom_dir {
         progress.note(&format!("wrote the SBOMs to {}", dir.display()));
@@ -119,12 +119,28 @@ pub(crate) async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progres
     if let Some(lock) = &job.lock_output {
         progress.note(&format!("wrote the lockfile {}", lock.display()));
     }
+    if args.json {
+        let result = super::result::build(
+            &outcome.written,
+            &platforms,
+            job.lock_output.as_deref(),
+            job.sbom_dir.as_deref(),
+            progress.seconds(),
+        );
+        outln!("{}", serde_json::to_string_pretty(&result)?)?;
+    }
     Ok(())
 }
 
-/// Says what went to an output, and prints what CI pins: `REF@DIGEST` for a push (the
-/// manifest's or index's digest), else the image ID (or the index's digest).
-fn report(progress: &Progress, written: &transport::Written, platforms: &[String]) -> Result<()> {
+/// Says what went to an output, and prints what CI pins (unless `--json` prints it all):
+/// `REF@DIGEST` for a push (the manifest's or index's digest), else the image ID (or the
+/// index's digest).
+fn report(
+    progress: &Progress,
+    written: &transport::Written,
+    platforms: &[String],
+    print_id: bool,
+) -> Result<()> {
     let output = &written.location;
     let what = match (&written.index, written.images.as_slice()) {
         (None, [one]) => summary(one),
@@ -150,11 +166,13 @@ fn report(progress: &Progress, written: &transport::Written, platforms: &[String
                 push_summary(stats),
                 progress.elapsed()
             ));
-            outln!("{pushed}")?;
+            if print_id {
+                outln!("{pushed}")?;
+            }
         }
         _ => {
             progress.note(&format!("wrote {output}: {what} in {}", progress.elapsed()));
-            if let Some(id) = written.id() {
+            if let Some(id) = written.id().filter(|_| print_id) {
                 outln!("{id}")?;
             }
         }

@@ -9,6 +9,7 @@ mod diff;
 mod inspect;
 mod lock;
 mod login;
+mod result;
 mod sbom;
 
 use std::process::ExitCode;
