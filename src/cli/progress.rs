@@ -117,7 +117,8 @@ struct Layers {
     next: usize,
     written: usize,
     bytes: u64,
-    compression: Option<Compression>,
+    /// Each compression the layers were written in, once.
+    compressions: Vec<Compression>,
 }
 
 /// Everything the display keeps between events, behind one lock.
@@ -184,7 +185,7 @@ impl Progress {
     }
 
     /// Whether `-v` (or more) was given.
-    pub fn verbose(&self) -> bool {
+    fn verbose(&self) -> bool {
         self.level >= Level::Verbose
     }
 
@@ -270,30 +271,24 @@ impl Progress {
         }
         state.pulling.clear();
         self.flush_layers(state);
+        if let Some((_, line)) = state.held.take() {
+            errln!("{line}");
+        }
+        let layers = std::mem::take(&mut state.layers);
         if let Some(current) = state.current.take()
             && current.stage == Stage::Write
-            && state.layers.written > 0
+            && layers.written > 0
             && self.verbose()
         {
-            let layers = std::mem::take(&mut state.layers);
-            let size = labelled_size(
-                layers.bytes,
-                layers.compression.unwrap_or(Compression::None),
+            let size = match layers.compressions.as_slice() {
+                [one] => labelled_size(layers.bytes, *one),
+                _ => format!("{} compressed", human_bytes(layers.bytes)),
+            };
+            errln!(
+                "writing: {} layers, {size} ({})",
+                layers.written,
+                duration(current.since.elapsed())
             );
-            state.held = Some((
-                Stage::Write,
-                format!(
-                    "writing: {} layers, {size} ({})",
-                    layers.written,
-                    duration(current.since.elapsed())
-                ),
-            ));
-        }
-        state.layers = Layers::default();
-        if let Some((_, line)) = state.held.take()
-            && self.level > Level::Quiet
-        {
-            errln!("{line}");
         }
     }
 
@@ -480,7 +475,9 @@ impl Reporter for Progress {
         let layers = &mut state.layers;
         layers.written += 1;
         layers.bytes += written.size;
-        layers.compression = Some(written.compression);
+        if !layers.compressions.contains(&written.compression) {
+            layers.compressions.push(written.compression);
+        }
         if self.level >= Level::Detail {
             let line = format!(
                 "  layer {}: {} {} {}",

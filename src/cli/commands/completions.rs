@@ -65,6 +65,7 @@ fn page_name(command: &clap::Command) -> &str {
         .unwrap_or_else(|| command.get_name())
 }
 
+/// The roff page of `command`.
 fn render(command: &clap::Command) -> Result<Vec<u8>> {
     let mut roff = Vec::new();
     clap_mangen::Man::new(command.clone())
