@@ -849,3 +849,66 @@ fn build_and_lock_print_their_result_as_json() {
     );
     assert!(dir.path().join("again.txt").is_file());
 }
+
+#[test]
+fn a_push_says_its_layers_in_order_and_its_bar_reaches_the_total() {
+    use common::tools::{Registry, RegistryAuth};
+    let test = "a_push_says_its_layers_in_order_and_its_bar_reaches_the_total";
+    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+        return;
+    };
+    let Some(script) = common::tools::require("script", test) else {
+        return;
+    };
+    let channel = common::channel();
+    let push = |to: &str| {
+        let out = conda_docker()
+            .args(["-vv", "build", "-b", "scratch", "-c"])
+            .arg(&channel)
+            .args(["-o", &format!("docker://{}/{to}", registry.addr)])
+            .args(["bzip2", "zstd", "openssl", "ncurses"])
+            .env_remove("CONDA_DOCKER_LOG")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stderr(&out)
+    };
+    let err = push("app:1");
+    let layers: Vec<&str> = err.lines().filter(|l| l.starts_with("  layer ")).collect();
+    assert!(layers.len() > 3, "{err}");
+    for (i, line) in layers.iter().enumerate() {
+        assert!(
+            line.starts_with(&format!("  layer {}: ", i + 1)),
+            "out of order:\n{err}"
+        );
+        assert!(line.contains(" gzip sha256:"), "{line}");
+    }
+    let pushed = err
+        .lines()
+        .find(|l| l.starts_with("pushed "))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(
+        pushed.contains(" gzip, image ID ") && pushed.contains(" in "),
+        "{pushed}"
+    );
+
+    let command = format!(
+        "stty cols 100 rows 60; exec '{}' build -b scratch -c '{}' -o docker://{}/app:2 bzip2 zstd openssl ncurses",
+        env!("CARGO_BIN_EXE_conda-docker"),
+        channel.display(),
+        registry.addr,
+    );
+    let out = Command::new(script)
+        .args(["-qfec", &command, "/dev/null"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let raw = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{raw}");
+    let drawn = frames(&raw, "writing layers ");
+    assert_eq!(
+        drawn.iter().max().map(|&(p, l)| p == l),
+        Some(true),
+        "{drawn:?}\n{raw:?}"
+    );
+}
