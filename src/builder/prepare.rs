@@ -136,6 +136,14 @@ async fn resolve(
     for c in &channels {
         sources.learn(c);
     }
+    let unnamed: Vec<_> = channels
+        .iter()
+        .filter(|c| c.is_unnamed_local())
+        .map(|c| &c.canonical)
+        .collect();
+    if !unnamed.is_empty() {
+        ctx.warn_once(&crate::conda::channel::unnamed_local_warning(&unnamed));
+    }
     let records = match &input.packages {
         Packages::Specs(specs) => {
             reporter.stage_started(Stage::Solve, &specs.join(" "));
