@@ -449,6 +449,7 @@ impl BuildRequest {
             expose: self.expose.clone(),
             user: self.user.clone(),
             writable_prefix: self.writable_prefix,
+            ..ImageSettings::default()
         }
     }
 

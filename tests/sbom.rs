@@ -195,7 +195,14 @@ fn every_image_has_valid_sboms_listing_every_package() {
     build(
         d,
         "docker-archive:again.tar",
-        &["--sbom-dir", "again", "bzip2", "zstd"],
+        &[
+            "--channel-name",
+            &named,
+            "--sbom-dir",
+            "again",
+            "bzip2",
+            "zstd",
+        ],
     );
     assert_eq!(
         std::fs::read(d.join("again/sbom.spdx.json")).unwrap(),

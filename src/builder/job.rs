@@ -7,7 +7,7 @@ use std::path::PathBuf;
 
 use rattler_conda_types::Subdir;
 
-use crate::image::Reference;
+use crate::image::{LayerCompression, Reference};
 use crate::input::{Input, Source};
 use crate::transport::registry::RegistryOptions;
 use crate::transport::{self, Location, Publish, Remote, WriteOptions, Written};
@@ -27,7 +27,7 @@ pub struct Job {
     pub outputs: Vec<Location>,
     /// How to reach the registries pushed to.
     pub registry: RegistryOptions,
-    /// How layers are compressed.
+    /// How layers are compressed (left at the default, the input's `compression` wins).
     pub write: WriteOptions,
     /// Where the lockfile of what was built is written (conda-lock for `.yml`, else conda's
     /// explicit format, which holds one platform).
@@ -63,6 +63,19 @@ impl Job {
             platforms.push(default);
         }
         platforms
+    }
+
+    /// How layers are written: the job's compression, unless it is the default and `input`
+    /// declares one (an environment file's or a lockfile's `compression`).
+    fn write_options(&self, input: &Input) -> Result<WriteOptions, Error> {
+        let declared = input.settings.compression()?;
+        let mut write = self.write;
+        write.compression = super::prepare::over(
+            self.write.compression,
+            LayerCompression::default(),
+            declared,
+        );
+        Ok(write)
     }
 
     /// Checks the lockfile and SBOM destinations before any work.
@@ -171,6 +184,7 @@ impl Builder {
             }
             given => given.to_vec(),
         };
+        let write = job.write_options(first)?;
         transport::check_outputs(&job.outputs, platforms.len())?;
         job.check_side_outputs(platforms.len())?;
         if let Some(lock) = &job.lock_output
@@ -201,7 +215,7 @@ impl Builder {
             &job.outputs,
             &tags,
             &remote,
-            &job.write,
+            &write,
             ctx.cancel(),
             ctx.reporter(),
         )
@@ -219,7 +233,10 @@ impl Builder {
                     pypi: b.pypi(),
                 })
                 .collect();
-            crate::conda::lock::write(lock, &locked)?;
+            let mut recorded = built[0].1.recorded().clone();
+            recorded.settings.compression = (write.compression != LayerCompression::default())
+                .then(|| write.compression.to_string());
+            crate::conda::lock::write(lock, &locked, &recorded.comment_lines())?;
         }
         Ok(Outcome {
             built,
