@@ -78,6 +78,44 @@ impl Job {
         Ok(write)
     }
 
+    /// Creates and removes a temporary file where each output, the lockfile and the SBOMs
+    /// go, so that a directory that cannot take one (read-only, `/proc`, no permission)
+    /// fails now, before any solve or download.
+    fn probe_destinations(&self) -> Result<(), Error> {
+        for location in &self.outputs {
+            let (given, path) = match location {
+                Location::DockerArchive { path, .. } | Location::OciArchive { path, .. } => {
+                    (path, crate::atomic::parent_dir(path))
+                }
+                Location::OciLayout { dir, .. } => (dir, dir.as_path()),
+                Location::Registry(_) | Location::Scratch => continue,
+            };
+            probe(path).map_err(|reason| crate::transport::OutputError::Write {
+                location: location.to_string(),
+                source: Box::new(
+                    crate::image::Error::Output {
+                        path: given.clone(),
+                        reason,
+                    }
+                    .into(),
+                ),
+            })?;
+        }
+        if let Some(lock) = &self.lock_output {
+            probe(crate::atomic::parent_dir(lock)).map_err(|reason| crate::conda::Error::Lock {
+                path: lock.clone(),
+                reason,
+            })?;
+        }
+        if let Some(dir) = &self.sbom_dir {
+            probe(dir).map_err(|reason| Error::SbomDir {
+                path: dir.clone(),
+                source: std::io::Error::other(reason),
+            })?;
+        }
+        Ok(())
+    }
+
     /// Checks the lockfile and SBOM destinations before any work.
     fn check_side_outputs(&self, platforms: usize) -> Result<(), Error> {
         if let Some(lock) = &self.lock_output {
@@ -187,6 +225,7 @@ impl Builder {
         let write = job.write_options(first)?;
         transport::check_outputs(&job.outputs, platforms.len())?;
         job.check_side_outputs(platforms.len())?;
+        job.probe_destinations()?;
         if let Some(lock) = &job.lock_output
             && !crate::conda::lock::writes_conda_lock(lock)
             && inputs.iter().any(|i| !i.pypi.is_none())
@@ -245,6 +284,32 @@ impl Builder {
             sbom_files,
         })
     }
+}
+
+/// Checks a file can be made in `dir`, or in the nearest directory above it that exists
+/// (where it would be made): a temporary file created there and removed.
+fn probe(dir: &std::path::Path) -> Result<(), String> {
+    let existing = dir
+        .ancestors()
+        .find(|d| d.as_os_str().is_empty() || d.is_dir())
+        .unwrap_or(dir);
+    let shown = if existing.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        existing
+    };
+    crate::atomic::temp_file_in(shown).map(drop).map_err(|e| {
+        // The system's words for it, without the temporary file's name.
+        let cause = e
+            .raw_os_error()
+            .map(std::io::Error::from_raw_os_error)
+            .map_or_else(|| e.to_string(), |os| os.to_string());
+        let cause = cause.split(" (os error").next().unwrap_or_default();
+        format!(
+            "cannot create a file in `{}` ({cause}): name a writable directory",
+            shown.display()
+        )
+    })
 }
 
 /// Writes each platform's SBOMs into `dir` (made if missing): `sbom.spdx.json` and

@@ -79,6 +79,13 @@ pub(crate) async fn prepare(
     ctx.check_cancel()?;
     let gateway = solve::gateway(&cache_dir, ctx.client());
     let (records, sources) = resolve(b, ctx, input, &gateway, subdir, &base).await?;
+    // Wheels need a python: refused now, before any package or wheel is downloaded.
+    let has_python = records
+        .iter()
+        .any(|r| r.package_record.name.as_normalized() == "python");
+    if !input.pypi.is_none() && !has_python {
+        return Err(super::pypi::PypiError::NoPython.into());
+    }
     ctx.reporter()
         .stage_finished(Stage::Solve, &format!("{} packages", records.len()));
     ctx.check_cancel()?;
