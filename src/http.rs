@@ -11,6 +11,11 @@
 //! crawl, 429, 5xx) is tried again at most 4 times since the request last made progress, 0.5,
 //! 1, 2 and 4 s apart, or as long as the server asks with `Retry-After` (at most 60 s), never
 //! beyond the timeout; a failed TLS handshake or certificate is not tried again.
+//!
+//! Downloads, for both clients, go through one loop ([`download`]): a body into a restartable
+//! [`Sink`], resumed with `Range` after a broken transfer where the caller allows it.
+
+mod download;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,6 +27,8 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use crate::error_chain;
 use crate::reporter::{Reporter, Retry, seconds};
+
+pub(crate) use download::{Download, Exchange, Outcome, Sink, Size, download};
 
 /// How long to wait for a server, and how slow a transfer may be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -54,6 +54,9 @@ pub mod request;
 pub mod settings;
 pub mod transport;
 
+/// The one error a cancelled step returns, for every side (found through an error's sources).
+pub use image::cancel::Cancelled;
+
 /// An error and its sources, as one line (a source already at the end of the text is not
 /// repeated).
 pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {

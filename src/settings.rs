@@ -87,7 +87,10 @@ impl std::str::FromStr for UserSpec {
     }
 }
 
-/// How the image is set up beyond its environment.
+/// How the image is set up beyond its environment (an environment file's `conda-docker:`
+/// section, kebab-case; also part of a [`crate::request::BuildRequest`], snake_case, where
+/// the request's own `target_prefix`, `layering_strategy`, `max_layers`, `trim` and
+/// `compression` give the last five).
 #[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ImageSettings {
@@ -116,7 +119,7 @@ pub struct ImageSettings {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Whether the user owns the prefix (so it can install into it).
-    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    #[serde(alias = "writable_prefix", skip_serializing_if = "std::ops::Not::not")]
     pub writable_prefix: bool,
     /// Where the environment lives in the image (`--target-prefix`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -673,6 +676,24 @@ mod tests {
         assert_eq!(Recorded::from_comment_lines("@EXPLICIT\n").unwrap(), None);
         assert!(Recorded::from_comment_lines("# conda-docker: {\"nope\": 1}\n").is_err());
         assert!(Recorded::default().comment_lines().is_empty());
+    }
+
+    #[test]
+    fn a_request_gives_the_layout_settings_by_its_own_keys() {
+        let request: crate::request::BuildRequest = serde_json::from_str(
+            r#"{"compression": "zstd", "trim": ["docs"], "max_layers": 9, "user": "app"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (request.compression.as_str(), request.max_layers),
+            ("zstd", 9)
+        );
+        assert_eq!(request.trim, ["docs"]);
+        assert_eq!(request.image.user.as_deref(), Some("app"));
+        assert_eq!(
+            (request.image.compression, request.image.trim),
+            (None, None)
+        );
     }
 
     #[test]

@@ -19,11 +19,11 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::sync::Mutex;
 
 use super::auth::{self, Credential};
-use super::body::{Sink, Upload, file_body, range_start, request_name};
+use super::body::{Sink, Upload, file_body, request_name};
 use crate::error_chain;
 use crate::http::{
-    Fault, Meter, Retries, Timeouts, is_certificate_error, is_tls_error, is_transient_status,
-    retry_after,
+    Download, Exchange, Fault, Meter, Outcome, Retries, Size, Timeouts, is_certificate_error,
+    is_tls_error, is_transient_status, retry_after,
 };
 use crate::reporter::{NoReporter, Reporter};
 use crate::transport::error::{CertificateError, Error, TokenError};
@@ -514,13 +514,12 @@ impl<'r> Client<'r> {
         }
     }
 
-    /// GETs `path` (built further by `build`) into `sink`, retrying what may pass; after a
-    /// broken or crawling transfer it
-    /// asks for the rest with `Range` and appends it when the registry answers `206` from the
-    /// right byte, else empties `sink` and takes the whole body again. `expected` is the size a
-    /// descriptor gives: more is an error, less is resumed. `progress` hears the bytes held
-    /// after each chunk. `Ok(None)` once complete; `Ok(Some(answer))` when the registry refused
-    /// (404 and other failures, a 429 or 5xx once the retries are spent).
+    /// GETs `path` (built further by `build`) into `sink` through [`crate::http::download`]:
+    /// retrying what may pass, and after a broken or crawling transfer asking for the rest
+    /// with `Range`. `expected` is the size a descriptor gives: more is an error, less is
+    /// resumed. `progress` hears the bytes held after each chunk. `Ok(None)` once complete;
+    /// `Ok(Some(answer))` when the registry refused (404 and other failures, a 429 or 5xx once
+    /// the retries are spent).
     pub async fn download(
         &self,
         path: &str,
@@ -531,114 +530,32 @@ impl<'r> Client<'r> {
         build: impl Fn(RequestBuilder) -> RequestBuilder + Sync,
     ) -> Result<Option<Response>, Error> {
         let url = self.url(path).await?;
-        let mut retries = self.retries();
-        let mut ranges = true;
-        loop {
-            let offset = sink.received();
-            if offset > 0 && expected == Some(offset) {
-                return Ok(None);
-            }
-            let range = (ranges && offset > 0).then(|| format!("bytes={offset}-"));
-            let request = match &range {
-                Some(_) => format!("{} from byte {offset}", request_name(&Method::GET, &url)),
-                None => request_name(&Method::GET, &url),
-            };
-            let build = |r: RequestBuilder| match &range {
-                Some(range) => build(r).header(RANGE, range),
-                None => build(r),
-            };
-            let meter = Meter::new();
-            let fault = match self
-                .exchange(&Method::GET, &url, scopes, &build, &meter)
-                .await?
-            {
-                Err(fault) => fault,
-                Ok(mut response) => {
-                    let status = response.status();
-                    let from_offset = status == StatusCode::PARTIAL_CONTENT
-                        && range_start(response.headers()) == Some(offset);
-                    let unusable = status == StatusCode::RANGE_NOT_SATISFIABLE
-                        || (status == StatusCode::PARTIAL_CONTENT && !from_offset);
-                    if range.is_some() && !from_offset && (status.is_success() || unusable) {
-                        // The whole body again (200), or other bytes than asked for.
-                        sink.restart()?;
-                        progress(0);
-                    }
-                    if range.is_some() && unusable {
-                        ranges = false;
-                        let answer = header(response.headers(), "content-range")
-                            .unwrap_or_else(|| status.to_string());
-                        Fault::BadRange { offset, answer }
-                    } else if !status.is_success() {
-                        return Ok(Some(response));
-                    } else {
-                        let before = sink.received();
-                        let read = self
-                            .read_body(&mut response, sink, expected, &meter, progress)
-                            .await;
-                        match read? {
-                            Ok(()) => return Ok(None),
-                            Err(fault) => {
-                                if sink.received() - before >= retries.progress_bytes() {
-                                    retries.progressed();
-                                }
-                                fault
-                            }
-                        }
-                    }
-                }
-            };
-            if !retries.again(&request, &fault).await {
-                return match fault {
-                    Fault::Status { response, .. } => Ok(Some(*response)),
-                    fault => Err(self.network_error(&request, retries.attempts(), fault)),
-                };
-            }
-        }
-    }
-
-    /// Reads the body of `response` into `sink`, watched by `meter`.
-    async fn read_body(
-        &self,
-        response: &mut Response,
-        sink: &mut dyn Sink,
-        expected: Option<u64>,
-        meter: &Meter,
-        progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<Result<(), Fault>, Error> {
-        meter.set_moving(true);
-        let read = async {
-            loop {
-                let chunk = match response.chunk().await {
-                    Ok(Some(chunk)) => chunk,
-                    Ok(None) => break,
-                    Err(e) => return Ok(Err(Fault::Http(e))),
-                };
-                meter.moved(chunk.len());
-                if let Some(expected) = expected
-                    && sink.received() + chunk.len() as u64 > expected
-                {
-                    return Err(self.unexpected(
-                        request_name(&Method::GET, response.url().as_str()),
-                        format!(
-                            "the registry sent more than the {expected} bytes the descriptor gives"
-                        ),
-                    ));
-                }
-                sink.append(&chunk)?;
-                progress(sink.received());
-            }
-            Ok(match expected {
-                Some(expected) if sink.received() < expected => Err(Fault::Short {
-                    received: sink.received(),
-                    expected,
-                }),
-                _ => Ok(()),
-            })
+        let request = request_name(&Method::GET, &url);
+        let how = Download {
+            request: &request,
+            size: expected.map_or(Size::Any, Size::Exactly),
+            resume: true,
+            timeouts: self.timeouts,
+            progress,
         };
-        tokio::select! {
-            r = read => r,
-            fault = meter.watch(self.timeouts) => Ok(Err(fault)),
+        let get = Get {
+            client: self,
+            url: &url,
+            scopes,
+            build: &build,
+        };
+        match crate::http::download(&get, sink, &how, &mut self.retries()).await? {
+            Outcome::Complete(_) => Ok(None),
+            Outcome::Refused(response) => Ok(Some(response)),
+            Outcome::Failed {
+                fault: Fault::Status { response, .. },
+                ..
+            } => Ok(Some(*response)),
+            Outcome::Failed {
+                request,
+                attempts,
+                fault,
+            } => Err(self.network_error(&request, attempts, fault)),
         }
     }
 
@@ -815,6 +732,53 @@ fn basic(username: &str, password: &str) -> Option<HeaderValue> {
 /// The `repository:NAME:ACTIONS` scope string.
 pub fn scope(repository: &str, actions: &str) -> String {
     format!("repository:{repository}:{actions}")
+}
+
+/// A registry GET, as [`crate::http::download`] makes it: with authorization for `scopes`
+/// and `Range` when it resumes.
+struct Get<'a, B> {
+    client: &'a Client<'a>,
+    url: &'a str,
+    scopes: &'a [String],
+    build: &'a B,
+}
+
+impl<B: Fn(RequestBuilder) -> RequestBuilder + Sync> Exchange for Get<'_, B> {
+    type Error = Error;
+
+    async fn send(
+        &self,
+        range: Option<&str>,
+        meter: &Meter,
+    ) -> Result<Result<Response, Fault>, Error> {
+        let build = |r: RequestBuilder| match range {
+            Some(range) => (self.build)(r).header(RANGE, range),
+            None => (self.build)(r),
+        };
+        self.client
+            .exchange(&Method::GET, self.url, self.scopes, &build, meter)
+            .await
+    }
+
+    fn too_large(&self, url: &url::Url, limit: u64) -> Error {
+        self.client.unexpected(
+            request_name(&Method::GET, url.as_str()),
+            format!("the registry sent more than the {limit} bytes the descriptor gives"),
+        )
+    }
+}
+
+/// A registry [`Sink`] is a download's sink, its errors the registry's.
+impl<T: Sink + ?Sized> crate::http::Sink<Error> for T {
+    fn append(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        Ok(Sink::append(self, bytes)?)
+    }
+    fn restart(&mut self) -> Result<(), Error> {
+        Ok(Sink::restart(self)?)
+    }
+    fn received(&self) -> u64 {
+        Sink::received(self)
+    }
 }
 
 /// Headers of a response, for reading `Location` and `Docker-Content-Digest`.
