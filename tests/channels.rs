@@ -139,3 +139,31 @@ fn a_named_local_channel_is_the_channel_it_names_and_is_not_warned_about() {
     let sbom = run_ok(conda_docker().args(["sbom", "--format", "spdx", &archive]));
     assert!(sbom.contains("channel=conda-forge"), "{sbom}");
 }
+
+#[test]
+fn a_build_for_several_platforms_warns_once_naming_every_unnamed_channel() {
+    let dir = tempdir();
+    let aarch64 = common::repo().join("tests/fixtures/channel-aarch64");
+    let out = conda_docker()
+        .args([
+            "build",
+            "--platform",
+            "linux-64",
+            "--platform",
+            "linux-aarch64",
+        ])
+        .args(["-b", "scratch", "-c"])
+        .arg(common::channel())
+        .arg("-c")
+        .arg(&aarch64)
+        .arg("-o")
+        .arg(format!("oci:{}", dir.path().join("layout").display()))
+        .arg("bzip2")
+        .output()
+        .expect("running conda-docker");
+    ok(&out);
+    assert_eq!(naming_warnings(&out), 1, "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("local channels "), "{err}");
+    assert!(err.contains(&aarch64.display().to_string()), "{err}");
+}

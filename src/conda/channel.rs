@@ -46,11 +46,18 @@ pub fn unnamed_local_warning(dirs: &[&Url]) -> String {
         })
         .collect();
     let example = shown.first().map_or("DIR", String::as_str);
+    let (what, urls) = match shown.as_slice() {
+        [one] => (format!("local channel {one} is"), "its file:// URL"),
+        [rest @ .., last] => (
+            format!("local channels {} and {last} are", rest.join(", ")),
+            "their file:// URLs",
+        ),
+        [] => ("no local channel is".to_string(), "a file:// URL"),
+    };
     format!(
-        "local channel {} is recorded as its file:// URL, which only this machine can read; \
-         for a portable record (image, SBOM, lockfile), name the channel it is a copy of with \
-         --channel-name NAME=DIR, e.g. --channel-name conda-forge={example}",
-        shown.join(", ")
+        "{what} recorded as {urls}, which only this machine can read; for a portable record \
+         (image, SBOM, lockfile), name the channel each is a copy of with --channel-name \
+         NAME=DIR, e.g. --channel-name conda-forge={example}"
     )
 }
 
