@@ -264,18 +264,7 @@ impl Builder {
             None => Vec::new(),
         };
         if let Some(lock) = &job.lock_output {
-            let locked: Vec<_> = built
-                .iter()
-                .map(|(p, b)| crate::conda::lock::Platform {
-                    subdir: *p,
-                    records: b.records(),
-                    pypi: b.pypi(),
-                })
-                .collect();
-            let mut recorded = built[0].1.recorded().clone();
-            recorded.settings.compression = (write.compression != LayerCompression::default())
-                .then(|| write.compression.to_string());
-            crate::conda::lock::write(lock, &locked, &recorded.comment_lines())?;
+            write_lock(lock, &built, write.compression)?;
         }
         Ok(Outcome {
             built,
@@ -284,6 +273,32 @@ impl Builder {
             sbom_files,
         })
     }
+}
+
+/// Writes the lockfile of `built` to `path`: each platform's packages, and what the images
+/// were built from beyond them (the first platform's, as every platform shares them), with
+/// the layers' `compression` when it is not the default.
+fn write_lock(
+    path: &std::path::Path,
+    built: &[(Subdir, BuiltImage)],
+    compression: LayerCompression,
+) -> Result<(), Error> {
+    let locked: Vec<_> = built
+        .iter()
+        .map(|(p, b)| crate::conda::lock::Platform {
+            subdir: *p,
+            records: b.records(),
+            pypi: b.pypi(),
+        })
+        .collect();
+    let mut recorded = built
+        .first()
+        .map(|(_, b)| b.recorded().clone())
+        .unwrap_or_default();
+    recorded.settings.compression =
+        (compression != LayerCompression::default()).then(|| compression.to_string());
+    crate::conda::lock::write(path, &locked, &recorded.comment_lines())?;
+    Ok(())
 }
 
 /// Checks a file can be made in `dir`, or in the nearest directory above it that exists
