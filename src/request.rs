@@ -396,6 +396,8 @@ impl BuildRequest {
         for (name, version) in virtual_packages {
             builder = builder.with_virtual_package(name, version);
         }
+        builder =
+            builder.with_store_root(crate::store::Store::at(self.cache_dir.as_deref(), env).root());
         if let Some(dir) = &self.cache_dir {
             builder = builder.with_cache_dir(dir.clone());
         }
@@ -437,7 +439,6 @@ impl BuildRequest {
                 }
             }
         };
-        let _ = env;
         Ok(RegistryOptions {
             insecure: self.insecure,
             credential,
@@ -447,6 +448,7 @@ impl BuildRequest {
                 low_speed_limit: self.low_speed_limit.unwrap_or(default.low_speed_limit),
                 low_speed_time: seconds(self.low_speed_time, default.low_speed_time)?,
             },
+            ..RegistryOptions::from_env(env)
         })
     }
 }

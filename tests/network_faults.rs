@@ -319,8 +319,9 @@ fn a_trickling_upload_fails_on_the_low_speed_limit_after_a_few_attempts_and_leav
         "the error names the registry, the blob and the repository: {err}"
     );
     // Each attempt gives up a second or so after the buffers fill; the retries stop once
-    // --timeout has passed since the last attempt moved. Every new upload starts from the first byte, so what an attempt sent is no progress:
-    // the attempts are bounded (they used to start over for ever).
+    // --timeout has passed since the last attempt moved. Every new upload starts from the
+    // first byte, so what an attempt sent is no progress: the attempts are bounded (they used
+    // to start over for ever).
     let attempts = proxy
         .log()
         .lines()

@@ -13,8 +13,8 @@ use crate::image::layer_tar::{Entry, Ownership};
 use crate::image::{Digest, History, Image, Layer};
 use crate::input::Input;
 use crate::settings::ImageSettings;
+use crate::store::KeyedLayer;
 use crate::transport::Location;
-use crate::transport::blob_cache::KeyedLayer;
 
 use super::contents::Environment;
 use super::plan::{Plan, PlannedLayer};

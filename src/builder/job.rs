@@ -10,7 +10,7 @@ use rattler_conda_types::Subdir;
 use crate::image::{LayerCompression, Reference};
 use crate::input::{Input, Source};
 use crate::transport::registry::RegistryOptions;
-use crate::transport::{self, Location, Publish, Remote, WriteOptions, Written};
+use crate::transport::{self, Location, Publish, Remote, Session, WriteOptions, Written};
 
 use super::{Builder, BuiltImage, Context, DryRun, Error};
 
@@ -37,7 +37,9 @@ pub struct Job {
 }
 
 impl Job {
-    /// A build of `source` for the builder's platform, written nowhere.
+    /// A build of `source` for the builder's platform, written nowhere (registries reached
+    /// with [`RegistryOptions::default`]: no stored credentials; a front end resolves them
+    /// from its environment with [`RegistryOptions::from_env`]).
     pub fn new(source: Source) -> Self {
         Self {
             source,
@@ -249,16 +251,11 @@ impl Builder {
                 referrers: b.referrers(),
             })
             .collect();
-        let written = transport::write_all(
-            &publish,
-            &job.outputs,
-            &tags,
-            &remote,
-            &write,
-            ctx.cancel(),
-            ctx.reporter(),
-        )
-        .await?;
+        let session = Session::new(ctx.cancel())
+            .with_remote(&remote)
+            .with_reporter(ctx.reporter());
+        let written =
+            transport::write_all(&publish, &job.outputs, &session.write(&tags, write)).await?;
         let sbom_files = match &job.sbom_dir {
             Some(dir) => write_sboms(dir, &built)?,
             None => Vec::new(),

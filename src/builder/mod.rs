@@ -38,7 +38,8 @@ use crate::conda::plan::{LayerPlan, LayeringStrategy, MAX_LAYERS};
 use crate::image::Image;
 use crate::input::Input;
 use crate::settings::ImageSettings;
-use crate::transport::registry::{BlobCache, RegistryOptions};
+use crate::store::{BlobCache, Store};
+use crate::transport::registry::RegistryOptions;
 
 mod assemble;
 pub mod compose;
@@ -83,6 +84,7 @@ pub struct Builder {
     max_layers: usize,
     trim: Trim,
     cache_dir: Option<PathBuf>,
+    store_root: Option<PathBuf>,
     source_date_epoch: Option<u64>,
     base_options: Option<RegistryOptions>,
     settings: ImageSettings,
@@ -113,6 +115,7 @@ impl Builder {
             max_layers: MAX_LAYERS,
             trim: Trim::default(),
             cache_dir: None,
+            store_root: None,
             source_date_epoch: None,
             base_options: None,
             settings: ImageSettings::default(),
@@ -272,10 +275,26 @@ impl Builder {
         self
     }
 
-    /// The blob cache for registry images: `<cache dir>/oci-v1` when a cache dir was given,
-    /// else the default [`BlobCache::default_dir`].
+    /// The blob cache for registry images: the [`Store::blobs`] under the cache dir.
     pub fn blob_cache(&self) -> BlobCache {
-        BlobCache::for_cache_dir(self.cache_dir.as_deref())
+        self.store().blobs()
+    }
+
+    /// Where conda-docker's own caches (blobs, layer keys, contents, wheels) live. By
+    /// default, the cache dir when one was given, else [`Store::default_root`] of an empty
+    /// environment (the system's temporary directory): front ends set it from their
+    /// environment ([`crate::request::BuildRequest::resolve`]).
+    pub fn with_store_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.store_root = Some(root.into());
+        self
+    }
+
+    /// The store: [`Self::with_store_root`]'s, else under the cache dir.
+    pub(crate) fn store(&self) -> Store {
+        match &self.store_root {
+            Some(root) => Store::new(root),
+            None => Store::at(self.cache_dir.as_deref(), &crate::env::Env::default()),
+        }
     }
 
     /// Checks the settings that need no input.
@@ -289,12 +308,12 @@ impl Builder {
 
     /// The root of conda-docker's own caches (the wheel cache is its `pypi-v1/`).
     pub(crate) fn cache_root(&self) -> PathBuf {
-        crate::cache::root(self.cache_dir.as_deref())
+        self.store().root().to_path_buf()
     }
 
     /// The cache of what each package holds, beside the blob cache.
     pub(crate) fn contents_cache(&self) -> ContentsCache {
-        ContentsCache::new(&crate::cache::contents_dir(self.cache_dir.as_deref()))
+        ContentsCache::new(&self.store().contents_dir())
     }
 
     /// Resolves the environment, composes its layers from the packages (or takes them from the

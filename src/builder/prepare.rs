@@ -14,7 +14,7 @@ use crate::input::{Input, Packages};
 use crate::platform::oci_platform;
 use crate::reporter::Stage;
 use crate::settings::{ImageSettings, Recorded, UserSpec};
-use crate::transport::{self, Location, Remote};
+use crate::transport::{self, Location, Remote, Session};
 
 use super::{Builder, Context, Error};
 
@@ -70,11 +70,7 @@ pub(crate) async fn prepare(
     let max_layers = over(b.max_layers, MAX_LAYERS, settings.max_layers);
     let trim = over(b.trim, Trim::default(), settings.trim()?);
     let user = settings.user_spec()?;
-    let cache_dir = match &b.cache_dir {
-        Some(d) => d.clone(),
-        None => rattler_cache::default_cache_dir()
-            .map_err(|e| crate::conda::Error::CacheDir(e.to_string()))?,
-    };
+    let cache_dir = crate::conda::cache_root(b.cache_dir.as_deref())?;
     let base = read_base(b, ctx, subdir, &oci_platform(subdir)).await?;
     ctx.check_cancel()?;
     let gateway = solve::gateway(&cache_dir, ctx.client());
@@ -159,7 +155,11 @@ async fn read_base(
         options: b.base_options.clone().unwrap_or_default(),
         cache: b.blob_cache(),
     };
-    let base = transport::read_with(&base_location, platform, &remote, ctx.cancel(), reporter)
+    let read = Session::new(ctx.cancel())
+        .with_remote(&remote)
+        .with_reporter(reporter)
+        .read(platform);
+    let base = transport::read(&base_location, &read)
         .await
         .map_err(|source| Error::Base {
             base: b.base.clone(),

@@ -217,7 +217,11 @@ pub struct TlsArgs {
 
 impl TlsArgs {
     /// Registry options with these TLS settings and timeouts, and `credential`.
-    pub fn options(&self, credential: Option<Credential>) -> RegistryOptions {
+    pub fn options(
+        &self,
+        credential: Option<Credential>,
+        env: &crate::env::Env,
+    ) -> RegistryOptions {
         let default = Timeouts::default();
         RegistryOptions {
             insecure: self.insecure,
@@ -228,6 +232,7 @@ impl TlsArgs {
                 low_speed_limit: self.low_speed_limit.unwrap_or(default.low_speed_limit),
                 low_speed_time: self.low_speed_time.unwrap_or(default.low_speed_time),
             },
+            ..RegistryOptions::from_env(env)
         }
     }
 }

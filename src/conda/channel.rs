@@ -232,6 +232,11 @@ impl Sources {
         Ok(self)
     }
 
+    /// The mirrors, as (canonical base, fetch base), both ending in `/`; the first match wins.
+    pub fn mirrors(&self) -> impl Iterator<Item = (&Url, &Url)> {
+        self.mirrors.iter().map(|(c, f)| (c, f))
+    }
+
     /// Where to fetch `url` (a canonical package or channel URL) from.
     pub fn fetch_url(&self, url: &Url) -> Url {
         for (canonical, fetch) in &self.mirrors {

@@ -194,3 +194,12 @@ fn did_you_mean(suggestions: &[String]) -> String {
         [rest @ .., last] => format!("; did you mean {} or {last}?", rest.join(", ")),
     }
 }
+
+/// The root of the caches conda packages (`pkgs/`) and repodata are kept in for `cache_dir`
+/// (as `--cache-dir` gives it): `cache_dir` itself, else rattler's shared cache (as pixi uses).
+pub fn cache_root(cache_dir: Option<&std::path::Path>) -> Result<std::path::PathBuf> {
+    match cache_dir {
+        Some(d) => Ok(d.to_path_buf()),
+        None => rattler_cache::default_cache_dir().map_err(|e| Error::CacheDir(e.to_string())),
+    }
+}

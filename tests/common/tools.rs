@@ -42,11 +42,12 @@ pub fn skip<T>(test: &str, why: impl Display) -> Option<T> {
                 _ => s,
             })
             .unwrap_or_default();
+        // One write of the whole line, so that tests skipping at once do not interleave.
         let written = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&log)
-            .and_then(|mut f| writeln!(f, "{binary}: {line}"));
+            .and_then(|mut f| f.write_all(format!("{binary}: {line}\n").as_bytes()));
         if let Err(e) = written {
             panic!(
                 "{name}: recording the skip in {}: {e}",

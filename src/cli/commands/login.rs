@@ -31,9 +31,12 @@ pub(crate) async fn login(args: crate::cli::args::LoginArgs) -> Result<()> {
         username: args.username.clone(),
         password: password.clone(),
     };
-    let client = transport::registry::Client::new(&registry, &args.tls.options(Some(credential)))?;
+    let options = args
+        .tls
+        .options(Some(credential), &crate::env::Env::from_process());
+    let client = transport::registry::Client::new(&registry, &options)?;
     client.check_login().await?;
-    let stored = auth::store(&registry, &args.username, &password)?;
+    let stored = auth::store(&registry, &args.username, &password, &options.auth)?;
     eprintln!(
         "Login Succeeded (credentials stored in {})",
         stored.display()

@@ -16,7 +16,7 @@ use crate::http::Sink;
 
 /// The wheel cache's directory under the cache directory `cache_dir`.
 pub fn wheel_dir(cache_dir: &Path) -> PathBuf {
-    cache_dir.join("pypi-v1")
+    cache_dir.join(crate::store::WHEELS)
 }
 
 /// Where the wheel cache under `cache_dir` keeps the wheel whose sha256 is `sha256`.

@@ -183,7 +183,7 @@ impl<'a> Get<'a> {
             return self.status(status, format!(" ({attempts} attempt(s))"));
         }
         let mut message = error_chain(&fault);
-        if is_certificate_error(&message) {
+        if is_certificate_error(&fault) {
             message.push_str(
                 "; its TLS certificate is not trusted: give its CA certificate with PIP_CERT",
             );

@@ -28,37 +28,51 @@ use crate::http::{
 use crate::reporter::{NoReporter, Reporter};
 use crate::transport::error::{CertificateError, Error, TokenError};
 
-/// How to reach a registry.
+/// How to reach a registry: plain settings, with what the environment names (credential files,
+/// the user's `certs.d`) resolved into fields by [`RegistryOptions::from_env`].
 #[derive(Clone, Debug, Default)]
 pub struct RegistryOptions {
     /// Allow plain HTTP, and TLS certificates that do not verify (Docker's insecure registries).
     pub insecure: bool,
-    /// Credentials given explicitly; otherwise they are looked up as Docker does.
+    /// Credentials given explicitly; otherwise they are looked up in [`Self::auth`].
     pub credential: Option<Credential>,
     /// A directory of certificates (`*.crt` CAs, `*.cert` + `*.key` client pairs), directly or
     /// in a `HOST:PORT` subdirectory as in `certs.d`, besides the system's `certs.d` directories.
     pub cert_dir: Option<PathBuf>,
     /// How long to wait for the registry, and how slow a transfer may be.
     pub timeouts: Timeouts,
+    /// Where credentials are looked up when none is given (none: nowhere).
+    pub auth: auth::AuthSources,
+    /// The user's `certs.d` (`$XDG_CONFIG_HOME/containers/certs.d`), after the system's.
+    pub user_certs_dir: Option<PathBuf>,
 }
 
-/// The directories whose certificates apply to `registry`: `cert_dir` (and its `registry`
-/// subdirectory), then Docker's and podman's `certs.d`.
-pub fn cert_dirs(registry: &str, cert_dir: Option<&Path>) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(d) = cert_dir {
-        dirs.push(d.to_path_buf());
-        dirs.push(d.join(registry));
+impl RegistryOptions {
+    /// Nothing given explicitly; credentials looked up and the user's `certs.d` found where
+    /// `env` names them, as Docker and podman do.
+    pub fn from_env(env: &crate::env::Env) -> Self {
+        Self {
+            auth: auth::AuthSources::from_env(env),
+            user_certs_dir: env.config_home().map(|c| c.join("containers/certs.d")),
+            ..Self::default()
+        }
     }
-    dirs.push(Path::new("/etc/docker/certs.d").join(registry));
-    dirs.push(Path::new("/etc/containers/certs.d").join(registry));
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
-    if let Some(config) = config {
-        dirs.push(config.join("containers/certs.d").join(registry));
+
+    /// The directories whose certificates apply to `registry`: [`Self::cert_dir`] (and its
+    /// `registry` subdirectory), then Docker's and podman's `certs.d`, then the user's.
+    pub fn cert_dirs(&self, registry: &str) -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        if let Some(d) = &self.cert_dir {
+            dirs.push(d.clone());
+            dirs.push(d.join(registry));
+        }
+        dirs.push(Path::new("/etc/docker/certs.d").join(registry));
+        dirs.push(Path::new("/etc/containers/certs.d").join(registry));
+        if let Some(user) = &self.user_certs_dir {
+            dirs.push(user.join(registry));
+        }
+        dirs.into_iter().filter(|d| d.is_dir()).collect()
     }
-    dirs.into_iter().filter(|d| d.is_dir()).collect()
 }
 
 /// Adds the CAs and the client certificate found in `dirs` to `builder`.
@@ -216,7 +230,7 @@ impl Client<'static> {
             .user_agent(concat!("conda-docker/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(options.timeouts.timeout)
             .tls_danger_accept_invalid_certs(options.insecure);
-        let dirs = cert_dirs(registry, options.cert_dir.as_deref());
+        let dirs = options.cert_dirs(registry);
         let http = with_certificates(builder, &dirs)
             .map_err(|source| Error::Certificates {
                 registry: registry.to_string(),
@@ -227,7 +241,8 @@ impl Client<'static> {
                 registry: registry.to_string(),
                 source,
             })?;
-        let (credential, searched) = auth::lookup(registry, options.credential.as_ref());
+        let (credential, searched) =
+            auth::lookup(registry, options.credential.as_ref(), &options.auth);
         Ok(Self {
             http,
             registry: registry.to_string(),
@@ -282,7 +297,7 @@ impl<'r> Client<'r> {
                     .await;
                 match ping {
                     Ok(_) => Ok(https),
-                    Err(e) if is_certificate_error(&error_chain(&e)) => {
+                    Err(e) if is_certificate_error(&e) => {
                         Err(self.network_error("GET /v2/", 1, Fault::Http(e)))
                     }
                     Err(e) => {
@@ -382,14 +397,13 @@ impl<'r> Client<'r> {
 
     /// The error for `request`, failed with `fault` after `attempts` attempts.
     pub(crate) fn network_error(&self, request: &str, attempts: u32, fault: Fault) -> Error {
-        let chain = error_chain(&fault);
-        let hint = if is_certificate_error(&chain) {
+        let hint = if is_certificate_error(&fault) {
             format!(
                 "; its TLS certificate is not trusted: put its CA certificate in \
                  /etc/docker/certs.d/{}/ca.crt or in a directory given with --cert-dir",
                 self.registry
             )
-        } else if !self.plain_http && is_tls_error(&chain) {
+        } else if !self.plain_http && is_tls_error(&fault) {
             "; it seems to serve plain HTTP: pass --insecure if you trust it".into()
         } else {
             String::new()
@@ -651,42 +665,7 @@ impl<'r> Client<'r> {
             realm: realm.to_string(),
             source,
         };
-        let mut query: Vec<(&str, &str)> = Vec::new();
-        if let Some(s) = service {
-            query.push(("service", s));
-        }
-        let request = match &self.credential {
-            Some((Credential::IdentityToken(refresh), _)) => {
-                let scope = scopes.join(" ");
-                let mut form = vec![
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", refresh.as_str()),
-                    ("client_id", "conda-docker"),
-                    ("scope", scope.as_str()),
-                ];
-                form.extend(query.iter().copied());
-                self.http
-                    .post(realm)
-                    .timeout(self.timeouts.timeout)
-                    .form(&form)
-                    .build()
-            }
-            other => {
-                for s in scopes {
-                    query.push(("scope", s));
-                }
-                let mut req = self
-                    .http
-                    .get(realm)
-                    .timeout(self.timeouts.timeout)
-                    .query(&query);
-                if let Some((Credential::Basic { username, password }, _)) = other {
-                    req = req.basic_auth(username, Some(password));
-                }
-                req.build()
-            }
-        }
-        .map_err(failed)?;
+        let request = self.token_request(realm, service, scopes).map_err(failed)?;
         let mut response = self.http.execute(request).await.map_err(failed)?;
         if !response.status().is_success() {
             return Err(TokenError::Status {
@@ -717,6 +696,51 @@ impl<'r> Client<'r> {
             .ok_or_else(|| TokenError::NoToken {
                 realm: realm.to_string(),
             })
+    }
+
+    /// The request for a token covering `scopes`: an identity token's refresh (OAuth2 POST),
+    /// else a GET with the Basic credential, if any.
+    fn token_request(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+    ) -> reqwest::Result<reqwest::Request> {
+        let mut query: Vec<(&str, &str)> = Vec::new();
+        if let Some(s) = service {
+            query.push(("service", s));
+        }
+        match &self.credential {
+            Some((Credential::IdentityToken(refresh), _)) => {
+                let scope = scopes.join(" ");
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh.as_str()),
+                    ("client_id", "conda-docker"),
+                    ("scope", scope.as_str()),
+                ];
+                form.extend(query.iter().copied());
+                self.http
+                    .post(realm)
+                    .timeout(self.timeouts.timeout)
+                    .form(&form)
+                    .build()
+            }
+            other => {
+                for s in scopes {
+                    query.push(("scope", s));
+                }
+                let mut req = self
+                    .http
+                    .get(realm)
+                    .timeout(self.timeouts.timeout)
+                    .query(&query);
+                if let Some((Credential::Basic { username, password }, _)) = other {
+                    req = req.basic_auth(username, Some(password));
+                }
+                req.build()
+            }
+        }
     }
 }
 
@@ -809,6 +833,68 @@ mod tests {
             Some(Challenge::Basic)
         ));
         assert!(parse_challenge("Negotiate").is_none());
+    }
+
+    #[test]
+    fn tls_failures_are_told_by_their_type_not_their_text() {
+        use crate::http::{is_certificate_error, is_tls_error};
+        let carried = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let unknown_ca = carried(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ));
+        assert!(is_certificate_error(&unknown_ca) && is_tls_error(&unknown_ca));
+        let plain = carried(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
+        assert!(!is_certificate_error(&plain) && is_tls_error(&plain));
+        // The words alone are no TLS failure.
+        let words = std::io::Error::other("invalid peer certificate: received corrupt message");
+        assert!(!is_certificate_error(&words) && !is_tls_error(&words));
+    }
+
+    #[tokio::test]
+    async fn https_to_a_plain_http_server_is_a_tls_failure() {
+        use std::io::{Read, Write};
+        crate::install_tls_provider();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let _ = stream.read(&mut [0u8; 1024]);
+                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        let error = reqwest::Client::new()
+            .get(format!("https://{addr}/v2/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(is_tls_error(&error), "{}", error_chain(&error));
+        assert!(!is_certificate_error(&error), "{}", error_chain(&error));
+        assert!(!Fault::Http(error).transient());
+    }
+
+    #[test]
+    fn the_user_certs_d_comes_from_the_env_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir
+            .path()
+            .join("config/containers/certs.d/reg.example:5000");
+        std::fs::create_dir_all(&certs).unwrap();
+        let env = crate::env::Env::new(
+            [(
+                "XDG_CONFIG_HOME",
+                dir.path().join("config").display().to_string(),
+            )],
+            "/",
+        );
+        let options = RegistryOptions::from_env(&env);
+        assert_eq!(options.cert_dirs("reg.example:5000"), [certs]);
+        assert!(
+            RegistryOptions::default()
+                .cert_dirs("reg.example:5000")
+                .is_empty()
+        );
     }
 
     #[test]
