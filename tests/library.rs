@@ -23,7 +23,7 @@ fn demo_base() -> String {
     format!("docker-archive:{}", repo().join("demo/base.tar").display())
 }
 
-/// The diff_ids of an image's config, as strings.
+/// The diff_ids of a read image's config, as strings.
 fn diff_ids(image: &Image) -> Vec<String> {
     let config: serde_json::Value =
         serde_json::from_slice(&image.config_bytes(image.config().rootfs.diff_ids.clone()))
@@ -55,7 +55,6 @@ async fn build_write_pull_change_and_write_again() {
             .iter()
             .any(|r| r.package_record.name.as_normalized() == "bzip2")
     );
-    let ids = diff_ids(built.image());
 
     let cancel = Cancel::new();
     let remote = Remote {
@@ -74,6 +73,12 @@ async fn build_write_pull_change_and_write_again() {
     .await
     .expect("writing the OCI layout");
     let id = written.id().expect("an image ID").clone();
+    let ids: Vec<String> = written.images[0]
+        .layers
+        .iter()
+        .map(|l| l.diff_id.to_string())
+        .collect();
+    assert_eq!(ids.len(), built.image().layers().len());
 
     // Read back from the layout: the same layers.
     let platform = Platform::linux("amd64", None);
