@@ -96,12 +96,25 @@ fn a_directory_and_its_file_url_are_one_channel_recorded_as_itself() {
         "{text}"
     );
 
-    // Each lock rebuilds the image on a fresh cache, with no channel given.
+    // Each lock rebuilds the image on a fresh cache, with no channel given; given the
+    // directory too, no warning (its packages are fetched from it).
     for (n, file) in [&lock, &explicit].into_iter().enumerate() {
         let out = d.join(format!("re-{n}.tar"));
         let fresh = d.join(format!("fresh-{n}"));
         let rebuilt = build(&fresh, &out, &["-f", file.to_str().unwrap()]);
         assert_eq!(ok(&rebuilt), id, "{} rebuilt another image", file.display());
+        let with_dir = build(
+            &fresh,
+            &out,
+            &[
+                "-f",
+                file.to_str().unwrap(),
+                "-c",
+                channel.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(ok(&with_dir), id);
+        assert_eq!(naming_warnings(&with_dir), 0, "{}", stderr(&with_dir));
     }
 }
 
@@ -138,6 +151,25 @@ fn a_named_local_channel_is_the_channel_it_names_and_is_not_warned_about() {
     let archive = format!("docker-archive:{}", out.display());
     let sbom = run_ok(conda_docker().args(["sbom", "--format", "spdx", &archive]));
     assert!(sbom.contains("channel=conda-forge"), "{sbom}");
+
+    // The lock names conda-forge: given with it, the unnamed directory stands in for nothing,
+    // and the build says so (the packages come from the cache here).
+    let rebuilt = build(
+        &d.join("cache"),
+        &d.join("rebuilt.tar"),
+        &[
+            "-f",
+            lock.to_str().unwrap(),
+            "-c",
+            channel.to_str().unwrap(),
+        ],
+    );
+    ok(&rebuilt);
+    assert!(
+        stderr(&rebuilt).contains("no package is fetched from") && naming_warnings(&rebuilt) == 1,
+        "{}",
+        stderr(&rebuilt)
+    );
 }
 
 #[test]

@@ -203,14 +203,6 @@ async fn resolve(
     for c in &channels {
         sources.learn(c);
     }
-    let unnamed: Vec<_> = channels
-        .iter()
-        .filter(|c| c.is_unnamed_local())
-        .map(|c| &c.canonical)
-        .collect();
-    if !unnamed.is_empty() {
-        ctx.warn_once(&crate::conda::channel::unnamed_local_warning(&unnamed));
-    }
     let records = match &input.packages {
         Packages::Specs(specs) => {
             reporter.stage_started(Stage::Solve, &specs.join(" "));
@@ -228,7 +220,39 @@ async fn resolve(
             solve::sort_by_dependency(records.clone())
         }
     };
+    warn_unnamed(ctx, input, &channels, &records);
     Ok((records, sources))
+}
+
+/// Warns once of the local channels no `--channel-name` or `--mirror` names: solved
+/// against, their `file://` URLs are recorded; given with exact packages (a lockfile, an
+/// environment), they are where nothing is fetched from, unless a package's URL is in them.
+fn warn_unnamed(
+    ctx: &Context,
+    input: &Input,
+    channels: &[crate::conda::channel::ChannelSource],
+    records: &[RepoDataRecord],
+) {
+    let solved = matches!(input.packages, Packages::Specs(_));
+    let unnamed: Vec<_> = channels
+        .iter()
+        .filter(|c| c.is_unnamed_local())
+        .map(|c| &c.canonical)
+        .filter(|dir| {
+            solved
+                || !records
+                    .iter()
+                    .any(|r| r.url.as_str().starts_with(dir.as_str()))
+        })
+        .collect();
+    if unnamed.is_empty() {
+        return;
+    }
+    ctx.warn_once(&if solved {
+        crate::conda::channel::unnamed_local_warning(&unnamed)
+    } else {
+        crate::conda::channel::unused_local_warning(&unnamed)
+    });
 }
 
 /// The virtual packages the solve assumes for an image on `base`.

@@ -36,15 +36,32 @@ impl ChannelSource {
     }
 }
 
-/// The warning a build from unnamed local channels prints, once: how to name them.
-pub fn unnamed_local_warning(dirs: &[&Url]) -> String {
-    let shown: Vec<String> = dirs
-        .iter()
+/// Local channel URLs as the paths they are (`/home/me/channel`).
+fn shown_dirs(dirs: &[&Url]) -> Vec<String> {
+    dirs.iter()
         .map(|u| match u.to_file_path() {
             Ok(p) => p.display().to_string().trim_end_matches('/').to_string(),
             Err(()) => u.to_string(),
         })
-        .collect();
+        .collect()
+}
+
+/// The warning a build with exact packages (a lockfile's) prints, once, of the unnamed local
+/// channels no package is in: they name no channel, so nothing is fetched from them.
+pub fn unused_local_warning(dirs: &[&Url]) -> String {
+    let shown = shown_dirs(dirs);
+    let example = shown.first().map_or("DIR", String::as_str);
+    format!(
+        "no package is fetched from {}: the packages are fetched from their own URLs, and \
+         only a local channel named with --channel-name NAME=DIR (e.g. --channel-name \
+         conda-forge={example}) or --mirror stands in for a channel",
+        shown.join(", ")
+    )
+}
+
+/// The warning a build from unnamed local channels prints, once: how to name them.
+pub fn unnamed_local_warning(dirs: &[&Url]) -> String {
+    let shown = shown_dirs(dirs);
     let example = shown.first().map_or("DIR", String::as_str);
     let (what, urls) = match shown.as_slice() {
         [one] => (format!("local channel {one} is"), "its file:// URL"),
