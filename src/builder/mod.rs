@@ -130,7 +130,7 @@ impl Builder {
     }
 
     /// Where channels' packages are fetched from (mirrors, names of local channels). By
-    /// default, every channel from where it is, a local one named by its directory.
+    /// default, every channel from where it is, a local one recorded as its `file://` URL.
     pub fn with_sources(mut self, sources: Sources) -> Self {
         self.sources = sources;
         self
