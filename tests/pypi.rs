@@ -116,6 +116,9 @@ fn self_build(python_channel: &Path) -> std::process::Command {
         .arg(format!("docker-archive:{}", glibc_base().display()))
         .arg("-c")
         .arg(python_channel)
+        // Named, so that records and SBOMs hold no path of this machine.
+        .arg("--channel-name")
+        .arg(format!("conda-forge={}", python_channel.display()))
         .args(["--env", "LD_LIBRARY_PATH=/opt/conda/lib"]);
     cmd
 }

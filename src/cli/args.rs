@@ -341,7 +341,7 @@ pub struct BuildArgs {
     #[arg(help_heading = INPUT, long = "mirror", value_name = "CHANNEL=MIRROR")]
     pub mirrors: Vec<String>,
     /// The channel a local channel directory is a copy of (repeatable): `NAME=DIR`, NAME a
-    /// channel name or URL. Without it, a directory is named by its directory name.
+    /// channel name or URL. Without it, a directory is recorded as its own file:// URL.
     #[arg(help_heading = INPUT, long = "channel-name", value_name = "NAME=DIR")]
     pub channel_names: Vec<String>,
     /// The conda platform (subdir) to build for: linux-64, linux-aarch64, linux-ppc64le, ...

@@ -70,6 +70,7 @@ fn request(args: &BuildArgs) -> Result<BuildRequest> {
             expose: args.expose.clone(),
             user: args.user.clone(),
             writable_prefix: args.writable_prefix,
+            ..ImageSettings::default()
         },
         virtual_packages: key_values(&args.virtual_packages)?,
         sbom: !args.no_sbom,
