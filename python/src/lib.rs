@@ -20,7 +20,7 @@ use conda_docker::platform::{oci_platform, parse_subdir};
 use conda_docker::reporter::{NoReporter, Reporter, Stage};
 use conda_docker::request::{BuildRequest, Words};
 use conda_docker::store::Store;
-use conda_docker::transport::registry::{Credential, RegistryOptions, auth};
+use conda_docker::transport::registry::{Credential, RegistryOptions};
 use conda_docker::transport::{self, Location, Remote, Session, WriteOptions};
 use pyo3::prelude::*;
 
@@ -765,20 +765,14 @@ fn login(
 ) -> PyResult<String> {
     let cancel = Cancel::new();
     run(py, &cancel, move || {
-        let credential = Credential::Basic {
-            username: username.clone(),
-            password: password.clone(),
-        };
         let options = RegistryOptions {
             insecure,
-            credential: Some(credential),
             cert_dir,
             ..RegistryOptions::from_env(&conda_docker::env::Env::from_process())
         };
-        let client = transport::registry::Client::new(&registry, &options)?;
-        block_on(async { Ok(client.check_login().await?) })?;
-        let stored = auth::store(&registry, &username, &password, &options.auth)
-            .map_err(|e| Fail::new(Kind::Base, with_causes(&e)))?;
+        let stored = block_on(async {
+            Ok(transport::registry::login(&registry, &username, &password, &options).await?)
+        })?;
         Ok(stored.display().to_string())
     })
 }

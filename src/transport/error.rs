@@ -137,6 +137,15 @@ pub enum Error {
         /// The registry location.
         location: String,
     },
+    /// A login was checked but could not be stored.
+    #[error("storing the login for `{registry}`")]
+    StoreLogin {
+        /// The registry.
+        registry: String,
+        /// Why.
+        #[source]
+        source: super::registry::auth::AuthError,
+    },
 }
 
 fn summary(unreached: bool, request: &str, attempts: u32) -> String {

@@ -2,7 +2,7 @@
 //! Docker does; remove them again.
 
 use crate::transport;
-use crate::transport::registry::{Credential, auth};
+use crate::transport::registry::auth;
 use anyhow::{Context, Result};
 
 use crate::cli::output::errln;
@@ -23,20 +23,10 @@ pub(crate) async fn login(args: crate::cli::args::LoginArgs) -> Result<()> {
         }
         (None, false) => anyhow::bail!("give the password with --password-stdin (or --password)"),
     };
-    let registry = registry_host(&args.registry);
-    let credential = Credential::Basic {
-        username: args.username.clone(),
-        password: password.clone(),
-    };
-    let options = args
-        .tls
-        .options(Some(credential), &crate::env::Env::from_process());
-    let client = transport::registry::Client::new(&registry, &options)?;
-    client
-        .check_login()
+    let options = args.tls.options(None, &crate::env::Env::from_process());
+    let stored = transport::registry::login(&args.registry, &args.username, &password, &options)
         .await
         .map_err(|e| name_the_source(e, &args.username, from))?;
-    let stored = auth::store(&registry, &args.username, &password, &options.auth)?;
     errln!(
         "Login Succeeded (credentials stored in {})",
         stored.display()
@@ -46,7 +36,7 @@ pub(crate) async fn login(args: crate::cli::args::LoginArgs) -> Result<()> {
 
 /// Removes the login `login` stored for the registry, as `docker logout` does.
 pub(crate) fn logout(args: crate::cli::args::LogoutArgs) -> Result<()> {
-    let registry = registry_host(&args.registry);
+    let registry = transport::registry::login_host(&args.registry);
     let sources = auth::AuthSources::from_env(&crate::env::Env::from_process());
     let removed = auth::remove(&registry, &sources)
         .with_context(|| format!("removing the login for `{registry}`"))?;
@@ -60,21 +50,6 @@ pub(crate) fn logout(args: crate::cli::args::LogoutArgs) -> Result<()> {
         );
     }
     Ok(())
-}
-
-/// The registry host `login` and `logout` take: Docker Hub's spellings are `docker.io`, and a
-/// scheme or trailing slash is dropped.
-fn registry_host(arg: &str) -> String {
-    match arg {
-        "index.docker.io" | "registry-1.docker.io" | "https://index.docker.io/v1/" => {
-            "docker.io".to_string()
-        }
-        other => other
-            .trim_start_matches("https://")
-            .trim_start_matches("http://")
-            .trim_end_matches('/')
-            .to_string(),
-    }
 }
 
 /// A refusal that says which credentials were refused: the user name and where the password

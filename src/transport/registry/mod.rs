@@ -318,6 +318,43 @@ fn connect<'a>(
     Ok((client.with_reporter(session.reporter), &remote.cache))
 }
 
+/// The registry host `login` and `logout` take: Docker Hub's spellings are `docker.io`, and a
+/// scheme or trailing slash is dropped.
+pub fn login_host(arg: &str) -> String {
+    match arg {
+        "index.docker.io" | "registry-1.docker.io" | "https://index.docker.io/v1/" => {
+            "docker.io".to_string()
+        }
+        other => other
+            .trim_start_matches("https://")
+            .trim_start_matches("http://")
+            .trim_end_matches('/')
+            .to_string(),
+    }
+}
+
+/// `docker login`: checks `username` and `password` against `registry` (as [`login_host`]
+/// names it), reached with `options`, then stores them where Docker would (see
+/// [`auth::store`]). Returns where they went.
+pub async fn login(
+    registry: &str,
+    username: &str,
+    password: &str,
+    options: &RegistryOptions,
+) -> Result<std::path::PathBuf> {
+    let registry = login_host(registry);
+    let options = RegistryOptions {
+        credential: Some(Credential::Basic {
+            username: username.to_string(),
+            password: password.to_string(),
+        }),
+        ..options.clone()
+    };
+    Client::new(&registry, &options)?.check_login().await?;
+    auth::store(&registry, username, password, &options.auth)
+        .map_err(|source| Error::StoreLogin { registry, source })
+}
+
 /// Pulls `reference` for the context's platform, keeping its blobs in the context's blob
 /// store; downloads and retries are told to its reporter.
 pub async fn pull(reference: &Reference, ctx: &ReadContext<'_>) -> Result<Image> {
