@@ -5,10 +5,10 @@
 //! e.g. `-- docker-archive:demo/base.tar demo/channel example-image.tar bzip2 zstd`.
 
 use conda_docker::builder::{Builder, Context};
+use conda_docker::env::Env;
 use conda_docker::image::{Cancel, Reference};
 use conda_docker::input::Input;
-use conda_docker::reporter::NoReporter;
-use conda_docker::transport::{self, Location, Remote};
+use conda_docker::transport::{self, Location, Publishable, Remote, Session};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -34,15 +34,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .config
         .set_env_var("BUILT_BY", "conda-docker example");
     let tags: Vec<Reference> = vec!["example-image:123456".parse()?];
+    let remote = Remote::from_env(&Env::from_process());
+    let cancel = Cancel::new();
+    let ctx = Session::new(&cancel)
+        .with_remote(&remote)
+        .write(&tags, Default::default());
     let written = transport::write(
-        built.image(),
+        Publishable::Image(built.image()),
         &Location::parse_destination(output)?,
-        &tags,
-        &Remote::default(),
-        &Cancel::new(),
-        &NoReporter,
+        &ctx,
     )
     .await?;
-    println!("{}", written.config_digest);
+    println!("{}", written.images[0].config_digest);
     Ok(())
 }

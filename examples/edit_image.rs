@@ -8,10 +8,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use conda_docker::conda::Subdir;
+use conda_docker::env::Env;
 use conda_docker::image::{Cancel, Reference};
 use conda_docker::platform::oci_platform;
-use conda_docker::reporter::NoReporter;
-use conda_docker::transport::{self, Location, Remote};
+use conda_docker::transport::{self, Location, Publishable, Remote, Session};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -20,15 +20,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err("usage: edit_image BASE OUTPUT.tar".into());
     };
     let cancel = Cancel::new();
+    let remote = Remote::from_env(&Env::from_process());
     // image = pull_image('frolvlad/alpine-glibc', 'latest')
     let source = Location::parse_source(&base)?;
-    let mut image = transport::read(
-        &source,
-        &oci_platform(Subdir::Linux64),
-        &Remote::default(),
-        &cancel,
-    )
-    .await?;
+    let platform = oci_platform(Subdir::Linux64);
+    let session = Session::new(&cancel).with_remote(&remote);
+    let ctx = session.read(&platform);
+    let mut image = transport::read(&source, &ctx).await?;
     // image.remove_layer()
     image.remove_layer();
     // image.add_layer_path('./')
@@ -49,15 +47,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     image.config_mut().config.set_env_var("FOO", "BAR");
     // image.name = 'this-is-a-test'; image.write_file('example-filter.tar')
     let tags: Vec<Reference> = vec!["this-is-a-test:latest".parse()?];
+    let ctx = session.write(&tags, Default::default());
     let written = transport::write(
-        &image,
+        Publishable::Image(&image),
         &Location::parse_destination(&output)?,
-        &tags,
-        &Remote::default(),
-        &cancel,
-        &NoReporter,
+        &ctx,
     )
     .await?;
-    println!("{}", written.config_digest);
+    println!("{}", written.images[0].config_digest);
     Ok(())
 }

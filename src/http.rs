@@ -11,6 +11,11 @@
 //! crawl, 429, 5xx) is tried again at most 4 times since the request last made progress, 0.5,
 //! 1, 2 and 4 s apart, or as long as the server asks with `Retry-After` (at most 60 s), never
 //! beyond the timeout; a failed TLS handshake or certificate is not tried again.
+//!
+//! Downloads, for both clients, go through one loop ([`download`]): a body into a restartable
+//! [`Sink`], resumed with `Range` after a broken transfer where the caller allows it.
+
+mod download;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -22,6 +27,8 @@ use reqwest::header::{HeaderMap, RETRY_AFTER};
 
 use crate::error_chain;
 use crate::reporter::{Reporter, Retry, seconds};
+
+pub(crate) use download::{Download, Exchange, Outcome, Sink, Size, download};
 
 /// How long to wait for a server, and how slow a transfer may be.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -117,7 +124,7 @@ impl Fault {
     /// True when trying again may help (not a TLS handshake or certificate failure).
     pub fn transient(&self) -> bool {
         match self {
-            Self::Http(e) => !(e.is_builder() || e.is_redirect() || is_tls_error(&error_chain(e))),
+            Self::Http(e) => !(e.is_builder() || e.is_redirect() || is_tls_error(e)),
             _ => true,
         }
     }
@@ -151,17 +158,37 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     Some(wait.to_std().unwrap_or(Duration::ZERO))
 }
 
+/// The TLS failure in `e`'s source chain, if any: a [`rustls::Error`] itself, or one an I/O
+/// error carries (as tokio-rustls reports it, under hyper's and reqwest's connect errors).
+fn tls_failure<'a>(e: &'a (dyn std::error::Error + 'static)) -> Option<&'a rustls::Error> {
+    let mut current = Some(e);
+    while let Some(error) = current {
+        if let Some(tls) = error.downcast_ref::<rustls::Error>() {
+            return Some(tls);
+        }
+        // An I/O error's `source` skips the error it carries: descend into that one.
+        current = match error.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => error.source(),
+        };
+    }
+    None
+}
+
 /// True when TLS failed because the server's certificate did not verify.
-pub fn is_certificate_error(chain: &str) -> bool {
-    chain.contains("invalid peer certificate") || chain.contains("certificate verify")
+pub fn is_certificate_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(tls_failure(e), Some(rustls::Error::InvalidCertificate(_)))
 }
 
 /// True when the TLS handshake failed (a bad certificate, or a server that does not speak
-/// TLS): trying again will not help.
-pub fn is_tls_error(chain: &str) -> bool {
-    is_certificate_error(chain)
-        || chain.contains("corrupt message")
-        || chain.contains("InvalidContentType")
+/// TLS, whose answer is no TLS record): trying again will not help.
+pub fn is_tls_error(e: &(dyn std::error::Error + 'static)) -> bool {
+    matches!(
+        tls_failure(e),
+        Some(rustls::Error::InvalidCertificate(_) | rustls::Error::InvalidMessage(_))
+    )
 }
 
 /// The retries of one request or one transfer: at most 4 since it last made progress, 0.5 s,

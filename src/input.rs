@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use crate::conda::lock::{LockedPackage, LockedPypi};
 use crate::conda::{Subdir, env_file, lock, prefix};
 use crate::pypi::requirements::{self, Requirements};
-use crate::settings::ImageSettings;
+use crate::settings::{ImageSettings, Recorded};
 use rattler_conda_types::RepoDataRecord;
 
 /// Why an input cannot be read.
@@ -128,9 +128,16 @@ impl Input {
                 ));
             }
             let locked = lock::read(path, &text, format, subdir, environment)?;
+            // What the image was built from beyond its packages, when conda-docker wrote it.
+            let recorded = Recorded::from_comment_lines(&text)
+                .map_err(|e| error(e.to_string()))?
+                .unwrap_or_default();
             return Ok(Self {
                 packages: Packages::Locked(locked.conda),
                 pypi: Pypi::Locked(locked.pypi),
+                name: recorded.name,
+                variables: recorded.variables,
+                settings: recorded.settings,
                 ..Self::specs(Vec::<String>::new())
             });
         }

@@ -17,7 +17,8 @@
 //! - [`request`]: a build as plain data, as a front end fills it, resolved once into a
 //!   [`builder::Builder`] and a [`builder::Job`]; [`env`]: the process environment as a
 //!   value, read once by a front end and passed down.
-//! - [`cache`]: the caches (blobs, layer keys, package contents), their size and pruning;
+//! - [`store`]: the caches under one root (blobs, layer keys, package contents, wheels), their
+//!   size and pruning;
 //!   [`atomic`]: the one way files are written (temporary file, explicit mode, rename);
 //!   [`capped`]: the one way small inputs (JSON) are read, with a cap; [`beneath`]: the one
 //!   way a directory's files are read (no symlink followed).
@@ -35,7 +36,6 @@
 pub mod atomic;
 pub mod beneath;
 pub mod builder;
-pub mod cache;
 pub mod capped;
 #[cfg(feature = "cli")]
 pub mod cli;
@@ -52,7 +52,11 @@ pub mod pypi;
 pub mod reporter;
 pub mod request;
 pub mod settings;
+pub mod store;
 pub mod transport;
+
+/// The one error a cancelled step returns, for every side (found through an error's sources).
+pub use image::cancel::Cancelled;
 
 /// An error and its sources, as one line (a source already at the end of the text is not
 /// repeated).

@@ -36,7 +36,8 @@ use crate::transport::{Location, WriteOptions};
 /// Everything a front end can set for a build, as plain data (each field is the command-line
 /// option of the same name; see `docs/cli.md`).
 #[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
-#[serde(default, deny_unknown_fields)]
+// Not `deny_unknown_fields`: serde does not take it with `flatten`.
+#[serde(default)]
 pub struct BuildRequest {
     /// Conda match specs.
     pub specs: Vec<String>,
@@ -74,24 +75,9 @@ pub struct BuildRequest {
     pub no_trim: bool,
     /// `gzip`, `zstd` or `none`, with an optional level.
     pub compression: String,
-    /// Environment variables of the image.
-    pub env: BTreeMap<String, String>,
-    /// The entrypoint.
-    pub entrypoint: Option<Vec<String>>,
-    /// The command.
-    pub cmd: Option<Vec<String>>,
-    /// The working directory.
-    pub workdir: Option<String>,
-    /// Labels of the image config.
-    pub labels: BTreeMap<String, String>,
-    /// Annotations of the manifest.
-    pub annotations: BTreeMap<String, String>,
-    /// Ports to expose.
-    pub expose: Vec<String>,
-    /// A user to create and run as, `NAME[:UID[:GID]]`.
-    pub user: Option<String>,
-    /// Whether the user owns the prefix.
-    pub writable_prefix: bool,
+    /// Entrypoint, command, labels, user and the like (over the input's).
+    #[serde(flatten)]
+    pub image: ImageSettings,
     /// Virtual package overrides for the solve (`__glibc` = `2.28`).
     pub virtual_packages: BTreeMap<String, String>,
     /// Whether the image gets SBOMs.
@@ -149,15 +135,7 @@ impl Default for BuildRequest {
             trim: Vec::new(),
             no_trim: false,
             compression: LayerCompression::default().to_string(),
-            env: BTreeMap::new(),
-            entrypoint: None,
-            cmd: None,
-            workdir: None,
-            labels: BTreeMap::new(),
-            annotations: BTreeMap::new(),
-            expose: Vec::new(),
-            user: None,
-            writable_prefix: false,
+            image: ImageSettings::default(),
             virtual_packages: BTreeMap::new(),
             sbom: true,
             allow_unhashed_pypi: false,
@@ -411,13 +389,15 @@ impl BuildRequest {
             .with_allow_unhashed_pypi(self.allow_unhashed_pypi)
             .with_pypi_index(locations.over(&env_locations(env)))
             .with_pypi_http(pypi_http)
-            .with_settings(self.image_settings())
+            .with_settings(self.image.clone())
             .with_source_date_epoch(epoch)
             .with_base_registry(base_registry)
             .with_working_dir(env.cwd());
         for (name, version) in virtual_packages {
             builder = builder.with_virtual_package(name, version);
         }
+        builder =
+            builder.with_store_root(crate::store::Store::at(self.cache_dir.as_deref(), env).root());
         if let Some(dir) = &self.cache_dir {
             builder = builder.with_cache_dir(dir.clone());
         }
@@ -435,21 +415,6 @@ impl BuildRequest {
             env,
         )
         .map_err(|e| Error::bare(Setting::Source, e))
-    }
-
-    /// The image settings the request gives (over the input's).
-    fn image_settings(&self) -> ImageSettings {
-        ImageSettings {
-            env: self.env.clone(),
-            entrypoint: self.entrypoint.clone(),
-            cmd: self.cmd.clone(),
-            workdir: self.workdir.clone(),
-            labels: self.labels.clone(),
-            annotations: self.annotations.clone(),
-            expose: self.expose.clone(),
-            user: self.user.clone(),
-            writable_prefix: self.writable_prefix,
-        }
     }
 
     /// How to reach a registry: `creds` (as `setting`), TLS, timeouts and what `env` says.
@@ -474,7 +439,6 @@ impl BuildRequest {
                 }
             }
         };
-        let _ = env;
         Ok(RegistryOptions {
             insecure: self.insecure,
             credential,
@@ -484,6 +448,7 @@ impl BuildRequest {
                 low_speed_limit: self.low_speed_limit.unwrap_or(default.low_speed_limit),
                 low_speed_time: seconds(self.low_speed_time, default.low_speed_time)?,
             },
+            ..RegistryOptions::from_env(env)
         })
     }
 }
@@ -621,7 +586,9 @@ mod tests {
             serde_json::from_str(r#"{"specs": ["zstd"], "max_layers": 9}"#).unwrap();
         assert_eq!(request.max_layers, 9);
         assert_eq!(request.target_prefix, PathBuf::from("/opt/conda"));
-        let unknown = serde_json::from_str::<BuildRequest>(r#"{"max_layer": 9}"#).unwrap_err();
-        assert!(unknown.to_string().contains("max_layer"), "{unknown}");
+        let request: BuildRequest =
+            serde_json::from_str(r#"{"user": "app", "writable_prefix": true}"#).unwrap();
+        assert!(request.image.writable_prefix);
+        assert_eq!(request.image.user.as_deref(), Some("app"));
     }
 }

@@ -1,11 +1,16 @@
 //! Image settings declared beside the environment (the `conda-docker:` key of an
-//! `environment.yml`) and on the command line, merged once: the command line wins.
+//! `environment.yml`) and on the command line, merged once: the command line wins. What an
+//! image was built from beyond its packages ([`Recorded`]) travels in a lockfile's comment
+//! lines, so that the lockfile rebuilds the same image.
 
 use std::collections::BTreeMap;
+use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::image::{ConfigFile, Image};
+use crate::conda::place::Trim;
+use crate::conda::plan::LayeringStrategy;
+use crate::image::{ConfigFile, Image, LayerCompression};
 
 /// An image setting the image could not run with.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -82,28 +87,140 @@ impl std::str::FromStr for UserSpec {
     }
 }
 
-/// How the image is set up beyond its environment.
-#[derive(Clone, Debug, Default, PartialEq, Deserialize)]
+/// How the image is set up beyond its environment (an environment file's `conda-docker:`
+/// section, kebab-case; also part of a [`crate::request::BuildRequest`], snake_case, where
+/// the request's own `target_prefix`, `layering_strategy`, `max_layers`, `trim` and
+/// `compression` give the last five).
+#[derive(Clone, Debug, Default, PartialEq, Deserialize, Serialize)]
 #[serde(default, deny_unknown_fields, rename_all = "kebab-case")]
 pub struct ImageSettings {
     /// Extra environment variables.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
     /// The entrypoint.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<Vec<String>>,
     /// The default command.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
     /// The working directory.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub workdir: Option<String>,
     /// Labels.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub labels: BTreeMap<String, String>,
     /// Manifest annotations.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub annotations: BTreeMap<String, String>,
     /// Ports to expose (`8080`, `53/udp`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub expose: Vec<String>,
     /// A user to create and run as, `NAME[:UID[:GID]]`.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
     /// Whether the user owns the prefix (so it can install into it).
+    #[serde(alias = "writable_prefix", skip_serializing_if = "std::ops::Not::not")]
     pub writable_prefix: bool,
+    /// Where the environment lives in the image (`--target-prefix`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target_prefix: Option<PathBuf>,
+    /// How packages are split into layers (`--layering-strategy`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub layering: Option<LayeringStrategy>,
+    /// The most layers the image may have, the base's included (`--max-layers`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub max_layers: Option<usize>,
+    /// The groups of files left out, exactly (`[]` keeps everything; `--trim`, `--no-trim`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trim: Option<Vec<String>>,
+    /// The layers' compression in OCI layouts, archives and registries (`--compression`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compression: Option<String>,
+}
+
+/// What an image was built from beyond its packages and platform: the environment's name, its
+/// variables and the image settings, as an environment file declares them (`name:`,
+/// `variables:`, `conda-docker:`). A lockfile carries it in comment lines, which conda,
+/// conda-lock and pixi ignore, so that building the lockfile gives the same image.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Recorded {
+    /// The environment's name (the SBOM's name, `CONDA_DEFAULT_ENV`, the default image name).
+    pub name: Option<String>,
+    /// The environment's variables.
+    pub variables: BTreeMap<String, String>,
+    /// The image settings.
+    pub settings: ImageSettings,
+}
+
+/// The `created_by` of the history entry that holds an image's [`Recorded`] (as its comment).
+pub const RECORDED_BY: &str = "conda-docker: the environment's name, variables and settings";
+
+/// The comment line prefixes [`Recorded`] is written under, one line each.
+const RECORDED_KEYS: [&str; 3] = ["# name: ", "# variables: ", "# conda-docker: "];
+
+impl Recorded {
+    /// The comment lines (each ending in a newline) that carry what is set, as JSON on one
+    /// line each (`# conda-docker: {"cmd":["bzip2"]}`); nothing when nothing is set.
+    pub fn comment_lines(&self) -> String {
+        let mut text = String::new();
+        let mut line = |key: &str, value: serde_json::Value| {
+            text.push_str(key);
+            text.push_str(&value.to_string());
+            text.push('\n');
+        };
+        if let Some(name) = &self.name {
+            line(RECORDED_KEYS[0], serde_json::json!(name));
+        }
+        if !self.variables.is_empty() {
+            line(RECORDED_KEYS[1], serde_json::json!(self.variables));
+        }
+        if self.settings != ImageSettings::default()
+            && let Ok(value) = serde_json::to_value(&self.settings)
+        {
+            line(RECORDED_KEYS[2], value);
+        }
+        text
+    }
+
+    /// What `image`'s history records (the entry [`RECORDED_BY`] made); `Ok(None)` when it
+    /// records nothing.
+    pub fn of_image(image: &Image) -> Result<Option<Self>, Error> {
+        let entry = image
+            .config()
+            .history
+            .iter()
+            .rev()
+            .find(|h| h.empty_layer && h.created_by.as_deref() == Some(RECORDED_BY));
+        match entry.and_then(|h| h.comment.as_deref()) {
+            Some(lines) => Self::from_comment_lines(lines),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads the lines [`Self::comment_lines`] wrote from the comment lines that open `text`
+    /// (a lockfile); `Ok(None)` when it has none.
+    pub fn from_comment_lines(text: &str) -> Result<Option<Self>, Error> {
+        let mut recorded = Self::default();
+        let mut found = false;
+        let leading = text
+            .lines()
+            .map(str::trim_end)
+            .take_while(|l| l.starts_with('#') || l.is_empty());
+        for l in leading {
+            let bad = |e: serde_json::Error| Error::new("lockfile", l, format!("not JSON: {e}"));
+            if let Some(v) = l.strip_prefix(RECORDED_KEYS[0]) {
+                recorded.name = Some(serde_json::from_str(v).map_err(bad)?);
+            } else if let Some(v) = l.strip_prefix(RECORDED_KEYS[1]) {
+                recorded.variables = serde_json::from_str(v).map_err(bad)?;
+            } else if let Some(v) = l.strip_prefix(RECORDED_KEYS[2]) {
+                recorded.settings = serde_json::from_str(v).map_err(bad)?;
+            } else {
+                continue;
+            }
+            found = true;
+        }
+        Ok(found.then_some(recorded))
+    }
 }
 
 /// The config file: `$CONDA_DOCKER_CONFIG` (which must be a file), else
@@ -138,7 +255,36 @@ impl ImageSettings {
         self.workdir = cli.workdir.or(self.workdir);
         self.user = cli.user.or(self.user);
         self.writable_prefix |= cli.writable_prefix;
+        self.target_prefix = cli.target_prefix.or(self.target_prefix);
+        self.layering = cli.layering.or(self.layering);
+        self.max_layers = cli.max_layers.or(self.max_layers);
+        self.trim = cli.trim.or(self.trim);
+        self.compression = cli.compression.or(self.compression);
         self
+    }
+
+    /// The files left out, when `trim` names them (exactly its groups).
+    pub fn trim(&self) -> Result<Option<Trim>, Error> {
+        self.trim
+            .as_ref()
+            .map(|groups| {
+                groups
+                    .iter()
+                    .try_fold(Trim::NONE, |t, g| t.with_group(g.trim()))
+                    .map_err(|reason| Error::new("trim", groups.join(","), reason))
+            })
+            .transpose()
+    }
+
+    /// The layers' compression, when `compression` names one.
+    pub fn compression(&self) -> Result<Option<LayerCompression>, Error> {
+        self.compression
+            .as_deref()
+            .map(|c| {
+                c.parse::<LayerCompression>()
+                    .map_err(|e| Error::new("compression", c, e.to_string()))
+            })
+            .transpose()
     }
 
     /// The user to create, parsed.
@@ -149,6 +295,21 @@ impl ImageSettings {
     /// Checks every setting is one an image can run with (as Docker would refuse it).
     pub fn validate(&self) -> Result<(), Error> {
         self.user_spec()?;
+        self.trim()?;
+        self.compression()?;
+        if let Some(prefix) = &self.target_prefix {
+            target_prefix(prefix)?;
+        }
+        if let Some(n) = self.max_layers
+            && n < 2
+        {
+            return Err(Error::new(
+                "max-layers",
+                n.to_string(),
+                "an image needs 2 layers at least: one for the packages, one for the files no \
+                 package owns",
+            ));
+        }
         for (k, v) in &self.env {
             check_env("--env", k, v)?;
         }
@@ -489,6 +650,50 @@ mod tests {
         }
         .validate()
         .unwrap();
+    }
+
+    #[test]
+    fn what_an_image_was_built_from_travels_in_comment_lines() {
+        let settings: ImageSettings = serde_yaml::from_str(
+            "cmd: [a]\nlabels: {team: \"x\\ny\"}\ntarget-prefix: /srv/env\nlayering: single\n\
+             trim: []\ncompression: zstd:3\n",
+        )
+        .unwrap();
+        let recorded = Recorded {
+            name: Some("bar5env\n# name: \"evil\"".into()),
+            variables: [("A".to_string(), "1".to_string())].into(),
+            settings,
+        };
+        let lines = recorded.comment_lines();
+        assert_eq!(
+            lines.lines().count(),
+            3,
+            "one line each, newlines escaped: {lines}"
+        );
+        assert!(lines.lines().all(|l| l.starts_with("# ")), "{lines}");
+        let text = format!("{lines}# platform: linux-64\n@EXPLICIT\n# name: \"late\"\n");
+        assert_eq!(Recorded::from_comment_lines(&text).unwrap(), Some(recorded));
+        assert_eq!(Recorded::from_comment_lines("@EXPLICIT\n").unwrap(), None);
+        assert!(Recorded::from_comment_lines("# conda-docker: {\"nope\": 1}\n").is_err());
+        assert!(Recorded::default().comment_lines().is_empty());
+    }
+
+    #[test]
+    fn a_request_gives_the_layout_settings_by_its_own_keys() {
+        let request: crate::request::BuildRequest = serde_json::from_str(
+            r#"{"compression": "zstd", "trim": ["docs"], "max_layers": 9, "user": "app"}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (request.compression.as_str(), request.max_layers),
+            ("zstd", 9)
+        );
+        assert_eq!(request.trim, ["docs"]);
+        assert_eq!(request.image.user.as_deref(), Some("app"));
+        assert_eq!(
+            (request.image.compression, request.image.trim),
+            (None, None)
+        );
     }
 
     #[test]

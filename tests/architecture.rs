@@ -1,6 +1,7 @@
-//! The module boundaries hold: the image side and its transports know nothing of conda, and the
-//! conda side knows nothing of tar headers or OCI, and the HTTP retry policy (`src/http.rs`)
-//! knows neither (as go-containerregistry's depcheck test).
+//! The module boundaries hold: the image side and its transports know nothing of conda, the image
+//! side imports none of its callers (transports, store, builder), the store (`src/store/`) knows
+//! no builder or front end, the conda side knows nothing of tar headers or OCI, and the HTTP
+//! retry policy (`src/http.rs`) knows neither (as go-containerregistry's depcheck test).
 
 use std::path::Path;
 
@@ -51,6 +52,42 @@ fn assert_free_of(dir: &str, forbidden: &[&str]) {
 fn the_image_side_knows_no_conda() {
     for dir in ["image", "transport"] {
         assert_free_of(dir, &["rattler", "crate::conda", "crate::builder"]);
+    }
+}
+
+#[test]
+fn the_image_side_climbs_to_no_caller() {
+    // The blob store is reached through `image::resolve::BlobStore`, which the store implements.
+    assert_free_of(
+        "image",
+        &[
+            "crate::transport",
+            "crate::build",
+            "crate::store",
+            "crate::cli",
+        ],
+    );
+}
+
+#[test]
+fn the_store_knows_no_builder_or_front_end() {
+    assert_free_of(
+        "store",
+        &[
+            "crate::build",
+            "crate::cli",
+            "crate::transport",
+            "crate::pypi",
+        ],
+    );
+}
+
+#[test]
+fn the_store_and_transports_read_no_environment() {
+    // Their settings come from an `Env` a front end read once (`RegistryOptions::from_env`,
+    // `Store::at`).
+    for dir in ["store", "transport"] {
+        assert_free_of(dir, &["std::env", "env::var", "current_dir"]);
     }
 }
 
@@ -137,6 +174,21 @@ fn the_environment_is_read_only_in_env() {
                     "{path}:{n}: reads the environment (`{word}`): take it from crate::env::Env"
                 );
             }
+        }
+    }
+}
+
+#[test]
+fn only_front_ends_read_the_process_environment() {
+    for (path, text) in all_sources("src") {
+        if path.contains("/src/cli/") || path.contains("/src/bin/") || path.ends_with("env.rs") {
+            continue;
+        }
+        for (n, code) in code_lines(&text) {
+            assert!(
+                !code.contains("Env::from_process"),
+                "{path}:{n}: the library reads the process environment: take an Env from the caller"
+            );
         }
     }
 }

@@ -271,9 +271,14 @@ fn diff_shows_packages_from_another_channel_as_changed() {
     let diff: Value = serde_json::from_str(&stdout(&cd(&["diff", "--json", &a, &b]))).unwrap();
     let changed = diff["packages"]["changed"].as_array().unwrap();
     assert!(changed.len() > 1, "{diff}");
+    let local = local_channel_url();
     for c in changed {
         assert_eq!(c["old"]["version"], c["new"]["version"]);
-        assert_eq!(c["old"]["channel"], "https://conda.anaconda.org/channel");
+        assert_eq!(
+            c["old"]["channel"],
+            local.as_str(),
+            "an unnamed local channel"
+        );
         assert_eq!(
             c["new"]["channel"],
             "https://conda.anaconda.org/conda-forge"
@@ -283,10 +288,10 @@ fn diff_shows_packages_from_another_channel_as_changed() {
     assert_eq!(diff["packages"]["removed"], json!([]));
     let text = stdout(&cd(&["diff", &a, &b]));
     assert!(
-        text.contains(
+        text.contains(&format!(
             "  ~ bzip2 1.0.8 h4bc722e_7 → 1.0.8 h4bc722e_7 (channel \
-             https://conda.anaconda.org/channel → https://conda.anaconda.org/conda-forge)"
-        ),
+                 {local} → https://conda.anaconda.org/conda-forge)"
+        )),
         "{text}"
     );
 }
@@ -342,6 +347,14 @@ fn diff_shows_config_changes_between_layouts() {
     }
 }
 
+/// The channel the fixture channel's records name when no `--channel-name` names it: its own
+/// `file://` URL (no trailing `/`, as records hold channels).
+fn local_channel_url() -> String {
+    let dir = common::channel().canonicalize().unwrap();
+    let url = url::Url::from_directory_path(dir).unwrap();
+    url.as_str().trim_end_matches('/').to_string()
+}
+
 /// `STDOUT` of a build that must succeed, trimmed: the image ID for a docker-archive.
 fn image_id(out: &Output) -> String {
     stdout(out).trim().to_string()
@@ -390,7 +403,7 @@ fn lock_of_a_pushed_image_rebuilds_the_same_image() {
         );
         let text = std::fs::read_to_string(&lock).unwrap();
         assert!(
-            text.contains("https://conda.anaconda.org/channel/linux-64/bzip2-1.0.8-"),
+            text.contains(&format!("{}/linux-64/bzip2-1.0.8-", local_channel_url())),
             "{text}"
         );
         if name == "lock.yml" {

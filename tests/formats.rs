@@ -127,13 +127,39 @@ fn docker_save_output_is_a_base() {
         out.to_str().unwrap(),
     );
     run_ok(docker.cmd().arg("load").arg("-i").arg(&out));
-    let got =
-        run_ok(
-            docker
-                .cmd()
-                .args(["run", "--rm", "--network=none", "fmt:1", "bzip2", "--help"]),
-        );
-    let _ = got;
+    // The image by its ID (the digest of its config), which no other test's `fmt:1` can move.
+    let built = common::archive::open(&out);
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&built.files["manifest.json"]).unwrap();
+    let config = manifest[0]["Config"].as_str().unwrap();
+    let id = common::archive::sha256(&built.files[config]);
+    // Docker's own view: the saved base's layers are the image's first layers, bzip2's on top.
+    let layers = |image: &str| -> Vec<String> {
+        let json = run_ok(docker.cmd().args([
+            "image",
+            "inspect",
+            "--format",
+            "{{json .RootFS.Layers}}",
+            image,
+        ]));
+        serde_json::from_str(&json).unwrap()
+    };
+    let base = layers("glibc-base:test");
+    let image = layers(&id);
+    assert!(
+        image.len() > base.len() && image[..base.len()] == base[..],
+        "base {base:?}, image {image:?}"
+    );
+    let got = run_ok(docker.cmd().args([
+        "run",
+        "--rm",
+        "--network=none",
+        &id,
+        "sh",
+        "-c",
+        "echo hi | bzip2 | bzip2 -d",
+    ]));
+    assert_eq!(got, "hi\n");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 //! runs the fuzzers themselves (cargo-fuzz, nightly).
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A fuzz target's entry point.
 type Entry = fn(&[u8]);
@@ -21,8 +21,9 @@ const TARGETS: &[(&str, Entry)] = &[
     ("reference", conda_docker::fuzzing::reference),
 ];
 
-/// What `scripts/fuzz` counts as a hang.
-const HANG: Duration = Duration::from_secs(10);
+/// How long one corpus file may take before the replay counts as hung: generous, since this is
+/// a debug build on a shared machine (speed belongs in `scripts/bench`).
+const HANG: Duration = Duration::from_secs(120);
 
 fn fuzz_dir() -> &'static Path {
     Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/fuzz"))
@@ -58,11 +59,19 @@ fn the_fuzz_corpus_replays_without_a_crash_or_a_hang() {
         for name in files {
             let path = dir.join(&name);
             let data = std::fs::read(&path).unwrap();
-            let start = Instant::now();
-            let outcome = std::panic::catch_unwind(|| entry(&data));
-            let took = start.elapsed();
-            assert!(outcome.is_ok(), "{target}: {} crashed", path.display());
-            assert!(took < HANG, "{target}: {} took {took:?}", path.display());
+            // A watchdog: the replay runs on its own thread, and one not done after HANG fails
+            // the test as a hang.
+            let (done, outcome) = std::sync::mpsc::channel();
+            std::thread::spawn(move || {
+                let _ = done.send(std::panic::catch_unwind(|| entry(&data)).is_ok());
+            });
+            match outcome.recv_timeout(HANG) {
+                Ok(ok) => assert!(ok, "{target}: {} crashed", path.display()),
+                Err(_) => panic!(
+                    "{target}: {} hung (not done after {HANG:?})",
+                    path.display()
+                ),
+            }
             replayed += 1;
         }
     }

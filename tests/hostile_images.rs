@@ -6,7 +6,6 @@
 mod common;
 
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 use common::tar_craft::{digest, entry, finish, pax, with_layers};
 use common::tools::{Docker, run_measured};
@@ -144,7 +143,7 @@ fn a_huge_pax_header_is_refused_at_once_in_little_memory() {
     let path = dir.path().join("input-bomb.tar");
     with_layers(glibc_base(), &path, &[(layer, diff_id.clone())]);
 
-    let started = Instant::now();
+    // A build still running after `HANG` is killed and fails as a hang (run_measured).
     let (out, peak) = run_measured(
         conda_docker()
             .args(["build", "-o"])
@@ -155,7 +154,6 @@ fn a_huge_pax_header_is_refused_at_once_in_little_memory() {
             .arg(channel())
             .arg("bzip2"),
     );
-    let took = started.elapsed();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success(), "the build should have failed: {err}");
     assert!(
@@ -165,9 +163,8 @@ fn a_huge_pax_header_is_refused_at_once_in_little_memory() {
         "{err}"
     );
     assert!(peak < RSS_BOUND, "peak RSS {} MB", peak >> 20);
-    assert!(took < Duration::from_secs(60), "took {took:?}");
     common::assert_no_output(dir.path());
-    eprintln!("PAX bomb refused in {took:?}, peak RSS {} MB", peak >> 20);
+    eprintln!("PAX bomb refused with peak RSS {} MB", peak >> 20);
 }
 
 /// A sparse file of `size` bytes starting with `head`.

@@ -143,10 +143,11 @@ fn push_then_run_with_docker_and_podman_and_push_again_for_free() {
             "--network=none",
             "--tls-verify=false",
             &format!("{reg}/app:1"),
-            "bzip2",
-            "--help",
+            "sh",
+            "-c",
+            "echo hi | bzip2 | bzip2 -d",
         ]));
-        let _ = got;
+        assert_eq!(got, "hi\n");
     }
 
     // The same build again: every blob is already there, nothing is uploaded.

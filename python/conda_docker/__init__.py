@@ -2,7 +2,8 @@
 without a Docker daemon.
 
 The seed's API (``conda_docker.registry.client.pull_image``, ``conda_docker.docker.base.Image``,
-``conda_docker.conda.build_docker_environment``) and the command line's commands as functions
+``conda_docker.conda.build_docker_environment``; the 0.1.x ``conda_docker.conda`` functions
+conda-store calls, with ``records=``) and the command line's commands as functions
 (:func:`build`, :func:`inspect`, :func:`copy`, :func:`login`), all on the Rust library.
 """
 

@@ -1,6 +1,7 @@
 """Stubs of the native module (`python/src/lib.rs`); use the public modules instead."""
 
-from typing import Any, Dict, List, Optional, Tuple
+import os
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 RemoteSpec = Tuple[Optional[str], bool, Optional[str], Optional[str]]
 Written = Tuple[str, Optional[str], Optional[str]]
@@ -65,3 +66,20 @@ def login(registry: str, username: str, password: str, insecure: bool, cert_dir:
 def build(options: Dict[str, Any]) -> Tuple[List[NativeImage], List[Tuple[str, Written]], List[str], List[str]]: ...
 def plan(options: Dict[str, Any]) -> str: ...
 def run_cli(argv: List[str]) -> int: ...
+
+# The seed's 0.1.x API (python/src/seed.rs); records are repodata_record.json texts.
+PathLike = Union[str, "os.PathLike[str]"]
+
+def prefix_records(prefix: str) -> List[str]: ...
+def find_named_prefix(name: str) -> PathLike: ...
+def solve_specs(
+    specs: List[str],
+    channels: List[str],
+    platform: str,
+    mirrors: List[str],
+    cache_dir: Optional[str] = None,
+    virtual_packages: Dict[str, str] = ...,
+) -> List[str]: ...
+def fetch_records(pkgs_dir: str, records: List[str], mirrors: List[str]) -> List[PathLike]: ...
+def conda_settings(cache_dir: Optional[str] = None) -> Tuple[PathLike, List[Tuple[str, str]]]: ...
+def layer_bytes(layer: NativeLayer, compressed: bool) -> Tuple[bytes, str]: ...

@@ -19,9 +19,12 @@ use conda_docker::image::{
 use conda_docker::platform::{oci_platform, parse_subdir};
 use conda_docker::reporter::{NoReporter, Reporter, Stage};
 use conda_docker::request::{BuildRequest, Words};
-use conda_docker::transport::registry::{BlobCache, Credential, RegistryOptions, auth};
-use conda_docker::transport::{self, Location, Remote, WriteOptions};
+use conda_docker::store::Store;
+use conda_docker::transport::registry::{Credential, RegistryOptions, auth};
+use conda_docker::transport::{self, Location, Remote, Session, WriteOptions};
 use pyo3::prelude::*;
+
+mod seed;
 
 // ---------------------------------------------------------------------------------------------
 // Errors
@@ -243,7 +246,11 @@ fn remote(spec: &RemoteSpec) -> Result<Remote, Fail> {
     let (creds, insecure, cert_dir, cache_dir) = spec;
     Ok(Remote {
         options: registry_options(creds.as_deref(), *insecure, cert_dir.clone())?,
-        cache: BlobCache::for_cache_dir(cache_dir.as_deref()),
+        cache: Store::at(
+            cache_dir.as_deref(),
+            &conda_docker::env::Env::from_process(),
+        )
+        .blobs(),
     })
 }
 
@@ -266,7 +273,7 @@ fn registry_options(
         insecure,
         credential,
         cert_dir,
-        ..Default::default()
+        ..RegistryOptions::from_env(&conda_docker::env::Env::from_process())
     })
 }
 
@@ -304,7 +311,11 @@ async fn write_one(
         referrers: Vec::new(),
     }];
     let outputs = std::slice::from_ref(location);
-    let written = transport::write_all(&publish, outputs, tags, remote, options, cancel, reporter)
+    let ctx = Session::new(cancel)
+        .with_remote(remote)
+        .with_reporter(reporter)
+        .write(tags, *options);
+    let written = transport::write_all(&publish, outputs, &ctx)
         .await
         .map_err(|e| Fail::of(e.transport_error().map_or(Kind::Base, transport_kind), &e))?;
     let w = written
@@ -586,7 +597,8 @@ fn read_image(
     let platform = platform_of(platform)?;
     let remote = remote(remote_spec)?;
     block_on(async {
-        transport::read(&source, &platform, &remote, cancel)
+        let ctx = Session::new(cancel).with_remote(&remote).read(&platform);
+        transport::read(&source, &ctx)
             .await
             .map_err(|e| Fail::from(e).context(format!("reading `{location}`")))
     })
@@ -761,11 +773,11 @@ fn login(
             insecure,
             credential: Some(credential),
             cert_dir,
-            ..Default::default()
+            ..RegistryOptions::from_env(&conda_docker::env::Env::from_process())
         };
         let client = transport::registry::Client::new(&registry, &options)?;
         block_on(async { Ok(client.check_login().await?) })?;
-        let stored = auth::store(&registry, &username, &password)
+        let stored = auth::store(&registry, &username, &password, &options.auth)
             .map_err(|e| Fail::new(Kind::Base, with_causes(&e)))?;
         Ok(stored.display().to_string())
     })
@@ -964,6 +976,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(build, m)?)?;
     m.add_function(wrap_pyfunction!(plan, m)?)?;
     m.add_function(wrap_pyfunction!(run_cli, m)?)?;
+    seed::register(m)?;
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     Ok(())
 }

@@ -131,7 +131,8 @@ def test_readme_quick_start(tmp_path, monkeypatch):
     assert image_id.startswith("sha256:")
     out = subprocess.run(
         [os.environ["CONDA_DOCKER_BIN"], "build", "-b", "docker-archive:demo/base.tar",
-         "-c", "demo/channel", "-i", "demo:1", "-o", "cargo.tar", "bzip2", "zstd"],
+         "-c", "demo/channel", "--channel-name", "conda-forge=demo/channel",
+         "-i", "demo:1", "-o", "cargo.tar", "bzip2", "zstd"],
         capture_output=True, text=True, check=True,
     )
     assert out.stdout.strip() == image_id

@@ -13,8 +13,8 @@ use crate::image::layer_tar::{Entry, Ownership};
 use crate::image::{Digest, History, Image, Layer};
 use crate::input::Input;
 use crate::settings::ImageSettings;
+use crate::store::KeyedLayer;
 use crate::transport::Location;
-use crate::transport::blob_cache::KeyedLayer;
 
 use super::contents::Environment;
 use super::plan::{Plan, PlannedLayer};
@@ -64,7 +64,25 @@ pub(crate) fn assemble(
         plan.sbom.as_ref(),
     )?;
     annotate(&b.base, &mut image, plan.epoch);
+    record(&mut image, &plan.recorded, plan.epoch);
     Ok(image)
+}
+
+/// Records what the image was built from beyond its packages in an empty-layer history entry
+/// (as Docker records `ENV` or `CMD`), for `conda-docker lock` to write back; nothing when
+/// it is all defaults.
+fn record(image: &mut Image, recorded: &crate::settings::Recorded, created: u64) {
+    let lines = recorded.comment_lines();
+    if lines.is_empty() {
+        return;
+    }
+    image.config_mut().history.push(History {
+        created: Some(rfc3339(created)),
+        created_by: Some(crate::settings::RECORDED_BY.to_string()),
+        comment: Some(lines),
+        empty_layer: true,
+        ..Default::default()
+    });
 }
 
 /// Puts a planned layer on the image, with its history: the one way package and wheel layers

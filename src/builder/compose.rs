@@ -25,7 +25,7 @@ use crate::conda::place::{PlacedPackage, Source, Trim};
 use crate::conda::placeholder::{BinaryReplacer, replace_text};
 use crate::image::layer_tar::{Entry, EntryData, FileSource, Ownership, write_layer_tar_owned};
 use crate::image::{Cancel, Digest};
-use crate::transport::blob_cache::{BlobCache, KeyedLayer};
+use crate::store::{BlobCache, KeyedLayer};
 
 /// Bump whenever the bytes of a package layer could change for the same inputs.
 pub const LAYER_FORMAT: u32 = 1;

@@ -71,7 +71,7 @@ pub(crate) async fn read(
         &content_refs,
         env.python.as_ref(),
         &prepared.target_prefix,
-        b.trim,
+        prepared.trim,
     )?;
     for c in &placement.clobbers {
         reporter.warning(&format!(

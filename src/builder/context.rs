@@ -18,6 +18,8 @@ pub struct Context {
     reporter: Arc<dyn Reporter>,
     client: Arc<OnceLock<reqwest_middleware::ClientWithMiddleware>>,
     env: Arc<Env>,
+    /// The warnings given so far, each given once per job (every platform shares them).
+    warned: Arc<std::sync::Mutex<std::collections::BTreeSet<String>>>,
 }
 
 impl Default for Context {
@@ -34,6 +36,7 @@ impl Context {
             reporter: Arc::new(NoReporter),
             client: Arc::default(),
             env: Arc::default(),
+            warned: Arc::default(),
         }
     }
 
@@ -77,6 +80,19 @@ impl Context {
     /// Where progress goes, to share.
     pub(crate) fn reporter_arc(&self) -> Arc<dyn Reporter> {
         self.reporter.clone()
+    }
+
+    /// Reports `message` as a warning unless this context reported it already (a job's
+    /// platforms share one context, so a warning about the job is given once).
+    pub(crate) fn warn_once(&self, message: &str) {
+        let first = self
+            .warned
+            .lock()
+            .map(|mut w| w.insert(message.to_string()))
+            .unwrap_or(true);
+        if first {
+            self.reporter.warning(message);
+        }
     }
 
     /// The HTTP client for channels and packages.

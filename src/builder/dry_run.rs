@@ -65,7 +65,7 @@ impl Builder {
         subdir: Subdir,
     ) -> Result<DryRun, Error> {
         let prepared = prepare::prepare(self, ctx, input, subdir).await?;
-        let budget = self.layer_budget(&prepared.base, prepared.user.is_some());
+        let budget = prepared.layer_budget();
         let contents_cache = self.contents_cache();
         let known: Vec<Option<PackageContents>> = prepared
             .records
@@ -83,7 +83,7 @@ impl Builder {
                 None => r.package_record.size.unwrap_or(0),
             })
             .collect();
-        let plan = plan_layers(&prepared.records, &sizes, self.strategy, budget);
+        let plan = plan_layers(&prepared.records, &sizes, prepared.strategy, budget);
         Ok(DryRun {
             platform: subdir.to_string(),
             base_layers: prepared.base.layers().len(),

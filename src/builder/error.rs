@@ -132,7 +132,8 @@ impl Error {
         Self::Image(crate::image::Error::Cancelled)
     }
 
-    /// True when the build stopped because it was cancelled.
+    /// True when the build stopped because it was cancelled: an [`crate::image::Error::Cancelled`]
+    /// or a [`crate::Cancelled`] among its sources.
     pub fn is_cancelled(&self) -> bool {
         let direct = match self {
             Self::Image(e) => matches!(e, crate::image::Error::Cancelled),
@@ -150,10 +151,11 @@ impl Error {
                 Some(s)
             })
             .any(|s| {
-                matches!(
-                    s.downcast_ref::<crate::image::Error>(),
-                    Some(crate::image::Error::Cancelled)
-                )
+                s.is::<crate::Cancelled>()
+                    || matches!(
+                        s.downcast_ref::<crate::image::Error>(),
+                        Some(crate::image::Error::Cancelled)
+                    )
             })
     }
 }

@@ -8,7 +8,7 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::conda::fetch::Fetcher;
 use crate::reporter::Stage;
-use crate::transport::blob_cache::KeyedLayer;
+use crate::store::KeyedLayer;
 
 use super::contents::Environment;
 use super::plan::{Plan, Recipe};

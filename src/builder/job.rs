@@ -7,10 +7,10 @@ use std::path::PathBuf;
 
 use rattler_conda_types::Subdir;
 
-use crate::image::Reference;
+use crate::image::{LayerCompression, Reference};
 use crate::input::{Input, Source};
 use crate::transport::registry::RegistryOptions;
-use crate::transport::{self, Location, Publish, Remote, WriteOptions, Written};
+use crate::transport::{self, Location, Publish, Remote, Session, WriteOptions, Written};
 
 use super::{Builder, BuiltImage, Context, DryRun, Error};
 
@@ -27,7 +27,7 @@ pub struct Job {
     pub outputs: Vec<Location>,
     /// How to reach the registries pushed to.
     pub registry: RegistryOptions,
-    /// How layers are compressed.
+    /// How layers are compressed (left at the default, the input's `compression` wins).
     pub write: WriteOptions,
     /// Where the lockfile of what was built is written (conda-lock for `.yml`, else conda's
     /// explicit format, which holds one platform).
@@ -37,7 +37,9 @@ pub struct Job {
 }
 
 impl Job {
-    /// A build of `source` for the builder's platform, written nowhere.
+    /// A build of `source` for the builder's platform, written nowhere (registries reached
+    /// with [`RegistryOptions::default`]: no stored credentials; a front end resolves them
+    /// from its environment with [`RegistryOptions::from_env`]).
     pub fn new(source: Source) -> Self {
         Self {
             source,
@@ -63,6 +65,57 @@ impl Job {
             platforms.push(default);
         }
         platforms
+    }
+
+    /// How layers are written: the job's compression, unless it is the default and `input`
+    /// declares one (an environment file's or a lockfile's `compression`).
+    fn write_options(&self, input: &Input) -> Result<WriteOptions, Error> {
+        let declared = input.settings.compression()?;
+        let mut write = self.write;
+        write.compression = super::prepare::over(
+            self.write.compression,
+            LayerCompression::default(),
+            declared,
+        );
+        Ok(write)
+    }
+
+    /// Creates and removes a temporary file where each output, the lockfile and the SBOMs
+    /// go, so that a directory that cannot take one (read-only, `/proc`, no permission)
+    /// fails now, before any solve or download.
+    fn probe_destinations(&self) -> Result<(), Error> {
+        for location in &self.outputs {
+            let (given, path) = match location {
+                Location::DockerArchive { path, .. } | Location::OciArchive { path, .. } => {
+                    (path, crate::atomic::parent_dir(path))
+                }
+                Location::OciLayout { dir, .. } => (dir, dir.as_path()),
+                Location::Registry(_) | Location::Scratch => continue,
+            };
+            probe(path).map_err(|reason| crate::transport::OutputError::Write {
+                location: location.to_string(),
+                source: Box::new(
+                    crate::image::Error::Output {
+                        path: given.clone(),
+                        reason,
+                    }
+                    .into(),
+                ),
+            })?;
+        }
+        if let Some(lock) = &self.lock_output {
+            probe(crate::atomic::parent_dir(lock)).map_err(|reason| crate::conda::Error::Lock {
+                path: lock.clone(),
+                reason,
+            })?;
+        }
+        if let Some(dir) = &self.sbom_dir {
+            probe(dir).map_err(|reason| Error::SbomDir {
+                path: dir.clone(),
+                source: std::io::Error::other(reason),
+            })?;
+        }
+        Ok(())
     }
 
     /// Checks the lockfile and SBOM destinations before any work.
@@ -171,8 +224,10 @@ impl Builder {
             }
             given => given.to_vec(),
         };
+        let write = job.write_options(first)?;
         transport::check_outputs(&job.outputs, platforms.len())?;
         job.check_side_outputs(platforms.len())?;
+        job.probe_destinations()?;
         if let Some(lock) = &job.lock_output
             && !crate::conda::lock::writes_conda_lock(lock)
             && inputs.iter().any(|i| !i.pypi.is_none())
@@ -196,30 +251,17 @@ impl Builder {
                 referrers: b.referrers(),
             })
             .collect();
-        let written = transport::write_all(
-            &publish,
-            &job.outputs,
-            &tags,
-            &remote,
-            &job.write,
-            ctx.cancel(),
-            ctx.reporter(),
-        )
-        .await?;
+        let session = Session::new(ctx.cancel())
+            .with_remote(&remote)
+            .with_reporter(ctx.reporter());
+        let written =
+            transport::write_all(&publish, &job.outputs, &session.write(&tags, write)).await?;
         let sbom_files = match &job.sbom_dir {
             Some(dir) => write_sboms(dir, &built)?,
             None => Vec::new(),
         };
         if let Some(lock) = &job.lock_output {
-            let locked: Vec<_> = built
-                .iter()
-                .map(|(p, b)| crate::conda::lock::Platform {
-                    subdir: *p,
-                    records: b.records(),
-                    pypi: b.pypi(),
-                })
-                .collect();
-            crate::conda::lock::write(lock, &locked)?;
+            write_lock(lock, &built, write.compression)?;
         }
         Ok(Outcome {
             built,
@@ -228,6 +270,58 @@ impl Builder {
             sbom_files,
         })
     }
+}
+
+/// Writes the lockfile of `built` to `path`: each platform's packages, and what the images
+/// were built from beyond them (the first platform's, as every platform shares them), with
+/// the layers' `compression` when it is not the default.
+fn write_lock(
+    path: &std::path::Path,
+    built: &[(Subdir, BuiltImage)],
+    compression: LayerCompression,
+) -> Result<(), Error> {
+    let locked: Vec<_> = built
+        .iter()
+        .map(|(p, b)| crate::conda::lock::Platform {
+            subdir: *p,
+            records: b.records(),
+            pypi: b.pypi(),
+        })
+        .collect();
+    let mut recorded = built
+        .first()
+        .map(|(_, b)| b.recorded().clone())
+        .unwrap_or_default();
+    recorded.settings.compression =
+        (compression != LayerCompression::default()).then(|| compression.to_string());
+    crate::conda::lock::write(path, &locked, &recorded.comment_lines())?;
+    Ok(())
+}
+
+/// Checks a file can be made in `dir`, or in the nearest directory above it that exists
+/// (where it would be made): a temporary file created there and removed.
+fn probe(dir: &std::path::Path) -> Result<(), String> {
+    let existing = dir
+        .ancestors()
+        .find(|d| d.as_os_str().is_empty() || d.is_dir())
+        .unwrap_or(dir);
+    let shown = if existing.as_os_str().is_empty() {
+        std::path::Path::new(".")
+    } else {
+        existing
+    };
+    crate::atomic::temp_file_in(shown).map(drop).map_err(|e| {
+        // The system's words for it, without the temporary file's name.
+        let cause = e
+            .raw_os_error()
+            .map(std::io::Error::from_raw_os_error)
+            .map_or_else(|| e.to_string(), |os| os.to_string());
+        let cause = cause.split(" (os error").next().unwrap_or_default();
+        format!(
+            "cannot create a file in `{}` ({cause}): name a writable directory",
+            shown.display()
+        )
+    })
 }
 
 /// Writes each platform's SBOMs into `dir` (made if missing): `sbom.spdx.json` and

@@ -1,8 +1,7 @@
 //! Stage 5, lookup: which planned layers a cache holds already, by key. A hit reads no
 //! package file at all.
 
-use crate::transport::blob_cache::KeyedLayer;
-use crate::transport::registry::BlobCache;
+use crate::store::{BlobCache, KeyedLayer};
 
 use super::plan::Plan;
 

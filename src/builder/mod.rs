@@ -38,7 +38,8 @@ use crate::conda::plan::{LayerPlan, LayeringStrategy, MAX_LAYERS};
 use crate::image::Image;
 use crate::input::Input;
 use crate::settings::ImageSettings;
-use crate::transport::registry::{BlobCache, RegistryOptions};
+use crate::store::{BlobCache, Store};
+use crate::transport::registry::RegistryOptions;
 
 mod assemble;
 pub mod compose;
@@ -67,6 +68,9 @@ const CONCURRENT_PACKAGES: usize = 8;
 /// The glibc version assumed for the image when nothing says otherwise (conda-forge's minimum).
 pub const DEFAULT_GLIBC: &str = "2.17";
 
+/// Where the environment lives in the image unless told otherwise.
+pub const DEFAULT_PREFIX: &str = "/opt/conda";
+
 /// Builds conda environment images: holds how to build (every setting has a default; see each
 /// `with_` method) and takes what to build, an [`Input`], in [`Builder::build`].
 #[must_use]
@@ -80,6 +84,7 @@ pub struct Builder {
     max_layers: usize,
     trim: Trim,
     cache_dir: Option<PathBuf>,
+    store_root: Option<PathBuf>,
     source_date_epoch: Option<u64>,
     base_options: Option<RegistryOptions>,
     settings: ImageSettings,
@@ -105,11 +110,12 @@ impl Builder {
             channels: Vec::new(),
             subdir: Subdir::Linux64,
             base: "scratch".into(),
-            target_prefix: PathBuf::from("/opt/conda"),
+            target_prefix: PathBuf::from(DEFAULT_PREFIX),
             strategy: LayeringStrategy::Auto,
             max_layers: MAX_LAYERS,
             trim: Trim::default(),
             cache_dir: None,
+            store_root: None,
             source_date_epoch: None,
             base_options: None,
             settings: ImageSettings::default(),
@@ -124,7 +130,7 @@ impl Builder {
     }
 
     /// Where channels' packages are fetched from (mirrors, names of local channels). By
-    /// default, every channel from where it is, a local one named by its directory.
+    /// default, every channel from where it is, a local one recorded as its `file://` URL.
     pub fn with_sources(mut self, sources: Sources) -> Self {
         self.sources = sources;
         self
@@ -221,25 +227,29 @@ impl Builder {
         self
     }
 
-    /// Where the environment lives in the image. By default, `/opt/conda`.
+    /// Where the environment lives in the image. By default, the input's `target-prefix`,
+    /// else `/opt/conda` (left at `/opt/conda`, the input's wins).
     pub fn with_target_prefix(mut self, prefix: impl Into<PathBuf>) -> Self {
         self.target_prefix = prefix.into();
         self
     }
 
-    /// How packages are split into layers. By default, [`LayeringStrategy::Auto`].
+    /// How packages are split into layers. By default, the input's `layering`, else
+    /// [`LayeringStrategy::Auto`] (left at `auto`, the input's wins).
     pub fn with_layering(mut self, strategy: LayeringStrategy) -> Self {
         self.strategy = strategy;
         self
     }
 
-    /// The most layers the image may have, the base's included. By default, [`MAX_LAYERS`].
+    /// The most layers the image may have, the base's included. By default, the input's
+    /// `max-layers`, else [`MAX_LAYERS`] (left at it, the input's wins).
     pub fn with_max_layers(mut self, max_layers: usize) -> Self {
         self.max_layers = max_layers;
         self
     }
 
-    /// Which files are left out. By default static libraries and `*.js.map` ([`Trim::default`]).
+    /// Which files are left out. By default, the input's `trim`, else static libraries and
+    /// `*.js.map` ([`Trim::default`]; left at it, the input's wins).
     pub fn with_trim(mut self, trim: Trim) -> Self {
         self.trim = trim;
         self
@@ -265,10 +275,26 @@ impl Builder {
         self
     }
 
-    /// The blob cache for registry images: `<cache dir>/oci-v1` when a cache dir was given,
-    /// else the default [`BlobCache::default_dir`].
+    /// The blob cache for registry images: the [`Store::blobs`] under the cache dir.
     pub fn blob_cache(&self) -> BlobCache {
-        BlobCache::for_cache_dir(self.cache_dir.as_deref())
+        self.store().blobs()
+    }
+
+    /// Where conda-docker's own caches (blobs, layer keys, contents, wheels) live. By
+    /// default, the cache dir when one was given, else [`Store::default_root`] of an empty
+    /// environment (the system's temporary directory): front ends set it from their
+    /// environment ([`crate::request::BuildRequest::resolve`]).
+    pub fn with_store_root(mut self, root: impl Into<PathBuf>) -> Self {
+        self.store_root = Some(root.into());
+        self
+    }
+
+    /// The store: [`Self::with_store_root`]'s, else under the cache dir.
+    pub(crate) fn store(&self) -> Store {
+        match &self.store_root {
+            Some(root) => Store::new(root),
+            None => Store::at(self.cache_dir.as_deref(), &crate::env::Env::default()),
+        }
     }
 
     /// Checks the settings that need no input.
@@ -280,21 +306,14 @@ impl Builder {
         Ok(())
     }
 
-    /// How many layers the packages may use: the image's limit less the base's layers, the
-    /// user's and the top layer of files no package owns.
-    pub(crate) fn layer_budget(&self, base: &Image, adds_user: bool) -> usize {
-        let taken = base.layers().len() + usize::from(adds_user) + 1;
-        self.max_layers.saturating_sub(taken).max(1)
-    }
-
     /// The root of conda-docker's own caches (the wheel cache is its `pypi-v1/`).
     pub(crate) fn cache_root(&self) -> PathBuf {
-        crate::cache::root(self.cache_dir.as_deref())
+        self.store().root().to_path_buf()
     }
 
     /// The cache of what each package holds, beside the blob cache.
     pub(crate) fn contents_cache(&self) -> ContentsCache {
-        ContentsCache::new(&crate::cache::contents_dir(self.cache_dir.as_deref()))
+        ContentsCache::new(&self.store().contents_dir())
     }
 
     /// Resolves the environment, composes its layers from the packages (or takes them from the
@@ -339,6 +358,7 @@ impl Builder {
         let image = assemble::assemble(self, ctx, input, &prepared, &env, &plan, &stored)?;
         Ok(BuiltImage {
             image,
+            recorded: plan.recorded,
             sbom: plan.sbom,
             records: env.records,
             pypi: wheels
@@ -375,6 +395,7 @@ impl Sbom {
 #[derive(Debug)]
 pub struct BuiltImage {
     image: Image,
+    recorded: crate::settings::Recorded,
     sbom: Option<Sbom>,
     records: Vec<RepoDataRecord>,
     pypi: Vec<crate::conda::lock::LockedPypi>,
@@ -387,6 +408,12 @@ impl BuiltImage {
     /// The image.
     pub fn image(&self) -> &Image {
         &self.image
+    }
+
+    /// What the image was built from beyond its packages (name, variables, settings), as
+    /// its package list and lockfiles record it.
+    pub fn recorded(&self) -> &crate::settings::Recorded {
+        &self.recorded
     }
 
     /// The SBOMs the image holds, unless built without.

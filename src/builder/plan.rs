@@ -57,6 +57,8 @@ pub(crate) struct Plan {
     pub owner: Option<Ownership>,
     /// The package list (conda's explicit format) the image records.
     pub package_list: String,
+    /// What the image is built from beyond its packages, which its history records.
+    pub recorded: crate::settings::Recorded,
     /// The image's SBOMs, unless built without.
     pub sbom: Option<Sbom>,
     /// The files no package owns, in a layer of their own.
@@ -73,16 +75,17 @@ pub(crate) fn plan(
     env: &Environment,
     wheels: Option<&Wheels>,
 ) -> Plan {
-    let (package_budget, wheel_budget) = budgets(b, prepared, wheels);
+    let (package_budget, wheel_budget) = budgets(prepared, wheels);
     let sizes: Vec<u64> = env.contents.iter().map(|c| c.file_bytes()).collect();
-    let groups = plan_layers(&env.records, &sizes, b.strategy, package_budget);
+    let groups = plan_layers(&env.records, &sizes, prepared.strategy, package_budget);
     let epoch = b
         .source_date_epoch
         .or_else(|| groups.groups.iter().filter_map(|g| g.timestamp).max())
         .unwrap_or(0);
     let clamp = b.source_date_epoch.unwrap_or(u64::MAX);
     let owner = owner(prepared);
-    let package_list = crate::conda::lock::explicit_text(&env.records, prepared.subdir);
+    let recorded = prepared.recorded(input);
+    let package_list = crate::conda::lock::explicit_text(&env.records, prepared.subdir, "");
     let pypi_locked = wheels.map(|(w, _)| pypi::locked(w)).unwrap_or_default();
     let sbom = b.sbom.then(|| {
         sbom_of(
@@ -95,7 +98,7 @@ pub(crate) fn plan(
     });
     let top = top_entries(&prepared.target_prefix, &package_list, sbom.as_ref());
     // `single` puts the files no package owns in its one layer too.
-    let (extra, extra_digest) = match b.strategy {
+    let (extra, extra_digest) = match prepared.strategy {
         LayeringStrategy::Single => (top.clone(), Some(top_digest(&package_list, sbom.as_ref()))),
         _ => (Vec::new(), None),
     };
@@ -103,7 +106,7 @@ pub(crate) fn plan(
         target_prefix: prepared.target_prefix.clone(),
         owner: owner.clone(),
         mtime: mtime.min(clamp),
-        trim: b.trim,
+        trim: prepared.trim,
     };
     let mut layers: Vec<PlannedLayer> = groups
         .groups
@@ -130,6 +133,7 @@ pub(crate) fn plan(
         clamp,
         owner,
         package_list,
+        recorded,
         sbom,
         top,
         extra,
@@ -138,10 +142,10 @@ pub(crate) fn plan(
 
 /// The layer budget of the packages and of the wheels: the image's limit less the base's
 /// layers, the user's and the top layer; the wheels take a fifth of it at most.
-fn budgets(b: &Builder, prepared: &Prepared, wheels: Option<&Wheels>) -> (usize, usize) {
-    let budget = b.layer_budget(&prepared.base, prepared.user.is_some());
+fn budgets(prepared: &Prepared, wheels: Option<&Wheels>) -> (usize, usize) {
+    let budget = prepared.layer_budget();
     let wheel_budget = match wheels {
-        Some((w, _)) if !w.is_empty() => match b.strategy {
+        Some((w, _)) if !w.is_empty() => match prepared.strategy {
             LayeringStrategy::Single => 1,
             _ => w.len().min((budget / 5).max(1)),
         },

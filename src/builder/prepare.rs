@@ -6,13 +6,15 @@ use std::path::PathBuf;
 use rattler_conda_types::{GenericVirtualPackage, RepoDataRecord, Subdir};
 
 use crate::conda::channel::Sources;
+use crate::conda::place::Trim;
+use crate::conda::plan::{LayeringStrategy, MAX_LAYERS};
 use crate::conda::solve;
 use crate::image::{Image, Platform};
 use crate::input::{Input, Packages};
 use crate::platform::oci_platform;
 use crate::reporter::Stage;
-use crate::settings::{ImageSettings, UserSpec};
-use crate::transport::{self, Location, Remote};
+use crate::settings::{ImageSettings, Recorded, UserSpec};
+use crate::transport::{self, Location, Remote, Session};
 
 use super::{Builder, Context, Error};
 
@@ -27,6 +29,12 @@ pub(crate) struct Prepared {
     pub target_prefix: PathBuf,
     /// The input's settings under the builder's, checked.
     pub settings: ImageSettings,
+    /// How packages are split into layers.
+    pub strategy: LayeringStrategy,
+    /// The most layers the image may have, the base's included.
+    pub max_layers: usize,
+    /// The files left out.
+    pub trim: Trim,
     /// The user to add, if any.
     pub user: Option<UserSpec>,
     /// The package cache root.
@@ -50,19 +58,30 @@ pub(crate) async fn prepare(
         return Err(Error::NoSpecs);
     }
     b.check()?;
-    let target_prefix = crate::settings::target_prefix(&b.target_prefix)?;
     let settings = input.settings.clone().merged_with(b.settings.clone());
     settings.validate()?;
+    let default_prefix = PathBuf::from(super::DEFAULT_PREFIX);
+    let target_prefix = crate::settings::target_prefix(&over(
+        b.target_prefix.clone(),
+        default_prefix,
+        settings.target_prefix.clone(),
+    ))?;
+    let strategy = over(b.strategy, LayeringStrategy::Auto, settings.layering);
+    let max_layers = over(b.max_layers, MAX_LAYERS, settings.max_layers);
+    let trim = over(b.trim, Trim::default(), settings.trim()?);
     let user = settings.user_spec()?;
-    let cache_dir = match &b.cache_dir {
-        Some(d) => d.clone(),
-        None => rattler_cache::default_cache_dir()
-            .map_err(|e| crate::conda::Error::CacheDir(e.to_string()))?,
-    };
+    let cache_dir = crate::conda::cache_root(b.cache_dir.as_deref())?;
     let base = read_base(b, ctx, subdir, &oci_platform(subdir)).await?;
     ctx.check_cancel()?;
     let gateway = solve::gateway(&cache_dir, ctx.client());
     let (records, sources) = resolve(b, ctx, input, &gateway, subdir, &base).await?;
+    // Wheels need a python: refused now, before any package or wheel is downloaded.
+    let has_python = records
+        .iter()
+        .any(|r| r.package_record.name.as_normalized() == "python");
+    if !input.pypi.is_none() && !has_python {
+        return Err(super::pypi::PypiError::NoPython.into());
+    }
     ctx.reporter()
         .stage_finished(Stage::Solve, &format!("{} packages", records.len()));
     ctx.check_cancel()?;
@@ -70,12 +89,56 @@ pub(crate) async fn prepare(
         subdir,
         target_prefix,
         settings,
+        strategy,
+        max_layers,
+        trim,
         user,
         cache_dir,
         base,
         records,
         sources,
     })
+}
+
+/// The builder's value `given`, unless it is at its `default` and the input's settings
+/// declare one: the command line wins over an environment file or lockfile when it says
+/// something else than the default.
+pub(crate) fn over<T: PartialEq>(given: T, default: T, declared: Option<T>) -> T {
+    match declared {
+        Some(d) if given == default => d,
+        _ => given,
+    }
+}
+
+impl Prepared {
+    /// How many layers the packages may use: the image's limit less the base's layers, the
+    /// user's and the top layer of files no package owns.
+    pub(crate) fn layer_budget(&self) -> usize {
+        let taken = self.base.layers().len() + usize::from(self.user.is_some()) + 1;
+        self.max_layers.saturating_sub(taken).max(1)
+    }
+
+    /// What the image is built from beyond its packages, as a lockfile records it: the
+    /// input's name and variables, and the settings as resolved (each only when it is not
+    /// the default, the layers' compression left to the job).
+    pub(crate) fn recorded(&self, input: &Input) -> Recorded {
+        let prefix = (self.target_prefix != std::path::Path::new(super::DEFAULT_PREFIX))
+            .then(|| self.target_prefix.clone());
+        let trim = (self.trim != Trim::default())
+            .then(|| self.trim.names().into_iter().map(str::to_string).collect());
+        Recorded {
+            name: input.name.clone(),
+            variables: input.variables.clone(),
+            settings: ImageSettings {
+                target_prefix: prefix,
+                layering: (self.strategy != LayeringStrategy::Auto).then_some(self.strategy),
+                max_layers: (self.max_layers != MAX_LAYERS).then_some(self.max_layers),
+                trim,
+                compression: None,
+                ..self.settings.clone()
+            },
+        }
+    }
 }
 
 /// Reads the base image and checks it is for `platform`.
@@ -92,7 +155,11 @@ async fn read_base(
         options: b.base_options.clone().unwrap_or_default(),
         cache: b.blob_cache(),
     };
-    let base = transport::read_with(&base_location, platform, &remote, ctx.cancel(), reporter)
+    let read = Session::new(ctx.cancel())
+        .with_remote(&remote)
+        .with_reporter(reporter)
+        .read(platform);
+    let base = transport::read(&base_location, &read)
         .await
         .map_err(|source| Error::Base {
             base: b.base.clone(),
@@ -153,7 +220,39 @@ async fn resolve(
             solve::sort_by_dependency(records.clone())
         }
     };
+    warn_unnamed(ctx, input, &channels, &records);
     Ok((records, sources))
+}
+
+/// Warns once of the local channels no `--channel-name` or `--mirror` names: solved
+/// against, their `file://` URLs are recorded; given with exact packages (a lockfile, an
+/// environment), they are where nothing is fetched from, unless a package's URL is in them.
+fn warn_unnamed(
+    ctx: &Context,
+    input: &Input,
+    channels: &[crate::conda::channel::ChannelSource],
+    records: &[RepoDataRecord],
+) {
+    let solved = matches!(input.packages, Packages::Specs(_));
+    let unnamed: Vec<_> = channels
+        .iter()
+        .filter(|c| c.is_unnamed_local())
+        .map(|c| &c.canonical)
+        .filter(|dir| {
+            solved
+                || !records
+                    .iter()
+                    .any(|r| r.url.as_str().starts_with(dir.as_str()))
+        })
+        .collect();
+    if unnamed.is_empty() {
+        return;
+    }
+    ctx.warn_once(&if solved {
+        crate::conda::channel::unnamed_local_warning(&unnamed)
+    } else {
+        crate::conda::channel::unused_local_warning(&unnamed)
+    });
 }
 
 /// The virtual packages the solve assumes for an image on `base`.

@@ -21,8 +21,7 @@ use crate::pypi::provides::Provided;
 use crate::pypi::requirements::Requirements;
 use crate::pypi::resolve;
 use crate::pypi::wheel::{self, FileData, InstallOptions, InstalledWheel, Limits, Scheme};
-use crate::transport::blob_cache::KeyedLayer;
-use crate::transport::registry::BlobCache;
+use crate::store::{BlobCache, KeyedLayer};
 
 use super::compose::LayerSettings;
 
@@ -266,7 +265,7 @@ pub struct InstalledCache {
 const INSTALLED_FORMAT: &str = "installed-wheel-v1";
 
 impl InstalledCache {
-    /// A cache in `dir` (see [`crate::cache::cache_dirs`]).
+    /// A cache in `dir` (see [`crate::store::Store::buckets`]).
     pub fn new(dir: &Path) -> Self {
         Self {
             dir: dir.to_path_buf(),

@@ -49,7 +49,7 @@ pub(crate) async fn install(
         .zip(&env.dists)
         .flat_map(|(p, d)| p.files.iter().map(move |f| (f.path.clone(), d.clone())))
         .collect();
-    let cache = InstalledCache::new(&crate::cache::installed_wheels_dir(b.cache_dir.as_deref()));
+    let cache = InstalledCache::new(&b.store().installed_wheels_dir());
     let installed = pypi::install(&fetched, &target, &provided, &owners, &cache)?;
     Ok(Some((installed, target)))
 }

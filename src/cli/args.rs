@@ -281,7 +281,11 @@ pub struct TlsArgs {
 
 impl TlsArgs {
     /// Registry options with these TLS settings and timeouts, and `credential`.
-    pub fn options(&self, credential: Option<Credential>) -> RegistryOptions {
+    pub fn options(
+        &self,
+        credential: Option<Credential>,
+        env: &crate::env::Env,
+    ) -> RegistryOptions {
         let default = Timeouts::default();
         RegistryOptions {
             insecure: self.insecure,
@@ -292,6 +296,7 @@ impl TlsArgs {
                 low_speed_limit: self.low_speed_limit.unwrap_or(default.low_speed_limit),
                 low_speed_time: self.low_speed_time.unwrap_or(default.low_speed_time),
             },
+            ..RegistryOptions::from_env(env)
         }
     }
 }
@@ -336,7 +341,7 @@ pub struct BuildArgs {
     #[arg(help_heading = INPUT, long = "mirror", value_name = "CHANNEL=MIRROR")]
     pub mirrors: Vec<String>,
     /// The channel a local channel directory is a copy of (repeatable): `NAME=DIR`, NAME a
-    /// channel name or URL. Without it, a directory is named by its directory name.
+    /// channel name or URL. Without it, a directory is recorded as its own file:// URL.
     #[arg(help_heading = INPUT, long = "channel-name", value_name = "NAME=DIR")]
     pub channel_names: Vec<String>,
     /// The conda platform (subdir) to build for: linux-64, linux-aarch64, linux-ppc64le, ...

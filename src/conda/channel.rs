@@ -4,8 +4,10 @@
 //! Every channel has a **canonical** URL, the one records, lockfiles and images hold, and a
 //! place packages are fetched from: a mirror (`--mirror`, the config file's `[mirrors]`), or the
 //! local directory a channel was given as. A local directory is named by `--channel-name
-//! NAME=DIR`, else by its directory name (`NAME` means `https://conda.anaconda.org/NAME`), and
-//! never by its path on the build machine. [`Sources`] maps both ways.
+//! NAME=DIR` or by the `--mirror` it is the copy of; else it is recorded as what it is, its
+//! `file://` URL (a channel is never invented for it: a lock written from such a build
+//! rebuilds on that machine, and [`ChannelSource::is_unnamed_local`] lets the build say how to
+//! make the record portable). [`Sources`] maps both ways.
 
 use std::path::{Path, PathBuf};
 
@@ -24,6 +26,56 @@ pub struct ChannelSource {
     pub canonical: Url,
     /// The channel its repodata and packages are read from (a mirror or a local directory).
     pub fetch: Channel,
+}
+
+impl ChannelSource {
+    /// A local directory neither `--channel-name` nor `--mirror` names: its records hold its
+    /// `file://` URL, which only this machine can read.
+    pub fn is_unnamed_local(&self) -> bool {
+        self.canonical.scheme() == "file"
+    }
+}
+
+/// Local channel URLs as the paths they are (`/home/me/channel`).
+fn shown_dirs(dirs: &[&Url]) -> Vec<String> {
+    dirs.iter()
+        .map(|u| match u.to_file_path() {
+            Ok(p) => p.display().to_string().trim_end_matches('/').to_string(),
+            Err(()) => u.to_string(),
+        })
+        .collect()
+}
+
+/// The warning a build with exact packages (a lockfile's) prints, once, of the unnamed local
+/// channels no package is in: they name no channel, so nothing is fetched from them.
+pub fn unused_local_warning(dirs: &[&Url]) -> String {
+    let shown = shown_dirs(dirs);
+    let example = shown.first().map_or("DIR", String::as_str);
+    format!(
+        "no package is fetched from {}: the packages are fetched from their own URLs, and \
+         only a local channel named with --channel-name NAME=DIR (e.g. --channel-name \
+         conda-forge={example}) or --mirror stands in for a channel",
+        shown.join(", ")
+    )
+}
+
+/// The warning a build from unnamed local channels prints, once: how to name them.
+pub fn unnamed_local_warning(dirs: &[&Url]) -> String {
+    let shown = shown_dirs(dirs);
+    let example = shown.first().map_or("DIR", String::as_str);
+    let (what, urls) = match shown.as_slice() {
+        [one] => (format!("local channel {one} is"), "its file:// URL"),
+        [rest @ .., last] => (
+            format!("local channels {} and {last} are", rest.join(", ")),
+            "their file:// URLs",
+        ),
+        [] => ("no local channel is".to_string(), "a file:// URL"),
+    };
+    format!(
+        "{what} recorded as {urls}, which only this machine can read; for a portable record \
+         (image, SBOM, lockfile), name the channel each is a copy of with --channel-name \
+         NAME=DIR, e.g. --channel-name conda-forge={example}"
+    )
 }
 
 /// Where each canonical channel's packages are fetched from, and the reverse.
@@ -88,26 +140,6 @@ fn fetch_location(input: &str, cwd: &Path) -> std::result::Result<Url, String> {
         .canonicalize()
         .map_err(|e| format!("`{}`: {e}", dir.display()))?;
     Url::from_directory_path(&dir).map_err(|()| format!("`{}` is not a usable path", dir.display()))
-}
-
-/// `text` (a URL path segment) as a channel name: percent-decoded, other characters as `-`.
-fn name_like(text: &str) -> String {
-    let decoded = percent_encoding::percent_decode_str(text).decode_utf8_lossy();
-    let name: String = decoded
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || "-_".contains(c) {
-                c
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    if name.is_empty() {
-        "local".into()
-    } else {
-        name
-    }
 }
 
 impl Sources {
@@ -217,6 +249,11 @@ impl Sources {
         Ok(self)
     }
 
+    /// The mirrors, as (canonical base, fetch base), both ending in `/`; the first match wins.
+    pub fn mirrors(&self) -> impl Iterator<Item = (&Url, &Url)> {
+        self.mirrors.iter().map(|(c, f)| (c, f))
+    }
+
     /// Where to fetch `url` (a canonical package or channel URL) from.
     pub fn fetch_url(&self, url: &Url) -> Url {
         for (canonical, fetch) in &self.mirrors {
@@ -229,8 +266,9 @@ impl Sources {
         url.clone()
     }
 
-    /// The canonical URL of `url` (a package URL as fetched): a mirror's or local channel's
-    /// URL mapped back, and any other `file://` URL named by its channel directory.
+    /// The canonical URL of `url` (a package URL as fetched): a mirror's or named local
+    /// channel's URL mapped back; any other URL (an unnamed local channel's `file://` URL
+    /// too) is what it is.
     pub fn canonical_url(&self, url: &Url) -> Url {
         for (canonical, fetch) in &self.mirrors {
             if let Some(rest) = url.as_str().strip_prefix(fetch.as_str())
@@ -239,33 +277,19 @@ impl Sources {
                 return mapped;
             }
         }
-        if url.scheme() == "file"
-            && let Some(segments) = url.path_segments()
-        {
-            let segments: Vec<&str> = segments.collect();
-            // Named by its directory, made a valid name (`my channel` is `my-channel`): a
-            // host path never reaches a record.
-            if let [.., channel, subdir, file] = segments.as_slice()
-                && let Ok(base) = named_channel(&name_like(channel))
-                && let Ok(mapped) = base.join(&format!("{subdir}/{file}"))
-            {
-                return mapped;
-            }
-        }
         url.clone()
     }
 
-    /// The canonical URL of the local channel directory `dir`.
+    /// The canonical URL of the local channel directory `dir`: the name `--channel-name`
+    /// gives it, else the channel whose `--mirror` it is, else its own `file://` URL.
     fn local_name(&self, dir: &Path) -> std::result::Result<Url, String> {
         if let Some((_, name)) = self.names.iter().find(|(d, _)| d == dir) {
             return named_channel(name);
         }
-        let name = dir
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        named_channel(&name)
-            .map_err(|r| format!("{r}; name it with --channel-name NAME={}", dir.display()))
+        let own = Url::from_directory_path(dir)
+            .map_err(|()| format!("`{}` is not a usable path", dir.display()))?;
+        let mirrored = self.mirrors.iter().find(|(_, fetch)| fetch == &own);
+        Ok(mirrored.map_or(own, |(canonical, _)| canonical.clone()))
     }
 
     /// Parses a channel as given on the command line, relative to `cwd` for local paths: its
@@ -423,17 +447,33 @@ mod tests {
         let local = s
             .parse_channel("my-channel", tmp.path(), Subdir::Linux64)
             .unwrap();
+        let own = Url::from_directory_path(dir.canonicalize().unwrap()).unwrap();
         assert_eq!(
-            local.canonical.as_str(),
-            "https://conda.anaconda.org/my-channel/"
+            local.canonical, own,
+            "an unnamed local channel is what it is"
+        );
+        assert!(local.is_unnamed_local());
+        let as_url = s
+            .parse_channel(own.as_str(), tmp.path(), Subdir::Linux64)
+            .unwrap();
+        assert_eq!(
+            as_url.canonical, own,
+            "-c DIR and -c file://DIR are one channel"
         );
         s.learn(&local);
-        let file =
-            Url::from_file_path(dir.canonicalize().unwrap().join("noarch/b-1-0.conda")).unwrap();
+        let file = own.join("noarch/b-1-0.conda").unwrap();
+        assert_eq!(s.canonical_url(&file), file, "no channel is invented");
+        let mirrored = Sources::new()
+            .parse_mirror("conda-forge=my-channel", tmp.path())
+            .unwrap()
+            .parse_channel("my-channel", tmp.path(), Subdir::Linux64)
+            .unwrap();
         assert_eq!(
-            s.canonical_url(&file).as_str(),
-            "https://conda.anaconda.org/my-channel/noarch/b-1-0.conda"
+            mirrored.canonical.as_str(),
+            "https://conda.anaconda.org/conda-forge/",
+            "a local copy a --mirror names is that channel"
         );
+        assert!(!mirrored.is_unnamed_local());
         let named = Sources::new()
             .parse_channel_name("https://example.org/named=my-channel", tmp.path())
             .unwrap();
@@ -447,9 +487,12 @@ mod tests {
                 .is_err()
         );
         let odd = Url::parse("file:///home/me/my%20chan.nel/linux-64/x-1-0.conda").unwrap();
-        assert_eq!(
-            Sources::new().canonical_url(&odd).as_str(),
-            "https://conda.anaconda.org/my-chan-nel/linux-64/x-1-0.conda"
+        assert_eq!(Sources::new().canonical_url(&odd), odd);
+        assert!(
+            !named
+                .parse_channel("my-channel", tmp.path(), Subdir::Linux64)
+                .unwrap()
+                .is_unnamed_local()
         );
         assert!(
             Sources::new()

@@ -315,7 +315,7 @@ pub struct ContentsCache {
 }
 
 impl ContentsCache {
-    /// A cache in `dir` (see [`crate::cache::cache_dirs`]; its name carries the format
+    /// A cache in `dir` (see [`crate::store::Store::buckets`]; its name carries the format
     /// version, bumped when [`PackageContents`] or how it is read changes).
     pub fn new(dir: &Path) -> Self {
         Self {

@@ -38,8 +38,20 @@ impl Fetcher {
         reporter: Arc<dyn Reporter>,
         sources: Sources,
     ) -> Self {
+        let pkgs_dir = cache_dir.join(rattler_cache::PACKAGE_CACHE_DIR);
+        Self::in_package_dir(&pkgs_dir, client, reporter, sources)
+    }
+
+    /// A fetcher into the package directory `pkgs_dir` itself (a conda `pkgs` directory:
+    /// one extracted directory per package), fetching as [`Self::new`] does.
+    pub fn in_package_dir(
+        pkgs_dir: &Path,
+        client: reqwest_middleware::ClientWithMiddleware,
+        reporter: Arc<dyn Reporter>,
+        sources: Sources,
+    ) -> Self {
         Self {
-            cache: PackageCache::new(cache_dir.join(rattler_cache::PACKAGE_CACHE_DIR)),
+            cache: PackageCache::new(pkgs_dir),
             client: client.into(),
             downloads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DOWNLOADS)),
             reporter,

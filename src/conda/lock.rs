@@ -482,12 +482,14 @@ pub struct Platform<'a> {
 
 /// Writes each platform's records as a lockfile: conda-lock's format for `.yml`/`.yaml` (any
 /// number of platforms), else conda's explicit format (one), atomically, where
-/// [`check_destination`] allows.
-pub fn write(path: &Path, platforms: &[Platform<'_>]) -> Result<()> {
+/// [`check_destination`] allows. `header` (comment lines, each starting with `# `) opens the
+/// file: what the image was built from beyond its packages, which every reader ignores
+/// but conda-docker's.
+pub fn write(path: &Path, platforms: &[Platform<'_>], header: &str) -> Result<()> {
     check_destination(path)?;
     let text = match platforms {
-        _ if writes_conda_lock(path) => conda_lock_text(platforms)?,
-        [p] if p.pypi.is_empty() => explicit_text(p.records, p.subdir),
+        _ if writes_conda_lock(path) => format!("{header}{}", conda_lock_text(platforms)?),
+        [p] if p.pypi.is_empty() => explicit_text(p.records, p.subdir, header),
         [_] => {
             return Err(Error::Lock {
                 path: path.to_path_buf(),
@@ -509,10 +511,11 @@ pub fn write(path: &Path, platforms: &[Platform<'_>]) -> Result<()> {
     Ok(())
 }
 
-/// conda's explicit format: one URL per package with its sha256.
-pub fn explicit_text(records: &[RepoDataRecord], subdir: Subdir) -> String {
+/// conda's explicit format: one URL per package with its sha256, after `header` (comment
+/// lines, each starting with `# `, which conda ignores).
+pub fn explicit_text(records: &[RepoDataRecord], subdir: Subdir, header: &str) -> String {
     let mut text = format!(
-        "# This file may be used to create an environment using:\n# $ conda create --name <env> --file <this file>\n# platform: {subdir}\n@EXPLICIT\n"
+        "# This file may be used to create an environment using:\n# $ conda create --name <env> --file <this file>\n# platform: {subdir}\n{header}@EXPLICIT\n"
     );
     for r in records {
         match r.package_record.sha256 {
@@ -592,7 +595,7 @@ fn conda_lock_text(platforms: &[Platform<'_>]) -> Result<String> {
                 .iter()
                 .map(|p| {
                     let subdir = p.subdir;
-                    let content = explicit_text(p.records, subdir);
+                    let content = explicit_text(p.records, subdir, "");
                     let hash = crate::image::Digest::of(content.as_bytes());
                     (subdir.as_str().to_string(), hash.hex().to_string())
                 })

@@ -65,6 +65,16 @@ pub enum Error {
         /// The solver's explanation.
         explanation: String,
     },
+    /// A spec names a package no channel has.
+    #[error("no package `{name}` in {channels}{}", did_you_mean(.suggestions))]
+    NoSuchPackage {
+        /// The name the spec gives.
+        name: String,
+        /// The channels searched.
+        channels: String,
+        /// The closest names the channels have, closest first.
+        suggestions: Vec<String>,
+    },
     /// A file could not be read or written.
     #[error("{action} `{}`", path.display())]
     Io {
@@ -175,3 +185,21 @@ impl Error {
 
 /// The conda side's result type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// `; did you mean bzip2?` (or `bzip2 or bzip3?`) for the names closest to a missing one.
+fn did_you_mean(suggestions: &[String]) -> String {
+    match suggestions {
+        [] => String::new(),
+        [one] => format!("; did you mean {one}?"),
+        [rest @ .., last] => format!("; did you mean {} or {last}?", rest.join(", ")),
+    }
+}
+
+/// The root of the caches conda packages (`pkgs/`) and repodata are kept in for `cache_dir`
+/// (as `--cache-dir` gives it): `cache_dir` itself, else rattler's shared cache (as pixi uses).
+pub fn cache_root(cache_dir: Option<&std::path::Path>) -> Result<std::path::PathBuf> {
+    match cache_dir {
+        Some(d) => Ok(d.to_path_buf()),
+        None => rattler_cache::default_cache_dir().map_err(|e| Error::CacheDir(e.to_string())),
+    }
+}

@@ -17,7 +17,7 @@ use serde::Serialize;
 use super::layering::{PlanPackage, auto_groups, layered_groups};
 
 /// How the environment is split into layers.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LayeringStrategy {
     /// The largest packages alone, the rest in name-hashed buckets, within the layer budget.

@@ -133,6 +133,7 @@ pub async fn solve(
             source,
         })?;
     let repodata = output.repodata;
+    check_names_exist(gateway, channels, subdir, &specs, &repodata, names).await?;
     let records = tokio::task::spawn_blocking(move || {
         let task = SolverTask {
             specs,
@@ -155,6 +156,69 @@ pub async fn solve(
     Ok(sort_by_dependency(records))
 }
 
+/// Fails naming the first spec whose package no channel has, with the closest names the
+/// channels do have. The repodata queried holds only the records the specs match, so a name
+/// with none there is looked up among every name the channels have.
+async fn check_names_exist(
+    gateway: &Gateway,
+    channels: &[Channel],
+    subdir: Subdir,
+    specs: &[MatchSpec],
+    repodata: &[rattler_repodata_gateway::RepoData],
+    names: impl Fn() -> String,
+) -> Result<()> {
+    let unmatched: Vec<&PackageName> = specs
+        .iter()
+        .filter_map(|s| s.name.as_exact())
+        .filter(|n| !n.as_normalized().starts_with("__"))
+        .filter(|n| {
+            !repodata
+                .iter()
+                .flat_map(|r| r.iter())
+                .any(|r| &r.package_record.name == *n)
+        })
+        .collect();
+    if unmatched.is_empty() {
+        return Ok(());
+    }
+    // Best effort: when the names cannot be read, the solver explains.
+    let Ok(known) = gateway
+        .names(channels.iter().cloned(), [subdir, Subdir::NoArch])
+        .execute()
+        .await
+        .map(|o| o.names)
+    else {
+        return Ok(());
+    };
+    let Some(missing) = unmatched.into_iter().find(|n| !known.contains(n)) else {
+        return Ok(());
+    };
+    Err(Error::NoSuchPackage {
+        name: missing.as_source().to_string(),
+        channels: names(),
+        suggestions: closest(
+            missing.as_normalized(),
+            known.iter().map(|n| n.as_normalized()),
+        ),
+    })
+}
+
+/// The (at most three) names in `known` closest to `name` by edit distance, closest first;
+/// only those a typo away (a third of the name's length, at least one edit).
+fn closest<'a>(name: &str, known: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let limit = (name.chars().count() / 3).max(1);
+    let mut near: Vec<(usize, &str)> = known
+        .map(|k| (strsim::damerau_levenshtein(name, k), k))
+        .filter(|(d, _)| *d <= limit)
+        .collect();
+    near.sort();
+    near.dedup();
+    near.into_iter()
+        .take(3)
+        .map(|(_, k)| k.to_string())
+        .collect()
+}
+
 /// The indexes of `records` in dependency order (as [`sort_by_dependency`] orders them).
 pub fn dependency_order<'a>(records: impl Iterator<Item = &'a RepoDataRecord>) -> Vec<usize> {
     let records: Vec<&RepoDataRecord> = records.collect();
@@ -173,4 +237,18 @@ pub fn dependency_order<'a>(records: impl Iterator<Item = &'a RepoDataRecord>) -
 pub fn sort_by_dependency(mut records: Vec<RepoDataRecord>) -> Vec<RepoDataRecord> {
     records.sort_by(|a, b| a.package_record.name.cmp(&b.package_record.name));
     rattler_conda_types::PackageRecord::sort_topologically(records)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_typo_gets_the_closest_names() {
+        let known = ["bzip2", "zstd", "libzlib", "bzip3", "python"];
+        assert_eq!(closest("bzpi2", known.into_iter()), ["bzip2"]);
+        assert_eq!(closest("bzip", known.into_iter()), ["bzip2", "bzip3"]);
+        assert_eq!(closest("zstdd", known.into_iter()), ["zstd"]);
+        assert!(closest("numpy", known.into_iter()).is_empty());
+    }
 }

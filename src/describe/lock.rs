@@ -15,6 +15,7 @@ use crate::describe::PACKAGE_LIST;
 use crate::describe::records::Package;
 use crate::image::files::{FileContent, read_files};
 use crate::image::{Cancel, Image};
+use crate::settings::Recorded;
 
 /// Why an image's lockfile could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,9 @@ pub enum Error {
         #[source]
         source: Box<crate::conda::Error>,
     },
+    /// The image's history records settings that cannot be read.
+    #[error("reading the environment's settings the image's history records")]
+    Recorded(#[source] crate::settings::Error),
     /// A record lacks what a lockfile needs.
     #[error(
         "the record of `{package}` in `{prefix}` is not a full conda record (it needs `url`, \
@@ -88,6 +92,9 @@ pub struct ImageLock {
     pub records: Vec<RepoDataRecord>,
     /// Where they were read from.
     pub source: LockSource,
+    /// What the image was built from beyond its packages (name, variables, settings), as
+    /// its history records it (empty for an image that records none).
+    pub recorded: Recorded,
 }
 
 impl ImageLock {
@@ -113,12 +120,16 @@ impl ImageLock {
             Some(p) => package_list(image, p, subdir, cancel)?,
             None => None,
         };
+        let recorded = Recorded::of_image(image)
+            .map_err(Error::Recorded)?
+            .unwrap_or_default();
         if let (Some(records), Some(prefix), false) = (&list, &configured, full_records) {
             return Ok(Self {
                 prefix: prefix.clone(),
                 subdir,
                 records: records.clone(),
                 source: LockSource::PackageList,
+                recorded,
             });
         }
         let report = crate::describe::inspect::inspect(image, cancel).map_err(Error::Image)?;
@@ -188,6 +199,7 @@ impl ImageLock {
             subdir,
             records,
             source,
+            recorded,
         })
     }
 
@@ -199,7 +211,8 @@ impl ImageLock {
             records: &self.records,
             pypi: &[],
         };
-        lock::write(path, &[platform]).map_err(|e| Error::Write(Box::new(e)))
+        lock::write(path, &[platform], &self.recorded.comment_lines())
+            .map_err(|e| Error::Write(Box::new(e)))
     }
 }
 

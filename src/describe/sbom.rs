@@ -189,7 +189,13 @@ fn pypi_purl(p: &crate::conda::lock::LockedPypi) -> String {
 
 /// Where a PyPI distribution was downloaded from, unless a path on the build machine.
 fn pypi_location(p: &crate::conda::lock::LockedPypi) -> Option<&str> {
-    matches!(p.url.scheme(), "http" | "https").then_some(p.url.as_str())
+    download_location(&p.url)
+}
+
+/// Where a package can be downloaded from, for SPDX: an http(s) URL (a `file://` URL of a
+/// local channel or wheel is no download location).
+fn download_location(url: &url::Url) -> Option<&str> {
+    matches!(url.scheme(), "http" | "https").then_some(url.as_str())
 }
 
 fn sha256_hex(record: &RepoDataRecord) -> Option<String> {
@@ -283,7 +289,7 @@ pub fn spdx(subject: &Subject<'_>) -> Vec<u8> {
             "name": p.name.as_normalized(),
             "SPDXID": id,
             "versionInfo": p.version.to_string(),
-            "downloadLocation": r.url.as_str(),
+            "downloadLocation": download_location(&r.url).unwrap_or("NOASSERTION"),
             "filesAnalyzed": false,
             "checksums": checksums,
             "licenseConcluded": "NOASSERTION",

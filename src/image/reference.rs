@@ -236,15 +236,20 @@ mod tests {
 
     #[test]
     fn rejects_bad_names() {
-        for bad in [
-            "",
-            "UPPER/case",
-            "app:bad tag",
-            "app@sha256:xyz",
-            "a//b",
-            ":tag",
+        for (bad, reason) in [
+            ("", "the name is empty"),
+            (
+                "UPPER/case",
+                "repository component `UPPER` must be lowercase",
+            ),
+            ("app:bad tag", "tag `bad tag` may hold only letters"),
+            ("app@sha256:xyz", "invalid digest `sha256:xyz`"),
+            ("a//b", "repository component `` must be lowercase"),
+            (":tag", "the name is empty"),
         ] {
-            assert!(bad.parse::<Reference>().is_err(), "{bad} should not parse");
+            let err = bad.parse::<Reference>().unwrap_err();
+            assert_eq!(err.input, bad);
+            assert!(err.reason.starts_with(reason), "{bad}: {err}");
         }
     }
 }

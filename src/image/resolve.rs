@@ -24,7 +24,33 @@ use super::{
     Cancel, Compression, Digest, Encoding, Error, Image, Layer, Platform, Result, WrittenLayer,
     media_type,
 };
-use crate::transport::blob_cache::{BlobCache, StoredBlob, compressed_blob, needs_compression};
+
+/// A store of blobs the writers may trust and compress layers into. The image side knows the
+/// blob cache only through this trait (`crate::store::BlobCache` implements it), so nothing
+/// here depends on the store or the transports.
+pub trait BlobStore: Send + Sync {
+    /// True when `range` is the whole of this store's blob named `digest`: bytes the store
+    /// checked against that digest before naming them by it.
+    fn holds(&self, range: &FileRange, digest: &Digest) -> bool;
+
+    /// The stored blob of `layer` in `encoding`'s compression (`reused` when an earlier write
+    /// had made it), else written into the store now, checked as it streams.
+    fn compressed_blob(
+        &self,
+        layer: &Layer,
+        encoding: Encoding,
+        cancel: &Cancel,
+    ) -> Result<PlacedBlob>;
+}
+
+/// True when writing `layer` as `encoding` asks means (re)compressing it: a made tar, or a
+/// stored blob in another compression.
+pub fn needs_compression(layer: &Layer, encoding: Encoding) -> bool {
+    match layer.source() {
+        LayerSource::Tar(_) => true,
+        LayerSource::Blob { compression, .. } => !encoding.keeps(*compression),
+    }
+}
 
 /// The annotation containerd and Docker use for an image's full name.
 pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
@@ -41,7 +67,7 @@ pub struct Resolution<'a> {
 pub struct LayerBlob<'a> {
     layer: &'a Layer,
     encoding: Encoding,
-    cache: Option<&'a BlobCache>,
+    cache: Option<&'a dyn BlobStore>,
     how: How,
 }
 
@@ -62,7 +88,7 @@ enum How {
 pub fn resolve<'a>(
     image: &'a Image,
     encoding: Encoding,
-    cache: Option<&'a BlobCache>,
+    cache: Option<&'a dyn BlobStore>,
 ) -> Resolution<'a> {
     let layers = image
         .layers()
@@ -91,7 +117,7 @@ pub fn resolve<'a>(
 fn trusted(
     layer: &Layer,
     encoding: Encoding,
-    cache: Option<&BlobCache>,
+    cache: Option<&dyn BlobStore>,
 ) -> Option<(FileRange, WrittenLayer)> {
     let LayerSource::Blob {
         range,
@@ -146,22 +172,9 @@ impl<'a> LayerBlob<'a> {
                 reused: false,
             })),
             (How::Streamed, _) if streamed => Ok(None),
-            (How::Cached | How::Streamed, Some(cache)) => {
-                let StoredBlob {
-                    path,
-                    written,
-                    reused,
-                } = compressed_blob(self.layer, cache, self.encoding, cancel)?;
-                Ok(Some(PlacedBlob {
-                    range: FileRange {
-                        path,
-                        offset: 0,
-                        size: written.size,
-                    },
-                    written,
-                    reused,
-                }))
-            }
+            (How::Cached | How::Streamed, Some(cache)) => cache
+                .compressed_blob(self.layer, self.encoding, cancel)
+                .map(Some),
             (_, None) => Ok(None),
         }
     }
@@ -366,146 +379,4 @@ pub fn platform_index(images: &[ResolvedImage]) -> Index {
         })
         .collect();
     index(&entries)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::image::LayerCompression;
-
-    fn cached_image(cache: &BlobCache) -> Image {
-        let stored = cache
-            .put_layer(None, |w| {
-                crate::image::layer_tar::write_layer_tar(
-                    vec![crate::image::layer_tar::Entry {
-                        path: "a".into(),
-                        data: crate::image::layer_tar::EntryData::Bytes(b"a".repeat(4000)),
-                        mode: 0o644,
-                    }],
-                    0,
-                    w,
-                    &Cancel::new(),
-                )
-            })
-            .unwrap();
-        let layer = Layer::from_blob(
-            LayerSource::Blob {
-                range: FileRange {
-                    path: cache.blob_path(&stored.diff_id),
-                    offset: 0,
-                    size: stored.size,
-                },
-                compression: Compression::None,
-                digest: Some(stored.diff_id.clone()),
-            },
-            Some(stored.diff_id),
-            "cached",
-        );
-        let config = crate::image::ConfigFile {
-            rootfs: crate::image::config::RootFs {
-                diff_ids: vec![layer.diff_id().unwrap().clone()],
-                ..Default::default()
-            },
-            ..Default::default()
-        };
-        Image::from_parts(config, vec![layer]).unwrap()
-    }
-
-    #[test]
-    fn a_cache_blob_is_trusted_and_others_are_checked() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = BlobCache::new(dir.path());
-        let image = cached_image(&cache);
-        let plain = resolve(&image, Encoding::Uncompressed, Some(&cache));
-        assert!(plain.layers[0].known().is_some(), "a cache tar is stored");
-        let outside = resolve(&image, Encoding::Uncompressed, None);
-        assert!(
-            outside.layers[0].known().is_none(),
-            "without the cache it is checked"
-        );
-        let zstd = resolve(
-            &image,
-            Encoding::Compressed(LayerCompression::zstd(3)),
-            Some(&cache),
-        );
-        let mut out = Vec::new();
-        let written = zstd.layers[0].write_to(&mut out, &Cancel::new()).unwrap();
-        assert_eq!(written.compression, Compression::Zstd);
-        let gzip = resolve(
-            &image,
-            Encoding::Compressed(LayerCompression::gzip(1)),
-            Some(&cache),
-        );
-        let mut out = Vec::new();
-        let again = gzip.layers[0].write_to(&mut out, &Cancel::new()).unwrap();
-        assert_eq!(
-            again.compression,
-            Compression::Gzip,
-            "no zstd blob for gzip"
-        );
-        assert_eq!(again.diff_id, written.diff_id);
-        let resolved = gzip.finish(vec![again]);
-        let manifest: Manifest = serde_json::from_slice(&resolved.manifest).unwrap();
-        assert_eq!(
-            manifest.layers[0].media_type,
-            "application/vnd.oci.image.layer.v1.tar+gzip"
-        );
-    }
-
-    #[test]
-    fn a_trusted_blob_is_copied_without_being_hashed_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let cache = BlobCache::new(dir.path().join("cache"));
-        let image = cached_image(&cache);
-        let LayerSource::Blob { range, .. } = image.layers()[0].source() else {
-            unreachable!()
-        };
-        // Bytes changed behind the cache's back, same size: trusted by name, copied as they are.
-        let mut bytes = std::fs::read(&range.path).unwrap();
-        bytes[600] ^= 1;
-        std::fs::write(&range.path, &bytes).unwrap();
-        let trusted = resolve(&image, Encoding::Uncompressed, Some(&cache));
-        let mut out = Vec::new();
-        trusted.layers[0]
-            .write_to(&mut out, &Cancel::new())
-            .unwrap();
-        assert_eq!(out, bytes);
-        // Without the cache vouching for it, the same blob is hashed and refused.
-        let checked = resolve(&image, Encoding::Uncompressed, None);
-        let err = checked.layers[0]
-            .write_to(&mut Vec::new(), &Cancel::new())
-            .unwrap_err();
-        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
-    }
-
-    #[test]
-    fn a_layout_blob_is_not_the_cache_blob() {
-        use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let cache = BlobCache::new(dir.path().join("cache"));
-        let image = cached_image(&cache);
-        let layout = dir.path().join("layout");
-        let written = crate::transport::oci_layout::write_encoded(
-            &image,
-            &layout,
-            None,
-            Encoding::Compressed(LayerCompression::none()),
-            Some(&cache),
-            &Cancel::new(),
-            &crate::reporter::NoReporter,
-        )
-        .unwrap();
-        let digest = &written.layers[0].digest;
-        let in_layout = layout.join("blobs/sha256").join(digest.hex());
-        let in_cache = cache.blob_path(digest);
-        assert_eq!(
-            std::fs::read(&in_layout).unwrap(),
-            std::fs::read(&in_cache).unwrap()
-        );
-        // A tool rewriting the layout's blob in place must not change the cache's.
-        assert_ne!(
-            std::fs::metadata(&in_layout).unwrap().ino(),
-            std::fs::metadata(&in_cache).unwrap().ino()
-        );
-    }
 }

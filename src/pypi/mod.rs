@@ -5,6 +5,7 @@
 //!   lists the files the image gets ([`wheel::InstalledFile`]), with `RECORD` rewritten,
 //!   `INSTALLER`, entry-point scripts and `.data/` mapped for a conda prefix; contents stream
 //!   from the wheel when the layer is written.
+//! - [`metadata`]: the email-style header blocks of `METADATA` and `WHEEL`.
 //! - [`record`]: `RECORD` rows (CSV, `sha256=` urlsafe base64 hashes), read and written.
 //! - [`scripts`]: `entry_points.txt`, the scripts pip writes for them and `#!python` rewriting.
 //! - [`provides`]: the distributions conda packages provide, from `purls` and `*.dist-info`.
@@ -15,6 +16,7 @@
 //! Knows no tar or OCI, like [`crate::conda`].
 
 pub mod index;
+pub mod metadata;
 pub mod provides;
 pub mod record;
 pub mod requirements;

@@ -261,9 +261,10 @@ pub enum Error {
         /// pubgrub's explanation.
         explanation: String,
     },
-    /// The resolution was cancelled (its future dropped).
+    /// The resolution was cancelled (its future dropped): the one [`crate::Cancelled`] as its
+    /// source.
     #[error("the resolution was cancelled")]
-    Cancelled,
+    Cancelled(#[source] crate::Cancelled),
     /// The solver thread failed.
     #[error("the resolver stopped: {0}")]
     Solver(String),
@@ -387,7 +388,7 @@ impl Provider<'_> {
         self.handle.block_on(async move {
             tokio::select! {
                 r = future => r,
-                () = token.cancelled() => Err(Error::Cancelled),
+                () = token.cancelled() => Err(Error::Cancelled(crate::Cancelled)),
             }
         })
     }
@@ -497,7 +498,7 @@ impl Provider<'_> {
         };
         let mut requires_dist = Vec::new();
         let mut requires_python = None;
-        for (key, value) in metadata_headers(&text) {
+        for (key, value) in super::metadata::headers(&text) {
             if key.eq_ignore_ascii_case("Requires-Dist") {
                 let req = pep508_rs::Requirement::from_str(&value)
                     .map_err(|e| bad(format!("`Requires-Dist: {value}`: {e}")))?;
@@ -592,27 +593,6 @@ impl Provider<'_> {
             Ok(())
         });
     }
-}
-
-/// The header fields of an email-style `METADATA` (continuation lines joined).
-fn metadata_headers(text: &str) -> Vec<(String, String)> {
-    let mut out: Vec<(String, String)> = Vec::new();
-    for line in text.lines() {
-        if line.trim().is_empty() {
-            break;
-        }
-        if line.starts_with([' ', '\t']) {
-            if let Some((_, v)) = out.last_mut() {
-                v.push(' ');
-                v.push_str(line.trim());
-            }
-            continue;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            out.push((k.trim().to_string(), v.trim().to_string()));
-        }
-    }
-    out
 }
 
 impl DependencyProvider for Provider<'_> {
@@ -737,7 +717,7 @@ impl DependencyProvider for Provider<'_> {
 
     fn should_cancel(&self) -> Result<(), Error> {
         if self.token.is_cancelled() {
-            Err(Error::Cancelled)
+            Err(Error::Cancelled(crate::Cancelled))
         } else {
             Ok(())
         }

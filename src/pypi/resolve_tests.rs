@@ -600,3 +600,142 @@ async fn real_pypi_resolves_a_small_requirement() {
         Err(e) => panic!("{e}"),
     }
 }
+
+/// Resolves `secret` on the index at `url` in a thread of its own, watched: a resolution that
+/// opens a FIFO would hang there, and fails the test after 60 s instead.
+fn resolve_watched(url: &str, cache: &Path) -> (usize, Result<Vec<ResolvedWheel>, String>) {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let options = options(url, cache);
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let idx = Index::new(&options).unwrap();
+        let listed = rt.block_on(idx.project("secret")).unwrap().files.len();
+        let resolved = rt.block_on(resolve(&reqs(&["secret"]), &CP311, &none(), &idx));
+        let _ = tx.send((listed, resolved.map_err(|e| e.to_string())));
+    });
+    rx.recv_timeout(Duration::from_secs(60))
+        .expect("the resolution hung: it opened the host's FIFO")
+}
+
+#[test]
+fn an_http_index_cannot_make_the_build_read_host_files() {
+    let host = tempfile::tempdir().unwrap();
+    // A real wheel on the host, linked with its right hash, and a FIFO (a read would block)
+    // linked with a wrong hash and with the wheel's.
+    let wheel = host.path().join("secret-1.0-py3-none-any.whl");
+    std::fs::copy(
+        fixture_wheels().join("jmespath-1.1.0-py3-none-any.whl"),
+        &wheel,
+    )
+    .unwrap();
+    let right = crate::pypi::sha256_file(&wheel).unwrap();
+    let fifo = host.path().join("fifo.whl");
+    let made = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(made.success());
+    let wrong = "ab".repeat(32);
+    for html_only in [false, true] {
+        let index = TestIndex::start(Mode {
+            html_only,
+            ..Mode::default()
+        });
+        let file = |path: &Path| format!("file://{}", path.display());
+        index.add(Served::linked(
+            "secret-1.0-py3-none-any.whl",
+            &file(&wheel),
+            &right,
+        ));
+        index.add(Served::linked(
+            "secret-2.0-py3-none-any.whl",
+            &file(&fifo),
+            &wrong,
+        ));
+        index.add(Served::linked(
+            "secret-3.0-py3-none-any.whl",
+            &file(&fifo),
+            &right,
+        ));
+        let cache = tempfile::tempdir().unwrap();
+        let (listed, resolved) = resolve_watched(&index.url, cache.path());
+        // No link followed, nothing copied, no hash told.
+        assert_eq!(listed, 0, "html: {html_only}");
+        let err = resolved.unwrap_err();
+        assert!(
+            err.contains("secret") && err.contains("3 link(s) not followed"),
+            "{err}"
+        );
+        assert!(!err.contains(&right) && !err.contains(&wrong), "{err}");
+        let cached = std::fs::read_dir(cache.path().join("pypi-v1")).map_or(0, |d| d.count());
+        assert_eq!(cached, 0);
+    }
+}
+
+#[test]
+fn a_local_index_may_link_local_files_checked_before_they_are_read_as_wheels() {
+    // An index the user gave as a path: its `file://` links are followed, and a file that is
+    // not the one its hash names is refused by that hash, not parsed (it is no zip).
+    let dir = tempfile::tempdir().unwrap();
+    let garbage = dir.path().join("secret-1.0-py3-none-any.whl");
+    std::fs::write(&garbage, b"not a zip: a host file's bytes").unwrap();
+    let found = crate::pypi::sha256_file(&garbage).unwrap();
+    let page = dir.path().join("simple/secret");
+    std::fs::create_dir_all(&page).unwrap();
+    let wrong = "cd".repeat(32);
+    std::fs::write(
+        page.join("index.html"),
+        format!(
+            "<a href=\"file://{}#sha256={wrong}\">secret-1.0-py3-none-any.whl</a>",
+            garbage.display()
+        ),
+    )
+    .unwrap();
+    let cache = tempfile::tempdir().unwrap();
+    let url = format!("file://{}/simple", dir.path().display());
+    let (listed, resolved) = resolve_watched(&url, cache.path());
+    assert_eq!(listed, 1);
+    let err = resolved.unwrap_err();
+    assert!(
+        err.contains("sha256") && err.contains(&wrong) && !err.contains("zip"),
+        "{err}"
+    );
+    assert!(!err.contains(&found), "{err}");
+}
+
+#[tokio::test]
+async fn a_wheel_download_broken_midway_resumes_from_where_it_broke() {
+    let index = TestIndex::start(Mode {
+        break_once: true,
+        ..Mode::default()
+    });
+    let cache = tempfile::tempdir().unwrap();
+    let idx = Index::new(&options(&index.url, cache.path())).unwrap();
+    let click = "click-8.5.1-py3-none-any.whl";
+    let right = "8bb5376d2006950386f8c6427613334a2acadc5f559cb80e638d00b4df957e37";
+    let url = url::Url::parse(&format!(
+        "{}/files/{click}",
+        index.url.trim_end_matches("/simple")
+    ))
+    .unwrap();
+    let (path, sha256) = idx.fetch_wheel(&url, Some(right), click).await.unwrap();
+    assert_eq!(sha256, right);
+    let whole = std::fs::read(fixture_wheels().join(click)).unwrap();
+    assert_eq!(std::fs::read(&path).unwrap(), whole);
+    // Asked again for the rest, from the byte the first answer broke at.
+    let gets: Vec<String> = index
+        .requests()
+        .into_iter()
+        .filter(|r| r.contains(click))
+        .collect();
+    assert_eq!(
+        gets,
+        [
+            format!("GET /files/{click} html"),
+            format!("GET /files/{click} html from {}", whole.len() / 2)
+        ]
+    );
+}

@@ -145,16 +145,29 @@ mod tests {
 
     #[test]
     fn hostile_entry_points_are_refused() {
-        for bad in [
-            "[console_scripts]\n../x = m:f\n",
-            "[console_scripts]\nx/y = m:f\n",
-            "[console_scripts]\n.wh.x = m:f\n",
-            "[console_scripts]\nx = m\n",
-            "[console_scripts]\nx = os; import evil:f\n",
-            "[console_scripts]\nx = m:f()\n",
-            "[console_scripts]\nx = m:f [a\n",
+        for (bad, says) in [
+            ("../x = m:f", "line 2: `../x = m:f`: script name `../x`: "),
+            ("x/y = m:f", "line 2: `x/y = m:f`: script name `x/y`: "),
+            (
+                ".wh.x = m:f",
+                "line 2: `.wh.x = m:f`: script name `.wh.x`: ",
+            ),
+            (
+                "x = m",
+                "line 2: `x = m`: entry points must be `module:attr`",
+            ),
+            (
+                "x = os; import evil:f",
+                "line 2: `x = os; import evil:f`: module and attribute must be dotted",
+            ),
+            (
+                "x = m:f()",
+                "line 2: `x = m:f()`: module and attribute must be dotted",
+            ),
+            ("x = m:f [a", "line 2: `x = m:f [a`: an unclosed `[extras]`"),
         ] {
-            assert!(parse_entry_points(bad).is_err(), "{bad}");
+            let err = parse_entry_points(&format!("[console_scripts]\n{bad}\n")).unwrap_err();
+            assert!(err.starts_with(says), "{bad}: {err}");
         }
     }
 

@@ -1,7 +1,8 @@
 //! A real HTTP simple index for the tests: a thread serving PEP 691 JSON or PEP 503 HTML project
 //! pages (as the request's `Accept` asks, unless HTML is forced), the files, and PEP 658
 //! `.metadata` files, over the real wheels of `tests/fixtures/pypi/wheels` and any file a test
-//! adds; it may also answer its first request 503 with `Retry-After`, or trickle its bodies.
+//! adds; it may also answer its first request 503 with `Retry-After`, trickle its bodies, or
+//! break a wheel's body once and serve the rest from the byte a `Range` asks for.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -26,6 +27,8 @@ pub struct Served {
     pub metadata: Option<Vec<u8>>,
     pub yanked: bool,
     pub requires_python: Option<String>,
+    /// The link the page gives instead of the index's own `/files/<name>` (any URL).
+    pub link: Option<String>,
 }
 
 impl Served {
@@ -38,6 +41,16 @@ impl Served {
             metadata: None,
             yanked: false,
             requires_python: None,
+            link: None,
+        }
+    }
+
+    /// A file the page links at `link` (anywhere) with `sha256`; the index serves no bytes.
+    pub fn linked(filename: &str, link: &str, sha256: &str) -> Self {
+        Self {
+            sha256: sha256.to_string(),
+            link: Some(link.to_string()),
+            ..Self::new(filename, Vec::new())
         }
     }
 }
@@ -53,6 +66,9 @@ pub struct Mode {
     pub unavailable_once: bool,
     /// Send every body 10 bytes each 50 ms (200 bytes/s).
     pub trickle: bool,
+    /// Break the first wheel's body halfway (its full `Content-Length` announced); a request
+    /// with `Range: bytes=N-` is answered `206` from byte N.
+    pub break_once: bool,
 }
 
 #[derive(Default)]
@@ -61,6 +77,8 @@ struct State {
     requests: Vec<String>,
     /// A request was answered 503 ([`Mode::unavailable_once`]).
     refused: bool,
+    /// A wheel's body was broken ([`Mode::break_once`]).
+    broke: bool,
 }
 
 /// A running index on a loopback port; stops with the test process.
@@ -147,26 +165,38 @@ fn serve(stream: TcpStream, state: &Mutex<State>, mode: Mode) -> std::io::Result
     reader.read_line(&mut line)?;
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_string();
     let mut accept = String::new();
+    let mut range: Option<usize> = None;
     loop {
         let mut h = String::new();
         if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
             break;
         }
-        if let Some((k, v)) = h.split_once(':')
-            && k.trim().eq_ignore_ascii_case("accept")
-        {
+        let Some((k, v)) = h.split_once(':') else {
+            continue;
+        };
+        if k.trim().eq_ignore_ascii_case("accept") {
             accept = v.trim().to_string();
+        } else if k.trim().eq_ignore_ascii_case("range") {
+            range = v
+                .trim()
+                .strip_prefix("bytes=")
+                .and_then(|r| r.strip_suffix('-')?.parse().ok());
         }
     }
     let json = !mode.html_only && accept.contains("application/vnd.pypi.simple.v1+json");
-    let (answer, refuse) = {
+    let wheel = path.starts_with("/files/") && path.ends_with(".whl");
+    let (answer, refuse, break_now) = {
         let mut state = state.lock().unwrap();
-        state
-            .requests
-            .push(format!("GET {path} {}", if json { "json" } else { "html" }));
+        let from = range.map(|n| format!(" from {n}")).unwrap_or_default();
+        state.requests.push(format!(
+            "GET {path} {}{from}",
+            if json { "json" } else { "html" }
+        ));
         let refuse = mode.unavailable_once && !state.refused;
         state.refused |= refuse;
-        (answer(&state, &path, json), refuse)
+        let break_now = mode.break_once && wheel && !state.broke;
+        state.broke |= break_now;
+        (answer(&state, &path, json), refuse, break_now)
     };
     let mut stream = stream;
     if refuse {
@@ -177,20 +207,22 @@ fn serve(stream: TcpStream, state: &Mutex<State>, mode: Mode) -> std::io::Result
     }
     match answer {
         Some((content_type, body)) => {
+            let from = range.filter(|&n| mode.break_once && n < body.len());
+            let status = match from {
+                Some(n) => format!(
+                    "206 Partial Content\r\nContent-Range: bytes {n}-{}/{}",
+                    body.len() - 1,
+                    body.len()
+                ),
+                None => "200 OK".to_string(),
+            };
+            let body = &body[from.unwrap_or(0)..];
             write!(
                 stream,
-                "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 {status}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             )?;
-            if mode.trickle {
-                for piece in body.chunks(10) {
-                    stream.write_all(piece)?;
-                    stream.flush()?;
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-            } else {
-                stream.write_all(&body)?;
-            }
+            write_body(&mut stream, body, mode, break_now)?;
         }
         None => {
             stream.write_all(
@@ -199,6 +231,29 @@ fn serve(stream: TcpStream, state: &Mutex<State>, mode: Mode) -> std::io::Result
         }
     }
     stream.flush()
+}
+
+/// Writes `body`: trickling, or only its first half when `broken`, as `mode` says.
+fn write_body(
+    stream: &mut TcpStream,
+    body: &[u8],
+    mode: Mode,
+    broken: bool,
+) -> std::io::Result<()> {
+    if broken {
+        stream.write_all(&body[..body.len() / 2])?;
+        stream.flush()?;
+        return stream.shutdown(std::net::Shutdown::Both);
+    }
+    if mode.trickle {
+        for piece in body.chunks(10) {
+            stream.write_all(piece)?;
+            stream.flush()?;
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        return Ok(());
+    }
+    stream.write_all(body)
 }
 
 fn answer(state: &State, path: &str, json: bool) -> Option<(&'static str, Vec<u8>)> {
@@ -242,7 +297,7 @@ fn json_page(name: &str, files: &[Served]) -> Vec<u8> {
         .map(|f| {
             let mut v = serde_json::json!({
                 "filename": f.filename,
-                "url": format!("../../files/{}", f.filename),
+                "url": f.link.clone().unwrap_or_else(|| format!("../../files/{}", f.filename)),
                 "hashes": {"sha256": f.sha256},
                 "requires-python": f.requires_python,
                 "yanked": f.yanked,
@@ -280,8 +335,12 @@ fn html_page(files: &[Served]) -> Vec<u8> {
                 hex::encode(Sha256::digest(m))
             ));
         }
+        let link = f
+            .link
+            .clone()
+            .unwrap_or_else(|| format!("/files/{}", f.filename));
         out.push_str(&format!(
-            "<a href=\"/files/{0}#sha256={1}\"{attrs}>{0}</a><br/>\n",
+            "<a href=\"{link}#sha256={1}\"{attrs}>{0}</a><br/>\n",
             f.filename, f.sha256
         ));
     }

@@ -14,13 +14,14 @@
 //! to check it, and its [`WheelMember`] streams it again (checked again) when the layer is
 //! written. Directory entries are skipped, as pip skips them; no `.pyc` is compiled.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
+use super::metadata::header;
 use super::record::{self, RecordRow};
 use super::scripts;
 use super::{Error, Result, normalize_name, same_version};
@@ -286,6 +287,47 @@ struct Listed {
     executable: bool,
 }
 
+/// The files a wheel installs, by path, each with what put it there (for messages).
+type Files = BTreeMap<String, (InstalledFile, String)>;
+
+/// A wheel's zip, opened: its archive and what its file name says.
+struct Opened {
+    parsed: WheelName,
+    archive: zip::ZipArchive<BufReader<File>>,
+}
+
+/// An [`Error::Invalid`]: `member` of `wheel` is wrong for `reason`.
+fn invalid(wheel: &str, member: &str, reason: String) -> Error {
+    Error::Invalid {
+        wheel: wheel.to_string(),
+        path: member.to_string(),
+        reason,
+    }
+}
+
+/// The zip at `path` (the wheel `file_name`), its file name parsed and its entries counted
+/// against `limits`: how [`install`] and [`metadata`] both start.
+fn open(path: &Path, file_name: &str, limits: &Limits) -> Result<Opened> {
+    let parsed = WheelName::parse(file_name).map_err(|r| invalid(file_name, file_name, r))?;
+    let file = File::open(path).map_err(|source| Error::Io {
+        wheel: file_name.to_string(),
+        path: path.display().to_string(),
+        source,
+    })?;
+    let archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|source| Error::Zip {
+        wheel: file_name.to_string(),
+        source,
+    })?;
+    if archive.len() > limits.max_entries {
+        return Err(Error::TooLarge {
+            wheel: file_name.to_string(),
+            what: format!("{} entries", archive.len()),
+            limit: limits.max_entries as u64,
+        });
+    }
+    Ok(Opened { parsed, archive })
+}
+
 /// Reads the wheel at `path` (its file name is `file_name`, the path may be a cache entry) and
 /// returns what installing it puts in the prefix. Refuses, naming the wheel and the member, any
 /// unsafe path, symlink or device, duplicate, member missing from `RECORD` or not matching it,
@@ -296,118 +338,68 @@ pub fn install(
     options: &InstallOptions,
     limits: &Limits,
 ) -> Result<InstalledWheel> {
-    let wheel = file_name.to_string();
-    let invalid = |member: &str, reason: String| Error::Invalid {
-        wheel: wheel.clone(),
-        path: member.to_string(),
-        reason,
-    };
-    let parsed = WheelName::parse(file_name).map_err(|r| invalid(file_name, r))?;
-    let io_err = |member: &str| {
-        let wheel = wheel.clone();
-        let member = member.to_string();
-        move |source| Error::Io {
-            wheel,
-            path: member,
-            source,
-        }
-    };
-    let file = File::open(path).map_err(io_err(&path.display().to_string()))?;
-    let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|source| Error::Zip {
-        wheel: wheel.clone(),
-        source,
-    })?;
+    let wheel = file_name;
+    let Opened {
+        parsed,
+        mut archive,
+    } = open(path, wheel, limits)?;
     if archive.has_duplicate_names() {
         return Err(Error::DuplicatePath {
-            wheel,
+            wheel: wheel.to_string(),
             path: "(a name the zip's central directory lists twice)".into(),
             first: "one member".into(),
             second: "another".into(),
         });
     }
-    if archive.len() > limits.max_entries {
-        return Err(Error::TooLarge {
-            wheel,
-            what: format!("{} entries", archive.len()),
-            limit: limits.max_entries as u64,
-        });
-    }
+    let listed = list_members(&mut archive, wheel, limits)?;
+    let info_dir = dist_info_dir(&listed, &parsed, wheel)?;
+    let mut reader = Reader {
+        archive: &mut archive,
+        wheel,
+        limits,
+    };
+    let info = read_dist_info(&mut reader, &listed, info_dir, &parsed)?;
+    let mut files = Files::new();
+    place_members(&mut reader, &listed, &info, options, &mut files)?;
+    place_generated(path, wheel, &info, options, &mut files)?;
+    Ok(InstalledWheel {
+        name: info.name,
+        version: info.version,
+        dist_info: installed_dist_info(&info.dir, options),
+        files: files.into_values().map(|(f, _)| f).collect(),
+    })
+}
 
-    // The central directory alone: names, kinds, declared sizes.
+/// The regular members the central directory lists, each name, kind, compression and the
+/// total declared size checked (directories checked, then skipped).
+fn list_members<R: Read + Seek>(
+    archive: &mut zip::ZipArchive<R>,
+    wheel: &str,
+    limits: &Limits,
+) -> Result<Vec<Listed>> {
     let mut listed = Vec::with_capacity(archive.len());
     let mut seen = std::collections::HashSet::with_capacity(archive.len());
     let mut total: u64 = 0;
     for index in 0..archive.len() {
         let entry = archive.by_index_data(index).map_err(|source| Error::Zip {
-            wheel: wheel.clone(),
+            wheel: wheel.to_string(),
             source,
         })?;
-        let raw = entry.name_raw();
-        let name = std::str::from_utf8(raw)
-            .map_err(|_| Error::UnsafePath {
-                wheel: wheel.clone(),
-                path: String::from_utf8_lossy(raw).into_owned(),
-                reason: "the name is not UTF-8".into(),
-            })?
-            .to_string();
+        let (name, executable) = check_entry(&entry, wheel)?;
         let is_dir = name.ends_with('/');
         let bare = name.strip_suffix('/').unwrap_or(&name);
-        let reason = check_package_path(bare).or_else(|| {
-            bare.contains('\\')
-                .then_some("the path holds a backslash, which no wheel path has")
-        });
-        if let Some(reason) = reason {
-            return Err(Error::UnsafePath {
-                wheel,
-                path: name,
-                reason: reason.into(),
-            });
-        }
         if !seen.insert(bare.to_string()) {
             return Err(Error::DuplicatePath {
-                wheel,
+                wheel: wheel.to_string(),
                 path: bare.to_string(),
                 first: name.clone(),
                 second: name,
             });
         }
-        let mode = entry.external_attributes() >> 16;
-        let kind = match mode & 0o170000 {
-            0 | 0o100000 => None,
-            0o040000 if is_dir => None,
-            0o040000 => Some("a directory without a trailing `/`"),
-            0o120000 => Some("a symlink"),
-            0o020000 | 0o060000 => Some("a device"),
-            0o010000 => Some("a FIFO"),
-            0o140000 => Some("a socket"),
-            _ => Some("of an unknown kind"),
-        };
-        if let Some(kind) = kind {
-            return Err(Error::NotAFile {
-                wheel,
-                path: name,
-                kind,
-            });
-        }
-        if entry.encrypted() {
-            return Err(invalid(&name, "the member is encrypted".into()));
-        }
-        if !matches!(
-            entry.compression(),
-            zip::CompressionMethod::Stored | zip::CompressionMethod::Deflated
-        ) {
-            return Err(invalid(
-                &name,
-                format!(
-                    "compression `{}` is not one a wheel uses (stored, deflated)",
-                    entry.compression()
-                ),
-            ));
-        }
         total = total.saturating_add(entry.size());
         if total > limits.max_total_size {
             return Err(Error::TooLarge {
-                wheel,
+                wheel: wheel.to_string(),
                 what: format!("more than {} uncompressed bytes", limits.max_total_size),
                 limit: limits.max_total_size,
             });
@@ -416,13 +408,80 @@ pub fn install(
             listed.push(Listed {
                 index,
                 name,
-                executable: mode & 0o170000 == 0o100000 && mode & 0o111 != 0,
+                executable,
             });
         }
     }
+    Ok(listed)
+}
 
-    // The one `.dist-info` directory, named as the file name says.
-    let expected = format!("{}-{}", parsed.name, parsed.version);
+/// One central-directory entry checked (a safe UTF-8 path, a file or directory, neither
+/// encrypted nor compressed as no wheel is): its name and whether it is executable.
+fn check_entry(entry: &zip::read::ZipFileEntry<'_>, wheel: &str) -> Result<(String, bool)> {
+    let raw = entry.name_raw();
+    let name = std::str::from_utf8(raw)
+        .map_err(|_| Error::UnsafePath {
+            wheel: wheel.to_string(),
+            path: String::from_utf8_lossy(raw).into_owned(),
+            reason: "the name is not UTF-8".into(),
+        })?
+        .to_string();
+    let is_dir = name.ends_with('/');
+    let bare = name.strip_suffix('/').unwrap_or(&name);
+    let reason = check_package_path(bare).or_else(|| {
+        bare.contains('\\')
+            .then_some("the path holds a backslash, which no wheel path has")
+    });
+    if let Some(reason) = reason {
+        return Err(Error::UnsafePath {
+            wheel: wheel.to_string(),
+            path: name,
+            reason: reason.into(),
+        });
+    }
+    let mode = entry.external_attributes() >> 16;
+    let kind = match mode & 0o170000 {
+        0 | 0o100000 => None,
+        0o040000 if is_dir => None,
+        0o040000 => Some("a directory without a trailing `/`"),
+        0o120000 => Some("a symlink"),
+        0o020000 | 0o060000 => Some("a device"),
+        0o010000 => Some("a FIFO"),
+        0o140000 => Some("a socket"),
+        _ => Some("of an unknown kind"),
+    };
+    if let Some(kind) = kind {
+        return Err(Error::NotAFile {
+            wheel: wheel.to_string(),
+            path: name,
+            kind,
+        });
+    }
+    if entry.encrypted() {
+        return Err(invalid(wheel, &name, "the member is encrypted".into()));
+    }
+    let compression = entry.compression();
+    if !matches!(
+        compression,
+        zip::CompressionMethod::Stored | zip::CompressionMethod::Deflated
+    ) {
+        let reason =
+            format!("compression `{compression}` is not one a wheel uses (stored, deflated)");
+        return Err(invalid(wheel, &name, reason));
+    }
+    let executable = mode & 0o170000 == 0o100000 && mode & 0o111 != 0;
+    Ok((name, executable))
+}
+
+/// Whether `found` (`name-version`) is the distribution `parsed` names.
+fn names(parsed: &WheelName, found: &str) -> bool {
+    found.rsplit_once('-').is_some_and(|(n, v)| {
+        normalize_name(n) == normalize_name(&parsed.name) && same_version(v, &parsed.version)
+    })
+}
+
+/// The one `.dist-info` directory, named as the file name says.
+fn dist_info_dir<'a>(listed: &'a [Listed], parsed: &WheelName, wheel: &str) -> Result<&'a str> {
     let mut info_dirs: Vec<&str> = listed
         .iter()
         .filter_map(|l| l.name.split_once('/').map(|(top, _)| top))
@@ -431,106 +490,136 @@ pub fn install(
     info_dirs.sort_unstable();
     info_dirs.dedup();
     let info_dir = match info_dirs.as_slice() {
-        [one] => one.to_string(),
+        [one] => *one,
         [] => {
             return Err(invalid(
-                file_name,
+                wheel,
+                wheel,
                 "it has no `.dist-info` directory".into(),
             ));
         }
         many => {
-            return Err(invalid(
-                file_name,
-                format!(
-                    "it has several `.dist-info` directories: {}",
-                    many.join(", ")
-                ),
-            ));
+            let reason = format!(
+                "it has several `.dist-info` directories: {}",
+                many.join(", ")
+            );
+            return Err(invalid(wheel, wheel, reason));
         }
     };
     let stem = info_dir.trim_end_matches(".dist-info");
-    let matches = |found: &str| {
-        found.rsplit_once('-').is_some_and(|(n, v)| {
-            normalize_name(n) == normalize_name(&parsed.name) && same_version(v, &parsed.version)
-        })
-    };
-    if !matches(stem) {
+    if !names(parsed, stem) {
         return Err(Error::NameMismatch {
-            wheel,
+            wheel: wheel.to_string(),
             place: "`.dist-info` directory",
-            expected,
+            expected: format!("{}-{}", parsed.name, parsed.version),
             found: stem.to_string(),
         });
     }
-    let data_dir = format!("{stem}.data");
+    Ok(info_dir)
+}
 
-    let mut reader = Reader {
-        archive: &mut archive,
-        wheel: &wheel,
-        limits,
-    };
-    let find = |name: &str| listed.iter().find(|l| l.name == name).map(|l| l.index);
-    let small = |reader: &mut Reader<'_, _>, name: &str| -> Result<Option<String>> {
-        let Some(index) = find(name) else {
+/// What a wheel's `.dist-info` says: its directory, name, version, `RECORD` and entry points.
+struct DistInfo {
+    /// `name-version.dist-info`.
+    dir: String,
+    name: String,
+    version: String,
+    rows: HashMap<String, RecordRow>,
+    entry_points: Vec<scripts::EntryPoint>,
+}
+
+/// Reads `WHEEL` (a 1.x version), `METADATA` (the name and version the file name gives),
+/// `RECORD` and `entry_points.txt` from `info_dir`.
+fn read_dist_info<R: Read + Seek>(
+    reader: &mut Reader<'_, R>,
+    listed: &[Listed],
+    info_dir: &str,
+    parsed: &WheelName,
+) -> Result<DistInfo> {
+    let wheel = reader.wheel;
+    let mut small = |file: &str| -> Result<Option<(String, String)>> {
+        let name = format!("{info_dir}/{file}");
+        let Some(l) = listed.iter().find(|l| l.name == name) else {
             return Ok(None);
         };
-        let bytes = reader.read_small(index, name)?;
-        String::from_utf8(bytes)
-            .map(Some)
-            .map_err(|_| invalid(name, "not UTF-8".into()))
+        let bytes = reader.read_small(l.index, &name)?;
+        let text =
+            String::from_utf8(bytes).map_err(|_| invalid(wheel, &name, "not UTF-8".into()))?;
+        Ok(Some((name, text)))
     };
-    let record_name = format!("{info_dir}/RECORD");
-    let wheel_text = small(&mut reader, &format!("{info_dir}/WHEEL"))?
-        .ok_or_else(|| invalid(&format!("{info_dir}/WHEEL"), "missing".into()))?;
-    check_wheel_version(&wheel_text).map_err(|r| invalid(&format!("{info_dir}/WHEEL"), r))?;
-    let metadata = small(&mut reader, &format!("{info_dir}/METADATA"))?
-        .ok_or_else(|| invalid(&format!("{info_dir}/METADATA"), "missing".into()))?;
+    let mut required = |file: &str| {
+        small(file)?.ok_or_else(|| invalid(wheel, &format!("{info_dir}/{file}"), "missing".into()))
+    };
+    let (at, wheel_text) = required("WHEEL")?;
+    check_wheel_version(&wheel_text).map_err(|r| invalid(wheel, &at, r))?;
+    let (at, metadata) = required("METADATA")?;
     let (name, version) = name_and_version(&metadata)
-        .ok_or_else(|| invalid(&format!("{info_dir}/METADATA"), "no Name or Version".into()))?;
-    if !matches(&format!("{name}-{version}")) {
+        .ok_or_else(|| invalid(wheel, &at, "no Name or Version".into()))?;
+    if !names(parsed, &format!("{name}-{version}")) {
         return Err(Error::NameMismatch {
-            wheel,
+            wheel: wheel.to_string(),
             place: "METADATA",
-            expected,
+            expected: format!("{}-{}", parsed.name, parsed.version),
             found: format!("{name}-{version}"),
         });
     }
-    let record_text =
-        small(&mut reader, &record_name)?.ok_or_else(|| invalid(&record_name, "missing".into()))?;
-    let rows = record::parse(&record_text).map_err(|r| invalid(&record_name, r))?;
-    let entry_points = match small(&mut reader, &format!("{info_dir}/entry_points.txt"))? {
-        Some(text) => scripts::parse_entry_points(&text)
-            .map_err(|r| invalid(&format!("{info_dir}/entry_points.txt"), r))?,
+    let (at, record_text) = required("RECORD")?;
+    let rows = record::parse(&record_text).map_err(|r| invalid(wheel, &at, r))?;
+    let entry_points = match small("entry_points.txt")? {
+        Some((at, text)) => {
+            scripts::parse_entry_points(&text).map_err(|r| invalid(wheel, &at, r))?
+        }
         None => Vec::new(),
     };
+    Ok(DistInfo {
+        dir: info_dir.to_string(),
+        name,
+        version,
+        rows,
+        entry_points,
+    })
+}
 
+/// The installed `.dist-info` directory, relative to the prefix.
+fn installed_dist_info(info_dir: &str, options: &InstallOptions) -> String {
     let site = options.scheme.site_packages.trim_end_matches('/');
-    let installed_info = format!("{site}/{info_dir}");
+    format!("{site}/{info_dir}")
+}
+
+/// Adds every member but those pip generates to `files`: each listed in `RECORD` with its
+/// sha256 (a signature aside), checked against it, placed by its scheme, `#!python` rewritten.
+fn place_members<R: Read + Seek>(
+    reader: &mut Reader<'_, R>,
+    listed: &[Listed],
+    info: &DistInfo,
+    options: &InstallOptions,
+    files: &mut Files,
+) -> Result<()> {
+    let wheel = reader.wheel;
+    let info_dir = &info.dir;
+    let record_name = format!("{info_dir}/RECORD");
     let generated =
         ["INSTALLER", "REQUESTED", "direct_url.json", "RECORD"].map(|f| format!("{info_dir}/{f}"));
-    let mut files: BTreeMap<String, (InstalledFile, String)> = BTreeMap::new();
-
-    for l in &listed {
-        if l.name == record_name || generated.contains(&l.name) {
+    let data_dir = format!("{}.data", info_dir.trim_end_matches(".dist-info"));
+    for l in listed {
+        if generated.contains(&l.name) {
             continue; // rewritten below, as pip does
         }
         let signature =
             l.name == format!("{record_name}.jws") || l.name == format!("{record_name}.p7s");
-        let row = rows.get(&l.name);
+        let row = info.rows.get(&l.name);
         if row.and_then(|r| r.sha256).is_none() && !signature {
             return Err(Error::NotInRecord {
-                wheel,
+                wheel: wheel.to_string(),
                 path: l.name.clone(),
             });
         }
-        let target = install_path(&l.name, &data_dir, &name, &options.scheme).map_err(|r| {
-            Error::UnsafePath {
-                wheel: wheel.clone(),
+        let (path, is_script) = install_path(&l.name, &data_dir, &info.name, &options.scheme)
+            .map_err(|reason| Error::UnsafePath {
+                wheel: wheel.to_string(),
                 path: l.name.clone(),
-                reason: r,
-            }
-        })?;
-        let is_script = target.1;
+                reason,
+            })?;
         let checked = reader.check(l.index, &l.name, row, is_script)?;
         let mode = if l.executable || is_script {
             0o755
@@ -545,61 +634,71 @@ pub fn install(
             None => FileData::Member(checked.member),
         };
         add(
-            &mut files,
-            &wheel,
-            InstalledFile {
-                path: target.0,
-                data,
-                mode,
-            },
+            files,
+            wheel,
+            InstalledFile { path, data, mode },
             l.name.clone(),
         )?;
     }
+    Ok(())
+}
 
-    for point in &entry_points {
+/// Adds what pip writes besides the members: the entry points' scripts, `INSTALLER`,
+/// `REQUESTED` and `direct_url.json` as asked, and `RECORD` for it all.
+fn place_generated(
+    path: &Path,
+    wheel: &str,
+    info: &DistInfo,
+    options: &InstallOptions,
+    files: &mut Files,
+) -> Result<()> {
+    for point in &info.entry_points {
         let text = scripts::entry_point_script(point, &options.python);
-        add(
-            &mut files,
-            &wheel,
-            InstalledFile {
-                path: format!("{}/{}", options.scheme.scripts, point.name),
-                data: FileData::Bytes(text.into_bytes()),
-                mode: 0o755,
-            },
-            format!("entry point `{}`", point.name),
-        )?;
+        let file = InstalledFile {
+            path: format!("{}/{}", options.scheme.scripts, point.name),
+            data: FileData::Bytes(text.into_bytes()),
+            mode: 0o755,
+        };
+        add(files, wheel, file, format!("entry point `{}`", point.name))?;
     }
-
     let mut extra = vec![("INSTALLER", format!("{INSTALLER}\n").into_bytes())];
     if options.requested {
         extra.push(("REQUESTED", Vec::new()));
     }
     if let Some(url) = &options.direct_url {
-        extra.push((
-            "direct_url.json",
-            direct_url_json(url, &file_sha256(path, &wheel)?),
-        ));
+        let sha256 = super::sha256_file(path).map_err(|source| Error::Io {
+            wheel: wheel.to_string(),
+            path: path.display().to_string(),
+            source,
+        })?;
+        extra.push(("direct_url.json", direct_url_json(url, &sha256)));
     }
+    let installed_info = installed_dist_info(&info.dir, options);
     for (file, bytes) in extra {
-        add(
-            &mut files,
-            &wheel,
-            InstalledFile {
-                path: format!("{installed_info}/{file}"),
-                data: FileData::Bytes(bytes),
-                mode: 0o644,
-            },
-            format!("the generated {file}"),
-        )?;
+        let installed = InstalledFile {
+            path: format!("{installed_info}/{file}"),
+            data: FileData::Bytes(bytes),
+            mode: 0o644,
+        };
+        add(files, wheel, installed, format!("the generated {file}"))?;
     }
+    let record = InstalledFile {
+        path: format!("{installed_info}/RECORD"),
+        data: FileData::Bytes(installed_record(files, &installed_info, options)),
+        mode: 0o644,
+    };
+    add(files, wheel, record, "the generated RECORD".into())
+}
 
-    // RECORD: every file relative to site-packages, then itself without a hash.
+/// `RECORD` for `files`: every file relative to site-packages, then itself without a hash.
+fn installed_record(files: &Files, installed_info: &str, options: &InstallOptions) -> Vec<u8> {
+    let site = options.scheme.site_packages.trim_end_matches('/');
     let up = "../".repeat(site.split('/').count());
     let relative = |p: &str| match p.strip_prefix(&format!("{site}/")) {
         Some(inside) => inside.to_string(),
         None => format!("{up}{p}"),
     };
-    let mut record_rows: Vec<(String, Option<record::FileDigest>)> = files
+    let mut rows: Vec<(String, Option<record::FileDigest>)> = files
         .values()
         .map(|(f, _)| {
             let digest = match &f.data {
@@ -609,33 +708,12 @@ pub fn install(
             (relative(&f.path), Some(digest))
         })
         .collect();
-    record_rows.push((relative(&format!("{installed_info}/RECORD")), None));
-    add(
-        &mut files,
-        &wheel,
-        InstalledFile {
-            path: format!("{installed_info}/RECORD"),
-            data: FileData::Bytes(record::write(&record_rows)),
-            mode: 0o644,
-        },
-        "the generated RECORD".into(),
-    )?;
-
-    Ok(InstalledWheel {
-        name,
-        version,
-        dist_info: installed_info,
-        files: files.into_values().map(|(f, _)| f).collect(),
-    })
+    rows.push((relative(&format!("{installed_info}/RECORD")), None));
+    record::write(&rows)
 }
 
 /// Adds `file` to `files`, refusing an unsafe or second path (`origin` says what put it there).
-fn add(
-    files: &mut BTreeMap<String, (InstalledFile, String)>,
-    wheel: &str,
-    file: InstalledFile,
-    origin: String,
-) -> Result<()> {
+fn add(files: &mut Files, wheel: &str, file: InstalledFile, origin: String) -> Result<()> {
     if let Some(reason) = check_package_path(&file.path).or_else(|| {
         (file.path == "conda-meta" || file.path.starts_with("conda-meta/"))
             .then_some("`conda-meta/` holds the environment's conda records")
@@ -709,33 +787,15 @@ fn check_wheel_version(text: &str) -> std::result::Result<(), String> {
 /// `.dist-info` directory its file name says, at most `limits.max_small_file` bytes; the zip's
 /// directory is checked as [`install`] checks it (entries, UTF-8 safe names), nothing else.
 pub fn metadata(path: &Path, file_name: &str, limits: &Limits) -> Result<String> {
-    let wheel = file_name.to_string();
-    let invalid = |member: &str, reason: String| Error::Invalid {
-        wheel: wheel.clone(),
-        path: member.to_string(),
-        reason,
-    };
-    let parsed = WheelName::parse(file_name).map_err(|r| invalid(file_name, r))?;
-    let file = File::open(path).map_err(|source| Error::Io {
-        wheel: wheel.clone(),
-        path: path.display().to_string(),
-        source,
-    })?;
-    let mut archive = zip::ZipArchive::new(BufReader::new(file)).map_err(|source| Error::Zip {
-        wheel: wheel.clone(),
-        source,
-    })?;
-    if archive.len() > limits.max_entries {
-        return Err(Error::TooLarge {
-            wheel,
-            what: format!("{} entries", archive.len()),
-            limit: limits.max_entries as u64,
-        });
-    }
+    let wheel = file_name;
+    let Opened {
+        parsed,
+        mut archive,
+    } = open(path, wheel, limits)?;
     let mut found: Vec<(usize, String)> = Vec::new();
     for index in 0..archive.len() {
         let entry = archive.by_index_data(index).map_err(|source| Error::Zip {
-            wheel: wheel.clone(),
+            wheel: wheel.to_string(),
             source,
         })?;
         let Ok(name) = std::str::from_utf8(entry.name_raw()) else {
@@ -747,50 +807,36 @@ pub fn metadata(path: &Path, file_name: &str, limits: &Limits) -> Result<String>
         let Some(stem) = dir.strip_suffix(".dist-info") else {
             continue;
         };
-        let matches = stem.rsplit_once('-').is_some_and(|(n, v)| {
-            normalize_name(n) == normalize_name(&parsed.name) && same_version(v, &parsed.version)
-        });
-        if matches && check_package_path(name).is_none() {
+        if names(&parsed, stem) && check_package_path(name).is_none() {
             found.push((index, name.to_string()));
         }
     }
     let (index, name) = match found.as_slice() {
         [one] => one.clone(),
         [] => {
-            return Err(invalid(
-                file_name,
-                format!(
-                    "it has no `{}-{}.dist-info/METADATA`",
-                    parsed.name, parsed.version
-                ),
-            ));
+            let reason = format!(
+                "it has no `{}-{}.dist-info/METADATA`",
+                parsed.name, parsed.version
+            );
+            return Err(invalid(wheel, wheel, reason));
         }
-        _ => return Err(invalid(file_name, "it has several `METADATA` files".into())),
+        _ => {
+            let reason = "it has several `METADATA` files".into();
+            return Err(invalid(wheel, wheel, reason));
+        }
     };
     let mut reader = Reader {
         archive: &mut archive,
-        wheel: &wheel,
+        wheel,
         limits,
     };
     let bytes = reader.read_small(index, &name)?;
-    String::from_utf8(bytes).map_err(|_| invalid(&name, "not UTF-8".into()))
-}
-
-/// The first value of an email-style header in `text`'s header block.
-fn header<'a>(text: &'a str, key: &str) -> Option<&'a str> {
-    text.lines()
-        .take_while(|l| !l.trim().is_empty())
-        .filter_map(|l| l.split_once(':'))
-        .find(|(k, _)| k.trim().eq_ignore_ascii_case(key))
-        .map(|(_, v)| v.trim())
+    String::from_utf8(bytes).map_err(|_| invalid(wheel, &name, "not UTF-8".into()))
 }
 
 /// `Name` and `Version` of a `METADATA`.
 fn name_and_version(metadata: &str) -> Option<(String, String)> {
-    Some((
-        header(metadata, "Name")?.to_string(),
-        header(metadata, "Version")?.to_string(),
-    ))
+    Some((header(metadata, "Name")?, header(metadata, "Version")?))
 }
 
 /// `direct_url.json` as pip writes it for an archive (`json.dumps(..., sort_keys=True)`).
@@ -802,14 +848,46 @@ fn direct_url_json(url: &str, sha256: &str) -> Vec<u8> {
     .into_bytes()
 }
 
-/// The hex sha256 of the wheel file at `path` (named `wheel` in errors).
-fn file_sha256(path: &Path, wheel: &str) -> Result<String> {
-    let io = |source| Error::Io {
+/// Refuses member `name` of `wheel` when the `read` bytes hashing to `sha256` are not the
+/// `declared` size of the zip, or not what its `RECORD` row says.
+fn compare(
+    wheel: &str,
+    name: &str,
+    declared: u64,
+    read: u64,
+    sha256: &[u8; 32],
+    row: Option<&RecordRow>,
+) -> Result<()> {
+    let mismatch = |expected: String, found: String| Error::HashMismatch {
         wheel: wheel.to_string(),
-        path: path.display().to_string(),
-        source,
+        path: name.to_string(),
+        expected,
+        found,
     };
-    super::sha256_file(path).map_err(io)
+    if read != declared {
+        let more = if read > declared { "more than " } else { "" };
+        return Err(mismatch(
+            format!("{declared} bytes (the zip's size)"),
+            format!("{more}{read} bytes"),
+        ));
+    }
+    let Some(row) = row else {
+        return Ok(());
+    };
+    if let Some(expected) = row.sha256
+        && &expected != sha256
+    {
+        return Err(mismatch(
+            record::hash_field(&expected),
+            record::hash_field(sha256),
+        ));
+    }
+    if let Some(size) = row.size
+        && size != read
+    {
+        return Err(mismatch(format!("{size} bytes"), format!("{read} bytes")));
+    }
+    Ok(())
 }
 
 /// A member, checked.
@@ -926,40 +1004,8 @@ impl<R: Read + Seek> Reader<'_, R> {
             }
         })();
         result.map_err(io)?;
-        if read != declared {
-            return Err(Error::HashMismatch {
-                wheel,
-                path: name.to_string(),
-                expected: format!("{declared} bytes (the zip's size)"),
-                found: format!(
-                    "{}{read} bytes",
-                    if read > declared { "more than " } else { "" }
-                ),
-            });
-        }
         let sha256: [u8; 32] = hasher.finalize().into();
-        if let Some(row) = row {
-            if let Some(expected) = row.sha256
-                && expected != sha256
-            {
-                return Err(Error::HashMismatch {
-                    wheel,
-                    path: name.to_string(),
-                    expected: record::hash_field(&expected),
-                    found: record::hash_field(&sha256),
-                });
-            }
-            if let Some(size) = row.size
-                && size != read
-            {
-                return Err(Error::HashMismatch {
-                    wheel,
-                    path: name.to_string(),
-                    expected: format!("{size} bytes"),
-                    found: format!("{read} bytes"),
-                });
-            }
-        }
+        compare(&wheel, name, declared, read, &sha256, row)?;
         let data_start = data_start.ok_or_else(|| Error::Invalid {
             wheel: wheel.clone(),
             path: name.to_string(),

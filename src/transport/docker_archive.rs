@@ -12,13 +12,11 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-use super::WrittenImage;
-use super::blob_cache::BlobCache;
 use super::tarball::{ArchiveIndex, blob_name, sniff, write_archive};
+use super::{Location, Publishable, WriteContext, Written};
 use crate::image::layer::LayerSource;
 use crate::image::resolve::{IndexEntry, index};
-use crate::image::{Cancel, ConfigFile, Encoding, Error, Image, Layer, Reference, Result};
-use crate::reporter::Reporter;
+use crate::image::{ConfigFile, Error, Image, Layer, Reference, Result};
 
 /// One entry of `manifest.json`.
 #[derive(Debug, Serialize, Deserialize)]
@@ -135,37 +133,25 @@ fn repo_tags(tags: &[Reference]) -> Vec<String> {
     tags.iter().map(Reference::familiar_tagged).collect()
 }
 
-/// Writes `image` as a docker-archive at `path`, tagged with every reference in `tags`.
+/// Writes the image `what` holds as a docker-archive at `path`, tagged with every one of the
+/// context's tags (an archive holds one platform: an index is refused). Layers that are the
+/// blob store's own uncompressed blobs are copied as they are (they are named by their checked
+/// digest, so they are not hashed again).
 ///
 /// Written under a temporary name next to `path` and renamed when complete, so a failed or
 /// cancelled write leaves no file behind.
-pub fn write(
-    image: &Image,
-    tags: &[Reference],
-    path: &Path,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
-) -> Result<WrittenImage> {
-    write_with_cache(image, tags, path, None, cancel, reporter)
-}
-
-/// [`write()`], copying layers that are `cache`'s own uncompressed blobs as they are (they are
-/// named by their checked digest, so they are not hashed again).
-pub fn write_with_cache(
-    image: &Image,
-    tags: &[Reference],
-    path: &Path,
-    cache: Option<&BlobCache>,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
-) -> Result<WrittenImage> {
-    write_archive(
+pub fn write(what: Publishable<'_>, path: &Path, ctx: &WriteContext<'_>) -> Result<Written> {
+    let location = Location::DockerArchive {
+        path: path.to_path_buf(),
+        reference: None,
+    };
+    let image = what.single(path)?;
+    let tags = ctx.tags;
+    let written = write_archive(
         image,
         path,
-        Encoding::Uncompressed,
-        cache,
-        cancel,
-        reporter,
+        ctx.options.encoding(&location),
+        ctx,
         |resolved| {
             let entries: Vec<IndexEntry> = if tags.is_empty() {
                 vec![IndexEntry::manifest(resolved)]
@@ -202,5 +188,6 @@ pub fn write_with_cache(
                 ("repositories", serde_json::to_vec(&repositories)?),
             ])
         },
-    )
+    )?;
+    Ok(Written::new(location, vec![written], None))
 }

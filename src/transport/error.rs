@@ -130,6 +130,13 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// A registry was read or written in a session that holds no registry settings and blob
+    /// store ([`super::Session::with_remote`]).
+    #[error("{location}: reaching a registry needs its settings and a blob store")]
+    NoRemote {
+        /// The registry location.
+        location: String,
+    },
 }
 
 fn summary(unreached: bool, request: &str, attempts: u32) -> String {

@@ -4,8 +4,13 @@
 //! [`docker_archive`] (`docker save` tarballs), [`oci_layout`] (OCI image layout directories),
 //! [`oci_archive`] (a layout in a tar) and [`registry`] (pull and push).
 //! [`Location`] parses the `transport:path` strings the command line takes.
+//!
+//! Each transport has one write, `write(what, where, &WriteContext)` (`what` one image or an
+//! index of them, as a [`Publishable`]), and the file transports one read,
+//! `read(where, platform)`; [`write()`] and [`read()`] are the one dispatch over locations, and
+//! [`write_all`] writes a build's images to all its outputs.
 
-pub mod blob_cache;
+mod context;
 pub mod docker_archive;
 pub mod error;
 pub mod oci_archive;
@@ -14,13 +19,14 @@ pub mod outputs;
 pub mod registry;
 mod tarball;
 
+pub use context::{Publishable, ReadContext, Remote, Session, WriteContext, WriteOptions};
 pub use error::{Error, Result};
-pub use outputs::{OutputError, Publish, Written, check_outputs, write_all};
+pub use outputs::{OutputError, Publish, check_outputs, write_all};
 
 use std::fmt;
 use std::path::PathBuf;
 
-use crate::image::{Digest, Reference, WrittenLayer};
+use crate::image::{Digest, Image, Reference, WrittenLayer};
 
 /// Where an image is read from or written to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -234,7 +240,7 @@ impl Location {
     }
 }
 
-/// What writing an image produced.
+/// What writing one image produced.
 #[derive(Clone, Debug)]
 pub struct WrittenImage {
     /// Digest of the config blob (Docker's image ID).
@@ -245,8 +251,6 @@ pub struct WrittenImage {
     pub manifest_size: Option<u64>,
     /// Each layer as written, bottom first.
     pub layers: Vec<WrittenLayer>,
-    /// What a push to a registry transferred.
-    pub push: Option<registry::PushStats>,
 }
 
 impl WrittenImage {
@@ -269,71 +273,64 @@ impl WrittenImage {
             manifest_digest: Some(resolved.manifest_digest),
             manifest_size: Some(resolved.manifest.len() as u64),
             layers: resolved.layers,
-            push: None,
         }
     }
 }
 
-/// How images are written, besides where.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WriteOptions {
-    /// The compression of layer blobs in OCI layouts, oci-archives and registries (a
-    /// docker-archive holds uncompressed tars, as `docker save` writes them). Stored layers in
-    /// this compression are kept as they are; others are recompressed.
-    pub compression: crate::image::LayerCompression,
-}
-
-impl WriteOptions {
-    /// The encoding layers get at `location`.
-    pub fn encoding(&self, location: &Location) -> crate::image::Encoding {
-        match location {
-            Location::DockerArchive { .. } | Location::Scratch => {
-                crate::image::Encoding::Uncompressed
-            }
-            _ => crate::image::Encoding::Compressed(self.compression),
-        }
-    }
-
-    /// Warns through `reporter` about what the encoding at `location` means for readers.
-    fn warn(&self, location: &Location, reporter: &dyn crate::reporter::Reporter) {
-        if self.encoding(location).target().compression() == crate::image::Compression::Zstd {
-            reporter.warning(&format!(
-                "{location}: zstd layers cannot be pulled by Docker before 23.0 (podman,                  containerd 1.5+ and Docker 23+ can); use `--compression gzip` for older engines"
-            ));
-        }
-    }
-}
-
-/// What writing a multi-platform image (an OCI index of one image per platform) produced.
+/// What one output received: one image, or an index of one image per platform.
 #[derive(Clone, Debug)]
-pub struct WrittenIndex {
-    /// Digest of the index.
-    pub digest: Digest,
-    /// Each platform's image as written, in the index's order.
+pub struct Written {
+    /// The output.
+    pub location: Location,
+    /// Each image as written, in the order given.
     pub images: Vec<WrittenImage>,
-    /// What a push to a registry transferred.
+    /// The index's digest, when several images went under one index.
+    pub index: Option<Digest>,
+    /// What a push to a registry transferred (the whole output's).
     pub push: Option<registry::PushStats>,
+    /// The referrers attached, by their manifests' digests.
+    pub referrers: Vec<Digest>,
 }
 
-/// Registry settings and the blob cache, for locations that are registries.
-#[derive(Clone, Debug)]
-pub struct Remote {
-    /// How to reach and authenticate to the registry.
-    pub options: registry::RegistryOptions,
-    /// Where pulled and pushed blobs are kept.
-    pub cache: registry::BlobCache,
-}
-
-impl Default for Remote {
-    fn default() -> Self {
+impl Written {
+    /// What a file transport wrote at `location`: `images`, under the index `index` if any.
+    pub fn new(location: Location, images: Vec<WrittenImage>, index: Option<Digest>) -> Self {
         Self {
-            options: registry::RegistryOptions::default(),
-            cache: registry::BlobCache::new(registry::BlobCache::default_dir()),
+            location,
+            images,
+            index,
+            push: None,
+            referrers: Vec::new(),
+        }
+    }
+
+    /// What identifies the output's content: the index's digest, else the image ID.
+    pub fn id(&self) -> Option<&Digest> {
+        self.index
+            .as_ref()
+            .or_else(|| self.images.first().map(|i| &i.config_digest))
+    }
+
+    /// The digest a registry serves the output by: the index's, else the manifest's.
+    pub fn digest(&self) -> Option<&Digest> {
+        self.index
+            .as_ref()
+            .or_else(|| self.images.first().and_then(|i| i.manifest_digest.as_ref()))
+    }
+
+    /// `REF@DIGEST` for a push, which is what CI pins.
+    pub fn pushed(&self) -> Option<String> {
+        match (&self.location, self.digest()) {
+            (Location::Registry(reference), Some(digest)) if self.push.is_some() => {
+                Some(format!("{}@{digest}", reference.familiar_tagged()))
+            }
+            _ => None,
         }
     }
 }
 
-/// Reads the image at `location`; an index is resolved to the entry for `platform`.
+/// Reads the image at `location`; an index is resolved to the entry for the context's
+/// platform. Downloads from a registry, and their retries, are told to the context's reporter.
 ///
 /// # Errors
 /// [`Error::Image`] for what the image side finds: an [`image::Error::NotFound`] when the tag,
@@ -343,41 +340,16 @@ impl Default for Remote {
 /// [`image::Error::Io`] for unreadable files. From a registry: [`Error::NotFound`] for a
 /// missing tag or repository, [`Error::Unauthorized`] when it refuses, [`Error::Network`] when
 /// it cannot be reached or a transfer fails after its retries, [`Error::Status`],
-/// [`Error::Malformed`] or [`Error::Unexpected`] when it answers something unexpected, and
-/// [`Error::Blob`] when a blob from it fails its digest or cannot be cached.
+/// [`Error::Malformed`] or [`Error::Unexpected`] when it answers something unexpected,
+/// [`Error::Blob`] when a blob from it fails its digest or cannot be cached, and
+/// [`Error::NoRemote`] when the context has no registry settings.
 ///
 /// [`image::Error::NotFound`]: crate::image::Error::NotFound
 /// [`image::Error::Invalid`]: crate::image::Error::Invalid
 /// [`image::Error::DigestMismatch`]: crate::image::Error::DigestMismatch
 /// [`image::Error::Io`]: crate::image::Error::Io
-pub async fn read(
-    location: &Location,
-    platform: &crate::image::Platform,
-    remote: &Remote,
-    cancel: &crate::image::Cancel,
-) -> Result<crate::image::Image> {
-    read_with(
-        location,
-        platform,
-        remote,
-        cancel,
-        &crate::reporter::NoReporter,
-    )
-    .await
-}
-
-/// [`read`], telling `reporter` about downloads from a registry and their retries.
-///
-/// # Errors
-/// As [`read`].
-pub async fn read_with(
-    location: &Location,
-    platform: &crate::image::Platform,
-    remote: &Remote,
-    cancel: &crate::image::Cancel,
-    reporter: &dyn crate::reporter::Reporter,
-) -> Result<crate::image::Image> {
-    use crate::image::Image;
+pub async fn read(location: &Location, ctx: &ReadContext<'_>) -> Result<Image> {
+    let platform = ctx.platform;
     match location {
         Location::Scratch => Ok(Image::scratch(platform)),
         Location::DockerArchive { path, reference } => Ok(registry::blocking(|| {
@@ -389,129 +361,60 @@ pub async fn read_with(
         Location::OciArchive { path, tag } => Ok(registry::blocking(|| {
             oci_archive::read(path, tag.as_deref(), platform)
         })?),
-        Location::Registry(reference) => {
-            registry::pull(
-                reference,
-                platform,
-                &remote.options,
-                &remote.cache,
-                cancel,
-                reporter,
-            )
-            .await
-        }
+        Location::Registry(reference) => registry::pull(reference, ctx).await,
     }
 }
 
-/// Writes `image` to `location`, tagged with `tags` (an OCI layout uses its own `:TAG`, or the
-/// first tag's; a registry its reference's). Layers are checked against their digests and
-/// diff_ids as they stream; a failed write leaves no output file and no registry tag.
+/// Writes `what` (one image, or an index of one image per platform) to `location`, named by
+/// the context's tags (an OCI layout uses its own `:TAG`, or the first tag's; a registry its
+/// reference's). Layers are checked against their digests and diff_ids as they stream; a
+/// failed write leaves no output file and no registry tag.
 ///
 /// # Errors
-/// [`Error::Image`] with an [`image::Error::Output`] when the output cannot be used, an
-/// [`image::Error::DigestMismatch`] or [`image::Error::Invalid`] when a layer read from the
-/// source is corrupt or unsafe, [`image::Error::Cancelled`] when `cancel` was set; for pushes
-/// also [`Error::Unauthorized`], [`Error::Network`], [`Error::Status`], [`Error::Unexpected`]
-/// and [`Error::Blob`].
+/// [`Error::Image`] with an [`image::Error::Output`] when the output cannot be used (an archive
+/// asked to hold an index, `scratch`), an [`image::Error::DigestMismatch`] or
+/// [`image::Error::Invalid`] when a layer read from the source is corrupt or unsafe,
+/// [`image::Error::Cancelled`] when the context's cancel was set; for pushes also
+/// [`Error::Unauthorized`], [`Error::Network`], [`Error::Status`], [`Error::Unexpected`],
+/// [`Error::Blob`] and [`Error::NoRemote`].
 ///
 /// [`image::Error::Output`]: crate::image::Error::Output
 /// [`image::Error::DigestMismatch`]: crate::image::Error::DigestMismatch
 /// [`image::Error::Invalid`]: crate::image::Error::Invalid
 /// [`image::Error::Cancelled`]: crate::image::Error::Cancelled
 pub async fn write(
-    image: &crate::image::Image,
+    what: Publishable<'_>,
     location: &Location,
-    tags: &[Reference],
-    remote: &Remote,
-    cancel: &crate::image::Cancel,
-    reporter: &dyn crate::reporter::Reporter,
-) -> Result<WrittenImage> {
-    let options = WriteOptions::default();
-    write_with(image, location, tags, remote, &options, cancel, reporter).await
-}
-
-/// [`write`], with layers compressed as `options` ask.
-///
-/// # Errors
-/// As [`write`].
-pub async fn write_with(
-    image: &crate::image::Image,
-    location: &Location,
-    tags: &[Reference],
-    remote: &Remote,
-    options: &WriteOptions,
-    cancel: &crate::image::Cancel,
-    reporter: &dyn crate::reporter::Reporter,
-) -> Result<WrittenImage> {
-    use crate::image::Error as ImageError;
-    reporter.stage_started(crate::reporter::Stage::Write, &location.to_string());
-    options.warn(location, reporter);
-    let encoding = options.encoding(location);
-    match location {
+    ctx: &WriteContext<'_>,
+) -> Result<Written> {
+    ctx.session
+        .reporter
+        .stage_started(crate::reporter::Stage::Write, &location.to_string());
+    ctx.options.warn(location, ctx.session.reporter);
+    let written = match location {
         Location::DockerArchive { path, reference } => {
-            let mut tags = tags.to_vec();
-            if let Some(r) = reference {
-                let r = r.parse::<Reference>().map_err(|e| ImageError::Output {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-                tags.insert(0, r);
-            }
-            Ok(registry::blocking(|| {
-                docker_archive::write_with_cache(
-                    image,
-                    &tags,
-                    path,
-                    Some(&remote.cache),
-                    cancel,
-                    reporter,
-                )
-            })?)
+            let tags = archive_tags(path, reference.as_deref(), ctx.tags)?;
+            let ctx = WriteContext {
+                tags: &tags,
+                ..*ctx
+            };
+            registry::blocking(|| docker_archive::write(what, path, &ctx))?
         }
         Location::OciLayout { dir, tag } => {
-            let tag = layout_tag(tag, tags);
-            Ok(registry::blocking(|| {
-                oci_layout::write_encoded(
-                    image,
-                    dir,
-                    tag.as_deref(),
-                    encoding,
-                    Some(&remote.cache),
-                    cancel,
-                    reporter,
-                )
-            })?)
+            let tag = layout_tag(tag, ctx.tags);
+            registry::blocking(|| oci_layout::write(what, dir, tag.as_deref(), ctx))?
         }
         Location::OciArchive { path, tag } => {
-            let tag = layout_tag(tag, tags);
-            Ok(registry::blocking(|| {
-                oci_archive::write_encoded(
-                    image,
-                    tag.as_deref(),
-                    path,
-                    encoding,
-                    Some(&remote.cache),
-                    cancel,
-                    reporter,
-                )
-            })?)
+            let tag = layout_tag(tag, ctx.tags);
+            registry::blocking(|| oci_archive::write(what, path, tag.as_deref(), ctx))?
         }
-        Location::Registry(reference) => {
-            let (mut written, stats) = registry::push(
-                image,
-                reference,
-                &remote.options,
-                &remote.cache,
-                encoding,
-                cancel,
-                reporter,
-            )
-            .await?;
-            written.push = Some(stats);
-            Ok(written)
-        }
-        Location::Scratch => Err(not_an_output().into()),
-    }
+        Location::Registry(reference) => registry::push(what, reference, ctx).await?,
+        Location::Scratch => return Err(not_an_output().into()),
+    };
+    Ok(Written {
+        location: location.clone(),
+        ..written
+    })
 }
 
 /// Attaches `artifacts` (an SBOM, ...) to the image manifest `subject` written at `location`,
@@ -520,31 +423,42 @@ pub async fn write_with(
 /// Returns the artifact manifests' digests.
 ///
 /// # Errors
-/// As [`write`].
+/// As [`write()`].
 pub async fn attach(
-    location: &Location,
     subject: &crate::image::manifest::Descriptor,
     artifacts: &[crate::image::referrer::Artifact],
-    remote: &Remote,
-    reporter: &dyn crate::reporter::Reporter,
+    location: &Location,
+    ctx: &WriteContext<'_>,
 ) -> Result<Vec<crate::image::Digest>> {
     match location {
         Location::Registry(reference) => {
-            registry::push_referrers(
-                reference,
-                subject,
-                artifacts,
-                &remote.options,
-                &remote.cache,
-                reporter,
-            )
-            .await
+            registry::push_referrers(subject, artifacts, reference, ctx).await
         }
         Location::OciLayout { dir, .. } => Ok(registry::blocking(|| {
-            oci_layout::add_referrers(dir, subject, artifacts)
+            oci_layout::add_referrers(subject, artifacts, dir)
         })?),
         _ => Ok(Vec::new()),
     }
+}
+
+/// The names a docker-archive gets: the one its location gives (`:NAME:TAG`) first, then
+/// `tags`.
+fn archive_tags(
+    path: &std::path::Path,
+    reference: Option<&str>,
+    tags: &[Reference],
+) -> crate::image::Result<Vec<Reference>> {
+    let mut all = tags.to_vec();
+    if let Some(r) = reference {
+        let r = r
+            .parse::<Reference>()
+            .map_err(|e| crate::image::Error::Output {
+                path: path.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        all.insert(0, r);
+    }
+    Ok(all)
 }
 
 /// The name of an image in an OCI layout or oci-archive: the one the location gives, else the
@@ -558,82 +472,6 @@ fn not_an_output() -> crate::image::Error {
     crate::image::Error::Output {
         path: "scratch".into(),
         reason: "`scratch` is not an output".into(),
-    }
-}
-
-/// Writes a multi-platform image, one image per platform under an OCI index, to `location`:
-/// an OCI layout or a registry (a docker-archive or an oci-archive holds one platform).
-///
-/// # Errors
-/// As [`write`]; an [`image::Error::Output`](crate::image::Error::Output) for a location that
-/// holds one platform.
-pub async fn write_index(
-    images: &[&crate::image::Image],
-    location: &Location,
-    tags: &[Reference],
-    remote: &Remote,
-    cancel: &crate::image::Cancel,
-    reporter: &dyn crate::reporter::Reporter,
-) -> Result<WrittenIndex> {
-    let options = WriteOptions::default();
-    write_index_with(images, location, tags, remote, &options, cancel, reporter).await
-}
-
-/// [`write_index`], with layers compressed as `options` ask.
-///
-/// # Errors
-/// As [`write_index`].
-pub async fn write_index_with(
-    images: &[&crate::image::Image],
-    location: &Location,
-    tags: &[Reference],
-    remote: &Remote,
-    options: &WriteOptions,
-    cancel: &crate::image::Cancel,
-    reporter: &dyn crate::reporter::Reporter,
-) -> Result<WrittenIndex> {
-    reporter.stage_started(crate::reporter::Stage::Write, &location.to_string());
-    options.warn(location, reporter);
-    let encoding = options.encoding(location);
-    match location {
-        Location::OciLayout { dir, tag } => {
-            let tag = layout_tag(tag, tags);
-            Ok(registry::blocking(|| {
-                oci_layout::write_index_encoded(
-                    images,
-                    dir,
-                    tag.as_deref(),
-                    encoding,
-                    Some(&remote.cache),
-                    cancel,
-                    reporter,
-                )
-            })?)
-        }
-        Location::Registry(reference) => {
-            let (mut written, stats) = registry::push_index(
-                images,
-                reference,
-                &remote.options,
-                &remote.cache,
-                encoding,
-                cancel,
-                reporter,
-            )
-            .await?;
-            written.push = Some(stats);
-            Ok(written)
-        }
-        Location::DockerArchive { path, .. } | Location::OciArchive { path, .. } => {
-            Err(crate::image::Error::Output {
-                path: path.clone(),
-                reason: "an archive holds one platform: write several platforms to `oci:DIR` \
-                         or push them to a registry"
-                    .into(),
-            }
-            .into())
-        }
-        Location::Scratch => Err(not_an_output().into()),
     }
 }
 

@@ -6,13 +6,11 @@
 
 use std::path::Path;
 
-use super::WrittenImage;
-use super::blob_cache::BlobCache;
 use super::oci_layout;
 use super::tarball::{ArchiveIndex, write_archive};
+use super::{Location, Publishable, WriteContext, Written};
 use crate::image::resolve::{IndexEntry, index};
-use crate::image::{Cancel, Encoding, Error, Image, Platform, Result};
-use crate::reporter::Reporter;
+use crate::image::{Error, Image, Platform, Result};
 
 /// Reads one image from the oci-archive at `path` (see [`oci_layout::read`]).
 pub fn read(path: &Path, tag: Option<&str>, platform: &Platform) -> Result<Image> {
@@ -26,50 +24,24 @@ pub fn read(path: &Path, tag: Option<&str>, platform: &Platform) -> Result<Image
     oci_layout::read_from(&index, tag, platform)
 }
 
-/// Writes `image` as an oci-archive at `path`, named `tag` if given.
+/// Writes the image `what` holds as an oci-archive at `path`, named `tag` if given, with
+/// layers compressed as the context asks (an archive holds one platform: an index is
+/// refused).
 pub fn write(
-    image: &Image,
-    tag: Option<&str>,
+    what: Publishable<'_>,
     path: &Path,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
-) -> Result<WrittenImage> {
-    write_with_cache(image, tag, path, None, cancel, reporter)
-}
-
-/// [`write()`], taking the compressed form of layers written before from `cache` (and keeping
-/// new ones there), so an unchanged layer is not compressed again.
-pub fn write_with_cache(
-    image: &Image,
     tag: Option<&str>,
-    path: &Path,
-    cache: Option<&BlobCache>,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
-) -> Result<WrittenImage> {
-    write_encoded(
-        image,
-        tag,
-        path,
-        Encoding::default(),
-        cache,
-        cancel,
-        reporter,
-    )
-}
-
-/// [`write_with_cache`], with layers in `encoding`'s compression.
-pub fn write_encoded(
-    image: &Image,
-    tag: Option<&str>,
-    path: &Path,
-    encoding: Encoding,
-    cache: Option<&BlobCache>,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
-) -> Result<WrittenImage> {
-    write_archive(image, path, encoding, cache, cancel, reporter, |resolved| {
+    ctx: &WriteContext<'_>,
+) -> Result<Written> {
+    let location = Location::OciArchive {
+        path: path.to_path_buf(),
+        tag: tag.map(str::to_string),
+    };
+    let encoding = ctx.options.encoding(&location);
+    let image = what.single(path)?;
+    let written = write_archive(image, path, encoding, ctx, |resolved| {
         let entry = IndexEntry::manifest(resolved).named(tag);
         Ok(vec![("index.json", index(&[entry]).to_bytes())])
-    })
+    })?;
+    Ok(Written::new(location, vec![written], None))
 }

@@ -10,8 +10,7 @@ use std::fs;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use super::blob_cache::{BlobCache, persist};
-use super::{WrittenImage, WrittenIndex};
+use super::{Location, Publishable, WriteContext, Written, WrittenImage};
 use crate::atomic::AtomicFile;
 use crate::image::layer::{FileRange, LayerSource};
 use crate::image::manifest::{Descriptor, Index, Manifest, describe_all, for_platform, is_index};
@@ -20,7 +19,7 @@ use crate::image::{
     Cancel, Compression, ConfigFile, Digest, Encoding, Error, Image, Layer, Platform, Result,
     WrittenLayer,
 };
-use crate::reporter::Reporter;
+use crate::store::blobs::persist;
 
 /// The content of the `oci-layout` file.
 pub const OCI_LAYOUT_FILE: &[u8] = br#"{"imageLayoutVersion":"1.0.0"}"#;
@@ -235,9 +234,9 @@ fn write_blob(dir: &Path, bytes: &[u8]) -> Result<Digest> {
 /// manifests, and an index of them named `sha256-<hex>` of the subject in `index.json` (last,
 /// by rename), merged with the referrers already there. Returns the artifact manifests' digests.
 pub fn add_referrers(
-    dir: &Path,
     subject: &Descriptor,
     artifacts: &[crate::image::referrer::Artifact],
+    dir: &Path,
 ) -> Result<Vec<Digest>> {
     use crate::image::referrer::{artifact_manifest, fallback_tag, with_referrers};
     let index_path = dir.join("index.json");
@@ -267,149 +266,98 @@ pub fn add_referrers(
     Ok(added.into_iter().map(|d| d.digest).collect())
 }
 
-/// Writes `image` into the layout at `dir` (created if missing), named `tag` if given.
+/// Writes `what` into the layout at `dir` (created if missing), named `tag` if given: one
+/// image, or an index of them (one per platform). Layers are compressed as the context asks,
+/// and taken from (and kept in) its blob store, whose blobs are reflinked into the layout
+/// where the filesystem can, copied otherwise. A layout this creates is removed on failure.
 pub fn write(
-    image: &Image,
+    what: Publishable<'_>,
     dir: &Path,
     tag: Option<&str>,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
-) -> Result<WrittenImage> {
-    write_with_cache(image, dir, tag, None, cancel, reporter)
-}
-
-/// [`write()`], taking the compressed form of layers written before from `cache` (and keeping
-/// new ones there), so an unchanged layer is not compressed again.
-pub fn write_with_cache(
-    image: &Image,
-    dir: &Path,
-    tag: Option<&str>,
-    cache: Option<&BlobCache>,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
-) -> Result<WrittenImage> {
-    write_encoded(
-        image,
-        dir,
-        tag,
-        Encoding::default(),
-        cache,
-        cancel,
-        reporter,
-    )
-}
-
-/// [`write_with_cache`], with layers in `encoding`'s compression. Blobs of `cache` are
-/// reflinked into the layout where the filesystem can, copied otherwise.
-pub fn write_encoded(
-    image: &Image,
-    dir: &Path,
-    tag: Option<&str>,
-    encoding: Encoding,
-    cache: Option<&BlobCache>,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
-) -> Result<WrittenImage> {
-    let (mut written, _) = write_new(&[image], false, dir, tag, encoding, cache, cancel, reporter)?;
-    Ok(written.remove(0))
-}
-
-/// Writes a multi-platform image (one image per platform, under one OCI index) into the layout
-/// at `dir`, named `tag` if given; see [`write_with_cache`].
-pub fn write_index_with_cache(
-    images: &[&Image],
-    dir: &Path,
-    tag: Option<&str>,
-    cache: Option<&BlobCache>,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
-) -> Result<WrittenIndex> {
-    write_index_encoded(
-        images,
-        dir,
-        tag,
-        Encoding::default(),
-        cache,
-        cancel,
-        reporter,
-    )
-}
-
-/// [`write_index_with_cache`], with layers in `encoding`'s compression.
-pub fn write_index_encoded(
-    images: &[&Image],
-    dir: &Path,
-    tag: Option<&str>,
-    encoding: Encoding,
-    cache: Option<&BlobCache>,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
-) -> Result<WrittenIndex> {
-    let (images, digest) = write_new(images, true, dir, tag, encoding, cache, cancel, reporter)?;
-    Ok(WrittenIndex {
-        digest,
-        images,
-        push: None,
-    })
-}
-
-/// Writes `images` (the one image, or an index of them when `as_index`) and names it `tag`;
-/// returns them and the digest `tag` names. A layout this created is removed on failure.
-#[allow(clippy::too_many_arguments)]
-fn write_new(
-    images: &[&Image],
-    as_index: bool,
-    dir: &Path,
-    tag: Option<&str>,
-    encoding: Encoding,
-    cache: Option<&BlobCache>,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
-) -> Result<(Vec<WrittenImage>, Digest)> {
+    ctx: &WriteContext<'_>,
+) -> Result<Written> {
+    let location = Location::OciLayout {
+        dir: dir.to_path_buf(),
+        tag: tag.map(str::to_string),
+    };
+    let encoding = ctx.options.encoding(&location);
     let parent = crate::atomic::parent_dir(dir);
     crate::atomic::remove_stale(parent);
     crate::atomic::remove_stale(&dir.join("blobs/sha256"));
     let empty =
         !dir.exists() || fs::read_dir(dir).is_ok_and(|mut entries| entries.next().is_none());
-    if !empty {
+    let (images, named) = if empty {
+        // A new layout is made beside it and renamed into place whole: a kill leaves only a
+        // temporary directory that the next run removes, never a half layout.
+        let staging =
+            crate::atomic::temp_dir_in(parent).map_err(Error::io("writing in", parent))?;
+        let written = write_inner(what, staging.path(), tag, encoding, ctx)?;
+        let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        fs::set_permissions(staging.path(), mode).map_err(Error::io("writing", dir))?;
+        fs::rename(staging.path(), dir).map_err(Error::io("writing", dir))?;
+        // The directory is in place now: nothing left for the guard to remove.
+        let _ = staging.keep();
+        written
+    } else {
         // Adding to a layout: blobs first, index.json last by rename, so a kill leaves the
         // layout as it was (with at most some unreferenced blobs).
-        return write_inner(
-            images, as_index, dir, tag, encoding, cache, cancel, reporter,
-        );
-    }
-    // A new layout is made beside it and renamed into place whole: a kill leaves only a
-    // temporary directory that the next run removes, never a half layout.
-    let staging = crate::atomic::temp_dir_in(parent).map_err(Error::io("writing in", parent))?;
-    let written = write_inner(
-        images,
-        as_index,
-        staging.path(),
-        tag,
-        encoding,
-        cache,
-        cancel,
-        reporter,
-    )?;
-    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
-    fs::set_permissions(staging.path(), mode).map_err(Error::io("writing", dir))?;
-    fs::rename(staging.path(), dir).map_err(Error::io("writing", dir))?;
-    // The directory is in place now: nothing left for the guard to remove.
-    let _ = staging.keep();
-    Ok(written)
+        write_inner(what, dir, tag, encoding, ctx)?
+    };
+    let index = matches!(what, Publishable::Index(_)).then_some(named);
+    Ok(Written::new(location, images, index))
 }
 
-#[allow(clippy::too_many_arguments)]
+/// Writes `what` (the one image, or an index of them) and names it `tag`; returns the images
+/// and the digest `tag` names.
 fn write_inner(
-    images: &[&Image],
-    as_index: bool,
+    what: Publishable<'_>,
     dir: &Path,
     tag: Option<&str>,
     encoding: Encoding,
-    cache: Option<&BlobCache>,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
+    ctx: &WriteContext<'_>,
 ) -> Result<(Vec<WrittenImage>, Digest)> {
+    let mut index = open_index(dir)?;
+    let mut resolved = Vec::new();
+    for image in what.images() {
+        resolved.push(write_image(image, dir, encoding, ctx)?);
+    }
+    ctx.session
+        .cancel
+        .check()
+        .map_err(Error::io("writing", dir))?;
+    let entry = match (what, resolved.as_slice()) {
+        (Publishable::Image(_), [one]) => IndexEntry::manifest(one),
+        _ => {
+            let bytes = resolve::platform_index(&resolved).to_bytes();
+            write_blob(dir, &bytes)?;
+            IndexEntry::index(&bytes)
+        }
+    };
+    let descriptor = entry.named(tag).descriptor();
+    if let Some(tag) = tag {
+        index.manifests.retain(|d| d.ref_name() != Some(tag));
+    } else {
+        index
+            .manifests
+            .retain(|d| d.digest != descriptor.digest || d.ref_name().is_some());
+    }
+    let named = descriptor.digest.clone();
+    index.manifests.push(descriptor);
+    let index_path = dir.join("index.json");
+    crate::atomic::write(&index_path, &index.to_bytes())
+        .map_err(Error::io("writing", &index_path))?;
+    Ok((
+        resolved
+            .into_iter()
+            .map(WrittenImage::from_resolved)
+            .collect(),
+        named,
+    ))
+}
+
+/// The `index.json` of the layout at `dir` (empty for a new layout), with `oci-layout` and
+/// `blobs/sha256/` in place: refused for something else than a layout.
+fn open_index(dir: &Path) -> Result<Index> {
     let output_err = |reason: String| Error::Output {
         path: dir.to_path_buf(),
         reason,
@@ -417,8 +365,7 @@ fn write_inner(
     if dir.exists() && !dir.is_dir() {
         return Err(output_err("it exists and is not a directory".into()));
     }
-    let index_path = dir.join("index.json");
-    let mut index: Index = if index_path.exists() {
+    let index = if dir.join("index.json").exists() {
         let files = LayoutDir(dir);
         parse(&files, "index.json", &files.read("index.json")?)?
     } else {
@@ -438,39 +385,7 @@ fn write_inner(
     let layout_file = dir.join("oci-layout");
     crate::atomic::write(&layout_file, OCI_LAYOUT_FILE)
         .map_err(Error::io("writing", &layout_file))?;
-
-    let mut resolved = Vec::new();
-    for image in images {
-        resolved.push(write_image(image, dir, encoding, cache, cancel, reporter)?);
-    }
-    cancel.check().map_err(Error::io("writing", dir))?;
-    let entry = match resolved.as_slice() {
-        [one] if !as_index => IndexEntry::manifest(one),
-        _ => {
-            let bytes = resolve::platform_index(&resolved).to_bytes();
-            write_blob(dir, &bytes)?;
-            IndexEntry::index(&bytes)
-        }
-    };
-    let descriptor = entry.named(tag).descriptor();
-    if let Some(tag) = tag {
-        index.manifests.retain(|d| d.ref_name() != Some(tag));
-    } else {
-        index
-            .manifests
-            .retain(|d| d.digest != descriptor.digest || d.ref_name().is_some());
-    }
-    let named = descriptor.digest.clone();
-    index.manifests.push(descriptor);
-    crate::atomic::write(&index_path, &index.to_bytes())
-        .map_err(Error::io("writing", &index_path))?;
-    Ok((
-        resolved
-            .into_iter()
-            .map(WrittenImage::from_resolved)
-            .collect(),
-        named,
-    ))
+    Ok(index)
 }
 
 /// Places the blobs of `image` and writes its config and manifest.
@@ -478,11 +393,10 @@ fn write_image(
     image: &Image,
     dir: &Path,
     encoding: Encoding,
-    cache: Option<&BlobCache>,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
+    ctx: &WriteContext<'_>,
 ) -> Result<ResolvedImage> {
-    let resolution = resolve::resolve(image, encoding, cache);
+    let (cancel, reporter) = (ctx.session.cancel, ctx.session.reporter);
+    let resolution = resolve::resolve(image, encoding, ctx.session.blob_store());
     let total = resolution.layers.len();
     let mut layers = Vec::new();
     for (i, blob) in resolution.layers.iter().enumerate() {
@@ -541,4 +455,44 @@ fn stream_blob(
         persist(temp, &path)?;
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::LayerCompression;
+    use crate::store::BlobCache;
+
+    #[test]
+    fn a_layout_blob_is_not_the_cache_blob() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path().join("cache"));
+        let image = crate::store::blobs::tests::cached_image(&cache);
+        let layout = dir.path().join("layout");
+        let remote = super::super::Remote {
+            options: Default::default(),
+            cache: cache.clone(),
+        };
+        let cancel = Cancel::new();
+        let options = super::super::WriteOptions {
+            compression: LayerCompression::none(),
+        };
+        let ctx = super::super::Session::new(&cancel)
+            .with_remote(&remote)
+            .write(&[], options);
+        let written = write(Publishable::Image(&image), &layout, None, &ctx).unwrap();
+        let digest = &written.images[0].layers[0].digest;
+        let in_layout = layout.join("blobs/sha256").join(digest.hex());
+        let in_cache = cache.blob_path(digest);
+        assert_eq!(
+            std::fs::read(&in_layout).unwrap(),
+            std::fs::read(&in_cache).unwrap()
+        );
+        // A tool rewriting the layout's blob in place must not change the cache's.
+        assert_ne!(
+            std::fs::metadata(&in_layout).unwrap().ino(),
+            std::fs::metadata(&in_cache).unwrap().ino()
+        );
+    }
 }

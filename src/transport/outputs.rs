@@ -1,12 +1,10 @@
 //! Writing a build's images to all its outputs at once: one image, or an index of one image per
 //! platform, each with its referrers (SBOMs) attached beside it where the output holds them.
 
+use crate::image::Image;
 use crate::image::referrer::Artifact;
-use crate::image::{Cancel, Digest, Image, Reference};
-use crate::reporter::Reporter;
 
-use super::registry::PushStats;
-use super::{Location, Remote, WriteOptions, WrittenImage};
+use super::{Location, Publishable, WriteContext, Written};
 
 /// An image to write, with what to attach beside it as OCI referrers.
 #[derive(Clone, Debug)]
@@ -66,47 +64,6 @@ impl OutputError {
     }
 }
 
-/// What one output received.
-#[derive(Clone, Debug)]
-pub struct Written {
-    /// The output.
-    pub location: Location,
-    /// Each image as written, in the order given.
-    pub images: Vec<WrittenImage>,
-    /// The index's digest, when several images went under one index.
-    pub index: Option<Digest>,
-    /// What a push to a registry transferred (the whole output's).
-    pub push: Option<PushStats>,
-    /// The referrers attached, by their manifests' digests.
-    pub referrers: Vec<Digest>,
-}
-
-impl Written {
-    /// What identifies the output's content: the index's digest, else the image ID.
-    pub fn id(&self) -> Option<&Digest> {
-        self.index
-            .as_ref()
-            .or_else(|| self.images.first().map(|i| &i.config_digest))
-    }
-
-    /// The digest a registry serves the output by: the index's, else the manifest's.
-    pub fn digest(&self) -> Option<&Digest> {
-        self.index
-            .as_ref()
-            .or_else(|| self.images.first().and_then(|i| i.manifest_digest.as_ref()))
-    }
-
-    /// `REF@DIGEST` for a push, which is what CI pins.
-    pub fn pushed(&self) -> Option<String> {
-        match (&self.location, self.digest()) {
-            (Location::Registry(reference), Some(digest)) if self.push.is_some() => {
-                Some(format!("{}@{digest}", reference.familiar_tagged()))
-            }
-            _ => None,
-        }
-    }
-}
-
 /// Checks, before any work, that every output can take `images` images: each writable, and
 /// none an archive when there are several.
 ///
@@ -136,79 +93,51 @@ pub fn check_outputs(outputs: &[Location], images: usize) -> Result<(), OutputEr
     Ok(())
 }
 
-/// Writes `images` to every output in turn, tagged `tags`: one image as itself, several under
-/// one OCI index; then attaches each image's referrers where the output holds them.
+/// Writes `images` to every output in turn, named by the context's tags: one image as itself,
+/// several under one OCI index; then attaches each image's referrers where the output holds
+/// them.
 ///
 /// # Errors
 /// [`OutputError`], naming the output; its source is
-/// [`crate::image::Error::Cancelled`] when `cancel` was set.
+/// [`crate::image::Error::Cancelled`] when the context's cancel was set.
 pub async fn write_all(
     images: &[Publish<'_>],
     outputs: &[Location],
-    tags: &[Reference],
-    remote: &Remote,
-    options: &WriteOptions,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
+    ctx: &WriteContext<'_>,
 ) -> Result<Vec<Written>, OutputError> {
-    let mut all = Vec::with_capacity(outputs.len());
+    let all: Vec<&Image> = images.iter().map(|p| p.image).collect();
+    let what = match all.as_slice() {
+        [one] => Publishable::Image(one),
+        several => Publishable::Index(several),
+    };
+    let mut written_all = Vec::with_capacity(outputs.len());
     for location in outputs {
-        let write_error = |source| OutputError::Write {
+        let mut written = tokio::select! {
+            w = super::write(what, location, ctx) => w,
+            () = ctx.session.cancel.cancelled() => Err(crate::image::Error::Cancelled.into()),
+        }
+        .map_err(|source| OutputError::Write {
             location: location.to_string(),
             source: Box::new(source),
-        };
-        let (written, index, push) = tokio::select! {
-            w = write_one_output(images, location, tags, remote, options, cancel, reporter) => w,
-            () = cancel.cancelled() => Err(crate::image::Error::Cancelled.into()),
-        }
-        .map_err(write_error)?;
-        let mut referrers = Vec::new();
-        for (publish, image) in images.iter().zip(&written) {
+        })?;
+        for (publish, image) in images.iter().zip(&written.images) {
             let Some(subject) = image.manifest_descriptor() else {
                 continue;
             };
             if publish.referrers.is_empty() {
                 continue;
             }
-            let attached = super::attach(location, &subject, &publish.referrers, remote, reporter)
+            let attached = super::attach(&subject, &publish.referrers, location, ctx)
                 .await
                 .map_err(|source| OutputError::Attach {
                     location: location.to_string(),
                     source: Box::new(source),
                 })?;
-            referrers.extend(attached);
+            written.referrers.extend(attached);
         }
-        all.push(Written {
-            location: location.clone(),
-            images: written,
-            index,
-            push,
-            referrers,
-        });
+        written_all.push(written);
     }
-    Ok(all)
-}
-
-/// One output's write: the images, the index digest (several images) and the push's figures.
-async fn write_one_output(
-    images: &[Publish<'_>],
-    location: &Location,
-    tags: &[Reference],
-    remote: &Remote,
-    options: &WriteOptions,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
-) -> super::Result<(Vec<WrittenImage>, Option<Digest>, Option<PushStats>)> {
-    if let [one] = images {
-        let w =
-            super::write_with(one.image, location, tags, remote, options, cancel, reporter).await?;
-        let push = w.push.clone();
-        return Ok((vec![w], None, push));
-    }
-    let all: Vec<&Image> = images.iter().map(|p| p.image).collect();
-    let w =
-        super::write_index_with(&all, location, tags, remote, options, cancel, reporter).await?;
-    Ok((w.images, Some(w.digest), w.push))
+    Ok(written_all)
 }
 
 #[cfg(test)]

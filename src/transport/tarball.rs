@@ -8,14 +8,12 @@ use std::fs::File;
 use std::io::{self, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Component, Path, PathBuf};
 
-use super::WrittenImage;
-use super::blob_cache::BlobCache;
 use super::oci_layout::{self, LayoutFiles};
+use super::{WriteContext, WrittenImage};
 use crate::atomic::AtomicFile;
 use crate::image::layer::FileRange;
 use crate::image::resolve::{ResolvedImage, resolve};
-use crate::image::{Cancel, Compression, Digest, Encoding, Error, Image, Result};
-use crate::reporter::Reporter;
+use crate::image::{Compression, Digest, Encoding, Error, Image, Result};
 
 /// The regular files and symlinks of an archive, by normalized name.
 pub(crate) struct ArchiveIndex {
@@ -288,16 +286,14 @@ pub(crate) fn blob_name(digest: &Digest) -> String {
 }
 
 /// Writes `image` as a tar at `path`: every layer's blob as [`resolve`] decides it for
-/// `encoding` (and `cache`), the config and the OCI manifest under `blobs/sha256/`, then the
+/// `encoding` (and the context's blob store), the config and the OCI manifest under `blobs/sha256/`, then the
 /// files `index_files` names for what was written, then `oci-layout`. Written through
 /// [`crate::atomic::AtomicFile`], so a failed or cancelled write leaves no file behind.
 pub(crate) fn write_archive(
     image: &Image,
     path: &Path,
     encoding: Encoding,
-    cache: Option<&BlobCache>,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
+    ctx: &WriteContext<'_>,
     index_files: impl FnOnce(&ResolvedImage) -> io::Result<Vec<(&'static str, Vec<u8>)>>,
 ) -> Result<WrittenImage> {
     if path.is_dir() {
@@ -319,7 +315,8 @@ pub(crate) fn write_archive(
     tar.append_dir("blobs/").map_err(io_err)?;
     tar.append_dir("blobs/sha256/").map_err(io_err)?;
 
-    let resolution = resolve(image, encoding, cache);
+    let (cancel, reporter) = (ctx.session.cancel, ctx.session.reporter);
+    let resolution = resolve(image, encoding, ctx.session.blob_store());
     let mut layers = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let total = resolution.layers.len();

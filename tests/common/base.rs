@@ -4,8 +4,7 @@ use std::path::{Path, PathBuf};
 
 use conda_docker::image::layer_tar::{Entry, EntryData};
 use conda_docker::image::{Cancel, History, Image, Layer, Platform, Reference};
-use conda_docker::reporter::NoReporter;
-use conda_docker::transport::docker_archive;
+use conda_docker::transport::{Publishable, Session, docker_archive};
 
 const LIBS: &[&str] = &[
     "libc.so.6",
@@ -83,8 +82,9 @@ pub fn write_glibc_base(out: &Path, tag: &str) -> Result<(), String> {
     config.config.cmd = Some(vec!["/bin/sh".into()]);
     config.config.labels = Some([("org.example.base".to_string(), "glibc".to_string())].into());
     let tag: Reference = tag.parse().map_err(|e| format!("{e}"))?;
-    docker_archive::write(&image, &[tag], out, &Cancel::new(), &NoReporter)
-        .map_err(|e| e.to_string())?;
+    let cancel = Cancel::new();
+    let ctx = Session::new(&cancel).write(std::slice::from_ref(&tag), Default::default());
+    docker_archive::write(Publishable::Image(&image), out, &ctx).map_err(|e| e.to_string())?;
     Ok(())
 }
 
@@ -103,8 +103,9 @@ pub fn write_big_base(out: &Path, size: usize) {
         .add_layer_contents([("big/random.bin".to_string(), data)].into(), 0)
         .expect("a layer");
     let tag: Reference = "big-base:test".parse().expect("a tag");
-    docker_archive::write(&image, &[tag], out, &Cancel::new(), &NoReporter)
-        .expect("writing the big base");
+    let cancel = Cancel::new();
+    let ctx = Session::new(&cancel).write(std::slice::from_ref(&tag), Default::default());
+    docker_archive::write(Publishable::Image(&image), out, &ctx).expect("writing the big base");
 }
 
 /// Writes an OCI layout at `dir` whose `multi` tag is an index of the glibc base (linux/amd64)
@@ -113,14 +114,18 @@ pub fn write_multi_arch_layout(dir: &Path, glibc_base: &Path) -> PathBuf {
     use conda_docker::image::manifest::{Descriptor, DescriptorPlatform, Index};
     use conda_docker::transport::oci_layout;
     let amd64 = docker_archive::read(glibc_base, None).expect("reading the glibc base");
-    let amd =
-        oci_layout::write(&amd64, dir, Some("amd64"), &Cancel::new(), &NoReporter).expect("amd64");
+    let cancel = Cancel::new();
+    let ctx = Session::new(&cancel).write(&[], Default::default());
+    let layout_write = |image: &Image, tag: &str| {
+        let written = oci_layout::write(Publishable::Image(image), dir, Some(tag), &ctx);
+        written.expect(tag).images.remove(0)
+    };
+    let amd = layout_write(&amd64, "amd64");
     let mut arm64 = Image::scratch(&Platform::linux("arm64", Some("v8")));
     arm64
         .add_layer_contents([("etc/arm64".to_string(), b"arm64\n".to_vec())].into(), 0)
         .expect("a layer");
-    let arm =
-        oci_layout::write(&arm64, dir, Some("arm64"), &Cancel::new(), &NoReporter).expect("arm64");
+    let arm = layout_write(&arm64, "arm64");
     let entry = |digest: conda_docker::image::Digest, arch: &str, variant: Option<&str>| {
         let path = dir.join("blobs/sha256").join(digest.hex());
         Descriptor {

@@ -21,7 +21,8 @@ first rule that matches a request and has uses left is applied. ACTIONs:
 A TLS ClientHello is otherwise answered by closing the connection, as a plain HTTP server
 that does not speak TLS would, so clients fall back to plain HTTP.
 
-Every request is logged to LOG_FILE as `METHOD PATH range=RANGE -> STATUS ACTION`.
+Every request is logged to LOG_FILE as `METHOD PATH range=RANGE -> STATUS ACTION`; under
+`silent`, every connection as `ACCEPT - range=- -> - silent`.
 """
 import http.client
 import socket
@@ -145,6 +146,7 @@ class Handler(socketserver.BaseRequestHandler):
     def handle(self):
         sock = self.request
         if SILENT:
+            log("ACCEPT - range=- -> - silent")
             while sock.recv(65536):
                 pass
             return
@@ -216,4 +218,7 @@ class Server(socketserver.ThreadingTCPServer):
         super().server_bind()
 
 
-Server(("127.0.0.1", listen_port), Handler).serve_forever()
+server = Server(("127.0.0.1", listen_port), Handler)
+# Listening: LOG_FILE.ready tells the tests so (a test connection would be logged under `silent`).
+open(log_path + ".ready", "w").close()
+server.serve_forever()

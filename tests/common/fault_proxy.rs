@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::tools::{Registry, free_port, in_ci, spawn_named};
+use super::tools::{OrSkip, Registry, free_port, skip, spawn_named};
 
 /// A running `fault_proxy.py` on a loopback port.
 pub struct FaultProxy {
@@ -21,16 +21,12 @@ impl FaultProxy {
     pub fn start(registry: Option<&Registry>, rules: &[&str], test: &str) -> Option<FaultProxy> {
         let python = PathBuf::from("/usr/bin/python3");
         if !python.exists() {
-            if in_ci() {
-                panic!("{test}: /usr/bin/python3 is required");
-            }
-            eprintln!("SKIPPED {test}: /usr/bin/python3 is not installed");
-            return None;
+            return skip(test, "/usr/bin/python3 is not installed");
         }
         let dir = tempfile::Builder::new()
             .prefix("cd-proxy-")
             .tempdir_in("/tmp")
-            .ok()?;
+            .or_skip(test, "creating the fault proxy's directory")?;
         let port = free_port();
         let upstream = registry
             .and_then(|r| r.addr.rsplit_once(':').map(|(_, p)| p.to_string()))
@@ -58,7 +54,7 @@ impl FaultProxy {
             dir,
         };
         let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(&proxy.addr).is_err() {
+        while !proxy.dir.path().join("requests.log.ready").exists() {
             assert!(
                 Instant::now() < deadline,
                 "{test}: the fault proxy did not start: {}",

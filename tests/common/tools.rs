@@ -1,37 +1,94 @@
 //! The real container tools the tests drive: a Docker engine on a private socket, podman with a
 //! private store, skopeo, umoci and oci-image-tool.
 //!
-//! A missing tool fails the test when `CI=true`; elsewhere the test is skipped with a message.
+//! Every setup failure (a missing tool, a daemon that does not start, a scratch file that cannot
+//! be written) goes through [`skip`]: it fails the test when `CI=true`; elsewhere the test is
+//! skipped with a `SKIPPED <test>: <why>` line that `.ci/run` counts.
 
+use std::fmt::Display;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
-/// True when a missing tool must fail the test run.
+/// True when a missing tool or a failed setup must fail the test (`CI=true`).
 pub fn in_ci() -> bool {
     std::env::var("CI").is_ok_and(|v| v == "true")
 }
 
-/// Finds `name` on PATH (or the usual sbin dirs).
+/// The file `.ci/run` counts skips in (cargo hides the stderr of a test that passes).
+pub const SKIP_LOG: &str = "CONDA_DOCKER_SKIP_LOG";
+
+/// The one way a test gives up on its setup. With `CI=true` the test fails, naming itself and
+/// `why`. Elsewhere `SKIPPED <test>: <why>` goes to stderr and, as `<binary>: SKIPPED <test>:
+/// <why>`, to the file [`SKIP_LOG`] names; `None` is returned for the test to return (or to
+/// leave out the part that needed the tool). `<test>` is libtest's name for the running test
+/// (its thread's name), or `test` off a test thread.
+pub fn skip<T>(test: &str, why: impl Display) -> Option<T> {
+    let current = std::thread::current();
+    let name = current.name().filter(|n| *n != "main").unwrap_or(test);
+    if in_ci() {
+        panic!("{name}: {why} (CI=true: a test that cannot run fails; .ci/run installs the tools)");
+    }
+    let line = format!("SKIPPED {name}: {why}");
+    eprintln!("{line}");
+    if let Some(log) = std::env::var_os(SKIP_LOG) {
+        let binary = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
+            .map(|s| match s.rsplit_once('-') {
+                Some((name, hash)) if hash.bytes().all(|b| b.is_ascii_hexdigit()) => name.into(),
+                _ => s,
+            })
+            .unwrap_or_default();
+        // One write of the whole line, so that tests skipping at once do not interleave.
+        let written = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .and_then(|mut f| f.write_all(format!("{binary}: {line}\n").as_bytes()));
+        if let Err(e) = written {
+            panic!(
+                "{name}: recording the skip in {}: {e}",
+                log.to_string_lossy()
+            );
+        }
+    }
+    None
+}
+
+/// A setup step's result as an `Option`: a failure goes through [`skip`], naming the step.
+pub trait OrSkip<T> {
+    /// `Some(value)`, or [`skip`] with "`what`: the error".
+    fn or_skip(self, test: &str, what: &str) -> Option<T>;
+}
+
+impl<T, E: Display> OrSkip<T> for Result<T, E> {
+    fn or_skip(self, test: &str, what: &str) -> Option<T> {
+        match self {
+            Ok(value) => Some(value),
+            Err(e) => skip(test, format!("{what}: {e}")),
+        }
+    }
+}
+
+/// Finds `name` on PATH, as the commands the tests run will.
 pub fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var("PATH").unwrap_or_default();
-    path.split(':')
-        .chain(["/usr/sbin", "/sbin", "/usr/bin"])
-        .map(|d| Path::new(d).join(name))
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
         .find(|p| p.is_file())
 }
 
-/// `Some(path)` if `name` is installed; otherwise fails under CI or prints a skip message.
+/// `Some(path)` if `name` is on PATH; otherwise [`skip`].
 pub fn require(name: &str, test: &str) -> Option<PathBuf> {
-    match which(name) {
-        Some(p) => Some(p),
-        None if in_ci() => panic!("{test}: `{name}` is required but not installed (run .ci/run)"),
-        None => {
-            eprintln!("SKIPPED {test}: `{name}` is not installed (run .ci/run to install it)");
-            None
-        }
-    }
+    which(name).or_else(|| {
+        skip(
+            test,
+            format!("`{name}` is not on PATH (run .ci/run to install it)"),
+        )
+    })
 }
 
 /// Removes `dir` once this test process has exited.
@@ -93,14 +150,10 @@ impl Docker {
         static DOCKER: OnceLock<Result<Docker, String>> = OnceLock::new();
         require("dockerd", test)?;
         require("docker", test)?;
-        match DOCKER.get_or_init(Docker::start) {
-            Ok(d) => Some(d),
-            Err(e) if in_ci() => panic!("{test}: {e}"),
-            Err(e) => {
-                eprintln!("SKIPPED {test}: {e}");
-                None
-            }
-        }
+        DOCKER
+            .get_or_init(Docker::start)
+            .as_ref()
+            .or_skip(test, "the Docker engine")
     }
 
     fn start() -> Result<Docker, String> {
@@ -172,13 +225,13 @@ impl Podman {
         let root = tempfile::Builder::new()
             .prefix("cd-podman-")
             .tempdir_in("/tmp")
-            .ok()?;
+            .or_skip(test, "creating podman's store")?;
         std::fs::write(
             root.path().join("containers.conf"),
             "[containers]\ndefault_ulimits = [\"nofile=1024:1024\", \"nproc=4096:4096\"]\n\
              [engine]\nruntime = \"runc\"\ncgroup_manager = \"cgroupfs\"\nevents_logger = \"file\"\n",
         )
-        .ok()?;
+        .or_skip(test, "writing podman's containers.conf")?;
         Some(Podman { root })
     }
 
@@ -270,19 +323,16 @@ impl Registry {
                 .status()
                 .is_ok_and(|s| s.success());
             if !ok {
-                if in_ci() {
-                    panic!(
-                        "{test}: python3-jwt and python3-cryptography are required (run .ci/run)"
-                    );
-                }
-                eprintln!("SKIPPED {test}: python3-jwt is not installed");
-                return None;
+                return skip(
+                    test,
+                    "/usr/bin/python3 lacks jwt or cryptography (python3-jwt, python3-cryptography)",
+                );
             }
         }
         let dir = tempfile::Builder::new()
             .prefix("cd-registry-")
             .tempdir_in("/tmp")
-            .ok()?;
+            .or_skip(test, "creating the registry's directory")?;
         let port = free_port();
         let addr = format!("127.0.0.1:{port}");
         let d = dir.path();
@@ -300,7 +350,7 @@ impl Registry {
                 // A CA, and a server certificate for 127.0.0.1 it signs; the CA goes where
                 // Docker's certs.d would hold it: certs.d/127.0.0.1:PORT/ca.crt.
                 let ca_dir = d.join("certs.d").join(&addr);
-                std::fs::create_dir_all(&ca_dir).ok()?;
+                std::fs::create_dir_all(&ca_dir).or_skip(test, "creating certs.d")?;
                 let ec = "-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes";
                 sh(&format!(
                     "openssl req -x509 {ec} -keyout ca.key -out ca.pem -days 2 \
@@ -316,7 +366,8 @@ impl Registry {
                     "openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
                     -out server.pem -days 2 -extfile ext.cnf 2>/dev/null",
                 );
-                std::fs::copy(d.join("ca.pem"), ca_dir.join("ca.crt")).ok()?;
+                std::fs::copy(d.join("ca.pem"), ca_dir.join("ca.crt"))
+                    .or_skip(test, "copying the CA to certs.d")?;
                 format!(
                     "  tls:\n    certificate: {}\n    key: {}\n",
                     d.join("server.pem").display(),
@@ -327,8 +378,12 @@ impl Registry {
                 let out = Command::new("htpasswd")
                     .args(["-Bbn", USER, PASSWORD])
                     .output()
-                    .ok()?;
-                std::fs::write(d.join("htpasswd"), out.stdout).ok()?;
+                    .or_skip(test, "running htpasswd")?;
+                if !out.status.success() {
+                    return skip(test, format!("htpasswd failed: {}", out.status));
+                }
+                std::fs::write(d.join("htpasswd"), out.stdout)
+                    .or_skip(test, "writing the htpasswd file")?;
                 format!(
                     "auth:\n  htpasswd:\n    realm: basic-realm\n    path: {}\n",
                     d.join("htpasswd").display()
@@ -343,8 +398,8 @@ impl Registry {
                 let server = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/token_server.py");
                 spawn_named(
                     &format!(
-                        "/usr/bin/python3 {server} {token_port} key.pem cert.pem {USER} {PASSWORD} 2>'{}/token.log'",
-                        d.display()
+                        "/usr/bin/python3 {server} {token_port} '{d}/key.pem' '{d}/cert.pem' {USER} {PASSWORD} 2>'{d}/token.log'",
+                        d = d.display()
                     ),
                     d,
                     "token",
@@ -354,7 +409,11 @@ impl Registry {
                     &format!("http://127.0.0.1:{token_port}/token"),
                     "the token server",
                 )
-                .ok()?;
+                .map_err(|e| {
+                    let log = std::fs::read_to_string(d.join("token.log")).unwrap_or_default();
+                    format!("{e}: {log}")
+                })
+                .or_skip(test, "starting the token server")?;
                 format!(
                     "auth:\n  token:\n    realm: http://127.0.0.1:{token_port}/token\n    service: test-registry\n    \
                      issuer: test-issuer\n    rootcertbundle: {}\n    autoredirect: false\n",
@@ -375,7 +434,7 @@ impl Registry {
                 d.join("data").display()
             ),
         )
-        .ok()?;
+        .or_skip(test, "writing the registry's config.yml")?;
         let scheme = if auth == RegistryAuth::Tls {
             "https"
         } else {
@@ -388,9 +447,9 @@ impl Registry {
             scheme,
         };
         registry.spawn();
-        if let Err(e) = wait_for(&registry.url("/v2/"), "docker-registry") {
-            panic!("{test}: {e}: {}", registry.log());
-        }
+        wait_for(&registry.url("/v2/"), "docker-registry")
+            .map_err(|e| format!("{e}: {}", registry.log()))
+            .or_skip(test, "starting the registry")?;
         Some(registry)
     }
 
@@ -464,9 +523,25 @@ impl Drop for Registry {
     }
 }
 
-/// Runs `cmd` to its end; returns its output and its peak resident memory in bytes (its
-/// `VmHWM`, read every 5 ms while it runs).
+/// How long a command under test may run before it counts as hung: generous, since the test
+/// machines are shared; how fast a command is belongs in `scripts/bench`, never in a test.
+pub const HANG: Duration = Duration::from_secs(300);
+
+/// Runs `cmd` to its end, as [`run_within`], with the [`HANG`] watchdog; returns its output and
+/// its peak resident memory in bytes (its `VmHWM`, read every 5 ms while it runs).
 pub fn run_measured(cmd: &mut Command) -> (std::process::Output, u64) {
+    run_watched(cmd, HANG)
+}
+
+/// Runs `cmd` to its end with piped output; one still running after `limit` is killed and the
+/// test fails as a hang, with what it printed.
+pub fn run_within(cmd: &mut Command, limit: Duration) -> std::process::Output {
+    run_watched(cmd, limit).0
+}
+
+/// The one watchdog: runs `cmd`, killing it after `limit` (a hang fails the test rather than
+/// stalling the run); returns its output and its peak resident memory.
+fn run_watched(cmd: &mut Command, limit: Duration) -> (std::process::Output, u64) {
     use std::io::Read;
     let mut child = cmd
         .stdin(Stdio::null())
@@ -484,6 +559,7 @@ pub fn run_measured(cmd: &mut Command) -> (std::process::Output, u64) {
     let out = drain(Box::new(child.stdout.take().expect("stdout")));
     let err = drain(Box::new(child.stderr.take().expect("stderr")));
     let status_file = format!("/proc/{}/status", child.id());
+    let started = Instant::now();
     let mut peak = 0u64;
     let status = loop {
         if let Ok(text) = std::fs::read_to_string(&status_file)
@@ -496,6 +572,15 @@ pub fn run_measured(cmd: &mut Command) -> (std::process::Output, u64) {
         }
         if let Some(status) = child.try_wait().expect("waiting") {
             break status;
+        }
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            let stderr = err.join().unwrap_or_default();
+            panic!(
+                "hung: {cmd:?} was still running after {limit:?} and was killed:\n{}",
+                String::from_utf8_lossy(&stderr)
+            );
         }
         std::thread::sleep(Duration::from_millis(5));
     };

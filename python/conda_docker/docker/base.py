@@ -123,6 +123,49 @@ class Layer:
         """The paths in the layer, as the seed's ``Layer.list_files`` gave them."""
         return self._native.list_files()
 
+    # -- the layer as bytes (python_docker's Layer), each read once when first asked for -----
+
+    def _bytes(self, compressed: bool):
+        key = "_compressed" if compressed else "_content"
+        cached = self.__dict__.get(key)
+        if cached is None:
+            cached = _native_module.layer_bytes(self._native, compressed)
+            self.__dict__[key] = cached
+        return cached
+
+    @property
+    def content(self) -> bytes:
+        """The layer's uncompressed tar. It is made (or read from where the layer is kept)
+        when first asked for and then held in memory, whole: a large layer takes its size in
+        RAM; ``write_file``/``write`` stream instead."""
+        return self._bytes(False)[0]
+
+    @property
+    def checksum(self) -> str:
+        """The sha256 (hex) of :attr:`content`: the layer's diff_id without ``sha256:``."""
+        return self._bytes(False)[1]
+
+    @property
+    def size(self) -> int:
+        """How many bytes :attr:`content` has."""
+        return len(self.content)
+
+    @property
+    def compressed_content(self) -> bytes:
+        """The layer as a registry gets it: gzip (a pulled gzip blob as it was stored), held in
+        memory once asked for."""
+        return self._bytes(True)[0]
+
+    @property
+    def compressed_checksum(self) -> str:
+        """The sha256 (hex) of :attr:`compressed_content`: the manifest's layer digest."""
+        return self._bytes(True)[1]
+
+    @property
+    def compressed_size(self) -> int:
+        """How many bytes :attr:`compressed_content` has."""
+        return len(self.compressed_content)
+
     def __repr__(self) -> str:
         return f"<Layer {self.diff_id or '(not yet written)'}: {self.description}>"
 

@@ -9,7 +9,7 @@ use crate::env::Env;
 use crate::image::Cancel;
 use crate::reporter::Reporter;
 use crate::request::BuildRequest;
-use crate::settings;
+use crate::settings::{self, ImageSettings};
 use crate::transport;
 use anyhow::Result;
 
@@ -60,15 +60,18 @@ fn request(args: &BuildArgs) -> Result<BuildRequest> {
         trim: args.trim.clone(),
         no_trim: args.no_trim,
         compression: args.compression.compression.to_string(),
-        env: key_values(&args.env)?,
-        entrypoint: command(args.entrypoint.as_deref())?,
-        cmd: command(args.cmd.as_deref())?,
-        workdir: args.workdir.clone(),
-        labels: key_values(&args.labels)?,
-        annotations: key_values(&args.annotations)?,
-        expose: args.expose.clone(),
-        user: args.user.clone(),
-        writable_prefix: args.writable_prefix,
+        image: ImageSettings {
+            env: key_values(&args.env)?,
+            entrypoint: command(args.entrypoint.as_deref())?,
+            cmd: command(args.cmd.as_deref())?,
+            workdir: args.workdir.clone(),
+            labels: key_values(&args.labels)?,
+            annotations: key_values(&args.annotations)?,
+            expose: args.expose.clone(),
+            user: args.user.clone(),
+            writable_prefix: args.writable_prefix,
+            ..ImageSettings::default()
+        },
         virtual_packages: key_values(&args.virtual_packages)?,
         sbom: !args.no_sbom,
         allow_unhashed_pypi: args.allow_unhashed_pypi,

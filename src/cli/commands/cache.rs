@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::cache;
+use crate::store::Store;
 use anyhow::{Context, Result};
 
 use crate::cli::output::outln;
@@ -12,10 +12,10 @@ use crate::cli::progress::human_bytes;
 
 /// Shows or prunes the caches under `--cache-dir`.
 pub(crate) fn cache(args: CacheArgs) -> Result<()> {
-    let dir = args.cache_dir.as_deref();
+    let store = Store::at(args.cache_dir.as_deref(), &crate::env::Env::from_process());
     match args.action {
         CacheAction::Info { json } => {
-            let usage = cache::usage(dir).context("reading the cache")?;
+            let usage = store.usage().context("reading the cache")?;
             if json {
                 outln!("{}", serde_json::to_string_pretty(&usage)?)?;
             } else {
@@ -38,7 +38,7 @@ pub(crate) fn cache(args: CacheArgs) -> Result<()> {
                     older_than.unwrap_or(0).saturating_mul(86_400),
                 ))
             };
-            let (files, bytes) = cache::prune(dir, age).context("pruning the cache")?;
+            let (files, bytes) = store.prune(age).context("pruning the cache")?;
             outln!("removed {files} entries, {}", human_bytes(bytes))?;
         }
     }

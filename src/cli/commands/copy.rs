@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use crate::image::{Cancel, Reference};
 use crate::reporter::Reporter;
-use crate::transport::{self, Location};
+use crate::transport::{self, Location, Publishable, Session};
 use anyhow::{Context, Result};
 
 use crate::cli::output::outln;
@@ -38,11 +38,19 @@ pub(crate) async fn copy(
     let options = transport::WriteOptions {
         compression: args.compression.compression,
     };
+    let ctx = Session::new(&cancel)
+        .with_remote(&dst_remote)
+        .with_reporter(reporter.as_ref())
+        .write(&tags, options);
     let written = tokio::select! {
-        w = transport::write_with(&image, &destination, &tags, &dst_remote, &options, &cancel, reporter.as_ref()) => w,
+        w = transport::write(Publishable::Image(&image), &destination, &ctx) => w,
         () = cancel.cancelled() => anyhow::bail!("interrupted"),
     }
     .with_context(|| format!("writing {destination}"))?;
+    let written = written
+        .images
+        .first()
+        .context("the write reported no image")?;
     progress.note(&format!(
         "copied {} to {destination}: {} layers",
         args.source,

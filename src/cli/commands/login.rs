@@ -28,12 +28,15 @@ pub(crate) async fn login(args: crate::cli::args::LoginArgs) -> Result<()> {
         username: args.username.clone(),
         password: password.clone(),
     };
-    let client = transport::registry::Client::new(&registry, &args.tls.options(Some(credential)))?;
+    let options = args
+        .tls
+        .options(Some(credential), &crate::env::Env::from_process());
+    let client = transport::registry::Client::new(&registry, &options)?;
     client
         .check_login()
         .await
         .map_err(|e| name_the_source(e, &args.username, from))?;
-    let stored = auth::store(&registry, &args.username, &password)?;
+    let stored = auth::store(&registry, &args.username, &password, &options.auth)?;
     errln!(
         "Login Succeeded (credentials stored in {})",
         stored.display()
@@ -44,8 +47,9 @@ pub(crate) async fn login(args: crate::cli::args::LoginArgs) -> Result<()> {
 /// Removes the login `login` stored for the registry, as `docker logout` does.
 pub(crate) fn logout(args: crate::cli::args::LogoutArgs) -> Result<()> {
     let registry = registry_host(&args.registry);
-    let removed =
-        auth::remove(&registry).with_context(|| format!("removing the login for `{registry}`"))?;
+    let sources = auth::AuthSources::from_env(&crate::env::Env::from_process());
+    let removed = auth::remove(&registry, &sources)
+        .with_context(|| format!("removing the login for `{registry}`"))?;
     if removed.is_empty() {
         errln!("Not logged in to {registry}");
     } else {

@@ -16,8 +16,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use crate::image::Cancel;
-use crate::transport::registry::{BlobCache, Credential};
-use crate::transport::{self, Location, Remote};
+use crate::transport::registry::Credential;
+use crate::transport::{self, Location, Remote, Session};
 use anyhow::{Context, Result};
 
 use crate::cli::args::{Cli, Command};
@@ -162,10 +162,11 @@ pub(crate) fn parse_creds(value: Option<&str>, flag: &str) -> Result<Option<Cred
 
 /// The registry settings and blob cache for `inspect` and `copy`: (source, destination).
 pub(crate) fn remotes(args: &crate::cli::args::RegistryArgs) -> Result<(Remote, Remote)> {
-    let cache = BlobCache::for_cache_dir(args.cache_dir.as_deref());
+    let env = crate::env::Env::from_process();
+    let cache = crate::store::Store::at(args.cache_dir.as_deref(), &env).blobs();
     let remote = |creds: Option<&str>, flag: &str| -> Result<Remote> {
         Ok(Remote {
-            options: args.tls.options(parse_creds(creds, flag)?),
+            options: args.tls.options(parse_creds(creds, flag)?, &env),
             cache: cache.clone(),
         })
     };
@@ -186,8 +187,12 @@ pub(crate) async fn read_image(
     let location = Location::parse_source(source)?;
     let subdir = crate::platform::parse_subdir(&args.platform)?;
     let platform = crate::platform::oci_platform(subdir);
+    let ctx = Session::new(cancel)
+        .with_remote(remote)
+        .with_reporter(reporter)
+        .read(&platform);
     let image = tokio::select! {
-        i = transport::read_with(&location, &platform, remote, cancel, reporter) => i,
+        i = transport::read(&location, &ctx) => i,
         () = cancel.cancelled() => anyhow::bail!("interrupted"),
     };
     image.with_context(|| format!("reading `{source}`"))

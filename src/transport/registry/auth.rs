@@ -185,24 +185,48 @@ pub fn login_key(registry: &str) -> String {
     }
 }
 
-/// Docker's config.json path: `$DOCKER_CONFIG/config.json` or `~/.docker/config.json`.
-pub fn docker_config_path() -> Option<PathBuf> {
-    match std::env::var_os("DOCKER_CONFIG") {
-        Some(dir) => Some(PathBuf::from(dir).join("config.json")),
-        None => std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".docker/config.json")),
-    }
+/// Where credentials are looked up when none is given, as the environment names them:
+/// resolved once ([`AuthSources::from_env`]), so the lookup reads files, never variables.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AuthSources {
+    /// `CONDA_DOCKER_REGISTRY_USERNAME` and `_PASSWORD`, when both are set.
+    pub environment: Option<Credential>,
+    /// podman's auth files, in order: `$REGISTRY_AUTH_FILE`, then
+    /// `$XDG_RUNTIME_DIR/containers/auth.json`.
+    pub podman_files: Vec<PathBuf>,
+    /// Docker's config.json: `$DOCKER_CONFIG/config.json` or `~/.docker/config.json` (where
+    /// `docker login` stores a login too).
+    pub docker_config: Option<PathBuf>,
 }
 
-/// podman's auth files: `$REGISTRY_AUTH_FILE`, then `$XDG_RUNTIME_DIR/containers/auth.json`.
-fn podman_auth_paths() -> Vec<PathBuf> {
-    let mut paths = Vec::new();
-    if let Some(p) = std::env::var_os("REGISTRY_AUTH_FILE") {
-        paths.push(PathBuf::from(p));
+impl AuthSources {
+    /// The credential variables and auth files `env` names.
+    pub fn from_env(env: &crate::env::Env) -> Self {
+        let environment = match (
+            env.var("CONDA_DOCKER_REGISTRY_USERNAME"),
+            env.var("CONDA_DOCKER_REGISTRY_PASSWORD"),
+        ) {
+            (Some(username), Some(password)) => Some(Credential::Basic {
+                username: username.to_string(),
+                password: password.to_string(),
+            }),
+            _ => None,
+        };
+        let podman_files = [
+            env.path("REGISTRY_AUTH_FILE"),
+            env.path("XDG_RUNTIME_DIR")
+                .map(|dir| dir.join("containers/auth.json")),
+        ];
+        let docker_config = match env.path("DOCKER_CONFIG") {
+            Some(dir) => Some(dir.join("config.json")),
+            None => env.home().map(|h| h.join(".docker/config.json")),
+        };
+        Self {
+            environment,
+            podman_files: podman_files.into_iter().flatten().collect(),
+            docker_config,
+        }
     }
-    if let Some(dir) = std::env::var_os("XDG_RUNTIME_DIR") {
-        paths.push(PathBuf::from(dir).join("containers/auth.json"));
-    }
-    paths
 }
 
 /// Reads an auth file; a missing file is empty.
@@ -298,35 +322,25 @@ fn from_file(path: &Path, registry: &str) -> Result<Option<Credential>, AuthErro
     Ok(None)
 }
 
-/// Finds a credential for `registry`; returns it (if any) and the places searched.
+/// Finds a credential for `registry` (`explicit`, else in `sources`); returns it (if any) and
+/// the places searched.
 pub fn lookup(
     registry: &str,
     explicit: Option<&Credential>,
+    sources: &AuthSources,
 ) -> (Option<(Credential, Source)>, Vec<String>) {
     let mut searched = Vec::new();
     if let Some(c) = explicit {
         return (Some((c.clone(), "--creds".into())), searched);
     }
     searched.push("CONDA_DOCKER_REGISTRY_USERNAME/PASSWORD".into());
-    if let (Ok(u), Ok(p)) = (
-        std::env::var("CONDA_DOCKER_REGISTRY_USERNAME"),
-        std::env::var("CONDA_DOCKER_REGISTRY_PASSWORD"),
-    ) {
-        return (
-            Some((
-                Credential::Basic {
-                    username: u,
-                    password: p,
-                },
-                "the environment".into(),
-            )),
-            searched,
-        );
+    if let Some(c) = &sources.environment {
+        return (Some((c.clone(), "the environment".into())), searched);
     }
-    let files = podman_auth_paths().into_iter().chain(docker_config_path());
+    let files = sources.podman_files.iter().chain(&sources.docker_config);
     for path in files {
         searched.push(path.display().to_string());
-        match from_file(&path, registry) {
+        match from_file(path, registry) {
             Ok(Some(c)) => return (Some((c, path.display().to_string())), searched),
             Ok(None) => {}
             Err(e) => tracing::warn!("ignoring credentials: {e}"),
@@ -337,9 +351,14 @@ pub fn lookup(
 
 /// Stores a login for `registry` where `docker login` would: with the credential helper that
 /// config.json names (leaving an empty `auths` entry, as Docker does), else base64 in
-/// config.json. Returns where the secret went.
-pub fn store(registry: &str, username: &str, password: &str) -> Result<PathBuf, AuthError> {
-    let path = docker_config_path().ok_or(AuthError::NoHome)?;
+/// config.json (`sources`' Docker config). Returns where the secret went.
+pub fn store(
+    registry: &str,
+    username: &str,
+    password: &str,
+    sources: &AuthSources,
+) -> Result<PathBuf, AuthError> {
+    let path = sources.docker_config.clone().ok_or(AuthError::NoHome)?;
     let mut file = read_auth_file(&path)?;
     let key = login_key(registry);
     let helper = file.cred_helpers.get(&key).or(file.creds_store.as_ref());
@@ -367,8 +386,8 @@ pub fn store(registry: &str, username: &str, password: &str) -> Result<PathBuf, 
 /// credential helper config.json names for it, and its `auths` entries under every key the
 /// registry goes by (so [`lookup`] finds it no more). Returns where a login was removed from:
 /// empty when there was none.
-pub fn remove(registry: &str) -> Result<Vec<PathBuf>, AuthError> {
-    let path = docker_config_path().ok_or(AuthError::NoHome)?;
+pub fn remove(registry: &str, sources: &AuthSources) -> Result<Vec<PathBuf>, AuthError> {
+    let path = sources.docker_config.clone().ok_or(AuthError::NoHome)?;
     let mut file = read_auth_file(&path)?;
     let key = login_key(registry);
     let mut removed = Vec::new();
@@ -489,5 +508,52 @@ mod tests {
         );
         assert_eq!(from_file(&path, "ghcr.io").unwrap(), None);
         assert!(!format!("{:?}", from_file(&path, "docker.io").unwrap()).contains("s3cret"));
+    }
+
+    #[test]
+    fn sources_come_from_the_env_given_not_the_process() {
+        let env = crate::env::Env::new(
+            [
+                ("HOME", "/home/u"),
+                ("XDG_RUNTIME_DIR", "/run/user/1"),
+                ("CONDA_DOCKER_REGISTRY_USERNAME", "bob"),
+                ("CONDA_DOCKER_REGISTRY_PASSWORD", ""),
+            ],
+            "/",
+        );
+        let sources = AuthSources::from_env(&env);
+        assert_eq!(
+            sources.environment, None,
+            "an empty password is no credential"
+        );
+        assert_eq!(
+            sources.podman_files,
+            [PathBuf::from("/run/user/1/containers/auth.json")]
+        );
+        assert_eq!(
+            sources.docker_config.as_deref(),
+            Some(Path::new("/home/u/.docker/config.json"))
+        );
+        let env = env
+            .with_var("DOCKER_CONFIG", "/etc/dc")
+            .with_var("REGISTRY_AUTH_FILE", "/a.json")
+            .with_var("CONDA_DOCKER_REGISTRY_PASSWORD", "pw");
+        let sources = AuthSources::from_env(&env);
+        assert_eq!(
+            sources.docker_config.as_deref(),
+            Some(Path::new("/etc/dc/config.json"))
+        );
+        assert_eq!(sources.podman_files[0], PathBuf::from("/a.json"));
+        let (found, _) = lookup("example.org", None, &sources);
+        assert_eq!(
+            found,
+            Some((
+                Credential::Basic {
+                    username: "bob".into(),
+                    password: "pw".into()
+                },
+                "the environment".to_string()
+            ))
+        );
     }
 }

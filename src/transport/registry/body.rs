@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use reqwest::Method;
-use reqwest::header::{CONTENT_RANGE, HeaderMap};
 
 use crate::http::Meter;
 use crate::image::Error;
@@ -67,13 +66,6 @@ pub(crate) fn request_name(method: &Method, url: &str) -> String {
         .unwrap_or(url);
     let path = path.split_once('?').map_or(path, |(p, _)| p);
     format!("{method} {path}")
-}
-
-/// The first byte of a `Content-Range: bytes FIRST-LAST/SIZE` answer.
-pub(crate) fn range_start(headers: &HeaderMap) -> Option<u64> {
-    let value = headers.get(CONTENT_RANGE)?.to_str().ok()?;
-    let range = value.trim().strip_prefix("bytes ")?;
-    range.split_once('-')?.0.trim().parse().ok()
 }
 
 /// A streaming request body reading `range` from disk, counting what it sends on `meter`.
@@ -144,16 +136,6 @@ mod tests {
             "PUT /v2/app/blobs/uploads/u-1"
         );
         assert_eq!(request_name(&Method::GET, "/v2/"), "GET /v2/");
-    }
-
-    #[test]
-    fn content_range_starts() {
-        let mut headers = HeaderMap::new();
-        assert_eq!(range_start(&headers), None);
-        headers.insert(CONTENT_RANGE, "bytes 1000-2616204/2616205".parse().unwrap());
-        assert_eq!(range_start(&headers), Some(1000));
-        headers.insert(CONTENT_RANGE, "bytes */2616205".parse().unwrap());
-        assert_eq!(range_start(&headers), None);
     }
 
     #[test]

@@ -19,46 +19,60 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use tokio::sync::Mutex;
 
 use super::auth::{self, Credential};
-use super::body::{Sink, Upload, file_body, range_start, request_name};
+use super::body::{Sink, Upload, file_body, request_name};
 use crate::error_chain;
 use crate::http::{
-    Fault, Meter, Retries, Timeouts, is_certificate_error, is_tls_error, is_transient_status,
-    retry_after,
+    Download, Exchange, Fault, Meter, Outcome, Retries, Size, Timeouts, is_certificate_error,
+    is_tls_error, is_transient_status, retry_after,
 };
 use crate::reporter::{NoReporter, Reporter};
 use crate::transport::error::{CertificateError, Error, TokenError};
 
-/// How to reach a registry.
+/// How to reach a registry: plain settings, with what the environment names (credential files,
+/// the user's `certs.d`) resolved into fields by [`RegistryOptions::from_env`].
 #[derive(Clone, Debug, Default)]
 pub struct RegistryOptions {
     /// Allow plain HTTP, and TLS certificates that do not verify (Docker's insecure registries).
     pub insecure: bool,
-    /// Credentials given explicitly; otherwise they are looked up as Docker does.
+    /// Credentials given explicitly; otherwise they are looked up in [`Self::auth`].
     pub credential: Option<Credential>,
     /// A directory of certificates (`*.crt` CAs, `*.cert` + `*.key` client pairs), directly or
     /// in a `HOST:PORT` subdirectory as in `certs.d`, besides the system's `certs.d` directories.
     pub cert_dir: Option<PathBuf>,
     /// How long to wait for the registry, and how slow a transfer may be.
     pub timeouts: Timeouts,
+    /// Where credentials are looked up when none is given (none: nowhere).
+    pub auth: auth::AuthSources,
+    /// The user's `certs.d` (`$XDG_CONFIG_HOME/containers/certs.d`), after the system's.
+    pub user_certs_dir: Option<PathBuf>,
 }
 
-/// The directories whose certificates apply to `registry`: `cert_dir` (and its `registry`
-/// subdirectory), then Docker's and podman's `certs.d`.
-pub fn cert_dirs(registry: &str, cert_dir: Option<&Path>) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
-    if let Some(d) = cert_dir {
-        dirs.push(d.to_path_buf());
-        dirs.push(d.join(registry));
+impl RegistryOptions {
+    /// Nothing given explicitly; credentials looked up and the user's `certs.d` found where
+    /// `env` names them, as Docker and podman do.
+    pub fn from_env(env: &crate::env::Env) -> Self {
+        Self {
+            auth: auth::AuthSources::from_env(env),
+            user_certs_dir: env.config_home().map(|c| c.join("containers/certs.d")),
+            ..Self::default()
+        }
     }
-    dirs.push(Path::new("/etc/docker/certs.d").join(registry));
-    dirs.push(Path::new("/etc/containers/certs.d").join(registry));
-    let config = std::env::var_os("XDG_CONFIG_HOME")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
-    if let Some(config) = config {
-        dirs.push(config.join("containers/certs.d").join(registry));
+
+    /// The directories whose certificates apply to `registry`: [`Self::cert_dir`] (and its
+    /// `registry` subdirectory), then Docker's and podman's `certs.d`, then the user's.
+    pub fn cert_dirs(&self, registry: &str) -> Vec<PathBuf> {
+        let mut dirs = Vec::new();
+        if let Some(d) = &self.cert_dir {
+            dirs.push(d.clone());
+            dirs.push(d.join(registry));
+        }
+        dirs.push(Path::new("/etc/docker/certs.d").join(registry));
+        dirs.push(Path::new("/etc/containers/certs.d").join(registry));
+        if let Some(user) = &self.user_certs_dir {
+            dirs.push(user.join(registry));
+        }
+        dirs.into_iter().filter(|d| d.is_dir()).collect()
     }
-    dirs.into_iter().filter(|d| d.is_dir()).collect()
 }
 
 /// Adds the CAs and the client certificate found in `dirs` to `builder`.
@@ -216,7 +230,7 @@ impl Client<'static> {
             .user_agent(concat!("conda-docker/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(options.timeouts.timeout)
             .tls_danger_accept_invalid_certs(options.insecure);
-        let dirs = cert_dirs(registry, options.cert_dir.as_deref());
+        let dirs = options.cert_dirs(registry);
         let http = with_certificates(builder, &dirs)
             .map_err(|source| Error::Certificates {
                 registry: registry.to_string(),
@@ -227,7 +241,8 @@ impl Client<'static> {
                 registry: registry.to_string(),
                 source,
             })?;
-        let (credential, searched) = auth::lookup(registry, options.credential.as_ref());
+        let (credential, searched) =
+            auth::lookup(registry, options.credential.as_ref(), &options.auth);
         Ok(Self {
             http,
             registry: registry.to_string(),
@@ -282,7 +297,7 @@ impl<'r> Client<'r> {
                     .await;
                 match ping {
                     Ok(_) => Ok(https),
-                    Err(e) if is_certificate_error(&error_chain(&e)) => {
+                    Err(e) if is_certificate_error(&e) => {
                         Err(self.network_error("GET /v2/", 1, Fault::Http(e)))
                     }
                     Err(e) => {
@@ -382,14 +397,13 @@ impl<'r> Client<'r> {
 
     /// The error for `request`, failed with `fault` after `attempts` attempts.
     pub(crate) fn network_error(&self, request: &str, attempts: u32, fault: Fault) -> Error {
-        let chain = error_chain(&fault);
-        let hint = if is_certificate_error(&chain) {
+        let hint = if is_certificate_error(&fault) {
             format!(
                 "; its TLS certificate is not trusted: put its CA certificate in \
                  /etc/docker/certs.d/{}/ca.crt or in a directory given with --cert-dir",
                 self.registry
             )
-        } else if !self.plain_http && is_tls_error(&chain) {
+        } else if !self.plain_http && is_tls_error(&fault) {
             "; it seems to serve plain HTTP: pass --insecure if you trust it".into()
         } else {
             String::new()
@@ -514,13 +528,12 @@ impl<'r> Client<'r> {
         }
     }
 
-    /// GETs `path` (built further by `build`) into `sink`, retrying what may pass; after a
-    /// broken or crawling transfer it
-    /// asks for the rest with `Range` and appends it when the registry answers `206` from the
-    /// right byte, else empties `sink` and takes the whole body again. `expected` is the size a
-    /// descriptor gives: more is an error, less is resumed. `progress` hears the bytes held
-    /// after each chunk. `Ok(None)` once complete; `Ok(Some(answer))` when the registry refused
-    /// (404 and other failures, a 429 or 5xx once the retries are spent).
+    /// GETs `path` (built further by `build`) into `sink` through [`crate::http::download`]:
+    /// retrying what may pass, and after a broken or crawling transfer asking for the rest
+    /// with `Range`. `expected` is the size a descriptor gives: more is an error, less is
+    /// resumed. `progress` hears the bytes held after each chunk. `Ok(None)` once complete;
+    /// `Ok(Some(answer))` when the registry refused (404 and other failures, a 429 or 5xx once
+    /// the retries are spent).
     pub async fn download(
         &self,
         path: &str,
@@ -531,114 +544,32 @@ impl<'r> Client<'r> {
         build: impl Fn(RequestBuilder) -> RequestBuilder + Sync,
     ) -> Result<Option<Response>, Error> {
         let url = self.url(path).await?;
-        let mut retries = self.retries();
-        let mut ranges = true;
-        loop {
-            let offset = sink.received();
-            if offset > 0 && expected == Some(offset) {
-                return Ok(None);
-            }
-            let range = (ranges && offset > 0).then(|| format!("bytes={offset}-"));
-            let request = match &range {
-                Some(_) => format!("{} from byte {offset}", request_name(&Method::GET, &url)),
-                None => request_name(&Method::GET, &url),
-            };
-            let build = |r: RequestBuilder| match &range {
-                Some(range) => build(r).header(RANGE, range),
-                None => build(r),
-            };
-            let meter = Meter::new();
-            let fault = match self
-                .exchange(&Method::GET, &url, scopes, &build, &meter)
-                .await?
-            {
-                Err(fault) => fault,
-                Ok(mut response) => {
-                    let status = response.status();
-                    let from_offset = status == StatusCode::PARTIAL_CONTENT
-                        && range_start(response.headers()) == Some(offset);
-                    let unusable = status == StatusCode::RANGE_NOT_SATISFIABLE
-                        || (status == StatusCode::PARTIAL_CONTENT && !from_offset);
-                    if range.is_some() && !from_offset && (status.is_success() || unusable) {
-                        // The whole body again (200), or other bytes than asked for.
-                        sink.restart()?;
-                        progress(0);
-                    }
-                    if range.is_some() && unusable {
-                        ranges = false;
-                        let answer = header(response.headers(), "content-range")
-                            .unwrap_or_else(|| status.to_string());
-                        Fault::BadRange { offset, answer }
-                    } else if !status.is_success() {
-                        return Ok(Some(response));
-                    } else {
-                        let before = sink.received();
-                        let read = self
-                            .read_body(&mut response, sink, expected, &meter, progress)
-                            .await;
-                        match read? {
-                            Ok(()) => return Ok(None),
-                            Err(fault) => {
-                                if sink.received() - before >= retries.progress_bytes() {
-                                    retries.progressed();
-                                }
-                                fault
-                            }
-                        }
-                    }
-                }
-            };
-            if !retries.again(&request, &fault).await {
-                return match fault {
-                    Fault::Status { response, .. } => Ok(Some(*response)),
-                    fault => Err(self.network_error(&request, retries.attempts(), fault)),
-                };
-            }
-        }
-    }
-
-    /// Reads the body of `response` into `sink`, watched by `meter`.
-    async fn read_body(
-        &self,
-        response: &mut Response,
-        sink: &mut dyn Sink,
-        expected: Option<u64>,
-        meter: &Meter,
-        progress: &(dyn Fn(u64) + Sync),
-    ) -> Result<Result<(), Fault>, Error> {
-        meter.set_moving(true);
-        let read = async {
-            loop {
-                let chunk = match response.chunk().await {
-                    Ok(Some(chunk)) => chunk,
-                    Ok(None) => break,
-                    Err(e) => return Ok(Err(Fault::Http(e))),
-                };
-                meter.moved(chunk.len());
-                if let Some(expected) = expected
-                    && sink.received() + chunk.len() as u64 > expected
-                {
-                    return Err(self.unexpected(
-                        request_name(&Method::GET, response.url().as_str()),
-                        format!(
-                            "the registry sent more than the {expected} bytes the descriptor gives"
-                        ),
-                    ));
-                }
-                sink.append(&chunk)?;
-                progress(sink.received());
-            }
-            Ok(match expected {
-                Some(expected) if sink.received() < expected => Err(Fault::Short {
-                    received: sink.received(),
-                    expected,
-                }),
-                _ => Ok(()),
-            })
+        let request = request_name(&Method::GET, &url);
+        let how = Download {
+            request: &request,
+            size: expected.map_or(Size::Any, Size::Exactly),
+            resume: true,
+            timeouts: self.timeouts,
+            progress,
         };
-        tokio::select! {
-            r = read => r,
-            fault = meter.watch(self.timeouts) => Ok(Err(fault)),
+        let get = Get {
+            client: self,
+            url: &url,
+            scopes,
+            build: &build,
+        };
+        match crate::http::download(&get, sink, &how, &mut self.retries()).await? {
+            Outcome::Complete(_) => Ok(None),
+            Outcome::Refused(response) => Ok(Some(response)),
+            Outcome::Failed {
+                fault: Fault::Status { response, .. },
+                ..
+            } => Ok(Some(*response)),
+            Outcome::Failed {
+                request,
+                attempts,
+                fault,
+            } => Err(self.network_error(&request, attempts, fault)),
         }
     }
 
@@ -734,42 +665,7 @@ impl<'r> Client<'r> {
             realm: realm.to_string(),
             source,
         };
-        let mut query: Vec<(&str, &str)> = Vec::new();
-        if let Some(s) = service {
-            query.push(("service", s));
-        }
-        let request = match &self.credential {
-            Some((Credential::IdentityToken(refresh), _)) => {
-                let scope = scopes.join(" ");
-                let mut form = vec![
-                    ("grant_type", "refresh_token"),
-                    ("refresh_token", refresh.as_str()),
-                    ("client_id", "conda-docker"),
-                    ("scope", scope.as_str()),
-                ];
-                form.extend(query.iter().copied());
-                self.http
-                    .post(realm)
-                    .timeout(self.timeouts.timeout)
-                    .form(&form)
-                    .build()
-            }
-            other => {
-                for s in scopes {
-                    query.push(("scope", s));
-                }
-                let mut req = self
-                    .http
-                    .get(realm)
-                    .timeout(self.timeouts.timeout)
-                    .query(&query);
-                if let Some((Credential::Basic { username, password }, _)) = other {
-                    req = req.basic_auth(username, Some(password));
-                }
-                req.build()
-            }
-        }
-        .map_err(failed)?;
+        let request = self.token_request(realm, service, scopes).map_err(failed)?;
         let mut response = self.http.execute(request).await.map_err(failed)?;
         if !response.status().is_success() {
             return Err(TokenError::Status {
@@ -801,6 +697,51 @@ impl<'r> Client<'r> {
                 realm: realm.to_string(),
             })
     }
+
+    /// The request for a token covering `scopes`: an identity token's refresh (OAuth2 POST),
+    /// else a GET with the Basic credential, if any.
+    fn token_request(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scopes: &[String],
+    ) -> reqwest::Result<reqwest::Request> {
+        let mut query: Vec<(&str, &str)> = Vec::new();
+        if let Some(s) = service {
+            query.push(("service", s));
+        }
+        match &self.credential {
+            Some((Credential::IdentityToken(refresh), _)) => {
+                let scope = scopes.join(" ");
+                let mut form = vec![
+                    ("grant_type", "refresh_token"),
+                    ("refresh_token", refresh.as_str()),
+                    ("client_id", "conda-docker"),
+                    ("scope", scope.as_str()),
+                ];
+                form.extend(query.iter().copied());
+                self.http
+                    .post(realm)
+                    .timeout(self.timeouts.timeout)
+                    .form(&form)
+                    .build()
+            }
+            other => {
+                for s in scopes {
+                    query.push(("scope", s));
+                }
+                let mut req = self
+                    .http
+                    .get(realm)
+                    .timeout(self.timeouts.timeout)
+                    .query(&query);
+                if let Some((Credential::Basic { username, password }, _)) = other {
+                    req = req.basic_auth(username, Some(password));
+                }
+                req.build()
+            }
+        }
+    }
 }
 
 fn basic(username: &str, password: &str) -> Option<HeaderValue> {
@@ -815,6 +756,53 @@ fn basic(username: &str, password: &str) -> Option<HeaderValue> {
 /// The `repository:NAME:ACTIONS` scope string.
 pub fn scope(repository: &str, actions: &str) -> String {
     format!("repository:{repository}:{actions}")
+}
+
+/// A registry GET, as [`crate::http::download`] makes it: with authorization for `scopes`
+/// and `Range` when it resumes.
+struct Get<'a, B> {
+    client: &'a Client<'a>,
+    url: &'a str,
+    scopes: &'a [String],
+    build: &'a B,
+}
+
+impl<B: Fn(RequestBuilder) -> RequestBuilder + Sync> Exchange for Get<'_, B> {
+    type Error = Error;
+
+    async fn send(
+        &self,
+        range: Option<&str>,
+        meter: &Meter,
+    ) -> Result<Result<Response, Fault>, Error> {
+        let build = |r: RequestBuilder| match range {
+            Some(range) => (self.build)(r).header(RANGE, range),
+            None => (self.build)(r),
+        };
+        self.client
+            .exchange(&Method::GET, self.url, self.scopes, &build, meter)
+            .await
+    }
+
+    fn too_large(&self, url: &url::Url, limit: u64) -> Error {
+        self.client.unexpected(
+            request_name(&Method::GET, url.as_str()),
+            format!("the registry sent more than the {limit} bytes the descriptor gives"),
+        )
+    }
+}
+
+/// A registry [`Sink`] is a download's sink, its errors the registry's.
+impl<T: Sink + ?Sized> crate::http::Sink<Error> for T {
+    fn append(&mut self, bytes: &[u8]) -> Result<(), Error> {
+        Ok(Sink::append(self, bytes)?)
+    }
+    fn restart(&mut self) -> Result<(), Error> {
+        Ok(Sink::restart(self)?)
+    }
+    fn received(&self) -> u64 {
+        Sink::received(self)
+    }
 }
 
 /// Headers of a response, for reading `Location` and `Docker-Content-Digest`.
@@ -845,6 +833,68 @@ mod tests {
             Some(Challenge::Basic)
         ));
         assert!(parse_challenge("Negotiate").is_none());
+    }
+
+    #[test]
+    fn tls_failures_are_told_by_their_type_not_their_text() {
+        use crate::http::{is_certificate_error, is_tls_error};
+        let carried = |e: rustls::Error| std::io::Error::new(std::io::ErrorKind::InvalidData, e);
+        let unknown_ca = carried(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ));
+        assert!(is_certificate_error(&unknown_ca) && is_tls_error(&unknown_ca));
+        let plain = carried(rustls::Error::InvalidMessage(
+            rustls::InvalidMessage::InvalidContentType,
+        ));
+        assert!(!is_certificate_error(&plain) && is_tls_error(&plain));
+        // The words alone are no TLS failure.
+        let words = std::io::Error::other("invalid peer certificate: received corrupt message");
+        assert!(!is_certificate_error(&words) && !is_tls_error(&words));
+    }
+
+    #[tokio::test]
+    async fn https_to_a_plain_http_server_is_a_tls_failure() {
+        use std::io::{Read, Write};
+        crate::install_tls_provider();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        std::thread::spawn(move || {
+            if let Ok((mut stream, _)) = listener.accept() {
+                let _ = stream.read(&mut [0u8; 1024]);
+                let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+            }
+        });
+        let error = reqwest::Client::new()
+            .get(format!("https://{addr}/v2/"))
+            .send()
+            .await
+            .unwrap_err();
+        assert!(is_tls_error(&error), "{}", error_chain(&error));
+        assert!(!is_certificate_error(&error), "{}", error_chain(&error));
+        assert!(!Fault::Http(error).transient());
+    }
+
+    #[test]
+    fn the_user_certs_d_comes_from_the_env_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let certs = dir
+            .path()
+            .join("config/containers/certs.d/reg.example:5000");
+        std::fs::create_dir_all(&certs).unwrap();
+        let env = crate::env::Env::new(
+            [(
+                "XDG_CONFIG_HOME",
+                dir.path().join("config").display().to_string(),
+            )],
+            "/",
+        );
+        let options = RegistryOptions::from_env(&env);
+        assert_eq!(options.cert_dirs("reg.example:5000"), [certs]);
+        assert!(
+            RegistryOptions::default()
+                .cert_dirs("reg.example:5000")
+                .is_empty()
+        );
     }
 
     #[test]

@@ -22,21 +22,19 @@ use std::io::Write;
 
 use reqwest::{Method, StatusCode};
 
-pub use super::blob_cache::BlobCache;
 pub use crate::http::Timeouts;
 pub use auth::Credential;
 pub use client::{Client, RegistryOptions};
 
 use super::error::{Error, Result};
-use super::{WrittenImage, WrittenIndex};
+use super::{Publishable, ReadContext, Session, WriteContext, Written, WrittenImage};
 use crate::http::Fault;
 use crate::image::layer::{FileRange, LayerSource};
 use crate::image::manifest::{Index, Manifest, describe_all, for_platform, is_index};
 use crate::image::resolve::ResolvedImage;
-use crate::image::{
-    Cancel, ConfigFile, Digest, Encoding, Image, Layer, Platform, Reference, media_type,
-};
+use crate::image::{Cancel, ConfigFile, Digest, Encoding, Image, Layer, Reference, media_type};
 use crate::reporter::Reporter;
+use crate::store::BlobCache;
 use body::{InMemory, Sink, Upload};
 use client::{header, scope};
 
@@ -309,17 +307,22 @@ fn media_type_of(client: &Client<'_>, what: &str, bytes: &[u8]) -> Result<String
     }))
 }
 
-/// Pulls `reference` for `platform`, keeping its blobs in `cache`; downloads and retries are
-/// told to `reporter`.
-pub async fn pull(
+/// A client for `reference`'s registry, with the session's settings and reporter, and the
+/// session's blob store.
+fn connect<'a>(
     reference: &Reference,
-    platform: &Platform,
-    options: &RegistryOptions,
-    cache: &BlobCache,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
-) -> Result<Image> {
-    let client = Client::new(reference.registry(), options)?.with_reporter(reporter);
+    session: &Session<'a>,
+) -> Result<(Client<'a>, &'a BlobCache)> {
+    let remote = session.remote_for(reference)?;
+    let client = Client::new(reference.registry(), &remote.options)?;
+    Ok((client.with_reporter(session.reporter), &remote.cache))
+}
+
+/// Pulls `reference` for the context's platform, keeping its blobs in the context's blob
+/// store; downloads and retries are told to its reporter.
+pub async fn pull(reference: &Reference, ctx: &ReadContext<'_>) -> Result<Image> {
+    let (platform, cancel) = (ctx.platform, ctx.session.cancel);
+    let (client, cache) = connect(reference, &ctx.session)?;
     let repo = reference.repository();
     let wanted = match reference.digest() {
         Some(d) => d.to_string(),
@@ -541,75 +544,50 @@ async fn start_upload(
         .ok_or_else(|| client.unexpected(what, "the registry started an upload without a Location"))
 }
 
-/// Pushes `image` to `reference` (its tag, or its digest); the manifest goes last.
+/// Pushes `what` to `reference` (its tag, or its digest): one image, its manifest last; or a
+/// multi-platform image, each image by its digest and then an OCI index of them under the tag,
+/// so the tag never names a platform whose image is missing.
 pub async fn push(
-    image: &Image,
+    what: Publishable<'_>,
     reference: &Reference,
-    options: &RegistryOptions,
-    cache: &BlobCache,
-    encoding: Encoding,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
-) -> Result<(WrittenImage, PushStats)> {
-    let client = Client::new(reference.registry(), options)?.with_reporter(reporter);
-    let mut stats = PushStats::default();
-    let resolved = push_image(
-        &client,
-        image,
+    ctx: &WriteContext<'_>,
+) -> Result<Written> {
+    let (client, cache) = connect(reference, &ctx.session)?;
+    let encoding = ctx
+        .options
+        .encoding(&super::Location::Registry(reference.clone()));
+    let push = Push {
+        client: &client,
         reference,
-        Some(&tag_or_digest(reference)),
         cache,
         encoding,
-        cancel,
-        reporter,
-        &mut stats,
-    )
-    .await?;
-    Ok((WrittenImage::from_resolved(resolved), stats))
-}
-
-/// Pushes a multi-platform image to `reference`: each image by its digest, then an OCI index of
-/// them under the tag, so the tag never names a platform whose image is missing.
-pub async fn push_index(
-    images: &[&Image],
-    reference: &Reference,
-    options: &RegistryOptions,
-    cache: &BlobCache,
-    encoding: Encoding,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
-) -> Result<(WrittenIndex, PushStats)> {
-    let client = Client::new(reference.registry(), options)?.with_reporter(reporter);
+        cancel: ctx.session.cancel,
+        reporter: ctx.session.reporter,
+    };
+    let tag = tag_or_digest(reference);
     let mut stats = PushStats::default();
     let mut resolved = Vec::new();
-    for image in images {
-        resolved.push(
-            push_image(
-                &client, image, reference, None, cache, encoding, cancel, reporter, &mut stats,
-            )
-            .await?,
-        );
-    }
-    let index = crate::image::resolve::platform_index(&resolved).to_bytes();
-    let digest = put_manifest(
-        &client,
-        reference,
-        &tag_or_digest(reference),
-        media_type::OCI_INDEX,
-        index,
-    )
-    .await?;
-    Ok((
-        WrittenIndex {
-            digest,
-            images: resolved
-                .into_iter()
-                .map(WrittenImage::from_resolved)
-                .collect(),
-            push: None,
-        },
-        stats,
-    ))
+    let index = match what {
+        Publishable::Image(image) => {
+            resolved.push(push.image(image, Some(&tag), &mut stats).await?);
+            None
+        }
+        Publishable::Index(images) => {
+            for image in images {
+                resolved.push(push.image(image, None, &mut stats).await?);
+            }
+            let index = crate::image::resolve::platform_index(&resolved).to_bytes();
+            Some(put_manifest(&client, reference, &tag, media_type::OCI_INDEX, index).await?)
+        }
+    };
+    let images = resolved
+        .into_iter()
+        .map(WrittenImage::from_resolved)
+        .collect();
+    Ok(Written {
+        push: Some(stats),
+        ..Written::new(super::Location::Registry(reference.clone()), images, index)
+    })
 }
 
 /// Attaches `artifacts` to the manifest `subject` in `reference`'s repository, as OCI 1.1
@@ -617,15 +595,13 @@ pub async fn push_index(
 /// without the referrers API, the spec's fallback index under the tag `sha256-<hex>` (kept with
 /// the referrers already there). Returns the artifact manifests' digests.
 pub async fn push_referrers(
-    reference: &Reference,
     subject: &crate::image::manifest::Descriptor,
     artifacts: &[crate::image::referrer::Artifact],
-    options: &RegistryOptions,
-    cache: &BlobCache,
-    reporter: &dyn Reporter,
+    reference: &Reference,
+    ctx: &WriteContext<'_>,
 ) -> Result<Vec<Digest>> {
     use crate::image::referrer::{artifact_manifest, fallback_tag, with_referrers};
-    let client = Client::new(reference.registry(), options)?.with_reporter(reporter);
+    let (client, cache) = connect(reference, &ctx.session)?;
     let repo = reference.repository();
     let mut descriptors = Vec::new();
     for artifact in artifacts {
@@ -692,83 +668,101 @@ fn tag_or_digest(reference: &Reference) -> String {
         })
 }
 
-/// Pushes the blobs of `image`, then its manifest under `target` (else its own digest);
-/// returns it as written.
-#[allow(clippy::too_many_arguments)]
-async fn push_image(
-    client: &Client<'_>,
-    image: &Image,
-    reference: &Reference,
-    target: Option<&str>,
-    cache: &BlobCache,
+/// One push's client, destination, blob store and context, shared by its images.
+struct Push<'a> {
+    client: &'a Client<'a>,
+    reference: &'a Reference,
+    cache: &'a BlobCache,
     encoding: Encoding,
-    cancel: &Cancel,
-    reporter: &dyn Reporter,
-    stats: &mut PushStats,
-) -> Result<ResolvedImage> {
-    let repo = reference.repository();
-    let resolution = crate::image::resolve::resolve(image, encoding, Some(cache));
-    let mut written_layers = Vec::new();
-    let total = resolution.layers.len();
-    // Each blob is placed (compressed when it must be) in turn, and checked or uploaded while
-    // the next is placed, a few at a time.
-    let mut in_flight = futures::stream::FuturesUnordered::new();
-    for (i, blob) in resolution.layers.iter().enumerate() {
-        reporter.layer_started(i, total, blob.layer());
-        let placed = blocking(|| blob.file(false, cancel))?.ok_or_else(|| {
-            crate::image::Error::invalid(blob.layer().description(), "no blob file to push")
-        })?;
-        stats.compressed_reused += usize::from(placed.reused);
+    cancel: &'a Cancel,
+    reporter: &'a dyn Reporter,
+}
+
+impl Push<'_> {
+    /// Pushes the blobs of `image`, then its manifest under `target` (else its own digest);
+    /// returns it as written.
+    async fn image(
+        &self,
+        image: &Image,
+        target: Option<&str>,
+        stats: &mut PushStats,
+    ) -> Result<ResolvedImage> {
+        let (client, reference, cancel) = (self.client, self.reference, self.cancel);
+        let repo = reference.repository();
+        let resolution = crate::image::resolve::resolve(image, self.encoding, Some(self.cache));
+        let written_layers = self.layers(&resolution, stats).await?;
+        let resolved = resolution.finish(written_layers);
+        stats.count(
+            push_blob(
+                client,
+                repo,
+                &resolved.config_digest,
+                Upload::Bytes(resolved.config.clone()),
+                None,
+            )
+            .await?,
+        );
         cancel
             .check()
             .map_err(crate::image::Error::io("pushing", reference.to_string()))?;
-        let digest = placed.written.digest.clone();
-        let range = placed.range.clone();
-        let origin = blob.layer().origin();
-        in_flight.push(async move {
-            push_blob(client, repo, &digest, Upload::File(range), origin)
-                .await
-                .map(|pushed| (i, pushed))
-        });
-        written_layers.push(placed.written);
-        while in_flight.len() >= CONCURRENT_BLOBS {
-            if let Some(done) = futures::StreamExt::next(&mut in_flight).await {
-                let (i, pushed) = done?;
-                stats.count(pushed);
-                reporter.layer_finished(i, resolution.layers[i].layer(), &written_layers[i]);
+        let own_digest = resolved.manifest_digest.to_string();
+        put_manifest(
+            client,
+            reference,
+            target.unwrap_or(&own_digest),
+            media_type::OCI_MANIFEST,
+            resolved.manifest.clone(),
+        )
+        .await?;
+        Ok(resolved)
+    }
+
+    /// Places each layer's blob (compressed when it must be) in turn, and checks or uploads
+    /// it while the next is placed, a few at a time; returns them as written.
+    async fn layers(
+        &self,
+        resolution: &crate::image::resolve::Resolution<'_>,
+        stats: &mut PushStats,
+    ) -> Result<Vec<crate::image::WrittenLayer>> {
+        let (client, reporter, cancel) = (self.client, self.reporter, self.cancel);
+        let repo = self.reference.repository();
+        let mut written_layers = Vec::new();
+        let total = resolution.layers.len();
+        let mut in_flight = futures::stream::FuturesUnordered::new();
+        for (i, blob) in resolution.layers.iter().enumerate() {
+            reporter.layer_started(i, total, blob.layer());
+            let placed = blocking(|| blob.file(false, cancel))?.ok_or_else(|| {
+                crate::image::Error::invalid(blob.layer().description(), "no blob file to push")
+            })?;
+            stats.compressed_reused += usize::from(placed.reused);
+            cancel.check().map_err(crate::image::Error::io(
+                "pushing",
+                self.reference.to_string(),
+            ))?;
+            let digest = placed.written.digest.clone();
+            let range = placed.range.clone();
+            let origin = blob.layer().origin();
+            in_flight.push(async move {
+                push_blob(client, repo, &digest, Upload::File(range), origin)
+                    .await
+                    .map(|pushed| (i, pushed))
+            });
+            written_layers.push(placed.written);
+            while in_flight.len() >= CONCURRENT_BLOBS {
+                if let Some(done) = futures::StreamExt::next(&mut in_flight).await {
+                    let (i, pushed) = done?;
+                    stats.count(pushed);
+                    reporter.layer_finished(i, resolution.layers[i].layer(), &written_layers[i]);
+                }
             }
         }
+        while let Some(done) = futures::StreamExt::next(&mut in_flight).await {
+            let (i, pushed) = done?;
+            stats.count(pushed);
+            reporter.layer_finished(i, resolution.layers[i].layer(), &written_layers[i]);
+        }
+        Ok(written_layers)
     }
-    while let Some(done) = futures::StreamExt::next(&mut in_flight).await {
-        let (i, pushed) = done?;
-        stats.count(pushed);
-        reporter.layer_finished(i, resolution.layers[i].layer(), &written_layers[i]);
-    }
-    drop(in_flight);
-    let resolved = resolution.finish(written_layers);
-    stats.count(
-        push_blob(
-            client,
-            repo,
-            &resolved.config_digest,
-            Upload::Bytes(resolved.config.clone()),
-            None,
-        )
-        .await?,
-    );
-    cancel
-        .check()
-        .map_err(crate::image::Error::io("pushing", reference.to_string()))?;
-    let own_digest = resolved.manifest_digest.to_string();
-    put_manifest(
-        client,
-        reference,
-        target.unwrap_or(&own_digest),
-        media_type::OCI_MANIFEST,
-        resolved.manifest.clone(),
-    )
-    .await?;
-    Ok(resolved)
 }
 
 /// PUTs a manifest (or an index) as `target` in `reference`'s repository; returns its digest,

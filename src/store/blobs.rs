@@ -6,15 +6,18 @@
 //! the layer with that diff_id in that compression at that level, so a layer written before is
 //! not compressed again and a gzip blob is never served for a zstd write. A blob enters the
 //! store only after its bytes were hashed and matched its digest (temporary file, then rename),
-//! so every file in it can be trusted by name ([`BlobCache::holds`]).
+//! so every file in it can be trusted by name ([`BlobStore::holds`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::image::layer::FileRange;
-use crate::image::{Digest, Encoding, Error, LayerCompression, Result, WrittenLayer};
+use crate::image::resolve::{BlobStore, PlacedBlob, needs_compression};
+use crate::image::{
+    Cancel, Digest, Encoding, Error, Layer, LayerCompression, Result, WrittenLayer,
+};
 
-/// The blob store.
+/// The blob store ([`super::Store::blobs`]).
 #[derive(Clone, Debug)]
 pub struct BlobCache {
     dir: PathBuf,
@@ -24,23 +27,6 @@ impl BlobCache {
     /// A store rooted at `dir` (created on first write).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         Self { dir: dir.into() }
-    }
-
-    /// The store under a user-given cache directory (`DIR/oci-v1`), else [`Self::default_dir`].
-    pub fn for_cache_dir(cache_dir: Option<&Path>) -> Self {
-        match cache_dir {
-            Some(d) => Self::new(d.join("oci-v1")),
-            None => Self::new(Self::default_dir()),
-        }
-    }
-
-    /// The default store: `$XDG_CACHE_HOME/conda-docker/oci-v1` (or `~/.cache/...`).
-    pub fn default_dir() -> PathBuf {
-        let base = std::env::var_os("XDG_CACHE_HOME")
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-            .unwrap_or_else(std::env::temp_dir);
-        base.join("conda-docker").join("oci-v1")
     }
 
     fn bucket(&self, kind: &str) -> PathBuf {
@@ -110,15 +96,6 @@ impl BlobCache {
         let bytes =
             serde_json::to_vec(written).map_err(|e| Error::io("writing", &path)(e.into()))?;
         crate::atomic::write(&path, &bytes).map_err(Error::io("writing", &path))
-    }
-
-    /// True when `range` is the whole of this store's blob named `digest`: bytes the store
-    /// checked against that digest before naming them by it, to be trusted without hashing
-    /// them again.
-    pub fn holds(&self, range: &FileRange, digest: &Digest) -> bool {
-        range.offset == 0
-            && range.path == self.blob_path(digest)
-            && std::fs::metadata(&range.path).is_ok_and(|m| m.len() == range.size)
     }
 
     /// The store's directory.
@@ -198,79 +175,72 @@ pub struct KeyedLayer {
     pub size: u64,
 }
 
-/// A layer's blob from an earlier write in `encoding`'s compression, found by the diff_id of
-/// its tar. `None` for a layer stored in that compression already (it is written as it is), or
-/// one not written so before.
-pub fn cached_compressed(
-    layer: &crate::image::Layer,
-    cache: &BlobCache,
-    encoding: Encoding,
-    cancel: &crate::image::Cancel,
-) -> Result<Option<WrittenLayer>> {
-    if !needs_compression(layer, encoding) {
-        return Ok(None);
-    }
-    // Compressing costs far more than making the tar: hash the tar when its diff_id is unknown.
-    let diff_id = match layer.diff_id() {
-        Some(d) => d.clone(),
-        None => {
-            layer
-                .write_to(&mut std::io::sink(), Encoding::Uncompressed, cancel)?
-                .diff_id
+impl BlobCache {
+    /// A layer's blob from an earlier write in `encoding`'s compression, found by the diff_id
+    /// of its tar. `None` for a layer stored in that compression already (it is written as it
+    /// is), or one not written so before.
+    fn cached_compressed(
+        &self,
+        layer: &Layer,
+        encoding: Encoding,
+        cancel: &Cancel,
+    ) -> Result<Option<WrittenLayer>> {
+        if !needs_compression(layer, encoding) {
+            return Ok(None);
         }
-    };
-    Ok(cache.compressed(&diff_id, encoding.target()))
+        // Compressing costs far more than making the tar: hash the tar when its diff_id is
+        // unknown.
+        let diff_id = match layer.diff_id() {
+            Some(d) => d.clone(),
+            None => {
+                layer
+                    .write_to(&mut std::io::sink(), Encoding::Uncompressed, cancel)?
+                    .diff_id
+            }
+        };
+        Ok(self.compressed(&diff_id, encoding.target()))
+    }
 }
 
-/// The stored blob of `layer` in `encoding`'s compression: the one from an earlier write when
-/// there is one (`reused`), else written now (checked as it streams) and kept for the next
-/// write.
-pub fn compressed_blob(
-    layer: &crate::image::Layer,
-    cache: &BlobCache,
-    encoding: Encoding,
-    cancel: &crate::image::Cancel,
-) -> Result<StoredBlob> {
-    if let Some(written) = cached_compressed(layer, cache, encoding, cancel)? {
-        return Ok(StoredBlob {
-            path: cache.blob_path(&written.digest),
+impl BlobStore for BlobCache {
+    /// Bytes the store checked against `digest` before naming them by it, to be trusted
+    /// without hashing them again.
+    fn holds(&self, range: &FileRange, digest: &Digest) -> bool {
+        range.offset == 0
+            && range.path == self.blob_path(digest)
+            && std::fs::metadata(&range.path).is_ok_and(|m| m.len() == range.size)
+    }
+
+    /// The one from an earlier write when there is one (`reused`), else written now (checked as
+    /// it streams) and kept for the next write.
+    fn compressed_blob(
+        &self,
+        layer: &Layer,
+        encoding: Encoding,
+        cancel: &Cancel,
+    ) -> Result<PlacedBlob> {
+        let placed = |written: WrittenLayer, reused| PlacedBlob {
+            range: FileRange {
+                path: self.blob_path(&written.digest),
+                offset: 0,
+                size: written.size,
+            },
             written,
-            reused: true,
-        });
-    }
-    let temp = cache.temp_blob()?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, temp.as_file());
-    let written = layer.write_to(&mut out, encoding, cancel)?;
-    out.flush().map_err(Error::io("writing", temp.path()))?;
-    drop(out);
-    let path = cache.commit(temp, &written.digest)?;
-    if needs_compression(layer, encoding) {
-        cache.remember_compressed(&written, encoding.target())?;
-    }
-    Ok(StoredBlob {
-        path,
-        written,
-        reused: false,
-    })
-}
-
-/// A layer blob in the store (see [`compressed_blob`]).
-pub struct StoredBlob {
-    /// Where its bytes are.
-    pub path: PathBuf,
-    /// Its digest, size, diff_id and compression.
-    pub written: WrittenLayer,
-    /// True when an earlier write had compressed it already.
-    pub reused: bool,
-}
-
-/// True when writing `layer` as `encoding` asks means (re)compressing it: a made tar, or a
-/// stored blob in another compression.
-pub fn needs_compression(layer: &crate::image::Layer, encoding: Encoding) -> bool {
-    use crate::image::layer::LayerSource;
-    match layer.source() {
-        LayerSource::Tar(_) => true,
-        LayerSource::Blob { compression, .. } => !encoding.keeps(*compression),
+            reused,
+        };
+        if let Some(written) = self.cached_compressed(layer, encoding, cancel)? {
+            return Ok(placed(written, true));
+        }
+        let temp = self.temp_blob()?;
+        let mut out = std::io::BufWriter::with_capacity(1 << 20, temp.as_file());
+        let written = layer.write_to(&mut out, encoding, cancel)?;
+        out.flush().map_err(Error::io("writing", temp.path()))?;
+        drop(out);
+        self.commit(temp, &written.digest)?;
+        if needs_compression(layer, encoding) {
+            self.remember_compressed(&written, encoding.target())?;
+        }
+        Ok(placed(written, false))
     }
 }
 
@@ -284,4 +254,119 @@ pub(crate) fn persist(temp: tempfile::NamedTempFile, path: &Path) -> Result<()> 
     temp.persist(path)
         .map_err(|e| Error::io("writing", path)(e.error))?;
     Ok(())
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::image::Compression;
+    use crate::image::layer::LayerSource;
+    use crate::image::manifest::Manifest;
+    use crate::image::resolve::resolve;
+
+    /// An image of one layer whose tar is `cache`'s own blob.
+    pub(crate) fn cached_image(cache: &BlobCache) -> crate::image::Image {
+        let stored = cache
+            .put_layer(None, |w| {
+                crate::image::layer_tar::write_layer_tar(
+                    vec![crate::image::layer_tar::Entry {
+                        path: "a".into(),
+                        data: crate::image::layer_tar::EntryData::Bytes(b"a".repeat(4000)),
+                        mode: 0o644,
+                    }],
+                    0,
+                    w,
+                    &Cancel::new(),
+                )
+            })
+            .unwrap();
+        let layer = Layer::from_blob(
+            LayerSource::Blob {
+                range: FileRange {
+                    path: cache.blob_path(&stored.diff_id),
+                    offset: 0,
+                    size: stored.size,
+                },
+                compression: Compression::None,
+                digest: Some(stored.diff_id.clone()),
+            },
+            Some(stored.diff_id),
+            "cached",
+        );
+        let config = crate::image::ConfigFile {
+            rootfs: crate::image::config::RootFs {
+                diff_ids: vec![layer.diff_id().unwrap().clone()],
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        crate::image::Image::from_parts(config, vec![layer]).unwrap()
+    }
+
+    #[test]
+    fn a_cache_blob_is_trusted_and_others_are_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let image = cached_image(&cache);
+        let plain = resolve(&image, Encoding::Uncompressed, Some(&cache));
+        assert!(plain.layers[0].known().is_some(), "a cache tar is stored");
+        let outside = resolve(&image, Encoding::Uncompressed, None);
+        assert!(
+            outside.layers[0].known().is_none(),
+            "without the cache it is checked"
+        );
+        let zstd = resolve(
+            &image,
+            Encoding::Compressed(LayerCompression::zstd(3)),
+            Some(&cache),
+        );
+        let mut out = Vec::new();
+        let written = zstd.layers[0].write_to(&mut out, &Cancel::new()).unwrap();
+        assert_eq!(written.compression, Compression::Zstd);
+        let gzip = resolve(
+            &image,
+            Encoding::Compressed(LayerCompression::gzip(1)),
+            Some(&cache),
+        );
+        let mut out = Vec::new();
+        let again = gzip.layers[0].write_to(&mut out, &Cancel::new()).unwrap();
+        assert_eq!(
+            again.compression,
+            Compression::Gzip,
+            "no zstd blob for gzip"
+        );
+        assert_eq!(again.diff_id, written.diff_id);
+        let resolved = gzip.finish(vec![again]);
+        let manifest: Manifest = serde_json::from_slice(&resolved.manifest).unwrap();
+        assert_eq!(
+            manifest.layers[0].media_type,
+            "application/vnd.oci.image.layer.v1.tar+gzip"
+        );
+    }
+
+    #[test]
+    fn a_trusted_blob_is_copied_without_being_hashed_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path().join("cache"));
+        let image = cached_image(&cache);
+        let LayerSource::Blob { range, .. } = image.layers()[0].source() else {
+            unreachable!()
+        };
+        // Bytes changed behind the cache's back, same size: trusted by name, copied as they are.
+        let mut bytes = std::fs::read(&range.path).unwrap();
+        bytes[600] ^= 1;
+        std::fs::write(&range.path, &bytes).unwrap();
+        let trusted = resolve(&image, Encoding::Uncompressed, Some(&cache));
+        let mut out = Vec::new();
+        trusted.layers[0]
+            .write_to(&mut out, &Cancel::new())
+            .unwrap();
+        assert_eq!(out, bytes);
+        // Without the cache vouching for it, the same blob is hashed and refused.
+        let checked = resolve(&image, Encoding::Uncompressed, None);
+        let err = checked.layers[0]
+            .write_to(&mut Vec::new(), &Cancel::new())
+            .unwrap_err();
+        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+    }
 }

@@ -1,0 +1,124 @@
+//! The store: every cache conda-docker keeps, under one root, each a named bucket whose name
+//! carries its format's version (bump it when what the bucket holds, or how it is read,
+//! changes).
+//!
+//! The root is `--cache-dir DIR`, else `$XDG_CACHE_HOME/conda-docker` (`~/.cache/...`), taken
+//! from an [`Env`](crate::env::Env), never from the process. Under it: the blob store
+//! [`BLOBS`] (`oci-v1`: layer tars by diff_id, compressed blobs, pulled manifests, layer keys;
+//! see [`blobs`]), [`CONTENTS`] (`contents-v2`: what each package holds, by sha256),
+//! [`WHEELS`] (`pypi-v1`: PyPI wheels, by sha256) and [`INSTALLED_WHEELS`]
+//! (`wheels-installed-v1`: what installing each gave). Conda packages themselves are in
+//! rattler's package cache, shared with pixi, which conda-docker reads but never prunes.
+//!
+//! The image side knows the blob store only through [`crate::image::resolve::BlobStore`], which
+//! [`BlobCache`] implements: the store depends on the image side, never the reverse.
+
+pub mod blobs;
+mod usage;
+
+use std::path::{Path, PathBuf};
+
+pub use blobs::{BlobCache, KeyedLayer};
+pub use usage::CacheUsage;
+
+/// The blob store's bucket.
+pub const BLOBS: &str = "oci-v1";
+/// The package-contents bucket (`conda::contents::ContentsCache`).
+pub const CONTENTS: &str = "contents-v2";
+/// The PyPI wheel bucket (`<sha256>.whl`).
+pub const WHEELS: &str = "pypi-v1";
+/// What installing each PyPI wheel gave, by wheel and scheme.
+pub const INSTALLED_WHEELS: &str = "wheels-installed-v1";
+
+/// The root of conda-docker's caches, and the bucket directories under it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Store {
+    root: PathBuf,
+}
+
+impl Store {
+    /// The store rooted at `root` (nothing is created until a bucket is written).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        Self { root: root.into() }
+    }
+
+    /// The store under `cache_dir` (as `--cache-dir` gives it), else under
+    /// [`Store::default_root`].
+    pub fn at(cache_dir: Option<&Path>, env: &crate::env::Env) -> Self {
+        match cache_dir {
+            Some(dir) => Self::new(dir),
+            None => Self::new(Self::default_root(env)),
+        }
+    }
+
+    /// The default root: `$XDG_CACHE_HOME/conda-docker` (or `~/.cache/conda-docker`).
+    pub fn default_root(env: &crate::env::Env) -> PathBuf {
+        env.cache_home().join("conda-docker")
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The blob store ([`BLOBS`]).
+    pub fn blobs(&self) -> BlobCache {
+        BlobCache::new(self.root.join(BLOBS))
+    }
+
+    /// The package-contents cache's directory ([`CONTENTS`]).
+    pub fn contents_dir(&self) -> PathBuf {
+        self.root.join(CONTENTS)
+    }
+
+    /// The PyPI wheel cache's directory ([`WHEELS`]).
+    pub fn wheels_dir(&self) -> PathBuf {
+        self.root.join(WHEELS)
+    }
+
+    /// The directory of what installing each wheel gave ([`INSTALLED_WHEELS`]).
+    pub fn installed_wheels_dir(&self) -> PathBuf {
+        self.root.join(INSTALLED_WHEELS)
+    }
+
+    /// Every bucket, named as `cache info` shows it.
+    pub fn buckets(&self) -> Vec<(&'static str, PathBuf)> {
+        vec![
+            ("blobs", self.root.join(BLOBS)),
+            ("package contents", self.contents_dir()),
+            ("PyPI wheels", self.wheels_dir()),
+            ("installed wheels", self.installed_wheels_dir()),
+        ]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_root_is_the_cache_dir_or_the_env_s_cache_home() {
+        let env = crate::env::Env::new([("HOME", "/home/u")], "/");
+        let store = Store::at(None, &env);
+        assert_eq!(store.root(), Path::new("/home/u/.cache/conda-docker"));
+        assert_eq!(
+            store.blobs().dir(),
+            Path::new("/home/u/.cache/conda-docker/oci-v1")
+        );
+        let env = env.with_var("XDG_CACHE_HOME", "/xdg");
+        assert_eq!(Store::at(None, &env).root(), Path::new("/xdg/conda-docker"));
+        let given = Store::at(Some(Path::new("/c")), &env);
+        assert_eq!(given.root(), Path::new("/c"));
+        let buckets: Vec<PathBuf> = given.buckets().into_iter().map(|(_, p)| p).collect();
+        assert_eq!(
+            buckets,
+            [
+                "/c/oci-v1",
+                "/c/contents-v2",
+                "/c/pypi-v1",
+                "/c/wheels-installed-v1"
+            ]
+            .map(PathBuf::from)
+        );
+    }
+}
