@@ -59,22 +59,7 @@ pub fn run(cli: Cli) -> ExitCode {
                 }
             })
         };
-        let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
-        let r = match cli.command {
-            Command::Build(args) => {
-                done(build::build(*args, cancel.clone(), progress.clone()).await)
-            }
-            Command::Login(args) => done(login::login(args).await),
-            Command::Inspect(args) => done(inspect::inspect(args, cancel.clone(), &progress).await),
-            Command::Diff(args) => diff::diff(args, cancel.clone(), &progress).await,
-            Command::Lock(args) => done(lock::lock(args, cancel.clone(), progress.clone()).await),
-            Command::Copy(args) => done(copy::copy(args, cancel.clone(), progress.clone()).await),
-            Command::Cache(args) => done(cache::cache(args)),
-            Command::Sbom(args) => done(sbom::sbom(args, cancel.clone(), &progress).await),
-            Command::Logout(args) => done(login::logout(args)),
-            Command::Completions(args) => done(completions::completions(args)),
-            Command::Man(args) => done(completions::man(args)),
-        };
+        let r = dispatch(cli.command, &cancel, &progress).await;
         watcher.abort();
         r
     });
@@ -103,6 +88,24 @@ pub fn run(cli: Cli) -> ExitCode {
             }
             ExitCode::from(error_code)
         }
+    }
+}
+
+/// Runs `command`: its exit status, or its error.
+async fn dispatch(command: Command, cancel: &Cancel, progress: &Arc<Progress>) -> Result<ExitCode> {
+    let done = |r: Result<()>| r.map(|()| ExitCode::SUCCESS);
+    match command {
+        Command::Build(args) => done(build::build(*args, cancel.clone(), progress.clone()).await),
+        Command::Login(args) => done(login::login(args).await),
+        Command::Inspect(args) => done(inspect::inspect(args, cancel.clone(), progress).await),
+        Command::Diff(args) => diff::diff(args, cancel.clone(), progress).await,
+        Command::Lock(args) => done(lock::lock(args, cancel.clone(), progress.clone()).await),
+        Command::Copy(args) => done(copy::copy(args, cancel.clone(), progress.clone()).await),
+        Command::Cache(args) => done(cache::cache(args)),
+        Command::Sbom(args) => done(sbom::sbom(args, cancel.clone(), progress).await),
+        Command::Logout(args) => done(login::logout(args)),
+        Command::Completions(args) => done(completions::completions(args)),
+        Command::Man(args) => done(completions::man(args)),
     }
 }
 
