@@ -65,7 +65,24 @@ pub(crate) fn assemble(
     )?;
     annotate(&b.base, &mut image, plan.epoch);
     record(&mut image, &plan.recorded, plan.epoch);
+    check_config_size(&image)?;
     Ok(image)
+}
+
+/// Fails when the config would be larger than readers take ([`crate::capped::JSON_CAP`], as
+/// `inspect` and a build on this image as its base read it): the build never writes an image
+/// its own reader refuses.
+fn check_config_size(image: &Image) -> Result<(), Error> {
+    // Every diff_id has the same length, so stand-ins give the exact size.
+    let diff_ids = vec![Digest::of(b""); image.layers().len()];
+    let size = image.config_bytes(diff_ids).len() as u64;
+    if size > crate::capped::JSON_CAP {
+        return Err(Error::ConfigTooLarge {
+            size,
+            cap: crate::capped::JSON_CAP,
+        });
+    }
+    Ok(())
 }
 
 /// Records what the image was built from beyond its packages in an empty-layer history entry

@@ -105,6 +105,17 @@ pub enum Error {
     /// An output cannot be written.
     #[error(transparent)]
     Output(Box<crate::transport::OutputError>),
+    /// The image config would be larger than readers of images take.
+    #[error(
+        "the image config would be {size} bytes, over the {cap} bytes images are read with \
+         (inspect, a build on it as its base): shorten the variables, labels or other settings"
+    )]
+    ConfigTooLarge {
+        /// Its size in bytes.
+        size: u64,
+        /// The cap.
+        cap: u64,
+    },
     /// The request does not resolve.
     #[error(transparent)]
     Request(#[from] crate::request::Error),
