@@ -123,3 +123,93 @@ fn pinned_in(reference: &Reference, cache: &BlobCache) -> bool {
         .digest()
         .is_some_and(|d| cache.manifest(d).is_some())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// A loopback registry host that accepts connections and counts them: each is closed at
+    /// once (`hold` false) or kept open and silent.
+    fn listener(hold: bool) -> (String, Arc<AtomicUsize>) {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let count = Arc::new(AtomicUsize::new(0));
+        let counted = count.clone();
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            for stream in listener.incoming().flatten() {
+                counted.fetch_add(1, Ordering::SeqCst);
+                if hold {
+                    held.push(stream);
+                }
+            }
+        });
+        (addr, count)
+    }
+
+    fn closed_port() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    }
+
+    fn output(registry: &str, repo: &str) -> Location {
+        Location::parse_destination(&format!("docker://{registry}/{repo}:1")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_closed_port_is_unreachable_and_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let closed = closed_port();
+        let options = RegistryOptions::default();
+        let err = check_reachable(&[output(&closed, "app")], &options, "scratch", None, &cache)
+            .await
+            .unwrap_err();
+        let text = crate::error_chain(&err);
+        assert!(text.contains(&format!("writing {closed}/app:1")), "{text}");
+        assert!(
+            text.contains("cannot reach it (GET /v2/, 1 attempt)"),
+            "{text}"
+        );
+        let base = format!("{closed}/base:1");
+        let err = check_reachable(&[], &options, &base, None, &cache)
+            .await
+            .unwrap_err();
+        assert!(matches!(err, Unreachable::Base { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn silence_and_broken_connections_are_left_to_the_requests() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let mut options = RegistryOptions::default();
+        options.timeouts.timeout = Duration::from_millis(300);
+        let (silent, _) = listener(true);
+        check_reachable(&[output(&silent, "app")], &options, "scratch", None, &cache)
+            .await
+            .unwrap();
+        // Each registry once, however many outputs: HTTPS, then plain HTTP on loopback.
+        let (closing, connections) = listener(false);
+        let outputs = [output(&closing, "a"), output(&closing, "b")];
+        check_reachable(&outputs, &options, "scratch", None, &cache)
+            .await
+            .unwrap();
+        assert_eq!(connections.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_base_pinned_by_a_cached_digest_is_not_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let digest = cache.put_manifest(b"{}").unwrap();
+        let base = format!("{}/base@{digest}", closed_port());
+        let options = RegistryOptions::default();
+        check_reachable(&[], &options, &base, None, &cache)
+            .await
+            .unwrap();
+    }
+}
