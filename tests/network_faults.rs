@@ -2,7 +2,7 @@
 //! proxy in front of it (`tests/common/fault_proxy.py`): a download reset mid-body, a lost
 //! answer to a blob `PUT`, an upload the registry never got, a download trickling at 1 byte/s,
 //! an upload the registry reads at 512 bytes/s, a registry that never answers, a 429 with
-//! `Retry-After`, and Ctrl-C during a push. Each test checks the outcome (success after the
+//! `Retry-After`, Ctrl-C during a push, and a registry on a closed port. Each test checks the outcome (success after the
 //! retry, or a clear error in bounded time) and that no partial state is left: no output file,
 //! and no tag pointing at missing blobs.
 
@@ -10,11 +10,13 @@ mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::fault_proxy::FaultProxy;
-use common::tools::{HANG, Registry, RegistryAuth, run_within, tool};
-use common::{channel, conda_docker, glibc_base, run_ok, tempdir};
+use common::tools::{HANG, Registry, RegistryAuth, free_port, run_within, tool};
+use common::{assert_no_output, channel, conda_docker, glibc_base, run_ok, tempdir};
 
 /// The most attempts a request without progress makes before the error: the first and 4
 /// retries (`http::Retries`).
@@ -360,9 +362,10 @@ fn a_registry_that_never_answers_fails_within_the_timeout() {
     );
     // It waited for the answer as long as --timeout says, not less.
     assert!(waited >= Duration::from_secs(2), "gave up after {waited:?}");
-    // The HTTPS probe and one attempt in plain HTTP: two connections, not five attempts.
+    // The reachability check before any work (which leaves silence to --timeout), the HTTPS
+    // probe and one attempt in plain HTTP: three connections, not five attempts.
     let connections = proxy.requests("ACCEPT", "silent");
-    assert_eq!(connections.len(), 2, "{}", proxy.log());
+    assert_eq!(connections.len(), 3, "{}", proxy.log());
     assert!(!out_tar.exists());
 }
 
@@ -547,4 +550,120 @@ fn ctrl_c_during_a_push_says_which_blobs_were_uploaded() {
     );
     assert!(!err.contains("nothing was written"), "{err}");
     assert!(tags(&registry, "app").is_empty(), "a tag was written");
+}
+
+/// A loopback address that counts the connections made to it, closing each at once.
+fn counting_listener() -> (String, Arc<AtomicUsize>) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counted = count.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            if stream.is_ok() {
+                counted.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+    });
+    (addr, count)
+}
+
+#[test]
+fn a_registry_on_a_closed_port_fails_before_any_work_with_one_error() {
+    let closed = format!("127.0.0.1:{}", free_port());
+    // The channel is served here: a solve would connect to it first.
+    let (channel_addr, contacted) = counting_listener();
+    for (base, registry_output) in [
+        ("scratch".to_string(), true),
+        (format!("{closed}/base:1"), false),
+    ] {
+        let dir = tempdir();
+        let d = dir.path();
+        let mut outputs = vec![d.join("out.tar").display().to_string()];
+        if registry_output {
+            outputs.insert(0, format!("docker://{closed}/app:1"));
+        }
+        let mut cmd = conda_docker();
+        cmd.env("CONDA_DOCKER_CACHE_DIR", d.join("cache"))
+            .args([
+                "build",
+                "-b",
+                &base,
+                "-c",
+                &format!("http://{channel_addr}/ch"),
+            ])
+            .arg("--sbom-dir")
+            .arg(d.join("sboms"))
+            .arg("--lock-output")
+            .arg(d.join("lock.txt"));
+        for output in &outputs {
+            cmd.args(["-o", output]);
+        }
+        let err = failed(&run_within(cmd.arg("bzip2"), HANG));
+        // One error and its causes: no retry lines, no stage lines.
+        assert_eq!(
+            err.lines().filter(|l| l.starts_with("error")).count(),
+            1,
+            "{err}"
+        );
+        assert!(
+            err.lines()
+                .all(|l| l.starts_with("error: ") || l.starts_with("  caused by: ")),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("registry `{closed}`: cannot reach it")),
+            "{err}"
+        );
+        let role = if registry_output {
+            format!("writing {closed}/app:1")
+        } else {
+            format!("reading base image `{base}`")
+        };
+        assert!(err.contains(&role), "{err}");
+        assert_eq!(contacted.load(Ordering::SeqCst), 0, "a solve began: {err}");
+        // Nothing written: no output, SBOM, lockfile nor cache.
+        assert_no_output(d);
+    }
+}
+
+/// The retry lines about `host` in `stderr`.
+fn retry_lines(stderr: &str, host: &str) -> usize {
+    stderr
+        .lines()
+        .filter(|l| l.contains(&format!(" on `{host}`: ")) && l.contains("; retry "))
+        .count()
+}
+
+#[test]
+fn retries_on_one_registry_give_one_line_and_each_with_v() {
+    let test = "retries_on_one_registry_give_one_line_and_each_with_v";
+    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+        return;
+    };
+    let base = format!("docker-archive:{}", glibc_base().display());
+    for verbose in [false, true] {
+        // The first three blob checks are dropped unanswered: each is tried again.
+        let Some(proxy) = FaultProxy::start(Some(&registry), &["swallow:HEAD:/blobs/#3"], test)
+        else {
+            return;
+        };
+        let dir = tempdir();
+        let extra: &[&str] = if verbose { &["-v"] } else { &[] };
+        let out = build(
+            dir.path(),
+            &base,
+            &format!("docker://{}/app:1", proxy.addr),
+            &[],
+            extra,
+        );
+        succeeded(&out);
+        let swallowed = proxy.requests("HEAD", "/blobs/");
+        let swallowed = swallowed.iter().filter(|l| l.ends_with("swallow")).count();
+        assert_eq!(swallowed, 3, "{}", proxy.log());
+        let err = stderr(&out);
+        let want = if verbose { swallowed } else { 1 };
+        assert_eq!(retry_lines(&err, &proxy.addr), want, "-v {verbose}:\n{err}");
+        assert_complete(&registry, "app", "1");
+    }
 }

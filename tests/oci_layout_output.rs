@@ -113,9 +113,8 @@ fn adding_to_a_layout_keeps_the_other_images() {
                 .as_str()
                 .unwrap()
         })
-        .filter(|n| !n.starts_with("sha256-"))
         .collect();
-    // Besides the images, each image's SBOMs are listed under its referrers tag.
+    // The images and nothing else: their SBOM referrers are blobs, not entries.
     assert_eq!(names, ["one", "two"]);
     // The layout reads back through conda-docker as a base.
     let out = dir.path().join("rebased.tar");
@@ -224,10 +223,125 @@ fn an_oci_archive_and_a_layout_share_compressed_layers() {
         .collect();
     in_layout.sort();
     // The layout holds the very same image blobs, and beside them the SBOM referrers (which an
-    // oci-archive does not carry): the empty config, two SBOMs, their manifests and an index.
+    // oci-archive does not carry): the empty config, two SBOMs and their two manifests.
     assert!(
         in_archive.iter().all(|b| in_layout.contains(b)),
         "{in_archive:?} vs {in_layout:?}"
     );
-    assert_eq!(in_layout.len(), in_archive.len() + 6, "{in_layout:?}");
+    assert_eq!(in_layout.len(), in_archive.len() + 5, "{in_layout:?}");
+}
+
+/// The conda packages (`name`, `version`) recorded in the image's SBOM, as conda-docker lists them.
+fn sbom_packages(location: &str) -> Vec<(String, String)> {
+    let out = run_ok(common::conda_docker().args(["sbom", "--format", "spdx", location]));
+    let spdx: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let mut packages: Vec<(String, String)> = spdx["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| {
+            p["externalRefs"].as_array().is_some_and(|refs| {
+                refs.iter().any(|r| {
+                    r["referenceLocator"]
+                        .as_str()
+                        .is_some_and(|l| l.starts_with("pkg:conda/"))
+                })
+            })
+        })
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap().to_string(),
+                p["versionInfo"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    packages.sort();
+    packages
+}
+
+#[test]
+fn a_single_image_layout_is_one_image_for_podman_skopeo_and_syft() {
+    let test = "a_single_image_layout_is_one_image_for_podman_skopeo_and_syft";
+    let dir = tempdir();
+    let layout = dir.path().join("layout");
+    // With its SBOMs (the default), written without a tag.
+    build(
+        &format!("oci:{}", layout.display()),
+        "single:1",
+        &[],
+        &["bzip2"],
+    );
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 1, "{index}");
+    let packages = sbom_packages(&format!("oci:{}", layout.display()));
+    let names: Vec<&str> = packages.iter().map(|(n, _)| n.as_str()).collect();
+    // bzip2 and what it needs from the demo channel.
+    assert_eq!(
+        names,
+        [
+            "_libgcc_mutex",
+            "_openmp_mutex",
+            "bzip2",
+            "libgcc",
+            "libgcc-ng",
+            "libgomp"
+        ]
+    );
+
+    if let Some(podman) = Podman::new(test) {
+        let got = run_ok(
+            podman
+                .cmd()
+                .args(["run", "--rm", "--network=none"])
+                .arg(format!("oci:{}", layout.display()))
+                .args(["sh", "-c", "echo hi | bzip2 | bzip2 -d"]),
+        );
+        assert_eq!(got, "hi\n");
+    }
+    if let Some(mut skopeo) = tool("skopeo", test) {
+        let copy = dir.path().join("copy.tar");
+        run_ok(
+            skopeo
+                .arg("copy")
+                .arg(format!("oci:{}", layout.display()))
+                .arg(format!("docker-archive:{}:copy:1", copy.display())),
+        );
+        // The copy is the image: conda-docker reads the same packages from it.
+        assert_eq!(
+            sbom_packages(&format!("docker-archive:{}", copy.display())),
+            packages
+        );
+    }
+    if let Some(mut syft) = tool("syft", test) {
+        let out = run_ok(
+            syft.env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+                .arg("scan")
+                .arg(format!("oci-dir:{}", layout.display()))
+                .args(["--select-catalogers", "+sbom-cataloger", "-o", "json", "-q"]),
+        );
+        let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let mut conda: Vec<(String, String)> = found["artifacts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| {
+                a["purl"]
+                    .as_str()
+                    .is_some_and(|p| p.starts_with("pkg:conda/"))
+            })
+            .map(|a| {
+                (
+                    a["name"].as_str().unwrap().to_string(),
+                    a["version"].as_str().unwrap().to_string(),
+                )
+            })
+            .collect();
+        conda.sort();
+        conda.dedup();
+        assert_eq!(
+            conda, packages,
+            "syft lists every conda package with its purl"
+        );
+    }
 }

@@ -131,6 +131,16 @@ impl From<crate::transport::OutputError> for Error {
     }
 }
 
+impl From<crate::transport::registry::Unreachable> for Error {
+    fn from(e: crate::transport::registry::Unreachable) -> Self {
+        use crate::transport::registry::Unreachable;
+        match e {
+            Unreachable::Base { base, source } => Self::Base { base, source },
+            Unreachable::Output(e) => e.into(),
+        }
+    }
+}
+
 impl From<pypi::PypiError> for Error {
     fn from(e: pypi::PypiError) -> Self {
         Error::Pypi(Box::new(e))

@@ -234,6 +234,15 @@ impl Builder {
         {
             return Err(Error::LockNoPypi { path: lock.clone() });
         }
+        // The registries last: one quick probe each, so one that is down fails before the solve.
+        transport::registry::check_reachable(
+            &job.outputs,
+            &job.registry,
+            &self.base,
+            self.base_options.as_ref(),
+            &self.blob_cache(),
+        )
+        .await?;
 
         let mut built = Vec::with_capacity(platforms.len());
         for (platform, input) in platforms.iter().zip(&inputs) {

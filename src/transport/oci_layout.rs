@@ -4,7 +4,9 @@
 //! blobs [`resolve`] decides (new layers gzip-compressed by default), each cloned (reflinked) or copied
 //! from the blob cache or written to a temporary file renamed to its digest when complete, and
 //! `index.json` last (by rename), so the layout is never left pointing at a missing blob. Adding
-//! an image keeps the others; a ref name already present is moved to the new image.
+//! an image keeps the others; a ref name already present is moved to the new image. An image's
+//! referrers (its SBOMs) are blobs only, found through their `subject` ([`referrers`]): every
+//! entry of `index.json` is an image to podman, skopeo and syft.
 
 use std::fs;
 use std::io::{self, BufWriter, Write};
@@ -229,24 +231,19 @@ fn write_blob(dir: &Path, bytes: &[u8]) -> Result<Digest> {
     Ok(digest)
 }
 
-/// Attaches `artifacts` to the manifest `subject` in the layout at `dir`, as OCI 1.1
-/// referrers kept as a registry without the referrers API keeps them: their blobs and
-/// manifests, and an index of them named `sha256-<hex>` of the subject in `index.json` (last,
-/// by rename), merged with the referrers already there. Returns the artifact manifests' digests.
+/// Attaches `artifacts` to the manifest `subject` in the layout at `dir` as OCI 1.1 referrers
+/// kept as blobs only: each artifact's blobs and its manifest, whose `subject` names the image,
+/// and no entry in `index.json`. Tools that read a layout (podman, skopeo, syft) take every
+/// entry of `index.json` for an image, so a layout of one image stays a layout of one image;
+/// [`referrers`] finds the artifacts through their subject. The `sha256-<hex>` index entry an
+/// earlier version kept for `subject` is dropped from `index.json` (by rename). Returns the
+/// artifact manifests' digests.
 pub fn add_referrers(
     subject: &Descriptor,
     artifacts: &[crate::image::referrer::Artifact],
     dir: &Path,
 ) -> Result<Vec<Digest>> {
-    use crate::image::referrer::{artifact_manifest, fallback_tag, with_referrers};
-    let index_path = dir.join("index.json");
-    let files = LayoutDir(dir);
-    let mut index: Index = parse(&files, "index.json", &files.read("index.json")?)?;
-    let tag = fallback_tag(&subject.digest);
-    let existing = match index.manifests.iter().find(|d| d.ref_name() == Some(&tag)) {
-        Some(d) => Some(read_blob_json::<Index>(&files, d)?),
-        None => None,
-    };
+    use crate::image::referrer::{artifact_manifest, fallback_tag};
     let mut added = Vec::new();
     for artifact in artifacts {
         let made = artifact_manifest(artifact, subject);
@@ -254,16 +251,72 @@ pub fn add_referrers(
             write_blob(dir, bytes)?;
         }
         write_blob(dir, &made.manifest)?;
-        added.push(made.descriptor);
+        added.push(made.descriptor.digest);
     }
-    let referrers = with_referrers(existing, &added).to_bytes();
-    write_blob(dir, &referrers)?;
-    let descriptor = IndexEntry::index(&referrers).named(Some(&tag)).descriptor();
+    let files = LayoutDir(dir);
+    let mut index: Index = parse(&files, "index.json", &files.read("index.json")?)?;
+    let tag = fallback_tag(&subject.digest);
+    let before = index.manifests.len();
     index.manifests.retain(|d| d.ref_name() != Some(&tag));
-    index.manifests.push(descriptor);
-    crate::atomic::write(&index_path, &index.to_bytes())
-        .map_err(Error::io("writing", &index_path))?;
-    Ok(added.into_iter().map(|d| d.digest).collect())
+    if index.manifests.len() != before {
+        let index_path = dir.join("index.json");
+        crate::atomic::write(&index_path, &index.to_bytes())
+            .map_err(Error::io("writing", &index_path))?;
+    }
+    Ok(added)
+}
+
+/// The largest blob [`referrers`] reads to see whether it is an artifact manifest.
+const REFERRER_MANIFEST_CAP: u64 = 64 * 1024;
+
+/// The referrers of the manifest `subject` in the layout at `dir`, as [`add_referrers`] keeps
+/// them: the descriptors (with their `artifactType`) of the image manifests among the layout's
+/// blobs whose `subject` is `subject`, by digest. Only regular files of at most 64 KiB whose
+/// bytes match their name are taken.
+pub fn referrers(dir: &Path, subject: &Digest) -> Result<Vec<Descriptor>> {
+    let blobs = dir.join("blobs").join(subject.algorithm());
+    let entries = fs::read_dir(&blobs).map_err(Error::io("reading", &blobs))?;
+    let mut found = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(Error::io("reading", &blobs))?;
+        // A directory entry's metadata does not follow symlinks: only regular files count.
+        let small = entry
+            .metadata()
+            .is_ok_and(|m| m.is_file() && m.len() <= REFERRER_MANIFEST_CAP);
+        let name = format!(
+            "{}:{}",
+            subject.algorithm(),
+            entry.file_name().to_string_lossy()
+        );
+        if let (true, Ok(digest)) = (small, name.parse::<Digest>())
+            && let Some(d) = referrer_of(&entry.path(), digest, subject)
+        {
+            found.push(d);
+        }
+    }
+    found.sort_by(|a, b| a.digest.cmp(&b.digest));
+    Ok(found)
+}
+
+/// The descriptor of the blob at `path` (named `digest`) if it is a manifest whose `subject` is
+/// `subject`.
+fn referrer_of(path: &Path, digest: Digest, subject: &Digest) -> Option<Descriptor> {
+    let bytes = crate::capped::read_file(path, REFERRER_MANIFEST_CAP).ok()?;
+    let manifest = serde_json::from_slice::<Manifest>(&bytes).ok()?;
+    if manifest.subject.as_ref().map(|s| &s.digest) != Some(subject) || Digest::of(&bytes) != digest
+    {
+        return None;
+    }
+    Some(Descriptor {
+        media_type: manifest
+            .media_type
+            .unwrap_or_else(|| crate::image::media_type::OCI_MANIFEST.into()),
+        digest,
+        size: bytes.len() as u64,
+        annotations: manifest.annotations,
+        platform: None,
+        artifact_type: manifest.artifact_type,
+    })
 }
 
 /// Writes `what` into the layout at `dir` (created if missing), named `tag` if given: one
@@ -463,13 +516,11 @@ mod tests {
     use crate::image::LayerCompression;
     use crate::store::BlobCache;
 
-    #[test]
-    fn a_layout_blob_is_not_the_cache_blob() {
-        use std::os::unix::fs::MetadataExt;
-        let dir = tempfile::tempdir().unwrap();
-        let cache = BlobCache::new(dir.path().join("cache"));
+    /// A layout at `dir/layout` holding one cached image, written uncompressed.
+    fn one_image_layout(dir: &Path) -> (PathBuf, BlobCache, Written) {
+        let cache = BlobCache::new(dir.join("cache"));
         let image = crate::store::blobs::tests::cached_image(&cache);
-        let layout = dir.path().join("layout");
+        let layout = dir.join("layout");
         let remote = super::super::Remote {
             options: Default::default(),
             cache: cache.clone(),
@@ -482,6 +533,14 @@ mod tests {
             .with_remote(&remote)
             .write(&[], options);
         let written = write(Publishable::Image(&image), &layout, None, &ctx).unwrap();
+        (layout, cache, written)
+    }
+
+    #[test]
+    fn a_layout_blob_is_not_the_cache_blob() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let (layout, cache, written) = one_image_layout(dir.path());
         let digest = &written.images[0].layers[0].digest;
         let in_layout = layout.join("blobs/sha256").join(digest.hex());
         let in_cache = cache.blob_path(digest);
@@ -494,5 +553,57 @@ mod tests {
             std::fs::metadata(&in_layout).unwrap().ino(),
             std::fs::metadata(&in_cache).unwrap().ino()
         );
+    }
+
+    #[test]
+    fn referrers_are_blobs_found_through_their_subject_not_index_entries() {
+        use crate::image::referrer::{Artifact, fallback_tag};
+        let dir = tempfile::tempdir().unwrap();
+        let (layout, _cache, _) = one_image_layout(dir.path());
+        let index_of = || -> Index {
+            serde_json::from_slice(&fs::read(layout.join("index.json")).unwrap()).unwrap()
+        };
+        let mut index = index_of();
+        let subject = index.manifests[0].clone();
+        // As an earlier version kept them: an index under the subject's fallback tag.
+        let old = IndexEntry::index(&resolve::index(&[]).to_bytes())
+            .named(Some(&fallback_tag(&subject.digest)))
+            .descriptor();
+        index.manifests.push(old);
+        fs::write(layout.join("index.json"), index.to_bytes()).unwrap();
+        let artifacts: Vec<Artifact> = ["application/spdx+json", "application/vnd.cyclonedx+json"]
+            .iter()
+            .map(|t| Artifact {
+                artifact_type: t.to_string(),
+                bytes: format!("{{\"type\":\"{t}\"}}").into_bytes(),
+                annotations: Default::default(),
+            })
+            .collect();
+        let mut added = add_referrers(&subject, &artifacts, &layout).unwrap();
+        // Again: the same blobs, nothing more.
+        assert_eq!(add_referrers(&subject, &artifacts, &layout).unwrap(), added);
+        assert_eq!(
+            index_of().manifests,
+            vec![subject.clone()],
+            "one image, one entry"
+        );
+        let found = referrers(&layout, &subject.digest).unwrap();
+        added.sort();
+        assert_eq!(
+            found.iter().map(|d| d.digest.clone()).collect::<Vec<_>>(),
+            added
+        );
+        let mut types: Vec<_> = found
+            .iter()
+            .filter_map(|d| d.artifact_type.clone())
+            .collect();
+        types.sort();
+        assert_eq!(
+            types,
+            ["application/spdx+json", "application/vnd.cyclonedx+json"]
+        );
+        // Nothing refers to an artifact manifest, and the image reads as the only one.
+        assert!(referrers(&layout, &added[0]).unwrap().is_empty());
+        read(&layout, None, &Platform::linux("amd64", None)).unwrap();
     }
 }

@@ -609,6 +609,37 @@ impl<'r> Client<'r> {
         answer
     }
 
+    /// Whether the registry can be reached at all: one `GET /v2/` over HTTPS, then over plain
+    /// HTTP where that is allowed, without credentials or retries and each for at most `limit`.
+    /// `Err` only when the requests to come would surely fail too: no connection could be made
+    /// (refused, no such host, TLS refused or a certificate that does not verify). Any answer,
+    /// silence or a broken connection leaves the verdict to them (and their `--timeout`).
+    pub async fn probe(&self, limit: Duration) -> Result<(), Error> {
+        let host = api_host(&self.registry);
+        let get = |scheme: &str| {
+            self.http
+                .get(format!("{scheme}://{host}/v2/"))
+                .timeout(limit)
+                .send()
+        };
+        let refused = |e: reqwest::Error| self.network_error("GET /v2/", 1, Fault::Http(e));
+        let e = match get("https").await {
+            Err(e) if !e.is_timeout() => e,
+            _ => return Ok(()),
+        };
+        if !self.plain_http || is_certificate_error(&e) {
+            return if e.is_connect() {
+                Err(refused(e))
+            } else {
+                Ok(())
+            };
+        }
+        match get("http").await {
+            Err(e) if e.is_connect() && !e.is_timeout() => Err(refused(e)),
+            _ => Ok(()),
+        }
+    }
+
     /// Checks that the registry accepts this client's credentials (`docker login`'s check).
     pub async fn check_login(&self) -> Result<(), Error> {
         let response = self.send(Method::GET, "/v2/", &[], |r| r).await?;

@@ -17,6 +17,7 @@
 pub mod auth;
 pub mod body;
 pub mod client;
+pub mod reach;
 
 use std::io::Write;
 
@@ -25,6 +26,7 @@ use reqwest::{Method, StatusCode};
 pub use crate::http::Timeouts;
 pub use auth::Credential;
 pub use client::{Client, RegistryOptions};
+pub use reach::{Unreachable, check_reachable};
 
 use super::error::{Error, Result};
 use super::{Publishable, ReadContext, Session, WriteContext, Written, WrittenImage};
