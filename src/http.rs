@@ -10,16 +10,14 @@
 //! `--speed-limit`/`--speed-time` do. A failure that may pass (a broken connection, silence, a
 //! crawl, 429, 5xx) is tried again at most 4 times since the request last made progress, 0.5,
 //! 1, 2 and 4 s apart, or as long as the server asks with `Retry-After` (at most 60 s), never
-//! beyond the timeout; a failed TLS handshake or certificate is not tried again. A retry goes to
-//! [`Reporter::retrying`] when it is the first on its server in 10 s (or waits that long), and
-//! is logged at `info` otherwise: a registry that is down for every blob at once gives one line.
+//! beyond the timeout; a failed TLS handshake or certificate is not tried again.
 //!
 //! Downloads, for both clients, go through one loop ([`download`]): a body into a restartable
 //! [`Sink`], resumed with `Range` after a broken transfer where the caller allows it.
 
 mod download;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -73,31 +71,6 @@ const RETRIES: u32 = 4;
 
 /// The longest wait a server's `Retry-After` gets.
 const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
-
-/// How long after a retry on a server is reported no other retry on it is: a server that fails
-/// many requests at once (a blob each, in parallel) gives one line, not one per request.
-const RETRY_QUIET: Duration = Duration::from_secs(10);
-
-/// When a retry on each server (its kind and host) was last reported, for [`first_in_a_while`].
-static REPORTED: std::sync::Mutex<BTreeMap<(String, String), Instant>> =
-    std::sync::Mutex::new(BTreeMap::new());
-
-/// Whether a retry on `what` `host` after which we wait `delay` goes to the reporter: the first
-/// on that server in [`RETRY_QUIET`], and any wait at least that long (never silent). The
-/// others are logged at `info` (shown with `-v`).
-fn first_in_a_while(what: &str, host: &str, delay: Duration) -> bool {
-    let now = Instant::now();
-    let mut reported = REPORTED
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
-    reported.retain(|_, at| now.duration_since(*at) < RETRY_QUIET);
-    let key = (what.to_string(), host.to_string());
-    if reported.contains_key(&key) && delay < RETRY_QUIET {
-        return false;
-    }
-    reported.insert(key, now);
-    true
-}
 
 /// Why one attempt at a request failed.
 #[derive(Debug, thiserror::Error)]
@@ -288,7 +261,7 @@ impl<'a> Retries<'a> {
             return false;
         }
         self.retries += 1;
-        let retry = Retry {
+        self.reporter.retrying(&Retry {
             what: self.what,
             host: self.host,
             request,
@@ -296,12 +269,12 @@ impl<'a> Retries<'a> {
             delay,
             asked,
             attempt: self.retries,
-        };
-        if first_in_a_while(self.what, self.host, delay) {
-            self.reporter.retrying(&retry);
-        } else {
-            tracing::info!("{retry}");
-        }
+        });
+        tracing::debug!(
+            "{request}: {}; retry {} in {delay:?}",
+            error_chain(fault),
+            self.retries
+        );
         tokio::time::sleep(delay).await;
         true
     }
@@ -415,20 +388,6 @@ mod tests {
         assert_eq!(retry_after(&headers), Some(Duration::ZERO));
         headers.insert(RETRY_AFTER, "soon".parse().unwrap());
         assert_eq!(retry_after(&headers), None);
-    }
-
-    #[test]
-    fn one_retry_per_server_is_reported_in_a_while() {
-        let short = Duration::from_millis(500);
-        // Hosts of this test alone: the record is the process's.
-        let host = "one-retry-per-server.test:1";
-        assert!(first_in_a_while("registry", host, short));
-        assert!(!first_in_a_while("registry", host, short));
-        assert!(!first_in_a_while("registry", host, Duration::from_secs(4)));
-        // A wait as long as the quiet time is always said.
-        assert!(first_in_a_while("registry", host, RETRY_QUIET));
-        assert!(first_in_a_while("index", host, short));
-        assert!(first_in_a_while("registry", "another-server.test:1", short));
     }
 
     #[test]

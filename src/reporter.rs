@@ -40,8 +40,7 @@ pub trait Reporter: Send + Sync {
     fn layer_finished(&self, _index: usize, _layer: &Layer, _written: &WrittenLayer) {}
     /// `done` of the `total` bytes of blob `digest` have come from a registry.
     fn blob_downloaded(&self, _digest: &Digest, _done: u64, _total: u64) {}
-    /// A request to a registry or an index failed and is tried again after `retry.delay`: the
-    /// first such retry on its server in 10 s, or one with a longer wait ([`crate::http`]).
+    /// A request to a registry or an index failed and is tried again after `retry.delay`.
     fn retrying(&self, _retry: &Retry<'_>) {}
     /// Blob `digest` is now in `repository` (`REGISTRY/REPO`), uploaded or mounted, though no
     /// manifest there may name it yet.
