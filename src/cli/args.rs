@@ -3,13 +3,23 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::help;
 use crate::http::parse_seconds;
 use crate::transport::registry::{Credential, RegistryOptions, Timeouts};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// `build --help`'s headings: what goes in, what the image is, where it goes, how it is
+/// layered; registry and cache options under their own, on every command that takes them.
+const INPUT: &str = "Input";
+const IMAGE: &str = "Image";
+const OUTPUT: &str = "Output";
+const LAYERS: &str = "Layers";
+const REGISTRY: &str = "Registry (for images in a registry)";
+const CACHE: &str = "Cache";
+
 /// Build minimal, reproducible Docker/OCI images from conda environments, without Docker.
 #[derive(Debug, Parser)]
-#[command(name = "conda-docker", version, about)]
+#[command(name = "conda-docker", version, about, after_help = help::TOP, max_term_width = 100)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -24,21 +34,63 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Build an image holding a conda environment solved from package specs.
+    #[command(after_help = help::BUILD, override_usage = help::BUILD_USAGE)]
     Build(Box<BuildArgs>),
     /// Store credentials for a registry where `docker login` would.
+    #[command(after_help = help::LOGIN)]
     Login(LoginArgs),
+    /// Remove the credentials `login` stored for a registry.
+    #[command(after_help = help::LOGOUT)]
+    Logout(LogoutArgs),
     /// Show an image's layers (with the conda packages each holds), config and size.
+    // `--creds` is for the registries written to: the commands that only read hide it.
+    #[command(after_help = help::INSPECT, mut_arg("creds", |a| a.hide(true)))]
     Inspect(InspectArgs),
     /// Show what changed from one image to another: conda packages, layers and config.
+    #[command(after_help = help::DIFF, mut_arg("creds", |a| a.hide(true)))]
     Diff(DiffArgs),
     /// Write the lockfile an image was built from, read from the image, to rebuild it exactly.
+    #[command(after_help = help::LOCK, mut_arg("creds", |a| a.hide(true)))]
     Lock(LockArgs),
     /// Copy an image between transports (docker-archive, OCI layout, oci-archive, registry).
+    #[command(after_help = help::COPY)]
     Copy(CopyArgs),
     /// Show or prune conda-docker's caches (blobs, layer keys, package contents).
+    #[command(after_help = help::CACHE)]
     Cache(CacheArgs),
     /// Print the SBOM (SPDX or CycloneDX JSON) of an image's conda environment.
+    #[command(after_help = help::SBOM, mut_arg("creds", |a| a.hide(true)))]
     Sbom(SbomArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or PowerShell.
+    #[command(after_help = help::COMPLETIONS)]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write every command's page to a directory.
+    #[command(after_help = help::MAN)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct LogoutArgs {
+    /// The registry host, as `login` took it (default: Docker Hub).
+    #[arg(default_value = "docker.io")]
+    pub registry: String,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// The command whose page to print (default: conda-docker's own).
+    pub command: Option<String>,
+    /// Write `conda-docker.1` and one page per command (`conda-docker-build.1`, ...) to DIR
+    /// instead.
+    #[arg(long, value_name = "DIR", conflicts_with = "command")]
+    pub dir: Option<PathBuf>,
 }
 
 /// Registry credentials, plain HTTP and the cache: shared by every command that reads or
@@ -47,6 +99,7 @@ pub enum Command {
 pub struct RegistryArgs {
     /// Credentials for the registry read from (the base image's), as USER:PASS.
     #[arg(
+        help_heading = REGISTRY,
         long,
         visible_alias = "src-creds",
         value_name = "USER:PASS",
@@ -56,6 +109,7 @@ pub struct RegistryArgs {
     pub base_creds: Option<String>,
     /// Credentials for the registries written to (`docker://...`), as USER:PASS.
     #[arg(
+        help_heading = REGISTRY,
         long,
         value_name = "USER:PASS",
         env = "CONDA_DOCKER_CREDS",
@@ -66,7 +120,7 @@ pub struct RegistryArgs {
     pub tls: TlsArgs,
     /// The cache: conda packages (default: rattler's shared cache, as pixi uses) and registry
     /// blobs (default: ~/.cache/conda-docker).
-    #[arg(long, env = "CONDA_DOCKER_CACHE_DIR")]
+    #[arg(help_heading = CACHE, long, env = "CONDA_DOCKER_CACHE_DIR")]
     pub cache_dir: Option<PathBuf>,
 }
 
@@ -142,6 +196,10 @@ pub struct LockArgs {
     /// environment it holds).
     #[arg(long, value_name = "PATH")]
     pub prefix: Option<String>,
+    /// Also print what was written as JSON on stdout: the file, the prefix, the platform and
+    /// each package (name, version, build, channel, url, sha256).
+    #[arg(long)]
+    pub json: bool,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -153,7 +211,13 @@ pub struct CopyArgs {
     /// Where to write it (as `-o` takes it).
     pub destination: String,
     /// Name and tag for the written image (repeatable).
-    #[arg(short, long = "image", value_name = "NAME[:TAG]")]
+    #[arg(
+        short,
+        long = "image",
+        visible_short_alias = 't',
+        visible_alias = "tag",
+        value_name = "NAME[:TAG]"
+    )]
     pub images: Vec<String>,
     #[command(flatten)]
     pub compression: CompressionArgs,
@@ -196,22 +260,22 @@ pub struct LoginArgs {
 pub struct TlsArgs {
     /// Allow plain HTTP, and TLS certificates that do not verify (as Docker's insecure
     /// registries; loopback registries get plain HTTP without it).
-    #[arg(long)]
+    #[arg(help_heading = REGISTRY, long)]
     pub insecure: bool,
     /// Trust the CA certificates (`*.crt`) and use the client certificate (`*.cert` + `*.key`)
     /// in DIR or DIR/HOST:PORT, besides /etc/docker/certs.d and /etc/containers/certs.d.
-    #[arg(long, value_name = "DIR", env = "CONDA_DOCKER_CERT_DIR")]
+    #[arg(help_heading = REGISTRY, long, value_name = "DIR", env = "CONDA_DOCKER_CERT_DIR")]
     pub cert_dir: Option<PathBuf>,
     /// How long a registry or PyPI index may stay silent (connecting, answering, mid-transfer),
     /// and how long the retries of one request may go on, in seconds [default: 60].
-    #[arg(long, value_name = "SECONDS", env = "CONDA_DOCKER_TIMEOUT", value_parser = parse_seconds)]
+    #[arg(help_heading = REGISTRY, long, value_name = "SECONDS", env = "CONDA_DOCKER_TIMEOUT", value_parser = parse_seconds)]
     pub timeout: Option<Duration>,
     /// A transfer slower than --low-speed-limit for this many seconds fails (and is retried)
     /// [default: 30].
-    #[arg(long, value_name = "SECONDS", env = "CONDA_DOCKER_LOW_SPEED_TIME", value_parser = parse_seconds)]
+    #[arg(help_heading = REGISTRY, long, value_name = "SECONDS", env = "CONDA_DOCKER_LOW_SPEED_TIME", value_parser = parse_seconds)]
     pub low_speed_time: Option<Duration>,
     /// The low-speed limit in bytes per second; 0 turns it off [default: 1024].
-    #[arg(long, value_name = "BYTES", env = "CONDA_DOCKER_LOW_SPEED_LIMIT")]
+    #[arg(help_heading = REGISTRY, long, value_name = "BYTES", env = "CONDA_DOCKER_LOW_SPEED_LIMIT")]
     pub low_speed_limit: Option<u64>,
 }
 
@@ -251,140 +315,153 @@ pub enum Layering {
 #[derive(Debug, Args)]
 pub struct BuildArgs {
     /// Conda match specs: `numpy>=1.26`, `python=3.12.*`, `conda-forge::zstd`.
+    #[arg(help_heading = INPUT)]
     pub specs: Vec<String>,
+    /// An environment.yml, or a lockfile (conda-lock.yml, pixi.lock, conda's @EXPLICIT list),
+    /// told apart by content. Specs on the command line are added to an environment file's.
+    #[arg(help_heading = INPUT, short = 'f', long = "file", value_name = "FILE")]
+    pub file: Option<PathBuf>,
+    /// The pixi.lock environment to build.
+    #[arg(help_heading = INPUT, long, default_value = "default")]
+    pub environment: String,
+    /// Build the packages of an existing conda environment (reinstalled fresh, not copied).
+    #[arg(help_heading = INPUT, short = 'p', long, value_name = "PATH", conflicts_with_all = ["file", "name"])]
+    pub prefix: Option<PathBuf>,
+    /// Build the packages of the named conda environment (see --prefix).
+    #[arg(help_heading = INPUT, short = 'n', long, value_name = "NAME", conflicts_with = "file")]
+    pub name: Option<String>,
     /// Channel (repeatable, highest priority first): a name, an http(s) or file:// URL, or a
     /// directory (default: the environment file's channels, else conda-forge).
-    #[arg(short, long = "channel", value_name = "CHANNEL")]
+    #[arg(help_heading = INPUT, short, long = "channel", value_name = "CHANNEL")]
     pub channels: Vec<String>,
     /// Fetch a channel's repodata and packages from a mirror (repeatable):
     /// `CHANNEL=MIRROR`, e.g. `conda-forge=https://mirror.example/conda-forge` or
     /// `conda-forge=./local-copy`. Records and lockfiles keep CHANNEL's URL. Also read from the
     /// `[mirrors]` table of `$CONDA_DOCKER_CONFIG` or `~/.config/conda-docker/config.toml`.
-    #[arg(long = "mirror", value_name = "CHANNEL=MIRROR")]
+    #[arg(help_heading = INPUT, long = "mirror", value_name = "CHANNEL=MIRROR")]
     pub mirrors: Vec<String>,
     /// The channel a local channel directory is a copy of (repeatable): `NAME=DIR`, NAME a
     /// channel name or URL. Without it, a directory is recorded as its own file:// URL.
-    #[arg(long = "channel-name", value_name = "NAME=DIR")]
+    #[arg(help_heading = INPUT, long = "channel-name", value_name = "NAME=DIR")]
     pub channel_names: Vec<String>,
     /// The conda platform (subdir) to build for: linux-64, linux-aarch64, linux-ppc64le, ...
     /// Several (repeated or comma-separated) build a multi-platform image: one image per
     /// platform under an OCI index, for `oci:` outputs and registries.
     #[arg(
+        help_heading = INPUT,
         long = "platform",
         value_name = "PLATFORM",
         default_value = "linux-64",
         value_delimiter = ','
     )]
     pub platforms: Vec<String>,
-    /// Base image: `scratch`, `docker-archive:PATH[:NAME:TAG]`, `oci:DIR[:TAG]`,
-    /// `oci-archive:PATH[:TAG]`, or a registry reference (`debian:stable-slim`).
-    #[arg(short, long, default_value = "debian:stable-slim")]
-    pub base: String,
-    /// Name and tag of the image (repeatable): `demo:1`, `localhost:5000/team/app:1.0`
-    /// (default: the environment file's name, else `conda-docker:latest`).
-    #[arg(short, long = "image", value_name = "NAME[:TAG]")]
-    pub images: Vec<String>,
-    /// An environment.yml, or a lockfile (conda-lock.yml, pixi.lock, conda's @EXPLICIT list),
-    /// told apart by content. Specs on the command line are added to an environment file's.
-    #[arg(short = 'f', long = "file", value_name = "FILE")]
-    pub file: Option<PathBuf>,
-    /// The pixi.lock environment to build.
-    #[arg(long, default_value = "default")]
-    pub environment: String,
-    /// Build the packages of an existing conda environment (reinstalled fresh, not copied).
-    #[arg(short = 'p', long, value_name = "PATH", conflicts_with_all = ["file", "name"])]
-    pub prefix: Option<PathBuf>,
-    /// Build the packages of the named conda environment (see --prefix).
-    #[arg(short = 'n', long, value_name = "NAME", conflicts_with = "file")]
-    pub name: Option<String>,
-    /// Also write what went into the image as a lockfile: conda-lock format for .yml/.yaml,
-    /// else conda's explicit format.
-    #[arg(long, value_name = "FILE")]
-    pub lock_output: Option<PathBuf>,
-    /// Also write the image's SBOMs to DIR: `sbom.spdx.json` (SPDX 2.3) and `sbom.cdx.json`
-    /// (CycloneDX 1.6); `<platform>.sbom.spdx.json`, ... for several platforms.
-    #[arg(long, value_name = "DIR", conflicts_with = "no_sbom")]
-    pub sbom_dir: Option<PathBuf>,
-    /// Install a lockfile's PyPI wheels that carry no sha256 (unchecked); without it they are
-    /// refused.
-    #[arg(long)]
-    pub allow_unhashed_pypi: bool,
+    /// Override a virtual package for the solve: `__glibc=2.28`, `__cuda=12.4` (repeatable).
+    #[arg(help_heading = INPUT, long = "virtual-package", value_name = "NAME=VERSION")]
+    pub virtual_packages: Vec<String>,
     /// The PyPI index the `pip:` section is resolved on (PEP 503/691 simple API), over the
     /// section's own `--index-url`; by default `PIP_INDEX_URL`, `UV_INDEX_URL`, else PyPI.
-    #[arg(long, value_name = "URL")]
+    #[arg(help_heading = INPUT, long, value_name = "URL")]
     pub pypi_index_url: Option<String>,
     /// Another index searched after it (repeatable), as pip's `--extra-index-url`.
-    #[arg(long, value_name = "URL")]
+    #[arg(help_heading = INPUT, long, value_name = "URL")]
     pub pypi_extra_index_url: Vec<String>,
     /// A directory of wheels, or a page of links to them, searched too (repeatable), as pip's
     /// `--find-links`.
-    #[arg(long, value_name = "DIR|URL")]
+    #[arg(help_heading = INPUT, long, value_name = "DIR|URL")]
     pub find_links: Vec<String>,
-    /// Build without SBOMs: none in the image (`<prefix>/share/sbom/`), none beside it.
-    #[arg(long)]
-    pub no_sbom: bool,
+    /// Install a lockfile's PyPI wheels that carry no sha256 (unchecked); without it they are
+    /// refused.
+    #[arg(help_heading = INPUT, long)]
+    pub allow_unhashed_pypi: bool,
+    /// Name and tag of the image (repeatable): `demo:1`, `localhost:5000/team/app:1.0`
+    /// (default: the environment file's name, else `conda-docker:latest`).
+    #[arg(
+        help_heading = IMAGE,
+        short,
+        long = "image",
+        visible_short_alias = 't',
+        visible_alias = "tag",
+        value_name = "NAME[:TAG]"
+    )]
+    pub images: Vec<String>,
+    /// Base image: `scratch`, `docker-archive:PATH[:NAME:TAG]`, `oci:DIR[:TAG]`,
+    /// `oci-archive:PATH[:TAG]`, or a registry reference (`debian:stable-slim`).
+    #[arg(help_heading = IMAGE, short, long, default_value = "debian:stable-slim")]
+    pub base: String,
     /// Set an environment variable in the image (repeatable).
-    #[arg(long = "env", value_name = "KEY=VALUE")]
+    #[arg(help_heading = IMAGE, long = "env", value_name = "KEY=VALUE")]
     pub env: Vec<String>,
     /// The entrypoint, as words or a JSON array.
-    #[arg(long)]
+    #[arg(help_heading = IMAGE, long)]
     pub entrypoint: Option<String>,
     /// The default command, as words or a JSON array.
-    #[arg(long)]
+    #[arg(help_heading = IMAGE, long)]
     pub cmd: Option<String>,
     /// The working directory.
-    #[arg(long)]
+    #[arg(help_heading = IMAGE, long)]
     pub workdir: Option<String>,
     /// A label (repeatable).
-    #[arg(long = "label", value_name = "KEY=VALUE")]
+    #[arg(help_heading = IMAGE, long = "label", value_name = "KEY=VALUE")]
     pub labels: Vec<String>,
     /// A manifest annotation (repeatable).
-    #[arg(long = "annotation", value_name = "KEY=VALUE")]
+    #[arg(help_heading = IMAGE, long = "annotation", value_name = "KEY=VALUE")]
     pub annotations: Vec<String>,
     /// A port to expose, `8080` or `53/udp` (repeatable).
-    #[arg(long)]
+    #[arg(help_heading = IMAGE, long)]
     pub expose: Vec<String>,
     /// Run as this user, created in the image: NAME[:UID[:GID]] (uid defaults to 1000).
-    #[arg(long, value_name = "NAME[:UID[:GID]]")]
+    #[arg(help_heading = IMAGE, long, value_name = "NAME[:UID[:GID]]")]
     pub user: Option<String>,
     /// Make the --user own the environment, so it can install into it.
-    #[arg(long)]
+    #[arg(help_heading = IMAGE, long)]
     pub writable_prefix: bool,
-    /// Override a virtual package for the solve: `__glibc=2.28`, `__cuda=12.4` (repeatable).
-    #[arg(long = "virtual-package", value_name = "NAME=VERSION")]
-    pub virtual_packages: Vec<String>,
+    /// Where the environment lives inside the image.
+    #[arg(help_heading = IMAGE, long, default_value = "/opt/conda")]
+    pub target_prefix: PathBuf,
     /// Output (repeatable): a path writes a docker-archive, `oci:DIR[:TAG]` an OCI image layout,
     /// `oci-archive:PATH[:TAG]` an OCI layout in a tar, `docker://REGISTRY/REPO:TAG` pushes.
     #[arg(
+        help_heading = OUTPUT,
         short,
         long = "output",
         value_name = "OUTPUT",
         required_unless_present = "dry_run"
     )]
     pub outputs: Vec<String>,
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = OUTPUT)]
     pub compression: CompressionArgs,
+    /// Also write what went into the image as a lockfile: conda-lock format for .yml/.yaml,
+    /// else conda's explicit format.
+    #[arg(help_heading = OUTPUT, long, value_name = "FILE")]
+    pub lock_output: Option<PathBuf>,
+    /// Also write the image's SBOMs to DIR: `sbom.spdx.json` (SPDX 2.3) and `sbom.cdx.json`
+    /// (CycloneDX 1.6); `<platform>.sbom.spdx.json`, ... for several platforms.
+    #[arg(help_heading = OUTPUT, long, value_name = "DIR", conflicts_with = "no_sbom")]
+    pub sbom_dir: Option<PathBuf>,
+    /// Build without SBOMs: none in the image (`<prefix>/share/sbom/`), none beside it.
+    #[arg(help_heading = OUTPUT, long)]
+    pub no_sbom: bool,
     /// Print the layer plan (each layer's packages and recorded bytes, and what would be
     /// downloaded) without downloading or writing anything.
-    #[arg(long)]
+    #[arg(help_heading = OUTPUT, long)]
     pub dry_run: bool,
-    /// With --dry-run: print the plan as JSON (an array, one entry per platform).
-    #[arg(long, requires = "dry_run")]
+    /// Print the result as JSON on stdout: per output its ID, digests, images and their layers
+    /// (digest, diff_id, size, compression); with --dry-run, the plan (an array, one entry per
+    /// platform).
+    #[arg(help_heading = OUTPUT, long)]
     pub json: bool,
-    /// Where the environment lives inside the image.
-    #[arg(long, default_value = "/opt/conda")]
-    pub target_prefix: PathBuf,
     /// How packages are split into layers.
-    #[arg(long, value_enum, default_value = "auto")]
+    #[arg(help_heading = LAYERS, long, value_enum, default_value = "auto")]
     pub layering_strategy: Layering,
     /// The most layers the image may have, the base image's included.
-    #[arg(long, value_name = "N", default_value_t = crate::conda::plan::MAX_LAYERS,
+    #[arg(help_heading = LAYERS, long, value_name = "N", default_value_t = crate::conda::plan::MAX_LAYERS,
           value_parser = clap::value_parser!(usize))]
     pub max_layers: usize,
     /// Also leave out these file groups (repeatable, comma-separated): `docs` (share/man,
     /// share/info, share/doc, share/gtk-doc), `headers` (include/). `static-libs` (*.a) and
     /// `js-maps` (*.js.map) are left out by default.
     #[arg(
+        help_heading = LAYERS,
         long,
         value_name = "GROUP",
         value_delimiter = ',',
@@ -392,7 +469,7 @@ pub struct BuildArgs {
     )]
     pub trim: Vec<String>,
     /// Keep every file of every package.
-    #[arg(long)]
+    #[arg(help_heading = LAYERS, long)]
     pub no_trim: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
@@ -410,12 +487,14 @@ pub struct CacheArgs {
 #[derive(Debug, Subcommand)]
 pub enum CacheAction {
     /// Show where the caches are, how many entries they hold and their size.
+    #[command(after_help = help::CACHE_INFO)]
     Info {
         /// Print JSON for machines.
         #[arg(long)]
         json: bool,
     },
     /// Remove cache entries: those unused for --older-than DAYS, or all with --all.
+    #[command(after_help = help::CACHE_PRUNE)]
     Prune {
         /// Remove entries not used for this many days.
         #[arg(long, value_name = "DAYS", required_unless_present = "all")]

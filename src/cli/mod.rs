@@ -6,6 +6,8 @@
 
 mod args;
 mod commands;
+mod help;
+mod output;
 mod progress;
 
 use std::ffi::OsString;

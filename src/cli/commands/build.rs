@@ -13,6 +13,8 @@ use crate::settings::{self, ImageSettings};
 use crate::transport;
 use anyhow::Result;
 
+use crate::cli::output::outln;
+
 use crate::cli::args::{BuildArgs, Layering};
 use crate::cli::progress::Progress;
 
@@ -112,7 +114,7 @@ pub(crate) async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progres
     };
     let platforms: Vec<String> = outcome.built.iter().map(|(p, _)| p.to_string()).collect();
     for written in &outcome.written {
-        report(&progress, written, &platforms);
+        report(&progress, written, &platforms, !args.json)?;
     }
     if let Some(dir) = &job.sbom_dir {
         progress.note(&format!("wrote the SBOMs to {}", dir.display()));
@@ -120,12 +122,28 @@ pub(crate) async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progres
     if let Some(lock) = &job.lock_output {
         progress.note(&format!("wrote the lockfile {}", lock.display()));
     }
+    if args.json {
+        let result = super::result::build(
+            &outcome.written,
+            &platforms,
+            job.lock_output.as_deref(),
+            job.sbom_dir.as_deref(),
+            progress.seconds(),
+        );
+        outln!("{}", serde_json::to_string_pretty(&result)?)?;
+    }
     Ok(())
 }
 
-/// Says what went to an output, and prints what CI pins: `REF@DIGEST` for a push (the
-/// manifest's or index's digest), else the image ID (or the index's digest).
-fn report(progress: &Progress, written: &transport::Written, platforms: &[String]) {
+/// Says what went to an output, and prints what CI pins (unless `--json` prints it all):
+/// `REF@DIGEST` for a push (the manifest's or index's digest), else the image ID (or the
+/// index's digest).
+fn report(
+    progress: &Progress,
+    written: &transport::Written,
+    platforms: &[String],
+    print_id: bool,
+) -> Result<()> {
     let output = &written.location;
     let what = match (&written.index, written.images.as_slice()) {
         (None, [one]) => summary(one),
@@ -146,13 +164,19 @@ fn report(progress: &Progress, written: &transport::Written, platforms: &[String
     };
     match (written.pushed(), &written.push) {
         (Some(pushed), Some(stats)) => {
-            progress.note(&format!("pushed {output}: {what}; {}", push_summary(stats)));
-            println!("{pushed}");
+            progress.note(&format!(
+                "pushed {output}: {what}; {} in {}",
+                push_summary(stats),
+                progress.elapsed()
+            ));
+            if print_id {
+                outln!("{pushed}")?;
+            }
         }
         _ => {
-            progress.note(&format!("wrote {output}: {what}"));
-            if let Some(id) = written.id() {
-                println!("{id}");
+            progress.note(&format!("wrote {output}: {what} in {}", progress.elapsed()));
+            if let Some(id) = written.id().filter(|_| print_id) {
+                outln!("{id}")?;
             }
         }
     }
@@ -162,15 +186,15 @@ fn report(progress: &Progress, written: &transport::Written, platforms: &[String
             written.referrers.len()
         ));
     }
+    Ok(())
 }
 
-/// `N layers, SIZE, image ID DIGEST`.
+/// `N layers, SIZE COMPRESSION, image ID DIGEST`.
 fn summary(written: &transport::WrittenImage) -> String {
-    let size: u64 = written.layers.iter().map(|l| l.size).sum();
     format!(
         "{} layers, {}, image ID {}",
         written.layers.len(),
-        crate::cli::progress::human_bytes(size),
+        crate::cli::progress::layers_size(&written.layers),
         written.config_digest
     )
 }
@@ -186,44 +210,46 @@ fn push_summary(stats: &transport::registry::PushStats) -> String {
 /// Prints `--dry-run`'s plans: JSON, or a table a person reads.
 fn print_plans(plans: &[crate::builder::DryRun], json: bool) -> Result<()> {
     if json {
-        println!("{}", serde_json::to_string_pretty(plans)?);
+        outln!("{}", serde_json::to_string_pretty(plans)?)?;
         return Ok(());
     }
     for plan in plans {
-        println!(
+        outln!(
             "{}: {} package layers ({:?}, budget {}) on {} base layers, plus the environment files",
             plan.platform,
             plan.plan.groups.len(),
             plan.plan.strategy,
             plan.budget,
             plan.base_layers
-        );
+        )?;
         for (i, group) in plan.plan.groups.iter().enumerate() {
-            println!(
+            outln!(
                 "  layer {:>3}  {:>10}  {}",
                 i + 1,
                 crate::cli::progress::human_bytes(group.bytes),
                 group.packages.join(" ")
-            );
+            )?;
         }
         let bytes: u64 = plan.downloads.iter().filter_map(|d| d.size).sum();
-        println!(
+        outln!(
             "  to download: {} packages, {}",
             plan.downloads.len(),
             crate::cli::progress::human_bytes(bytes)
-        );
+        )?;
         for d in &plan.downloads {
-            println!("    {} {}", d.package, d.url);
+            outln!("    {} {}", d.package, d.url)?;
         }
         if !plan.pypi.is_empty() {
             let missing = plan.pypi.iter().filter(|w| !w.cached).count();
-            println!("  PyPI wheels: {} ({missing} to download)", plan.pypi.len());
+            outln!("  PyPI wheels: {} ({missing} to download)", plan.pypi.len())?;
             for w in &plan.pypi {
                 let cached = if w.cached { " (cached)" } else { "" };
-                println!(
+                outln!(
                     "    {}=={} {}{cached}",
-                    w.pin.name, w.pin.version, w.pin.url
-                );
+                    w.pin.name,
+                    w.pin.version,
+                    w.pin.url
+                )?;
             }
         }
     }

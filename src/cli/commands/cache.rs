@@ -5,6 +5,8 @@ use std::time::Duration;
 use crate::store::Store;
 use anyhow::{Context, Result};
 
+use crate::cli::output::outln;
+
 use crate::cli::args::{CacheAction, CacheArgs};
 use crate::cli::progress::human_bytes;
 
@@ -15,16 +17,16 @@ pub(crate) fn cache(args: CacheArgs) -> Result<()> {
         CacheAction::Info { json } => {
             let usage = store.usage().context("reading the cache")?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&usage)?);
+                outln!("{}", serde_json::to_string_pretty(&usage)?)?;
             } else {
                 for u in usage {
-                    println!(
+                    outln!(
                         "{:<17} {:>7} entries {:>10}  {}",
                         u.name,
                         u.entries,
                         human_bytes(u.bytes),
                         u.path.display()
-                    );
+                    )?;
                 }
             }
         }
@@ -37,7 +39,7 @@ pub(crate) fn cache(args: CacheArgs) -> Result<()> {
                 ))
             };
             let (files, bytes) = store.prune(age).context("pruning the cache")?;
-            println!("removed {files} entries, {}", human_bytes(bytes));
+            outln!("removed {files} entries, {}", human_bytes(bytes))?;
         }
     }
     Ok(())

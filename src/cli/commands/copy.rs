@@ -7,6 +7,8 @@ use crate::reporter::Reporter;
 use crate::transport::{self, Location, Publishable, Session};
 use anyhow::{Context, Result};
 
+use crate::cli::output::outln;
+
 use super::{read_image, remotes};
 use crate::cli::progress::Progress;
 
@@ -55,8 +57,8 @@ pub(crate) async fn copy(
         written.layers.len()
     ));
     match (&destination, &written.manifest_digest) {
-        (Location::Registry(r), Some(d)) => println!("{}@{d}", r.familiar_tagged()),
-        _ => println!("{}", written.config_digest),
+        (Location::Registry(r), Some(d)) => outln!("{}@{d}", r.familiar_tagged())?,
+        _ => outln!("{}", written.config_digest)?,
     }
     Ok(())
 }

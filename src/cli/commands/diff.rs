@@ -6,6 +6,8 @@ use crate::describe::diff::{ConfigChange, Diff};
 use crate::describe::records::Package;
 use crate::image::Cancel;
 use anyhow::{Context, Result};
+
+use crate::cli::output::outln;
 use serde_json::Value;
 
 use super::{read_image, remotes};
@@ -29,9 +31,9 @@ pub(crate) async fn diff(
             )
         })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&diff)?);
+        outln!("{}", serde_json::to_string_pretty(&diff)?)?;
     } else {
-        print_diff(&diff, &args.image_a, &args.image_b);
+        print_diff(&diff, &args.image_a, &args.image_b)?;
     }
     Ok(if args.exit_code && !diff.is_empty() {
         ExitCode::from(1)
@@ -40,16 +42,16 @@ pub(crate) async fn diff(
     })
 }
 
-fn print_diff(diff: &Diff, a: &str, b: &str) {
-    println!("--- A: {a}");
-    println!("+++ B: {b}");
+fn print_diff(diff: &Diff, a: &str, b: &str) -> Result<()> {
+    outln!("--- A: {a}")?;
+    outln!("+++ B: {b}")?;
     let p = &diff.packages;
-    println!(
+    outln!(
         "packages: {} added, {} removed, {} changed",
         p.added.len(),
         p.removed.len(),
         p.changed.len()
-    );
+    )?;
     // Name the environment only when the images have more than one.
     let mut prefixes: Vec<&str> = p
         .added
@@ -68,10 +70,10 @@ fn print_diff(diff: &Diff, a: &str, b: &str) {
         }
     };
     for p in &p.added {
-        println!("  + {} {} {}{}", p.name, p.version, p.build, at(p));
+        outln!("  + {} {} {}{}", p.name, p.version, p.build, at(p))?;
     }
     for p in &p.removed {
-        println!("  - {} {} {}{}", p.name, p.version, p.build, at(p));
+        outln!("  - {} {} {}{}", p.name, p.version, p.build, at(p))?;
     }
     for c in &p.changed {
         let (old, new) = (&c.old, &c.new);
@@ -89,10 +91,10 @@ fn print_diff(diff: &Diff, a: &str, b: &str) {
         } else if (&old.version, &old.build) == (&new.version, &new.build) {
             line.push_str(" (another sha256)");
         }
-        println!("{line}{}", at(new));
+        outln!("{line}{}", at(new))?;
     }
     let l = &diff.layers;
-    println!(
+    outln!(
         "layers: {} shared ({} by blob digest), {} added, {} removed{}; a registry holding A \
          receives {} of B's {}",
         l.shared.len(),
@@ -102,7 +104,7 @@ fn print_diff(diff: &Diff, a: &str, b: &str) {
         if l.reordered { ", reordered" } else { "" },
         human_bytes(l.bytes_to_send),
         human_bytes(l.size),
-    );
+    )?;
     for (sign, layers) in [("+", &l.added), ("-", &l.removed)] {
         for layer in layers {
             let what = if layer.packages.is_empty() {
@@ -110,17 +112,18 @@ fn print_diff(diff: &Diff, a: &str, b: &str) {
             } else {
                 layer.packages.join(" ")
             };
-            println!(
+            outln!(
                 "  {sign} {}  {:>9}  {what}",
                 &layer.diff_id.to_string()[..19],
                 human_bytes(layer.size)
-            );
+            )?;
         }
     }
-    println!("config: {} changed", diff.config.len());
+    outln!("config: {} changed", diff.config.len())?;
     for c in &diff.config {
-        println!("  {}", config_line(c));
+        outln!("  {}", config_line(c))?;
     }
+    Ok(())
 }
 
 /// `~ env A: 1 → 2`, `+ label team=data`, `- exposed_port 80/tcp`.

@@ -3,6 +3,8 @@
 use crate::image::Cancel;
 use anyhow::{Context, Result};
 
+use crate::cli::output::outln;
+
 use super::{read_image, remotes};
 
 /// Prints what the image holds, as a table or JSON.
@@ -16,43 +18,46 @@ pub(crate) async fn inspect(
     let report = tokio::task::block_in_place(|| crate::describe::inspect::inspect(&image, &cancel))
         .with_context(|| format!("reading the layers of `{}`", args.image))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
         return Ok(());
     }
     let c = &report.config;
-    println!("image     {}", args.image);
-    println!("platform  {}", report.platform);
-    println!("created   {}", c.created.as_deref().unwrap_or("-"));
-    println!(
+    outln!("image     {}", args.image)?;
+    outln!("platform  {}", report.platform)?;
+    outln!("created   {}", c.created.as_deref().unwrap_or("-"))?;
+    outln!(
         "size      {} stored, {} uncompressed, {} layers",
         crate::cli::progress::human_bytes(report.total_size),
         crate::cli::progress::human_bytes(report.total_uncompressed_size),
         report.layers.len()
-    );
+    )?;
     let join = |v: &Option<Vec<String>>| {
         v.as_ref()
             .map(|v| v.join(" "))
             .unwrap_or_else(|| "-".into())
     };
-    println!("entrypoint {}", join(&c.config.entrypoint));
-    println!("cmd       {}", join(&c.config.cmd));
+    outln!("entrypoint {}", join(&c.config.entrypoint))?;
+    outln!("cmd       {}", join(&c.config.cmd))?;
     if let Some(user) = &c.config.user {
-        println!("user      {user}");
+        outln!("user      {user}")?;
     }
     if let Some(dir) = &c.config.working_dir {
-        println!("workdir   {dir}");
+        outln!("workdir   {dir}")?;
     }
     for e in c.config.env.iter().flatten() {
-        println!("env       {e}");
+        outln!("env       {e}")?;
     }
     for (k, v) in c.config.labels.iter().flatten() {
-        println!("label     {k}={v}");
+        outln!("label     {k}={v}")?;
     }
-    println!();
-    println!(
+    outln!()?;
+    outln!(
         "{:>3}  {:<19}  {:>9}  {:>9}  contents",
-        "#", "diff_id", "stored", "size"
-    );
+        "#",
+        "diff_id",
+        "stored",
+        "size"
+    )?;
     for (i, l) in report.layers.iter().enumerate() {
         let pypi = l.pypi.iter().map(|d| format!("pypi:{d}"));
         let named: Vec<String> = l.packages.iter().cloned().chain(pypi).collect();
@@ -63,7 +68,7 @@ pub(crate) async fn inspect(
         } else {
             named.join(" ")
         };
-        println!(
+        outln!(
             "{:>3}  {:<19}  {:>9}  {:>9}  {what}",
             i + 1,
             &l.diff_id.to_string()[..19],
@@ -71,7 +76,7 @@ pub(crate) async fn inspect(
                 .map(crate::cli::progress::human_bytes)
                 .unwrap_or_else(|| "-".into()),
             crate::cli::progress::human_bytes(l.uncompressed_size),
-        );
+        )?;
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ use crate::image::Cancel;
 use anyhow::{Context, Result};
 
 use super::{read_image, remotes};
+use crate::cli::output::outln;
 use crate::cli::progress::Progress;
 
 /// Reads the image's environment and writes it as the lockfile `-o` names.
@@ -44,5 +45,37 @@ pub(crate) async fn lock(
         lock.prefix,
         lock.subdir
     ));
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&as_json(&lock, output))?)?;
+    }
     Ok(())
+}
+
+/// What `lock --json` prints: the file written and the packages it pins.
+fn as_json(lock: &ImageLock, output: &std::path::Path) -> serde_json::Value {
+    let packages: Vec<serde_json::Value> = lock
+        .records
+        .iter()
+        .map(|r| {
+            let p = &r.package_record;
+            serde_json::json!({
+                "name": p.name.as_normalized(),
+                "version": p.version.to_string(),
+                "build": p.build,
+                "channel": r.channel,
+                "url": r.url.as_str(),
+                "sha256": p.sha256.map(hex::encode),
+            })
+        })
+        .collect();
+    serde_json::json!({
+        "lockfile": output,
+        "prefix": lock.prefix,
+        "platform": lock.subdir.to_string(),
+        "from": match lock.source {
+            LockSource::PackageList => "package-list",
+            LockSource::Records => "records",
+        },
+        "packages": packages,
+    })
 }

@@ -3,11 +3,13 @@
 
 mod build;
 mod cache;
+mod completions;
 mod copy;
 mod diff;
 mod inspect;
 mod lock;
 mod login;
+mod result;
 mod sbom;
 
 use std::process::ExitCode;
@@ -19,7 +21,8 @@ use crate::transport::{self, Location, Remote, Session};
 use anyhow::{Context, Result};
 
 use crate::cli::args::{Cli, Command};
-use crate::cli::progress::Progress;
+use crate::cli::output::errln;
+use crate::cli::progress::{Level, Progress};
 
 /// Runs the parsed command line; errors are printed with their causes.
 pub fn run(cli: Cli) -> ExitCode {
@@ -32,7 +35,7 @@ pub fn run(cli: Cli) -> ExitCode {
     {
         Ok(rt) => rt,
         Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
+            errln!("error: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -44,7 +47,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let cancel = Cancel::new();
     // The signal that stopped the command, for the shell's 128 + N exit status.
     let signal = Arc::new(std::sync::atomic::AtomicU8::new(2));
-    let progress = Arc::new(Progress::new(cli.quiet));
+    let progress = Arc::new(Progress::new(Level::new(cli.quiet, cli.verbose)));
     let result = runtime.block_on(async {
         let watcher = {
             let cancel = cancel.clone();
@@ -68,24 +71,47 @@ pub fn run(cli: Cli) -> ExitCode {
             Command::Copy(args) => done(copy::copy(args, cancel.clone(), progress.clone()).await),
             Command::Cache(args) => done(cache::cache(args)),
             Command::Sbom(args) => done(sbom::sbom(args, cancel.clone(), &progress).await),
+            Command::Logout(args) => done(login::logout(args)),
+            Command::Completions(args) => done(completions::completions(args)),
+            Command::Man(args) => done(completions::man(args)),
         };
         watcher.abort();
         r
     });
     progress.clear();
+    let result = result.and_then(|code| {
+        crate::cli::output::flush()
+            .map(|()| code)
+            .map_err(Into::into)
+    });
     match result {
         Ok(code) => code,
-        Err(e) if cancel.is_cancelled() => {
-            eprintln!("error: cancelled ({e}); {}", progress.written());
-            ExitCode::from(128 + signal.load(std::sync::atomic::Ordering::SeqCst))
+        Err(e) if let Some(code) = crate::cli::output::closed_status(&e) => code,
+        Err(_) if cancel.is_cancelled() => {
+            let number = signal.load(std::sync::atomic::Ordering::SeqCst);
+            errln!(
+                "cancelled by {}; {}",
+                signal_name(number),
+                progress.written()
+            );
+            ExitCode::from(128 + number)
         }
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             for cause in e.chain().skip(1) {
-                eprintln!("  caused by: {cause}");
+                errln!("  caused by: {cause}");
             }
             ExitCode::from(error_code)
         }
+    }
+}
+
+/// How people name the signal `number` that stopped a command.
+fn signal_name(number: u8) -> &'static str {
+    match number {
+        1 => "SIGHUP",
+        15 => "SIGTERM",
+        _ => "Ctrl-C",
     }
 }
 
@@ -103,12 +129,15 @@ async fn stop_signal() -> Option<u8> {
     }
 }
 
+/// Logs to stderr at the level `-v`/`-q` choose, or as `CONDA_DOCKER_LOG` says.
 fn init_tracing(verbose: u8, quiet: bool) {
     // The TLS verifier logs a failed verification itself; our error says it, with the way out.
+    // Other crates' messages (rattler's, resolvo's) only from -v on, their debug at -vvv.
     let level = match (quiet, verbose) {
-        (true, _) => "error,rustls_platform_verifier=off",
-        (_, 0) => "warn,rustls_platform_verifier=off",
-        (_, 1) => "info,conda_docker=debug",
+        (true, _) => "off,conda_docker=error",
+        (_, 0) => "error,conda_docker=warn,rustls_platform_verifier=off",
+        (_, 1) => "warn,conda_docker=info,rustls_platform_verifier=off",
+        (_, 2) => "warn,conda_docker=debug,rustls_platform_verifier=off",
         _ => "debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("CONDA_DOCKER_LOG")

@@ -22,7 +22,6 @@ pub(crate) async fn sbom(
     let document =
         tokio::task::block_in_place(|| crate::describe::sbom::of_image(&image, format, &cancel))
             .with_context(|| format!("the SBOM of `{}`", args.image))?;
-    use std::io::Write;
-    std::io::stdout().write_all(&document)?;
+    crate::cli::output::bytes(&document)?;
     Ok(())
 }

@@ -382,6 +382,65 @@ pub fn store(
     Ok(stored_in)
 }
 
+/// Removes the login [`store`] wrote for `registry`, as `docker logout` does: the secret in the
+/// credential helper config.json names for it, and its `auths` entries under every key the
+/// registry goes by (so [`lookup`] finds it no more). Returns where a login was removed from:
+/// empty when there was none.
+pub fn remove(registry: &str, sources: &AuthSources) -> Result<Vec<PathBuf>, AuthError> {
+    let path = sources.docker_config.clone().ok_or(AuthError::NoHome)?;
+    let mut file = read_auth_file(&path)?;
+    let key = login_key(registry);
+    let mut removed = Vec::new();
+    if let Some(helper) = file.cred_helpers.get(&key).or(file.creds_store.as_ref())
+        && erase_with_helper(helper, &key)?
+    {
+        removed.push(PathBuf::from(format!("docker-credential-{helper}")));
+    }
+    let before = file.auths.len();
+    for k in keys_for(registry) {
+        file.auths.remove(&k);
+    }
+    if file.auths.len() != before {
+        write_auth_file(&path, &file)?;
+        removed.push(path);
+    }
+    Ok(removed)
+}
+
+/// Runs `docker-credential-HELPER erase` for `key`; false when the helper held nothing for it.
+fn erase_with_helper(helper: &str, key: &str) -> Result<bool, AuthError> {
+    let mut child = Command::new(format!("docker-credential-{helper}"))
+        .arg("erase")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(AuthError::helper(helper, "cannot be run"))?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin
+            .write_all(key.as_bytes())
+            .map_err(AuthError::helper(helper, "did not take the server"))?;
+    }
+    let out = child
+        .wait_with_output()
+        .map_err(AuthError::helper(helper, "cannot be run"))?;
+    if out.status.success() {
+        return Ok(true);
+    }
+    let said =
+        String::from_utf8_lossy(&out.stdout).into_owned() + &String::from_utf8_lossy(&out.stderr);
+    let said: String = said.trim().chars().take(300).collect();
+    // The helpers' answer for a server they hold nothing for.
+    if said.contains("not found") {
+        return Ok(false);
+    }
+    Err(AuthError::Helper {
+        helper: helper.to_string(),
+        what: format!("`erase` failed ({}): {said}", out.status),
+        source: None,
+    })
+}
+
 /// Runs `docker-credential-HELPER store` with the login on its stdin.
 fn store_with_helper(
     helper: &str,
