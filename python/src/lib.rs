@@ -147,7 +147,12 @@ impl From<conda_docker::builder::Error> for Fail {
             B::Base { source, .. } => transport_kind(source),
             B::Image(source) => image_kind(source),
             B::Output(o) => o.transport_error().map_or(Kind::Base, transport_kind),
-            B::Conda(C::Unsolvable { .. } | C::InvalidSpec { .. } | C::Repodata { .. })
+            B::Conda(
+                C::Unsolvable { .. }
+                | C::NoSuchPackage { .. }
+                | C::InvalidSpec { .. }
+                | C::Repodata { .. },
+            )
             | B::NoSpecs => Kind::Solve,
             _ => Kind::Base,
         };
