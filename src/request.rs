@@ -112,6 +112,9 @@ pub struct BuildRequest {
     pub low_speed_limit: Option<u64>,
     /// A fixed creation time (seconds since the epoch), over `SOURCE_DATE_EPOCH`.
     pub source_date_epoch: Option<u64>,
+    /// Remote layer caches: images pushed before, or cache artifacts (none:
+    /// `CONDA_DOCKER_CACHE_FROM`, references separated by commas or spaces).
+    pub cache_from: Vec<String>,
 }
 
 impl Default for BuildRequest {
@@ -153,6 +156,7 @@ impl Default for BuildRequest {
             low_speed_time: None,
             low_speed_limit: None,
             source_date_epoch: None,
+            cache_from: Vec::new(),
         }
     }
 }
@@ -191,6 +195,8 @@ pub enum Setting {
     Creds,
     /// [`BuildRequest::timeout`], `low_speed_time`.
     Timeout,
+    /// [`BuildRequest::cache_from`].
+    CacheFrom,
     /// `SOURCE_DATE_EPOCH`, the config file and the other variables a build reads.
     Environment,
 }
@@ -214,6 +220,7 @@ impl Setting {
             Self::BaseCreds => "--base-creds",
             Self::Creds => "--creds",
             Self::Timeout => "--timeout",
+            Self::CacheFrom => "--cache-from",
             Self::Environment => "the environment",
         }
     }
@@ -236,6 +243,7 @@ impl Setting {
             Self::BaseCreds => "base_creds=",
             Self::Creds => "creds=",
             Self::Timeout => "timeout=",
+            Self::CacheFrom => "cache_from=",
             Self::Environment => "the environment",
         }
     }
@@ -396,12 +404,37 @@ impl BuildRequest {
         for (name, version) in virtual_packages {
             builder = builder.with_virtual_package(name, version);
         }
+        let cache_from = self.cache_from(env)?;
+        if !cache_from.is_empty() {
+            let options = self.registry(self.creds.as_deref(), Setting::Creds, env)?;
+            builder = builder.with_cache_from(cache_from, options);
+        }
         builder =
             builder.with_store_root(crate::store::Store::at(self.cache_dir.as_deref(), env).root());
         if let Some(dir) = &self.cache_dir {
             builder = builder.with_cache_dir(dir.clone());
         }
         Ok(builder)
+    }
+
+    /// The remote layer caches: the request's, else `CONDA_DOCKER_CACHE_FROM`'s.
+    fn cache_from(&self, env: &Env) -> Result<Vec<Reference>, Error> {
+        let given: Vec<&str> = if self.cache_from.is_empty() {
+            env.var("CONDA_DOCKER_CACHE_FROM")
+                .unwrap_or_default()
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .collect()
+        } else {
+            self.cache_from.iter().map(String::as_str).collect()
+        };
+        given
+            .into_iter()
+            .map(|r| {
+                r.parse::<Reference>()
+                    .map_err(|e| Error::named(Setting::CacheFrom, e))
+            })
+            .collect()
     }
 
     /// What to build: specs, a file or an existing environment (a named one found now).

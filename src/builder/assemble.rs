@@ -13,10 +13,10 @@ use crate::image::layer_tar::{Entry, Ownership};
 use crate::image::{Digest, History, Image, Layer};
 use crate::input::Input;
 use crate::settings::ImageSettings;
-use crate::store::KeyedLayer;
 use crate::transport::Location;
 
 use super::contents::Environment;
+use super::lookup::Found;
 use super::plan::{Plan, PlannedLayer};
 use super::prepare::Prepared;
 use super::{Builder, Context, Error, Sbom, compose};
@@ -30,17 +30,13 @@ pub(crate) fn assemble(
     prepared: &Prepared,
     env: &Environment,
     plan: &Plan,
-    stored: &[Option<KeyedLayer>],
+    stored: &[Option<Found>],
 ) -> Result<Image, Error> {
     let mut image = prepared.base.clone();
     let cache = b.blob_cache();
     for (layer, stored) in plan.layers.iter().zip(stored) {
         let stored = stored.as_ref().ok_or_else(Error::cancelled)?;
-        push_layer(
-            &mut image,
-            layer,
-            compose::cached_layer(&cache, stored, layer.description.clone()),
-        );
+        push_layer(&mut image, layer, keyed_layer(&cache, layer, stored));
     }
     let mtime = plan.epoch.min(plan.clamp);
     if plan.extra.is_empty() {
@@ -64,6 +60,15 @@ pub(crate) fn assemble(
         plan.sbom.as_ref(),
     )?;
     annotate(&b.base, &mut image, plan.epoch);
+    let annotations = image.annotations_mut();
+    annotations.insert(
+        super::remote::RECORD.into(),
+        Digest::of(&plan.cache_record).to_string(),
+    );
+    annotations.insert(
+        super::remote::RECORD_SIZE.into(),
+        plan.cache_record.len().to_string(),
+    );
     record(&mut image, &plan.recorded, plan.epoch);
     check_config_size(&image)?;
     Ok(image)
@@ -100,6 +105,22 @@ fn record(image: &mut Image, recorded: &crate::settings::Recorded, created: u64)
         empty_layer: true,
         ..Default::default()
     });
+}
+
+/// The image layer of `planned` as `found`, its descriptor annotated with its key and diff_id
+/// (what makes every image a layer cache, see [`super::remote`]).
+fn keyed_layer(cache: &crate::store::BlobCache, planned: &PlannedLayer, found: &Found) -> Layer {
+    let description = planned.description.clone();
+    let layer = match found {
+        Found::Local(stored) => compose::cached_layer(cache, stored, description),
+        Found::Remote(r) => Layer::remote(r.written.clone(), r.origin.clone(), description),
+    };
+    match (&planned.key, layer.diff_id().cloned()) {
+        (Some(key), Some(diff_id)) => layer
+            .with_annotation(super::remote::LAYER_KEY, key.to_string())
+            .with_annotation(super::remote::LAYER_DIFF_ID, diff_id.to_string()),
+        _ => layer,
+    }
 }
 
 /// Puts a planned layer on the image, with its history: the one way package and wheel layers

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::contents::Environment;
+use super::lookup::Found;
 use super::plan::{Plan, Recipe};
 use super::wheels::Wheels;
 use super::{Context, Error};
@@ -110,7 +111,7 @@ pub(crate) fn make_missing(
     env: &Environment,
     wheels: Option<&Wheels>,
     dirs: &HashMap<String, PathBuf>,
-    stored: &mut [Option<KeyedLayer>],
+    stored: &mut [Option<Found>],
     cache: &BlobCache,
     ctx: &Context,
 ) -> Result<(), Error> {
@@ -144,7 +145,7 @@ pub(crate) fn make_missing(
         .map_err(Error::from)
     };
     for (i, layer) in in_parallel(&missing, make, ctx.cancel())? {
-        stored[i] = Some(layer);
+        stored[i] = Some(Found::Local(layer));
     }
     ctx.check_cancel()
 }

@@ -118,6 +118,17 @@ impl Job {
         Ok(())
     }
 
+    /// The registry every output goes to, when they all go to one: a layer a remote cache of it
+    /// holds is mounted there and never pulled.
+    fn only_registry(&self) -> Option<&str> {
+        let mut registries = self.outputs.iter().map(|o| match o {
+            Location::Registry(r) => Some(r.registry()),
+            _ => None,
+        });
+        let first = registries.next()??;
+        registries.all(|r| r == Some(first)).then_some(first)
+    }
+
     /// Checks the lockfile and SBOM destinations before any work.
     fn check_side_outputs(&self, platforms: usize) -> Result<(), Error> {
         if let Some(lock) = &self.lock_output {
@@ -185,7 +196,7 @@ impl Builder {
         let inputs = self.inputs(ctx, source, platforms)?;
         let mut built = Vec::with_capacity(platforms.len());
         for (platform, input) in platforms.iter().zip(&inputs) {
-            built.push(self.build_for(ctx, input, *platform).await?);
+            built.push(self.build_for(ctx, input, *platform, None).await?);
         }
         Ok(built)
     }
@@ -244,9 +255,10 @@ impl Builder {
         )
         .await?;
 
+        let keep_in = job.only_registry();
         let mut built = Vec::with_capacity(platforms.len());
         for (platform, input) in platforms.iter().zip(&inputs) {
-            let image = self.build_for(ctx, input, *platform).await?;
+            let image = self.build_for(ctx, input, *platform, keep_in).await?;
             built.push((*platform, image));
         }
         let remote = Remote {

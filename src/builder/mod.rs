@@ -53,6 +53,7 @@ mod lookup;
 mod plan;
 mod prepare;
 pub mod pypi;
+pub mod remote;
 mod wheels;
 
 pub use context::Context;
@@ -95,6 +96,8 @@ pub struct Builder {
     pypi_locations: crate::pypi::index::Locations,
     pypi_http: crate::pypi::index::HttpOptions,
     working_dir: PathBuf,
+    cache_from: Vec<crate::image::Reference>,
+    cache_options: Option<RegistryOptions>,
 }
 
 impl Default for Builder {
@@ -126,6 +129,8 @@ impl Builder {
             pypi_locations: Default::default(),
             pypi_http: Default::default(),
             working_dir: PathBuf::from("."),
+            cache_from: Vec::new(),
+            cache_options: None,
         }
     }
 
@@ -268,6 +273,20 @@ impl Builder {
         self
     }
 
+    /// Remote layer caches: images conda-docker pushed before, or cache artifacts, whose
+    /// layers are taken by key instead of being made (see [`remote`]), reached with
+    /// `options` (credentials looked up per registry). A cache that cannot be read is a
+    /// warning. By default, none.
+    pub fn with_cache_from(
+        mut self,
+        references: impl IntoIterator<Item = crate::image::Reference>,
+        options: RegistryOptions,
+    ) -> Self {
+        self.cache_from = references.into_iter().collect();
+        self.cache_options = Some(options);
+        self
+    }
+
     /// How to reach the base image's registry (credentials, `--insecure`). By default, plain
     /// HTTP only on loopback and credentials looked up as Docker does.
     pub fn with_base_registry(mut self, options: RegistryOptions) -> Self {
@@ -317,17 +336,20 @@ impl Builder {
     }
 
     /// Resolves the environment, composes its layers from the packages (or takes them from the
-    /// layer cache) and puts them on the base image, for this builder's platform.
+    /// layer caches) and puts them on the base image, for this builder's platform. Every layer
+    /// of the image is on this machine (a layer found in a remote cache is pulled).
     pub async fn build(&self, ctx: &Context, input: &Input) -> Result<BuiltImage, Error> {
-        self.build_for(ctx, input, self.subdir).await
+        self.build_for(ctx, input, self.subdir, None).await
     }
 
-    /// [`Self::build`] for `subdir`: the pipeline, stage by stage.
+    /// [`Self::build`] for `subdir`: the pipeline, stage by stage. A layer found in a remote
+    /// cache of the registry `keep_in` (where every output goes) stays there, to be mounted.
     pub(crate) async fn build_for(
         &self,
         ctx: &Context,
         input: &Input,
         subdir: Subdir,
+        keep_in: Option<&str>,
     ) -> Result<BuiltImage, Error> {
         let prepared = prepare::prepare(self, ctx, input, subdir).await?;
         let blobs = self.blob_cache();
@@ -339,11 +361,90 @@ impl Builder {
             prepared.sources.clone(),
         );
         let cache_lock = fetcher.lock().await?;
-        let mut env = contents::read(self, ctx, &prepared, &fetcher).await?;
-        let wheels = wheels::install(self, ctx, input, &prepared, &env).await?;
-        let plan = plan::plan(self, input, &prepared, &env, wheels.as_ref());
-        let mut stored = lookup::lookup(&plan, &blobs);
-        let dirs = fetch::fetch_missing(ctx, &plan, &stored, &mut env, &fetcher).await?;
+        let platform = crate::platform::oci_platform(subdir);
+        let mut caches = remote::read(self, ctx, &platform).await?;
+        let stages = Stages {
+            b: self,
+            ctx,
+            input,
+            prepared: &prepared,
+            fetcher: &fetcher,
+            keep_in,
+        };
+        let (env, wheels, plan, stored) = loop {
+            match stages.layers(&caches).await? {
+                Layers::Made(made) => break *made,
+                Layers::Disagree(keys) => {
+                    ctx.reporter().warning(&format!(
+                        "the layer caches describe {} package(s) otherwise than the packages \
+                         do ({}); planning again from the packages themselves",
+                        keys.len(),
+                        keys.join(", ")
+                    ));
+                    caches.forget(&keys);
+                }
+            }
+        };
+        drop(cache_lock);
+        let image = assemble::assemble(self, ctx, input, &prepared, &env, &plan, &stored)?;
+        Ok(BuiltImage {
+            image,
+            recorded: plan.recorded,
+            sbom: plan.sbom,
+            cache_record: plan.cache_record,
+            records: env.records,
+            pypi: wheels
+                .as_ref()
+                .map(|(w, _)| pypi::locked(w))
+                .unwrap_or_default(),
+            plan: plan.groups,
+            clobbers: env.placement.clobbers,
+            trimmed_bytes: env.placement.trimmed_bytes,
+        })
+    }
+}
+
+/// What stages 2-7 share for one platform.
+struct Stages<'a> {
+    b: &'a Builder,
+    ctx: &'a Context,
+    input: &'a Input,
+    prepared: &'a prepare::Prepared,
+    fetcher: &'a crate::conda::fetch::Fetcher,
+    keep_in: Option<&'a str>,
+}
+
+/// Every layer planned and in a cache, or the packages a remote cache described wrongly.
+enum Layers {
+    /// The environment, its wheels, its plan and where each layer is.
+    Made(Box<Made>),
+    /// The contents keys of packages whose remote description disagrees with the package.
+    Disagree(Vec<String>),
+}
+
+type Made = (
+    contents::Environment,
+    Option<wheels::Wheels>,
+    plan::Plan,
+    Vec<Option<lookup::Found>>,
+);
+
+impl Stages<'_> {
+    /// Stages 2-7: contents, wheels, plan, lookup (local, then remote), fetch, compose.
+    async fn layers(&self, caches: &remote::Caches) -> Result<Layers, Error> {
+        let (b, ctx) = (self.b, self.ctx);
+        let mut env = contents::read(b, ctx, self.prepared, self.fetcher, caches).await?;
+        let wheels = wheels::install(b, ctx, self.input, self.prepared, &env).await?;
+        let plan = plan::plan(b, self.input, self.prepared, &env, wheels.as_ref());
+        let blobs = b.blob_cache();
+        let mut stored = lookup::lookup(&plan, &blobs, caches);
+        let keys: Vec<_> = plan.layers.iter().map(|l| l.key.clone()).collect();
+        remote::take(b, ctx, &keys, &mut stored, self.keep_in).await?;
+        let dirs = fetch::fetch_missing(ctx, &plan, &stored, &mut env, self.fetcher).await?;
+        let differ = contents::confirm(b, &env, &dirs)?;
+        if !differ.is_empty() {
+            return Ok(Layers::Disagree(differ));
+        }
         ctx.check_cancel()?;
         compose::make_missing(
             &plan,
@@ -354,21 +455,7 @@ impl Builder {
             &blobs,
             ctx,
         )?;
-        drop(cache_lock);
-        let image = assemble::assemble(self, ctx, input, &prepared, &env, &plan, &stored)?;
-        Ok(BuiltImage {
-            image,
-            recorded: plan.recorded,
-            sbom: plan.sbom,
-            records: env.records,
-            pypi: wheels
-                .as_ref()
-                .map(|(w, _)| pypi::locked(w))
-                .unwrap_or_default(),
-            plan: plan.groups,
-            clobbers: env.placement.clobbers,
-            trimmed_bytes: env.placement.trimmed_bytes,
-        })
+        Ok(Layers::Made(Box::new((env, wheels, plan, stored))))
     }
 }
 
@@ -397,6 +484,7 @@ pub struct BuiltImage {
     image: Image,
     recorded: crate::settings::Recorded,
     sbom: Option<Sbom>,
+    cache_record: Vec<u8>,
     records: Vec<RepoDataRecord>,
     pypi: Vec<crate::conda::lock::LockedPypi>,
     plan: LayerPlan,
@@ -421,12 +509,22 @@ impl BuiltImage {
         self.sbom.as_ref()
     }
 
-    /// What to attach beside the image as OCI referrers: its SBOMs (none without).
+    /// What to attach beside the image as OCI referrers: its SBOMs (none without), and its
+    /// cache record, which makes the image a layer cache (see [`remote`]).
     pub fn referrers(&self) -> Vec<crate::image::referrer::Artifact> {
-        let Some(sbom) = &self.sbom else {
-            return Vec::new();
-        };
         let created = self.image.config().created.clone().unwrap_or_default();
+        let record = crate::image::referrer::Artifact {
+            artifact_type: remote::RECORD_TYPE.to_string(),
+            bytes: self.cache_record.clone(),
+            annotations: [(
+                "org.opencontainers.image.created".to_string(),
+                created.clone(),
+            )]
+            .into(),
+        };
+        let Some(sbom) = &self.sbom else {
+            return vec![record];
+        };
         [
             crate::describe::sbom::Format::Spdx,
             crate::describe::sbom::Format::CycloneDx,
@@ -441,6 +539,7 @@ impl BuiltImage {
             )]
             .into(),
         })
+        .chain([record])
         .collect()
     }
 

@@ -65,6 +65,9 @@ pub(crate) struct Plan {
     pub top: Vec<Entry>,
     /// With `single`, the files no package owns go into the one package layer instead.
     pub extra: Vec<Entry>,
+    /// What the packages hold, for a fresh runner to key the layers by
+    /// ([`super::remote::record`]).
+    pub cache_record: Vec<u8>,
 }
 
 /// Plans the layers of `env` (and `wheels`) on `prepared`'s base.
@@ -137,6 +140,7 @@ pub(crate) fn plan(
         sbom,
         top,
         extra,
+        cache_record: super::remote::record(env),
     }
 }
 

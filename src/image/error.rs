@@ -36,6 +36,19 @@ pub enum Error {
         /// What the source offers instead.
         available: String,
     },
+    /// A layer only a registry holds (found in a remote cache) was to be written elsewhere.
+    #[error(
+        "{layer} ({digest}) is held only by the registry `{registry}`, so it can be placed only \
+         there; write this image to that registry, or build it without the remote cache"
+    )]
+    RemoteOnly {
+        /// Which layer.
+        layer: String,
+        /// Its blob's digest.
+        digest: Digest,
+        /// The registry that holds it.
+        registry: String,
+    },
     /// A blob's bytes do not match the digest that names it.
     #[error("{what} of {layer}: expected {expected}, got {actual}")]
     DigestMismatch {

@@ -89,6 +89,7 @@ fn request(args: &BuildArgs) -> Result<BuildRequest> {
         low_speed_time: tls.low_speed_time.map(|d| d.as_secs_f64()),
         low_speed_limit: tls.low_speed_limit,
         source_date_epoch: None,
+        cache_from: args.cache_from.clone(),
     })
 }
 

@@ -1,0 +1,443 @@
+//! A layer cache shared through the registry. Two "machines" (each its own cache, HOME and
+//! TMPDIR) build against one distribution registry and one channel served over loopback HTTP,
+//! whose access log shows every package download: a fresh machine takes every layer an earlier
+//! push left in the registry by its key, and downloads only the packages of the others.
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Output;
+
+use common::http_server::StaticServer;
+use common::tools::{Docker, Podman, Registry, RegistryAuth, tool};
+use common::{conda_docker, glibc_base, run_ok, tempdir};
+
+/// A build machine: its own caches, home and temporary directory under `dir`.
+struct Machine {
+    dir: PathBuf,
+}
+
+impl Machine {
+    fn new(dir: PathBuf) -> Machine {
+        for sub in ["cache", "home", "tmp"] {
+            std::fs::create_dir_all(dir.join(sub)).unwrap();
+        }
+        Machine { dir }
+    }
+
+    /// `conda-docker build` on this machine, on the glibc base, with `args`.
+    fn build(&self, args: &[&str]) -> Output {
+        let base = format!("docker-archive:{}", glibc_base().display());
+        conda_docker()
+            .env("CONDA_DOCKER_CACHE_DIR", self.dir.join("cache"))
+            .env("HOME", self.dir.join("home"))
+            .env("TMPDIR", self.dir.join("tmp"))
+            .env_remove("CONDA_DOCKER_CACHE_FROM")
+            .env_remove("XDG_CACHE_HOME")
+            .args(["build", "-b", &base])
+            .args(args)
+            .output()
+            .unwrap()
+    }
+
+    /// Every file under the machine's cache, relative to it.
+    fn cache_files(&self) -> Vec<String> {
+        let root = self.dir.join("cache");
+        let mut files = Vec::new();
+        let mut dirs = vec![root.clone()];
+        while let Some(d) = dirs.pop() {
+            for e in std::fs::read_dir(&d).unwrap() {
+                let e = e.unwrap();
+                let path = e.path();
+                if e.file_type().unwrap().is_dir() {
+                    dirs.push(path);
+                } else {
+                    files.push(path.strip_prefix(&root).unwrap().display().to_string());
+                }
+            }
+        }
+        files
+    }
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "conda-docker failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// The digest the registry gives `reference`'s manifest, as skopeo reads it.
+fn digest_of(reference: &str, test: &str) -> Option<String> {
+    let got = run_ok(
+        tool("skopeo", test)?
+            .args(["inspect", "--tls-verify=false", "--raw"])
+            .arg(format!("docker://{reference}")),
+    );
+    Some(common::archive::sha256(got.as_bytes()))
+}
+
+/// The raw manifest of `reference`.
+fn manifest_of(reference: &str, test: &str) -> Option<serde_json::Value> {
+    let got = run_ok(
+        tool("skopeo", test)?
+            .args(["inspect", "--tls-verify=false", "--raw"])
+            .arg(format!("docker://{reference}")),
+    );
+    Some(serde_json::from_str(&got).unwrap())
+}
+
+/// The blob digests (hex) uploads to the registry completed so far.
+fn uploaded(registry: &Registry) -> Vec<String> {
+    registry
+        .log()
+        .lines()
+        .filter(|l| l.contains("\"PUT ") && l.contains("/blobs/uploads/"))
+        .filter_map(|l| {
+            let at = l.find("sha256")?;
+            let hex: String = l[at + 6..]
+                .trim_start_matches(':')
+                .trim_start_matches("%3A")
+                .chars()
+                .take_while(char::is_ascii_hexdigit)
+                .collect();
+            (hex.len() == 64).then_some(hex)
+        })
+        .collect()
+}
+
+/// The keyed layers of a manifest: (key, blob digest hex).
+fn keyed_layers(manifest: &serde_json::Value) -> Vec<(String, String)> {
+    manifest["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| {
+            let key = l["annotations"]["org.conda-docker.layer.key"].as_str()?;
+            let digest = l["digest"].as_str()?.trim_start_matches("sha256:");
+            Some((key.to_string(), digest.to_string()))
+        })
+        .collect()
+}
+
+/// A registry, the fixture channel served over HTTP (with its access log) and a scratch dir.
+fn setup(test: &str) -> Option<(Registry, StaticServer, tempfile::TempDir)> {
+    let registry = Registry::start(RegistryAuth::None, test)?;
+    let dir = tempdir();
+    let channel = dir.path().join("channel");
+    common::copy_channel(&channel);
+    let server = StaticServer::start(&channel, &dir.path().join("access.log"), test)?;
+    Some((registry, server, dir))
+}
+
+/// Runs `program` in `image` under Docker and podman (each pulled from the registry).
+fn runs_everywhere(test: &str, image: &str, script: &str) {
+    if let Some(docker) = Docker::get(test) {
+        run_ok(docker.cmd().args(["pull", image]));
+        let got =
+            run_ok(
+                docker
+                    .cmd()
+                    .args(["run", "--rm", "--network=none", image, "sh", "-c", script]),
+            );
+        assert_eq!(got, "hi\n", "Docker ran {image}");
+    }
+    if let Some(podman) = Podman::new(test) {
+        let got = run_ok(podman.cmd().args([
+            "run",
+            "--rm",
+            "--network=none",
+            "--tls-verify=false",
+            image,
+            "sh",
+            "-c",
+            script,
+        ]));
+        assert_eq!(got, "hi\n", "podman ran {image}");
+    }
+}
+
+#[test]
+fn a_fresh_runner_takes_every_layer_from_the_registry_and_downloads_no_package() {
+    let test = "a_fresh_runner_takes_every_layer_from_the_registry_and_downloads_no_package";
+    let Some((registry, server, dir)) = setup(test) else {
+        return;
+    };
+    let reg = &registry.addr;
+    let channel = server.url("");
+    let lock = dir.path().join("input-lock.yml");
+    let a = Machine::new(dir.path().join("a"));
+    ok(&a.build(&[
+        "-c",
+        &channel,
+        "--lock-output",
+        lock.to_str().unwrap(),
+        "-o",
+        &format!("docker://{reg}/app:a"),
+        "bzip2",
+    ]));
+    let fetched_by_a = server.archives();
+    assert!(!fetched_by_a.is_empty(), "machine A downloads its packages");
+    let uploads_by_a = uploaded(&registry).len();
+
+    let b = Machine::new(dir.path().join("b"));
+    let out = b.build(&[
+        "-f",
+        lock.to_str().unwrap(),
+        "--cache-from",
+        &format!("{reg}/app:a"),
+        "-o",
+        &format!("docker://{reg}/app:b"),
+    ]);
+    ok(&out);
+    assert_eq!(
+        server.archives(),
+        fetched_by_a,
+        "machine B downloaded packages:\n{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        uploaded(&registry).len(),
+        uploads_by_a,
+        "machine B uploaded blobs"
+    );
+    assert_eq!(
+        digest_of(&format!("{reg}/app:b"), test),
+        digest_of(&format!("{reg}/app:a"), test),
+        "the same lockfile gives the same image from the cache"
+    );
+    let packages: Vec<String> = b
+        .cache_files()
+        .into_iter()
+        .filter(|f| {
+            f.ends_with(".conda") || f.ends_with(".tar.bz2") || f.ends_with("info/index.json")
+        })
+        .collect();
+    assert!(
+        packages.is_empty(),
+        "machine B's cache holds packages: {packages:?}"
+    );
+    runs_everywhere(test, &format!("{reg}/app:b"), "echo hi | bzip2 | bzip2 -d");
+}
+
+#[test]
+fn one_more_package_downloads_only_it_and_uploads_only_its_layers() {
+    let test = "one_more_package_downloads_only_it_and_uploads_only_its_layers";
+    let Some((registry, server, dir)) = setup(test) else {
+        return;
+    };
+    let reg = &registry.addr;
+    let channel = server.url("");
+    let a = Machine::new(dir.path().join("a"));
+    ok(&a.build(&[
+        "-c",
+        &channel,
+        "-o",
+        &format!("docker://{reg}/app:a"),
+        "bzip2",
+    ]));
+    let fetched_by_a = server.archives();
+    let uploads_by_a = uploaded(&registry);
+
+    let b = Machine::new(dir.path().join("b"));
+    let out = b.build(&[
+        "-c",
+        &channel,
+        "--cache-from",
+        &format!("{reg}/app:a"),
+        "-o",
+        &format!("docker://{reg}/app:b"),
+        "bzip2",
+        "zstd",
+    ]);
+    ok(&out);
+    let fetched_by_b: Vec<String> = server.archives()[fetched_by_a.len()..].to_vec();
+    assert!(
+        fetched_by_b.iter().any(|p| p.contains("zstd-")),
+        "machine B downloads zstd: {fetched_by_b:?}"
+    );
+    for p in &fetched_by_b {
+        assert!(
+            !fetched_by_a.contains(p),
+            "machine B downloaded {p}, whose layer the registry has"
+        );
+    }
+    let (Some(ma), Some(mb)) = (
+        manifest_of(&format!("{reg}/app:a"), test),
+        manifest_of(&format!("{reg}/app:b"), test),
+    ) else {
+        return;
+    };
+    let in_a = keyed_layers(&ma);
+    let uploads_by_b: Vec<String> = uploaded(&registry)[uploads_by_a.len()..].to_vec();
+    for (key, digest) in keyed_layers(&mb) {
+        let shared = in_a.iter().any(|(k, _)| *k == key);
+        assert_eq!(
+            uploads_by_b.contains(&digest),
+            !shared,
+            "layer {digest}: uploaded exactly when machine A's image lacks it"
+        );
+    }
+    runs_everywhere(test, &format!("{reg}/app:b"), "echo hi | zstd | zstd -d");
+}
+
+#[test]
+fn a_docker_archive_from_the_cache_is_the_cold_builds_byte_for_byte() {
+    let test = "a_docker_archive_from_the_cache_is_the_cold_builds_byte_for_byte";
+    let Some((registry, server, dir)) = setup(test) else {
+        return;
+    };
+    let reg = &registry.addr;
+    let channel = server.url("");
+    let cold = dir.path().join("cold.tar");
+    let warm = dir.path().join("warm.tar");
+    let a = Machine::new(dir.path().join("a"));
+    ok(&a.build(&[
+        "-c",
+        &channel,
+        "-i",
+        "from-cache:1",
+        "-o",
+        &format!("docker://{reg}/app:a"),
+        "-o",
+        &format!("docker-archive:{}", cold.display()),
+        "bzip2",
+        "zstd",
+    ]));
+    let fetched_by_a = server.archives();
+
+    let b = Machine::new(dir.path().join("b"));
+    ok(&b.build(&[
+        "-c",
+        &channel,
+        "--cache-from",
+        &format!("{reg}/app:a"),
+        "-i",
+        "from-cache:1",
+        "-o",
+        &format!("docker-archive:{}", warm.display()),
+        "bzip2",
+        "zstd",
+    ]));
+    assert_eq!(
+        server.archives(),
+        fetched_by_a,
+        "machine B downloaded packages"
+    );
+    assert!(
+        std::fs::read(&cold).unwrap() == std::fs::read(&warm).unwrap(),
+        "the archive from the cache differs from the cold build's"
+    );
+    if let Some(docker) = Docker::get(test) {
+        run_ok(docker.cmd().arg("load").arg("-i").arg(&warm));
+        let got = run_ok(docker.cmd().args([
+            "run",
+            "--rm",
+            "--network=none",
+            "from-cache:1",
+            "sh",
+            "-c",
+            "echo hi | zstd | zstd -d",
+        ]));
+        assert_eq!(got, "hi\n");
+    }
+}
+
+/// Overwrites the registry's copy of blob `digest_hex` with other bytes.
+fn tamper(registry: &Registry, digest_hex: &str) {
+    let path = registry.blob_file(&format!("sha256:{digest_hex}"));
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 0xff;
+    std::fs::write(&path, bytes).unwrap();
+}
+
+#[test]
+fn a_cache_that_is_missing_or_lies_is_a_warning_and_a_local_build() {
+    let test = "a_cache_that_is_missing_or_lies_is_a_warning_and_a_local_build";
+    let Some((registry, server, dir)) = setup(test) else {
+        return;
+    };
+    let reg = &registry.addr;
+    let channel = server.url("");
+    let cold = dir.path().join("cold.tar");
+    let a = Machine::new(dir.path().join("a"));
+    ok(&a.build(&[
+        "-c",
+        &channel,
+        "-o",
+        &format!("docker://{reg}/app:a"),
+        "-o",
+        &format!("docker-archive:{}", cold.display()),
+        "bzip2",
+    ]));
+
+    // A cache that does not exist.
+    let b = Machine::new(dir.path().join("b"));
+    let missing = b.build(&[
+        "-c",
+        &channel,
+        "--cache-from",
+        &format!("{reg}/nothing:here"),
+        "-o",
+        &format!("docker-archive:{}", dir.path().join("b.tar").display()),
+        "bzip2",
+    ]);
+    ok(&missing);
+    assert!(
+        stderr(&missing).contains(&format!(
+            "the layer cache `{reg}/nothing:here` cannot be read"
+        )),
+        "a warning names the cache:\n{}",
+        stderr(&missing)
+    );
+    assert!(std::fs::read(dir.path().join("b.tar")).unwrap() == std::fs::read(&cold).unwrap());
+
+    // A cache whose layer blob is not what its digest says.
+    let Some(manifest) = manifest_of(&format!("{reg}/app:a"), test) else {
+        return;
+    };
+    let (_, bad) = keyed_layers(&manifest)
+        .into_iter()
+        .next()
+        .expect("a keyed layer");
+    tamper(&registry, &bad);
+    let c = Machine::new(dir.path().join("c"));
+    let lied = c.build(&[
+        "-c",
+        &channel,
+        "--cache-from",
+        &format!("{reg}/app:a"),
+        "-o",
+        &format!("docker-archive:{}", dir.path().join("c.tar").display()),
+        "bzip2",
+    ]);
+    ok(&lied);
+    assert!(
+        stderr(&lied).contains(&format!(
+            "the layer sha256:{bad} from `{reg}/app:a` cannot be taken"
+        )),
+        "a warning names the layer:\n{}",
+        stderr(&lied)
+    );
+    assert!(
+        std::fs::read(dir.path().join("c.tar")).unwrap() == std::fs::read(&cold).unwrap(),
+        "the image is made from the packages as a cold build makes it"
+    );
+    // Nothing poisoned stays: a second build on that machine, without the cache, is the same.
+    let again = c.build(&[
+        "-c",
+        &channel,
+        "-o",
+        &format!("docker-archive:{}", dir.path().join("c2.tar").display()),
+        "bzip2",
+    ]);
+    ok(&again);
+    assert!(std::fs::read(dir.path().join("c2.tar")).unwrap() == std::fs::read(&cold).unwrap());
+}
