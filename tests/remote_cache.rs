@@ -194,8 +194,36 @@ fn a_fresh_runner_takes_every_layer_from_the_registry_and_downloads_no_package()
         &format!("{reg}/app:a"),
         "-o",
         &format!("docker://{reg}/app:b"),
+        "--json",
     ]);
-    ok(&out);
+    let result: serde_json::Value = serde_json::from_str(&ok(&out)).unwrap();
+    let sources: Vec<String> = result["outputs"][0]["images"][0]["layers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            format!(
+                "{} {}",
+                l["source"].as_str().unwrap(),
+                l["cache"].as_str().unwrap_or("")
+            )
+        })
+        .collect();
+    let remote = format!("remote {reg}/app:a");
+    assert!(
+        sources.iter().filter(|s| **s == remote).count() >= 6,
+        "bzip2's six packages come from the cache: {sources:?}"
+    );
+    assert_eq!(
+        sources.first().map(String::as_str),
+        Some("base "),
+        "{sources:?}"
+    );
+    assert_eq!(
+        sources.last().map(String::as_str),
+        Some("built "),
+        "{sources:?}"
+    );
     assert_eq!(
         server.archives(),
         fetched_by_a,
@@ -227,8 +255,8 @@ fn a_fresh_runner_takes_every_layer_from_the_registry_and_downloads_no_package()
 }
 
 #[test]
-fn one_more_package_downloads_only_it_and_uploads_only_its_layers() {
-    let test = "one_more_package_downloads_only_it_and_uploads_only_its_layers";
+fn one_more_package_downloads_only_it_and_mounts_the_rest_into_another_repository() {
+    let test = "one_more_package_downloads_only_it_and_mounts_the_rest_into_another_repository";
     let Some((registry, server, dir)) = setup(test) else {
         return;
     };
@@ -252,7 +280,7 @@ fn one_more_package_downloads_only_it_and_uploads_only_its_layers() {
         "--cache-from",
         &format!("{reg}/app:a"),
         "-o",
-        &format!("docker://{reg}/app:b"),
+        &format!("docker://{reg}/other:b"),
         "bzip2",
         "zstd",
     ]);
@@ -270,11 +298,12 @@ fn one_more_package_downloads_only_it_and_uploads_only_its_layers() {
     }
     let (Some(ma), Some(mb)) = (
         manifest_of(&format!("{reg}/app:a"), test),
-        manifest_of(&format!("{reg}/app:b"), test),
+        manifest_of(&format!("{reg}/other:b"), test),
     ) else {
         return;
     };
     let in_a = keyed_layers(&ma);
+    let mounts = registry.requests("POST", "mount=");
     let uploads_by_b: Vec<String> = uploaded(&registry)[uploads_by_a.len()..].to_vec();
     for (key, digest) in keyed_layers(&mb) {
         let shared = in_a.iter().any(|(k, _)| *k == key);
@@ -284,7 +313,15 @@ fn one_more_package_downloads_only_it_and_uploads_only_its_layers() {
             "layer {digest}: uploaded exactly when machine A's image lacks it"
         );
     }
-    runs_everywhere(test, &format!("{reg}/app:b"), "echo hi | zstd | zstd -d");
+    let shared = keyed_layers(&mb)
+        .iter()
+        .filter(|(k, _)| in_a.iter().any(|(ka, _)| ka == k))
+        .count();
+    assert!(
+        mounts >= shared,
+        "the {shared} shared layers are mounted from the other repository ({mounts} mounts)"
+    );
+    runs_everywhere(test, &format!("{reg}/other:b"), "echo hi | zstd | zstd -d");
 }
 
 #[test]

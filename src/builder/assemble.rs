@@ -112,7 +112,9 @@ fn record(image: &mut Image, recorded: &crate::settings::Recorded, created: u64)
 fn keyed_layer(cache: &crate::store::BlobCache, planned: &PlannedLayer, found: &Found) -> Layer {
     let description = planned.description.clone();
     let layer = match found {
-        Found::Local(stored) => compose::cached_layer(cache, stored, description),
+        Found::Local(stored) | Found::Made(stored) => {
+            compose::cached_layer(cache, stored, description)
+        }
         Found::Remote(r) => Layer::remote(r.written.clone(), r.origin.clone(), description),
     };
     match (&planned.key, layer.diff_id().cloned()) {

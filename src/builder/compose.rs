@@ -145,7 +145,7 @@ pub(crate) fn make_missing(
         .map_err(Error::from)
     };
     for (i, layer) in in_parallel(&missing, make, ctx.cancel())? {
-        stored[i] = Some(Found::Local(layer));
+        stored[i] = Some(Found::Made(layer));
     }
     ctx.check_cancel()
 }

@@ -60,6 +60,7 @@ pub use context::Context;
 pub use dry_run::{Download, DryRun, PlannedWheel};
 pub use error::Error;
 pub use job::{Job, Outcome};
+pub use lookup::LayerFrom;
 
 pub use crate::describe::{PACKAGE_LIST, PACKAGES_LABEL};
 
@@ -387,7 +388,9 @@ impl Builder {
         };
         drop(cache_lock);
         let image = assemble::assemble(self, ctx, input, &prepared, &env, &plan, &stored)?;
+        let layer_sources = layer_sources(&image, prepared.base.layers().len(), &stored);
         Ok(BuiltImage {
+            layer_sources,
             image,
             recorded: plan.recorded,
             sbom: plan.sbom,
@@ -402,6 +405,20 @@ impl Builder {
             trimmed_bytes: env.placement.trimmed_bytes,
         })
     }
+}
+
+/// Where each layer of `image` came from: its first `base` from the base, then the planned
+/// layers as `stored` says, and the rest (the files no package owns, the user) made now.
+fn layer_sources(image: &Image, base: usize, stored: &[Option<lookup::Found>]) -> Vec<LayerFrom> {
+    let planned = stored.iter().map(|f| {
+        f.as_ref()
+            .map_or(LayerFrom::Built, lookup::Found::layer_from)
+    });
+    let mut sources: Vec<LayerFrom> = std::iter::repeat_n(LayerFrom::Base, base)
+        .chain(planned)
+        .collect();
+    sources.resize(image.layers().len(), LayerFrom::Built);
+    sources
 }
 
 /// What stages 2-7 share for one platform.
@@ -485,6 +502,7 @@ pub struct BuiltImage {
     recorded: crate::settings::Recorded,
     sbom: Option<Sbom>,
     cache_record: Vec<u8>,
+    layer_sources: Vec<LayerFrom>,
     records: Vec<RepoDataRecord>,
     pypi: Vec<crate::conda::lock::LockedPypi>,
     plan: LayerPlan,
@@ -546,6 +564,12 @@ impl BuiltImage {
     /// The image, to edit before writing.
     pub fn image_mut(&mut self) -> &mut Image {
         &mut self.image
+    }
+
+    /// Where each of the image's layers came from (the base, the layer cache, a remote
+    /// cache, or this build), bottom first.
+    pub fn layer_sources(&self) -> &[LayerFrom] {
+        &self.layer_sources
     }
 
     /// The installed packages, dependencies first.

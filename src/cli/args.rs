@@ -450,12 +450,6 @@ pub struct BuildArgs {
     /// platform).
     #[arg(help_heading = OUTPUT, long)]
     pub json: bool,
-    /// Take layers from this image or cache (repeatable): an image conda-docker pushed before,
-    /// in any repository or registry. Layers found there by key are mounted or pulled instead
-    /// of being made, and their packages are not downloaded; a cache that cannot be read is a
-    /// warning. Default: `CONDA_DOCKER_CACHE_FROM` (references separated by commas).
-    #[arg(help_heading = CACHE, long, value_name = "REF")]
-    pub cache_from: Vec<String>,
     /// How packages are split into layers.
     #[arg(help_heading = LAYERS, long, value_enum, default_value = "auto")]
     pub layering_strategy: Layering,
@@ -479,6 +473,12 @@ pub struct BuildArgs {
     pub no_trim: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// Take layers from this image or cache (repeatable): an image conda-docker pushed before,
+    /// in any repository or registry. Layers found there by key are mounted or pulled instead
+    /// of being made, and their packages are not downloaded; a cache that cannot be read is a
+    /// warning. Default: `CONDA_DOCKER_CACHE_FROM` (references separated by commas).
+    #[arg(help_heading = CACHE, long, value_name = "REF")]
+    pub cache_from: Vec<String>,
 }
 
 #[derive(Debug, Args)]

@@ -124,9 +124,15 @@ pub(crate) async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progres
         progress.note(&format!("wrote the lockfile {}", lock.display()));
     }
     if args.json {
+        let sources: Vec<&[crate::builder::LayerFrom]> = outcome
+            .built
+            .iter()
+            .map(|(_, b)| b.layer_sources())
+            .collect();
         let result = super::result::build(
             &outcome.written,
             &platforms,
+            &sources,
             job.lock_output.as_deref(),
             job.sbom_dir.as_deref(),
             progress.seconds(),
