@@ -108,7 +108,11 @@ def build(
     creds: Creds = None,
     insecure: bool = False,
     cert_dir: Optional[PathLike] = None,
+    timeout: Optional[float] = None,
+    low_speed_time: Optional[float] = None,
+    low_speed_limit: Optional[int] = None,
     source_date_epoch: Optional[int] = None,
+    cache_from: Union[None, str, Iterable[str]] = None,
     progress: Optional[Callable[[str, str], Any]] = None,
 ) -> Union[BuildResult, List[Dict[str, Any]]]:
     """``conda-docker build``: each argument is the command-line option of the same name.
@@ -123,6 +127,9 @@ def build(
     ``pypi_extra_index_url`` and ``find_links`` searched too. ``dry_run=True`` builds nothing and returns the
     layer plan of each platform (a list, as ``--dry-run --json`` prints it). Mirrors come from
     ``mirrors`` and the config file's ``[mirrors]``, as for the command line.
+    ``cache_from`` names images pushed before (or ``CONDA_DOCKER_CACHE_FROM``) whose layers
+    are taken by key instead of being made; ``timeout``, ``low_speed_time`` (seconds) and
+    ``low_speed_limit`` (bytes per second) bound registries and indexes as ``--timeout`` does.
     Ctrl-C stops the build and raises :class:`conda_docker.Cancelled`.
     """
     options = {
@@ -166,7 +173,11 @@ def build(
         "creds": remote(creds)[0],
         "insecure": bool(insecure),
         "cert_dir": _path(cert_dir),
+        "timeout": None if timeout is None else float(timeout),
+        "low_speed_time": None if low_speed_time is None else float(low_speed_time),
+        "low_speed_limit": None if low_speed_limit is None else int(low_speed_limit),
         "source_date_epoch": source_date_epoch,
+        "cache_from": _list(cache_from),
         "progress": progress,
     }
     if dry_run:
