@@ -478,3 +478,101 @@ fn a_cache_that_is_missing_or_lies_is_a_warning_and_a_local_build() {
     ok(&again);
     assert!(std::fs::read(dir.path().join("c2.tar")).unwrap() == std::fs::read(&cold).unwrap());
 }
+
+/// A registry with `auth`, the channel over HTTP and a scratch dir.
+fn setup_with(
+    auth: RegistryAuth,
+    test: &str,
+) -> Option<(Registry, StaticServer, tempfile::TempDir)> {
+    let registry = Registry::start(auth, test)?;
+    let dir = tempdir();
+    let channel = dir.path().join("channel");
+    common::copy_channel(&channel);
+    let server = StaticServer::start(&channel, &dir.path().join("access.log"), test)?;
+    Some((registry, server, dir))
+}
+
+#[test]
+fn a_token_auth_registry_serves_as_cache_and_push_target() {
+    let test = "a_token_auth_registry_serves_as_cache_and_push_target";
+    let Some((registry, server, dir)) = setup_with(RegistryAuth::Token, test) else {
+        return;
+    };
+    let reg = &registry.addr;
+    let channel = server.url("");
+    let creds = format!("{}:{}", common::tools::USER, common::tools::PASSWORD);
+    let a = Machine::new(dir.path().join("a"));
+    ok(&a.build(&[
+        "-c",
+        &channel,
+        "--creds",
+        &creds,
+        "-o",
+        &format!("docker://{reg}/app:a"),
+        "bzip2",
+    ]));
+    let fetched_by_a = server.archives();
+
+    let b = Machine::new(dir.path().join("b"));
+    let out = b.build(&[
+        "-c",
+        &channel,
+        "--creds",
+        &creds,
+        "--cache-from",
+        &format!("{reg}/app:a"),
+        "-o",
+        &format!("docker://{reg}/other:b"),
+        "bzip2",
+    ]);
+    ok(&out);
+    assert_eq!(
+        server.archives(),
+        fetched_by_a,
+        "machine B downloaded packages:\n{}",
+        stderr(&out)
+    );
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
+}
+
+#[test]
+fn a_cache_that_refuses_access_is_a_warning_naming_it() {
+    let test = "a_cache_that_refuses_access_is_a_warning_naming_it";
+    let Some((registry, server, dir)) = setup_with(RegistryAuth::Htpasswd, test) else {
+        return;
+    };
+    let reg = &registry.addr;
+    let channel = server.url("");
+    let creds = format!("{}:{}", common::tools::USER, common::tools::PASSWORD);
+    let cold = dir.path().join("cold.tar");
+    let a = Machine::new(dir.path().join("a"));
+    ok(&a.build(&[
+        "-c",
+        &channel,
+        "--creds",
+        &creds,
+        "-o",
+        &format!("docker://{reg}/app:a"),
+        "-o",
+        &format!("docker-archive:{}", cold.display()),
+        "bzip2",
+    ]));
+    let b = Machine::new(dir.path().join("b"));
+    let warm = dir.path().join("warm.tar");
+    let out = b.build(&[
+        "-c",
+        &channel,
+        "--cache-from",
+        &format!("{reg}/app:a"),
+        "-o",
+        &format!("docker-archive:{}", warm.display()),
+        "bzip2",
+    ]);
+    ok(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("the layer cache `{reg}/app:a` cannot be read")),
+        "a warning names the cache:\n{err}"
+    );
+    assert!(std::fs::read(&warm).unwrap() == std::fs::read(&cold).unwrap());
+}
