@@ -187,6 +187,25 @@ fn a_fresh_runner_takes_every_layer_from_the_registry_and_downloads_no_package()
     let uploads_by_a = uploaded(&registry).len();
 
     let b = Machine::new(dir.path().join("b"));
+    // The dry run says where each layer would come from, and that nothing is downloaded.
+    let dry = b.build(&[
+        "-f",
+        lock.to_str().unwrap(),
+        "--cache-from",
+        &format!("{reg}/app:a"),
+        "--dry-run",
+        "--json",
+    ]);
+    let plans: serde_json::Value = serde_json::from_str(&ok(&dry)).unwrap();
+    let planned = plans[0]["layers"]
+        .as_array()
+        .expect("the layers' sources are known");
+    assert!(!planned.is_empty());
+    for layer in planned {
+        assert_eq!(layer["source"], "remote", "{layer}");
+        assert_eq!(layer["cache"], format!("{reg}/app:a"), "{layer}");
+    }
+    assert_eq!(plans[0]["downloads"], serde_json::json!([]), "{plans}");
     let out = b.build(&[
         "-f",
         lock.to_str().unwrap(),

@@ -57,7 +57,7 @@ pub mod remote;
 mod wheels;
 
 pub use context::Context;
-pub use dry_run::{Download, DryRun, PlannedWheel};
+pub use dry_run::{Download, DryRun, PlannedSource, PlannedWheel};
 pub use error::Error;
 pub use job::{Job, Outcome};
 pub use lookup::LayerFrom;

@@ -230,8 +230,14 @@ fn print_plans(plans: &[crate::builder::DryRun], json: bool) -> Result<()> {
             plan.base_layers
         )?;
         for (i, group) in plan.plan.groups.iter().enumerate() {
+            let from = match plan.layers.as_ref().and_then(|l| l.get(i)).map(|l| &l.from) {
+                Some(crate::builder::LayerFrom::Remote { cache }) => format!("  (in {cache})"),
+                Some(crate::builder::LayerFrom::Cache) => "  (cached)".into(),
+                Some(_) => "  (to build)".into(),
+                None => String::new(),
+            };
             outln!(
-                "  layer {:>3}  {:>10}  {}",
+                "  layer {:>3}  {:>10}  {}{from}",
                 i + 1,
                 crate::cli::progress::human_bytes(group.bytes),
                 group.packages.join(" ")
