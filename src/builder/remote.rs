@@ -205,6 +205,11 @@ async fn read_one(
         reference: reference.to_string(),
         source,
     };
+    if let Some(remote) = session.remote {
+        crate::transport::registry::probe(reference, &remote.options)
+            .await
+            .map_err(read)?;
+    }
     let (manifest, _) = crate::transport::registry::read_manifest(reference, platform, session)
         .await
         .map_err(read)?;

@@ -26,7 +26,7 @@ use reqwest::{Method, StatusCode};
 pub use crate::http::Timeouts;
 pub use auth::Credential;
 pub use client::{Client, RegistryOptions};
-pub use reach::{Unreachable, check_reachable};
+pub use reach::{Unreachable, check_reachable, probe};
 
 use super::error::{Error, Result};
 use super::{Publishable, ReadContext, Session, WriteContext, Written, WrittenImage};
