@@ -115,6 +115,9 @@ pub struct BuildRequest {
     /// Remote layer caches: images pushed before, or cache artifacts (none:
     /// `CONDA_DOCKER_CACHE_FROM`, references separated by commas or spaces).
     pub cache_from: Vec<String>,
+    /// A layer cache to write the build's layers to: `REF[,max-entries=N]` (none:
+    /// `CONDA_DOCKER_CACHE_TO`).
+    pub cache_to: Option<String>,
 }
 
 impl Default for BuildRequest {
@@ -157,6 +160,7 @@ impl Default for BuildRequest {
             low_speed_limit: None,
             source_date_epoch: None,
             cache_from: Vec::new(),
+            cache_to: None,
         }
     }
 }
@@ -197,6 +201,8 @@ pub enum Setting {
     Timeout,
     /// [`BuildRequest::cache_from`].
     CacheFrom,
+    /// [`BuildRequest::cache_to`].
+    CacheTo,
     /// `SOURCE_DATE_EPOCH`, the config file and the other variables a build reads.
     Environment,
 }
@@ -221,6 +227,7 @@ impl Setting {
             Self::Creds => "--creds",
             Self::Timeout => "--timeout",
             Self::CacheFrom => "--cache-from",
+            Self::CacheTo => "--cache-to",
             Self::Environment => "the environment",
         }
     }
@@ -244,6 +251,7 @@ impl Setting {
             Self::Creds => "creds=",
             Self::Timeout => "timeout=",
             Self::CacheFrom => "cache_from=",
+            Self::CacheTo => "cache_to=",
             Self::Environment => "the environment",
         }
     }
@@ -344,6 +352,15 @@ impl BuildRequest {
             },
             lock_output: self.lock_output.clone(),
             sbom_dir: self.sbom_dir.clone(),
+            cache_to: self
+                .cache_to
+                .as_deref()
+                .or_else(|| env.var("CONDA_DOCKER_CACHE_TO").filter(|v| !v.is_empty()))
+                .map(|to| {
+                    to.parse::<crate::builder::remote::CacheTo>()
+                        .map_err(|e| Error::named(Setting::CacheTo, e))
+                })
+                .transpose()?,
         };
         Ok((builder, job))
     }

@@ -6,7 +6,7 @@
 mod common;
 
 use std::path::PathBuf;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use common::http_server::StaticServer;
 use common::tools::{Docker, Podman, Registry, RegistryAuth, tool};
@@ -594,4 +594,173 @@ fn a_cache_that_refuses_access_is_a_warning_naming_it() {
         "a warning names the cache:\n{err}"
     );
     assert!(std::fs::read(&warm).unwrap() == std::fs::read(&cold).unwrap());
+}
+
+#[test]
+fn cache_to_lets_a_fresh_machine_make_the_cold_docker_archive_from_the_registry() {
+    let test = "cache_to_lets_a_fresh_machine_make_the_cold_docker_archive_from_the_registry";
+    let Some((registry, server, dir)) = setup(test) else {
+        return;
+    };
+    let reg = &registry.addr;
+    let channel = server.url("");
+    let cold = dir.path().join("cold.tar");
+    let warm = dir.path().join("warm.tar");
+    let a = Machine::new(dir.path().join("a"));
+    let out = a.build(&[
+        "-c",
+        &channel,
+        "-i",
+        "cached:1",
+        "--cache-to",
+        &format!("{reg}/cache:main"),
+        "-o",
+        &format!("docker-archive:{}", cold.display()),
+        "bzip2",
+        "zstd",
+    ]);
+    ok(&out);
+    assert!(
+        !stderr(&out).contains("warning: the layer cache"),
+        "{}",
+        stderr(&out)
+    );
+    let fetched_by_a = server.archives();
+
+    let b = Machine::new(dir.path().join("b"));
+    let out = b.build(&[
+        "-c",
+        &channel,
+        "-i",
+        "cached:1",
+        "--cache-from",
+        &format!("{reg}/cache:main"),
+        "-o",
+        &format!("docker-archive:{}", warm.display()),
+        "bzip2",
+        "zstd",
+    ]);
+    ok(&out);
+    assert_eq!(
+        server.archives(),
+        fetched_by_a,
+        "machine B downloaded packages:\n{}",
+        stderr(&out)
+    );
+    assert!(
+        std::fs::read(&cold).unwrap() == std::fs::read(&warm).unwrap(),
+        "the archive from the cache differs from the cold build's"
+    );
+    if let Some(docker) = Docker::get(test) {
+        run_ok(docker.cmd().arg("load").arg("-i").arg(&warm));
+        let got = run_ok(docker.cmd().args([
+            "run",
+            "--rm",
+            "--network=none",
+            "cached:1",
+            "sh",
+            "-c",
+            "echo hi | zstd | zstd -d",
+        ]));
+        assert_eq!(got, "hi\n");
+    }
+}
+
+/// The tags of `repo` in `registry`.
+fn tags_of(registry: &Registry, repo: &str) -> Vec<String> {
+    let got =
+        run_ok(Command::new("curl").args(["-sf", &registry.url(&format!("/v2/{repo}/tags/list"))]));
+    let v: serde_json::Value = serde_json::from_str(&got).unwrap();
+    v["tags"]
+        .as_array()
+        .map(|t| t.iter().map(|t| t.as_str().unwrap().to_string()).collect())
+        .unwrap_or_default()
+}
+
+#[test]
+fn eight_concurrent_writers_keep_every_entry_and_the_oldest_go_past_the_bound() {
+    let test = "eight_concurrent_writers_keep_every_entry_and_the_oldest_go_past_the_bound";
+    let Some((registry, server, dir)) = setup(test) else {
+        return;
+    };
+    let reg = registry.addr.clone();
+    let channel = server.url("");
+    let envs: [&[&str]; 8] = [
+        &["bzip2"],
+        &["zstd"],
+        &["openssl"],
+        &["ncurses"],
+        &["bzip2", "zstd"],
+        &["bzip2", "openssl"],
+        &["zstd", "ncurses"],
+        &["bzip2", "zstd", "openssl"],
+    ];
+    let writers: Vec<_> = envs
+        .iter()
+        .enumerate()
+        .map(|(i, specs)| {
+            let machine = Machine::new(dir.path().join(format!("w{i}")));
+            let out = dir.path().join(format!("w{i}.tar"));
+            let mut args = vec![
+                "-c".to_string(),
+                channel.clone(),
+                "--cache-to".into(),
+                format!("{reg}/cache:main"),
+                "-o".into(),
+                format!("docker-archive:{}", out.display()),
+            ];
+            args.extend(specs.iter().map(|s| s.to_string()));
+            std::thread::spawn(move || {
+                let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+                machine.build(&refs)
+            })
+        })
+        .collect();
+    for w in writers {
+        let out = w.join().unwrap();
+        ok(&out);
+        assert!(
+            !stderr(&out).contains("warning: the layer cache"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    assert_eq!(
+        tags_of(&registry, "cache").len(),
+        8,
+        "one entry per environment"
+    );
+    // Every writer's layers are found: a fresh machine's dry run of each takes all of them.
+    for (i, specs) in envs.iter().enumerate() {
+        let fresh = Machine::new(dir.path().join(format!("r{i}")));
+        let mut args = vec!["-c", &channel, "--cache-from", "", "--dry-run", "--json"];
+        let from = format!("{reg}/cache:main");
+        args[3] = &from;
+        args.extend(specs.iter());
+        let plans: serde_json::Value = serde_json::from_str(&ok(&fresh.build(&args))).unwrap();
+        let layers = plans[0]["layers"]
+            .as_array()
+            .expect("every package described");
+        for layer in layers {
+            assert_eq!(layer["source"], "remote", "{specs:?}: {layer}");
+        }
+    }
+    // A ninth writer with max-entries=3 leaves three entries, its own among them.
+    let ninth = Machine::new(dir.path().join("w8"));
+    ok(&ninth.build(&[
+        "-c",
+        &channel,
+        "--cache-to",
+        &format!("{reg}/cache:main,max-entries=3"),
+        "-o",
+        &format!("docker-archive:{}", dir.path().join("w8.tar").display()),
+        "ncurses",
+        "openssl",
+    ]));
+    assert_eq!(
+        tags_of(&registry, "cache").len(),
+        3,
+        "{:?}",
+        tags_of(&registry, "cache")
+    );
 }

@@ -113,6 +113,7 @@ def build(
     low_speed_limit: Optional[int] = None,
     source_date_epoch: Optional[int] = None,
     cache_from: Union[None, str, Iterable[str]] = None,
+    cache_to: Optional[str] = None,
     progress: Optional[Callable[[str, str], Any]] = None,
 ) -> Union[BuildResult, List[Dict[str, Any]]]:
     """``conda-docker build``: each argument is the command-line option of the same name.
@@ -178,6 +179,7 @@ def build(
         "low_speed_limit": None if low_speed_limit is None else int(low_speed_limit),
         "source_date_epoch": source_date_epoch,
         "cache_from": _list(cache_from),
+        "cache_to": cache_to,
         "progress": progress,
     }
     if dry_run:

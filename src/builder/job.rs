@@ -34,6 +34,8 @@ pub struct Job {
     pub lock_output: Option<PathBuf>,
     /// A directory the SBOMs are written to, beside the image (`sbom.spdx.json`, ...).
     pub sbom_dir: Option<PathBuf>,
+    /// A layer cache the build's layers are written to, beside the outputs (`--cache-to`).
+    pub cache_to: Option<super::remote::CacheTo>,
 }
 
 impl Job {
@@ -50,6 +52,7 @@ impl Job {
             write: WriteOptions::default(),
             lock_output: None,
             sbom_dir: None,
+            cache_to: None,
         }
     }
 
@@ -275,8 +278,16 @@ impl Builder {
         let session = Session::new(ctx.cancel())
             .with_remote(&remote)
             .with_reporter(ctx.reporter());
-        let written =
-            transport::write_all(&publish, &job.outputs, &session.write(&tags, write)).await?;
+        let write_ctx = session.write(&tags, write);
+        let written = transport::write_all(&publish, &job.outputs, &write_ctx).await?;
+        if let Some(to) = &job.cache_to {
+            let images: Vec<&BuiltImage> = built.iter().map(|(_, b)| b).collect();
+            let pushed_to = job.outputs.iter().find_map(|o| match o {
+                Location::Registry(r) if r.registry() == to.reference.registry() => Some(r),
+                _ => None,
+            });
+            super::remote::export(ctx, to, &images, pushed_to, &write_ctx).await;
+        }
         let sbom_files = match &job.sbom_dir {
             Some(dir) => write_sboms(dir, &built)?,
             None => Vec::new(),

@@ -479,6 +479,13 @@ pub struct BuildArgs {
     /// warning. Default: `CONDA_DOCKER_CACHE_FROM` (references separated by commas).
     #[arg(help_heading = CACHE, long, value_name = "REF")]
     pub cache_from: Vec<String>,
+    /// Also write this build's layers to a layer cache, for outputs that are not pushed (a
+    /// docker-archive or `oci:` made in CI): REF[,max-entries=N]. Each build writes its own
+    /// entry (`TAG-<hex>`), so many runners may share one cache; the oldest entries beyond N
+    /// (default 32) are deleted. `--cache-from REF` reads every entry. Default:
+    /// `CONDA_DOCKER_CACHE_TO`.
+    #[arg(help_heading = CACHE, long, value_name = "REF[,max-entries=N]")]
+    pub cache_to: Option<String>,
 }
 
 #[derive(Debug, Args)]

@@ -90,6 +90,7 @@ fn request(args: &BuildArgs) -> Result<BuildRequest> {
         low_speed_limit: tls.low_speed_limit,
         source_date_epoch: None,
         cache_from: args.cache_from.clone(),
+        cache_to: args.cache_to.clone(),
     })
 }
 

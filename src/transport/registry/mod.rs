@@ -14,6 +14,7 @@
 //! Our own client on `reqwest` rather than `oci-client`: that one has no identity-token flow,
 //! treats a declined mount (202) as an error and cannot upload from a byte range of a file.
 
+pub mod artifact;
 pub mod auth;
 pub mod body;
 pub mod client;
