@@ -118,6 +118,8 @@ pub struct BuildRequest {
     /// A layer cache to write the build's layers to: `REF[,max-entries=N]` (none:
     /// `CONDA_DOCKER_CACHE_TO`).
     pub cache_to: Option<String>,
+    /// Check each layer found in a remote cache against its packages before trusting it.
+    pub verify_cache: bool,
 }
 
 impl Default for BuildRequest {
@@ -161,6 +163,7 @@ impl Default for BuildRequest {
             source_date_epoch: None,
             cache_from: Vec::new(),
             cache_to: None,
+            verify_cache: false,
         }
     }
 }
@@ -424,7 +427,9 @@ impl BuildRequest {
         let cache_from = self.cache_from(env)?;
         if !cache_from.is_empty() {
             let options = self.registry(self.creds.as_deref(), Setting::Creds, env)?;
-            builder = builder.with_cache_from(cache_from, options);
+            builder = builder
+                .with_cache_from(cache_from, options)
+                .with_verify_cache(self.verify_cache);
         }
         builder =
             builder.with_store_root(crate::store::Store::at(self.cache_dir.as_deref(), env).root());

@@ -764,3 +764,80 @@ fn eight_concurrent_writers_keep_every_entry_and_the_oldest_go_past_the_bound() 
         tags_of(&registry, "cache")
     );
 }
+
+#[test]
+fn verify_cache_names_a_cache_entry_that_points_at_another_valid_layer() {
+    let test = "verify_cache_names_a_cache_entry_that_points_at_another_valid_layer";
+    let Some((registry, server, dir)) = setup(test) else {
+        return;
+    };
+    let reg = &registry.addr;
+    let channel = server.url("");
+    let cold = dir.path().join("cold.tar");
+    let a = Machine::new(dir.path().join("a"));
+    ok(&a.build(&[
+        "-c",
+        &channel,
+        "-o",
+        &format!("docker://{reg}/app:a"),
+        "-o",
+        &format!("docker-archive:{}", cold.display()),
+        "bzip2",
+        "zstd",
+    ]));
+    // A cache that lies: the first keyed layer's key names the second keyed layer's blob (a
+    // valid blob, with its true digest and diff_id).
+    let Some(mut manifest) = manifest_of(&format!("{reg}/app:a"), test) else {
+        return;
+    };
+    let layers = manifest["layers"].as_array_mut().unwrap();
+    let keyed: Vec<usize> = (0..layers.len())
+        .filter(|&i| layers[i]["annotations"]["org.conda-docker.layer.key"].is_string())
+        .collect();
+    let (first, second) = (keyed[0], keyed[1]);
+    let lied_key = layers[first]["annotations"]["org.conda-docker.layer.key"].clone();
+    let mut swapped = layers[second].clone();
+    swapped["annotations"]["org.conda-docker.layer.key"] = lied_key.clone();
+    layers[first] = swapped;
+    let body = dir.path().join("input-evil.json");
+    std::fs::write(&body, serde_json::to_vec(&manifest).unwrap()).unwrap();
+    run_ok(Command::new("curl").args([
+        "-sf",
+        "-X",
+        "PUT",
+        "-H",
+        "Content-Type: application/vnd.oci.image.manifest.v1+json",
+        "--data-binary",
+        &format!("@{}", body.display()),
+        &registry.url("/v2/app/manifests/evil"),
+    ]));
+
+    let b = Machine::new(dir.path().join("b"));
+    let checked = dir.path().join("checked.tar");
+    let out = b.build(&[
+        "-c",
+        &channel,
+        "--cache-from",
+        &format!("{reg}/app:evil"),
+        "--verify-cache",
+        "-o",
+        &format!("docker-archive:{}", checked.display()),
+        "bzip2",
+        "zstd",
+    ]);
+    ok(&out);
+    let err = stderr(&out);
+    assert!(
+        err.contains("--verify-cache") && err.contains(lied_key.as_str().unwrap()),
+        "the lying entry is named by its key:\n{err}"
+    );
+    assert_eq!(
+        err.matches("--verify-cache:").count(),
+        1,
+        "only the lying layer is named:\n{err}"
+    );
+    assert!(
+        std::fs::read(&checked).unwrap() == std::fs::read(&cold).unwrap(),
+        "the image has the layers made from the packages"
+    );
+}

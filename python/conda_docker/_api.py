@@ -114,6 +114,7 @@ def build(
     source_date_epoch: Optional[int] = None,
     cache_from: Union[None, str, Iterable[str]] = None,
     cache_to: Optional[str] = None,
+    verify_cache: bool = False,
     progress: Optional[Callable[[str, str], Any]] = None,
 ) -> Union[BuildResult, List[Dict[str, Any]]]:
     """``conda-docker build``: each argument is the command-line option of the same name.
@@ -180,6 +181,7 @@ def build(
         "source_date_epoch": source_date_epoch,
         "cache_from": _list(cache_from),
         "cache_to": cache_to,
+        "verify_cache": bool(verify_cache),
         "progress": progress,
     }
     if dry_run:

@@ -99,6 +99,7 @@ pub struct Builder {
     working_dir: PathBuf,
     cache_from: Vec<crate::image::Reference>,
     cache_options: Option<RegistryOptions>,
+    verify_cache: bool,
 }
 
 impl Default for Builder {
@@ -132,6 +133,7 @@ impl Builder {
             working_dir: PathBuf::from("."),
             cache_from: Vec::new(),
             cache_options: None,
+            verify_cache: false,
         }
     }
 
@@ -285,6 +287,15 @@ impl Builder {
     ) -> Self {
         self.cache_from = references.into_iter().collect();
         self.cache_options = Some(options);
+        self
+    }
+
+    /// Whether a layer found in a remote cache is checked before it is trusted: made here from
+    /// its packages too, and compared by diff_id; one that differs is named in a warning and
+    /// the image gets the layer made here. By default, no (the cache is trusted as the image's
+    /// own repository is).
+    pub fn with_verify_cache(mut self, verify: bool) -> Self {
+        self.verify_cache = verify;
         self
     }
 
@@ -456,6 +467,7 @@ impl Stages<'_> {
         let blobs = b.blob_cache();
         let mut stored = lookup::lookup(&plan, &blobs, caches);
         let keys: Vec<_> = plan.layers.iter().map(|l| l.key.clone()).collect();
+        let to_verify = remote::set_aside(b, &mut stored);
         remote::take(b, ctx, &keys, &mut stored, self.keep_in).await?;
         let dirs = fetch::fetch_missing(ctx, &plan, &stored, &mut env, self.fetcher).await?;
         let differ = contents::confirm(b, &env, &dirs)?;
@@ -472,6 +484,7 @@ impl Stages<'_> {
             &blobs,
             ctx,
         )?;
+        remote::verify(ctx, &plan, &stored, &to_verify);
         Ok(Layers::Made(Box::new((env, wheels, plan, stored))))
     }
 }

@@ -636,3 +636,52 @@ async fn prune(
     }
     Ok(())
 }
+
+/// With `--verify-cache`, takes every remote hit out of `found` (so its layer is made here from
+/// its packages) and returns them, by planned layer, for [`verify`].
+pub(crate) fn set_aside(b: &Builder, found: &mut [Option<Found>]) -> Vec<(usize, RemoteLayer)> {
+    if !b.verify_cache {
+        return Vec::new();
+    }
+    let mut aside = Vec::new();
+    for (i, f) in found.iter_mut().enumerate() {
+        if let Some(Found::Remote(r)) = f {
+            aside.push((i, r.clone()));
+            *f = None;
+        }
+    }
+    aside
+}
+
+/// Compares each layer set aside by [`set_aside`] with the layer made here from its packages:
+/// one whose diff_id differs is named in a warning (the image has the layer made here).
+pub(crate) fn verify(
+    ctx: &Context,
+    plan: &super::plan::Plan,
+    found: &[Option<Found>],
+    aside: &[(usize, RemoteLayer)],
+) {
+    for (i, remote) in aside {
+        let Some(Found::Made(made)) = &found[*i] else {
+            continue;
+        };
+        if made.diff_id != remote.written.diff_id {
+            let layer = &plan.layers[*i];
+            ctx.reporter().warning(&format!(
+                "--verify-cache: the layer cache `{}` holds another layer ({}, diff_id {}) under \
+                 the key {} of {}, whose packages give diff_id {}: that cache is not to be \
+                 trusted; the image has the layer made here",
+                remote.origin,
+                remote.written.digest,
+                remote.written.diff_id,
+                layer
+                    .key
+                    .as_ref()
+                    .map(Digest::to_string)
+                    .unwrap_or_default(),
+                layer.description,
+                made.diff_id
+            ));
+        }
+    }
+}

@@ -486,6 +486,10 @@ pub struct BuildArgs {
     /// `CONDA_DOCKER_CACHE_TO`.
     #[arg(help_heading = CACHE, long, value_name = "REF[,max-entries=N]")]
     pub cache_to: Option<String>,
+    /// Trust no layer found in a --cache-from cache unchecked: make it from its packages too and
+    /// compare; a layer that differs is named in a warning, and the image gets the one made here.
+    #[arg(help_heading = CACHE, long)]
+    pub verify_cache: bool,
 }
 
 #[derive(Debug, Args)]

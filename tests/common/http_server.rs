@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
 
 /// Serves a directory until dropped.
 pub struct StaticServer {
@@ -17,29 +16,36 @@ impl StaticServer {
     /// python3 is missing.
     pub fn start(dir: &Path, log: &Path, test: &str) -> Option<StaticServer> {
         let python = super::tools::require("python3", test)?;
-        let port = super::tools::free_port();
         let log_file = std::fs::File::create(log).expect("creating the access log");
-        let child = Command::new(python)
-            .args(["-m", "http.server", "--bind", "127.0.0.1"])
-            .arg(port.to_string())
-            .current_dir(dir)
-            .stdout(Stdio::null())
+        // Port 0: the system picks a free port and the server prints it, so no other server of
+        // a parallel test can take it in between.
+        let mut child = Command::new(python)
+            .args([
+                "-c",
+                "import functools, http.server, sys\n\
+                 handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])\n\
+                 server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)\n\
+                 print(server.server_address[1], flush=True)\n\
+                 server.serve_forever()",
+            ])
+            .arg(dir)
+            .stdout(Stdio::piped())
             .stderr(log_file)
             .spawn()
-            .expect("starting python3 -m http.server");
-        let mut server = StaticServer {
+            .expect("starting python3's http.server");
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("the server's stdout");
+        std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+            .expect("reading the server's port");
+        let port: u16 = line.trim().parse().unwrap_or_else(|_| {
+            let _ = child.kill();
+            panic!("the http.server did not start (it printed `{line}`)")
+        });
+        Some(StaticServer {
             child,
             port,
             log: log.to_path_buf(),
-        };
-        for _ in 0..200 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Some(server);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = server.child.kill();
-        panic!("the http.server on port {port} did not start");
+        })
     }
 
     /// `http://127.0.0.1:PORT/` followed by `path`.

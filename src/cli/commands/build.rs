@@ -91,6 +91,7 @@ fn request(args: &BuildArgs) -> Result<BuildRequest> {
         source_date_epoch: None,
         cache_from: args.cache_from.clone(),
         cache_to: args.cache_to.clone(),
+        verify_cache: args.verify_cache,
     })
 }
 
