@@ -193,6 +193,8 @@ pub enum Setting {
     Timeout,
     /// `SOURCE_DATE_EPOCH`, the config file and the other variables a build reads.
     Environment,
+    /// [`ImageSettings::files`].
+    Add,
 }
 
 impl Setting {
@@ -215,6 +217,7 @@ impl Setting {
             Self::Creds => "--creds",
             Self::Timeout => "--timeout",
             Self::Environment => "the environment",
+            Self::Add => "--add",
         }
     }
 
@@ -237,6 +240,7 @@ impl Setting {
             Self::Creds => "creds=",
             Self::Timeout => "timeout=",
             Self::Environment => "the environment",
+            Self::Add => "add=",
         }
     }
 }

@@ -415,6 +415,13 @@ pub struct BuildArgs {
     /// Make the --user own the environment, so it can install into it.
     #[arg(help_heading = IMAGE, long)]
     pub writable_prefix: bool,
+    /// Put a host file or directory at DEST in the image, in a layer of its own above the
+    /// environment's (repeatable; a directory's `.dockerignore` leaves paths out).
+    #[arg(help_heading = IMAGE, long, value_name = "SRC:DEST")]
+    pub add: Vec<crate::settings::AddFiles>,
+    /// Make the --user own the files --add puts in (else root does).
+    #[arg(help_heading = IMAGE, long)]
+    pub chown: bool,
     /// Where the environment lives inside the image.
     #[arg(help_heading = IMAGE, long, default_value = "/opt/conda")]
     pub target_prefix: PathBuf,
