@@ -365,3 +365,148 @@ fn the_sboms_are_attached_as_referrers_in_registries_and_layouts() {
     run_ok(conda_docker().args(["inspect", &format!("oci:{}:v1", layout.display())]));
     run_ok(conda_docker().args(["inspect", &format!("oci:{}", layout.display())]));
 }
+
+/// The first SPDX package, CycloneDX component or syft artifact whose purl is `purl`.
+fn with_purl<'a>(items: &'a serde_json::Value, purl: &str) -> Option<&'a serde_json::Value> {
+    items.as_array()?.iter().find(|p| {
+        p["purl"] == purl
+            || p["externalRefs"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r["referenceLocator"] == purl))
+    })
+}
+
+#[test]
+fn conda_packages_that_install_python_distributions_list_them_by_pypi_purl() {
+    let test = "conda_packages_that_install_python_distributions_list_them_by_pypi_purl";
+    let Some(python) = validators(test) else {
+        return;
+    };
+    let dir = tempdir();
+    let (python_channel, _) = common::host_python_channel(dir.path());
+    let base = format!("docker-archive:{}", glibc_base().display());
+    // The host's python, locked; then the fixture channel's noarch requests, urllib3 and idna,
+    // as a lockfile lists them (urllib3's own dependencies are not in the fixture channel, so
+    // no solve could give this environment).
+    let lock = dir.path().join("lock.txt");
+    run_ok(
+        conda_docker()
+            .args(["build", "-q", "-b", &base, "-c"])
+            .arg(&python_channel)
+            .arg("-o")
+            .arg(dir.path().join("python.tar"))
+            .arg("--lock-output")
+            .arg(&lock)
+            .arg("python"),
+    );
+    let noarch = common::repo().join("tests/fixtures/channel-noarch/noarch");
+    let repodata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(noarch.join("repodata.json")).unwrap()).unwrap();
+    let mut text = std::fs::read_to_string(&lock).unwrap();
+    for file in [
+        "idna-3.10-pyhd8ed1ab_1.conda",
+        "requests-2.32.3-pyhd8ed1ab_1.conda",
+        "urllib3-2.3.0-pyhd8ed1ab_0.conda",
+    ] {
+        let sha = repodata["packages.conda"][file]["sha256"].as_str().unwrap();
+        text.push_str(&format!(
+            "file://{}/{file}#sha256:{sha}\n",
+            noarch.display()
+        ));
+    }
+    std::fs::write(&lock, text).unwrap();
+    let out = dir.path().join("py.tar");
+    let sboms = dir.path().join("sboms");
+    run_ok(
+        conda_docker()
+            .args(["build", "-q", "-b", &base, "-f"])
+            .arg(&lock)
+            .arg("-o")
+            .arg(&out)
+            .arg("--sbom-dir")
+            .arg(&sboms),
+    );
+    let (spdx_file, cdx_file) = (sboms.join("sbom.spdx.json"), sboms.join("sbom.cdx.json"));
+    validate(&python, &spdx_file, &cdx_file);
+    let spdx = json(&std::fs::read(&spdx_file).unwrap());
+    let cdx = json(&std::fs::read(&cdx_file).unwrap());
+    for (name, version) in [
+        ("requests", "2.32.3"),
+        ("urllib3", "2.3.0"),
+        ("idna", "3.10"),
+    ] {
+        let purl = format!("pkg:pypi/{name}@{version}");
+        let package =
+            with_purl(&spdx["packages"], &purl).unwrap_or_else(|| panic!("no SPDX package {purl}"));
+        assert_eq!(
+            package["externalRefs"].as_array().unwrap().len(),
+            1,
+            "{package}"
+        );
+        let conda = spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name && p["comment"].as_str().unwrap().starts_with("conda"))
+            .unwrap();
+        assert!(
+            spdx["relationships"].as_array().unwrap().iter().any(|r| {
+                r["spdxElementId"] == conda["SPDXID"]
+                    && r["relationshipType"] == "CONTAINS"
+                    && r["relatedSpdxElement"] == package["SPDXID"]
+            }),
+            "the conda package {name} contains {purl}"
+        );
+        let component =
+            with_purl(&cdx["components"], &purl).unwrap_or_else(|| panic!("no component {purl}"));
+        let conda_ref = cdx["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name && c["purl"].as_str().unwrap().starts_with("pkg:conda/"))
+            .unwrap()["bom-ref"]
+            .clone();
+        let edges = cdx["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["ref"] == conda_ref)
+            .unwrap();
+        assert!(
+            edges["dependsOn"]
+                .as_array()
+                .unwrap()
+                .contains(&component["bom-ref"]),
+            "{edges}"
+        );
+    }
+    let python_package = with_purl(&spdx["packages"], "pkg:pypi/python");
+    assert!(
+        python_package.is_none(),
+        "nothing is guessed from conda names"
+    );
+
+    let Some(mut syft) = common::tools::tool("syft", test) else {
+        return;
+    };
+    let found = run_ok(
+        syft.env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+            .arg("scan")
+            .arg(format!("docker-archive:{}", out.display()))
+            .args(["--select-catalogers", "+sbom-cataloger", "-o", "json", "-q"]),
+    );
+    let found: serde_json::Value = serde_json::from_str(&found).unwrap();
+    let from_sbom: Vec<&str> = found["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["foundBy"] == "sbom-cataloger")
+        .filter_map(|a| a["purl"].as_str())
+        .collect();
+    for purl in ["pkg:pypi/requests@2.32.3", "pkg:pypi/urllib3@2.3.0"] {
+        assert!(
+            from_sbom.contains(&purl),
+            "syft reads {purl}: {from_sbom:?}"
+        );
+    }
+}

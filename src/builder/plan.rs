@@ -90,7 +90,7 @@ pub(crate) fn plan(
     let sbom = b.sbom.then(|| {
         sbom_of(
             input.name.as_deref(),
-            &env.records,
+            env,
             &pypi_locked,
             &prepared.base,
             epoch,
@@ -199,10 +199,10 @@ fn top_digest(package_list: &str, sbom: Option<&Sbom>) -> Digest {
     Digest::of(&all)
 }
 
-/// The SBOMs of an environment of `records` on `base`, created at `created`.
+/// The SBOMs of the environment `env` on `base`, created at `created`.
 fn sbom_of(
     name: Option<&str>,
-    records: &[rattler_conda_types::RepoDataRecord],
+    env: &Environment,
     pypi: &[crate::conda::lock::LockedPypi],
     base: &Image,
     created: u64,
@@ -212,10 +212,17 @@ fn sbom_of(
     let base = (!base.layers().is_empty()).then(|| crate::describe::sbom::BaseImage {
         image_id: Digest::of(&base.config_bytes(base.config().rootfs.diff_ids.clone())),
     });
+    let provides: Vec<_> = env
+        .records
+        .iter()
+        .zip(&env.contents)
+        .map(|(r, c)| crate::pypi::provides::installed(r, c))
+        .collect();
     let subject = crate::describe::sbom::Subject {
         name: name.unwrap_or("conda environment"),
-        records,
+        records: &env.records,
         pypi,
+        provides: &provides,
         base: base.as_ref(),
         created,
     };
