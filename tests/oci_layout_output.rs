@@ -222,13 +222,14 @@ fn an_oci_archive_and_a_layout_share_compressed_layers() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     in_layout.sort();
-    // The layout holds the very same image blobs, and beside them the SBOM referrers (which an
-    // oci-archive does not carry): the empty config, two SBOMs and their two manifests.
+    // The layout holds the very same image blobs, and beside them the SBOM and provenance
+    // referrers (which an oci-archive does not carry): the empty config, two SBOMs, the
+    // provenance statement and their three manifests.
     assert!(
         in_archive.iter().all(|b| in_layout.contains(b)),
         "{in_archive:?} vs {in_layout:?}"
     );
-    assert_eq!(in_layout.len(), in_archive.len() + 5, "{in_layout:?}");
+    assert_eq!(in_layout.len(), in_archive.len() + 7, "{in_layout:?}");
 }
 
 /// The conda packages (`name`, `version`) recorded in the image's SBOM, as conda-docker lists them.

@@ -279,6 +279,12 @@ fn the_sboms_are_attached_as_referrers_in_registries_and_layouts() {
     let manifest_digest = pushed.rsplit_once('@').expect("REF@DIGEST").1.to_string();
     let spdx = std::fs::read(d.join("sboms/sbom.spdx.json")).unwrap();
     let cdx = std::fs::read(d.join("sboms/sbom.cdx.json")).unwrap();
+    let provenance = std::fs::read(d.join("sboms/provenance.intoto.json")).unwrap();
+    assert_eq!(
+        run_ok(conda_docker().args(["provenance", "--insecure", pushed.as_str()])).as_bytes(),
+        provenance,
+        "`provenance` prints the statement the pushed image holds"
+    );
 
     // distribution 2.8 has no referrers API: the spec's tag fallback lists them.
     let tag = format!("sha256-{}", &manifest_digest[7..]);
@@ -294,7 +300,11 @@ fn the_sboms_are_attached_as_referrers_in_registries_and_layouts() {
     types.sort();
     assert_eq!(
         types,
-        ["application/spdx+json", "application/vnd.cyclonedx+json"]
+        [
+            "application/spdx+json",
+            "application/vnd.cyclonedx+json",
+            "application/vnd.in-toto+json"
+        ]
     );
     for entry in entries {
         let artifact = get_json(
@@ -311,12 +321,12 @@ fn the_sboms_are_attached_as_referrers_in_registries_and_layouts() {
             .output()
             .unwrap()
             .stdout;
-        let want = if entry["artifactType"] == "application/spdx+json" {
-            &spdx
-        } else {
-            &cdx
+        let want = match entry["artifactType"].as_str().unwrap() {
+            "application/spdx+json" => &spdx,
+            "application/vnd.cyclonedx+json" => &cdx,
+            _ => &provenance,
         };
-        assert_eq!(&bytes, want, "the referrer holds the SBOM");
+        assert_eq!(&bytes, want, "the referrer holds the document");
     }
     // skopeo sees the image and the fallback tag.
     if let Some(skopeo) = common::tools::tool("skopeo", test) {
@@ -328,13 +338,13 @@ fn the_sboms_are_attached_as_referrers_in_registries_and_layouts() {
         );
         assert!(tags.contains(&tag), "{tags}");
     }
-    // A second push of the same image keeps one entry per SBOM.
+    // A second push of the same image keeps one entry per document.
     build(d, &format!("docker://{}/app:1", registry.addr), &["bzip2"]);
     let index = get_json(
         &registry.url(&format!("/v2/app/manifests/{tag}")),
         "application/vnd.oci.image.index.v1+json",
     );
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 3);
 
     // In an OCI layout, as blobs only: index.json lists the image alone (podman, skopeo and syft
     // take each entry for an image), and the artifact manifests name it as their subject.
@@ -359,7 +369,11 @@ fn the_sboms_are_attached_as_referrers_in_registries_and_layouts() {
     types.sort();
     assert_eq!(
         types,
-        ["application/spdx+json", "application/vnd.cyclonedx+json"]
+        [
+            "application/spdx+json",
+            "application/vnd.cyclonedx+json",
+            "application/vnd.in-toto+json"
+        ]
     );
     // The layout still reads as one image, with or without its tag.
     run_ok(conda_docker().args(["inspect", &format!("oci:{}:v1", layout.display())]));

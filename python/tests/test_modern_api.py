@@ -194,7 +194,8 @@ def test_add_puts_host_files_on_top_in_a_layer_of_their_own(tmp_path):
     (app / "main.py").write_text("print('hi')\n")
     (app / "local.env").write_text("TOKEN=secret\n")
     (app / ".dockerignore").write_text("*.env\n")
-    plain = conda_docker.build("bzip2", channels=[str(CHANNEL)], base=f"docker-archive:{DEMO_BASE}")
+    plain = conda_docker.build("bzip2", channels=[str(CHANNEL)], base=f"docker-archive:{DEMO_BASE}",
+                               outputs=[str(tmp_path / "plain.tar")])
     added = conda_docker.build("bzip2", channels=[str(CHANNEL)], base=f"docker-archive:{DEMO_BASE}",
                                add=[f"{app}:/srv/app"], outputs=[str(tmp_path / "app.tar")])
     # Top first: the environment's layers are the same, the files' layer is on top.

@@ -372,13 +372,15 @@ impl Builder {
     }
 }
 
-/// An environment's SBOMs, as the image holds them.
+/// An environment's SBOMs and provenance, as the image holds them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sbom {
     /// The SPDX 2.3 JSON document.
     pub spdx: Vec<u8>,
     /// The CycloneDX 1.6 JSON document.
     pub cyclonedx: Vec<u8>,
+    /// The in-toto statement (SLSA Provenance v1) of how it was built.
+    pub provenance: Vec<u8>,
 }
 
 impl Sbom {
@@ -421,7 +423,8 @@ impl BuiltImage {
         self.sbom.as_ref()
     }
 
-    /// What to attach beside the image as OCI referrers: its SBOMs (none without).
+    /// What to attach beside the image as OCI referrers: its SBOMs and provenance statement
+    /// (none without).
     pub fn referrers(&self) -> Vec<crate::image::referrer::Artifact> {
         let Some(sbom) = &self.sbom else {
             return Vec::new();
@@ -432,9 +435,14 @@ impl BuiltImage {
             crate::describe::sbom::Format::CycloneDx,
         ]
         .into_iter()
-        .map(|format| crate::image::referrer::Artifact {
-            artifact_type: format.media_type().to_string(),
-            bytes: sbom.document(format).to_vec(),
+        .map(|format| (format.media_type(), sbom.document(format)))
+        .chain([(
+            crate::describe::provenance::MEDIA_TYPE,
+            &sbom.provenance[..],
+        )])
+        .map(|(media_type, bytes)| crate::image::referrer::Artifact {
+            artifact_type: media_type.to_string(),
+            bytes: bytes.to_vec(),
             annotations: [(
                 "org.opencontainers.image.created".to_string(),
                 created.clone(),

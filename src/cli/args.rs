@@ -61,6 +61,9 @@ pub enum Command {
     /// Print the SBOM (SPDX or CycloneDX JSON) of an image's conda environment.
     #[command(after_help = help::SBOM, mut_arg("creds", |a| a.hide(true)))]
     Sbom(SbomArgs),
+    /// Print the provenance (an in-toto statement, SLSA Provenance v1) of an image's environment.
+    #[command(after_help = help::PROVENANCE, mut_arg("creds", |a| a.hide(true)))]
+    Provenance(ProvenanceArgs),
     /// Print the shell completion script for bash, zsh, fish, elvish or PowerShell.
     #[command(after_help = help::COMPLETIONS)]
     Completions(CompletionsArgs),
@@ -152,6 +155,14 @@ pub struct SbomArgs {
     /// The document's format.
     #[arg(long, value_enum, default_value = "spdx")]
     pub format: SbomFormat,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ProvenanceArgs {
+    /// The image: `docker-archive:PATH`, `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]` or a registry reference.
+    pub image: String,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }

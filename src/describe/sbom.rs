@@ -587,15 +587,7 @@ pub fn read_from_image(
     format: Format,
     cancel: &crate::image::Cancel,
 ) -> crate::image::Result<Option<Vec<u8>>> {
-    let Some(prefix) = image.config().config.env_var("CONDA_PREFIX") else {
-        return Ok(None);
-    };
-    let path = format!("{}/{}", prefix.trim_end_matches('/'), format.file());
-    let found = crate::image::files::read_files(image, &[&path], cancel)?;
-    Ok(found.into_values().find_map(|c| match c {
-        crate::image::files::FileContent::File(bytes) => Some(bytes),
-        crate::image::files::FileContent::Symlink(_) => None,
-    }))
+    super::read_prefix_file(image, format.file(), cancel)
 }
 
 /// The SBOM of any image's conda environment: the one it holds, else one made from its
