@@ -52,20 +52,25 @@ fn entries(image: &archive::Archive, i: usize) -> BTreeMap<String, Seen> {
     out
 }
 
+/// Makes a FIFO at `path`.
+fn fifo(path: &Path) {
+    rustix::fs::mknodat(
+        rustix::fs::CWD,
+        path,
+        rustix::fs::FileType::Fifo,
+        rustix::fs::Mode::from_raw_mode(0o644),
+        0,
+    )
+    .unwrap();
+}
+
 /// A project: a script, a `.dockerignore` leaving out a secret file and a build directory,
 /// and symlinks pointing outside it (at a secret file and at a FIFO, which a read would refuse).
 fn project(root: &Path) -> std::path::PathBuf {
     let outside = root.join("outside");
     std::fs::create_dir_all(&outside).unwrap();
     std::fs::write(outside.join("secret"), b"HOST-SECRET-OUTSIDE").unwrap();
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        outside.join("fifo"),
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o644),
-        0,
-    )
-    .unwrap();
+    fifo(&outside.join("fifo"));
     let app = root.join("app");
     std::fs::create_dir_all(app.join("build")).unwrap();
     std::fs::create_dir_all(app.join("lib")).unwrap();
@@ -251,14 +256,7 @@ fn a_special_file_in_src_is_refused_naming_it() {
     let dir = tempdir();
     let app = dir.path().join("input-app");
     std::fs::create_dir_all(&app).unwrap();
-    rustix::fs::mknodat(
-        rustix::fs::CWD,
-        app.join("pipe"),
-        rustix::fs::FileType::Fifo,
-        rustix::fs::Mode::from_raw_mode(0o644),
-        0,
-    )
-    .unwrap();
+    fifo(&app.join("pipe"));
     let add = format!("{}:/srv/app", app.display());
     let err = common::failing_build(dir.path(), |cmd| {
         cmd.args(["-b"])

@@ -314,14 +314,7 @@ fn a_single_image_layout_is_one_image_for_podman_skopeo_and_syft() {
             packages
         );
     }
-    if let Some(mut syft) = tool("syft", test) {
-        let out = run_ok(
-            syft.env("SYFT_CHECK_FOR_APP_UPDATE", "false")
-                .arg("scan")
-                .arg(format!("oci-dir:{}", layout.display()))
-                .args(["--select-catalogers", "+sbom-cataloger", "-o", "json", "-q"]),
-        );
-        let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+    if let Some(found) = common::tools::syft_scan(&format!("oci-dir:{}", layout.display()), test) {
         let mut conda: Vec<(String, String)> = found["artifacts"]
             .as_array()
             .unwrap()

@@ -11,15 +11,7 @@ use common::{archive, build, conda_docker, run_ok, tempdir};
 
 /// Python with jsonschema, or None (a failure in CI).
 fn jsonschema(test: &str) -> Option<std::path::PathBuf> {
-    let python = common::tools::require("python3", test)?;
-    let ok = Command::new(&python)
-        .args(["-c", "import jsonschema, referencing"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(python);
-    }
-    common::tools::skip(test, "jsonschema is not installed (pip install jsonschema)")
+    common::tools::python_with("jsonschema, referencing", "pip install jsonschema", test)
 }
 
 /// Validates `statement` against the SLSA Provenance v1 schema (over in-toto Statement v1),

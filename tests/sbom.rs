@@ -11,18 +11,10 @@ use common::{channel, conda_docker, glibc_base, run_ok, tempdir};
 
 /// Python with spdx-tools and cyclonedx-python-lib, or None (a failure in CI).
 fn validators(test: &str) -> Option<std::path::PathBuf> {
-    let python = common::tools::require("python3", test)?;
-    let ok = Command::new(&python)
-        .args(["-c", "import spdx_tools, cyclonedx.validation.json"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(python);
-    }
-    common::tools::skip(
+    common::tools::python_with(
+        "spdx_tools, cyclonedx.validation.json",
+        "pip install spdx-tools 'cyclonedx-python-lib[json-validation]'",
         test,
-        "spdx-tools and cyclonedx-python-lib are not installed \
-         (pip install spdx-tools 'cyclonedx-python-lib[json-validation]')",
     )
 }
 
@@ -500,16 +492,10 @@ fn conda_packages_that_install_python_distributions_list_them_by_pypi_purl() {
         "nothing is guessed from conda names"
     );
 
-    let Some(mut syft) = common::tools::tool("syft", test) else {
+    let Some(found) = common::tools::syft_scan(&format!("docker-archive:{}", out.display()), test)
+    else {
         return;
     };
-    let found = run_ok(
-        syft.env("SYFT_CHECK_FOR_APP_UPDATE", "false")
-            .arg("scan")
-            .arg(format!("docker-archive:{}", out.display()))
-            .args(["--select-catalogers", "+sbom-cataloger", "-o", "json", "-q"]),
-    );
-    let found: serde_json::Value = serde_json::from_str(&found).unwrap();
     let from_sbom: Vec<&str> = found["artifacts"]
         .as_array()
         .unwrap()

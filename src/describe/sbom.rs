@@ -250,6 +250,27 @@ fn spdx_id(prefix: &str, i: usize, name: &str) -> String {
     format!("SPDXRef-{prefix}-{i}-{clean}")
 }
 
+/// An SPDX package of the PyPI distribution `name` `version`, its purl its one external
+/// reference.
+fn spdx_pypi_package(name: &str, id: &str, version: &str, checksums: &[Value]) -> Value {
+    json!({
+        "name": name,
+        "SPDXID": id,
+        "versionInfo": version,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": false,
+        "checksums": checksums,
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": "NOASSERTION",
+        "copyrightText": "NOASSERTION",
+        "externalRefs": [{
+            "referenceCategory": "PACKAGE-MANAGER",
+            "referenceType": "purl",
+            "referenceLocator": pypi_purl_of(name, version),
+        }],
+    })
+}
+
 /// The SPDX 2.3 JSON document of `subject`.
 pub fn spdx(subject: &Subject<'_>) -> Vec<u8> {
     let created = crate::image::config::rfc3339(subject.created);
@@ -342,26 +363,13 @@ pub fn spdx(subject: &Subject<'_>) -> Vec<u8> {
         for d in provided_by(subject, i) {
             let pypi_id = spdx_id("CondaPypi", n, &d.name);
             n += 1;
-            packages.push(json!({
-                "name": d.name,
-                "SPDXID": pypi_id,
-                "versionInfo": d.version,
-                "downloadLocation": "NOASSERTION",
-                "filesAnalyzed": false,
-                "licenseConcluded": "NOASSERTION",
-                "licenseDeclared": "NOASSERTION",
-                "copyrightText": "NOASSERTION",
-                "externalRefs": [{
-                    "referenceCategory": "PACKAGE-MANAGER",
-                    "referenceType": "purl",
-                    "referenceLocator": pypi_purl_of(&d.name, &d.version),
-                }],
-                "comment": format!(
-                    "PyPI distribution installed by conda package {} (its {})",
-                    d.package,
-                    evidence_path(d)
-                ),
-            }));
+            let mut package = spdx_pypi_package(&d.name, &pypi_id, &d.version, &[]);
+            package["comment"] = json!(format!(
+                "PyPI distribution installed by conda package {} (its {})",
+                d.package,
+                evidence_path(d)
+            ));
+            packages.push(package);
             relationships.push(json!({
                 "spdxElementId": id,
                 "relationshipType": "CONTAINS",
@@ -376,23 +384,12 @@ pub fn spdx(subject: &Subject<'_>) -> Vec<u8> {
             .iter()
             .map(|h| json!({"algorithm": "SHA256", "checksumValue": h}))
             .collect();
-        packages.push(json!({
-            "name": p.name,
-            "SPDXID": id,
-            "versionInfo": p.version,
-            "downloadLocation": pypi_location(p).unwrap_or("NOASSERTION"),
-            "filesAnalyzed": false,
-            "checksums": checksums,
-            "licenseConcluded": "NOASSERTION",
-            "licenseDeclared": "NOASSERTION",
-            "copyrightText": "NOASSERTION",
-            "externalRefs": [{
-                "referenceCategory": "PACKAGE-MANAGER",
-                "referenceType": "purl",
-                "referenceLocator": pypi_purl(p),
-            }],
-            "comment": "PyPI distribution, installed from its wheel",
-        }));
+        let mut package = spdx_pypi_package(&p.name, &id, &p.version, &checksums);
+        if let Some(url) = pypi_location(p) {
+            package["downloadLocation"] = json!(url);
+        }
+        package["comment"] = json!("PyPI distribution, installed from its wheel");
+        packages.push(package);
         relationships.push(json!({
             "spdxElementId": "SPDXRef-Environment",
             "relationshipType": "CONTAINS",
