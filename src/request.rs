@@ -208,6 +208,8 @@ pub enum Setting {
     CacheTo,
     /// `SOURCE_DATE_EPOCH`, the config file and the other variables a build reads.
     Environment,
+    /// [`ImageSettings::files`].
+    Add,
 }
 
 impl Setting {
@@ -232,6 +234,7 @@ impl Setting {
             Self::CacheFrom => "--cache-from",
             Self::CacheTo => "--cache-to",
             Self::Environment => "the environment",
+            Self::Add => "--add",
         }
     }
 
@@ -256,6 +259,7 @@ impl Setting {
             Self::CacheFrom => "cache_from=",
             Self::CacheTo => "cache_to=",
             Self::Environment => "the environment",
+            Self::Add => "add=",
         }
     }
 }

@@ -94,6 +94,8 @@ def build(
     expose: Union[None, str, Iterable[str]] = None,
     user: Optional[str] = None,
     writable_prefix: bool = False,
+    add: Union[None, str, Iterable[str]] = None,
+    chown: bool = False,
     virtual_packages: Optional[Mapping[str, str]] = None,
     sbom: bool = True,
     allow_unhashed_pypi: bool = False,
@@ -124,7 +126,8 @@ def build(
     ``oci:DIR[:TAG]``, ``oci-archive:PATH``, ``docker://REGISTRY/REPO:TAG``); none builds the
     image without writing it (see :attr:`BuildResult.images`). ``progress(event, message)``
     is called with events such as ``solve.started``, ``install.finished``, ``warning``.
-    ``sbom_dir`` also writes the SBOMs there. An environment file's ``pip:`` section is
+    ``sbom_dir`` also writes the SBOMs there. ``add`` (``"SRC:DEST"``, repeatable) puts host
+    files on top of the environment, one layer each, as ``--add`` does. An environment file's ``pip:`` section is
     resolved on ``pypi_index_url`` (else ``PIP_INDEX_URL``/``UV_INDEX_URL``, else PyPI), with
     ``pypi_extra_index_url`` and ``find_links`` searched too. ``dry_run=True`` builds nothing and returns the
     layer plan of each platform (a list, as ``--dry-run --json`` prints it). Mirrors come from
@@ -162,6 +165,8 @@ def build(
         "expose": _list(expose),
         "user": user,
         "writable_prefix": bool(writable_prefix),
+        "files": [os.fspath(a) for a in _list(add)],
+        "chown": bool(chown),
         "virtual_packages": dict(virtual_packages or {}),
         "sbom": bool(sbom),
         "allow_unhashed_pypi": bool(allow_unhashed_pypi),

@@ -3,16 +3,17 @@
 //! and annotations.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::describe::PACKAGES_LABEL;
 use crate::image::config::rfc3339;
+use crate::image::host::{Excludes, HostFiles};
 use crate::image::layer::EntriesLayer;
-use crate::image::layer_tar::{Entry, Ownership};
+use crate::image::layer_tar::{Entry, Ownership, write_layer_tar_owned};
 use crate::image::{Digest, History, Image, Layer};
 use crate::input::Input;
-use crate::settings::ImageSettings;
+use crate::settings::{ImageSettings, UserSpec};
 use crate::transport::Location;
 
 use super::contents::Environment;
@@ -51,6 +52,14 @@ pub(crate) fn assemble(
                 other => Error::Image(other),
             })?;
     }
+    push_added_files(
+        &mut image,
+        b,
+        ctx,
+        &prepared.settings,
+        prepared.user.as_ref(),
+        mtime,
+    )?;
     configure(
         &mut image,
         input,
@@ -157,6 +166,63 @@ fn push_top_layer(image: &mut Image, entries: Vec<Entry>, mtime: u64, owner: Opt
             ..Default::default()
         },
     );
+}
+
+/// One layer per `--add` (`files:`), above every other layer, so that a change to them
+/// changes no layer below: the files in name order, with their modes, `mtime`, owned by root
+/// or (`--chown`) by the user. Each layer's tar is kept in the store by its content, so an
+/// unchanged SRC is read once and nothing is written.
+fn push_added_files(
+    image: &mut Image,
+    b: &Builder,
+    ctx: &Context,
+    settings: &ImageSettings,
+    user: Option<&UserSpec>,
+    mtime: u64,
+) -> Result<(), Error> {
+    let cache = b.blob_cache();
+    for add in &settings.files {
+        let err = |source| Error::AddFiles {
+            add: add.to_string(),
+            source: Box::new(source),
+        };
+        let src = b.working_dir.join(&add.src);
+        let is_dir = std::fs::symlink_metadata(&src).is_ok_and(|m| m.is_dir());
+        let mut dest = add.dest.clone();
+        if dest.ends_with('/') && !is_dir {
+            dest.push_str(&src.file_name().unwrap_or_default().to_string_lossy());
+        }
+        let excludes = if is_dir {
+            Excludes::of_dir(&src).map_err(err)?
+        } else {
+            Excludes::none()
+        };
+        let mut files = HostFiles::new();
+        files
+            .scan_excluding(&src, &dest, true, &excludes)
+            .map_err(err)?;
+        let entries = files.into_entries();
+        let owner = user.filter(|_| settings.chown).map(|u| Ownership {
+            root: PathBuf::from(dest.trim_start_matches('/')),
+            uid: u.uid,
+            gid: u.gid,
+        });
+        let stored = cache
+            .put_layer_by_content(&src, |out| {
+                write_layer_tar_owned(entries.clone(), mtime, owner.as_ref(), out, ctx.cancel())
+            })
+            .map_err(err)?;
+        let description = format!("files at {}", add.dest);
+        image.push_layer(
+            compose::cached_layer(&cache, &stored, description.clone()),
+            History {
+                created: Some(rfc3339(mtime)),
+                created_by: Some(format!("conda-docker: --add {description}")),
+                ..Default::default()
+            },
+        );
+    }
+    Ok(())
 }
 
 /// Sets `created`, `PATH` and `CONDA_PREFIX` for the environment at `prefix`.

@@ -371,16 +371,17 @@ fn write_sboms(
     let mut files = Vec::new();
     for (subdir, b) in built {
         let Some(sbom) = b.sbom() else { continue };
-        for (format, name) in [
-            (Format::Spdx, "sbom.spdx.json"),
-            (Format::CycloneDx, "sbom.cdx.json"),
+        for (bytes, name) in [
+            (sbom.document(Format::Spdx), "sbom.spdx.json"),
+            (sbom.document(Format::CycloneDx), "sbom.cdx.json"),
+            (&sbom.provenance[..], "provenance.intoto.json"),
         ] {
             let name = match built {
                 [_] => name.to_string(),
                 _ => format!("{subdir}.{name}"),
             };
             let path = dir.join(name);
-            crate::atomic::write(&path, sbom.document(format)).map_err(error(&path))?;
+            crate::atomic::write(&path, bytes).map_err(error(&path))?;
             files.push(path);
         }
     }

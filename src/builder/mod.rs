@@ -489,13 +489,15 @@ impl Stages<'_> {
     }
 }
 
-/// An environment's SBOMs, as the image holds them.
+/// An environment's SBOMs and provenance, as the image holds them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sbom {
     /// The SPDX 2.3 JSON document.
     pub spdx: Vec<u8>,
     /// The CycloneDX 1.6 JSON document.
     pub cyclonedx: Vec<u8>,
+    /// The in-toto statement (SLSA Provenance v1) of how it was built.
+    pub provenance: Vec<u8>,
 }
 
 impl Sbom {
@@ -540,38 +542,36 @@ impl BuiltImage {
         self.sbom.as_ref()
     }
 
-    /// What to attach beside the image as OCI referrers: its SBOMs (none without), and its
-    /// cache record, which makes the image a layer cache (see [`remote`]).
+    /// What to attach beside the image as OCI referrers: its SBOMs and provenance statement
+    /// (none without), and its cache record, which makes the image a layer cache (see
+    /// [`remote`]).
     pub fn referrers(&self) -> Vec<crate::image::referrer::Artifact> {
+        use crate::describe::sbom::Format;
         let created = self.image.config().created.clone().unwrap_or_default();
-        let record = crate::image::referrer::Artifact {
-            artifact_type: remote::RECORD_TYPE.to_string(),
-            bytes: self.cache_record.clone(),
-            annotations: [(
-                "org.opencontainers.image.created".to_string(),
-                created.clone(),
-            )]
-            .into(),
-        };
-        let Some(sbom) = &self.sbom else {
-            return vec![record];
-        };
-        [
-            crate::describe::sbom::Format::Spdx,
-            crate::describe::sbom::Format::CycloneDx,
-        ]
-        .into_iter()
-        .map(|format| crate::image::referrer::Artifact {
-            artifact_type: format.media_type().to_string(),
-            bytes: sbom.document(format).to_vec(),
-            annotations: [(
-                "org.opencontainers.image.created".to_string(),
-                created.clone(),
-            )]
-            .into(),
-        })
-        .chain([record])
-        .collect()
+        let sbom = self.sbom.iter().flat_map(|sbom| {
+            [
+                (Format::Spdx.media_type(), sbom.document(Format::Spdx)),
+                (
+                    Format::CycloneDx.media_type(),
+                    sbom.document(Format::CycloneDx),
+                ),
+                (
+                    crate::describe::provenance::MEDIA_TYPE,
+                    &sbom.provenance[..],
+                ),
+            ]
+        });
+        sbom.chain([(remote::RECORD_TYPE, &self.cache_record[..])])
+            .map(|(media_type, bytes)| crate::image::referrer::Artifact {
+                artifact_type: media_type.to_string(),
+                bytes: bytes.to_vec(),
+                annotations: [(
+                    "org.opencontainers.image.created".to_string(),
+                    created.clone(),
+                )]
+                .into(),
+            })
+            .collect()
     }
 
     /// The image, to edit before writing.

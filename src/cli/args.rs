@@ -61,6 +61,9 @@ pub enum Command {
     /// Print the SBOM (SPDX or CycloneDX JSON) of an image's conda environment.
     #[command(after_help = help::SBOM, mut_arg("creds", |a| a.hide(true)))]
     Sbom(SbomArgs),
+    /// Print the provenance (an in-toto statement, SLSA Provenance v1) of an image's environment.
+    #[command(after_help = help::PROVENANCE, mut_arg("creds", |a| a.hide(true)))]
+    Provenance(ProvenanceArgs),
     /// Print the shell completion script for bash, zsh, fish, elvish or PowerShell.
     #[command(after_help = help::COMPLETIONS)]
     Completions(CompletionsArgs),
@@ -152,6 +155,14 @@ pub struct SbomArgs {
     /// The document's format.
     #[arg(long, value_enum, default_value = "spdx")]
     pub format: SbomFormat,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ProvenanceArgs {
+    /// The image: `docker-archive:PATH`, `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]` or a registry reference.
+    pub image: String,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -415,6 +426,13 @@ pub struct BuildArgs {
     /// Make the --user own the environment, so it can install into it.
     #[arg(help_heading = IMAGE, long)]
     pub writable_prefix: bool,
+    /// Put a host file or directory at DEST in the image, in a layer of its own above the
+    /// environment's (repeatable; a directory's `.dockerignore` leaves paths out).
+    #[arg(help_heading = IMAGE, long, value_name = "SRC:DEST")]
+    pub add: Vec<crate::settings::AddFiles>,
+    /// Make the --user own the files --add puts in (else root does).
+    #[arg(help_heading = IMAGE, long)]
+    pub chown: bool,
     /// Where the environment lives inside the image.
     #[arg(help_heading = IMAGE, long, default_value = "/opt/conda")]
     pub target_prefix: PathBuf,

@@ -75,6 +75,11 @@ pub const SBOM: &str = "Examples:
   conda-docker sbom docker-archive:app.tar > sbom.spdx.json
   conda-docker sbom --format cyclonedx ghcr.io/me/app:1 > sbom.cdx.json";
 
+/// `provenance`'s examples.
+pub const PROVENANCE: &str = "Examples:
+  conda-docker provenance docker-archive:app.tar > provenance.intoto.json
+  conda-docker provenance ghcr.io/me/app:1 | jq .predicate.buildDefinition.externalParameters";
+
 /// `completions`' examples.
 pub const COMPLETIONS: &str = "Examples:
   conda-docker completions bash > ~/.local/share/bash-completion/completions/conda-docker

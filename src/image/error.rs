@@ -73,6 +73,15 @@ pub enum Error {
         #[source]
         source: Box<super::checked_tar::EntryError>,
     },
+    /// A host file cannot go into a layer (a FIFO, socket or device; a name or
+    /// `.dockerignore` that is not UTF-8, a bad pattern).
+    #[error("`{}` {reason}", path.display())]
+    HostFile {
+        /// The file on the host.
+        path: PathBuf,
+        /// Why not, and what to do.
+        reason: String,
+    },
     /// The output could not be used.
     #[error("cannot write to `{}`: {reason}", path.display())]
     Output {
@@ -119,6 +128,14 @@ impl Error {
                     source,
                 }
             }
+        }
+    }
+
+    /// An [`Error::HostFile`] for `path`.
+    pub fn host(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::HostFile {
+            path: path.into(),
+            reason: reason.into(),
         }
     }
 

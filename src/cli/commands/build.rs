@@ -70,6 +70,8 @@ fn request(args: &BuildArgs) -> Result<BuildRequest> {
             expose: args.expose.clone(),
             user: args.user.clone(),
             writable_prefix: args.writable_prefix,
+            files: args.add.clone(),
+            chown: args.chown,
             ..ImageSettings::default()
         },
         virtual_packages: key_values(&args.virtual_packages)?,

@@ -9,6 +9,7 @@ mod diff;
 mod inspect;
 mod lock;
 mod login;
+mod provenance;
 mod result;
 mod sbom;
 
@@ -103,6 +104,9 @@ async fn dispatch(command: Command, cancel: &Cancel, progress: &Arc<Progress>) -
         Command::Copy(args) => done(copy::copy(args, cancel.clone(), progress.clone()).await),
         Command::Cache(args) => done(cache::cache(args)),
         Command::Sbom(args) => done(sbom::sbom(args, cancel.clone(), progress).await),
+        Command::Provenance(args) => {
+            done(provenance::provenance(args, cancel.clone(), progress).await)
+        }
         Command::Logout(args) => done(login::logout(args)),
         Command::Completions(args) => done(completions::completions(args)),
         Command::Man(args) => done(completions::man(args)),
