@@ -730,6 +730,28 @@ fn eight_concurrent_writers_keep_every_entry_and_the_oldest_go_past_the_bound() 
         8,
         "one entry per environment"
     );
+    // `cache remote` lists the eight entries, each with its layers and packages.
+    let listed = run_ok(
+        conda_docker()
+            .args(["cache", "remote", "--json"])
+            .arg(format!("{reg}/cache:main")),
+    );
+    let entries: serde_json::Value = serde_json::from_str(&listed).unwrap();
+    let entries = entries.as_array().unwrap();
+    assert_eq!(entries.len(), 8, "{listed}");
+    for e in entries {
+        assert!(
+            e["layers"].as_u64().unwrap() > 0 && e["packages"].as_u64().unwrap() > 0,
+            "{e}"
+        );
+        assert!(
+            e["reference"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("{reg}/cache:main-")),
+            "{e}"
+        );
+    }
     // Every writer's layers are found: a fresh machine's dry run of each takes all of them.
     for (i, specs) in envs.iter().enumerate() {
         let fresh = Machine::new(dir.path().join(format!("r{i}")));

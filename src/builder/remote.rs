@@ -685,3 +685,72 @@ pub(crate) fn verify(
         }
     }
 }
+
+/// One image or entry of a layer cache, as `conda-docker cache remote` shows it.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct CacheSummary {
+    /// The image or entry (`REF`, or `REPO:TAG-<hex>`).
+    pub reference: String,
+    /// When it was made (its `created` annotation), if it says.
+    pub created: Option<String>,
+    /// How many keyed layers it holds.
+    pub layers: usize,
+    /// Their bytes, as stored.
+    pub bytes: u64,
+    /// How many packages its cache records describe.
+    pub packages: usize,
+}
+
+/// What the layer cache `reference` holds for `platform`: the image it names, else each of
+/// its `--cache-to` entries.
+pub async fn summarize(
+    reference: &Reference,
+    platform: &Platform,
+    session: &Session<'_>,
+) -> Result<Vec<CacheSummary>, CacheError> {
+    let read = |source| CacheError::Read {
+        reference: reference.to_string(),
+        source,
+    };
+    let manifests =
+        match crate::transport::registry::read_manifest(reference, platform, session).await {
+            Ok((manifest, _)) => vec![(manifest, reference.clone())],
+            Err(crate::transport::Error::NotFound { .. }) => {
+                entries(reference, platform, session).await.map_err(read)?
+            }
+            Err(e) => return Err(read(e)),
+        };
+    let mut summaries = Vec::new();
+    for (manifest, found_in) in manifests {
+        let mut packages = 0;
+        for record in records_of(&manifest) {
+            let path = crate::transport::registry::download_blob(
+                &found_in,
+                &record.digest,
+                record.size,
+                session,
+            )
+            .await
+            .map_err(read)?;
+            packages += parse_record(&path)
+                .map_err(|reason| CacheError::Record {
+                    reference: found_in.to_string(),
+                    digest: record.digest.clone(),
+                    reason,
+                })?
+                .len();
+        }
+        let keyed: Vec<_> = keyed_layers(&manifest, &found_in).collect();
+        summaries.push(CacheSummary {
+            reference: found_in.to_string(),
+            created: manifest
+                .annotations
+                .get("org.opencontainers.image.created")
+                .cloned(),
+            layers: keyed.len(),
+            bytes: keyed.iter().map(|(_, l)| l.written.size).sum(),
+            packages,
+        });
+    }
+    Ok(summaries)
+}

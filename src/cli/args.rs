@@ -538,4 +538,27 @@ pub enum CacheAction {
         #[arg(long, conflicts_with = "older_than")]
         all: bool,
     },
+    /// Show what a remote layer cache holds (an image pushed before, or a --cache-to REF):
+    /// each image or entry, its keyed layers, their size and the packages it describes.
+    #[command(after_help = help::CACHE_REMOTE)]
+    Remote {
+        /// The cache, as --cache-from takes it.
+        reference: String,
+        /// The conda platform whose image to read from a multi-platform index.
+        #[arg(long, default_value = "linux-64")]
+        platform: String,
+        /// Credentials for the cache's registry, as USER:PASS.
+        #[arg(
+            long,
+            value_name = "USER:PASS",
+            env = "CONDA_DOCKER_CREDS",
+            hide_env_values = true
+        )]
+        creds: Option<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
+    },
 }

@@ -70,6 +70,11 @@ pub const CACHE_PRUNE: &str = "Examples:
   conda-docker cache prune --older-than 30   what was not used for 30 days
   conda-docker cache prune --all";
 
+/// `cache remote`'s examples.
+pub const CACHE_REMOTE: &str = "Examples:
+  conda-docker cache remote ghcr.io/org/app:main      an image pushed before
+  conda-docker cache remote ghcr.io/org/cache:main    every --cache-to entry, newest last";
+
 /// `sbom`'s examples.
 pub const SBOM: &str = "Examples:
   conda-docker sbom docker-archive:app.tar > sbom.spdx.json

@@ -102,7 +102,7 @@ async fn dispatch(command: Command, cancel: &Cancel, progress: &Arc<Progress>) -
         Command::Diff(args) => diff::diff(args, cancel.clone(), progress).await,
         Command::Lock(args) => done(lock::lock(args, cancel.clone(), progress.clone()).await),
         Command::Copy(args) => done(copy::copy(args, cancel.clone(), progress.clone()).await),
-        Command::Cache(args) => done(cache::cache(args)),
+        Command::Cache(args) => done(cache::cache(args, cancel.clone()).await),
         Command::Sbom(args) => done(sbom::sbom(args, cancel.clone(), progress).await),
         Command::Provenance(args) => {
             done(provenance::provenance(args, cancel.clone(), progress).await)
