@@ -27,14 +27,18 @@ impl Machine {
 
     /// `conda-docker build` on this machine, on the glibc base, with `args`.
     fn build(&self, args: &[&str]) -> Output {
-        let base = format!("docker-archive:{}", glibc_base().display());
+        self.build_on(&format!("docker-archive:{}", glibc_base().display()), args)
+    }
+
+    /// `conda-docker build` on this machine, on `base`, with `args`.
+    fn build_on(&self, base: &str, args: &[&str]) -> Output {
         conda_docker()
             .env("CONDA_DOCKER_CACHE_DIR", self.dir.join("cache"))
             .env("HOME", self.dir.join("home"))
             .env("TMPDIR", self.dir.join("tmp"))
             .env_remove("CONDA_DOCKER_CACHE_FROM")
             .env_remove("XDG_CACHE_HOME")
-            .args(["build", "-b", &base])
+            .args(["build", "-b", base])
             .args(args)
             .output()
             .unwrap()
@@ -861,5 +865,80 @@ fn verify_cache_names_a_cache_entry_that_points_at_another_valid_layer() {
     assert!(
         std::fs::read(&checked).unwrap() == std::fs::read(&cold).unwrap(),
         "the image has the layers made from the packages"
+    );
+}
+
+#[test]
+fn one_cache_index_serves_every_platform() {
+    let test = "one_cache_index_serves_every_platform";
+    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+        return;
+    };
+    let dir = tempdir();
+    let root = dir.path().join("channels");
+    common::copy_channel(&root.join("x64"));
+    let arm = common::repo().join("tests/fixtures/channel-aarch64");
+    for sub in ["linux-aarch64", "noarch"] {
+        std::fs::create_dir_all(root.join("arm").join(sub)).unwrap();
+        for e in std::fs::read_dir(arm.join(sub)).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), root.join("arm").join(sub).join(e.file_name())).unwrap();
+        }
+    }
+    let Some(server) = StaticServer::start(&root, &dir.path().join("access.log"), test) else {
+        return;
+    };
+    let reg = &registry.addr;
+    let layout = common::base::write_multi_arch_layout(&dir.path().join("base"), glibc_base());
+    let base = format!("oci:{}:multi", layout.display());
+    let lock = dir.path().join("input-lock.yml");
+    let a = Machine::new(dir.path().join("a"));
+    ok(&a.build_on(
+        &base,
+        &[
+            "--platform",
+            "linux-64,linux-aarch64",
+            "-c",
+            &server.url("x64/"),
+            "-c",
+            &server.url("arm/"),
+            "--lock-output",
+            lock.to_str().unwrap(),
+            "-o",
+            &format!("docker://{reg}/multi:a"),
+            "bzip2",
+        ],
+    ));
+    let fetched_by_a = server.archives();
+    assert!(
+        fetched_by_a.iter().any(|p| p.contains("/linux-aarch64/")),
+        "{fetched_by_a:?}"
+    );
+
+    let b = Machine::new(dir.path().join("b"));
+    let out = b.build_on(
+        &base,
+        &[
+            "--platform",
+            "linux-64,linux-aarch64",
+            "-f",
+            lock.to_str().unwrap(),
+            "--cache-from",
+            &format!("{reg}/multi:a"),
+            "-o",
+            &format!("docker://{reg}/multi:b"),
+        ],
+    );
+    ok(&out);
+    assert_eq!(
+        server.archives(),
+        fetched_by_a,
+        "machine B downloaded packages:\n{}",
+        stderr(&out)
+    );
+    assert_eq!(
+        digest_of(&format!("{reg}/multi:b"), test),
+        digest_of(&format!("{reg}/multi:a"), test),
+        "the same index, both platforms from the cache"
     );
 }
