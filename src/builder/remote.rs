@@ -50,7 +50,7 @@ pub const DEFAULT_MAX_ENTRIES: usize = 32;
 /// The record's format, which a reader checks before it trusts any field.
 const RECORD_FORMAT: &str = "conda-docker cache record v1";
 /// The most bytes a record may hold, compressed and decompressed.
-const RECORD_CAP: u64 = 256 << 20;
+const RECORD_CAP: u64 = 128 << 20;
 
 /// How many remote layers are pulled at once.
 const CONCURRENT_PULLS: usize = 4;
@@ -340,15 +340,13 @@ fn records_of(manifest: &Manifest) -> Vec<Descriptor> {
 /// What a record says each package holds, each checked as a package's own files would be.
 fn parse_record(path: &std::path::Path) -> Result<HashMap<String, Arc<PackageContents>>, String> {
     let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
-    let mut json = Vec::new();
-    flate2::read::GzDecoder::new(file)
-        .take(RECORD_CAP + 1)
-        .read_to_end(&mut json)
-        .map_err(|e| format!("not gzip: {e}"))?;
-    if json.len() as u64 > RECORD_CAP {
+    // Parsed as it is decompressed, so memory holds the record's values, never its text.
+    let mut json = std::io::BufReader::new(flate2::read::GzDecoder::new(file)).take(RECORD_CAP + 1);
+    let parsed = serde_json::from_reader::<_, RecordIn>(&mut json);
+    if json.limit() == 0 {
         return Err(format!("it holds more than {} MiB", RECORD_CAP >> 20));
     }
-    let record: RecordIn = serde_json::from_slice(&json).map_err(|e| format!("not JSON: {e}"))?;
+    let record = parsed.map_err(|e| format!("not gzip-compressed JSON: {e}"))?;
     if record.format != RECORD_FORMAT {
         return Err(format!("its format is `{}`", record.format));
     }
@@ -753,4 +751,67 @@ pub async fn summarize(
         });
     }
     Ok(summaries)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn gz(json: &str) -> Vec<u8> {
+        let mut gz = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::new(6));
+        gz.write_all(json.as_bytes()).unwrap();
+        gz.finish().unwrap()
+    }
+
+    fn parsed(bytes: &[u8]) -> Result<HashMap<String, Arc<PackageContents>>, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("record");
+        std::fs::write(&path, bytes).unwrap();
+        parse_record(&path)
+    }
+
+    fn contents(path: &str) -> String {
+        format!(
+            r#"{{"name":"x","index":{{"name":"x","version":"1","build":"0","build_number":0,"depends":[]}},
+               "noarch_python":false,"entry_points":[],"env_vars":{{}},
+               "paths":[{{"path":"{path}","kind":"file","mode":420,"size":1}}]}}"#
+        )
+    }
+
+    #[test]
+    fn a_record_is_read_only_when_it_is_one_and_its_paths_are_safe() {
+        let good = format!(
+            r#"{{"format":"{RECORD_FORMAT}","packages":{{"sha256-aa":{}}}}}"#,
+            contents("bin/x")
+        );
+        let read = parsed(&gz(&good)).unwrap();
+        assert_eq!(read["sha256-aa"].paths[0].path, "bin/x");
+
+        assert!(parsed(b"not gzip").unwrap_err().contains("not gzip"));
+        let other = good.replace(RECORD_FORMAT, "something else");
+        assert!(parsed(&gz(&other)).unwrap_err().contains("its format is"));
+        for bad in [
+            "../etc/passwd",
+            "/etc/passwd",
+            "conda-meta/x.json",
+            "a/.wh.b",
+        ] {
+            let hostile = format!(
+                r#"{{"format":"{RECORD_FORMAT}","packages":{{"sha256-aa":{}}}}}"#,
+                contents(bad)
+            );
+            assert!(parsed(&gz(&hostile)).is_err(), "{bad} was accepted");
+        }
+    }
+
+    #[test]
+    fn cache_to_takes_a_reference_and_a_bound() {
+        let to: CacheTo = "reg.example/cache:main,max-entries=3".parse().unwrap();
+        assert_eq!(to.reference.to_string(), "reg.example/cache:main");
+        assert_eq!(to.max_entries, 3);
+        let plain: CacheTo = "docker://reg.example/cache:main".parse().unwrap();
+        assert_eq!(plain.max_entries, DEFAULT_MAX_ENTRIES);
+        assert!("reg.example/c:1,max-entries=0".parse::<CacheTo>().is_err());
+        assert!("reg.example/c:1,mode=max".parse::<CacheTo>().is_err());
+    }
 }
