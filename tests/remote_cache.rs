@@ -132,12 +132,44 @@ fn keyed_layers(manifest: &serde_json::Value) -> Vec<(String, String)> {
 
 /// A registry, the fixture channel served over HTTP (with its access log) and a scratch dir.
 fn setup(test: &str) -> Option<(Registry, StaticServer, tempfile::TempDir)> {
-    let registry = Registry::start(RegistryAuth::None, test)?;
+    setup_with(RegistryAuth::None, test)
+}
+
+/// A registry with `auth`, the channel over HTTP and a scratch dir.
+fn setup_with(
+    auth: RegistryAuth,
+    test: &str,
+) -> Option<(Registry, StaticServer, tempfile::TempDir)> {
+    let registry = Registry::start(auth, test)?;
     let dir = tempdir();
     let channel = dir.path().join("channel");
     common::copy_channel(&channel);
     let server = StaticServer::start(&channel, &dir.path().join("access.log"), test)?;
     Some((registry, server, dir))
+}
+
+/// Machine A's cold build of `specs` (with `extra` arguments), pushed to `app:a` and written
+/// to the docker-archive `cold`; returns the package archives it downloaded.
+fn cold_push(
+    registry: &Registry,
+    server: &StaticServer,
+    dir: &std::path::Path,
+    cold: &std::path::Path,
+    extra: &[&str],
+    specs: &[&str],
+) -> Vec<String> {
+    let a = Machine::new(dir.join("a"));
+    let reg = &registry.addr;
+    let (channel, push, archive) = (
+        server.url(""),
+        format!("docker://{reg}/app:a"),
+        format!("docker-archive:{}", cold.display()),
+    );
+    let mut args = vec!["-c", &channel, "-o", &push, "-o", &archive];
+    args.extend(extra);
+    args.extend(specs);
+    ok(&a.build(&args));
+    server.archives()
 }
 
 /// Runs `program` in `image` under Docker and podman (each pulled from the registry).
@@ -357,20 +389,14 @@ fn a_docker_archive_from_the_cache_is_the_cold_builds_byte_for_byte() {
     let channel = server.url("");
     let cold = dir.path().join("cold.tar");
     let warm = dir.path().join("warm.tar");
-    let a = Machine::new(dir.path().join("a"));
-    ok(&a.build(&[
-        "-c",
-        &channel,
-        "-i",
-        "from-cache:1",
-        "-o",
-        &format!("docker://{reg}/app:a"),
-        "-o",
-        &format!("docker-archive:{}", cold.display()),
-        "bzip2",
-        "zstd",
-    ]));
-    let fetched_by_a = server.archives();
+    let fetched_by_a = cold_push(
+        &registry,
+        &server,
+        dir.path(),
+        &cold,
+        &["-i", "from-cache:1"],
+        &["bzip2", "zstd"],
+    );
 
     let b = Machine::new(dir.path().join("b"));
     ok(&b.build(&[
@@ -427,16 +453,7 @@ fn a_cache_that_is_missing_or_lies_is_a_warning_and_a_local_build() {
     let reg = &registry.addr;
     let channel = server.url("");
     let cold = dir.path().join("cold.tar");
-    let a = Machine::new(dir.path().join("a"));
-    ok(&a.build(&[
-        "-c",
-        &channel,
-        "-o",
-        &format!("docker://{reg}/app:a"),
-        "-o",
-        &format!("docker-archive:{}", cold.display()),
-        "bzip2",
-    ]));
+    cold_push(&registry, &server, dir.path(), &cold, &[], &["bzip2"]);
 
     // A cache that does not exist.
     let b = Machine::new(dir.path().join("b"));
@@ -502,19 +519,6 @@ fn a_cache_that_is_missing_or_lies_is_a_warning_and_a_local_build() {
     assert!(std::fs::read(dir.path().join("c2.tar")).unwrap() == std::fs::read(&cold).unwrap());
 }
 
-/// A registry with `auth`, the channel over HTTP and a scratch dir.
-fn setup_with(
-    auth: RegistryAuth,
-    test: &str,
-) -> Option<(Registry, StaticServer, tempfile::TempDir)> {
-    let registry = Registry::start(auth, test)?;
-    let dir = tempdir();
-    let channel = dir.path().join("channel");
-    common::copy_channel(&channel);
-    let server = StaticServer::start(&channel, &dir.path().join("access.log"), test)?;
-    Some((registry, server, dir))
-}
-
 #[test]
 fn a_token_auth_registry_serves_as_cache_and_push_target() {
     let test = "a_token_auth_registry_serves_as_cache_and_push_target";
@@ -568,18 +572,14 @@ fn a_cache_that_refuses_access_is_a_warning_naming_it() {
     let channel = server.url("");
     let creds = format!("{}:{}", common::tools::USER, common::tools::PASSWORD);
     let cold = dir.path().join("cold.tar");
-    let a = Machine::new(dir.path().join("a"));
-    ok(&a.build(&[
-        "-c",
-        &channel,
-        "--creds",
-        &creds,
-        "-o",
-        &format!("docker://{reg}/app:a"),
-        "-o",
-        &format!("docker-archive:{}", cold.display()),
-        "bzip2",
-    ]));
+    cold_push(
+        &registry,
+        &server,
+        dir.path(),
+        &cold,
+        &["--creds", &creds],
+        &["bzip2"],
+    );
     let b = Machine::new(dir.path().join("b"));
     let warm = dir.path().join("warm.tar");
     let out = b.build(&[
@@ -800,17 +800,14 @@ fn verify_cache_names_a_cache_entry_that_points_at_another_valid_layer() {
     let reg = &registry.addr;
     let channel = server.url("");
     let cold = dir.path().join("cold.tar");
-    let a = Machine::new(dir.path().join("a"));
-    ok(&a.build(&[
-        "-c",
-        &channel,
-        "-o",
-        &format!("docker://{reg}/app:a"),
-        "-o",
-        &format!("docker-archive:{}", cold.display()),
-        "bzip2",
-        "zstd",
-    ]));
+    cold_push(
+        &registry,
+        &server,
+        dir.path(),
+        &cold,
+        &[],
+        &["bzip2", "zstd"],
+    );
     // A cache that lies: the first keyed layer's key names the second keyed layer's blob (a
     // valid blob, with its true digest and diff_id).
     let Some(mut manifest) = manifest_of(&format!("{reg}/app:a"), test) else {

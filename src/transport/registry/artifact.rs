@@ -29,17 +29,6 @@ pub struct LayerArtifact {
     pub annotations: BTreeMap<String, String>,
 }
 
-fn descriptor(media_type: &str, bytes: &[u8]) -> Descriptor {
-    Descriptor {
-        media_type: media_type.into(),
-        digest: Digest::of(bytes),
-        size: bytes.len() as u64,
-        annotations: BTreeMap::new(),
-        platform: None,
-        artifact_type: None,
-    }
-}
-
 /// Pushes `artifact` to `reference`'s repository under `tag`: its layers' blobs (compressed as
 /// the context's encoding says, mounted or found where they can be), its small blobs and the
 /// empty config, then its manifest. Returns the manifest's digest.
@@ -67,10 +56,10 @@ pub async fn push_artifact(
     };
     let resolution = crate::image::resolve::resolve(&image, push.encoding, Some(cache));
     let written = push.layers(&resolution, &mut PushStats::default()).await?;
-    let config = descriptor(media_type::OCI_EMPTY, EMPTY_CONFIG);
+    let config = Descriptor::of(media_type::OCI_EMPTY, EMPTY_CONFIG);
     let mut layers = Vec::new();
     for (media, bytes) in artifact.blobs {
-        let d = descriptor(&media, &bytes);
+        let d = Descriptor::of(&media, &bytes);
         push_blob(&client, repo, &d.digest, Upload::Bytes(bytes), None).await?;
         layers.push(d);
     }
@@ -83,15 +72,12 @@ pub async fn push_artifact(
     )
     .await?;
     layers.extend(written.iter().zip(image.layers()).map(|(w, l)| Descriptor {
+        media_type: w.compression.oci_media_type().into(),
+        digest: w.digest.clone(),
+        size: w.size,
         annotations: l.annotations().clone(),
-        ..Descriptor {
-            media_type: w.compression.oci_media_type().into(),
-            digest: w.digest.clone(),
-            size: w.size,
-            annotations: BTreeMap::new(),
-            platform: None,
-            artifact_type: None,
-        }
+        platform: None,
+        artifact_type: None,
     }));
     let manifest = Manifest {
         schema_version: 2,
