@@ -101,6 +101,8 @@ struct RawPath {
     prefix_placeholder: Option<String>,
     #[serde(default)]
     file_mode: Option<String>,
+    #[serde(default)]
+    size_in_bytes: Option<u64>,
 }
 
 /// The directory of activation files, relative to the prefix.
@@ -176,6 +178,17 @@ impl PackageContents {
                     ));
                 }
             };
+            if let (PathKind::File, Some(declared)) = (kind, entry.size_in_bytes)
+                && declared != stat.size
+            {
+                return Err(unsafe_path(
+                    rel,
+                    format!(
+                        "paths.json says {declared} bytes but the package holds {}",
+                        stat.size
+                    ),
+                ));
+            }
             let link_target = match kind {
                 PathKind::Symlink => Some(
                     dir.read_link(rel)
