@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::ok;
+
 use std::path::Path;
 use std::process::Output;
 
@@ -21,15 +23,6 @@ fn build(cache: &Path, out: &Path, args: &[&str]) -> Output {
         .args(args)
         .output()
         .expect("running conda-docker")
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "conda-docker failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn stderr(out: &Output) -> String {

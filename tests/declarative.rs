@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::ok;
+
 use std::path::Path;
 use std::process::Output;
 
@@ -20,15 +22,6 @@ fn build(args: &[&str]) -> Output {
         .args(args)
         .output()
         .unwrap()
-}
-
-fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "conda-docker failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn failed(out: Output) -> String {

@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::ok;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -12,15 +14,6 @@ use common::{channel, conda_docker, glibc_base, run_ok, tempdir};
 
 fn cd(args: &[&str]) -> std::process::Output {
     conda_docker().args(args).output().unwrap()
-}
-
-fn ok(out: std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "conda-docker failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn failed(out: std::process::Output) -> String {

@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::ok;
+
 use std::path::Path;
 use std::process::Output;
 
@@ -42,15 +44,6 @@ fn run(args: &[&str]) -> Output {
         .expect("running conda-docker")
 }
 
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "conda-docker failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// Builds `file` (with `extra` arguments) on the glibc base into the OCI layout `layout`; the
 /// image ID.
 fn build(file: &Path, layout: &Path, extra: &[&str]) -> String {
@@ -66,7 +59,7 @@ fn build(file: &Path, layout: &Path, extra: &[&str]) -> String {
         &output,
     ];
     args.extend_from_slice(extra);
-    let id = ok(&run(&args));
+    let id = ok(run(&args));
     assert!(id.starts_with("sha256:"), "{id}");
     id
 }
@@ -164,7 +157,7 @@ fn a_lock_rebuilds_the_image_with_every_setting() {
     let layout = format!("oci:{}", source.display());
     let (image_lock, image_explicit) = (d.join("image.yml"), d.join("image.txt"));
     for file in [&image_lock, &image_explicit] {
-        ok(&run(&["lock", &layout, "-o", file.to_str().unwrap()]));
+        ok(run(&["lock", &layout, "-o", file.to_str().unwrap()]));
     }
 
     // Every lockfile builds the same image, on a fresh cache, with no setting given.

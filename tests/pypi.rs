@@ -4,6 +4,8 @@
 
 mod common;
 
+use common::ok;
+
 use std::path::{Path, PathBuf};
 
 use common::tools::{Docker, Podman};
@@ -121,15 +123,6 @@ fn self_build(python_channel: &Path) -> std::process::Command {
         .arg(format!("conda-forge={}", python_channel.display()))
         .args(["--env", "LD_LIBRARY_PATH=/opt/conda/lib"]);
     cmd
-}
-
-fn ok(out: std::process::Output) -> String {
-    assert!(
-        out.status.success(),
-        "conda-docker failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 /// Loads the docker-archive `out` into Docker and into podman (each where it is installed) and

@@ -3,6 +3,8 @@
 
 mod common;
 
+use common::ok;
+
 use std::path::Path;
 use std::process::{Command, Output};
 
@@ -75,15 +77,6 @@ fn push_and_compare(cache: &Path, config_dir: &Path, base: &str, target: &str) {
     );
 }
 
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "conda-docker failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 fn failed(out: &Output) -> String {
     let err = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(!out.status.success(), "should have failed:\n{err}");
@@ -109,7 +102,7 @@ fn push_then_run_with_docker_and_podman_and_push_again_for_free() {
     };
     let reg = &registry.addr;
 
-    let printed = ok(&build(
+    let printed = ok(build(
         &cache,
         &format!("{reg}/base:1"),
         &[format!("docker://{reg}/app:1")],
@@ -240,7 +233,7 @@ fn a_base_index_resolves_to_the_build_platform() {
 
     let cache = dir.path().join("cache");
     let out_tar = dir.path().join("from-index.tar");
-    ok(&build(
+    ok(build(
         &cache,
         &format!("{}/multi:1", registry.addr),
         &[out_tar.display().to_string()],
@@ -399,7 +392,7 @@ fn htpasswd_credentials_from_config_json_and_helpers() {
     let mut stdin = child.stdin.take().unwrap();
     stdin.write_all(format!("{PASSWORD}\n").as_bytes()).unwrap();
     drop(stdin);
-    ok(&child.wait_with_output().unwrap());
+    ok(child.wait_with_output().unwrap());
     let stored = std::fs::read_to_string(&store).unwrap();
     assert!(
         stored.contains(PASSWORD) && stored.contains(&reg),
@@ -410,7 +403,7 @@ fn htpasswd_credentials_from_config_json_and_helpers() {
     let config: serde_json::Value = serde_json::from_str(&config).unwrap();
     assert_eq!(config["auths"][&reg], serde_json::json!({}), "{config}");
     assert_eq!(config["credsStore"], "filestore", "{config}");
-    ok(&push_as(
+    ok(push_as(
         &cache,
         &env,
         &base,
@@ -623,7 +616,7 @@ fn a_digest_reference_builds_offline_once_pulled() {
     let digest = skopeo_digest(&format!("{}/base:1", registry.addr), false);
     let pinned = format!("{}/base@{digest}", registry.addr);
     let out_tar = dir.path().join("x.tar");
-    let first = ok(&build(
+    let first = ok(build(
         &cache,
         &pinned,
         &[out_tar.display().to_string()],
@@ -633,7 +626,7 @@ fn a_digest_reference_builds_offline_once_pulled() {
     // With the registry gone, the pinned base still builds, from the blob cache alone.
     registry.kill();
     std::fs::remove_file(&out_tar).unwrap();
-    let second = ok(&build(
+    let second = ok(build(
         &cache,
         &pinned,
         &[out_tar.display().to_string()],
@@ -706,7 +699,7 @@ fn tls_registries_are_verified_against_certs_d() {
     // With the CA in a certs.d directory: pulled and pushed over verified TLS, and skopeo,
     // trusting the same CA, sees the digest we printed.
     let certs = registry.certs_d();
-    let printed = ok(&build(
+    let printed = ok(build(
         &cache,
         &base,
         &[format!("docker://{reg}/app:1")],
@@ -725,7 +718,7 @@ fn tls_registries_are_verified_against_certs_d() {
     );
 
     // --insecure accepts the certificate unverified, as Docker's insecure registries do.
-    ok(&build(
+    ok(build(
         &cache,
         &base,
         &[format!("docker://{reg}/app:2")],
@@ -750,7 +743,7 @@ fn a_plain_http_registry_off_loopback_needs_insecure() {
         "{err}"
     );
     assert!(!out_tar.exists());
-    ok(&build(
+    ok(build(
         &cache,
         &base,
         &[out_tar.display().to_string()],
@@ -796,7 +789,7 @@ fn several_platforms_make_one_multi_platform_image() {
 
     // The conda-lock file holds both platforms and rebuilds the same index.
     let relocked = dir.path().join("relocked");
-    let again = ok(&conda_docker()
+    let again = ok(conda_docker()
         .args(["build", "--platform", "linux-64,linux-aarch64", "-b"])
         .arg(format!("oci:{}:multi", layout.display()))
         .arg("-f")
@@ -850,7 +843,7 @@ fn several_platforms_make_one_multi_platform_image() {
         // (image/descriptor.go findDescriptor), so it cannot pick `v1` beside the two platforms'
         // referrer indexes: it validates the same build without them.
         let plain = dir.path().join("plain");
-        ok(&conda_docker()
+        ok(conda_docker()
             .args([
                 "build",
                 "--no-sbom",

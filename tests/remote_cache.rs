@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::ok;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
@@ -62,15 +64,6 @@ impl Machine {
         }
         files
     }
-}
-
-fn ok(out: &Output) -> String {
-    assert!(
-        out.status.success(),
-        "conda-docker failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn stderr(out: &Output) -> String {
@@ -168,7 +161,7 @@ fn cold_push(
     let mut args = vec!["-c", &channel, "-o", &push, "-o", &archive];
     args.extend(extra);
     args.extend(specs);
-    ok(&a.build(&args));
+    ok(a.build(&args));
     server.archives()
 }
 
@@ -209,7 +202,7 @@ fn a_fresh_runner_takes_every_layer_from_the_registry_and_downloads_no_package()
     let channel = server.url("");
     let lock = dir.path().join("input-lock.yml");
     let a = Machine::new(dir.path().join("a"));
-    ok(&a.build(&[
+    ok(a.build(&[
         "-c",
         &channel,
         "--lock-output",
@@ -318,7 +311,7 @@ fn one_more_package_downloads_only_it_and_mounts_the_rest_into_another_repositor
     let reg = &registry.addr;
     let channel = server.url("");
     let a = Machine::new(dir.path().join("a"));
-    ok(&a.build(&[
+    ok(a.build(&[
         "-c",
         &channel,
         "-o",
@@ -399,7 +392,7 @@ fn a_docker_archive_from_the_cache_is_the_cold_builds_byte_for_byte() {
     );
 
     let b = Machine::new(dir.path().join("b"));
-    ok(&b.build(&[
+    ok(b.build(&[
         "-c",
         &channel,
         "--cache-from",
@@ -529,7 +522,7 @@ fn a_token_auth_registry_serves_as_cache_and_push_target() {
     let channel = server.url("");
     let creds = format!("{}:{}", common::tools::USER, common::tools::PASSWORD);
     let a = Machine::new(dir.path().join("a"));
-    ok(&a.build(&[
+    ok(a.build(&[
         "-c",
         &channel,
         "--creds",
@@ -763,7 +756,7 @@ fn eight_concurrent_writers_keep_every_entry_and_the_oldest_go_past_the_bound() 
         let from = format!("{reg}/cache:main");
         args[3] = &from;
         args.extend(specs.iter());
-        let plans: serde_json::Value = serde_json::from_str(&ok(&fresh.build(&args))).unwrap();
+        let plans: serde_json::Value = serde_json::from_str(&ok(fresh.build(&args))).unwrap();
         let layers = plans[0]["layers"]
             .as_array()
             .expect("every package described");
@@ -773,7 +766,7 @@ fn eight_concurrent_writers_keep_every_entry_and_the_oldest_go_past_the_bound() 
     }
     // A ninth writer with max-entries=3 leaves three entries, its own among them.
     let ninth = Machine::new(dir.path().join("w8"));
-    ok(&ninth.build(&[
+    ok(ninth.build(&[
         "-c",
         &channel,
         "--cache-to",
@@ -890,7 +883,7 @@ fn one_cache_index_serves_every_platform() {
     let base = format!("oci:{}:multi", layout.display());
     let lock = dir.path().join("input-lock.yml");
     let a = Machine::new(dir.path().join("a"));
-    ok(&a.build_on(
+    ok(a.build_on(
         &base,
         &[
             "--platform",

@@ -114,6 +114,17 @@ pub fn build(output: &str, image: &str, extra: &[&str], specs: &[&str]) -> Outpu
     out
 }
 
+/// The trimmed stdout of a conda-docker run that must have succeeded (its stderr shown if not).
+pub fn ok(out: impl std::borrow::Borrow<Output>) -> String {
+    let out = out.borrow();
+    assert!(
+        out.status.success(),
+        "conda-docker failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// Stdout of a command that must succeed.
 pub fn run_ok(cmd: &mut Command) -> String {
     let out = cmd
