@@ -33,7 +33,7 @@ pub(crate) fn assemble(
     stored: &[Option<KeyedLayer>],
 ) -> Result<Image, Error> {
     let mut image = prepared.base.clone();
-    let cache = b.blob_cache();
+    let cache = b.blobs(ctx);
     for (layer, stored) in plan.layers.iter().zip(stored) {
         let stored = stored.as_ref().ok_or_else(Error::cancelled)?;
         push_layer(

@@ -203,8 +203,29 @@ impl Builder {
     }
 
     /// Runs `job`: checks everything it can first (inputs, settings, outputs), builds one image
-    /// per platform, writes every output, then the SBOMs and the lockfile.
+    /// per platform, writes every output, then the SBOMs and the lockfile. A blob of the cache
+    /// found damaged on the way is dropped with a warning, and the build is run once more,
+    /// hashing every cached blob it finds, so that it makes or fetches again what was lost.
     pub async fn run(&self, ctx: &Context, job: &Job) -> Result<Outcome, Error> {
+        let checked = self.check_job(ctx, job).await?;
+        let error = match self.build_and_write(ctx, job, &checked).await {
+            Err(e) if !ctx.cancel().is_cancelled() => e,
+            done => return done,
+        };
+        let Some((digest, reason)) = error.damaged_blob() else {
+            return Err(error);
+        };
+        self.blobs(ctx).drop_damaged(digest, reason);
+        let verifying = Self {
+            verify_cache: true,
+            ..self.clone()
+        };
+        verifying.build_and_write(ctx, job, &checked).await
+    }
+
+    /// Reads `job`'s inputs and checks everything that needs no build: settings, names,
+    /// outputs, the lockfile's and SBOMs' places, and that each registry answers.
+    async fn check_job(&self, ctx: &Context, job: &Job) -> Result<Checked, Error> {
         let platforms = job.platforms(self.subdir);
         let inputs = self.inputs(ctx, &job.source, &platforms)?;
         let first = &inputs[0];
@@ -243,15 +264,29 @@ impl Builder {
             &self.blob_cache(),
         )
         .await?;
+        Ok(Checked {
+            platforms,
+            inputs,
+            tags,
+            write,
+        })
+    }
 
-        let mut built = Vec::with_capacity(platforms.len());
-        for (platform, input) in platforms.iter().zip(&inputs) {
+    /// Builds the checked job's images and writes every output, the SBOMs and the lockfile.
+    async fn build_and_write(
+        &self,
+        ctx: &Context,
+        job: &Job,
+        checked: &Checked,
+    ) -> Result<Outcome, Error> {
+        let mut built = Vec::with_capacity(checked.platforms.len());
+        for (platform, input) in checked.platforms.iter().zip(&checked.inputs) {
             let image = self.build_for(ctx, input, *platform).await?;
             built.push((*platform, image));
         }
         let remote = Remote {
             options: job.registry.clone(),
-            cache: self.blob_cache(),
+            cache: self.blobs(ctx),
         };
         let publish: Vec<Publish<'_>> = built
             .iter()
@@ -263,22 +298,32 @@ impl Builder {
         let session = Session::new(ctx.cancel())
             .with_remote(&remote)
             .with_reporter(ctx.reporter());
+        let tags = &checked.tags;
         let written =
-            transport::write_all(&publish, &job.outputs, &session.write(&tags, write)).await?;
+            transport::write_all(&publish, &job.outputs, &session.write(tags, checked.write))
+                .await?;
         let sbom_files = match &job.sbom_dir {
             Some(dir) => write_sboms(dir, &built)?,
             None => Vec::new(),
         };
         if let Some(lock) = &job.lock_output {
-            write_lock(lock, &built, write.compression)?;
+            write_lock(lock, &built, checked.write.compression)?;
         }
         Ok(Outcome {
             built,
-            tags,
+            tags: tags.clone(),
             written,
             sbom_files,
         })
     }
+}
+
+/// A job's inputs and what its checks settled, read once for every run of it.
+struct Checked {
+    platforms: Vec<Subdir>,
+    inputs: Vec<Input>,
+    tags: Vec<Reference>,
+    write: WriteOptions,
 }
 
 /// Writes the lockfile of `built` to `path`: each platform's packages, and what the images

@@ -95,6 +95,8 @@ pub struct Builder {
     pypi_locations: crate::pypi::index::Locations,
     pypi_http: crate::pypi::index::HttpOptions,
     working_dir: PathBuf,
+    /// Hash every cached blob a lookup finds (set for the second run after a damaged one).
+    verify_cache: bool,
 }
 
 impl Default for Builder {
@@ -116,6 +118,7 @@ impl Builder {
             trim: Trim::default(),
             cache_dir: None,
             store_root: None,
+            verify_cache: false,
             source_date_epoch: None,
             base_options: None,
             settings: ImageSettings::default(),
@@ -277,7 +280,12 @@ impl Builder {
 
     /// The blob cache for registry images: the [`Store::blobs`] under the cache dir.
     pub fn blob_cache(&self) -> BlobCache {
-        self.store().blobs()
+        self.store().blobs().verifying(self.verify_cache)
+    }
+
+    /// The blob cache a build of `ctx` uses: each damaged blob it drops is a warning.
+    pub(crate) fn blobs(&self, ctx: &Context) -> BlobCache {
+        self.blob_cache().reporting(ctx.reporter_arc())
     }
 
     /// Where conda-docker's own caches (blobs, layer keys, contents, wheels) live. By
@@ -330,7 +338,7 @@ impl Builder {
         subdir: Subdir,
     ) -> Result<BuiltImage, Error> {
         let prepared = prepare::prepare(self, ctx, input, subdir).await?;
-        let blobs = self.blob_cache();
+        let blobs = self.blobs(ctx);
         blobs.remove_stale();
         let fetcher = crate::conda::fetch::Fetcher::new(
             &prepared.cache_dir,

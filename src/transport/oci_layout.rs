@@ -481,10 +481,13 @@ fn link_or_copy(dir: &Path, placed: &PlacedBlob, cancel: &Cancel) -> Result<()> 
         return Ok(());
     }
     let file = AtomicFile::new(&path).map_err(Error::io("writing", &path))?;
+    // A clone reads nothing, so it is made only of a regular file of the blob's size (no
+    // symlink followed); a copy hashes what it reads.
     let whole = placed.range.offset == 0
-        && fs::metadata(&placed.range.path).is_ok_and(|m| m.len() == placed.range.size);
+        && fs::symlink_metadata(&placed.range.path)
+            .is_ok_and(|m| m.is_file() && m.len() == placed.range.size);
     let cloned = whole
-        && fs::File::open(&placed.range.path)
+        && resolve::open_stored(&placed.range.path)
             .is_ok_and(|src| rustix::fs::ioctl_ficlone(file.file(), &src).is_ok());
     if !cloned {
         placed.copy_to(&mut file.file(), cancel)?;
