@@ -15,11 +15,13 @@
 
 pub mod blobs;
 mod usage;
+mod verify;
 
 use std::path::{Path, PathBuf};
 
 pub use blobs::{BlobCache, KeyedLayer};
 pub use usage::CacheUsage;
+pub use verify::{Damaged, Verified};
 
 /// The blob store's bucket.
 pub const BLOBS: &str = "oci-v1";

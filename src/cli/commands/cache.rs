@@ -1,4 +1,4 @@
-//! `conda-docker cache info|prune`: what the caches hold, and removing it.
+//! `conda-docker cache info|prune|verify`: what the caches hold, removing it, checking it.
 
 use std::time::Duration;
 
@@ -41,6 +41,31 @@ pub(crate) fn cache(args: CacheArgs) -> Result<()> {
             let (files, bytes) = store.prune(age).context("pruning the cache")?;
             outln!("removed {files} entries, {}", human_bytes(bytes))?;
         }
+        CacheAction::Verify { repair } => verify(&store, repair)?,
+    }
+    Ok(())
+}
+
+/// `cache verify`: one line per damaged entry, then a summary; damage left in place fails.
+fn verify(store: &Store, repair: bool) -> Result<()> {
+    let verified = store.verify(repair).context("verifying the cache")?;
+    for d in &verified.damaged {
+        let what = if d.removed { "removed" } else { "damaged" };
+        outln!("{what}: {}: {}", d.path.display(), d.reason)?;
+    }
+    let left = verified.damaged.iter().filter(|d| !d.removed).count();
+    outln!(
+        "checked {} entries in {}: {} damaged, {} removed",
+        verified.entries,
+        store.root().display(),
+        verified.damaged.len(),
+        verified.damaged.len() - left
+    )?;
+    if left > 0 {
+        anyhow::bail!(
+            "{left} damaged cache entries: run `conda-docker cache verify --repair` to remove \
+             them (the next build makes or fetches them again)"
+        );
     }
     Ok(())
 }
