@@ -4,8 +4,9 @@
 //! [`resolve`] looks at each layer once, for the [`Encoding`] a transport wants:
 //!
 //! - a blob of the blob cache already in the wanted compression is used as it is: the cache
-//!   named it by its checked digest, so it is neither hashed nor read as a tar again (a warm
-//!   docker-archive write costs about a `cat` of its blobs);
+//!   named it by its checked digest, so it is not read as a tar again, only hashed as it is
+//!   copied (a warm docker-archive write costs about a `cat` of its blobs and their sha256; a
+//!   damaged one is [`Error::StoredBlobDamaged`], see [`PlacedBlob::copy_to`]);
 //! - a layer to (re)compress, when a cache is given, is compressed into the cache once (or found
 //!   there by diff_id, compression and level) and placed from there (a docker-archive's
 //!   decompressed layers are streamed instead: the cache keeps no plain copy of them);

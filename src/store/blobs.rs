@@ -6,7 +6,9 @@
 //! the layer with that diff_id in that compression at that level, so a layer written before is
 //! not compressed again and a gzip blob is never served for a zstd write. A blob enters the
 //! store only after its bytes were hashed and matched its digest (temporary file, then rename),
-//! so every file in it can be trusted by name ([`BlobStore::holds`]).
+//! so every file in it is named by its checked digest ([`BlobStore::holds`]). Its bytes are
+//! hashed again when read; a damaged blob is dropped ([`BlobCache::drop_damaged`]) and made
+//! or fetched again. Entries are read beneath the store without following symlinks.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -327,8 +329,8 @@ impl BlobCache {
 }
 
 impl BlobStore for BlobCache {
-    /// Bytes the store checked against `digest` before naming them by it, to be trusted
-    /// without hashing them again.
+    /// Bytes the store checked against `digest` before naming them by it, placed without
+    /// being compressed or read as a tar again.
     /// Whether the bytes are still sound is checked as they are read ([`PlacedBlob::copy_to`]).
     fn holds(&self, range: &FileRange, digest: &Digest) -> bool {
         range.offset == 0 && range.path == self.blob_path(digest)
