@@ -162,16 +162,31 @@ pub struct Outcome {
 
 impl Builder {
     /// What `source` says for each platform, read once each.
-    fn inputs(
+    /// Read on a thread of its own, so a cancellation (Ctrl-C, SIGTERM) ends the build at once
+    /// even while a parser works through a large file.
+    async fn inputs(
         &self,
         ctx: &Context,
         source: &Source,
         platforms: &[Subdir],
     ) -> Result<Vec<Input>, Error> {
-        platforms
-            .iter()
-            .map(|p| source.read(*p, ctx.env()).map_err(Error::from))
-            .collect()
+        let (source, platforms, env) = (source.clone(), platforms.to_vec(), ctx.env().clone());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let reader = std::thread::spawn(move || {
+            let read: Result<Vec<Input>, Error> = platforms
+                .iter()
+                .map(|p| source.read(*p, &env).map_err(Error::from))
+                .collect();
+            let _ = tx.send(read);
+        });
+        tokio::select! {
+            read = rx => match read {
+                Ok(read) => read,
+                // The reader panicked: so does the build, as it would have without the thread.
+                Err(_) => std::panic::resume_unwind(reader.join().err().unwrap_or_else(|| Box::new("reading the input"))),
+            },
+            () = ctx.cancel().cancelled() => Err(Error::cancelled()),
+        }
     }
 
     /// Builds what `source` describes for each of `platforms` (this builder's settings, one
@@ -182,7 +197,7 @@ impl Builder {
         source: &Source,
         platforms: &[Subdir],
     ) -> Result<Vec<BuiltImage>, Error> {
-        let inputs = self.inputs(ctx, source, platforms)?;
+        let inputs = self.inputs(ctx, source, platforms).await?;
         let mut built = Vec::with_capacity(platforms.len());
         for (platform, input) in platforms.iter().zip(&inputs) {
             built.push(self.build_for(ctx, input, *platform).await?);
@@ -194,7 +209,7 @@ impl Builder {
     /// nothing is downloaded or written.
     pub async fn plan(&self, ctx: &Context, job: &Job) -> Result<Vec<DryRun>, Error> {
         let platforms = job.platforms(self.subdir);
-        let inputs = self.inputs(ctx, &job.source, &platforms)?;
+        let inputs = self.inputs(ctx, &job.source, &platforms).await?;
         let mut plans = Vec::with_capacity(platforms.len());
         for (platform, input) in platforms.iter().zip(&inputs) {
             plans.push(self.dry_run_for(ctx, input, *platform).await?);
@@ -227,7 +242,7 @@ impl Builder {
     /// outputs, the lockfile's and SBOMs' places, and that each registry answers.
     async fn check_job(&self, ctx: &Context, job: &Job) -> Result<Checked, Error> {
         let platforms = job.platforms(self.subdir);
-        let inputs = self.inputs(ctx, &job.source, &platforms)?;
+        let inputs = self.inputs(ctx, &job.source, &platforms).await?;
         let first = &inputs[0];
         first
             .settings
