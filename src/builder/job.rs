@@ -223,6 +223,8 @@ impl Builder {
     /// hashing every cached blob it finds, so that it makes or fetches again what was lost.
     pub async fn run(&self, ctx: &Context, job: &Job) -> Result<Outcome, Error> {
         let checked = self.check_job(ctx, job).await?;
+        // Held until the outputs are written: a prune waits for the whole build.
+        let _store = self.lock_store(ctx);
         let error = match self.build_and_write(ctx, job, &checked).await {
             Err(e) if !ctx.cancel().is_cancelled() => e,
             done => return done,

@@ -283,6 +283,15 @@ impl Builder {
         self.store().blobs().verifying(self.verify_cache)
     }
 
+    /// The store's lock, shared, held while a build runs so `cache prune` waits for it (one
+    /// line when the build must wait for a prune).
+    pub(crate) fn lock_store(&self, ctx: &Context) -> Option<crate::store::StoreLock> {
+        self.store().lock(false, || {
+            ctx.reporter()
+                .warning("waiting for `conda-docker cache prune` to finish");
+        })
+    }
+
     /// The blob cache a build of `ctx` uses: each damaged blob it drops is a warning.
     pub(crate) fn blobs(&self, ctx: &Context) -> BlobCache {
         self.blob_cache().reporting(ctx.reporter_arc())
@@ -337,6 +346,7 @@ impl Builder {
         input: &Input,
         subdir: Subdir,
     ) -> Result<BuiltImage, Error> {
+        let _store = self.lock_store(ctx);
         let prepared = prepare::prepare(self, ctx, input, subdir).await?;
         let blobs = self.blobs(ctx);
         blobs.remove_stale();

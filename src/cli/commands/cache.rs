@@ -38,7 +38,12 @@ pub(crate) fn cache(args: CacheArgs) -> Result<()> {
                     older_than.unwrap_or(0).saturating_mul(86_400),
                 ))
             };
-            let (files, bytes) = store.prune(age).context("pruning the cache")?;
+            let waiting = || {
+                crate::cli::output::errln!(
+                    "waiting for the builds using the cache to finish before pruning it"
+                );
+            };
+            let (files, bytes) = store.prune(age, waiting).context("pruning the cache")?;
             outln!("removed {files} entries, {}", human_bytes(bytes))?;
         }
         CacheAction::Verify { repair } => verify(&store, repair)?,
