@@ -292,7 +292,13 @@ fn read_pixi(path: &Path, text: &str, subdir: Subdir, environment: &str) -> Resu
         let Some(binary) = p.as_binary() else {
             return Err(lock_error(
                 path,
-                "source packages (built by pixi from source) cannot be installed without building them",
+                format!(
+                    "the conda package at `{}` is read as a source package (built by pixi from \
+                     source), which cannot be installed without building it: a package \
+                     archive's entry names its `.conda` or `.tar.bz2` file in `conda:`, and this \
+                     one does not; if the entry was edited by hand, run `pixi lock` again",
+                    p.location()
+                ),
             ));
         };
         let url = location_url(path, &binary.location)?;
