@@ -131,6 +131,18 @@ impl Job {
             .check_writable()?;
             crate::conda::lock::check_destination(lock)?;
         }
+        // As for `-o` and `--lock-output`: a symlink is never written through.
+        if let Some(dir) = &self.sbom_dir
+            && std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Err(Error::SbomDir {
+                path: dir.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "it is a symlink, which is never followed: name the directory itself",
+                ),
+            });
+        }
         if let Some(dir) = &self.sbom_dir
             && dir.exists()
             && !dir.is_dir()
