@@ -42,15 +42,10 @@ fn start_build_to(cache: &Path, out: &std::ffi::OsStr, extra: &[&str]) -> Child 
 
 /// `cache prune --all` on `cache`; must succeed.
 fn prune(cache: &Path) {
-    let out = conda_docker()
-        .env("CONDA_DOCKER_CACHE_DIR", cache)
-        .args(["cache", "prune", "--all"])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    run_ok(
+        conda_docker()
+            .env("CONDA_DOCKER_CACHE_DIR", cache)
+            .args(["cache", "prune", "--all"]),
     );
 }
 

@@ -99,12 +99,7 @@ impl BlobCache {
             _ if !hash => return BlobState::Sound,
             _ => {}
         }
-        let hashed = root.open_file(&rel).and_then(|file| {
-            let mut reader = crate::image::digest::HashingReader::new(file);
-            std::io::copy(&mut reader, &mut std::io::sink())?;
-            Ok(reader.finish().0)
-        });
-        match hashed {
+        match hash_file(&root, &rel) {
             Ok(actual) if actual == *digest => BlobState::Sound,
             Ok(_) => BlobState::Damaged("its bytes do not match its digest".into()),
             Err(e) => BlobState::Damaged(format!("cannot read it: {e}")),
@@ -378,6 +373,13 @@ impl BlobStore for BlobCache {
         }
         Ok(placed(written, false))
     }
+}
+
+/// The sha256 of the regular file `rel` beneath `root` (no symlink followed).
+pub(crate) fn hash_file(root: &crate::beneath::Dir, rel: &str) -> std::io::Result<Digest> {
+    let mut reader = crate::image::digest::HashingReader::new(root.open_file(rel)?);
+    std::io::copy(&mut reader, &mut std::io::sink())?;
+    Ok(reader.finish().0)
 }
 
 /// The name of the entry that says which blob is `diff_id`'s layer in `compression`.

@@ -106,12 +106,8 @@ fn hashes_to(root: &Dir, rel: &str, hex: &str) -> Result<(), String> {
     let expected: Digest = format!("sha256:{hex}")
         .parse()
         .map_err(|_| "its name is not a sha256 digest".to_string())?;
-    let mut reader = root
-        .open_file(rel)
-        .map(crate::image::digest::HashingReader::new)
-        .map_err(|e| format!("cannot read it: {e}"))?;
-    std::io::copy(&mut reader, &mut std::io::sink()).map_err(|e| format!("cannot read it: {e}"))?;
-    if reader.finish().0 == expected {
+    let actual = super::blobs::hash_file(root, rel).map_err(|e| format!("cannot read it: {e}"))?;
+    if actual == expected {
         Ok(())
     } else {
         Err("its bytes do not match its name".into())
