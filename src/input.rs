@@ -147,11 +147,17 @@ impl Input {
         } else {
             Pypi::Requirements(requirements::from_pip_section(path, &env.pip, vars)?)
         };
-        let settings = match env.image {
+        let mut settings: ImageSettings = match env.image {
             Some(section) => serde_yaml::from_value(section)
                 .map_err(|e| error(format!("the `conda-docker:` section: {e}")))?,
             None => ImageSettings::default(),
         };
+        // `files:` names host paths from where the environment file is.
+        let dir = path.parent().unwrap_or(Path::new(""));
+        settings.files = std::mem::take(&mut settings.files)
+            .into_iter()
+            .map(|f| f.relative_to(dir))
+            .collect();
         let specs = env
             .dependencies
             .into_iter()

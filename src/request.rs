@@ -112,6 +112,14 @@ pub struct BuildRequest {
     pub low_speed_limit: Option<u64>,
     /// A fixed creation time (seconds since the epoch), over `SOURCE_DATE_EPOCH`.
     pub source_date_epoch: Option<u64>,
+    /// Remote layer caches: images pushed before, or cache artifacts (none:
+    /// `CONDA_DOCKER_CACHE_FROM`, references separated by commas or spaces).
+    pub cache_from: Vec<String>,
+    /// A layer cache to write the build's layers to: `REF[,max-entries=N]` (none:
+    /// `CONDA_DOCKER_CACHE_TO`).
+    pub cache_to: Option<String>,
+    /// Check each layer found in a remote cache against its packages before trusting it.
+    pub verify_cache: bool,
 }
 
 impl Default for BuildRequest {
@@ -153,6 +161,9 @@ impl Default for BuildRequest {
             low_speed_time: None,
             low_speed_limit: None,
             source_date_epoch: None,
+            cache_from: Vec::new(),
+            cache_to: None,
+            verify_cache: false,
         }
     }
 }
@@ -191,8 +202,14 @@ pub enum Setting {
     Creds,
     /// [`BuildRequest::timeout`], `low_speed_time`.
     Timeout,
+    /// [`BuildRequest::cache_from`].
+    CacheFrom,
+    /// [`BuildRequest::cache_to`].
+    CacheTo,
     /// `SOURCE_DATE_EPOCH`, the config file and the other variables a build reads.
     Environment,
+    /// [`ImageSettings::files`].
+    Add,
 }
 
 impl Setting {
@@ -214,7 +231,10 @@ impl Setting {
             Self::BaseCreds => "--base-creds",
             Self::Creds => "--creds",
             Self::Timeout => "--timeout",
+            Self::CacheFrom => "--cache-from",
+            Self::CacheTo => "--cache-to",
             Self::Environment => "the environment",
+            Self::Add => "--add",
         }
     }
 
@@ -236,7 +256,10 @@ impl Setting {
             Self::BaseCreds => "base_creds=",
             Self::Creds => "creds=",
             Self::Timeout => "timeout=",
+            Self::CacheFrom => "cache_from=",
+            Self::CacheTo => "cache_to=",
             Self::Environment => "the environment",
+            Self::Add => "add=",
         }
     }
 }
@@ -336,6 +359,15 @@ impl BuildRequest {
             },
             lock_output: self.lock_output.clone(),
             sbom_dir: self.sbom_dir.clone(),
+            cache_to: self
+                .cache_to
+                .as_deref()
+                .or_else(|| env.var("CONDA_DOCKER_CACHE_TO").filter(|v| !v.is_empty()))
+                .map(|to| {
+                    to.parse::<crate::builder::remote::CacheTo>()
+                        .map_err(|e| Error::named(Setting::CacheTo, e))
+                })
+                .transpose()?,
         };
         Ok((builder, job))
     }
@@ -396,12 +428,39 @@ impl BuildRequest {
         for (name, version) in virtual_packages {
             builder = builder.with_virtual_package(name, version);
         }
+        let cache_from = self.cache_from(env)?;
+        if !cache_from.is_empty() {
+            let options = self.registry(self.creds.as_deref(), Setting::Creds, env)?;
+            builder = builder
+                .with_cache_from(cache_from, options)
+                .with_verify_cache(self.verify_cache);
+        }
         builder =
             builder.with_store_root(crate::store::Store::at(self.cache_dir.as_deref(), env).root());
         if let Some(dir) = &self.cache_dir {
             builder = builder.with_cache_dir(dir.clone());
         }
         Ok(builder)
+    }
+
+    /// The remote layer caches: the request's, else `CONDA_DOCKER_CACHE_FROM`'s.
+    fn cache_from(&self, env: &Env) -> Result<Vec<Reference>, Error> {
+        let given: Vec<&str> = if self.cache_from.is_empty() {
+            env.var("CONDA_DOCKER_CACHE_FROM")
+                .unwrap_or_default()
+                .split(|c: char| c == ',' || c.is_whitespace())
+                .filter(|s| !s.is_empty())
+                .collect()
+        } else {
+            self.cache_from.iter().map(String::as_str).collect()
+        };
+        given
+            .into_iter()
+            .map(|r| {
+                r.parse::<Reference>()
+                    .map_err(|e| Error::named(Setting::CacheFrom, e))
+            })
+            .collect()
     }
 
     /// What to build: specs, a file or an existing environment (a named one found now).

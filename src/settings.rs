@@ -136,6 +136,81 @@ pub struct ImageSettings {
     /// The layers' compression in OCI layouts, archives and registries (`--compression`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compression: Option<String>,
+    /// Host files put on top of the environment, one layer each (`--add SRC:DEST`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub files: Vec<AddFiles>,
+    /// Whether the added files belong to the `user` rather than root (`--chown`).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub chown: bool,
+}
+
+/// Host files put on top of the environment in a layer of their own, `SRC:DEST` (`--add`, an
+/// environment file's `files:`): SRC a file or directory on the host (relative to the
+/// working directory, or to the environment file that names it), DEST absolute in the image.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct AddFiles {
+    /// The file or directory on the host.
+    pub src: PathBuf,
+    /// Where it goes in the image (absolute; ending in `/` puts a file SRC in that directory).
+    pub dest: String,
+}
+
+impl AddFiles {
+    /// The same, with a relative SRC taken from `dir`.
+    pub fn relative_to(self, dir: &std::path::Path) -> Self {
+        Self {
+            src: dir.join(self.src),
+            ..self
+        }
+    }
+}
+
+impl std::str::FromStr for AddFiles {
+    type Err = Error;
+
+    fn from_str(s: &str) -> Result<Self, Error> {
+        let err = |reason: &str| Error::new("--add", s, reason);
+        let Some((src, dest)) = s.rsplit_once(':') else {
+            return Err(err("expected SRC:DEST, e.g. `app:/srv/app`"));
+        };
+        if src.is_empty() || src.contains('\0') {
+            return Err(err("SRC must name a file or directory on the host"));
+        }
+        let absolute = dest.starts_with('/');
+        let dotdot = std::path::Path::new(dest)
+            .components()
+            .any(|c| c == std::path::Component::ParentDir);
+        if !absolute || dotdot || dest.contains('\0') {
+            return Err(err(
+                "DEST must be an absolute path in the image without `..`, e.g. `/srv/app`",
+            ));
+        }
+        Ok(Self {
+            src: PathBuf::from(src),
+            dest: dest.to_string(),
+        })
+    }
+}
+
+impl TryFrom<String> for AddFiles {
+    type Error = Error;
+
+    fn try_from(s: String) -> Result<Self, Error> {
+        s.parse()
+    }
+}
+
+impl From<AddFiles> for String {
+    fn from(add: AddFiles) -> String {
+        add.to_string()
+    }
+}
+
+impl std::fmt::Display for AddFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.src.display(), self.dest)
+    }
 }
 
 /// What an image was built from beyond its packages and platform: the environment's name, its
@@ -260,6 +335,8 @@ impl ImageSettings {
         self.max_layers = cli.max_layers.or(self.max_layers);
         self.trim = cli.trim.or(self.trim);
         self.compression = cli.compression.or(self.compression);
+        self.files.extend(cli.files);
+        self.chown |= cli.chown;
         self
     }
 
@@ -308,6 +385,13 @@ impl ImageSettings {
                 n.to_string(),
                 "an image needs 2 layers at least: one for the packages, one for the files no \
                  package owns",
+            ));
+        }
+        if self.chown && self.user.is_none() {
+            return Err(Error::new(
+                "--chown",
+                "",
+                "the added files go to the --user: name one (`--user app`)",
             ));
         }
         for (k, v) in &self.env {

@@ -396,7 +396,16 @@ fn login_names_the_password_it_was_given_and_logout_undoes_it() {
 #[test]
 fn completions_and_manual_pages_cover_every_command() {
     let commands = [
-        "build", "inspect", "diff", "lock", "copy", "cache", "sbom", "login", "logout",
+        "build",
+        "inspect",
+        "diff",
+        "lock",
+        "copy",
+        "cache",
+        "sbom",
+        "provenance",
+        "login",
+        "logout",
     ];
     for (shell, says) in [
         ("bash", "complete -F"),
@@ -539,6 +548,7 @@ fn every_command_has_examples_and_registry_flags_only_where_they_apply() {
         vec!["cache", "info"],
         vec!["cache", "prune"],
         vec!["sbom"],
+        vec!["provenance"],
         vec!["completions"],
         vec!["man"],
     ] {
@@ -556,8 +566,8 @@ fn every_command_has_examples_and_registry_flags_only_where_they_apply() {
             "`{}`'s examples run nothing:\n{examples}",
             command.join(" ")
         );
-        let reads_images =
-            ["inspect", "diff", "lock", "sbom"].contains(&command.first().copied().unwrap_or(""));
+        let reads_images = ["inspect", "diff", "lock", "sbom", "provenance"]
+            .contains(&command.first().copied().unwrap_or(""));
         let writes_images = ["build", "copy"].contains(&command.first().copied().unwrap_or(""));
         assert_eq!(
             text.contains("--creds <"),

@@ -606,6 +606,10 @@ cases! {
     // Archive entries paths.json does not list: `..` into the canary and into bzip2's cache
     // entry, and an absolute one. Never linked, so they may be dropped silently.
     tar_dotdot_unlisted: "tar-dotdot-unlisted" => RefusedOrInert,
+    // share/hostile/grown is 64 times longer than paths.json's size_in_bytes.
+    bigger_than_declared: "bigger-than-declared" => Refused,
+    // share/hostile/swapped's bytes are not what paths.json's sha256 records.
+    sha256_mismatch: "sha256-mismatch" => Refused,
 }
 
 #[test]

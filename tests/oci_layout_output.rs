@@ -222,13 +222,14 @@ fn an_oci_archive_and_a_layout_share_compressed_layers() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     in_layout.sort();
-    // The layout holds the very same image blobs, and beside them the SBOM referrers (which an
-    // oci-archive does not carry): the empty config, two SBOMs and their two manifests.
+    // The layout holds the very same image blobs, and beside them the referrers (which an
+    // oci-archive does not carry): the empty config, two SBOMs, the provenance statement, the
+    // cache record, and their four manifests.
     assert!(
         in_archive.iter().all(|b| in_layout.contains(b)),
         "{in_archive:?} vs {in_layout:?}"
     );
-    assert_eq!(in_layout.len(), in_archive.len() + 5, "{in_layout:?}");
+    assert_eq!(in_layout.len(), in_archive.len() + 9, "{in_layout:?}");
 }
 
 /// The conda packages (`name`, `version`) recorded in the image's SBOM, as conda-docker lists them.
@@ -313,14 +314,7 @@ fn a_single_image_layout_is_one_image_for_podman_skopeo_and_syft() {
             packages
         );
     }
-    if let Some(mut syft) = tool("syft", test) {
-        let out = run_ok(
-            syft.env("SYFT_CHECK_FOR_APP_UPDATE", "false")
-                .arg("scan")
-                .arg(format!("oci-dir:{}", layout.display()))
-                .args(["--select-catalogers", "+sbom-cataloger", "-o", "json", "-q"]),
-        );
-        let found: serde_json::Value = serde_json::from_str(&out).unwrap();
+    if let Some(found) = common::tools::syft_scan(&format!("oci-dir:{}", layout.display()), test) {
         let mut conda: Vec<(String, String)> = found["artifacts"]
             .as_array()
             .unwrap()

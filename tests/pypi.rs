@@ -384,7 +384,8 @@ fn an_sdist_in_a_lockfile_or_wheels_without_python_are_refused() {
 /// A PEP 503 simple index as many users host one: static pages over a directory of wheels,
 /// served by Python's `http.server` on a loopback port; stopped when dropped.
 struct SimpleIndex {
-    server: std::process::Child,
+    /// Serves until dropped.
+    _server: common::http_server::StaticServer,
     url: String,
 }
 
@@ -423,37 +424,13 @@ impl SimpleIndex {
             listing.push_str(&format!("<a href=\"{project}/\">{project}</a>\n"));
         }
         std::fs::write(root.join("simple/index.html"), listing + "</body></html>\n").unwrap();
-        let mut server = std::process::Command::new("/usr/bin/python3")
-            .args([
-                "-c",
-                "import functools, http.server, sys\n\
-                 handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=sys.argv[1])\n\
-                 server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), handler)\n\
-                 print(server.server_address[1], flush=True)\n\
-                 server.serve_forever()",
-            ])
-            .arg(root)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        let mut port = String::new();
-        std::io::BufRead::read_line(
-            &mut std::io::BufReader::new(server.stdout.take().unwrap()),
-            &mut port,
-        )
-        .unwrap();
+        let log = root.with_extension("access.log");
+        let server = common::http_server::StaticServer::start(root, &log, "pypi")
+            .expect("python3 serves the index");
         Self {
-            url: format!("http://127.0.0.1:{}/simple", port.trim()),
-            server,
+            url: server.url("simple"),
+            _server: server,
         }
-    }
-}
-
-impl Drop for SimpleIndex {
-    fn drop(&mut self) {
-        let _ = self.server.kill();
-        let _ = self.server.wait();
     }
 }
 

@@ -11,18 +11,10 @@ use common::{channel, conda_docker, glibc_base, run_ok, tempdir};
 
 /// Python with spdx-tools and cyclonedx-python-lib, or None (a failure in CI).
 fn validators(test: &str) -> Option<std::path::PathBuf> {
-    let python = common::tools::require("python3", test)?;
-    let ok = Command::new(&python)
-        .args(["-c", "import spdx_tools, cyclonedx.validation.json"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if ok {
-        return Some(python);
-    }
-    common::tools::skip(
+    common::tools::python_with(
+        "spdx_tools, cyclonedx.validation.json",
+        "pip install spdx-tools 'cyclonedx-python-lib[json-validation]'",
         test,
-        "spdx-tools and cyclonedx-python-lib are not installed \
-         (pip install spdx-tools 'cyclonedx-python-lib[json-validation]')",
     )
 }
 
@@ -279,6 +271,12 @@ fn the_sboms_are_attached_as_referrers_in_registries_and_layouts() {
     let manifest_digest = pushed.rsplit_once('@').expect("REF@DIGEST").1.to_string();
     let spdx = std::fs::read(d.join("sboms/sbom.spdx.json")).unwrap();
     let cdx = std::fs::read(d.join("sboms/sbom.cdx.json")).unwrap();
+    let provenance = std::fs::read(d.join("sboms/provenance.intoto.json")).unwrap();
+    assert_eq!(
+        run_ok(conda_docker().args(["provenance", "--insecure", pushed.as_str()])).as_bytes(),
+        provenance,
+        "`provenance` prints the statement the pushed image holds"
+    );
 
     // distribution 2.8 has no referrers API: the spec's tag fallback lists them.
     let tag = format!("sha256-{}", &manifest_digest[7..]);
@@ -294,7 +292,12 @@ fn the_sboms_are_attached_as_referrers_in_registries_and_layouts() {
     types.sort();
     assert_eq!(
         types,
-        ["application/spdx+json", "application/vnd.cyclonedx+json"]
+        [
+            "application/spdx+json",
+            "application/vnd.conda-docker.cache.record.v1+json+gzip",
+            "application/vnd.cyclonedx+json",
+            "application/vnd.in-toto+json"
+        ]
     );
     for entry in entries {
         let artifact = get_json(
@@ -311,12 +314,25 @@ fn the_sboms_are_attached_as_referrers_in_registries_and_layouts() {
             .output()
             .unwrap()
             .stdout;
-        let want = if entry["artifactType"] == "application/spdx+json" {
-            &spdx
-        } else {
-            &cdx
+        let want = match entry["artifactType"].as_str().unwrap() {
+            "application/spdx+json" => &spdx,
+            "application/vnd.cyclonedx+json" => &cdx,
+            "application/vnd.in-toto+json" => &provenance,
+            // The cache record (docs/caches.md): the one the image's manifest names.
+            _ => {
+                let image = get_json(
+                    &registry.url(&format!("/v2/app/manifests/{manifest_digest}")),
+                    "application/vnd.oci.image.manifest.v1+json",
+                );
+                assert_eq!(
+                    image["annotations"]["org.conda-docker.cache.record"].as_str(),
+                    Some(blob),
+                    "the image names its cache record"
+                );
+                continue;
+            }
         };
-        assert_eq!(&bytes, want, "the referrer holds the SBOM");
+        assert_eq!(&bytes, want, "the referrer holds the document");
     }
     // skopeo sees the image and the fallback tag.
     if let Some(skopeo) = common::tools::tool("skopeo", test) {
@@ -328,13 +344,13 @@ fn the_sboms_are_attached_as_referrers_in_registries_and_layouts() {
         );
         assert!(tags.contains(&tag), "{tags}");
     }
-    // A second push of the same image keeps one entry per SBOM.
+    // A second push of the same image keeps one entry per document.
     build(d, &format!("docker://{}/app:1", registry.addr), &["bzip2"]);
     let index = get_json(
         &registry.url(&format!("/v2/app/manifests/{tag}")),
         "application/vnd.oci.image.index.v1+json",
     );
-    assert_eq!(index["manifests"].as_array().unwrap().len(), 2);
+    assert_eq!(index["manifests"].as_array().unwrap().len(), 4);
 
     // In an OCI layout, as blobs only: index.json lists the image alone (podman, skopeo and syft
     // take each entry for an image), and the artifact manifests name it as their subject.
@@ -359,9 +375,153 @@ fn the_sboms_are_attached_as_referrers_in_registries_and_layouts() {
     types.sort();
     assert_eq!(
         types,
-        ["application/spdx+json", "application/vnd.cyclonedx+json"]
+        [
+            "application/spdx+json",
+            "application/vnd.conda-docker.cache.record.v1+json+gzip",
+            "application/vnd.cyclonedx+json",
+            "application/vnd.in-toto+json"
+        ]
     );
     // The layout still reads as one image, with or without its tag.
     run_ok(conda_docker().args(["inspect", &format!("oci:{}:v1", layout.display())]));
     run_ok(conda_docker().args(["inspect", &format!("oci:{}", layout.display())]));
+}
+
+/// The first SPDX package, CycloneDX component or syft artifact whose purl is `purl`.
+fn with_purl<'a>(items: &'a serde_json::Value, purl: &str) -> Option<&'a serde_json::Value> {
+    items.as_array()?.iter().find(|p| {
+        p["purl"] == purl
+            || p["externalRefs"]
+                .as_array()
+                .is_some_and(|r| r.iter().any(|r| r["referenceLocator"] == purl))
+    })
+}
+
+#[test]
+fn conda_packages_that_install_python_distributions_list_them_by_pypi_purl() {
+    let test = "conda_packages_that_install_python_distributions_list_them_by_pypi_purl";
+    let Some(python) = validators(test) else {
+        return;
+    };
+    let dir = tempdir();
+    let (python_channel, _) = common::host_python_channel(dir.path());
+    let base = format!("docker-archive:{}", glibc_base().display());
+    // The host's python, locked; then the fixture channel's noarch requests, urllib3 and idna,
+    // as a lockfile lists them (urllib3's own dependencies are not in the fixture channel, so
+    // no solve could give this environment).
+    let lock = dir.path().join("lock.txt");
+    run_ok(
+        conda_docker()
+            .args(["build", "-q", "-b", &base, "-c"])
+            .arg(&python_channel)
+            .arg("-o")
+            .arg(dir.path().join("python.tar"))
+            .arg("--lock-output")
+            .arg(&lock)
+            .arg("python"),
+    );
+    let noarch = common::repo().join("tests/fixtures/channel-noarch/noarch");
+    let repodata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(noarch.join("repodata.json")).unwrap()).unwrap();
+    let mut text = std::fs::read_to_string(&lock).unwrap();
+    for file in [
+        "idna-3.10-pyhd8ed1ab_1.conda",
+        "requests-2.32.3-pyhd8ed1ab_1.conda",
+        "urllib3-2.3.0-pyhd8ed1ab_0.conda",
+    ] {
+        let sha = repodata["packages.conda"][file]["sha256"].as_str().unwrap();
+        text.push_str(&format!(
+            "file://{}/{file}#sha256:{sha}\n",
+            noarch.display()
+        ));
+    }
+    std::fs::write(&lock, text).unwrap();
+    let out = dir.path().join("py.tar");
+    let sboms = dir.path().join("sboms");
+    run_ok(
+        conda_docker()
+            .args(["build", "-q", "-b", &base, "-f"])
+            .arg(&lock)
+            .arg("-o")
+            .arg(&out)
+            .arg("--sbom-dir")
+            .arg(&sboms),
+    );
+    let (spdx_file, cdx_file) = (sboms.join("sbom.spdx.json"), sboms.join("sbom.cdx.json"));
+    validate(&python, &spdx_file, &cdx_file);
+    let spdx = json(&std::fs::read(&spdx_file).unwrap());
+    let cdx = json(&std::fs::read(&cdx_file).unwrap());
+    for (name, version) in [
+        ("requests", "2.32.3"),
+        ("urllib3", "2.3.0"),
+        ("idna", "3.10"),
+    ] {
+        let purl = format!("pkg:pypi/{name}@{version}");
+        let package =
+            with_purl(&spdx["packages"], &purl).unwrap_or_else(|| panic!("no SPDX package {purl}"));
+        assert_eq!(
+            package["externalRefs"].as_array().unwrap().len(),
+            1,
+            "{package}"
+        );
+        let conda = spdx["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == name && p["comment"].as_str().unwrap().starts_with("conda"))
+            .unwrap();
+        assert!(
+            spdx["relationships"].as_array().unwrap().iter().any(|r| {
+                r["spdxElementId"] == conda["SPDXID"]
+                    && r["relationshipType"] == "CONTAINS"
+                    && r["relatedSpdxElement"] == package["SPDXID"]
+            }),
+            "the conda package {name} contains {purl}"
+        );
+        let component =
+            with_purl(&cdx["components"], &purl).unwrap_or_else(|| panic!("no component {purl}"));
+        let conda_ref = cdx["components"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == name && c["purl"].as_str().unwrap().starts_with("pkg:conda/"))
+            .unwrap()["bom-ref"]
+            .clone();
+        let edges = cdx["dependencies"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["ref"] == conda_ref)
+            .unwrap();
+        assert!(
+            edges["dependsOn"]
+                .as_array()
+                .unwrap()
+                .contains(&component["bom-ref"]),
+            "{edges}"
+        );
+    }
+    let python_package = with_purl(&spdx["packages"], "pkg:pypi/python");
+    assert!(
+        python_package.is_none(),
+        "nothing is guessed from conda names"
+    );
+
+    let Some(found) = common::tools::syft_scan(&format!("docker-archive:{}", out.display()), test)
+    else {
+        return;
+    };
+    let from_sbom: Vec<&str> = found["artifacts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["foundBy"] == "sbom-cataloger")
+        .filter_map(|a| a["purl"].as_str())
+        .collect();
+    for purl in ["pkg:pypi/requests@2.32.3", "pkg:pypi/urllib3@2.3.0"] {
+        assert!(
+            from_sbom.contains(&purl),
+            "syft reads {purl}: {from_sbom:?}"
+        );
+    }
 }

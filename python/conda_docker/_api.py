@@ -94,6 +94,8 @@ def build(
     expose: Union[None, str, Iterable[str]] = None,
     user: Optional[str] = None,
     writable_prefix: bool = False,
+    add: Union[None, str, Iterable[str]] = None,
+    chown: bool = False,
     virtual_packages: Optional[Mapping[str, str]] = None,
     sbom: bool = True,
     allow_unhashed_pypi: bool = False,
@@ -108,7 +110,13 @@ def build(
     creds: Creds = None,
     insecure: bool = False,
     cert_dir: Optional[PathLike] = None,
+    timeout: Optional[float] = None,
+    low_speed_time: Optional[float] = None,
+    low_speed_limit: Optional[int] = None,
     source_date_epoch: Optional[int] = None,
+    cache_from: Union[None, str, Iterable[str]] = None,
+    cache_to: Optional[str] = None,
+    verify_cache: bool = False,
     progress: Optional[Callable[[str, str], Any]] = None,
 ) -> Union[BuildResult, List[Dict[str, Any]]]:
     """``conda-docker build``: each argument is the command-line option of the same name.
@@ -118,11 +126,15 @@ def build(
     ``oci:DIR[:TAG]``, ``oci-archive:PATH``, ``docker://REGISTRY/REPO:TAG``); none builds the
     image without writing it (see :attr:`BuildResult.images`). ``progress(event, message)``
     is called with events such as ``solve.started``, ``install.finished``, ``warning``.
-    ``sbom_dir`` also writes the SBOMs there. An environment file's ``pip:`` section is
+    ``sbom_dir`` also writes the SBOMs there. ``add`` (``"SRC:DEST"``, repeatable) puts host
+    files on top of the environment, one layer each, as ``--add`` does. An environment file's ``pip:`` section is
     resolved on ``pypi_index_url`` (else ``PIP_INDEX_URL``/``UV_INDEX_URL``, else PyPI), with
     ``pypi_extra_index_url`` and ``find_links`` searched too. ``dry_run=True`` builds nothing and returns the
     layer plan of each platform (a list, as ``--dry-run --json`` prints it). Mirrors come from
     ``mirrors`` and the config file's ``[mirrors]``, as for the command line.
+    ``cache_from`` names images pushed before (or ``CONDA_DOCKER_CACHE_FROM``) whose layers
+    are taken by key instead of being made; ``timeout``, ``low_speed_time`` (seconds) and
+    ``low_speed_limit`` (bytes per second) bound registries and indexes as ``--timeout`` does.
     Ctrl-C stops the build and raises :class:`conda_docker.Cancelled`.
     """
     options = {
@@ -153,6 +165,8 @@ def build(
         "expose": _list(expose),
         "user": user,
         "writable_prefix": bool(writable_prefix),
+        "files": [os.fspath(a) for a in _list(add)],
+        "chown": bool(chown),
         "virtual_packages": dict(virtual_packages or {}),
         "sbom": bool(sbom),
         "allow_unhashed_pypi": bool(allow_unhashed_pypi),
@@ -166,7 +180,13 @@ def build(
         "creds": remote(creds)[0],
         "insecure": bool(insecure),
         "cert_dir": _path(cert_dir),
+        "timeout": None if timeout is None else float(timeout),
+        "low_speed_time": None if low_speed_time is None else float(low_speed_time),
+        "low_speed_limit": None if low_speed_limit is None else int(low_speed_limit),
         "source_date_epoch": source_date_epoch,
+        "cache_from": _list(cache_from),
+        "cache_to": cache_to,
+        "verify_cache": bool(verify_cache),
         "progress": progress,
     }
     if dry_run:

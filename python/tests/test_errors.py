@@ -86,3 +86,14 @@ def test_path_escaping_the_image_is_refused():
     image = conda_docker.Image("x", "1")
     with pytest.raises(CondaDockerError, match=r"\.\."):
         image.add_layer_contents({"../etc/passwd": b"no"})
+
+
+def test_a_bad_setting_is_named_by_its_keyword():
+    # The Python user is told about `timeout=` and `cache_from=`, never the command line's flags.
+    with pytest.raises(CondaDockerError) as e:
+        conda_docker.build(["bzip2"], channels=[str(CHANNEL)], base="scratch", timeout=-1)
+    assert str(e.value).startswith("timeout:"), str(e.value)
+    assert "--timeout" not in str(e.value)
+    with pytest.raises(CondaDockerError) as e:
+        conda_docker.build(["bzip2"], channels=[str(CHANNEL)], base="scratch", cache_from="Not A Ref")
+    assert str(e.value).startswith("cache_from:"), str(e.value)

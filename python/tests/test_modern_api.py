@@ -186,3 +186,22 @@ def test_a_pip_section_from_find_links(tmp_path):
         conda_docker.build(file=env_file, channels=[channel], base="scratch",
                            outputs=tmp_path / "o2.tar")
     assert not (tmp_path / "o2.tar").exists()
+
+
+def test_add_puts_host_files_on_top_in_a_layer_of_their_own(tmp_path):
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "main.py").write_text("print('hi')\n")
+    (app / "local.env").write_text("TOKEN=secret\n")
+    (app / ".dockerignore").write_text("*.env\n")
+    plain = conda_docker.build("bzip2", channels=[str(CHANNEL)], base=f"docker-archive:{DEMO_BASE}",
+                               outputs=[str(tmp_path / "plain.tar")])
+    added = conda_docker.build("bzip2", channels=[str(CHANNEL)], base=f"docker-archive:{DEMO_BASE}",
+                               add=[f"{app}:/srv/app"], outputs=[str(tmp_path / "app.tar")])
+    # Top first: the environment's layers are the same, the files' layer is on top.
+    plain_ids = [layer.diff_id for layer in plain.image.layers]
+    added_ids = [layer.diff_id for layer in added.image.layers]
+    assert added_ids[1:] == plain_ids and added.image.layers[0].created_by == "conda-docker: --add files at /srv/app"
+    with pytest.raises(Exception, match="add"):
+        conda_docker.build("bzip2", channels=[str(CHANNEL)], base=f"docker-archive:{DEMO_BASE}",
+                           add=["app-without-dest"])

@@ -3,20 +3,21 @@
 //! and annotations.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::describe::PACKAGES_LABEL;
 use crate::image::config::rfc3339;
+use crate::image::host::{Excludes, HostFiles};
 use crate::image::layer::EntriesLayer;
-use crate::image::layer_tar::{Entry, Ownership};
+use crate::image::layer_tar::{Entry, Ownership, write_layer_tar_owned};
 use crate::image::{Digest, History, Image, Layer};
 use crate::input::Input;
-use crate::settings::ImageSettings;
-use crate::store::KeyedLayer;
+use crate::settings::{ImageSettings, UserSpec};
 use crate::transport::Location;
 
 use super::contents::Environment;
+use super::lookup::Found;
 use super::plan::{Plan, PlannedLayer};
 use super::prepare::Prepared;
 use super::{Builder, Context, Error, Sbom, compose};
@@ -30,17 +31,13 @@ pub(crate) fn assemble(
     prepared: &Prepared,
     env: &Environment,
     plan: &Plan,
-    stored: &[Option<KeyedLayer>],
+    stored: &[Option<Found>],
 ) -> Result<Image, Error> {
     let mut image = prepared.base.clone();
     let cache = b.blobs(ctx);
     for (layer, stored) in plan.layers.iter().zip(stored) {
         let stored = stored.as_ref().ok_or_else(Error::cancelled)?;
-        push_layer(
-            &mut image,
-            layer,
-            compose::cached_layer(&cache, stored, layer.description.clone()),
-        );
+        push_layer(&mut image, layer, keyed_layer(&cache, layer, stored));
     }
     let mtime = plan.epoch.min(plan.clamp);
     if plan.extra.is_empty() {
@@ -55,6 +52,14 @@ pub(crate) fn assemble(
                 other => Error::Image(other),
             })?;
     }
+    push_added_files(
+        &mut image,
+        b,
+        ctx,
+        &prepared.settings,
+        prepared.user.as_ref(),
+        mtime,
+    )?;
     configure(
         &mut image,
         input,
@@ -64,6 +69,15 @@ pub(crate) fn assemble(
         plan.sbom.as_ref(),
     )?;
     annotate(&b.base, &mut image, plan.epoch);
+    let annotations = image.annotations_mut();
+    annotations.insert(
+        super::remote::RECORD.into(),
+        Digest::of(&plan.cache_record).to_string(),
+    );
+    annotations.insert(
+        super::remote::RECORD_SIZE.into(),
+        plan.cache_record.len().to_string(),
+    );
     record(&mut image, &plan.recorded, plan.epoch);
     check_config_size(&image)?;
     Ok(image)
@@ -102,6 +116,24 @@ fn record(image: &mut Image, recorded: &crate::settings::Recorded, created: u64)
     });
 }
 
+/// The image layer of `planned` as `found`, its descriptor annotated with its key and diff_id
+/// (what makes every image a layer cache, see [`super::remote`]).
+fn keyed_layer(cache: &crate::store::BlobCache, planned: &PlannedLayer, found: &Found) -> Layer {
+    let description = planned.description.clone();
+    let layer = match found {
+        Found::Local(stored) | Found::Made(stored) => {
+            compose::cached_layer(cache, stored, description)
+        }
+        Found::Remote(r) => Layer::remote(r.written.clone(), r.origin.clone(), description),
+    };
+    match (&planned.key, layer.diff_id().cloned()) {
+        (Some(key), Some(diff_id)) => layer
+            .with_annotation(super::remote::LAYER_KEY, key.to_string())
+            .with_annotation(super::remote::LAYER_DIFF_ID, diff_id.to_string()),
+        _ => layer,
+    }
+}
+
 /// Puts a planned layer on the image, with its history: the one way package and wheel layers
 /// go in.
 fn push_layer(image: &mut Image, planned: &PlannedLayer, layer: Layer) {
@@ -134,6 +166,63 @@ fn push_top_layer(image: &mut Image, entries: Vec<Entry>, mtime: u64, owner: Opt
             ..Default::default()
         },
     );
+}
+
+/// One layer per `--add` (`files:`), above every other layer, so that a change to them
+/// changes no layer below: the files in name order, with their modes, `mtime`, owned by root
+/// or (`--chown`) by the user. Each layer's tar is kept in the store by its content, so an
+/// unchanged SRC is read once and nothing is written.
+fn push_added_files(
+    image: &mut Image,
+    b: &Builder,
+    ctx: &Context,
+    settings: &ImageSettings,
+    user: Option<&UserSpec>,
+    mtime: u64,
+) -> Result<(), Error> {
+    let cache = b.blobs(ctx);
+    for add in &settings.files {
+        let err = |source| Error::AddFiles {
+            add: add.to_string(),
+            source: Box::new(source),
+        };
+        let src = b.working_dir.join(&add.src);
+        let is_dir = std::fs::symlink_metadata(&src).is_ok_and(|m| m.is_dir());
+        let mut dest = add.dest.clone();
+        if dest.ends_with('/') && !is_dir {
+            dest.push_str(&src.file_name().unwrap_or_default().to_string_lossy());
+        }
+        let excludes = if is_dir {
+            Excludes::of_dir(&src).map_err(err)?
+        } else {
+            Excludes::none()
+        };
+        let mut files = HostFiles::new();
+        files
+            .scan_excluding(&src, &dest, true, &excludes)
+            .map_err(err)?;
+        let entries = files.into_entries();
+        let owner = user.filter(|_| settings.chown).map(|u| Ownership {
+            root: PathBuf::from(dest.trim_start_matches('/')),
+            uid: u.uid,
+            gid: u.gid,
+        });
+        let stored = cache
+            .put_layer_by_content(&src, |out| {
+                write_layer_tar_owned(entries.clone(), mtime, owner.as_ref(), out, ctx.cancel())
+            })
+            .map_err(err)?;
+        let description = format!("files at {}", add.dest);
+        image.push_layer(
+            compose::cached_layer(&cache, &stored, description.clone()),
+            History {
+                created: Some(rfc3339(mtime)),
+                created_by: Some(format!("conda-docker: --add {description}")),
+                ..Default::default()
+            },
+        );
+    }
+    Ok(())
 }
 
 /// Sets `created`, `PATH` and `CONDA_PREFIX` for the environment at `prefix`.

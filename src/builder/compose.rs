@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::contents::Environment;
+use super::lookup::Found;
 use super::plan::{Plan, Recipe};
 use super::wheels::Wheels;
 use super::{Context, Error};
@@ -110,7 +111,7 @@ pub(crate) fn make_missing(
     env: &Environment,
     wheels: Option<&Wheels>,
     dirs: &HashMap<String, PathBuf>,
-    stored: &mut [Option<KeyedLayer>],
+    stored: &mut [Option<Found>],
     cache: &BlobCache,
     ctx: &Context,
 ) -> Result<(), Error> {
@@ -144,7 +145,7 @@ pub(crate) fn make_missing(
         .map_err(Error::from)
     };
     for (i, layer) in in_parallel(&missing, make, ctx.cancel())? {
-        stored[i] = Some(layer);
+        stored[i] = Some(Found::Made(layer));
     }
     ctx.check_cancel()
 }
@@ -279,6 +280,7 @@ fn package_entries(m: &Member<'_>, dir: &Arc<PackageDir>, settings: &LayerSettin
                                         placeholder: p.placeholder.clone(),
                                         target: target.clone(),
                                         size: p.size,
+                                        sha256: p.sha256.as_deref().and_then(sha256_bytes),
                                     })),
                                     mode,
                                 )
@@ -308,9 +310,61 @@ struct PackageFile {
     placeholder: Option<Placeholder>,
     target: String,
     size: u64,
+    /// The sha256 `paths.json` records for the file as shipped, checked as it streams.
+    sha256: Option<[u8; 32]>,
+}
+
+/// The 32 bytes of a sha256 in hex, if it is one.
+fn sha256_bytes(hex_digest: &str) -> Option<[u8; 32]> {
+    let mut bytes = [0u8; 32];
+    hex::decode_to_slice(hex_digest, &mut bytes).ok()?;
+    Some(bytes)
+}
+
+/// A package file's bytes, hashed as they are read and refused at their last byte when they
+/// are not what `paths.json` recorded.
+struct Checked<R> {
+    inner: R,
+    hasher: sha2::Sha256,
+    expected: [u8; 32],
+    left: u64,
+    what: String,
+}
+
+impl<R: Read> Read for Checked<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use sha2::Digest as _;
+        let n = self.inner.read(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.left = self.left.saturating_sub(n as u64);
+        if self.left == 0 && n > 0 && self.hasher.clone().finalize()[..] != self.expected[..] {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{}: its bytes are not what paths.json's sha256 records",
+                    self.what
+                ),
+            ));
+        }
+        Ok(n)
+    }
 }
 
 impl PackageFile {
+    /// The file's bytes as shipped, checked against `paths.json`'s sha256 when it has one.
+    fn shipped<'a>(&self, file: std::fs::File, len: u64) -> Box<dyn Read + 'a> {
+        match self.sha256 {
+            Some(expected) if len > 0 => Box::new(Checked {
+                inner: file,
+                hasher: Default::default(),
+                expected,
+                left: len,
+                what: format!("package `{}`: `{}`", self.package, self.rel),
+            }),
+            _ => Box::new(file),
+        }
+    }
+
     fn context(&self, e: impl std::fmt::Display) -> io::Error {
         io::Error::other(format!("package `{}`: `{}`: {e}", self.package, self.rel))
     }
@@ -326,8 +380,9 @@ impl FileSource for PackageFile {
                 self.size
             )));
         }
+        let file = self.shipped(file, len);
         match &self.placeholder {
-            None => Ok((len, Box::new(file))),
+            None => Ok((len, file)),
             Some(Placeholder {
                 prefix,
                 binary: true,
@@ -350,7 +405,7 @@ impl FileSource for PackageFile {
                     )));
                 }
                 let mut bytes = Vec::with_capacity(len as usize);
-                (&file).take(len).read_to_end(&mut bytes)?;
+                file.take(len).read_to_end(&mut bytes)?;
                 let patched = replace_text(&bytes, prefix.as_bytes(), self.target.as_bytes());
                 Ok((patched.len() as u64, Box::new(io::Cursor::new(patched))))
             }

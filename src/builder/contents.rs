@@ -9,13 +9,14 @@ use futures::{StreamExt, TryStreamExt};
 use rattler::install::PythonInfo;
 use rattler_conda_types::RepoDataRecord;
 
-use crate::conda::contents::PackageContents;
+use crate::conda::contents::{ContentsCache, PackageContents};
 use crate::conda::fetch::Fetcher;
 use crate::conda::place::{self, Placement};
 use crate::conda::{record, solve};
 use crate::reporter::Stage;
 
 use super::prepare::Prepared;
+use super::remote::Caches;
 use super::{Builder, CONCURRENT_PACKAGES, Context, Error, compose};
 
 /// The environment's packages, dependencies first, with what each holds and where it goes.
@@ -28,6 +29,9 @@ pub(crate) struct Environment {
     pub contents: Vec<Arc<PackageContents>>,
     /// The extracted directory of each package fetched just now, so it needs no second look.
     pub known_dirs: Vec<Option<PathBuf>>,
+    /// Whether what each package holds was taken from a remote cache, not yet checked
+    /// against the package itself ([`confirm`] does, before a layer is made from it).
+    pub described: Vec<bool>,
     /// `name-version-build` of each package.
     pub dists: Vec<String>,
     /// The environment's python, if it has one.
@@ -49,6 +53,7 @@ pub(crate) async fn read(
     ctx: &Context,
     prepared: &Prepared,
     fetcher: &Fetcher,
+    caches: &Caches,
 ) -> Result<Environment, Error> {
     let reporter = ctx.reporter();
     let records = &prepared.records;
@@ -56,11 +61,14 @@ pub(crate) async fn read(
     reporter.install_started(records.len());
     let contents_cache = b.contents_cache();
     contents_cache.remove_stale();
-    let read: Vec<(Arc<PackageContents>, Option<PathBuf>)> =
-        futures::stream::iter(records.iter().map(|r| fetcher.contents(r, &contents_cache)))
-            .buffered(CONCURRENT_PACKAGES)
-            .try_collect()
-            .await?;
+    let read: Vec<Read> = futures::stream::iter(
+        records
+            .iter()
+            .map(|r| contents_of(r, fetcher, &contents_cache, caches)),
+    )
+    .buffered(CONCURRENT_PACKAGES)
+    .try_collect()
+    .await?;
     ctx.check_cancel()?;
     reporter.stage_finished(Stage::Install, &format!("{} packages", read.len()));
     let mut env = in_dependency_order(records, read, prepared)?;
@@ -90,17 +98,73 @@ pub(crate) async fn read(
     Ok(env)
 }
 
+/// What one package holds, where it was fetched to (if it was just now), and whether a remote
+/// cache said it.
+type Read = (Arc<PackageContents>, Option<PathBuf>, bool);
+
+/// What `record`'s package holds: from the contents cache, else from a remote cache (to be
+/// confirmed before a layer is made from it), else fetched and read.
+async fn contents_of(
+    record: &RepoDataRecord,
+    fetcher: &Fetcher,
+    cache: &ContentsCache,
+    caches: &Caches,
+) -> Result<Read, crate::conda::Error> {
+    let key = ContentsCache::key(record);
+    if let Some(key) = &key
+        && cache.get(key).is_none()
+        && let Some(said) = caches.contents(key)
+    {
+        return Ok((said, None, true));
+    }
+    let (contents, dir) = fetcher.contents(record, cache).await?;
+    Ok((contents, dir, false))
+}
+
+/// Checks what the remote caches said of each package fetched now (in `dirs`, by dist)
+/// against the package itself, keeping it in the contents cache when it agrees; returns the
+/// contents keys of those that disagree.
+pub(crate) fn confirm(
+    b: &Builder,
+    env: &Environment,
+    dirs: &std::collections::HashMap<String, PathBuf>,
+) -> Result<Vec<String>, Error> {
+    let cache = b.contents_cache();
+    let mut differ = Vec::new();
+    for i in (0..env.dists.len()).filter(|&i| env.described[i]) {
+        let (Some(dir), Some(key)) = (
+            dirs.get(&env.dists[i]),
+            ContentsCache::key(&env.fetch_records[i]),
+        ) else {
+            continue;
+        };
+        let real = PackageContents::read(dir, &env.fetch_records[i])?;
+        if real == *env.contents[i] {
+            cache.put(&key, &real)?;
+        } else {
+            differ.push(key);
+        }
+    }
+    Ok(differ)
+}
+
 /// The image's records, from the packages themselves, in their dependency order; the records
 /// as resolved stay beside them, to fetch by.
 fn in_dependency_order(
     resolved: &[RepoDataRecord],
-    read: Vec<(Arc<PackageContents>, Option<PathBuf>)>,
+    read: Vec<Read>,
     prepared: &Prepared,
 ) -> Result<Environment, Error> {
     let mut rows = Vec::with_capacity(resolved.len());
-    for (source, (contents, dir)) in resolved.iter().zip(read) {
+    for (source, (contents, dir, described)) in resolved.iter().zip(read) {
         let image_record = record::image_record(source, &contents, &prepared.sources)?;
-        rows.push(Some((image_record, source.clone(), contents, dir)));
+        rows.push(Some((
+            image_record,
+            source.clone(),
+            contents,
+            dir,
+            described,
+        )));
     }
     let order = solve::dependency_order(rows.iter().flatten().map(|r| &r.0));
     let mut env = Environment {
@@ -108,11 +172,15 @@ fn in_dependency_order(
         fetch_records: Vec::with_capacity(rows.len()),
         contents: Vec::with_capacity(rows.len()),
         known_dirs: Vec::with_capacity(rows.len()),
+        described: Vec::with_capacity(rows.len()),
         dists: Vec::with_capacity(rows.len()),
         python: None,
         placement: Placement::default(),
     };
-    for (image_record, source, contents, dir) in order.iter().filter_map(|&i| rows[i].take()) {
+    for (image_record, source, contents, dir, described) in
+        order.iter().filter_map(|&i| rows[i].take())
+    {
+        env.described.push(described);
         env.dists.push(image_record.identifier.to_string());
         env.records.push(image_record);
         env.fetch_records.push(source);

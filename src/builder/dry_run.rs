@@ -23,10 +23,27 @@ pub struct DryRun {
     /// The package layers, bottom first.
     #[serde(flatten)]
     pub plan: LayerPlan,
-    /// Packages neither the package cache nor the contents cache has.
+    /// Packages neither the package cache nor the contents cache has; when `layers` is
+    /// known, only those of the layers to build.
     pub downloads: Vec<Download>,
+    /// Where each planned layer would come from: this machine's layer cache, a remote cache
+    /// (`--cache-from`), or built. Known when every package's contents are (read before, or
+    /// described by a remote cache) and there is no `pip:` section; else `null`.
+    pub layers: Option<Vec<PlannedSource>>,
     /// The PyPI wheels the build would install (before those conda turns out to provide).
     pub pypi: Vec<PlannedWheel>,
+}
+
+/// Where a planned layer would come from.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct PlannedSource {
+    /// What the layer holds.
+    pub layer: String,
+    /// Its layer key.
+    pub key: Option<crate::image::Digest>,
+    /// `cache`, `remote` (with the `cache` reference) or `built`.
+    #[serde(flatten)]
+    pub from: super::LayerFrom,
 }
 
 /// A PyPI wheel a build would install.
@@ -67,10 +84,16 @@ impl Builder {
         let prepared = prepare::prepare(self, ctx, input, subdir).await?;
         let budget = prepared.layer_budget();
         let contents_cache = self.contents_cache();
+        let caches = super::remote::read(self, ctx, &crate::platform::oci_platform(subdir)).await?;
         let known: Vec<Option<PackageContents>> = prepared
             .records
             .iter()
-            .map(|r| ContentsCache::key(r).and_then(|k| contents_cache.get(&k)))
+            .map(|r| {
+                let key = ContentsCache::key(r)?;
+                contents_cache
+                    .get(&key)
+                    .or_else(|| caches.contents(&key).map(|c| c.as_ref().clone()))
+            })
             .collect();
         // A package read before is planned by its files' bytes, as the build plans it; one
         // never read, by its archive size (the lockfile's or repodata's), an estimate.
@@ -84,14 +107,62 @@ impl Builder {
             })
             .collect();
         let plan = plan_layers(&prepared.records, &sizes, prepared.strategy, budget);
+        let exact = input.pypi.is_none() && known.iter().all(Option::is_some);
+        let (layers, to_build) = match exact {
+            true => {
+                let (layers, to_build) = self.sources(ctx, input, &prepared, &caches).await?;
+                (Some(layers), Some(to_build))
+            }
+            false => (None, None),
+        };
         Ok(DryRun {
             platform: subdir.to_string(),
             base_layers: prepared.base.layers().len(),
             budget,
             plan,
-            downloads: downloads(&prepared, &known).await?,
+            downloads: downloads(&prepared, &known, to_build.as_deref()).await?,
+            layers,
             pypi: self.planned_wheels(ctx, input, &prepared, &known).await?,
         })
+    }
+
+    /// Where each planned layer would come from, and the records whose layers must be built
+    /// (by index), from the exact plan: every package's contents known, none fetched.
+    async fn sources(
+        &self,
+        ctx: &Context,
+        input: &Input,
+        prepared: &Prepared,
+        caches: &super::remote::Caches,
+    ) -> Result<(Vec<PlannedSource>, Vec<usize>), Error> {
+        let fetcher = crate::conda::fetch::Fetcher::new(
+            &prepared.cache_dir,
+            ctx.client(),
+            ctx.reporter_arc(),
+            prepared.sources.clone(),
+        );
+        let env = super::contents::read(self, ctx, prepared, &fetcher, caches).await?;
+        let plan = super::plan::plan(self, input, prepared, &env, None);
+        let found = super::lookup::lookup(&plan, &self.blob_cache(), caches);
+        let mut to_build = Vec::new();
+        let layers = plan
+            .layers
+            .iter()
+            .zip(&found)
+            .map(|(layer, found)| {
+                if let (None, super::plan::Recipe::Packages(members)) = (found, &layer.recipe) {
+                    to_build.extend(members.iter().map(|&i| record_index(prepared, &env, i)));
+                }
+                PlannedSource {
+                    layer: layer.description.clone(),
+                    key: layer.key.clone(),
+                    from: found
+                        .as_ref()
+                        .map_or(super::LayerFrom::Built, super::lookup::Found::layer_from),
+                }
+            })
+            .collect();
+        Ok((layers, to_build))
     }
 
     /// The wheels the build would install; what conda provides is known only for the
@@ -140,10 +211,23 @@ impl Builder {
     }
 }
 
-/// The packages neither the package cache nor the contents cache has.
+/// The index in `prepared.records` of the environment's package `i` (which is in dependency
+/// order).
+fn record_index(prepared: &Prepared, env: &super::contents::Environment, i: usize) -> usize {
+    let url = &env.fetch_records[i].url;
+    prepared
+        .records
+        .iter()
+        .position(|r| &r.url == url)
+        .unwrap_or(usize::MAX)
+}
+
+/// The packages the package cache lacks that the build would read: those of `to_build` (record
+/// indexes) when the exact plan is known, else every one the contents cache lacks too.
 async fn downloads(
     prepared: &Prepared,
     known: &[Option<PackageContents>],
+    to_build: Option<&[usize]>,
 ) -> Result<Vec<Download>, Error> {
     let cache_dir = &prepared.cache_dir;
     let cache = rattler_cache::package_cache::PackageCache::new(
@@ -157,8 +241,15 @@ async fn downloads(
         .records
         .iter()
         .zip(known)
-        .filter(|(r, c)| !index.contains_record(r) && c.is_none())
-        .map(|(r, _)| Download {
+        .enumerate()
+        .filter(|(i, (r, c))| {
+            let read = match to_build {
+                Some(build) => build.contains(i),
+                None => c.is_none(),
+            };
+            read && !index.contains_record(r)
+        })
+        .map(|(_, (r, _))| Download {
             package: plan::dist_name(r),
             url: prepared.sources.fetch_url(&r.url).to_string(),
             size: r.package_record.size,

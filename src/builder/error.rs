@@ -51,6 +51,15 @@ pub enum Error {
     /// ([`crate::image::Error::UserTaken`]).
     #[error("--user: {0}")]
     User(#[source] crate::image::Error),
+    /// The host files of an `--add` cannot go into the image.
+    #[error("--add {add}")]
+    AddFiles {
+        /// The `--add` at fault, `SRC:DEST`.
+        add: String,
+        /// The cause.
+        #[source]
+        source: Box<crate::image::Error>,
+    },
     /// The PyPI distributions cannot be installed.
     #[error(transparent)]
     Pypi(Box<pypi::PypiError>),
@@ -209,6 +218,7 @@ impl Error {
             Self::LockOnePlatform { .. } | Self::LockNoPypi { .. } => Some(Setting::LockOutput),
             Self::SbomDir { .. } => Some(Setting::SbomDir),
             Self::Request(e) => Some(e.setting),
+            Self::AddFiles { .. } => Some(Setting::Add),
             _ => None,
         }
     }

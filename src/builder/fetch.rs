@@ -8,9 +8,9 @@ use futures::{StreamExt, TryStreamExt};
 
 use crate::conda::fetch::Fetcher;
 use crate::reporter::Stage;
-use crate::store::KeyedLayer;
 
 use super::contents::Environment;
+use super::lookup::Found;
 use super::plan::{Plan, Recipe};
 use super::{CONCURRENT_PACKAGES, Context, Error};
 
@@ -19,7 +19,7 @@ use super::{CONCURRENT_PACKAGES, Context, Error};
 pub(crate) async fn fetch_missing(
     ctx: &Context,
     plan: &Plan,
-    stored: &[Option<KeyedLayer>],
+    stored: &[Option<Found>],
     env: &mut Environment,
     fetcher: &Fetcher,
 ) -> Result<HashMap<String, PathBuf>, Error> {

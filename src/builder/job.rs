@@ -34,6 +34,8 @@ pub struct Job {
     pub lock_output: Option<PathBuf>,
     /// A directory the SBOMs are written to, beside the image (`sbom.spdx.json`, ...).
     pub sbom_dir: Option<PathBuf>,
+    /// A layer cache the build's layers are written to, beside the outputs (`--cache-to`).
+    pub cache_to: Option<super::remote::CacheTo>,
 }
 
 impl Job {
@@ -50,6 +52,7 @@ impl Job {
             write: WriteOptions::default(),
             lock_output: None,
             sbom_dir: None,
+            cache_to: None,
         }
     }
 
@@ -116,6 +119,17 @@ impl Job {
             })?;
         }
         Ok(())
+    }
+
+    /// The registry every output goes to, when they all go to one: a layer a remote cache of it
+    /// holds is mounted there and never pulled.
+    fn only_registry(&self) -> Option<&str> {
+        let mut registries = self.outputs.iter().map(|o| match o {
+            Location::Registry(r) => Some(r.registry()),
+            _ => None,
+        });
+        let first = registries.next()??;
+        registries.all(|r| r == Some(first)).then_some(first)
     }
 
     /// Checks the lockfile and SBOM destinations before any work.
@@ -212,7 +226,7 @@ impl Builder {
         let inputs = self.inputs(ctx, source, platforms).await?;
         let mut built = Vec::with_capacity(platforms.len());
         for (platform, input) in platforms.iter().zip(&inputs) {
-            built.push(self.build_for(ctx, input, *platform).await?);
+            built.push(self.build_for(ctx, input, *platform, None).await?);
         }
         Ok(built)
     }
@@ -246,7 +260,7 @@ impl Builder {
         };
         self.blobs(ctx).drop_damaged(digest, reason);
         let verifying = Self {
-            verify_cache: true,
+            rehash_blobs: true,
             ..self.clone()
         };
         verifying.build_and_write(ctx, job, &checked).await
@@ -308,9 +322,10 @@ impl Builder {
         job: &Job,
         checked: &Checked,
     ) -> Result<Outcome, Error> {
+        let keep_in = job.only_registry();
         let mut built = Vec::with_capacity(checked.platforms.len());
         for (platform, input) in checked.platforms.iter().zip(&checked.inputs) {
-            let image = self.build_for(ctx, input, *platform).await?;
+            let image = self.build_for(ctx, input, *platform, keep_in).await?;
             built.push((*platform, image));
         }
         let remote = Remote {
@@ -328,9 +343,16 @@ impl Builder {
             .with_remote(&remote)
             .with_reporter(ctx.reporter());
         let tags = &checked.tags;
-        let written =
-            transport::write_all(&publish, &job.outputs, &session.write(tags, checked.write))
-                .await?;
+        let write_ctx = session.write(tags, checked.write);
+        let written = transport::write_all(&publish, &job.outputs, &write_ctx).await?;
+        if let Some(to) = &job.cache_to {
+            let images: Vec<&BuiltImage> = built.iter().map(|(_, b)| b).collect();
+            let pushed_to = job.outputs.iter().find_map(|o| match o {
+                Location::Registry(r) if r.registry() == to.reference.registry() => Some(r),
+                _ => None,
+            });
+            super::remote::export(ctx, to, &images, pushed_to, &write_ctx).await;
+        }
         let sbom_files = match &job.sbom_dir {
             Some(dir) => write_sboms(dir, &built)?,
             None => Vec::new(),
@@ -422,16 +444,17 @@ fn write_sboms(
     let mut files = Vec::new();
     for (subdir, b) in built {
         let Some(sbom) = b.sbom() else { continue };
-        for (format, name) in [
-            (Format::Spdx, "sbom.spdx.json"),
-            (Format::CycloneDx, "sbom.cdx.json"),
+        for (bytes, name) in [
+            (sbom.document(Format::Spdx), "sbom.spdx.json"),
+            (sbom.document(Format::CycloneDx), "sbom.cdx.json"),
+            (&sbom.provenance[..], "provenance.intoto.json"),
         ] {
             let name = match built {
                 [_] => name.to_string(),
                 _ => format!("{subdir}.{name}"),
             };
             let path = dir.join(name);
-            crate::atomic::write(&path, sbom.document(format)).map_err(error(&path))?;
+            crate::atomic::write(&path, bytes).map_err(error(&path))?;
             files.push(path);
         }
     }

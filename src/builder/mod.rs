@@ -53,12 +53,14 @@ mod lookup;
 mod plan;
 mod prepare;
 pub mod pypi;
+pub mod remote;
 mod wheels;
 
 pub use context::Context;
-pub use dry_run::{Download, DryRun, PlannedWheel};
+pub use dry_run::{Download, DryRun, PlannedSource, PlannedWheel};
 pub use error::Error;
 pub use job::{Job, Outcome};
+pub use lookup::LayerFrom;
 
 pub use crate::describe::{PACKAGE_LIST, PACKAGES_LABEL};
 
@@ -95,8 +97,11 @@ pub struct Builder {
     pypi_locations: crate::pypi::index::Locations,
     pypi_http: crate::pypi::index::HttpOptions,
     working_dir: PathBuf,
-    /// Hash every cached blob a lookup finds (set for the second run after a damaged one).
+    cache_from: Vec<crate::image::Reference>,
+    cache_options: Option<RegistryOptions>,
     verify_cache: bool,
+    /// Hash every cached blob a lookup finds (set for the second run after a damaged one).
+    rehash_blobs: bool,
 }
 
 impl Default for Builder {
@@ -118,7 +123,7 @@ impl Builder {
             trim: Trim::default(),
             cache_dir: None,
             store_root: None,
-            verify_cache: false,
+            rehash_blobs: false,
             source_date_epoch: None,
             base_options: None,
             settings: ImageSettings::default(),
@@ -129,6 +134,9 @@ impl Builder {
             pypi_locations: Default::default(),
             pypi_http: Default::default(),
             working_dir: PathBuf::from("."),
+            cache_from: Vec::new(),
+            cache_options: None,
+            verify_cache: false,
         }
     }
 
@@ -271,6 +279,29 @@ impl Builder {
         self
     }
 
+    /// Remote layer caches: images conda-docker pushed before, or cache artifacts, whose
+    /// layers are taken by key instead of being made (see [`remote`]), reached with
+    /// `options` (credentials looked up per registry). A cache that cannot be read is a
+    /// warning. By default, none.
+    pub fn with_cache_from(
+        mut self,
+        references: impl IntoIterator<Item = crate::image::Reference>,
+        options: RegistryOptions,
+    ) -> Self {
+        self.cache_from = references.into_iter().collect();
+        self.cache_options = Some(options);
+        self
+    }
+
+    /// Whether a layer found in a remote cache is checked before it is trusted: made here from
+    /// its packages too, and compared by diff_id; one that differs is named in a warning and
+    /// the image gets the layer made here. By default, no (the cache is trusted as the image's
+    /// own repository is).
+    pub fn with_verify_cache(mut self, verify: bool) -> Self {
+        self.verify_cache = verify;
+        self
+    }
+
     /// How to reach the base image's registry (credentials, `--insecure`). By default, plain
     /// HTTP only on loopback and credentials looked up as Docker does.
     pub fn with_base_registry(mut self, options: RegistryOptions) -> Self {
@@ -280,7 +311,7 @@ impl Builder {
 
     /// The blob cache for registry images: the [`Store::blobs`] under the cache dir.
     pub fn blob_cache(&self) -> BlobCache {
-        self.store().blobs().verifying(self.verify_cache)
+        self.store().blobs().verifying(self.rehash_blobs)
     }
 
     /// The store's lock, shared, held while a build runs so `cache prune` waits for it (one
@@ -334,17 +365,20 @@ impl Builder {
     }
 
     /// Resolves the environment, composes its layers from the packages (or takes them from the
-    /// layer cache) and puts them on the base image, for this builder's platform.
+    /// layer caches) and puts them on the base image, for this builder's platform. Every layer
+    /// of the image is on this machine (a layer found in a remote cache is pulled).
     pub async fn build(&self, ctx: &Context, input: &Input) -> Result<BuiltImage, Error> {
-        self.build_for(ctx, input, self.subdir).await
+        self.build_for(ctx, input, self.subdir, None).await
     }
 
-    /// [`Self::build`] for `subdir`: the pipeline, stage by stage.
+    /// [`Self::build`] for `subdir`: the pipeline, stage by stage. A layer found in a remote
+    /// cache of the registry `keep_in` (where every output goes) stays there, to be mounted.
     pub(crate) async fn build_for(
         &self,
         ctx: &Context,
         input: &Input,
         subdir: Subdir,
+        keep_in: Option<&str>,
     ) -> Result<BuiltImage, Error> {
         let _store = self.lock_store(ctx);
         let prepared = prepare::prepare(self, ctx, input, subdir).await?;
@@ -357,27 +391,39 @@ impl Builder {
             prepared.sources.clone(),
         );
         let cache_lock = fetcher.lock().await?;
-        let mut env = contents::read(self, ctx, &prepared, &fetcher).await?;
-        let wheels = wheels::install(self, ctx, input, &prepared, &env).await?;
-        let plan = plan::plan(self, input, &prepared, &env, wheels.as_ref());
-        let mut stored = lookup::lookup(&plan, &blobs);
-        let dirs = fetch::fetch_missing(ctx, &plan, &stored, &mut env, &fetcher).await?;
-        ctx.check_cancel()?;
-        compose::make_missing(
-            &plan,
-            &env,
-            wheels.as_ref(),
-            &dirs,
-            &mut stored,
-            &blobs,
+        let platform = crate::platform::oci_platform(subdir);
+        let mut caches = remote::read(self, ctx, &platform).await?;
+        let stages = Stages {
+            b: self,
             ctx,
-        )?;
+            input,
+            prepared: &prepared,
+            fetcher: &fetcher,
+            keep_in,
+        };
+        let (env, wheels, plan, stored) = loop {
+            match stages.layers(&caches).await? {
+                Layers::Made(made) => break *made,
+                Layers::Disagree(keys) => {
+                    ctx.reporter().warning(&format!(
+                        "the layer caches describe {} package(s) otherwise than the packages \
+                         do ({}); planning again from the packages themselves",
+                        keys.len(),
+                        keys.join(", ")
+                    ));
+                    caches.forget(&keys);
+                }
+            }
+        };
         drop(cache_lock);
         let image = assemble::assemble(self, ctx, input, &prepared, &env, &plan, &stored)?;
+        let layer_sources = layer_sources(&image, prepared.base.layers().len(), &stored);
         Ok(BuiltImage {
+            layer_sources,
             image,
             recorded: plan.recorded,
             sbom: plan.sbom,
+            cache_record: plan.cache_record,
             records: env.records,
             pypi: wheels
                 .as_ref()
@@ -390,13 +436,86 @@ impl Builder {
     }
 }
 
-/// An environment's SBOMs, as the image holds them.
+/// Where each layer of `image` came from: its first `base` from the base, then the planned
+/// layers as `stored` says, and the rest (the files no package owns, the user) made now.
+fn layer_sources(image: &Image, base: usize, stored: &[Option<lookup::Found>]) -> Vec<LayerFrom> {
+    let planned = stored.iter().map(|f| {
+        f.as_ref()
+            .map_or(LayerFrom::Built, lookup::Found::layer_from)
+    });
+    let mut sources: Vec<LayerFrom> = std::iter::repeat_n(LayerFrom::Base, base)
+        .chain(planned)
+        .collect();
+    sources.resize(image.layers().len(), LayerFrom::Built);
+    sources
+}
+
+/// What stages 2-7 share for one platform.
+struct Stages<'a> {
+    b: &'a Builder,
+    ctx: &'a Context,
+    input: &'a Input,
+    prepared: &'a prepare::Prepared,
+    fetcher: &'a crate::conda::fetch::Fetcher,
+    keep_in: Option<&'a str>,
+}
+
+/// Every layer planned and in a cache, or the packages a remote cache described wrongly.
+enum Layers {
+    /// The environment, its wheels, its plan and where each layer is.
+    Made(Box<Made>),
+    /// The contents keys of packages whose remote description disagrees with the package.
+    Disagree(Vec<String>),
+}
+
+type Made = (
+    contents::Environment,
+    Option<wheels::Wheels>,
+    plan::Plan,
+    Vec<Option<lookup::Found>>,
+);
+
+impl Stages<'_> {
+    /// Stages 2-7: contents, wheels, plan, lookup (local, then remote), fetch, compose.
+    async fn layers(&self, caches: &remote::Caches) -> Result<Layers, Error> {
+        let (b, ctx) = (self.b, self.ctx);
+        let mut env = contents::read(b, ctx, self.prepared, self.fetcher, caches).await?;
+        let wheels = wheels::install(b, ctx, self.input, self.prepared, &env).await?;
+        let plan = plan::plan(b, self.input, self.prepared, &env, wheels.as_ref());
+        let blobs = b.blobs(ctx);
+        let mut stored = lookup::lookup(&plan, &blobs, caches);
+        let keys: Vec<_> = plan.layers.iter().map(|l| l.key.clone()).collect();
+        let to_verify = remote::set_aside(b, &mut stored);
+        remote::take(b, ctx, &keys, &mut stored, self.keep_in).await?;
+        let dirs = fetch::fetch_missing(ctx, &plan, &stored, &mut env, self.fetcher).await?;
+        let differ = contents::confirm(b, &env, &dirs)?;
+        if !differ.is_empty() {
+            return Ok(Layers::Disagree(differ));
+        }
+        ctx.check_cancel()?;
+        compose::make_missing(
+            &plan,
+            &env,
+            wheels.as_ref(),
+            &dirs,
+            &mut stored,
+            &blobs,
+            ctx,
+        )?;
+        remote::verify(ctx, &plan, &stored, &to_verify);
+        Ok(Layers::Made(Box::new((env, wheels, plan, stored))))
+    }
+}
+
+/// An environment's SBOMs and provenance, as the image holds them.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Sbom {
     /// The SPDX 2.3 JSON document.
     pub spdx: Vec<u8>,
     /// The CycloneDX 1.6 JSON document.
     pub cyclonedx: Vec<u8>,
+    /// The in-toto statement (SLSA Provenance v1) of how it was built.
+    pub provenance: Vec<u8>,
 }
 
 impl Sbom {
@@ -415,6 +534,8 @@ pub struct BuiltImage {
     image: Image,
     recorded: crate::settings::Recorded,
     sbom: Option<Sbom>,
+    cache_record: Vec<u8>,
+    layer_sources: Vec<LayerFrom>,
     records: Vec<RepoDataRecord>,
     pypi: Vec<crate::conda::lock::LockedPypi>,
     plan: LayerPlan,
@@ -439,32 +560,47 @@ impl BuiltImage {
         self.sbom.as_ref()
     }
 
-    /// What to attach beside the image as OCI referrers: its SBOMs (none without).
+    /// What to attach beside the image as OCI referrers: its SBOMs and provenance statement
+    /// (none without), and its cache record, which makes the image a layer cache (see
+    /// [`remote`]).
     pub fn referrers(&self) -> Vec<crate::image::referrer::Artifact> {
-        let Some(sbom) = &self.sbom else {
-            return Vec::new();
-        };
+        use crate::describe::sbom::Format;
         let created = self.image.config().created.clone().unwrap_or_default();
-        [
-            crate::describe::sbom::Format::Spdx,
-            crate::describe::sbom::Format::CycloneDx,
-        ]
-        .into_iter()
-        .map(|format| crate::image::referrer::Artifact {
-            artifact_type: format.media_type().to_string(),
-            bytes: sbom.document(format).to_vec(),
-            annotations: [(
-                "org.opencontainers.image.created".to_string(),
-                created.clone(),
-            )]
-            .into(),
-        })
-        .collect()
+        let sbom = self.sbom.iter().flat_map(|sbom| {
+            [
+                (Format::Spdx.media_type(), sbom.document(Format::Spdx)),
+                (
+                    Format::CycloneDx.media_type(),
+                    sbom.document(Format::CycloneDx),
+                ),
+                (
+                    crate::describe::provenance::MEDIA_TYPE,
+                    &sbom.provenance[..],
+                ),
+            ]
+        });
+        sbom.chain([(remote::RECORD_TYPE, &self.cache_record[..])])
+            .map(|(media_type, bytes)| crate::image::referrer::Artifact {
+                artifact_type: media_type.to_string(),
+                bytes: bytes.to_vec(),
+                annotations: [(
+                    "org.opencontainers.image.created".to_string(),
+                    created.clone(),
+                )]
+                .into(),
+            })
+            .collect()
     }
 
     /// The image, to edit before writing.
     pub fn image_mut(&mut self) -> &mut Image {
         &mut self.image
+    }
+
+    /// Where each of the image's layers came from (the base, the layer cache, a remote
+    /// cache, or this build), bottom first.
+    pub fn layer_sources(&self) -> &[LayerFrom] {
+        &self.layer_sources
     }
 
     /// The installed packages, dependencies first.

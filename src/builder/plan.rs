@@ -65,6 +65,9 @@ pub(crate) struct Plan {
     pub top: Vec<Entry>,
     /// With `single`, the files no package owns go into the one package layer instead.
     pub extra: Vec<Entry>,
+    /// What the packages hold, for a fresh runner to key the layers by
+    /// ([`super::remote::record`]).
+    pub cache_record: Vec<u8>,
 }
 
 /// Plans the layers of `env` (and `wheels`) on `prepared`'s base.
@@ -88,13 +91,15 @@ pub(crate) fn plan(
     let package_list = crate::conda::lock::explicit_text(&env.records, prepared.subdir, "");
     let pypi_locked = wheels.map(|(w, _)| pypi::locked(w)).unwrap_or_default();
     let sbom = b.sbom.then(|| {
-        sbom_of(
+        let mut sbom = sbom_of(
             input.name.as_deref(),
-            &env.records,
+            env,
             &pypi_locked,
             &prepared.base,
             epoch,
-        )
+        );
+        sbom.provenance = provenance_of(prepared, env, &pypi_locked, &package_list);
+        sbom
     });
     let top = top_entries(&prepared.target_prefix, &package_list, sbom.as_ref());
     // `single` puts the files no package owns in its one layer too.
@@ -137,6 +142,7 @@ pub(crate) fn plan(
         sbom,
         top,
         extra,
+        cache_record: super::remote::record(env),
     }
 }
 
@@ -195,37 +201,70 @@ fn top_digest(package_list: &str, sbom: Option<&Sbom>) -> Digest {
     if let Some(s) = sbom {
         all.extend_from_slice(&s.spdx);
         all.extend_from_slice(&s.cyclonedx);
+        all.extend_from_slice(&s.provenance);
     }
     Digest::of(&all)
 }
 
-/// The SBOMs of an environment of `records` on `base`, created at `created`.
+/// The SBOMs of the environment `env` on `base`, created at `created`.
 fn sbom_of(
     name: Option<&str>,
-    records: &[rattler_conda_types::RepoDataRecord],
+    env: &Environment,
     pypi: &[crate::conda::lock::LockedPypi],
     base: &Image,
     created: u64,
 ) -> Sbom {
-    // The base by its content alone: where it was read from (a registry, a mirror of it,
-    // an archive's path) is not part of the image.
-    let base = (!base.layers().is_empty()).then(|| crate::describe::sbom::BaseImage {
-        image_id: Digest::of(&base.config_bytes(base.config().rootfs.diff_ids.clone())),
-    });
+    let base = base_image(base);
+    let provides: Vec<_> = env
+        .records
+        .iter()
+        .zip(&env.contents)
+        .map(|(r, c)| crate::pypi::provides::installed(r, c))
+        .collect();
     let subject = crate::describe::sbom::Subject {
         name: name.unwrap_or("conda environment"),
-        records,
+        records: &env.records,
         pypi,
+        provides: &provides,
         base: base.as_ref(),
         created,
     };
     Sbom {
         spdx: crate::describe::sbom::spdx(&subject),
         cyclonedx: crate::describe::sbom::cyclonedx(&subject),
+        provenance: Vec::new(),
     }
 }
 
-/// The files no package owns: `conda-meta/history`, the package list and the SBOMs.
+/// The base by its content alone (none for `scratch`): where it was read from (a registry, a
+/// mirror of it, an archive's path) is not part of the image.
+fn base_image(base: &Image) -> Option<crate::describe::sbom::BaseImage> {
+    (!base.layers().is_empty()).then(|| crate::describe::sbom::BaseImage {
+        image_id: Digest::of(&base.config_bytes(base.config().rootfs.diff_ids.clone())),
+    })
+}
+
+/// The provenance statement of the environment `env` on `prepared`'s base.
+fn provenance_of(
+    prepared: &Prepared,
+    env: &Environment,
+    pypi: &[crate::conda::lock::LockedPypi],
+    package_list: &str,
+) -> Vec<u8> {
+    let base = base_image(&prepared.base);
+    let prefix = prepared.target_prefix.to_string_lossy();
+    crate::describe::provenance::statement(&crate::describe::provenance::Build {
+        prefix: &prefix,
+        package_list,
+        platform: prepared.subdir.as_str(),
+        records: &env.records,
+        pypi,
+        base: base.as_ref(),
+    })
+}
+
+/// The files no package owns: `conda-meta/history`, the package list, the SBOMs and the
+/// provenance statement.
 fn top_entries(prefix: &Path, package_list: &str, sbom: Option<&Sbom>) -> Vec<Entry> {
     let in_image = prefix.strip_prefix("/").unwrap_or(prefix);
     let file = |path: &str, bytes: Vec<u8>| Entry {
@@ -242,6 +281,10 @@ fn top_entries(prefix: &Path, package_list: &str, sbom: Option<&Sbom>) -> Vec<En
         entries.push(file(
             crate::describe::sbom::CYCLONEDX_FILE,
             s.cyclonedx.clone(),
+        ));
+        entries.push(file(
+            crate::describe::provenance::FILE,
+            s.provenance.clone(),
         ));
     }
     entries

@@ -112,15 +112,19 @@ pub(crate) fn over<T: PartialEq>(given: T, default: T, declared: Option<T>) -> T
 
 impl Prepared {
     /// How many layers the packages may use: the image's limit less the base's layers, the
-    /// user's and the top layer of files no package owns.
+    /// user's, the top layer of files no package owns and one per `--add`.
     pub(crate) fn layer_budget(&self) -> usize {
-        let taken = self.base.layers().len() + usize::from(self.user.is_some()) + 1;
+        let taken = self.base.layers().len()
+            + usize::from(self.user.is_some())
+            + 1
+            + self.settings.files.len();
         self.max_layers.saturating_sub(taken).max(1)
     }
 
     /// What the image is built from beyond its packages, as a lockfile records it: the
     /// input's name and variables, and the settings as resolved (each only when it is not
-    /// the default, the layers' compression left to the job).
+    /// the default, the layers' compression left to the job; the host files added on top are
+    /// not the environment's, and are given again).
     pub(crate) fn recorded(&self, input: &Input) -> Recorded {
         let prefix = (self.target_prefix != std::path::Path::new(super::DEFAULT_PREFIX))
             .then(|| self.target_prefix.clone());
@@ -135,6 +139,8 @@ impl Prepared {
                 max_layers: (self.max_layers != MAX_LAYERS).then_some(self.max_layers),
                 trim,
                 compression: None,
+                files: Vec::new(),
+                chown: false,
                 ..self.settings.clone()
             },
         }

@@ -61,6 +61,9 @@ pub enum Command {
     /// Print the SBOM (SPDX or CycloneDX JSON) of an image's conda environment.
     #[command(after_help = help::SBOM, mut_arg("creds", |a| a.hide(true)))]
     Sbom(SbomArgs),
+    /// Print the provenance (an in-toto statement, SLSA Provenance v1) of an image's environment.
+    #[command(after_help = help::PROVENANCE, mut_arg("creds", |a| a.hide(true)))]
+    Provenance(ProvenanceArgs),
     /// Print the shell completion script for bash, zsh, fish, elvish or PowerShell.
     #[command(after_help = help::COMPLETIONS)]
     Completions(CompletionsArgs),
@@ -152,6 +155,14 @@ pub struct SbomArgs {
     /// The document's format.
     #[arg(long, value_enum, default_value = "spdx")]
     pub format: SbomFormat,
+    #[command(flatten)]
+    pub remote: RemoteArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct ProvenanceArgs {
+    /// The image: `docker-archive:PATH`, `oci:DIR[:TAG]`, `oci-archive:PATH[:TAG]` or a registry reference.
+    pub image: String,
     #[command(flatten)]
     pub remote: RemoteArgs,
 }
@@ -415,6 +426,13 @@ pub struct BuildArgs {
     /// Make the --user own the environment, so it can install into it.
     #[arg(help_heading = IMAGE, long)]
     pub writable_prefix: bool,
+    /// Put a host file or directory at DEST in the image, in a layer of its own above the
+    /// environment's (repeatable; a directory's `.dockerignore` leaves paths out).
+    #[arg(help_heading = IMAGE, long, value_name = "SRC:DEST")]
+    pub add: Vec<crate::settings::AddFiles>,
+    /// Make the --user own the files --add puts in (else root does).
+    #[arg(help_heading = IMAGE, long)]
+    pub chown: bool,
     /// Where the environment lives inside the image.
     #[arg(help_heading = IMAGE, long, default_value = "/opt/conda")]
     pub target_prefix: PathBuf,
@@ -473,6 +491,23 @@ pub struct BuildArgs {
     pub no_trim: bool,
     #[command(flatten)]
     pub registry: RegistryArgs,
+    /// Take layers from this image or cache (repeatable): an image conda-docker pushed before,
+    /// in any repository or registry. Layers found there by key are mounted or pulled instead
+    /// of being made, and their packages are not downloaded; a cache that cannot be read is a
+    /// warning. Default: `CONDA_DOCKER_CACHE_FROM` (references separated by commas).
+    #[arg(help_heading = CACHE, long, value_name = "REF")]
+    pub cache_from: Vec<String>,
+    /// Also write this build's layers to a layer cache, for outputs that are not pushed (a
+    /// docker-archive or `oci:` made in CI): REF[,max-entries=N]. Each build writes its own
+    /// entry (`TAG-<hex>`), so many runners may share one cache; the oldest entries beyond N
+    /// (default 32) are deleted. `--cache-from REF` reads every entry. Default:
+    /// `CONDA_DOCKER_CACHE_TO`.
+    #[arg(help_heading = CACHE, long, value_name = "REF[,max-entries=N]")]
+    pub cache_to: Option<String>,
+    /// Trust no layer found in a --cache-from cache unchecked: make it from its packages too and
+    /// compare; a layer that differs is named in a warning, and the image gets the one made here.
+    #[arg(help_heading = CACHE, long)]
+    pub verify_cache: bool,
 }
 
 #[derive(Debug, Args)]
@@ -510,5 +545,28 @@ pub enum CacheAction {
         /// Remove each damaged entry (the next build makes or fetches it again).
         #[arg(long)]
         repair: bool,
+    },
+    /// Show what a remote layer cache holds (an image pushed before, or a --cache-to REF):
+    /// each image or entry, its keyed layers, their size and the packages it describes.
+    #[command(after_help = help::CACHE_REMOTE)]
+    Remote {
+        /// The cache, as --cache-from takes it.
+        reference: String,
+        /// The conda platform whose image to read from a multi-platform index.
+        #[arg(long, default_value = "linux-64")]
+        platform: String,
+        /// Credentials for the cache's registry, as USER:PASS.
+        #[arg(
+            long,
+            value_name = "USER:PASS",
+            env = "CONDA_DOCKER_CREDS",
+            hide_env_values = true
+        )]
+        creds: Option<String>,
+        #[command(flatten)]
+        tls: TlsArgs,
+        /// Print JSON for machines.
+        #[arg(long)]
+        json: bool,
     },
 }

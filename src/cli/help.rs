@@ -75,11 +75,20 @@ pub const CACHE_PRUNE: &str = "Examples:
 pub const CACHE_VERIFY: &str = "Examples:
   conda-docker cache verify            list damaged entries; exit status 1 if there are any
   conda-docker cache verify --repair   remove them: the next build makes or fetches them again";
+/// `cache remote`'s examples.
+pub const CACHE_REMOTE: &str = "Examples:
+  conda-docker cache remote ghcr.io/org/app:main      an image pushed before
+  conda-docker cache remote ghcr.io/org/cache:main    every --cache-to entry, newest last";
 
 /// `sbom`'s examples.
 pub const SBOM: &str = "Examples:
   conda-docker sbom docker-archive:app.tar > sbom.spdx.json
   conda-docker sbom --format cyclonedx ghcr.io/me/app:1 > sbom.cdx.json";
+
+/// `provenance`'s examples.
+pub const PROVENANCE: &str = "Examples:
+  conda-docker provenance docker-archive:app.tar > provenance.intoto.json
+  conda-docker provenance ghcr.io/me/app:1 | jq .predicate.buildDefinition.externalParameters";
 
 /// `completions`' examples.
 pub const COMPLETIONS: &str = "Examples:

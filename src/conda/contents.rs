@@ -101,6 +101,8 @@ struct RawPath {
     prefix_placeholder: Option<String>,
     #[serde(default)]
     file_mode: Option<String>,
+    #[serde(default)]
+    size_in_bytes: Option<u64>,
 }
 
 /// The directory of activation files, relative to the prefix.
@@ -155,20 +157,8 @@ impl PackageContents {
         let mut env_vars = BTreeMap::new();
         for entry in raw.paths {
             let rel = entry.path.as_str();
-            if let Some(reason) = check_package_path(rel) {
+            if let Some(reason) = check_install_path(rel) {
                 return Err(unsafe_path(rel, reason.to_string()));
-            }
-            if rel.starts_with("info/") || rel == "info" {
-                return Err(unsafe_path(
-                    rel,
-                    "`info/` is package metadata, not a file to install".into(),
-                ));
-            }
-            if rel.starts_with("conda-meta/") || rel == "conda-meta" {
-                return Err(unsafe_path(
-                    rel,
-                    "`conda-meta/` holds the environment's records, which no package ships".into(),
-                ));
             }
             let stat = dir.stat(rel).map_err(|e| match e.kind() {
                 std::io::ErrorKind::NotFound => unsafe_path(
@@ -188,6 +178,17 @@ impl PackageContents {
                     ));
                 }
             };
+            if let (PathKind::File, Some(declared)) = (kind, entry.size_in_bytes)
+                && declared != stat.size
+            {
+                return Err(unsafe_path(
+                    rel,
+                    format!(
+                        "paths.json says {declared} bytes but the package holds {}",
+                        stat.size
+                    ),
+                ));
+            }
             let link_target = match kind {
                 PathKind::Symlink => Some(
                     dir.read_link(rel)
@@ -257,7 +258,45 @@ impl PackageContents {
     }
 }
 
+/// Why `rel` may not be installed from a package, if it may not: an unsafe path, package
+/// metadata (`info/`) or the environment's records (`conda-meta/`).
+fn check_install_path(rel: &str) -> Option<&'static str> {
+    if let Some(reason) = check_package_path(rel) {
+        return Some(reason);
+    }
+    if rel.starts_with("info/") || rel == "info" {
+        return Some("`info/` is package metadata, not a file to install");
+    }
+    if rel.starts_with("conda-meta/") || rel == "conda-meta" {
+        return Some("`conda-meta/` holds the environment's records, which no package ships");
+    }
+    None
+}
+
 impl PackageContents {
+    /// Checks contents read from elsewhere than the package (a remote cache's record, named
+    /// `package` in errors) by the rules [`PackageContents::read`] applies to its paths and
+    /// entry points.
+    pub fn check(&self, package: &str) -> Result<()> {
+        let unsafe_path = |path: &str, reason: String| Error::UnsafePackage {
+            package: package.to_string(),
+            path: path.to_string(),
+            reason,
+        };
+        for p in &self.paths {
+            if let Some(reason) = check_install_path(&p.path) {
+                return Err(unsafe_path(&p.path, reason.to_string()));
+            }
+            if p.placeholder.is_some() && p.kind != PathKind::File {
+                return Err(unsafe_path(&p.path, "a placeholder in a non-file".into()));
+            }
+        }
+        for point in &self.entry_points {
+            check_entry_point(point).map_err(|r| unsafe_path("info/link.json", r))?;
+        }
+        Ok(())
+    }
+
     /// The bytes of its files, added up (what its layer holds, before trimming).
     pub fn file_bytes(&self) -> u64 {
         self.paths

@@ -106,6 +106,7 @@ fn created_by(image: &Image) -> Vec<Option<String>> {
 fn stored(layer: &crate::image::Layer) -> (Option<Digest>, Option<u64>) {
     match layer.source() {
         LayerSource::Blob { digest, range, .. } => (digest.clone(), Some(range.size)),
+        LayerSource::Remote(w) => (Some(w.digest.clone()), Some(w.size)),
         LayerSource::Tar(_) => (None, None),
     }
 }

@@ -4,7 +4,14 @@
 //! reproducible as the image: the same packages, base and creation time give the same bytes.
 //! Every package is listed with its conda package URL
 //! (`pkg:conda/NAME@VERSION?build=BUILD&channel=CHANNEL&subdir=SUBDIR`), the PyPI purls its
-//! record carries, its sha256 (or md5), its license and what it depends on.
+//! record carries, its sha256 (or md5), its license and what it depends on. A package that
+//! installs a Python distribution (its files hold a `*.dist-info` or `*.egg-info`) also gets
+//! that distribution as a package of its own, `pkg:pypi/NAME@VERSION` its only purl, which the
+//! conda package contains (SPDX `CONTAINS`, CycloneDX `dependsOn`). Scanners match Python
+//! advisories by a package's purl and take one purl per package (syft 1.18 reads an SPDX
+//! package's first purl only, checked), so a second purl on the conda package would go
+//! unread; in CycloneDX a component is matched by its `purl`, so the PyPI identity is a
+//! component too (with `evidence.identity` naming the metadata path it was read from).
 
 use std::collections::BTreeMap;
 
@@ -13,6 +20,7 @@ use serde_json::{Value, json};
 
 use crate::conda::channel::CHANNEL_ALIAS;
 use crate::image::Digest;
+use crate::pypi::provides::{Evidence, Provided};
 
 /// Where the SPDX document is in the prefix. Scanners (syft, Trivy) find SBOMs by the suffixes
 /// `.spdx.json` and `.cdx.json`. Not in `conda-meta/`: conda, rattler and pixi read every
@@ -74,6 +82,9 @@ pub struct Subject<'a> {
     pub records: &'a [RepoDataRecord],
     /// The PyPI distributions installed over them.
     pub pypi: &'a [crate::conda::lock::LockedPypi],
+    /// The PyPI distributions each package's own files install (`provides[i]` is
+    /// `records[i]`'s, see [`crate::pypi::provides::installed`]); empty when unknown.
+    pub provides: &'a [Vec<Provided>],
     /// The base image, unless `scratch`.
     pub base: Option<&'a BaseImage>,
     /// The image's creation time, seconds since the epoch.
@@ -178,13 +189,31 @@ fn fingerprint(subject: &Subject<'_>) -> String {
     s
 }
 
-/// `pkg:pypi/NAME@VERSION` (the name normalised, as the purl spec asks).
+/// `pkg:pypi/NAME@VERSION` of a wheel installed from PyPI.
 fn pypi_purl(p: &crate::conda::lock::LockedPypi) -> String {
+    pypi_purl_of(&p.name, &p.version)
+}
+
+/// `pkg:pypi/NAME@VERSION` (the name normalised, as the purl spec asks).
+fn pypi_purl_of(name: &str, version: &str) -> String {
     format!(
         "pkg:pypi/{}@{}",
-        crate::pypi::normalize_name(&p.name),
-        purl_encode(&p.version)
+        crate::pypi::normalize_name(name),
+        purl_encode(version)
     )
+}
+
+/// The metadata path a package's distribution was read from (empty for a record's purl).
+fn evidence_path(p: &Provided) -> &str {
+    match &p.evidence {
+        Evidence::Metadata(path) => path,
+        Evidence::Purl => "",
+    }
+}
+
+/// The distributions `subject`'s package `i` installs.
+fn provided_by<'a>(subject: &Subject<'a>, i: usize) -> &'a [Provided] {
+    subject.provides.get(i).map_or(&[], Vec::as_slice)
 }
 
 /// Where a PyPI distribution was downloaded from, unless a path on the build machine.
@@ -219,6 +248,27 @@ fn spdx_id(prefix: &str, i: usize, name: &str) -> String {
         })
         .collect();
     format!("SPDXRef-{prefix}-{i}-{clean}")
+}
+
+/// An SPDX package of the PyPI distribution `name` `version`, its purl its one external
+/// reference.
+fn spdx_pypi_package(name: &str, id: &str, version: &str, checksums: &[Value]) -> Value {
+    json!({
+        "name": name,
+        "SPDXID": id,
+        "versionInfo": version,
+        "downloadLocation": "NOASSERTION",
+        "filesAnalyzed": false,
+        "checksums": checksums,
+        "licenseConcluded": "NOASSERTION",
+        "licenseDeclared": "NOASSERTION",
+        "copyrightText": "NOASSERTION",
+        "externalRefs": [{
+            "referenceCategory": "PACKAGE-MANAGER",
+            "referenceType": "purl",
+            "referenceLocator": pypi_purl_of(name, version),
+        }],
+    })
 }
 
 /// The SPDX 2.3 JSON document of `subject`.
@@ -308,6 +358,25 @@ pub fn spdx(subject: &Subject<'_>) -> Vec<u8> {
             "relatedSpdxElement": id,
         }));
     }
+    let mut n = 0;
+    for (i, id) in ids.iter().enumerate() {
+        for d in provided_by(subject, i) {
+            let pypi_id = spdx_id("CondaPypi", n, &d.name);
+            n += 1;
+            let mut package = spdx_pypi_package(&d.name, &pypi_id, &d.version, &[]);
+            package["comment"] = json!(format!(
+                "PyPI distribution installed by conda package {} (its {})",
+                d.package,
+                evidence_path(d)
+            ));
+            packages.push(package);
+            relationships.push(json!({
+                "spdxElementId": id,
+                "relationshipType": "CONTAINS",
+                "relatedSpdxElement": pypi_id,
+            }));
+        }
+    }
     for (i, p) in subject.pypi.iter().enumerate() {
         let id = spdx_id("Pypi", i, &p.name);
         let checksums: Vec<_> = p
@@ -315,23 +384,12 @@ pub fn spdx(subject: &Subject<'_>) -> Vec<u8> {
             .iter()
             .map(|h| json!({"algorithm": "SHA256", "checksumValue": h}))
             .collect();
-        packages.push(json!({
-            "name": p.name,
-            "SPDXID": id,
-            "versionInfo": p.version,
-            "downloadLocation": pypi_location(p).unwrap_or("NOASSERTION"),
-            "filesAnalyzed": false,
-            "checksums": checksums,
-            "licenseConcluded": "NOASSERTION",
-            "licenseDeclared": "NOASSERTION",
-            "copyrightText": "NOASSERTION",
-            "externalRefs": [{
-                "referenceCategory": "PACKAGE-MANAGER",
-                "referenceType": "purl",
-                "referenceLocator": pypi_purl(p),
-            }],
-            "comment": "PyPI distribution, installed from its wheel",
-        }));
+        let mut package = spdx_pypi_package(&p.name, &id, &p.version, &checksums);
+        if let Some(url) = pypi_location(p) {
+            package["downloadLocation"] = json!(url);
+        }
+        package["comment"] = json!("PyPI distribution, installed from its wheel");
+        packages.push(package);
         relationships.push(json!({
             "spdxElementId": "SPDXRef-Environment",
             "relationshipType": "CONTAINS",
@@ -411,6 +469,36 @@ pub fn cyclonedx(subject: &Subject<'_>) -> Vec<u8> {
             "properties": properties,
         }));
     }
+    let mut provided_refs: Vec<Vec<String>> = Vec::new();
+    for (i, conda_ref) in refs.iter().enumerate() {
+        let mut these = Vec::new();
+        for d in provided_by(subject, i) {
+            let (bom_ref, purl) = (
+                format!("{conda_ref}#pypi/{}", d.name),
+                pypi_purl_of(&d.name, &d.version),
+            );
+            components.push(json!({
+                "type": "library",
+                "bom-ref": bom_ref,
+                "name": d.name,
+                "version": d.version,
+                "purl": purl,
+                "evidence": {"identity": [{
+                    "field": "purl",
+                    "confidence": 1,
+                    "concludedValue": purl,
+                    "methods": [{
+                        "technique": "manifest-analysis",
+                        "confidence": 1,
+                        "value": evidence_path(d),
+                    }],
+                }]},
+                "properties": [{"name": "conda:package", "value": d.package}],
+            }));
+            these.push(bom_ref);
+        }
+        provided_refs.push(these);
+    }
     let mut root_depends: Vec<String> = refs.clone();
     for p in subject.pypi {
         let bom_ref = pypi_purl(p);
@@ -445,10 +533,12 @@ pub fn cyclonedx(subject: &Subject<'_>) -> Vec<u8> {
     }
     let mut graph = vec![json!({"ref": "environment", "dependsOn": root_depends})];
     for (i, deps) in dependencies(subject.records).iter().enumerate() {
-        graph.push(json!({
-            "ref": refs[i],
-            "dependsOn": deps.iter().map(|&d| refs[d].clone()).collect::<Vec<_>>(),
-        }));
+        let mut depends: Vec<String> = deps.iter().map(|&d| refs[d].clone()).collect();
+        depends.extend(provided_refs[i].iter().cloned());
+        graph.push(json!({"ref": refs[i], "dependsOn": depends}));
+    }
+    for these in &provided_refs {
+        graph.extend(these.iter().map(|r| json!({"ref": r, "dependsOn": []})));
     }
     let document = json!({
         "bomFormat": "CycloneDX",
@@ -494,15 +584,7 @@ pub fn read_from_image(
     format: Format,
     cancel: &crate::image::Cancel,
 ) -> crate::image::Result<Option<Vec<u8>>> {
-    let Some(prefix) = image.config().config.env_var("CONDA_PREFIX") else {
-        return Ok(None);
-    };
-    let path = format!("{}/{}", prefix.trim_end_matches('/'), format.file());
-    let found = crate::image::files::read_files(image, &[&path], cancel)?;
-    Ok(found.into_values().find_map(|c| match c {
-        crate::image::files::FileContent::File(bytes) => Some(bytes),
-        crate::image::files::FileContent::Symlink(_) => None,
-    }))
+    super::read_prefix_file(image, format.file(), cancel)
 }
 
 /// The SBOM of any image's conda environment: the one it holds, else one made from its
@@ -526,6 +608,7 @@ pub fn of_image(
         name: &lock.prefix,
         records: &lock.records,
         pypi: &[],
+        provides: &[],
         base: None,
         created,
     };

@@ -36,6 +36,19 @@ pub enum Error {
         /// What the source offers instead.
         available: String,
     },
+    /// A layer only a registry holds (found in a remote cache) was to be written elsewhere.
+    #[error(
+        "{layer} ({digest}) is held only by the registry `{registry}`, so it can be placed only \
+         there; write this image to that registry, or build it without the remote cache"
+    )]
+    RemoteOnly {
+        /// Which layer.
+        layer: String,
+        /// Its blob's digest.
+        digest: Digest,
+        /// The registry that holds it.
+        registry: String,
+    },
     /// A blob's bytes do not match the digest that names it.
     #[error("{what} of {layer}: expected {expected}, got {actual}")]
     DigestMismatch {
@@ -59,6 +72,15 @@ pub enum Error {
         /// What is wrong with it.
         #[source]
         source: Box<super::checked_tar::EntryError>,
+    },
+    /// A host file cannot go into a layer (a FIFO, socket or device; a name or
+    /// `.dockerignore` that is not UTF-8, a bad pattern).
+    #[error("`{}` {reason}", path.display())]
+    HostFile {
+        /// The file on the host.
+        path: PathBuf,
+        /// Why not, and what to do.
+        reason: String,
     },
     /// The output could not be used.
     #[error("cannot write to `{}`: {reason}", path.display())]
@@ -118,6 +140,14 @@ impl Error {
                     source,
                 }
             }
+        }
+    }
+
+    /// An [`Error::HostFile`] for `path`.
+    pub fn host(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        Self::HostFile {
+            path: path.into(),
+            reason: reason.into(),
         }
     }
 

@@ -68,22 +68,39 @@ impl HostFiles {
     /// Scans `path` to go at `arc` in the image: a directory's tree (with `recursive`; else
     /// the directory alone), a file, or a symlink (never followed).
     pub fn scan(&mut self, path: &Path, arc: &str, recursive: bool) -> Result<()> {
+        self.scan_excluding(path, arc, recursive, &Excludes::none())
+    }
+
+    /// [`Self::scan`], leaving out what `excludes` names in a directory's tree (an excluded
+    /// directory is not entered).
+    pub fn scan_excluding(
+        &mut self,
+        path: &Path,
+        arc: &str,
+        recursive: bool,
+        excludes: &Excludes,
+    ) -> Result<()> {
         let arc = arc_path(arc)?;
         let meta = std::fs::symlink_metadata(path).map_err(Error::io("reading", path))?;
         if !meta.is_dir() {
             let (parent, name) = split(path)?;
             let dir = Arc::new(Dir::open(parent).map_err(Error::io("reading", parent))?);
-            return self.push(&dir, name, arc).map(drop);
+            return self.push(&dir, name, arc, &Excludes::none()).map(drop);
         }
         let dir = Arc::new(Dir::open(path).map_err(Error::io("reading", path))?);
         let mut stack = vec![String::new()];
         while let Some(rel) = stack.pop() {
-            let is_dir = self.push(&dir, &rel, arc.join(&rel))?;
-            if is_dir && recursive {
+            let is_dir = self.push(&dir, &rel, arc.join(&rel), excludes)?;
+            if is_dir == Some(true) && recursive {
                 stack.extend(children(path, &rel)?.into_iter().rev());
             }
         }
         Ok(())
+    }
+
+    /// The scanned entries, for a layer tar.
+    pub fn into_entries(self) -> Vec<Entry> {
+        self.entries
     }
 
     /// Adds a file holding `bytes` at `arc`, mode 0644.
@@ -159,8 +176,14 @@ impl HostFiles {
     }
 
     /// Adds the entry for `rel` beneath `dir` (the directory itself when `rel` is empty) at
-    /// `arc`; true when it is a directory.
-    fn push(&mut self, dir: &Arc<Dir>, rel: &str, arc: PathBuf) -> Result<bool> {
+    /// `arc` unless `excludes` names it: whether it is a directory, `None` when left out.
+    fn push(
+        &mut self,
+        dir: &Arc<Dir>,
+        rel: &str,
+        arc: PathBuf,
+        excludes: &Excludes,
+    ) -> Result<Option<bool>> {
         let shown = dir.path().join(rel);
         let (data, mode, size) = if rel.is_empty() {
             let meta = std::fs::metadata(dir.path()).map_err(Error::io("reading", &shown))?;
@@ -168,6 +191,9 @@ impl HostFiles {
             (EntryData::Dir, mode, 0)
         } else {
             let stat = dir.stat(rel).map_err(Error::io("reading", &shown))?;
+            if excludes.excludes(rel, stat.kind == Kind::Dir) {
+                return Ok(None);
+            }
             let data = match stat.kind {
                 Kind::Dir => EntryData::Dir,
                 Kind::Symlink => {
@@ -178,9 +204,10 @@ impl HostFiles {
                     rel: rel.to_string(),
                 })),
                 Kind::Other => {
-                    return Err(Error::invalid(
+                    return Err(Error::host(
                         &shown,
-                        "is not a file, directory or symlink",
+                        "is not a file, directory or symlink: a FIFO, socket or device cannot \
+                         go into a layer; leave it out (a `.dockerignore` pattern)",
                     ));
                 }
             };
@@ -198,7 +225,61 @@ impl HostFiles {
             mode,
         });
         self.sizes.push(size);
-        Ok(is_dir)
+        Ok(Some(is_dir))
+    }
+}
+
+/// The paths of a directory's tree left out of its layer: the patterns of the
+/// [`Excludes::FILE`] at its root, in gitignore syntax, matched by the `ignore` crate as
+/// ripgrep matches them (a pattern without `/` matches at any depth, `!` brings a path back
+/// unless its directory is left out, `/` at the end matches directories only).
+#[derive(Clone, Debug, Default)]
+pub struct Excludes {
+    matcher: Option<ignore::gitignore::Gitignore>,
+}
+
+impl Excludes {
+    /// The file whose patterns a directory's tree is filtered by.
+    pub const FILE: &'static str = ".dockerignore";
+
+    /// The largest [`Excludes::FILE`] read.
+    const CAP: u64 = 1 << 20;
+
+    /// Nothing left out.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// What `dir`'s [`Excludes::FILE`] leaves out (nothing when it has none). The file is read
+    /// beneath `dir`: a symlink there is refused, never followed.
+    pub fn of_dir(dir: &Path) -> Result<Self> {
+        let shown = dir.join(Self::FILE);
+        let opened = Dir::open(dir).map_err(Error::io("reading", dir))?;
+        let bytes = match opened.read_small(Self::FILE, Self::CAP) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Self::none()),
+            Err(e) => return Err(Error::io("reading", shown)(e)),
+        };
+        let text = String::from_utf8(bytes).map_err(|_| Error::host(&shown, "is not UTF-8"))?;
+        let mut builder = ignore::gitignore::GitignoreBuilder::new(dir);
+        for line in text.lines() {
+            builder
+                .add_line(Some(shown.clone()), line)
+                .map_err(|e| Error::host(&shown, format!("has a bad pattern `{line}`: {e}")))?;
+        }
+        let matcher = builder
+            .build()
+            .map_err(|e| Error::host(&shown, e.to_string()))?;
+        Ok(Self {
+            matcher: Some(matcher),
+        })
+    }
+
+    /// Whether `rel` (relative to the directory; a directory when `is_dir`) is left out.
+    pub fn excludes(&self, rel: &str, is_dir: bool) -> bool {
+        self.matcher
+            .as_ref()
+            .is_some_and(|m| m.matched(rel, is_dir).is_ignore())
     }
 }
 
@@ -229,7 +310,7 @@ fn split(path: &Path) -> Result<(&Path, &str)> {
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
-        .ok_or_else(|| Error::invalid(path, "not a UTF-8 file name"))?;
+        .ok_or_else(|| Error::host(path, "is not a UTF-8 file name"))?;
     Ok((parent, name))
 }
 
@@ -242,7 +323,7 @@ fn children(root: &Path, rel: &str) -> Result<Vec<String>> {
         let name = child
             .file_name()
             .into_string()
-            .map_err(|n| Error::invalid(listed.join(n), "not a UTF-8 file name"))?;
+            .map_err(|n| Error::host(listed.join(n), "is not a UTF-8 file name"))?;
         names.push(if rel.is_empty() {
             name
         } else {

@@ -1,5 +1,6 @@
 //! Layers: where their bytes come from, and writing them out with digests computed on the way.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
@@ -124,6 +125,10 @@ pub enum LayerSource {
     },
     /// A tar made when the layer is written.
     Tar(Arc<dyn TarSource>),
+    /// A blob a registry holds and this machine does not (a layer found in a remote cache):
+    /// known by what it is, placed in that registry by mounting it or finding it there; its
+    /// bytes are never read here, so any other write of it fails with [`Error::RemoteOnly`].
+    Remote(WrittenLayer),
 }
 
 /// One image layer: its source and, once known, its uncompressed digest.
@@ -136,6 +141,7 @@ pub struct Layer {
     written_diff_id: Arc<OnceLock<Digest>>,
     description: String,
     origin: Option<Reference>,
+    annotations: BTreeMap<String, String>,
 }
 
 /// The result of writing one layer.
@@ -196,6 +202,7 @@ impl Layer {
             written_diff_id: Arc::default(),
             description: description.into(),
             origin: None,
+            annotations: BTreeMap::new(),
         }
     }
 
@@ -207,6 +214,7 @@ impl Layer {
             written_diff_id: Arc::default(),
             description: description.into(),
             origin: None,
+            annotations: BTreeMap::new(),
         }
     }
 
@@ -220,6 +228,47 @@ impl Layer {
             }),
             description,
         )
+    }
+
+    /// A layer that only `origin`'s registry holds, as `written` describes it (see
+    /// [`LayerSource::Remote`]).
+    pub fn remote(
+        written: WrittenLayer,
+        origin: Reference,
+        description: impl Into<String>,
+    ) -> Self {
+        Self {
+            diff_id: Some(written.diff_id.clone()),
+            source: LayerSource::Remote(written),
+            written_diff_id: Arc::default(),
+            description: description.into(),
+            origin: Some(origin),
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    /// This layer with an annotation on its descriptor in the manifests written.
+    pub fn with_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
+        self.annotations.insert(key.into(), value.into());
+        self
+    }
+
+    /// The annotations its descriptor carries in the manifests written.
+    pub fn annotations(&self) -> &BTreeMap<String, String> {
+        &self.annotations
+    }
+
+    /// The error a write of a [`LayerSource::Remote`] layer's bytes gives.
+    fn remote_only(&self, written: &WrittenLayer) -> Error {
+        Error::RemoteOnly {
+            layer: self.description.clone(),
+            digest: written.digest.clone(),
+            registry: self
+                .origin
+                .as_ref()
+                .map(|o| o.registry().to_string())
+                .unwrap_or_default(),
+        }
     }
 
     /// This layer as pulled from the repository `origin`, so a push to the same registry can
@@ -260,6 +309,7 @@ impl Layer {
         let io_err = |e: io::Error| Error::io("writing layer", &self.description)(e);
         let target = encoding.target();
         let (written, raw_digest) = match &self.source {
+            LayerSource::Remote(written) => return Err(self.remote_only(written)),
             LayerSource::Tar(tar) => (
                 target
                     .encode(out, |w| tar.write_tar(w, cancel))
@@ -317,6 +367,9 @@ impl Layer {
         consume: impl FnOnce(&mut dyn Read) -> io::Result<T> + Send,
     ) -> Result<(T, WrittenLayer)> {
         let read_err = |e: io::Error| Error::io("reading layer", &self.description)(e);
+        if let LayerSource::Remote(written) = &self.source {
+            return Err(self.remote_only(written));
+        }
         let LayerSource::Blob {
             range, compression, ..
         } = &self.source

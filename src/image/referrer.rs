@@ -37,14 +37,7 @@ pub struct ArtifactManifest {
 }
 
 fn blob(media_type: &str, bytes: &[u8]) -> Descriptor {
-    Descriptor {
-        media_type: media_type.into(),
-        digest: Digest::of(bytes),
-        size: bytes.len() as u64,
-        annotations: BTreeMap::new(),
-        platform: None,
-        artifact_type: None,
-    }
+    Descriptor::of(media_type, bytes)
 }
 
 /// The manifest of `artifact` referring to `subject` (an image manifest's descriptor).

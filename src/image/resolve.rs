@@ -56,6 +56,7 @@ pub fn needs_compression(layer: &Layer, encoding: Encoding) -> bool {
     match layer.source() {
         LayerSource::Tar(_) => true,
         LayerSource::Blob { compression, .. } => !encoding.keeps(*compression),
+        LayerSource::Remote(_) => false,
     }
 }
 
@@ -88,6 +89,8 @@ enum How {
     Cached,
     /// Streamed through the layer's checked writer.
     Streamed,
+    /// Held by a registry, not here: only a registry that has it (or can mount it) takes it.
+    Remote(WrittenLayer),
 }
 
 /// Decides, for each layer of `image`, which blob it becomes when written as `encoding` asks;
@@ -103,9 +106,10 @@ pub fn resolve<'a>(
         .map(|layer| {
             // Decompressing for a docker-archive is streamed: the cache keeps no plain copy.
             let compress = encoding != Encoding::Uncompressed && needs_compression(layer, encoding);
-            let how = match (trusted(layer, encoding, cache), cache) {
-                (Some((range, written)), _) => How::Stored { range, written },
-                (None, Some(_)) if compress => How::Cached,
+            let how = match (layer.source(), trusted(layer, encoding, cache), cache) {
+                (LayerSource::Remote(written), ..) => How::Remote(written.clone()),
+                (_, Some((range, written)), _) => How::Stored { range, written },
+                (_, None, Some(_)) if compress => How::Cached,
                 _ => How::Streamed,
             };
             LayerBlob {
@@ -163,9 +167,14 @@ impl<'a> LayerBlob<'a> {
     /// The blob's digests, size and compression when known before it is placed (a stored blob).
     pub fn known(&self) -> Option<&WrittenLayer> {
         match &self.how {
-            How::Stored { written, .. } => Some(written),
+            How::Stored { written, .. } | How::Remote(written) => Some(written),
             _ => None,
         }
+    }
+
+    /// True when only a registry holds the blob (see [`LayerSource::Remote`]).
+    pub fn is_remote(&self) -> bool {
+        matches!(self.how, How::Remote(_))
     }
 
     /// The blob as bytes on disk, to link, copy or upload: stored, or written into the cache
@@ -179,6 +188,10 @@ impl<'a> LayerBlob<'a> {
                 written: written.clone(),
                 reused: false,
             })),
+            (How::Remote(_), _) => self
+                .layer
+                .write_to(&mut io::sink(), self.encoding, cancel)
+                .map(|_| None),
             (How::Streamed, _) if streamed => Ok(None),
             (How::Cached | How::Streamed, Some(cache)) => cache
                 .compressed_blob(self.layer, self.encoding, cancel)
@@ -360,11 +373,12 @@ impl Resolution<'_> {
             },
             layers: layers
                 .iter()
-                .map(|l| Descriptor {
+                .zip(self.image.layers())
+                .map(|(l, layer)| Descriptor {
                     media_type: l.compression.oci_media_type().into(),
                     digest: l.digest.clone(),
                     size: l.size,
-                    annotations: BTreeMap::new(),
+                    annotations: layer.annotations().clone(),
                     platform: None,
                     artifact_type: None,
                 })

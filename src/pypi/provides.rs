@@ -90,22 +90,33 @@ pub fn provided(
             );
         }
         // The installed metadata is what pip and importlib.metadata see: it wins over a purl.
-        for p in &content.paths {
-            if let Some((name, version)) = metadata_path_dist(&p.path) {
-                found.insert(
-                    name.clone(),
-                    Provided {
-                        name,
-                        version,
-                        package: package.clone(),
-                        evidence: Evidence::Metadata(p.path.clone()),
-                    },
-                );
-            }
+        for p in installed(record, content) {
+            found.insert(p.name.clone(), p);
         }
         out.extend(found);
     }
     out
+}
+
+/// The distributions `record`'s package installs, from its own files alone: one per
+/// `.dist-info`/`.egg-info` metadata path its file list holds ([`metadata_path_dist`]), in
+/// name order, never guessed from the conda name.
+pub fn installed(record: &RepoDataRecord, content: &PackageContents) -> Vec<Provided> {
+    let mut found: BTreeMap<String, Provided> = BTreeMap::new();
+    for p in &content.paths {
+        if let Some((name, version)) = metadata_path_dist(&p.path) {
+            found.insert(
+                name.clone(),
+                Provided {
+                    name,
+                    version,
+                    package: record.identifier.to_string(),
+                    evidence: Evidence::Metadata(p.path.clone()),
+                },
+            );
+        }
+    }
+    found.into_values().collect()
 }
 
 #[cfg(test)]

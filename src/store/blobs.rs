@@ -260,6 +260,26 @@ impl BlobCache {
         Ok(layer)
     }
 
+    /// [`Self::put_layer`] for a layer known by its bytes alone (host files): the tar `write`
+    /// makes is hashed first, and written into the store only when no blob has that diff_id,
+    /// so an unchanged layer costs one read of its files and no write. `source` names where
+    /// the files are, in errors.
+    pub fn put_layer_by_content(
+        &self,
+        source: &Path,
+        write: impl Fn(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<KeyedLayer> {
+        let mut hashed = crate::image::digest::HashingWriter::new(std::io::sink());
+        write(&mut hashed).map_err(Error::io("reading", source))?;
+        let (diff_id, size, _) = hashed.finish();
+        let stored = std::fs::metadata(self.blob_path(&diff_id)).is_ok_and(|m| m.len() == size);
+        if stored {
+            crate::atomic::touch(&self.blob_path(&diff_id));
+            return Ok(KeyedLayer { diff_id, size });
+        }
+        self.put_layer(None, write)
+    }
+
     /// A temporary file in the blob bucket, to be [`BlobCache::commit`]ted.
     pub fn temp_blob(&self) -> Result<tempfile::NamedTempFile> {
         self.temp_in(&self.bucket("blobs"))

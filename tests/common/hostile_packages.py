@@ -255,6 +255,25 @@ def case_tar_dotdot_unlisted(canary, secret):
         File("share/hostile/ok", b"ok\n")])], "evil", ["pwned-unlisted"]
 
 
+def case_bigger_than_declared(canary, secret):
+    # A file longer than paths.json's size_in_bytes (as a sparse-file bomb would be).
+    data = PAYLOAD * 64
+    listed = {"_path": "share/hostile/grown", "path_type": "hardlink",
+              "sha256": sha256(PAYLOAD), "size_in_bytes": len(PAYLOAD)}
+    return [("evil", {}, [], [File("share/hostile/grown", data, paths=listed),
+                              File("share/hostile/ok", b"ok\n")])], \
+        "evil", ["share/hostile/grown"]
+
+
+def case_sha256_mismatch(canary, secret):
+    # A file whose bytes are not what paths.json's sha256 records (its size agrees).
+    listed = {"_path": "share/hostile/swapped", "path_type": "hardlink",
+              "sha256": sha256(b"x" * len(PAYLOAD)), "size_in_bytes": len(PAYLOAD)}
+    return [("evil", {}, [], [File("share/hostile/swapped", PAYLOAD, paths=listed),
+                              File("share/hostile/ok", b"ok\n")])], \
+        "evil", ["share/hostile/swapped"]
+
+
 CASES = {
     "dotdot-path": case_dotdot_path,
     "absolute-path": case_absolute_path,
@@ -274,6 +293,8 @@ CASES = {
     "inner-dotdot": case_inner_dotdot,
     "cache-poison": case_cache_poison,
     "tar-dotdot-unlisted": case_tar_dotdot_unlisted,
+    "bigger-than-declared": case_bigger_than_declared,
+    "sha256-mismatch": case_sha256_mismatch,
 }
 
 

@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod base;
 pub mod fault_proxy;
+pub mod http_server;
 pub mod tar_craft;
 pub mod tools;
 

@@ -91,6 +91,32 @@ pub fn require(name: &str, test: &str) -> Option<PathBuf> {
     })
 }
 
+/// `python3` when it imports every module of `imports` (`"spdx_tools, cyclonedx"`); otherwise
+/// [`skip`], saying to `install` them.
+pub fn python_with(imports: &str, install: &str, test: &str) -> Option<PathBuf> {
+    let python = require("python3", test)?;
+    let ok = Command::new(&python)
+        .args(["-c", &format!("import {imports}")])
+        .status()
+        .is_ok_and(|s| s.success());
+    if ok {
+        return Some(python);
+    }
+    skip(test, format!("{imports} not installed ({install})"))
+}
+
+/// What `syft scan SOURCE --select-catalogers +sbom-cataloger -o json` finds (syft reads the
+/// SBOMs in the image too), or [`skip`] without syft.
+pub fn syft_scan(source: &str, test: &str) -> Option<serde_json::Value> {
+    let out = super::run_ok(
+        tool("syft", test)?
+            .env("SYFT_CHECK_FOR_APP_UPDATE", "false")
+            .args(["scan", source])
+            .args(["--select-catalogers", "+sbom-cataloger", "-o", "json", "-q"]),
+    );
+    Some(serde_json::from_str(&out).expect("syft prints JSON"))
+}
+
 /// Removes `dir` once this test process has exited.
 pub fn remove_at_exit(dir: &Path) {
     let me = std::process::id();

@@ -70,6 +70,8 @@ fn request(args: &BuildArgs) -> Result<BuildRequest> {
             expose: args.expose.clone(),
             user: args.user.clone(),
             writable_prefix: args.writable_prefix,
+            files: args.add.clone(),
+            chown: args.chown,
             ..ImageSettings::default()
         },
         virtual_packages: key_values(&args.virtual_packages)?,
@@ -89,6 +91,9 @@ fn request(args: &BuildArgs) -> Result<BuildRequest> {
         low_speed_time: tls.low_speed_time.map(|d| d.as_secs_f64()),
         low_speed_limit: tls.low_speed_limit,
         source_date_epoch: None,
+        cache_from: args.cache_from.clone(),
+        cache_to: args.cache_to.clone(),
+        verify_cache: args.verify_cache,
     })
 }
 
@@ -123,9 +128,15 @@ pub(crate) async fn build(args: BuildArgs, cancel: Cancel, progress: Arc<Progres
         progress.note(&format!("wrote the lockfile {}", lock.display()));
     }
     if args.json {
+        let sources: Vec<&[crate::builder::LayerFrom]> = outcome
+            .built
+            .iter()
+            .map(|(_, b)| b.layer_sources())
+            .collect();
         let result = super::result::build(
             &outcome.written,
             &platforms,
+            &sources,
             job.lock_output.as_deref(),
             job.sbom_dir.as_deref(),
             progress.seconds(),
@@ -223,8 +234,14 @@ fn print_plans(plans: &[crate::builder::DryRun], json: bool) -> Result<()> {
             plan.base_layers
         )?;
         for (i, group) in plan.plan.groups.iter().enumerate() {
+            let from = match plan.layers.as_ref().and_then(|l| l.get(i)).map(|l| &l.from) {
+                Some(crate::builder::LayerFrom::Remote { cache }) => format!("  (in {cache})"),
+                Some(crate::builder::LayerFrom::Cache) => "  (cached)".into(),
+                Some(_) => "  (to build)".into(),
+                None => String::new(),
+            };
             outln!(
-                "  layer {:>3}  {:>10}  {}",
+                "  layer {:>3}  {:>10}  {}{from}",
                 i + 1,
                 crate::cli::progress::human_bytes(group.bytes),
                 group.packages.join(" ")

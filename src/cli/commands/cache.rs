@@ -10,8 +10,8 @@ use crate::cli::output::outln;
 use crate::cli::args::{CacheAction, CacheArgs};
 use crate::cli::progress::human_bytes;
 
-/// Shows or prunes the caches under `--cache-dir`.
-pub(crate) fn cache(args: CacheArgs) -> Result<()> {
+/// Shows or prunes the caches under `--cache-dir`, or shows a remote layer cache.
+pub(crate) async fn cache(args: CacheArgs, cancel: crate::image::Cancel) -> Result<()> {
     let store = Store::at(args.cache_dir.as_deref(), &crate::env::Env::from_process());
     match args.action {
         CacheAction::Info { json } => {
@@ -47,6 +47,24 @@ pub(crate) fn cache(args: CacheArgs) -> Result<()> {
             outln!("removed {files} entries, {}", human_bytes(bytes))?;
         }
         CacheAction::Verify { repair } => verify(&store, repair)?,
+        CacheAction::Remote {
+            reference,
+            platform,
+            creds,
+            tls,
+            json,
+        } => {
+            remote(
+                &store,
+                &reference,
+                &platform,
+                creds.as_deref(),
+                &tls,
+                json,
+                &cancel,
+            )
+            .await?
+        }
     }
     Ok(())
 }
@@ -72,5 +90,50 @@ fn verify(store: &Store, repair: bool) -> Result<()> {
              them (the next build makes or fetches them again)"
         );
     }
+    Ok(())
+}
+
+/// Prints what the remote layer cache `reference` holds.
+async fn remote(
+    store: &Store,
+    reference: &str,
+    platform: &str,
+    creds: Option<&str>,
+    tls: &crate::cli::args::TlsArgs,
+    json: bool,
+    cancel: &crate::image::Cancel,
+) -> Result<()> {
+    let env = crate::env::Env::from_process();
+    let reference: crate::image::Reference = reference
+        .trim_start_matches("docker://")
+        .parse()
+        .with_context(|| format!("`{reference}` is no image reference"))?;
+    let platform = crate::platform::oci_platform(crate::platform::parse_subdir(platform)?);
+    let remote = crate::transport::Remote {
+        options: tls.options(super::parse_creds(creds, "--creds")?, &env),
+        cache: store.blobs(),
+    };
+    let session = crate::transport::Session::new(cancel).with_remote(&remote);
+    let summaries = crate::builder::remote::summarize(&reference, &platform, &session).await?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&summaries)?)?;
+        return Ok(());
+    }
+    for s in &summaries {
+        outln!(
+            "{}  {} layers  {}  {} packages  {}",
+            s.reference,
+            s.layers,
+            human_bytes(s.bytes),
+            s.packages,
+            s.created.as_deref().unwrap_or("-")
+        )?;
+    }
+    let total: u64 = summaries.iter().map(|s| s.bytes).sum();
+    outln!(
+        "{} entries, {} of layers (a layer several name is counted each time)",
+        summaries.len(),
+        human_bytes(total)
+    )?;
     Ok(())
 }

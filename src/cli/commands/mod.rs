@@ -9,6 +9,7 @@ mod diff;
 mod inspect;
 mod lock;
 mod login;
+mod provenance;
 mod result;
 mod sbom;
 
@@ -101,8 +102,11 @@ async fn dispatch(command: Command, cancel: &Cancel, progress: &Arc<Progress>) -
         Command::Diff(args) => diff::diff(args, cancel.clone(), progress).await,
         Command::Lock(args) => done(lock::lock(args, cancel.clone(), progress.clone()).await),
         Command::Copy(args) => done(copy::copy(args, cancel.clone(), progress.clone()).await),
-        Command::Cache(args) => done(cache::cache(args)),
+        Command::Cache(args) => done(cache::cache(args, cancel.clone()).await),
         Command::Sbom(args) => done(sbom::sbom(args, cancel.clone(), progress).await),
+        Command::Provenance(args) => {
+            done(provenance::provenance(args, cancel.clone(), progress).await)
+        }
         Command::Logout(args) => done(login::logout(args)),
         Command::Completions(args) => done(completions::completions(args)),
         Command::Man(args) => done(completions::man(args)),

@@ -14,6 +14,7 @@
 //! Our own client on `reqwest` rather than `oci-client`: that one has no identity-token flow,
 //! treats a declined mount (202) as an error and cannot upload from a byte range of a file.
 
+pub mod artifact;
 pub mod auth;
 pub mod body;
 pub mod client;
@@ -26,7 +27,7 @@ use reqwest::{Method, StatusCode};
 pub use crate::http::Timeouts;
 pub use auth::Credential;
 pub use client::{Client, RegistryOptions};
-pub use reach::{Unreachable, check_reachable};
+pub use reach::{Unreachable, check_reachable, probe};
 
 use super::error::{Error, Result};
 use super::{Publishable, ReadContext, Session, WriteContext, Written, WrittenImage};
@@ -360,20 +361,54 @@ pub async fn login(
 /// Pulls `reference` for the context's platform, keeping its blobs in the context's blob
 /// store; downloads and retries are told to its reporter.
 pub async fn pull(reference: &Reference, ctx: &ReadContext<'_>) -> Result<Image> {
-    let (platform, cancel) = (ctx.platform, ctx.session.cancel);
     let (client, cache) = connect(reference, &ctx.session)?;
+    let (manifest, _) = manifest_for(&client, reference, ctx.platform, cache).await?;
+    image_from_manifest(&client, reference, manifest, cache, ctx.session.cancel).await
+}
+
+/// The manifest `reference` names for `platform` (an index followed to that platform's entry)
+/// and its digest, without its blobs: what a remote layer cache is read from.
+pub async fn read_manifest(
+    reference: &Reference,
+    platform: &crate::image::Platform,
+    session: &Session<'_>,
+) -> Result<(Manifest, Digest)> {
+    let (client, cache) = connect(reference, session)?;
+    manifest_for(&client, reference, platform, cache).await
+}
+
+/// Downloads blob `digest` of `size` bytes from `reference`'s repository into the session's
+/// blob store, checked against its digest (nothing when it is there already); its path.
+pub async fn download_blob(
+    reference: &Reference,
+    digest: &Digest,
+    size: u64,
+    session: &Session<'_>,
+) -> Result<std::path::PathBuf> {
+    let (client, cache) = connect(reference, session)?;
+    let repo = reference.repository();
+    fetch_blob(&client, repo, digest, size, cache, session.cancel).await
+}
+
+/// [`read_manifest`] over a connected client.
+async fn manifest_for(
+    client: &Client<'_>,
+    reference: &Reference,
+    platform: &crate::image::Platform,
+    cache: &BlobCache,
+) -> Result<(Manifest, Digest)> {
     let repo = reference.repository();
     let wanted = match reference.digest() {
         Some(d) => d.to_string(),
         None => reference.tag_or_latest().to_string(),
     };
-    let (mut bytes, mut digest) = fetch_manifest(&client, repo, &wanted, cache).await?;
+    let (mut bytes, mut digest) = fetch_manifest(client, repo, &wanted, cache).await?;
     for _ in 0..4 {
-        let media = media_type_of(&client, &reference.to_string(), &bytes)?;
+        let media = media_type_of(client, &reference.to_string(), &bytes)?;
         if !is_index(&media) {
             let manifest: Manifest = serde_json::from_slice(&bytes)
                 .map_err(client.malformed(format!("manifest {digest} of `{reference}`")))?;
-            return image_from_manifest(&client, reference, manifest, cache, cancel).await;
+            return Ok((manifest, digest));
         }
         let index: Index = serde_json::from_slice(&bytes)
             .map_err(client.malformed(format!("index {digest} of `{reference}`")))?;
@@ -384,7 +419,7 @@ pub async fn pull(reference: &Reference, ctx: &ReadContext<'_>) -> Result<Image>
                 available: describe_all(&index.manifests),
             }
         })?;
-        (bytes, digest) = fetch_manifest(&client, repo, &entry.digest.to_string(), cache).await?;
+        (bytes, digest) = fetch_manifest(client, repo, &entry.digest.to_string(), cache).await?;
     }
     Err(client.unexpected(format!("`{reference}`"), "indexes nested too deep"))
 }
@@ -556,6 +591,40 @@ fn damaged_upload(refused: Error, body: &Upload, digest: &Digest) -> Error {
         }
         _ => refused,
     }
+}
+
+/// Places a blob only a registry holds (a layer found in a remote cache) in `repo`: found
+/// there already, or mounted from the repository it was found in. Its bytes are not here, so
+/// it is never uploaded: a registry that has neither is [`crate::image::Error::RemoteOnly`].
+async fn place_remote(
+    client: &Client<'_>,
+    repo: &str,
+    digest: &Digest,
+    layer: &Layer,
+) -> Result<Pushed> {
+    if has_blob(client, repo, digest).await? {
+        return Ok(Pushed::Skipped);
+    }
+    if let Some(origin) = layer
+        .origin()
+        .filter(|o| o.registry() == client.registry() && o.repository() != repo)
+        && start_upload(client, repo, digest, Some(origin))
+            .await?
+            .is_none()
+    {
+        client
+            .reporter()
+            .blob_pushed(&format!("{}/{repo}", client.registry()), digest);
+        return Ok(Pushed::Mounted);
+    }
+    Err(Error::Image(crate::image::Error::RemoteOnly {
+        layer: layer.description().to_string(),
+        digest: digest.clone(),
+        registry: layer
+            .origin()
+            .map(|o| o.to_string())
+            .unwrap_or_else(|| client.registry().to_string()),
+    }))
 }
 
 /// Starts an upload of `digest` to `repo`, mounting it from `origin` (another repository of
@@ -787,9 +856,23 @@ impl Push<'_> {
         let repo = self.reference.repository();
         let mut written_layers = Vec::new();
         let total = resolution.layers.len();
-        let mut in_flight = futures::stream::FuturesUnordered::new();
+        let mut in_flight: futures::stream::FuturesUnordered<
+            futures::future::BoxFuture<'_, Result<(usize, Pushed)>>,
+        > = futures::stream::FuturesUnordered::new();
         for (i, blob) in resolution.layers.iter().enumerate() {
             reporter.layer_started(i, total, blob.layer());
+            let origin = blob.layer().origin();
+            if let (true, Some(written)) = (blob.is_remote(), blob.known()) {
+                let digest = written.digest.clone();
+                let layer = blob.layer();
+                in_flight.push(Box::pin(async move {
+                    place_remote(client, repo, &digest, layer)
+                        .await
+                        .map(|pushed| (i, pushed))
+                }));
+                written_layers.push(written.clone());
+                continue;
+            }
             let placed = blocking(|| blob.file(false, cancel))?.ok_or_else(|| {
                 crate::image::Error::invalid(blob.layer().description(), "no blob file to push")
             })?;
@@ -800,12 +883,11 @@ impl Push<'_> {
             ))?;
             let digest = placed.written.digest.clone();
             let range = placed.range.clone();
-            let origin = blob.layer().origin();
-            in_flight.push(async move {
+            in_flight.push(Box::pin(async move {
                 push_blob(client, repo, &digest, Upload::File(range), origin)
                     .await
                     .map(|pushed| (i, pushed))
-            });
+            }));
             written_layers.push(placed.written);
             while in_flight.len() >= CONCURRENT_BLOBS {
                 if let Some(done) = futures::StreamExt::next(&mut in_flight).await {

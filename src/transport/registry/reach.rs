@@ -116,6 +116,16 @@ pub async fn check_reachable(
     Ok(())
 }
 
+/// Whether `reference`'s registry answers at all (as [`check_reachable`] asks each): for a
+/// registry the build could do without (a layer cache), so that one that is down costs a
+/// second and not every retry.
+pub async fn probe(reference: &Reference, options: &RegistryOptions) -> Result<(), Error> {
+    let limit = PROBE_TIMEOUT.min(options.timeouts.timeout);
+    Client::new(reference.registry(), options)?
+        .probe(limit)
+        .await
+}
+
 /// True when `reference` names a digest whose manifest `cache` holds: reading it needs no
 /// registry.
 fn pinned_in(reference: &Reference, cache: &BlobCache) -> bool {
