@@ -121,6 +121,12 @@ pub fn temp_dir_in(dir: &Path) -> io::Result<tempfile::TempDir> {
     builder.prefix(&prefix).tempdir_in(dir)
 }
 
+/// True when `name` is one of our temporary names (a file being written, or left by a killed
+/// process).
+pub fn is_temp(name: &str) -> bool {
+    temp_pid(name).is_some()
+}
+
 /// The pid in one of our temporary names, if `name` is one.
 fn temp_pid(name: &str) -> Option<u32> {
     let rest = name.strip_prefix(TEMP_PREFIX)?.strip_suffix(TEMP_SUFFIX)?;
@@ -163,8 +169,19 @@ pub fn remove_stale(dir: &Path) -> usize {
 
 /// Sets a cache file's mtime to now (its last use, which `cache prune --older-than` goes by);
 /// a failure only makes it look older.
+/// A symlink is not followed and anything but a regular file is left as it is (without
+/// blocking on a FIFO).
 pub fn touch(path: &Path) {
-    if let Ok(f) = std::fs::File::options().append(true).open(path) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let flags = rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK;
+    let Ok(f) = std::fs::File::options()
+        .append(true)
+        .custom_flags(flags.bits() as i32)
+        .open(path)
+    else {
+        return;
+    };
+    if f.metadata().is_ok_and(|m| m.is_file()) {
         let _ = f.set_modified(std::time::SystemTime::now());
     }
 }

@@ -165,6 +165,10 @@ pub fn env_file(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    // As `-f` reads one: too deep a file never reaches the parser.
+    if crate::capped::check_depth(data, crate::capped::DEPTH_CAP).is_err() {
+        return;
+    }
     if let Ok(env) = crate::conda::env_file::parse(Path::new("environment.yml"), text)
         && let Some(section) = env.image
     {

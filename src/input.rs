@@ -120,7 +120,7 @@ impl Input {
             path: path.to_path_buf(),
             reason,
         };
-        let text = std::fs::read_to_string(path).map_err(|e| error(e.to_string()))?;
+        let text = crate::capped::read_document(path).map_err(|e| error(refusal(&e)))?;
         if let Some(format) = lock::detect(&text) {
             if !extra_specs.is_empty() {
                 return Err(error(
@@ -183,6 +183,19 @@ impl Input {
             variables: prefix::state_variables(prefix)?,
             settings: ImageSettings::default(),
         })
+    }
+}
+
+/// Why an environment file or a lockfile could not be read, with what to do when it is over a
+/// cap.
+fn refusal(e: &std::io::Error) -> String {
+    if crate::capped::is_too_large(e) || crate::capped::is_too_deep(e) {
+        format!(
+            "{e}: real environment files and lockfiles are a few MB at most and nest a few \
+             levels; check that this is the file you meant"
+        )
+    } else {
+        e.to_string()
     }
 }
 

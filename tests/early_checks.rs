@@ -87,3 +87,31 @@ fn a_misspelled_package_gets_the_closest_names() {
     assert!(err.contains("no package `no-such-thing-at-all`"), "{err}");
     assert!(!err.contains("did you mean"), "{err}");
 }
+
+#[test]
+fn an_sbom_dir_through_a_symlink_is_refused_as_other_outputs_are() {
+    let dir = tempdir();
+    let inputs = tempdir();
+    let cache = inputs.path().join("cache");
+    let real = inputs.path().join("real-sboms");
+    std::fs::create_dir(&real).unwrap();
+    let link = inputs.path().join("sboms");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let err = failing_build(dir.path(), |c| {
+        c.args(["-b", &base_arg(), "-c"])
+            .arg(channel())
+            .args(["--cache-dir", cache.to_str().unwrap(), "--sbom-dir"])
+            .arg(&link)
+            .arg("bzip2");
+    });
+    assert!(
+        err.contains("--sbom-dir") && err.contains("symlink"),
+        "{err}"
+    );
+    assert_nothing_fetched(&cache, &err);
+    assert_eq!(
+        std::fs::read_dir(&real).unwrap().count(),
+        0,
+        "nothing written through it"
+    );
+}

@@ -34,7 +34,7 @@ pub(crate) fn assemble(
     stored: &[Option<Found>],
 ) -> Result<Image, Error> {
     let mut image = prepared.base.clone();
-    let cache = b.blob_cache();
+    let cache = b.blobs(ctx);
     for (layer, stored) in plan.layers.iter().zip(stored) {
         let stored = stored.as_ref().ok_or_else(Error::cancelled)?;
         push_layer(&mut image, layer, keyed_layer(&cache, layer, stored));
@@ -180,7 +180,7 @@ fn push_added_files(
     user: Option<&UserSpec>,
     mtime: u64,
 ) -> Result<(), Error> {
-    let cache = b.blob_cache();
+    let cache = b.blobs(ctx);
     for add in &settings.files {
         let err = |source| Error::AddFiles {
             add: add.to_string(),

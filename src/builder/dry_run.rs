@@ -143,7 +143,7 @@ impl Builder {
         );
         let env = super::contents::read(self, ctx, prepared, &fetcher, caches).await?;
         let plan = super::plan::plan(self, input, prepared, &env, None);
-        let found = super::lookup::lookup(&plan, &self.blob_cache(), caches);
+        let found = super::lookup::lookup(&plan, &self.blobs(ctx), caches);
         let mut to_build = Vec::new();
         let layers = plan
             .layers

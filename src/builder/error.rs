@@ -165,28 +165,45 @@ impl Error {
     /// True when the build stopped because it was cancelled: an [`crate::image::Error::Cancelled`]
     /// or a [`crate::Cancelled`] among its sources.
     pub fn is_cancelled(&self) -> bool {
+        self.image_errors()
+            .any(|e| matches!(e, crate::image::Error::Cancelled))
+            || self.sources().any(|s| s.is::<crate::Cancelled>())
+    }
+
+    /// The blob of the blob cache found damaged, and why, when that is what stopped the build
+    /// ([`crate::image::Error::StoredBlobDamaged`]).
+    pub fn damaged_blob(&self) -> Option<(&crate::image::Digest, &str)> {
+        self.image_errors().find_map(|e| match e {
+            crate::image::Error::StoredBlobDamaged { digest, reason, .. } => {
+                Some((digest, reason.as_str()))
+            }
+            _ => None,
+        })
+    }
+
+    /// Every image-side error this one is or holds: where it wraps one directly, and wherever
+    /// else one is in the source chain.
+    fn image_errors(&self) -> impl Iterator<Item = &crate::image::Error> {
         let direct = match self {
-            Self::Image(e) => matches!(e, crate::image::Error::Cancelled),
-            Self::Base { source, .. } => source.is_cancelled(),
-            Self::Output(e) => matches!(e.image_error(), Some(crate::image::Error::Cancelled)),
-            _ => false,
+            Self::Image(e) => Some(e),
+            Self::Base { source, .. } => source.image_error(),
+            Self::Output(e) => e.image_error(),
+            _ => None,
         };
-        // Wherever else it was told, the one cancellation is an image::Error::Cancelled
-        // somewhere in the source chain.
+        direct.into_iter().chain(
+            self.sources()
+                .filter_map(|s| s.downcast_ref::<crate::image::Error>()),
+        )
+    }
+
+    /// The chain of sources below this error.
+    fn sources(&self) -> impl Iterator<Item = &(dyn std::error::Error + 'static)> {
         let mut source = std::error::Error::source(self);
-        direct
-            || std::iter::from_fn(|| {
-                let s = source?;
-                source = s.source();
-                Some(s)
-            })
-            .any(|s| {
-                s.is::<crate::Cancelled>()
-                    || matches!(
-                        s.downcast_ref::<crate::image::Error>(),
-                        Some(crate::image::Error::Cancelled)
-                    )
-            })
+        std::iter::from_fn(move || {
+            let s = source?;
+            source = s.source();
+            Some(s)
+        })
     }
 }
 

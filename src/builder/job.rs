@@ -145,6 +145,18 @@ impl Job {
             .check_writable()?;
             crate::conda::lock::check_destination(lock)?;
         }
+        // As for `-o` and `--lock-output`: a symlink is never written through.
+        if let Some(dir) = &self.sbom_dir
+            && std::fs::symlink_metadata(dir).is_ok_and(|m| m.file_type().is_symlink())
+        {
+            return Err(Error::SbomDir {
+                path: dir.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    "it is a symlink, which is never followed: name the directory itself",
+                ),
+            });
+        }
         if let Some(dir) = &self.sbom_dir
             && dir.exists()
             && !dir.is_dir()
@@ -176,16 +188,31 @@ pub struct Outcome {
 
 impl Builder {
     /// What `source` says for each platform, read once each.
-    fn inputs(
+    /// Read on a thread of its own, so a cancellation (Ctrl-C, SIGTERM) ends the build at once
+    /// even while a parser works through a large file.
+    async fn inputs(
         &self,
         ctx: &Context,
         source: &Source,
         platforms: &[Subdir],
     ) -> Result<Vec<Input>, Error> {
-        platforms
-            .iter()
-            .map(|p| source.read(*p, ctx.env()).map_err(Error::from))
-            .collect()
+        let (source, platforms, env) = (source.clone(), platforms.to_vec(), ctx.env().clone());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let reader = std::thread::spawn(move || {
+            let read: Result<Vec<Input>, Error> = platforms
+                .iter()
+                .map(|p| source.read(*p, &env).map_err(Error::from))
+                .collect();
+            let _ = tx.send(read);
+        });
+        tokio::select! {
+            read = rx => match read {
+                Ok(read) => read,
+                // The reader panicked: so does the build, as it would have without the thread.
+                Err(_) => std::panic::resume_unwind(reader.join().err().unwrap_or_else(|| Box::new("reading the input"))),
+            },
+            () = ctx.cancel().cancelled() => Err(Error::cancelled()),
+        }
     }
 
     /// Builds what `source` describes for each of `platforms` (this builder's settings, one
@@ -196,7 +223,7 @@ impl Builder {
         source: &Source,
         platforms: &[Subdir],
     ) -> Result<Vec<BuiltImage>, Error> {
-        let inputs = self.inputs(ctx, source, platforms)?;
+        let inputs = self.inputs(ctx, source, platforms).await?;
         let mut built = Vec::with_capacity(platforms.len());
         for (platform, input) in platforms.iter().zip(&inputs) {
             built.push(self.build_for(ctx, input, *platform, None).await?);
@@ -208,7 +235,7 @@ impl Builder {
     /// nothing is downloaded or written.
     pub async fn plan(&self, ctx: &Context, job: &Job) -> Result<Vec<DryRun>, Error> {
         let platforms = job.platforms(self.subdir);
-        let inputs = self.inputs(ctx, &job.source, &platforms)?;
+        let inputs = self.inputs(ctx, &job.source, &platforms).await?;
         let mut plans = Vec::with_capacity(platforms.len());
         for (platform, input) in platforms.iter().zip(&inputs) {
             plans.push(self.dry_run_for(ctx, input, *platform).await?);
@@ -217,10 +244,33 @@ impl Builder {
     }
 
     /// Runs `job`: checks everything it can first (inputs, settings, outputs), builds one image
-    /// per platform, writes every output, then the SBOMs and the lockfile.
+    /// per platform, writes every output, then the SBOMs and the lockfile. A blob of the cache
+    /// found damaged on the way is dropped with a warning, and the build is run once more,
+    /// hashing every cached blob it finds, so that it makes or fetches again what was lost.
     pub async fn run(&self, ctx: &Context, job: &Job) -> Result<Outcome, Error> {
+        let checked = self.check_job(ctx, job).await?;
+        // Held until the outputs are written: a prune waits for the whole build.
+        let _store = self.lock_store(ctx);
+        let error = match self.build_and_write(ctx, job, &checked).await {
+            Err(e) if !ctx.cancel().is_cancelled() => e,
+            done => return done,
+        };
+        let Some((digest, reason)) = error.damaged_blob() else {
+            return Err(error);
+        };
+        self.blobs(ctx).drop_damaged(digest, reason);
+        let verifying = Self {
+            rehash_blobs: true,
+            ..self.clone()
+        };
+        verifying.build_and_write(ctx, job, &checked).await
+    }
+
+    /// Reads `job`'s inputs and checks everything that needs no build: settings, names,
+    /// outputs, the lockfile's and SBOMs' places, and that each registry answers.
+    async fn check_job(&self, ctx: &Context, job: &Job) -> Result<Checked, Error> {
         let platforms = job.platforms(self.subdir);
-        let inputs = self.inputs(ctx, &job.source, &platforms)?;
+        let inputs = self.inputs(ctx, &job.source, &platforms).await?;
         let first = &inputs[0];
         first
             .settings
@@ -257,16 +307,30 @@ impl Builder {
             &self.blob_cache(),
         )
         .await?;
+        Ok(Checked {
+            platforms,
+            inputs,
+            tags,
+            write,
+        })
+    }
 
+    /// Builds the checked job's images and writes every output, the SBOMs and the lockfile.
+    async fn build_and_write(
+        &self,
+        ctx: &Context,
+        job: &Job,
+        checked: &Checked,
+    ) -> Result<Outcome, Error> {
         let keep_in = job.only_registry();
-        let mut built = Vec::with_capacity(platforms.len());
-        for (platform, input) in platforms.iter().zip(&inputs) {
+        let mut built = Vec::with_capacity(checked.platforms.len());
+        for (platform, input) in checked.platforms.iter().zip(&checked.inputs) {
             let image = self.build_for(ctx, input, *platform, keep_in).await?;
             built.push((*platform, image));
         }
         let remote = Remote {
             options: job.registry.clone(),
-            cache: self.blob_cache(),
+            cache: self.blobs(ctx),
         };
         let publish: Vec<Publish<'_>> = built
             .iter()
@@ -278,7 +342,8 @@ impl Builder {
         let session = Session::new(ctx.cancel())
             .with_remote(&remote)
             .with_reporter(ctx.reporter());
-        let write_ctx = session.write(&tags, write);
+        let tags = &checked.tags;
+        let write_ctx = session.write(tags, checked.write);
         let written = transport::write_all(&publish, &job.outputs, &write_ctx).await?;
         if let Some(to) = &job.cache_to {
             let images: Vec<&BuiltImage> = built.iter().map(|(_, b)| b).collect();
@@ -293,15 +358,23 @@ impl Builder {
             None => Vec::new(),
         };
         if let Some(lock) = &job.lock_output {
-            write_lock(lock, &built, write.compression)?;
+            write_lock(lock, &built, checked.write.compression)?;
         }
         Ok(Outcome {
             built,
-            tags,
+            tags: tags.clone(),
             written,
             sbom_files,
         })
     }
+}
+
+/// A job's inputs and what its checks settled, read once for every run of it.
+struct Checked {
+    platforms: Vec<Subdir>,
+    inputs: Vec<Input>,
+    tags: Vec<Reference>,
+    write: WriteOptions,
 }
 
 /// Writes the lockfile of `built` to `path`: each platform's packages, and what the images

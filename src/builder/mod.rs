@@ -100,6 +100,8 @@ pub struct Builder {
     cache_from: Vec<crate::image::Reference>,
     cache_options: Option<RegistryOptions>,
     verify_cache: bool,
+    /// Hash every cached blob a lookup finds (set for the second run after a damaged one).
+    rehash_blobs: bool,
 }
 
 impl Default for Builder {
@@ -121,6 +123,7 @@ impl Builder {
             trim: Trim::default(),
             cache_dir: None,
             store_root: None,
+            rehash_blobs: false,
             source_date_epoch: None,
             base_options: None,
             settings: ImageSettings::default(),
@@ -308,7 +311,21 @@ impl Builder {
 
     /// The blob cache for registry images: the [`Store::blobs`] under the cache dir.
     pub fn blob_cache(&self) -> BlobCache {
-        self.store().blobs()
+        self.store().blobs().verifying(self.rehash_blobs)
+    }
+
+    /// The store's lock, shared, held while a build runs so `cache prune` waits for it (one
+    /// line when the build must wait for a prune).
+    pub(crate) fn lock_store(&self, ctx: &Context) -> Option<crate::store::StoreLock> {
+        self.store().lock(false, || {
+            ctx.reporter()
+                .warning("waiting for `conda-docker cache prune` to finish");
+        })
+    }
+
+    /// The blob cache a build of `ctx` uses: each damaged blob it drops is a warning.
+    pub(crate) fn blobs(&self, ctx: &Context) -> BlobCache {
+        self.blob_cache().reporting(ctx.reporter_arc())
     }
 
     /// Where conda-docker's own caches (blobs, layer keys, contents, wheels) live. By
@@ -363,8 +380,9 @@ impl Builder {
         subdir: Subdir,
         keep_in: Option<&str>,
     ) -> Result<BuiltImage, Error> {
+        let _store = self.lock_store(ctx);
         let prepared = prepare::prepare(self, ctx, input, subdir).await?;
-        let blobs = self.blob_cache();
+        let blobs = self.blobs(ctx);
         blobs.remove_stale();
         let fetcher = crate::conda::fetch::Fetcher::new(
             &prepared.cache_dir,
@@ -464,7 +482,7 @@ impl Stages<'_> {
         let mut env = contents::read(b, ctx, self.prepared, self.fetcher, caches).await?;
         let wheels = wheels::install(b, ctx, self.input, self.prepared, &env).await?;
         let plan = plan::plan(b, self.input, self.prepared, &env, wheels.as_ref());
-        let blobs = b.blob_cache();
+        let blobs = b.blobs(ctx);
         let mut stored = lookup::lookup(&plan, &blobs, caches);
         let keys: Vec<_> = plan.layers.iter().map(|l| l.key.clone()).collect();
         let to_verify = remote::set_aside(b, &mut stored);

@@ -159,7 +159,7 @@ async fn read_base(
     let base_location = Location::parse_source(&b.base)?;
     let remote = Remote {
         options: b.base_options.clone().unwrap_or_default(),
-        cache: b.blob_cache(),
+        cache: b.blobs(ctx),
     };
     let read = Session::new(ctx.cancel())
         .with_remote(&remote)

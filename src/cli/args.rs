@@ -538,6 +538,14 @@ pub enum CacheAction {
         #[arg(long, conflicts_with = "older_than")]
         all: bool,
     },
+    /// Check every entry: blobs, manifests and wheels hash to their names, the other entries
+    /// parse, nothing is a symlink. Fails when one is damaged, unless --repair removes it.
+    #[command(after_help = help::CACHE_VERIFY)]
+    Verify {
+        /// Remove each damaged entry (the next build makes or fetches it again).
+        #[arg(long)]
+        repair: bool,
+    },
     /// Show what a remote layer cache holds (an image pushed before, or a --cache-to REF):
     /// each image or entry, its keyed layers, their size and the packages it describes.
     #[command(after_help = help::CACHE_REMOTE)]

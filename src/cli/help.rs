@@ -58,7 +58,8 @@ pub const COPY: &str = "Examples:
 pub const CACHE: &str = "Examples:
   conda-docker cache info
   conda-docker cache prune --older-than 30
-  conda-docker cache prune --all";
+  conda-docker cache prune --all
+  conda-docker cache verify --repair";
 
 /// `cache info`'s examples.
 pub const CACHE_INFO: &str = "Examples:
@@ -70,6 +71,10 @@ pub const CACHE_PRUNE: &str = "Examples:
   conda-docker cache prune --older-than 30   what was not used for 30 days
   conda-docker cache prune --all";
 
+/// `cache verify`'s examples.
+pub const CACHE_VERIFY: &str = "Examples:
+  conda-docker cache verify            list damaged entries; exit status 1 if there are any
+  conda-docker cache verify --repair   remove them: the next build makes or fetches them again";
 /// `cache remote`'s examples.
 pub const CACHE_REMOTE: &str = "Examples:
   conda-docker cache remote ghcr.io/org/app:main      an image pushed before

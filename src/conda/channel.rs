@@ -207,7 +207,7 @@ impl Sources {
             sources = sources.parse_channel_name(n, cwd)?;
         }
         if let Some(path) = config {
-            let text = std::fs::read_to_string(path).map_err(|e| Error::Config {
+            let text = crate::capped::read_document(path).map_err(|e| Error::Config {
                 path: path.to_path_buf(),
                 reason: e.to_string(),
             })?;

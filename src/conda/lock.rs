@@ -103,7 +103,7 @@ pub fn read(
             pypi: Vec::new(),
         },
         LockFormat::CondaLock => read_conda_lock(path, text, subdir)?,
-        LockFormat::Pixi => read_pixi(path, subdir, environment)?,
+        LockFormat::Pixi => read_pixi(path, text, subdir, environment)?,
     };
     if locked.conda.is_empty() {
         return Err(lock_error(
@@ -260,9 +260,10 @@ fn location_url(path: &Path, location: &rattler_lock::UrlOrPath) -> Result<Url> 
         .map_err(|()| lock_error(path, format!("`{}` is not a usable path", local.display())))
 }
 
-fn read_pixi(path: &Path, subdir: Subdir, environment: &str) -> Result<Locked> {
-    let lock =
-        rattler_lock::LockFile::from_path(path).map_err(|e| lock_error(path, e.to_string()))?;
+fn read_pixi(path: &Path, text: &str, subdir: Subdir, environment: &str) -> Result<Locked> {
+    // The text read (and bounded) once, not the file again.
+    let lock = rattler_lock::LockFile::from_str_with_base_directory(text, path.parent())
+        .map_err(|e| lock_error(path, e.to_string()))?;
     let env = lock.environment(environment).ok_or_else(|| {
         let names: Vec<&str> = lock.environments().map(|(n, _)| n).collect();
         lock_error(
@@ -291,7 +292,13 @@ fn read_pixi(path: &Path, subdir: Subdir, environment: &str) -> Result<Locked> {
         let Some(binary) = p.as_binary() else {
             return Err(lock_error(
                 path,
-                "source packages (built by pixi from source) cannot be installed without building them",
+                format!(
+                    "the conda package at `{}` is read as a source package (built by pixi from \
+                     source), which cannot be installed without building it: a package \
+                     archive's entry names its `.conda` or `.tar.bz2` file in `conda:`, and this \
+                     one does not; if the entry was edited by hand, run `pixi lock` again",
+                    p.location()
+                ),
             ));
         };
         let url = location_url(path, &binary.location)?;

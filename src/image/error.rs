@@ -106,6 +106,18 @@ pub enum Error {
         /// The image's line that has the name or the uid.
         entry: String,
     },
+    /// A blob the blob store named by its digest is damaged: missing, unreadable, not a regular
+    /// file, shorter or longer than recorded, or holding other bytes. The builder drops it from
+    /// the store and makes or fetches it again.
+    #[error("the cached blob {digest} (`{}`) is damaged: {reason}", path.display())]
+    StoredBlobDamaged {
+        /// The blob's file in the store.
+        path: PathBuf,
+        /// The digest that names it.
+        digest: Digest,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// The operation was cancelled (Ctrl-C).
     #[error("cancelled")]
     Cancelled,

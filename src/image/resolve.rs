@@ -4,8 +4,9 @@
 //! [`resolve`] looks at each layer once, for the [`Encoding`] a transport wants:
 //!
 //! - a blob of the blob cache already in the wanted compression is used as it is: the cache
-//!   named it by its checked digest, so it is neither hashed nor read as a tar again (a warm
-//!   docker-archive write costs about a `cat` of its blobs);
+//!   named it by its checked digest, so it is not read as a tar again, only hashed as it is
+//!   copied (a warm docker-archive write costs about a `cat` of its blobs and their sha256; a
+//!   damaged one is [`Error::StoredBlobDamaged`], see [`PlacedBlob::copy_to`]);
 //! - a layer to (re)compress, when a cache is given, is compressed into the cache once (or found
 //!   there by diff_id, compression and level) and placed from there (a docker-archive's
 //!   decompressed layers are streamed instead: the cache keeps no plain copy of them);
@@ -18,6 +19,7 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom, Write};
 
+use super::digest::HashingReader;
 use super::layer::{FileRange, LayerSource};
 use super::manifest::{Descriptor, DescriptorPlatform, Index, Manifest, REF_NAME};
 use super::{
@@ -32,6 +34,11 @@ pub trait BlobStore: Send + Sync {
     /// True when `range` is the whole of this store's blob named `digest`: bytes the store
     /// checked against that digest before naming them by it.
     fn holds(&self, range: &FileRange, digest: &Digest) -> bool;
+
+    /// Why this store's blob `digest` (at `range`) is damaged, hashed now; `None` when it is
+    /// sound or not this store's. Asked only after reading a stored blob failed, to tell a
+    /// damaged cache from a bad image.
+    fn damage(&self, range: &FileRange, digest: &Digest) -> Option<String>;
 
     /// The stored blob of `layer` in `encoding`'s compression (`reused` when an earlier write
     /// had made it), else written into the store now, checked as it streams.
@@ -174,6 +181,7 @@ impl<'a> LayerBlob<'a> {
     /// (compressed, or, without `streamed`, copied there and checked). `None` when there is no
     /// cache, or when `streamed` and the layer is best streamed where it goes.
     pub fn file(&self, streamed: bool, cancel: &Cancel) -> Result<Option<PlacedBlob>> {
+        self.check_stored()?;
         match (&self.how, self.cache) {
             (How::Stored { range, written }, _) => Ok(Some(PlacedBlob {
                 range: range.clone(),
@@ -187,7 +195,8 @@ impl<'a> LayerBlob<'a> {
             (How::Streamed, _) if streamed => Ok(None),
             (How::Cached | How::Streamed, Some(cache)) => cache
                 .compressed_blob(self.layer, self.encoding, cancel)
-                .map(Some),
+                .map(Some)
+                .map_err(|e| self.or_damage(e)),
             (_, None) => Ok(None),
         }
     }
@@ -200,7 +209,64 @@ impl<'a> LayerBlob<'a> {
                 blob.copy_to(out, cancel)?;
                 Ok(blob.written)
             }
-            None => self.layer.write_to(out, self.encoding, cancel),
+            None => self
+                .layer
+                .write_to(out, self.encoding, cancel)
+                .map_err(|e| self.or_damage(e)),
+        }
+    }
+
+    /// The layer's source when it is a blob of the store, and its digest.
+    fn stored(&self) -> Option<(&'a FileRange, &'a Digest, &'a dyn BlobStore)> {
+        match (self.layer.source(), self.cache) {
+            (
+                LayerSource::Blob {
+                    range,
+                    digest: Some(digest),
+                    ..
+                },
+                Some(cache),
+            ) if cache.holds(range, digest) => Some((range, digest, cache)),
+            _ => None,
+        }
+    }
+
+    /// Before a stored blob is read or placed: it must be a regular file (not followed if it
+    /// is a symlink) of its recorded size, else it is [`Error::StoredBlobDamaged`].
+    fn check_stored(&self) -> Result<()> {
+        let Some((range, digest, _)) = self.stored() else {
+            return Ok(());
+        };
+        let reason = match std::fs::symlink_metadata(&range.path) {
+            Ok(m) if !m.is_file() => "it is not a regular file".to_string(),
+            Ok(m) if m.len() != range.size => {
+                format!("it has {} bytes, not {}", m.len(), range.size)
+            }
+            Ok(_) => return Ok(()),
+            Err(e) => format!("cannot read it: {e}"),
+        };
+        Err(Error::StoredBlobDamaged {
+            path: range.path.clone(),
+            digest: digest.clone(),
+            reason,
+        })
+    }
+
+    /// `e`, or, when it came from reading a stored blob that hashes wrong now, that damage.
+    fn or_damage(&self, e: Error) -> Error {
+        if matches!(e, Error::Cancelled | Error::StoredBlobDamaged { .. }) {
+            return e;
+        }
+        match self.stored() {
+            Some((range, digest, cache)) => match cache.damage(range, digest) {
+                Some(reason) => Error::StoredBlobDamaged {
+                    path: range.path.clone(),
+                    digest: digest.clone(),
+                    reason,
+                },
+                None => e,
+            },
+            None => e,
         }
     }
 }
@@ -216,26 +282,58 @@ pub struct PlacedBlob {
 }
 
 impl PlacedBlob {
-    /// Copies the bytes to `out` (by `copy_file_range` when both are files).
+    /// Copies the bytes to `out`, hashing them on the way. A blob that is not a regular file
+    /// (no symlink is followed, a FIFO is not waited on), cannot be read, or whose size or bytes
+    /// differ from what names it is [`Error::StoredBlobDamaged`]; `out` then holds part of a
+    /// copy, to be thrown away.
     pub fn copy_to<W: Write>(&self, out: &mut W, cancel: &Cancel) -> Result<()> {
         let path = &self.range.path;
+        let damaged = |reason: String| Error::StoredBlobDamaged {
+            path: path.clone(),
+            digest: self.written.digest.clone(),
+            reason,
+        };
         cancel.check().map_err(Error::io("reading", path))?;
-        let mut file = File::open(path).map_err(Error::io("reading", path))?;
+        let mut file = open_stored(path).map_err(|e| damaged(format!("cannot open it: {e}")))?;
         file.seek(SeekFrom::Start(self.range.offset))
-            .map_err(Error::io("reading", path))?;
-        let copied = io::copy(&mut file.take(self.range.size), out)
-            .map_err(Error::io("copying blob from", path))?;
-        if copied != self.range.size {
-            return Err(Error::invalid(
-                path,
-                format!(
-                    "blob is truncated: read {copied} of {} bytes",
-                    self.range.size
-                ),
-            ));
+            .map_err(|e| damaged(format!("cannot read it: {e}")))?;
+        let mut reader = HashingReader::new(file.take(self.range.size));
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            cancel.check().map_err(Error::io("reading", path))?;
+            let n = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(damaged(format!("cannot read it: {e}"))),
+            };
+            out.write_all(&buf[..n])
+                .map_err(Error::io("copying blob from", path))?;
+        }
+        let (actual, read) = reader.finish();
+        if read != self.range.size {
+            return Err(damaged(format!(
+                "it is truncated: {read} of {} bytes",
+                self.range.size
+            )));
+        }
+        if actual != self.written.digest {
+            return Err(damaged("its bytes do not match its digest".into()));
         }
         Ok(())
     }
+}
+
+/// Opens a stored blob for reading: its last component is not followed if it is a symlink, and
+/// anything but a regular file is refused without blocking on it.
+pub fn open_stored(path: &std::path::Path) -> io::Result<File> {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a file path",
+        ));
+    };
+    crate::beneath::Dir::open(dir)?.open_file(name)
 }
 
 /// An image as written: its config and manifest, and its layers' blobs.

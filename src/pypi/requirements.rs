@@ -14,9 +14,6 @@ use crate::env::Env;
 /// How deep `-r` files may nest (pip has no limit; a cycle is caught before this).
 const MAX_DEPTH: usize = 16;
 
-/// The largest requirements file read (16 MiB: real ones are a few kB).
-const MAX_FILE: u64 = 16 << 20;
-
 /// Where a line came from, for messages: `environment.yml, pip: item 2` or `req.txt:4`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Origin {
@@ -160,11 +157,14 @@ fn include(
             "requirements files nested more than {MAX_DEPTH} deep"
         )));
     }
-    let text = crate::capped::read_file(&canonical, MAX_FILE).map_err(|source| Error::Read {
-        origin: origin.clone(),
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let text =
+        crate::capped::read_file(&canonical, crate::capped::DOCUMENT_CAP).map_err(|source| {
+            Error::Read {
+                origin: origin.clone(),
+                path: path.to_path_buf(),
+                source,
+            }
+        })?;
     let text = String::from_utf8(text).map_err(|_| line_error("is not UTF-8 text".into()))?;
     stack.push(canonical);
     let dir = base_dir(path);

@@ -6,27 +6,144 @@
 //! the layer with that diff_id in that compression at that level, so a layer written before is
 //! not compressed again and a gzip blob is never served for a zstd write. A blob enters the
 //! store only after its bytes were hashed and matched its digest (temporary file, then rename),
-//! so every file in it can be trusted by name ([`BlobStore::holds`]).
+//! so every file in it is named by its checked digest ([`BlobStore::holds`]). Its bytes are
+//! hashed again when read; a damaged blob is dropped ([`BlobCache::drop_damaged`]) and made
+//! or fetched again. Entries are read beneath the store without following symlinks.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use crate::image::layer::FileRange;
 use crate::image::resolve::{BlobStore, PlacedBlob, needs_compression};
 use crate::image::{
     Cancel, Digest, Encoding, Error, Layer, LayerCompression, Result, WrittenLayer,
 };
+use crate::reporter::Reporter;
+
+/// The most a layer key's or a diff_id's entry (a few hundred bytes of JSON) is read of.
+const ENTRY_CAP: u64 = 64 * 1024;
 
 /// The blob store ([`super::Store::blobs`]).
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct BlobCache {
     dir: PathBuf,
+    verify: bool,
+    reporter: Option<Arc<dyn Reporter>>,
+}
+
+impl std::fmt::Debug for BlobCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BlobCache")
+            .field("dir", &self.dir)
+            .field("verify", &self.verify)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a stored blob was found to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BlobState {
+    /// Not in the store (never stored, or pruned).
+    Missing,
+    /// A regular file of the expected size (and, when hashed, the expected bytes).
+    Sound,
+    /// Anything else, and why.
+    Damaged(String),
 }
 
 impl BlobCache {
     /// A store rooted at `dir` (created on first write).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into() }
+        Self {
+            dir: dir.into(),
+            verify: false,
+            reporter: None,
+        }
+    }
+
+    /// This store, hashing every blob a lookup finds (a layer key's tar, a compressed
+    /// layer, a pulled blob) instead of checking its size: what a build does after a
+    /// damaged blob was found.
+    pub fn verifying(mut self, verify: bool) -> Self {
+        self.verify = verify;
+        self
+    }
+
+    /// This store, telling `reporter` of each damaged blob it drops.
+    pub fn reporting(mut self, reporter: Arc<dyn Reporter>) -> Self {
+        self.reporter = Some(reporter);
+        self
+    }
+
+    /// What the stored blob `digest` is: a regular file beneath the store (no symlink
+    /// followed on the way) of `size` bytes when given, and, with `hash`, holding bytes that
+    /// hash to `digest`.
+    pub fn inspect(&self, digest: &Digest, size: Option<u64>, hash: bool) -> BlobState {
+        let rel = format!("blobs/sha256/{}", digest.hex());
+        let Ok(root) = crate::beneath::Dir::open(&self.dir) else {
+            return BlobState::Missing;
+        };
+        let stat = match root.stat(&rel) {
+            Ok(stat) => stat,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return BlobState::Missing,
+            Err(e) => return BlobState::Damaged(format!("cannot read it: {e}")),
+        };
+        if stat.kind != crate::beneath::Kind::File {
+            return BlobState::Damaged("it is not a regular file".into());
+        }
+        match size {
+            Some(size) if stat.size != size => {
+                return BlobState::Damaged(format!("it has {} bytes, not {size}", stat.size));
+            }
+            _ if !hash => return BlobState::Sound,
+            _ => {}
+        }
+        match hash_file(&root, &rel) {
+            Ok(actual) if actual == *digest => BlobState::Sound,
+            Ok(_) => BlobState::Damaged("its bytes do not match its digest".into()),
+            Err(e) => BlobState::Damaged(format!("cannot read it: {e}")),
+        }
+    }
+
+    /// True when the stored blob `digest` is there and sound ([`BlobCache::inspect`], hashed
+    /// when this store verifies); a damaged one is dropped ([`BlobCache::drop_damaged`]).
+    pub fn usable(&self, digest: &Digest, size: Option<u64>) -> bool {
+        match self.inspect(digest, size, self.verify) {
+            BlobState::Sound => true,
+            BlobState::Missing => false,
+            BlobState::Damaged(reason) => {
+                self.drop_damaged(digest, &reason);
+                false
+            }
+        }
+    }
+
+    /// Removes the damaged blob `digest` from the store (a symlink is removed, never what it
+    /// points to) and tells the reporter once, so the build makes or fetches it again.
+    pub fn drop_damaged(&self, digest: &Digest, reason: &str) {
+        let path = self.blob_path(digest);
+        let removed = match std::fs::remove_file(&path) {
+            Ok(()) => "removed it",
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "it is gone",
+            Err(_) => "it could not be removed",
+        };
+        if let Some(reporter) = &self.reporter {
+            reporter.warning(&format!(
+                "the cached blob {digest} in `{}` was damaged ({reason}): {removed}, and it is \
+                 made or fetched again",
+                self.dir.display()
+            ));
+        }
+    }
+
+    /// The small entry `kind/sha256/name` (a layer key, a diff_id's compressed layer), read
+    /// beneath the store without following a symlink.
+    fn entry(&self, kind: &str, name: &str) -> Option<Vec<u8>> {
+        crate::beneath::Dir::open(&self.dir)
+            .ok()?
+            .read_small(&format!("{kind}/sha256/{name}"), ENTRY_CAP)
+            .ok()
     }
 
     fn bucket(&self, kind: &str) -> PathBuf {
@@ -64,7 +181,7 @@ impl BlobCache {
 
     fn compressed_path(&self, diff_id: &Digest, compression: LayerCompression) -> PathBuf {
         self.bucket("diff-ids")
-            .join(format!("{}-{}", diff_id.hex(), compression.key()))
+            .join(compressed_name(diff_id, compression))
     }
 
     /// The blob stored earlier for the layer with `diff_id` in `compression` (at its level), if
@@ -74,15 +191,13 @@ impl BlobCache {
         diff_id: &Digest,
         compression: LayerCompression,
     ) -> Option<WrittenLayer> {
-        let bytes = std::fs::read(self.compressed_path(diff_id, compression)).ok()?;
+        let bytes = self.entry("diff-ids", &compressed_name(diff_id, compression))?;
         let written: WrittenLayer = serde_json::from_slice(&bytes).ok()?;
-        let size = std::fs::metadata(self.blob_path(&written.digest))
-            .ok()?
-            .len();
+        if written.diff_id != *diff_id || written.compression != compression.compression() {
+            return None;
+        }
         crate::atomic::touch(&self.blob_path(&written.digest));
-        (written.diff_id == *diff_id
-            && written.compression == compression.compression()
-            && size == written.size)
+        self.usable(&written.digest, Some(written.size))
             .then_some(written)
     }
 
@@ -105,14 +220,13 @@ impl BlobCache {
 
     /// The layer made before from the inputs `key` names, if its tar is still stored.
     pub fn keyed_layer(&self, key: &Digest) -> Option<KeyedLayer> {
-        let bytes = std::fs::read(self.bucket("layer-keys").join(key.hex())).ok()?;
+        let bytes = self.entry("layer-keys", key.hex())?;
         let layer: KeyedLayer = serde_json::from_slice(&bytes).ok()?;
-        let blob = self.blob_path(&layer.diff_id);
-        let size = std::fs::metadata(&blob).ok()?.len();
         // Mark both as used, for `cache prune --older-than`.
         crate::atomic::touch(&self.bucket("layer-keys").join(key.hex()));
-        crate::atomic::touch(&blob);
-        (size == layer.size).then_some(layer)
+        crate::atomic::touch(&self.blob_path(&layer.diff_id));
+        self.usable(&layer.diff_id, Some(layer.size))
+            .then_some(layer)
     }
 
     /// Stores the uncompressed layer tar `write` makes as a blob (named by its diff_id, hashed
@@ -177,9 +291,16 @@ impl BlobCache {
     }
 
     /// Moves a fully written and verified temporary file into the store as `digest`.
+    /// A blob already there is kept when it is a regular file of the same size (its bytes were
+    /// checked when it was stored), else replaced.
     pub fn commit(&self, temp: tempfile::NamedTempFile, digest: &Digest) -> Result<PathBuf> {
         let path = self.blob_path(digest);
-        if !path.exists() {
+        let size = temp
+            .as_file()
+            .metadata()
+            .map_err(Error::io("writing", temp.path()))?
+            .len();
+        if self.inspect(digest, Some(size), false) != BlobState::Sound {
             persist(temp, &path)?;
         }
         Ok(path)
@@ -223,12 +344,22 @@ impl BlobCache {
 }
 
 impl BlobStore for BlobCache {
-    /// Bytes the store checked against `digest` before naming them by it, to be trusted
-    /// without hashing them again.
+    /// Bytes the store checked against `digest` before naming them by it, placed without
+    /// being compressed or read as a tar again.
+    /// Whether the bytes are still sound is checked as they are read ([`PlacedBlob::copy_to`]).
     fn holds(&self, range: &FileRange, digest: &Digest) -> bool {
-        range.offset == 0
-            && range.path == self.blob_path(digest)
-            && std::fs::metadata(&range.path).is_ok_and(|m| m.len() == range.size)
+        range.offset == 0 && range.path == self.blob_path(digest)
+    }
+
+    fn damage(&self, range: &FileRange, digest: &Digest) -> Option<String> {
+        if !self.holds(range, digest) {
+            return None;
+        }
+        match self.inspect(digest, Some(range.size), true) {
+            BlobState::Sound => None,
+            BlobState::Missing => Some("it is missing".into()),
+            BlobState::Damaged(reason) => Some(reason),
+        }
     }
 
     /// The one from an earlier write when there is one (`reused`), else written now (checked as
@@ -262,6 +393,18 @@ impl BlobStore for BlobCache {
         }
         Ok(placed(written, false))
     }
+}
+
+/// The sha256 of the regular file `rel` beneath `root` (no symlink followed).
+pub(crate) fn hash_file(root: &crate::beneath::Dir, rel: &str) -> std::io::Result<Digest> {
+    let mut reader = crate::image::digest::HashingReader::new(root.open_file(rel)?);
+    std::io::copy(&mut reader, &mut std::io::sink())?;
+    Ok(reader.finish().0)
+}
+
+/// The name of the entry that says which blob is `diff_id`'s layer in `compression`.
+fn compressed_name(diff_id: &Digest, compression: LayerCompression) -> String {
+    format!("{}-{}", diff_id.hex(), compression.key())
 }
 
 /// Moves a finished temporary file whose name is known only once written (a blob named by its
@@ -365,28 +508,72 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn a_trusted_blob_is_copied_without_being_hashed_again() {
+    fn a_trusted_blob_is_hashed_as_it_is_copied_and_damage_is_named() {
         let dir = tempfile::tempdir().unwrap();
         let cache = BlobCache::new(dir.path().join("cache"));
         let image = cached_image(&cache);
         let LayerSource::Blob { range, .. } = image.layers()[0].source() else {
             unreachable!()
         };
-        // Bytes changed behind the cache's back, same size: trusted by name, copied as they are.
+        let sound = resolve(&image, Encoding::Uncompressed, Some(&cache));
+        let mut out = Vec::new();
+        sound.layers[0].write_to(&mut out, &Cancel::new()).unwrap();
+        assert_eq!(out, std::fs::read(&range.path).unwrap());
+        // Bytes changed behind the cache's back, same size: found as they are copied.
         let mut bytes = std::fs::read(&range.path).unwrap();
         bytes[600] ^= 1;
         std::fs::write(&range.path, &bytes).unwrap();
-        let trusted = resolve(&image, Encoding::Uncompressed, Some(&cache));
-        let mut out = Vec::new();
-        trusted.layers[0]
-            .write_to(&mut out, &Cancel::new())
-            .unwrap();
-        assert_eq!(out, bytes);
-        // Without the cache vouching for it, the same blob is hashed and refused.
+        let damaged = |image: &crate::image::Image| {
+            let trusted = resolve(image, Encoding::Uncompressed, Some(&cache));
+            let err = trusted.layers[0]
+                .write_to(&mut Vec::new(), &Cancel::new())
+                .unwrap_err();
+            match err {
+                Error::StoredBlobDamaged { reason, .. } => reason,
+                e => panic!("{e}"),
+            }
+        };
+        assert!(damaged(&image).contains("do not match"));
+        // A symlink to a file elsewhere is never followed, and a short file is named as such.
+        let host = dir.path().join("host");
+        std::fs::write(&host, b"host bytes").unwrap();
+        std::fs::remove_file(&range.path).unwrap();
+        std::os::unix::fs::symlink(&host, &range.path).unwrap();
+        assert!(damaged(&image).contains("not a regular file"));
+        std::fs::remove_file(&range.path).unwrap();
+        std::fs::write(&range.path, &bytes[..100]).unwrap();
+        assert!(damaged(&image).contains("100 bytes"));
+        // Without the cache vouching for it, the same blob is refused as any bad input is.
         let checked = resolve(&image, Encoding::Uncompressed, None);
         let err = checked.layers[0]
             .write_to(&mut Vec::new(), &Cancel::new())
             .unwrap_err();
-        assert!(matches!(err, Error::DigestMismatch { .. }), "{err}");
+        assert!(!matches!(err, Error::StoredBlobDamaged { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_damaged_blob_is_dropped_on_lookup_and_replaced_on_commit() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let key = Digest::of(b"key");
+        let write = |w: &mut dyn Write| w.write_all(&[7u8; 3000]);
+        let stored = cache.put_layer(Some(&key), write).unwrap();
+        assert_eq!(cache.keyed_layer(&key), Some(stored.clone()));
+        let path = cache.blob_path(&stored.diff_id);
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[5] ^= 1;
+        std::fs::write(&path, &bytes).unwrap();
+        // Same size: a plain lookup trusts it; a verifying one hashes it and drops it.
+        assert!(cache.keyed_layer(&key).is_some());
+        let verifying = cache.clone().verifying(true);
+        assert_eq!(verifying.keyed_layer(&key), None);
+        assert!(!path.exists(), "dropped");
+        // A truncated blob is a miss even without hashing, and a new one replaces it.
+        cache.put_layer(Some(&key), write).unwrap();
+        std::fs::write(&path, &bytes[..17]).unwrap();
+        assert_eq!(cache.keyed_layer(&key), None);
+        std::fs::write(&path, &bytes[..17]).unwrap();
+        cache.put_layer(Some(&key), write).unwrap();
+        assert_eq!(verifying.keyed_layer(&key), Some(stored));
     }
 }

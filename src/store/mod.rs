@@ -15,11 +15,13 @@
 
 pub mod blobs;
 mod usage;
+mod verify;
 
 use std::path::{Path, PathBuf};
 
 pub use blobs::{BlobCache, KeyedLayer};
 pub use usage::CacheUsage;
+pub use verify::{Damaged, Verified};
 
 /// The blob store's bucket.
 pub const BLOBS: &str = "oci-v1";
@@ -29,6 +31,13 @@ pub const CONTENTS: &str = "contents-v2";
 pub const WHEELS: &str = "pypi-v1";
 /// What installing each PyPI wheel gave, by wheel and scheme.
 pub const INSTALLED_WHEELS: &str = "wheels-installed-v1";
+
+/// The store's lock file, in its root ([`Store::lock`]).
+const LOCK: &str = ".conda-docker-store.lock";
+
+/// The store's lock, held until dropped.
+#[derive(Debug)]
+pub struct StoreLock(#[allow(dead_code)] std::fs::File);
 
 /// The root of conda-docker's caches, and the bucket directories under it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -79,6 +88,29 @@ impl Store {
     /// The directory of what installing each wheel gave ([`INSTALLED_WHEELS`]).
     pub fn installed_wheels_dir(&self) -> PathBuf {
         self.root.join(INSTALLED_WHEELS)
+    }
+
+    /// Takes the store's lock, shared (a build, for as long as it runs) or `exclusive` (`cache
+    /// prune`, which must not remove what a running build uses). `waiting` is called once when
+    /// another holder makes this one wait. `None` when no lock can be taken (a read-only cache):
+    /// the store is then used without one.
+    pub fn lock(&self, exclusive: bool, waiting: impl FnOnce()) -> Option<StoreLock> {
+        use rustix::fs::FlockOperation as Op;
+        std::fs::create_dir_all(&self.root).ok()?;
+        let file = std::fs::File::options()
+            .create(true)
+            .append(true)
+            .open(self.root.join(LOCK))
+            .ok()?;
+        let (now, wait) = match exclusive {
+            true => (Op::NonBlockingLockExclusive, Op::LockExclusive),
+            false => (Op::NonBlockingLockShared, Op::LockShared),
+        };
+        if rustix::fs::flock(&file, now).is_err() {
+            waiting();
+            rustix::fs::flock(&file, wait).ok()?;
+        }
+        Some(StoreLock(file))
     }
 
     /// Every bucket, named as `cache info` shows it.

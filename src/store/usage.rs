@@ -39,7 +39,15 @@ impl Store {
     /// the files and bytes removed. Files are removed one by one, each whole, so a concurrent
     /// build sees an entry or its absence, never part of one (a layer key whose blob is gone is
     /// a miss).
-    pub fn prune(&self, older_than: Option<Duration>) -> std::io::Result<(u64, u64)> {
+    ///
+    /// It waits for running builds to end first (they hold the store's lock, shared), calling
+    /// `waiting` once if it must, so it never removes an entry a build is using or writing.
+    pub fn prune(
+        &self,
+        older_than: Option<Duration>,
+        waiting: impl FnOnce(),
+    ) -> std::io::Result<(u64, u64)> {
+        let _lock = self.lock(true, waiting);
         let cutoff = older_than.map(|d| SystemTime::now() - d);
         let mut removed = (0, 0);
         for (_, path) in self.buckets() {
@@ -107,10 +115,10 @@ mod tests {
         assert_eq!((u[0].entries, u[0].bytes), (1, 5));
         assert_eq!((u[1].entries, u[1].bytes), (1, 2));
         assert_eq!(
-            store.prune(Some(Duration::from_secs(3600))).unwrap(),
+            store.prune(Some(Duration::from_secs(3600)), || ()).unwrap(),
             (0, 0)
         );
-        assert_eq!(store.prune(None).unwrap(), (2, 7));
+        assert_eq!(store.prune(None, || ()).unwrap(), (2, 7));
         assert_eq!(store.usage().unwrap()[0].entries, 0);
     }
 }

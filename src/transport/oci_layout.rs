@@ -347,10 +347,23 @@ pub fn write(
         let written = write_inner(what, staging.path(), tag, encoding, ctx)?;
         let mode = std::os::unix::fs::PermissionsExt::from_mode(0o755);
         fs::set_permissions(staging.path(), mode).map_err(Error::io("writing", dir))?;
-        fs::rename(staging.path(), dir).map_err(Error::io("writing", dir))?;
-        // The directory is in place now: nothing left for the guard to remove.
-        let _ = staging.keep();
-        written
+        match fs::rename(staging.path(), dir) {
+            Ok(()) => {
+                // The directory is in place now: nothing left for the guard to remove.
+                let _ = staging.keep();
+                written
+            }
+            // Another writer made the layout meanwhile: add to it (its blobs are cached now).
+            Err(e) if dir.join("index.json").exists() => {
+                tracing::debug!(
+                    "`{}` appeared while it was written ({e}): adding to it",
+                    dir.display()
+                );
+                drop(staging);
+                write_inner(what, dir, tag, encoding, ctx)?
+            }
+            Err(e) => return Err(Error::io("writing", dir)(e)),
+        }
     } else {
         // Adding to a layout: blobs first, index.json last by rename, so a kill leaves the
         // layout as it was (with at most some unreferenced blobs).
@@ -369,7 +382,7 @@ fn write_inner(
     encoding: Encoding,
     ctx: &WriteContext<'_>,
 ) -> Result<(Vec<WrittenImage>, Digest)> {
-    let mut index = open_index(dir)?;
+    open_index(dir)?;
     let mut resolved = Vec::new();
     for image in what.images() {
         resolved.push(write_image(image, dir, encoding, ctx)?);
@@ -387,18 +400,8 @@ fn write_inner(
         }
     };
     let descriptor = entry.named(tag).descriptor();
-    if let Some(tag) = tag {
-        index.manifests.retain(|d| d.ref_name() != Some(tag));
-    } else {
-        index
-            .manifests
-            .retain(|d| d.digest != descriptor.digest || d.ref_name().is_some());
-    }
     let named = descriptor.digest.clone();
-    index.manifests.push(descriptor);
-    let index_path = dir.join("index.json");
-    crate::atomic::write(&index_path, &index.to_bytes())
-        .map_err(Error::io("writing", &index_path))?;
+    add_to_index(dir, descriptor, tag, ctx)?;
     Ok((
         resolved
             .into_iter()
@@ -406,6 +409,44 @@ fn write_inner(
             .collect(),
         named,
     ))
+}
+
+/// Adds `descriptor` (named `tag`) to the layout's `index.json`, under a lock on the layout's
+/// directory, read again once the lock is held: two writers each keep the other's entry. A
+/// writer that must wait says so once.
+fn add_to_index(
+    dir: &Path,
+    descriptor: Descriptor,
+    tag: Option<&str>,
+    ctx: &WriteContext<'_>,
+) -> Result<()> {
+    use rustix::fs::FlockOperation as Op;
+    let lock = fs::File::open(dir).map_err(Error::io("locking", dir))?;
+    if rustix::fs::flock(&lock, Op::NonBlockingLockExclusive).is_err() {
+        ctx.session.reporter.warning(&format!(
+            "waiting for another writer of `{}` to finish",
+            dir.display()
+        ));
+        rustix::fs::flock(&lock, Op::LockExclusive)
+            .map_err(|e| Error::io("locking", dir)(e.into()))?;
+    }
+    // Checked by `open_index` before the blobs went in; read again now, under the lock.
+    let mut index = if dir.join("index.json").exists() {
+        let files = LayoutDir(dir);
+        parse(&files, "index.json", &files.read("index.json")?)?
+    } else {
+        resolve::index(&[])
+    };
+    if let Some(tag) = tag {
+        index.manifests.retain(|d| d.ref_name() != Some(tag));
+    } else {
+        index
+            .manifests
+            .retain(|d| d.digest != descriptor.digest || d.ref_name().is_some());
+    }
+    index.manifests.push(descriptor);
+    let index_path = dir.join("index.json");
+    crate::atomic::write(&index_path, &index.to_bytes()).map_err(Error::io("writing", &index_path))
 }
 
 /// The `index.json` of the layout at `dir` (empty for a new layout), with `oci-layout` and
@@ -481,10 +522,13 @@ fn link_or_copy(dir: &Path, placed: &PlacedBlob, cancel: &Cancel) -> Result<()> 
         return Ok(());
     }
     let file = AtomicFile::new(&path).map_err(Error::io("writing", &path))?;
+    // A clone reads nothing, so it is made only of a regular file of the blob's size (no
+    // symlink followed); a copy hashes what it reads.
     let whole = placed.range.offset == 0
-        && fs::metadata(&placed.range.path).is_ok_and(|m| m.len() == placed.range.size);
+        && fs::symlink_metadata(&placed.range.path)
+            .is_ok_and(|m| m.is_file() && m.len() == placed.range.size);
     let cloned = whole
-        && fs::File::open(&placed.range.path)
+        && resolve::open_stored(&placed.range.path)
             .is_ok_and(|src| rustix::fs::ioctl_ficlone(file.file(), &src).is_ok());
     if !cloned {
         placed.copy_to(&mut file.file(), cancel)?;

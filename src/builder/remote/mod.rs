@@ -142,7 +142,7 @@ fn remote(b: &Builder, ctx: &Context) -> Remote {
             .cache_options
             .clone()
             .unwrap_or_else(|| crate::transport::registry::RegistryOptions::from_env(ctx.env())),
-        cache: b.blob_cache(),
+        cache: b.blobs(ctx),
     }
 }
 
@@ -302,7 +302,7 @@ async fn pull(
     let path = crate::transport::registry::download_blob(&layer.origin, &w.digest, w.size, session)
         .await
         .map_err(|e| failed(Box::new(e)))?;
-    let blobs = b.blob_cache();
+    let blobs = b.blobs(ctx);
     let (written, key, cancel) = (w.clone(), key.cloned(), ctx.cancel().clone());
     tokio::task::spawn_blocking(move || {
         let stored = store(&blobs, &path, &written, key.as_ref(), &cancel);

@@ -1,4 +1,4 @@
-//! `conda-docker cache info|prune`: what the caches hold, and removing it.
+//! `conda-docker cache info|prune|verify`: what the caches hold, removing it, checking it.
 
 use std::time::Duration;
 
@@ -38,9 +38,15 @@ pub(crate) async fn cache(args: CacheArgs, cancel: crate::image::Cancel) -> Resu
                     older_than.unwrap_or(0).saturating_mul(86_400),
                 ))
             };
-            let (files, bytes) = store.prune(age).context("pruning the cache")?;
+            let waiting = || {
+                crate::cli::output::errln!(
+                    "waiting for the builds using the cache to finish before pruning it"
+                );
+            };
+            let (files, bytes) = store.prune(age, waiting).context("pruning the cache")?;
             outln!("removed {files} entries, {}", human_bytes(bytes))?;
         }
+        CacheAction::Verify { repair } => verify(&store, repair)?,
         CacheAction::Remote {
             reference,
             platform,
@@ -59,6 +65,30 @@ pub(crate) async fn cache(args: CacheArgs, cancel: crate::image::Cancel) -> Resu
             )
             .await?
         }
+    }
+    Ok(())
+}
+
+/// `cache verify`: one line per damaged entry, then a summary; damage left in place fails.
+fn verify(store: &Store, repair: bool) -> Result<()> {
+    let verified = store.verify(repair).context("verifying the cache")?;
+    for d in &verified.damaged {
+        let what = if d.removed { "removed" } else { "damaged" };
+        outln!("{what}: {}: {}", d.path.display(), d.reason)?;
+    }
+    let left = verified.damaged.iter().filter(|d| !d.removed).count();
+    outln!(
+        "checked {} entries in {}: {} damaged, {} removed",
+        verified.entries,
+        store.root().display(),
+        verified.damaged.len(),
+        verified.damaged.len() - left
+    )?;
+    if left > 0 {
+        anyhow::bail!(
+            "{left} damaged cache entries: run `conda-docker cache verify --repair` to remove \
+             them (the next build makes or fetches them again)"
+        );
     }
     Ok(())
 }

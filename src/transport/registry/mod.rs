@@ -243,7 +243,7 @@ async fn fetch_blob(
     cancel: &Cancel,
 ) -> Result<std::path::PathBuf> {
     let path = cache.blob_path(digest);
-    if path.exists() {
+    if cache.usable(digest, Some(size)) {
         return Ok(path);
     }
     let failed = || client.blob_error("downloading blob", repo, digest);
@@ -557,7 +557,10 @@ async fn push_blob(
             Ok(response) if response.status() == StatusCode::CREATED => {
                 return pushed(Pushed::Uploaded);
             }
-            Ok(response) => return Err(client.refused(request, response).await),
+            Ok(response) => {
+                let refused = client.refused(request, response).await;
+                return Err(damaged_upload(refused, &body, digest));
+            }
             Err(fault) => fault,
         };
         if has_blob(client, repo, digest).await? {
@@ -570,6 +573,23 @@ async fn push_blob(
                 fault => client.network_error(&request, retries.attempts(), fault),
             });
         }
+    }
+}
+
+/// `refused`, or, when the registry answered `DIGEST_INVALID` to bytes uploaded from a stored
+/// blob, that blob's damage (the build drops it and makes it again).
+fn damaged_upload(refused: Error, body: &Upload, digest: &Digest) -> Error {
+    match (&refused, body) {
+        (Error::Status { answer, .. }, Upload::File(range))
+            if answer.contains("DIGEST_INVALID") =>
+        {
+            Error::Image(crate::image::Error::StoredBlobDamaged {
+                path: range.path.clone(),
+                digest: digest.clone(),
+                reason: format!("the registry refused its bytes: {answer}"),
+            })
+        }
+        _ => refused,
     }
 }
 
