@@ -135,12 +135,7 @@ impl Builder {
         prepared: &Prepared,
         caches: &super::remote::Caches,
     ) -> Result<(Vec<PlannedSource>, Vec<usize>), Error> {
-        let fetcher = crate::conda::fetch::Fetcher::new(
-            &prepared.cache_dir,
-            ctx.client(),
-            ctx.reporter_arc(),
-            prepared.sources.clone(),
-        );
+        let fetcher = prepared.fetcher(ctx);
         let env = super::contents::read(self, ctx, prepared, &fetcher, caches).await?;
         let plan = super::plan::plan(self, input, prepared, &env, None);
         let found = super::lookup::lookup(&plan, &self.blobs(ctx), caches);

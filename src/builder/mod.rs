@@ -384,12 +384,7 @@ impl Builder {
         let prepared = prepare::prepare(self, ctx, input, subdir).await?;
         let blobs = self.blobs(ctx);
         blobs.remove_stale();
-        let fetcher = crate::conda::fetch::Fetcher::new(
-            &prepared.cache_dir,
-            ctx.client(),
-            ctx.reporter_arc(),
-            prepared.sources.clone(),
-        );
+        let fetcher = prepared.fetcher(ctx);
         let cache_lock = fetcher.lock().await?;
         let platform = crate::platform::oci_platform(subdir);
         let mut caches = remote::read(self, ctx, &platform).await?;

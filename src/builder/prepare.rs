@@ -111,6 +111,16 @@ pub(crate) fn over<T: PartialEq>(given: T, default: T, declared: Option<T>) -> T
 }
 
 impl Prepared {
+    /// The fetcher of these packages: into their package cache, from their sources.
+    pub(crate) fn fetcher(&self, ctx: &Context) -> crate::conda::fetch::Fetcher {
+        crate::conda::fetch::Fetcher::new(
+            &self.cache_dir,
+            ctx.client(),
+            ctx.reporter_arc(),
+            self.sources.clone(),
+        )
+    }
+
     /// How many layers the packages may use: the image's limit less the base's layers, the
     /// user's, the top layer of files no package owns and one per `--add`.
     pub(crate) fn layer_budget(&self) -> usize {

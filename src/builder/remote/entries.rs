@@ -7,8 +7,8 @@ use crate::image::{Digest, Platform, Reference};
 use crate::transport::Session;
 
 use super::super::Context;
-use super::record::{RECORD_TYPE, parse_record, records_of};
-use super::{CacheError, LAYER_KEY, keyed_layers};
+use super::record::RECORD_TYPE;
+use super::{CacheError, LAYER_KEY, keyed_layers, manifests_of, records_in, with_causes};
 
 /// The artifact type of a cache entry `--cache-to` writes.
 pub const ENTRY_TYPE: &str = "application/vnd.conda-docker.cache.v1+json";
@@ -118,17 +118,11 @@ pub(crate) async fn export(
         if ctx.cancel().is_cancelled() {
             return;
         }
-        let message = format!(
-            "the layer cache `{}` was not written: {source}",
-            to.reference
-        );
-        let mut cause = std::error::Error::source(&source);
-        let mut full = message;
-        while let Some(c) = cause {
-            full.push_str(&format!(": {c}"));
-            cause = c.source();
-        }
-        ctx.reporter().warning(&full);
+        ctx.reporter().warning(&format!(
+            "the layer cache `{}` was not written: {}",
+            to.reference,
+            with_causes(&source)
+        ));
     }
 }
 
@@ -241,38 +235,9 @@ pub async fn summarize(
     platform: &Platform,
     session: &Session<'_>,
 ) -> Result<Vec<CacheSummary>, CacheError> {
-    let read = |source| CacheError::Read {
-        reference: reference.to_string(),
-        source,
-    };
-    let manifests =
-        match crate::transport::registry::read_manifest(reference, platform, session).await {
-            Ok((manifest, _)) => vec![(manifest, reference.clone())],
-            Err(crate::transport::Error::NotFound { .. }) => {
-                entries(reference, platform, session).await.map_err(read)?
-            }
-            Err(e) => return Err(read(e)),
-        };
     let mut summaries = Vec::new();
-    for (manifest, found_in) in manifests {
-        let mut packages = 0;
-        for record in records_of(&manifest) {
-            let path = crate::transport::registry::download_blob(
-                &found_in,
-                &record.digest,
-                record.size,
-                session,
-            )
-            .await
-            .map_err(read)?;
-            packages += parse_record(&path)
-                .map_err(|reason| CacheError::Record {
-                    reference: found_in.to_string(),
-                    digest: record.digest.clone(),
-                    reason,
-                })?
-                .len();
-        }
+    for (manifest, found_in) in manifests_of(reference, platform, session).await? {
+        let packages = records_in(&manifest, &found_in, session).await?.len();
         let keyed: Vec<_> = keyed_layers(&manifest, &found_in).collect();
         summaries.push(CacheSummary {
             reference: found_in.to_string(),

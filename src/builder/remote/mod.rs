@@ -126,13 +126,18 @@ pub enum CacheError {
 
 /// Tells the reporter of a cache that cannot be used, with its causes.
 fn warn(ctx: &Context, error: &CacheError) {
+    ctx.reporter().warning(&with_causes(error));
+}
+
+/// `error`'s message followed by each of its causes', on one line (as a warning says it).
+fn with_causes(error: &dyn std::error::Error) -> String {
     let mut message = error.to_string();
-    let mut source = std::error::Error::source(error);
+    let mut source = error.source();
     while let Some(cause) = source {
         message.push_str(&format!(": {cause}"));
         source = cause.source();
     }
-    ctx.reporter().warning(&message);
+    message
 }
 
 /// The registry settings and blob store a cache is read with.
@@ -182,38 +187,65 @@ async fn read_one(
             .await
             .map_err(read)?;
     }
-    let manifests =
-        match crate::transport::registry::read_manifest(reference, platform, session).await {
-            Ok((manifest, _)) => vec![(manifest, reference.clone())],
-            Err(missing @ crate::transport::Error::NotFound { .. }) => {
-                let found = entries(reference, platform, session).await.map_err(read)?;
-                if found.is_empty() {
-                    return Err(read(missing));
-                }
-                found
-            }
-            Err(e) => return Err(read(e)),
-        };
-    for (manifest, found_in) in &manifests {
-        for record in records_of(manifest) {
-            let path = crate::transport::registry::download_blob(
-                found_in,
-                &record.digest,
-                record.size,
-                session,
-            )
-            .await
-            .map_err(read)?;
-            let packages = parse_record(&path).map_err(|reason| CacheError::Record {
-                reference: found_in.to_string(),
-                digest: record.digest.clone(),
-                reason,
-            })?;
-            caches.contents.extend(packages);
-        }
-        caches.layers.extend(keyed_layers(manifest, found_in));
+    for (manifest, found_in) in manifests_of(reference, platform, session).await? {
+        caches
+            .contents
+            .extend(records_in(&manifest, &found_in, session).await?);
+        caches.layers.extend(keyed_layers(&manifest, &found_in));
     }
     Ok(())
+}
+
+/// The image `reference` names for `platform`, else each `--cache-to` entry under it (none
+/// at all is [`CacheError::Read`]), with where each was found.
+async fn manifests_of(
+    reference: &Reference,
+    platform: &Platform,
+    session: &Session<'_>,
+) -> Result<Vec<(Manifest, Reference)>, CacheError> {
+    let read = |source| CacheError::Read {
+        reference: reference.to_string(),
+        source,
+    };
+    match crate::transport::registry::read_manifest(reference, platform, session).await {
+        Ok((manifest, _)) => Ok(vec![(manifest, reference.clone())]),
+        Err(missing @ crate::transport::Error::NotFound { .. }) => {
+            let found = entries(reference, platform, session).await.map_err(read)?;
+            match found.is_empty() {
+                true => Err(read(missing)),
+                false => Ok(found),
+            }
+        }
+        Err(e) => Err(read(e)),
+    }
+}
+
+/// What the cache records of `manifest` (found in `found_in`) say each package holds.
+async fn records_in(
+    manifest: &Manifest,
+    found_in: &Reference,
+    session: &Session<'_>,
+) -> Result<HashMap<String, Arc<PackageContents>>, CacheError> {
+    let mut packages = HashMap::new();
+    for record in records_of(manifest) {
+        let path = crate::transport::registry::download_blob(
+            found_in,
+            &record.digest,
+            record.size,
+            session,
+        )
+        .await
+        .map_err(|source| CacheError::Read {
+            reference: found_in.to_string(),
+            source,
+        })?;
+        packages.extend(parse_record(&path).map_err(|reason| CacheError::Record {
+            reference: found_in.to_string(),
+            digest: record.digest.clone(),
+            reason,
+        })?);
+    }
+    Ok(packages)
 }
 
 /// The manifest's keyed layers, by key.
