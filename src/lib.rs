@@ -52,6 +52,7 @@ pub mod pypi;
 pub mod reporter;
 pub mod request;
 pub mod settings;
+pub mod spool;
 pub mod store;
 pub mod transport;
 

@@ -1,4 +1,5 @@
-//! Package layers: composed straight from the extracted packages (never from an installed
+//! Package layers: composed straight from the packages (their verified archives, read once
+//! into a spool, or a directory rattler's cache already holds extracted; never an installed
 //! tree), and cached by what goes in.
 //!
 //! A layer's key hashes everything its bytes depend on: [`LAYER_FORMAT`], the target prefix, the
@@ -21,7 +22,8 @@ use super::{Context, Error};
 use crate::conda::contents::ContentsCache;
 
 use crate::conda::contents::{PackageContents, PathKind, Placeholder};
-use crate::conda::package_files::PackageDir;
+use crate::conda::fetch::PackageSource;
+use crate::conda::package_files::PackageFiles;
 use crate::conda::place::{PlacedPackage, Source, Trim};
 use crate::conda::placeholder::{BinaryReplacer, replace_text};
 use crate::image::layer_tar::{Entry, EntryData, FileSource, Ownership, write_layer_tar_owned};
@@ -104,16 +106,17 @@ pub(crate) fn members<'a>(env: &'a Environment, indexes: &[usize]) -> Vec<Member
 }
 
 /// Makes every planned layer `stored` lacks, as many at once as there are cores, and stores
-/// each in `cache`: package layers from their packages' directories (`dirs`), wheel layers
+/// each in `cache`: package layers from their packages (`dirs`, by dist), wheel layers
 /// from the wheels. The one place a missing layer is made.
 pub(crate) fn make_missing(
     plan: &Plan,
     env: &Environment,
     wheels: Option<&Wheels>,
-    dirs: &HashMap<String, PathBuf>,
+    dirs: &HashMap<String, PackageSource>,
     stored: &mut [Option<Found>],
     cache: &BlobCache,
     ctx: &Context,
+    tmp: &Path,
 ) -> Result<(), Error> {
     let missing: Vec<usize> = (0..plan.layers.len())
         .filter(|&i| stored[i].is_none())
@@ -133,6 +136,7 @@ pub(crate) fn make_missing(
                     key,
                     cache,
                     cancel,
+                    tmp,
                 )
             }
             Recipe::Wheels(group) => {
@@ -188,26 +192,28 @@ fn in_parallel<T: Send>(
     Ok(made)
 }
 
-/// Makes the layer of `members` (plus `extra` entries) from their extracted directories
-/// (`dirs`, by dist) and stores it in `cache` under `key`.
+/// Makes the layer of `members` (plus `extra` entries) from their packages (`sources`, by
+/// dist; an archive's spool goes in `tmp`) and stores it in `cache` under `key`.
+#[allow(clippy::too_many_arguments)]
 pub fn make_layer(
     members: &[Member<'_>],
     extra: &[Entry],
-    dirs: &HashMap<String, PathBuf>,
+    sources: &HashMap<String, PackageSource>,
     settings: &LayerSettings,
     key: Option<&Digest>,
     cache: &BlobCache,
     cancel: &Cancel,
+    tmp: &Path,
 ) -> crate::image::Result<KeyedLayer> {
     let mut entries = extra.to_vec();
     for m in members {
-        let dir = dirs
+        let source = sources
             .get(&m.dist)
             .ok_or_else(|| crate::image::Error::invalid(&m.dist, "the package was not fetched"))?;
-        let dir = Arc::new(
-            PackageDir::open(dir).map_err(crate::image::Error::io("opening package", dir))?,
-        );
-        entries.extend(package_entries(m, &dir, settings));
+        let files = source
+            .files_for(m.contents, tmp, &|| cancel.is_cancelled())
+            .map_err(|e| crate::image::Error::invalid(&m.dist, e.to_string()))?;
+        entries.extend(package_entries(m, &Arc::new(files), settings));
     }
     store_layer(entries, settings, key, cache, cancel)
 }
@@ -233,7 +239,11 @@ pub fn store_layer(
 }
 
 /// The entries of one package's part of a layer.
-fn package_entries(m: &Member<'_>, dir: &Arc<PackageDir>, settings: &LayerSettings) -> Vec<Entry> {
+fn package_entries(
+    m: &Member<'_>,
+    dir: &Arc<PackageFiles>,
+    settings: &LayerSettings,
+) -> Vec<Entry> {
     let in_image = settings
         .target_prefix
         .strip_prefix("/")
@@ -304,7 +314,7 @@ fn package_entries(m: &Member<'_>, dir: &Arc<PackageDir>, settings: &LayerSettin
 /// prefix as it streams.
 #[derive(Debug)]
 struct PackageFile {
-    dir: Arc<PackageDir>,
+    dir: Arc<PackageFiles>,
     package: String,
     rel: String,
     placeholder: Option<Placeholder>,
@@ -352,7 +362,7 @@ impl<R: Read> Read for Checked<R> {
 
 impl PackageFile {
     /// The file's bytes as shipped, checked against `paths.json`'s sha256 when it has one.
-    fn shipped<'a>(&self, file: std::fs::File, len: u64) -> Box<dyn Read + 'a> {
+    fn shipped<'a>(&self, file: Box<dyn Read + Send>, len: u64) -> Box<dyn Read + 'a> {
         match self.sha256 {
             Some(expected) if len > 0 => Box::new(Checked {
                 inner: file,
@@ -372,8 +382,7 @@ impl PackageFile {
 
 impl FileSource for PackageFile {
     fn open(&self) -> io::Result<(u64, Box<dyn Read + '_>)> {
-        let file = self.dir.open_file(&self.rel).map_err(|e| self.context(e))?;
-        let len = file.metadata()?.len();
+        let (len, file) = self.dir.open_file(&self.rel).map_err(|e| self.context(e))?;
         if len != self.size {
             return Err(self.context(format!(
                 "the package cache holds {len} bytes where {} were recorded; remove the package from the cache",

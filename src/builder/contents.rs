@@ -2,7 +2,6 @@
 //! read through the checked reader), the image's records made from it in dependency order,
 //! and where every file goes (clobbers, trims, noarch python).
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use futures::{StreamExt, TryStreamExt};
@@ -10,7 +9,7 @@ use rattler::install::PythonInfo;
 use rattler_conda_types::RepoDataRecord;
 
 use crate::conda::contents::{ContentsCache, PackageContents};
-use crate::conda::fetch::Fetcher;
+use crate::conda::fetch::{Fetcher, PackageSource};
 use crate::conda::place::{self, Placement};
 use crate::conda::{record, solve};
 use crate::reporter::Stage;
@@ -27,8 +26,8 @@ pub(crate) struct Environment {
     pub fetch_records: Vec<RepoDataRecord>,
     /// What each package holds.
     pub contents: Vec<Arc<PackageContents>>,
-    /// The extracted directory of each package fetched just now, so it needs no second look.
-    pub known_dirs: Vec<Option<PathBuf>>,
+    /// Where each package fetched just now is, so it needs no second look.
+    pub known_sources: Vec<Option<PackageSource>>,
     /// Whether what each package holds was taken from a remote cache, not yet checked
     /// against the package itself ([`confirm`] does, before a layer is made from it).
     pub described: Vec<bool>,
@@ -100,7 +99,7 @@ pub(crate) async fn read(
 
 /// What one package holds, where it was fetched to (if it was just now), and whether a remote
 /// cache said it.
-type Read = (Arc<PackageContents>, Option<PathBuf>, bool);
+type Read = (Arc<PackageContents>, Option<PackageSource>, bool);
 
 /// What `record`'s package holds: from the contents cache, else from a remote cache (to be
 /// confirmed before a layer is made from it), else fetched and read.
@@ -121,24 +120,25 @@ async fn contents_of(
     Ok((contents, dir, false))
 }
 
-/// Checks what the remote caches said of each package fetched now (in `dirs`, by dist)
+/// Checks what the remote caches said of each package fetched now (in `sources`, by dist)
 /// against the package itself, keeping it in the contents cache when it agrees; returns the
 /// contents keys of those that disagree.
 pub(crate) fn confirm(
     b: &Builder,
     env: &Environment,
-    dirs: &std::collections::HashMap<String, PathBuf>,
+    sources: &std::collections::HashMap<String, PackageSource>,
 ) -> Result<Vec<String>, Error> {
     let cache = b.contents_cache();
     let mut differ = Vec::new();
     for i in (0..env.dists.len()).filter(|&i| env.described[i]) {
-        let (Some(dir), Some(key)) = (
-            dirs.get(&env.dists[i]),
+        let (Some(source), Some(key)) = (
+            sources.get(&env.dists[i]),
             ContentsCache::key(&env.fetch_records[i]),
         ) else {
             continue;
         };
-        let real = PackageContents::read(dir, &env.fetch_records[i])?;
+        let tmp = b.store().tmp_dir();
+        let real = crate::conda::fetch::read_contents(source, &env.fetch_records[i], &tmp)?;
         if real == *env.contents[i] {
             cache.put(&key, &real)?;
         } else {
@@ -171,7 +171,7 @@ fn in_dependency_order(
         records: Vec::with_capacity(rows.len()),
         fetch_records: Vec::with_capacity(rows.len()),
         contents: Vec::with_capacity(rows.len()),
-        known_dirs: Vec::with_capacity(rows.len()),
+        known_sources: Vec::with_capacity(rows.len()),
         described: Vec::with_capacity(rows.len()),
         dists: Vec::with_capacity(rows.len()),
         python: None,
@@ -185,7 +185,7 @@ fn in_dependency_order(
         env.records.push(image_record);
         env.fetch_records.push(source);
         env.contents.push(contents);
-        env.known_dirs.push(dir);
+        env.known_sources.push(dir);
     }
     Ok(env)
 }

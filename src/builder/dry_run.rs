@@ -120,7 +120,13 @@ impl Builder {
             base_layers: prepared.base.layers().len(),
             budget,
             plan,
-            downloads: downloads(&prepared, &known, to_build.as_deref()).await?,
+            downloads: downloads(
+                &prepared.fetcher(self, ctx),
+                &prepared,
+                &known,
+                to_build.as_deref(),
+            )
+            .await?,
             layers,
             pypi: self.planned_wheels(ctx, input, &prepared, &known).await?,
         })
@@ -135,7 +141,7 @@ impl Builder {
         prepared: &Prepared,
         caches: &super::remote::Caches,
     ) -> Result<(Vec<PlannedSource>, Vec<usize>), Error> {
-        let fetcher = prepared.fetcher(ctx);
+        let fetcher = prepared.fetcher(self, ctx);
         let env = super::contents::read(self, ctx, prepared, &fetcher, caches).await?;
         let plan = super::plan::plan(self, input, prepared, &env, None);
         let found = super::lookup::lookup(&plan, &self.blobs(ctx), caches);
@@ -217,33 +223,27 @@ fn record_index(prepared: &Prepared, env: &super::contents::Environment, i: usiz
         .unwrap_or(usize::MAX)
 }
 
-/// The packages the package cache lacks that the build would read: those of `to_build` (record
-/// indexes) when the exact plan is known, else every one the contents cache lacks too.
+/// The packages the build would read that no local cache holds (neither the archive cache nor
+/// rattler's package cache): those of `to_build` (record indexes) when the exact plan is
+/// known, else every one the contents cache lacks too.
 async fn downloads(
+    fetcher: &crate::conda::fetch::Fetcher,
     prepared: &Prepared,
     known: &[Option<PackageContents>],
     to_build: Option<&[usize]>,
 ) -> Result<Vec<Download>, Error> {
-    let cache_dir = &prepared.cache_dir;
-    let cache = rattler_cache::package_cache::PackageCache::new(
-        cache_dir.join(rattler_cache::PACKAGE_CACHE_DIR),
-    );
-    let index = cache.index().await.map_err(crate::conda::Error::io(
-        "reading the package cache",
-        cache_dir,
-    ))?;
-    Ok(prepared
-        .records
-        .iter()
-        .zip(known)
-        .enumerate()
-        .filter(|(i, (r, c))| {
-            let read = match to_build {
-                Some(build) => build.contains(i),
-                None => c.is_none(),
-            };
-            read && !index.contains_record(r)
-        })
+    let mut missing = Vec::new();
+    for (i, (r, c)) in prepared.records.iter().zip(known).enumerate() {
+        let read = match to_build {
+            Some(build) => build.contains(&i),
+            None => c.is_none(),
+        };
+        if read && !fetcher.holds(r).await {
+            missing.push((i, (r, c)));
+        }
+    }
+    Ok(missing
+        .into_iter()
         .map(|(_, (r, _))| Download {
             package: plan::dist_name(r),
             url: prepared.sources.fetch_url(&r.url).to_string(),

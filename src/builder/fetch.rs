@@ -2,11 +2,10 @@
 //! the packages of layers found in a cache are never fetched.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use futures::{StreamExt, TryStreamExt};
 
-use crate::conda::fetch::Fetcher;
+use crate::conda::fetch::{Fetcher, PackageSource};
 use crate::reporter::Stage;
 
 use super::contents::Environment;
@@ -14,15 +13,15 @@ use super::lookup::Found;
 use super::plan::{Plan, Recipe};
 use super::{CONCURRENT_PACKAGES, Context, Error};
 
-/// Fetches the packages the missing package layers need: their extracted directories, by
-/// dist (packages just fetched to be read are not looked up again).
+/// Fetches the packages the missing package layers need: where each is read from, by dist
+/// (packages just fetched to be read are not looked up again).
 pub(crate) async fn fetch_missing(
     ctx: &Context,
     plan: &Plan,
     stored: &[Option<Found>],
     env: &mut Environment,
     fetcher: &Fetcher,
-) -> Result<HashMap<String, PathBuf>, Error> {
+) -> Result<HashMap<String, PackageSource>, Error> {
     let missing: Vec<&Vec<usize>> = plan
         .layers
         .iter()
@@ -32,17 +31,17 @@ pub(crate) async fn fetch_missing(
             _ => None,
         })
         .collect();
-    let mut dirs: HashMap<String, PathBuf> = HashMap::new();
+    let mut dirs: HashMap<String, PackageSource> = HashMap::new();
     let mut wanted = Vec::new();
     for &i in missing.iter().flat_map(|m| m.iter()) {
-        match env.known_dirs[i].take() {
+        match env.known_sources[i].take() {
             Some(dir) => {
                 dirs.insert(env.dists[i].clone(), dir);
             }
             None => wanted.push(i),
         }
     }
-    let fetched: Vec<PathBuf> =
+    let fetched: Vec<PackageSource> =
         futures::stream::iter(wanted.iter().map(|&i| fetcher.fetch(&env.fetch_records[i])))
             .buffered(CONCURRENT_PACKAGES)
             .try_collect()

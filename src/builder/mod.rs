@@ -384,7 +384,7 @@ impl Builder {
         let prepared = prepare::prepare(self, ctx, input, subdir).await?;
         let blobs = self.blobs(ctx);
         blobs.remove_stale();
-        let fetcher = prepared.fetcher(ctx);
+        let fetcher = prepared.fetcher(self, ctx);
         let cache_lock = fetcher.lock().await?;
         let platform = crate::platform::oci_platform(subdir);
         let mut caches = remote::read(self, ctx, &platform).await?;
@@ -496,6 +496,7 @@ impl Stages<'_> {
             &mut stored,
             &blobs,
             ctx,
+            &b.store().tmp_dir(),
         )?;
         remote::verify(ctx, &plan, &stored, &to_verify);
         Ok(Layers::Made(Box::new((env, wheels, plan, stored))))

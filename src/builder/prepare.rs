@@ -112,13 +112,17 @@ pub(crate) fn over<T: PartialEq>(given: T, default: T, declared: Option<T>) -> T
 
 impl Prepared {
     /// The fetcher of these packages: into their package cache, from their sources.
-    pub(crate) fn fetcher(&self, ctx: &Context) -> crate::conda::fetch::Fetcher {
+    pub(crate) fn fetcher(&self, b: &Builder, ctx: &Context) -> crate::conda::fetch::Fetcher {
+        let store = b.store();
         crate::conda::fetch::Fetcher::new(
             &self.cache_dir,
+            &store.archives_dir(),
+            &store.tmp_dir(),
             ctx.client(),
             ctx.reporter_arc(),
             self.sources.clone(),
         )
+        .with_timeouts(b.pypi_http.timeouts)
     }
 
     /// How many layers the packages may use: the image's limit less the base's layers, the

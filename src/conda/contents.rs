@@ -12,8 +12,10 @@ use rattler_conda_types::RepoDataRecord;
 use rattler_conda_types::package::IndexJson;
 use serde::{Deserialize, Serialize};
 
-use super::package_files::{Kind, PackageDir, check_package_path};
+use super::archive::{PackageArchive, stream_cap};
+use super::package_files::{Kind, PackageDir, PackageFiles, check_package_path};
 use super::{Error, Result};
+use crate::spool::Keep;
 
 /// The largest metadata file (`index.json`, `link.json`, an activation file) read from a package.
 const SMALL_FILE_CAP: u64 = 1 << 20;
@@ -112,16 +114,67 @@ fn dist(record: &RepoDataRecord) -> String {
     record.identifier.to_string()
 }
 
+/// Whether `rel` is an activation file (`etc/conda/env_vars.d/NAME.json`), which is read.
+fn is_env_vars_file(rel: &str) -> bool {
+    rel.strip_prefix(ENV_VARS_DIR)
+        .is_some_and(|f| f.ends_with(".json") && !f.contains('/'))
+}
+
+/// The `info/` files read from a package.
+fn is_read_info(rel: &str) -> Keep {
+    match rel {
+        "info/index.json" | "info/link.json" => Keep::Upto(SMALL_FILE_CAP),
+        "info/paths.json" => Keep::Upto(PATHS_JSON_CAP),
+        _ => Keep::Nothing,
+    }
+}
+
 impl PackageContents {
     /// Reads and checks the contents of `record`'s package, extracted at `dir`.
     pub fn read(dir: &Path, record: &RepoDataRecord) -> Result<Self> {
+        let dir = PackageDir::open(dir).map_err(Error::io("opening package directory", dir))?;
+        Self::read_files(&PackageFiles::Extracted(std::sync::Arc::new(dir)), record)
+    }
+
+    /// Reads and checks the contents of `record`'s package from its archive, never extracted:
+    /// the archive's entries are indexed (and checked) as it streams, and only its
+    /// activation files are kept; a spool it needs goes in `tmp`.
+    pub fn read_archive(
+        archive: &PackageArchive,
+        record: &RepoDataRecord,
+        tmp: &Path,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Self> {
+        let fail = |source| Error::Archive {
+            package: dist(record),
+            archive: archive.path().to_path_buf(),
+            source,
+        };
+        let info = archive.info(&is_read_info, tmp, cancelled).map_err(fail)?;
+        let (declared, entries) = declared_bytes(&info);
+        let keep = |rel: &str| match is_env_vars_file(rel) {
+            true => Keep::Upto(SMALL_FILE_CAP),
+            false => Keep::Nothing,
+        };
+        let payload = archive
+            .payload(&keep, stream_cap(declared, entries), tmp, cancelled)
+            .map_err(fail)?;
+        let files = PackageFiles::Archive {
+            info: Some(std::sync::Arc::new(info)),
+            payload: std::sync::Arc::new(payload),
+        };
+        Self::read_files(&files, record)
+    }
+
+    /// Reads and checks the contents of `record`'s package from `files`.
+    pub fn read_files(files: &PackageFiles, record: &RepoDataRecord) -> Result<Self> {
         let package = dist(record);
         let unsafe_path = |path: &str, reason: String| Error::UnsafePackage {
             package: package.clone(),
             path: path.to_string(),
             reason,
         };
-        let dir = PackageDir::open(dir).map_err(Error::io("opening package directory", dir))?;
+        let dir = files;
         let read_json = |rel: &str, cap: u64| -> Result<serde_json::Value> {
             let bytes = dir
                 .read_small(rel, cap)
@@ -203,18 +256,15 @@ impl PackageContents {
                 }),
                 _ => None,
             };
-            if kind == PathKind::File
-                && let Some(file) = rel.strip_prefix(ENV_VARS_DIR)
-                && file.ends_with(".json")
-                && !file.contains('/')
-            {
+            if kind == PathKind::File && is_env_vars_file(rel) {
                 let vars = read_json(rel, SMALL_FILE_CAP)?;
+                let file = rel.trim_start_matches(ENV_VARS_DIR);
                 env_vars.insert(file.to_string(), string_map(vars));
             }
             paths.push(PackagePath {
                 path: entry.path,
                 kind,
-                mode: stat.mode,
+                mode: normal_mode(kind, stat.mode),
                 size: stat.size,
                 sha256: entry.sha256,
                 placeholder,
@@ -223,6 +273,7 @@ impl PackageContents {
             });
         }
 
+        number_link_groups(&mut paths);
         let entry_points = if noarch_python {
             match dir.stat("info/link.json") {
                 Ok(_) => {
@@ -255,6 +306,46 @@ impl PackageContents {
             paths,
             env_vars,
         })
+    }
+}
+
+/// The bytes and entries `info/paths.json` declares (0 when it cannot be read: the check of
+/// paths.json then names what is wrong).
+fn declared_bytes(info: &crate::spool::TarFiles) -> (u64, usize) {
+    let Ok(bytes) = info.read_small("info/paths.json", PATHS_JSON_CAP) else {
+        return (0, 0);
+    };
+    let Ok(raw) = serde_json::from_slice::<RawPaths>(&bytes) else {
+        return (0, 0);
+    };
+    let declared = raw
+        .paths
+        .iter()
+        .filter_map(|p| p.size_in_bytes)
+        .fold(0u64, u64::saturating_add);
+    (declared, raw.paths.len())
+}
+
+/// A path's mode as an image gets it: what a package's files may be does not depend on the
+/// umask of whoever extracted it, or on the archive's bits beyond "executable".
+fn normal_mode(kind: PathKind, mode: u32) -> u32 {
+    match kind {
+        PathKind::File if mode & 0o111 != 0 => 0o755,
+        PathKind::File => 0o644,
+        PathKind::Dir => 0o755,
+        PathKind::Symlink => 0o777,
+    }
+}
+
+/// Numbers each hard-link group by its first path's index in `paths`, so the same package
+/// reads the same from its archive and from any extracted copy (whose inode numbers are the
+/// machine's).
+fn number_link_groups(paths: &mut [PackagePath]) {
+    let mut first: std::collections::HashMap<u64, u64> = std::collections::HashMap::new();
+    for (i, p) in paths.iter_mut().enumerate() {
+        if let Some(inode) = p.inode {
+            p.inode = Some(*first.entry(inode).or_insert(i as u64));
+        }
     }
 }
 

@@ -1,28 +1,50 @@
-//! Fetching packages into rattler's package cache (downloaded, sha256-checked and extracted
-//! there) and reading what each holds.
+//! Fetching packages: each package's archive downloaded (or copied from a local channel) into
+//! conda-docker's archive cache, checked against its record's sha256 (or md5) and size before it
+//! appears there, and never extracted; a package that rattler's package cache (pixi's, or an
+//! earlier conda-docker's) already holds extracted is read there in place instead.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rattler_cache::package_cache::{CacheReporter, PackageCache};
+use rattler_cache::package_cache::{CacheKey, PackageCache};
 use rattler_conda_types::RepoDataRecord;
-use rattler_networking::LazyClient;
-use rattler_networking::retry_policies::default_retry_policy;
+use reqwest::Response;
+use sha2::Digest as _;
+use url::Url;
 
+use super::archive::{PackageArchive, stream_cap};
 use super::channel::Sources;
+use super::contents::PathKind;
 use super::contents::{ContentsCache, PackageContents};
+use super::package_files::{PackageDir, PackageFiles};
 use super::{Error, Result};
+use crate::atomic::AtomicFile;
+use crate::http::{Download, Exchange, Fault, Meter, Outcome, Retries, Sink, Size, Timeouts};
 use crate::reporter::Reporter;
+use crate::spool::Keep;
 
 /// How many packages are downloaded at once.
 const CONCURRENT_DOWNLOADS: usize = 8;
 
-/// Fetches packages into the package cache.
+/// Where a package's files are read from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PackageSource {
+    /// A directory it was extracted into (rattler's package cache), read in place.
+    Extracted(PathBuf),
+    /// Its verified archive in conda-docker's archive cache, read without extracting it.
+    Archive(PathBuf),
+}
+
+/// Fetches packages into the archive cache.
 #[derive(Clone)]
 pub struct Fetcher {
-    cache: PackageCache,
-    client: LazyClient,
+    extracted: PackageCache,
+    archives: PathBuf,
+    tmp: PathBuf,
+    client: reqwest_middleware::ClientWithMiddleware,
+    timeouts: Timeouts,
     downloads: Arc<tokio::sync::Semaphore>,
     reporter: Arc<dyn Reporter>,
     downloaded: Arc<AtomicU64>,
@@ -30,29 +52,23 @@ pub struct Fetcher {
 }
 
 impl Fetcher {
-    /// A fetcher into the package cache below `cache_dir` (`pkgs/`), fetching each package
-    /// from where `sources` says its channel is.
+    /// A fetcher into the archive cache `archives` (spools it needs go in `tmp`), reading
+    /// packages already extracted in rattler's package cache below `cache_dir` (`pkgs/`) in
+    /// place, fetching each other package from where `sources` says its channel is.
     pub fn new(
         cache_dir: &Path,
-        client: reqwest_middleware::ClientWithMiddleware,
-        reporter: Arc<dyn Reporter>,
-        sources: Sources,
-    ) -> Self {
-        let pkgs_dir = cache_dir.join(rattler_cache::PACKAGE_CACHE_DIR);
-        Self::in_package_dir(&pkgs_dir, client, reporter, sources)
-    }
-
-    /// A fetcher into the package directory `pkgs_dir` itself (a conda `pkgs` directory:
-    /// one extracted directory per package), fetching as [`Self::new`] does.
-    pub fn in_package_dir(
-        pkgs_dir: &Path,
+        archives: &Path,
+        tmp: &Path,
         client: reqwest_middleware::ClientWithMiddleware,
         reporter: Arc<dyn Reporter>,
         sources: Sources,
     ) -> Self {
         Self {
-            cache: PackageCache::new(pkgs_dir),
-            client: client.into(),
+            extracted: PackageCache::new(cache_dir.join(rattler_cache::PACKAGE_CACHE_DIR)),
+            archives: archives.to_path_buf(),
+            tmp: tmp.to_path_buf(),
+            client,
+            timeouts: Timeouts::default(),
             downloads: Arc::new(tokio::sync::Semaphore::new(CONCURRENT_DOWNLOADS)),
             reporter,
             downloaded: Arc::default(),
@@ -60,15 +76,26 @@ impl Fetcher {
         }
     }
 
-    /// Holds rattler's lock on the whole package cache (as its installer does) until dropped:
-    /// another process then neither re-extracts nor removes a package directory being read.
+    /// The same fetcher with `timeouts` for its downloads.
+    pub fn with_timeouts(mut self, timeouts: Timeouts) -> Self {
+        self.timeouts = timeouts;
+        self
+    }
+
+    /// Where spools of archives being read go.
+    pub fn tmp_dir(&self) -> &Path {
+        &self.tmp
+    }
+
+    /// Holds rattler's lock on its package cache (as its installer does) until dropped: another
+    /// process then neither re-extracts nor removes a package directory being read.
     pub async fn lock(&self) -> Result<rattler_cache::package_cache::CacheGlobalLock> {
-        self.cache
+        self.extracted
             .acquire_global_lock()
             .await
             .map_err(|source| Error::CacheLock {
                 path: self
-                    .cache
+                    .extracted
                     .layers()
                     .first()
                     .map(|l| l.path().to_path_buf())
@@ -77,95 +104,412 @@ impl Fetcher {
             })
     }
 
-    /// The extracted directory of `record`'s package, fetched and checked against the record's
-    /// sha256 (or md5) when the cache lacks it.
-    pub async fn fetch(&self, record: &RepoDataRecord) -> Result<PathBuf> {
-        let url = self.sources.fetch_url(&record.url);
-        let fail = |source| Error::Fetch {
-            package: record.identifier.to_string(),
-            url: url.to_string(),
-            source,
+    /// Where `record`'s package is read from: its extracted directory when rattler's cache
+    /// holds it (checked by rattler against the record's sha256), else its archive, fetched
+    /// and verified when the archive cache lacks it (or holds it damaged).
+    pub async fn fetch(&self, record: &RepoDataRecord) -> Result<PackageSource> {
+        if let Some(dir) = self.extracted_dir(record).await {
+            return Ok(PackageSource::Extracted(dir));
+        }
+        let path = self.archive_path(record);
+        if path.is_file() {
+            let (path2, record2) = (path.clone(), record.clone());
+            let check = tokio::task::spawn_blocking(move || verify_file(&path2, &record2)).await;
+            match check {
+                Ok(Ok(())) => {
+                    crate::atomic::touch(&path);
+                    return Ok(PackageSource::Archive(path));
+                }
+                _ => {
+                    self.reporter.warning(&format!(
+                        "the cached archive `{}` is damaged; fetching it again",
+                        path.display()
+                    ));
+                    let _ = std::fs::remove_file(&path);
+                }
+            }
+        }
+        let _permit = self.downloads.acquire().await;
+        self.download(record, &path).await?;
+        Ok(PackageSource::Archive(path))
+    }
+
+    /// Whether a local cache holds `record`'s package (its archive, or extracted), so that
+    /// fetching it downloads nothing.
+    pub async fn holds(&self, record: &RepoDataRecord) -> bool {
+        self.archive_path(record).is_file() || self.extracted_dir(record).await.is_some()
+    }
+
+    /// The package's directory in rattler's cache, when it is there and valid.
+    async fn extracted_dir(&self, record: &RepoDataRecord) -> Option<PathBuf> {
+        let layer = self.extracted.layers().first()?;
+        let key = CacheKey::from(&record.package_record);
+        let meta = layer.try_validate(&key).await.ok()?;
+        meta.path().is_dir().then(|| meta.path().to_path_buf())
+    }
+
+    /// Where the archive cache keeps `record`'s archive: by its sha256 (or md5), with its
+    /// archive's extension.
+    fn archive_path(&self, record: &RepoDataRecord) -> PathBuf {
+        let ext = if record.identifier.to_string().ends_with(".tar.bz2")
+            || record.url.path().ends_with(".tar.bz2")
+        {
+            ".tar.bz2"
+        } else {
+            ".conda"
         };
-        let progress: Arc<dyn CacheReporter> = Arc::new(Progress {
-            reporter: self.reporter.clone(),
-            total: self.downloaded.clone(),
-            this: AtomicU64::new(0),
+        let key = ContentsCache::key(record).unwrap_or_else(|| {
+            format!(
+                "url-{}",
+                hex::encode(sha2::Sha256::digest(record.url.as_str()))
+            )
         });
-        let metadata = if url.scheme() == "file" {
-            let path = url.to_file_path().map_err(|()| Error::Channel {
+        self.archives.join(format!("{key}{ext}"))
+    }
+
+    /// Downloads (or copies) `record`'s archive to `path`, verified first.
+    async fn download(&self, record: &RepoDataRecord, path: &Path) -> Result<()> {
+        let url = self.sources.fetch_url(&record.url);
+        let io = |e| Error::io("writing to the archive cache", path)(e);
+        let mut sink = Hashing::new(path).map_err(io)?;
+        if url.scheme() == "file" {
+            let from = url.to_file_path().map_err(|()| Error::Channel {
                 channel: url.to_string(),
                 reason: "not a local file path".into(),
             })?;
-            self.cache
-                .get_or_fetch_from_path(&path, Some(&record.package_record), Some(progress))
-                .await
-                .map_err(fail)?
+            sink.copy_from(&from)
+                .map_err(Error::io("reading the package", &from))?;
         } else {
-            self.cache
-                .get_or_fetch_from_url_with_retry(
-                    &record.package_record,
-                    url.clone(),
-                    self.client.clone(),
-                    default_retry_policy(),
-                    Some(progress),
-                    Some(self.downloads.clone()),
-                )
-                .await
-                .map_err(fail)?
+            self.get(&url, record, &mut sink).await?;
+        }
+        sink.check(record, &url)?;
+        sink.file.commit_to(path).map_err(io)
+    }
+
+    /// GETs `url` into `sink`, retried by the one HTTP policy.
+    async fn get(&self, url: &Url, record: &RepoDataRecord, sink: &mut Hashing) -> Result<()> {
+        let package = record.identifier.to_string();
+        let host = url.host_str().unwrap_or_default().to_string();
+        let mut retries = Retries::new("channel", &host, self.timeouts, &*self.reporter);
+        let size = match record.package_record.size {
+            Some(n) => Size::Exactly(n),
+            None => Size::Any,
         };
-        Ok(metadata.path().to_path_buf())
+        let (reporter, total) = (self.reporter.clone(), self.downloaded.clone());
+        let last = AtomicU64::new(0);
+        let progress = move |held: u64| {
+            let before = last.swap(held, Ordering::Relaxed);
+            let now = if held >= before {
+                total.fetch_add(held - before, Ordering::Relaxed) + (held - before)
+            } else {
+                total.fetch_sub(before - held, Ordering::Relaxed) - (before - held)
+            };
+            reporter.bytes_downloaded(now);
+        };
+        let how = Download {
+            request: &format!("GET {url}"),
+            size,
+            resume: true,
+            timeouts: self.timeouts,
+            progress: &progress,
+        };
+        let get = Get {
+            client: &self.client,
+            url,
+            package: &package,
+            timeouts: self.timeouts,
+        };
+        let failed = |source: Box<dyn std::error::Error + Send + Sync>| Error::Download {
+            package: package.clone(),
+            url: url.to_string(),
+            source,
+        };
+        match crate::http::download(&get, sink, &how, &mut retries).await? {
+            Outcome::Complete(_) => Ok(()),
+            Outcome::Refused(response) => Err(failed(
+                format!("the channel answered {}", response.status()).into(),
+            )),
+            Outcome::Failed {
+                request,
+                attempts,
+                fault,
+            } => Err(failed(
+                format!("{request}: {fault} (after {attempts} attempts)").into(),
+            )),
+        }
     }
 
     /// What `record`'s package holds: from `contents` when read before, else fetched and read
-    /// (and kept there); with the extracted directory when it was fetched for this.
+    /// (and kept there); with where it was fetched to when it was fetched for this.
     pub async fn contents(
         &self,
         record: &RepoDataRecord,
         contents: &ContentsCache,
-    ) -> Result<(Arc<PackageContents>, Option<PathBuf>)> {
+    ) -> Result<(Arc<PackageContents>, Option<PackageSource>)> {
         let key = ContentsCache::key(record);
         if let Some(found) = key.as_deref().and_then(|k| contents.get(k)) {
             return Ok((Arc::new(found), None));
         }
-        let dir = self.fetch(record).await?;
-        let record_for_read = record.clone();
-        let dir_for_read = dir.clone();
-        let read = tokio::task::spawn_blocking(move || {
-            PackageContents::read(&dir_for_read, &record_for_read)
-        })
-        .await
-        .map_err(|e| Error::io("reading package", record.identifier.to_string())(e.into()))??;
+        let source = self.fetch(record).await?;
+        let (record2, source2, tmp) = (record.clone(), source.clone(), self.tmp.clone());
+        let read = tokio::task::spawn_blocking(move || read_contents(&source2, &record2, &tmp))
+            .await
+            .map_err(|e| Error::io("reading package", record.identifier.to_string())(e.into()))??;
         if let Some(k) = key {
             contents.put(&k, &read)?;
         }
         self.reporter
             .package_installed(record.package_record.name.as_normalized());
-        Ok((Arc::new(read), Some(dir)))
+        Ok((Arc::new(read), Some(source)))
     }
 }
 
-/// Adds one package's download progress to the build's total.
-struct Progress {
-    reporter: Arc<dyn Reporter>,
-    total: Arc<AtomicU64>,
-    this: AtomicU64,
+/// What the package at `source` holds.
+pub fn read_contents(
+    source: &PackageSource,
+    record: &RepoDataRecord,
+    tmp: &Path,
+) -> Result<PackageContents> {
+    match source {
+        PackageSource::Extracted(dir) => PackageContents::read(dir, record),
+        PackageSource::Archive(path) => {
+            let archive = PackageArchive::at(path).ok_or_else(|| {
+                Error::io("reading", path)(std::io::Error::other("not a .conda or .tar.bz2"))
+            })?;
+            PackageContents::read_archive(&archive, record, tmp, &|| false)
+        }
+    }
 }
 
-impl CacheReporter for Progress {
-    fn on_validate_start(&self) -> usize {
-        0
+impl PackageSource {
+    /// The files of the package at this source that its layer needs (`contents` says which
+    /// and how large): an extracted directory opened, or the archive's payload read once
+    /// into a spool in `tmp` (every listed file kept, no more of each than `contents` says).
+    pub fn files_for(
+        &self,
+        contents: &PackageContents,
+        tmp: &Path,
+        cancelled: &dyn Fn() -> bool,
+    ) -> std::io::Result<PackageFiles> {
+        match self {
+            Self::Extracted(dir) => Ok(PackageFiles::Extracted(Arc::new(PackageDir::open(dir)?))),
+            Self::Archive(path) => {
+                let archive = PackageArchive::at(path).ok_or_else(|| {
+                    std::io::Error::other(format!("`{}` is no .conda or .tar.bz2", path.display()))
+                })?;
+                let sizes: std::collections::HashMap<&str, u64> = contents
+                    .paths
+                    .iter()
+                    .filter(|p| p.kind == PathKind::File)
+                    .map(|p| (p.path.as_str(), p.size))
+                    .collect();
+                let keep = |rel: &str| sizes.get(rel).map_or(Keep::Nothing, |&n| Keep::Upto(n));
+                let cap = stream_cap(contents.file_bytes(), contents.paths.len());
+                let payload = archive.payload(&keep, cap, tmp, cancelled)?;
+                Ok(PackageFiles::Archive {
+                    info: None,
+                    payload: Arc::new(payload),
+                })
+            }
+        }
     }
-    fn on_validate_complete(&self, _: usize) {}
-    fn on_download_start(&self) -> usize {
-        0
+}
+
+/// Checks the archive at `path` against `record` (its hash and size).
+fn verify_file(path: &Path, record: &RepoDataRecord) -> Result<()> {
+    let mut sink = Hashing::unwritten();
+    sink.copy_from(path)
+        .map_err(Error::io("reading the archive cache", path))?;
+    let url = Url::from_file_path(path).unwrap_or_else(|()| record.url.clone());
+    sink.check(record, &url)
+}
+
+/// An archive being written, hashed (sha256 and md5) and counted as it goes.
+struct Hashing {
+    file: AtomicFileOrNone,
+    sha256: sha2::Sha256,
+    md5: rattler_digest::Md5,
+    len: u64,
+}
+
+/// The file written, or none when only the hash is wanted.
+enum AtomicFileOrNone {
+    File(AtomicFile),
+    None,
+}
+
+impl AtomicFileOrNone {
+    fn commit_to(self, path: &Path) -> std::io::Result<()> {
+        match self {
+            Self::File(f) => f.commit_to(path),
+            Self::None => Ok(()),
+        }
     }
-    fn on_download_progress(&self, _: usize, progress: u64, _: Option<u64>) {
-        let before = self.this.swap(progress, Ordering::Relaxed);
-        let total = self
-            .total
-            .fetch_add(progress.saturating_sub(before), Ordering::Relaxed)
-            + progress.saturating_sub(before);
-        self.reporter.bytes_downloaded(total);
+}
+
+impl Hashing {
+    fn new(path: &Path) -> std::io::Result<Self> {
+        Ok(Self {
+            file: AtomicFileOrNone::File(AtomicFile::new(path)?),
+            ..Self::unwritten()
+        })
     }
-    fn on_download_completed(&self, _: usize) {}
+
+    fn unwritten() -> Self {
+        Self {
+            file: AtomicFileOrNone::None,
+            sha256: Default::default(),
+            md5: Default::default(),
+            len: 0,
+        }
+    }
+
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        use std::io::Write;
+        if let AtomicFileOrNone::File(f) = &mut self.file {
+            f.write_all(bytes)?;
+        }
+        self.sha256.update(bytes);
+        self.md5.update(bytes);
+        self.len += bytes.len() as u64;
+        Ok(())
+    }
+
+    /// Takes the regular file at `from` (a FIFO or device is not opened).
+    fn copy_from(&mut self, from: &Path) -> std::io::Result<()> {
+        let meta = std::fs::metadata(from)?;
+        if !meta.is_file() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "not a regular file",
+            ));
+        }
+        let mut file = std::fs::File::open(from)?;
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = file.read(&mut buf)?;
+            if n == 0 {
+                return Ok(());
+            }
+            self.write(&buf[..n])?;
+        }
+    }
+
+    /// Checks what was written against `record` (fetched from `url`).
+    fn check(&mut self, record: &RepoDataRecord, url: &Url) -> Result<()> {
+        let p = &record.package_record;
+        let mismatch = |what: String| Error::Mismatch {
+            package: record.identifier.to_string(),
+            url: url.to_string(),
+            what,
+        };
+        if let Some(size) = p.size
+            && size != self.len
+        {
+            return Err(mismatch(format!(
+                "has {} bytes where the record says {size}",
+                self.len
+            )));
+        }
+        let sha256 = self.sha256.clone().finalize();
+        if let Some(expected) = p.sha256 {
+            if sha256[..] != expected[..] {
+                return Err(mismatch(format!(
+                    "has sha256 {} where the record says {}",
+                    hex::encode(sha256),
+                    hex::encode(expected)
+                )));
+            }
+        } else if let Some(expected) = p.md5 {
+            let md5 = self.md5.clone().finalize();
+            if md5[..] != expected[..] {
+                return Err(mismatch(format!(
+                    "has md5 {} where the record says {}",
+                    hex::encode(md5),
+                    hex::encode(expected)
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Sink<Error> for Hashing {
+    fn append(&mut self, bytes: &[u8]) -> Result<()> {
+        self.write(bytes)
+            .map_err(|e| Error::io("writing to the archive cache", "archive")(e))
+    }
+    fn restart(&mut self) -> Result<()> {
+        use std::io::Seek;
+        if let AtomicFileOrNone::File(f) = &self.file {
+            let reset = f.file().set_len(0).and_then(|()| {
+                let mut file = f.file();
+                file.seek(std::io::SeekFrom::Start(0)).map(|_| ())
+            });
+            reset.map_err(Error::io("writing to the archive cache", f.temp_path()))?;
+        }
+        self.sha256 = Default::default();
+        self.md5 = Default::default();
+        self.len = 0;
+        Ok(())
+    }
+    fn received(&self) -> u64 {
+        self.len
+    }
+}
+
+/// One GET of a package archive, as [`crate::http::download`] makes it.
+struct Get<'a> {
+    client: &'a reqwest_middleware::ClientWithMiddleware,
+    url: &'a Url,
+    package: &'a str,
+    timeouts: Timeouts,
+}
+
+impl Exchange for Get<'_> {
+    type Error = Error;
+
+    async fn send(
+        &self,
+        range: Option<&str>,
+        meter: &Meter,
+    ) -> Result<std::result::Result<Response, Fault>> {
+        let mut request = self.client.get(self.url.clone());
+        if let Some(range) = range {
+            request = request.header(reqwest::header::RANGE, range);
+        }
+        let response = tokio::select! {
+            r = request.send() => r,
+            fault = meter.watch(self.timeouts) => return Ok(Err(fault)),
+        };
+        let response = match response {
+            Ok(r) => r,
+            Err(reqwest_middleware::Error::Reqwest(e)) => return Ok(Err(Fault::Http(e))),
+            Err(e) => {
+                return Err(Error::Download {
+                    package: self.package.to_string(),
+                    url: self.url.to_string(),
+                    source: e.into(),
+                });
+            }
+        };
+        meter.touch();
+        let status = response.status();
+        if crate::http::is_transient_status(status) {
+            return Ok(Err(Fault::Status {
+                status,
+                retry_after: crate::http::retry_after(response.headers()),
+                response: Box::new(response),
+            }));
+        }
+        Ok(Ok(response))
+    }
+
+    fn too_large(&self, url: &Url, limit: u64) -> Error {
+        Error::Mismatch {
+            package: self.package.to_string(),
+            url: url.to_string(),
+            what: format!("is longer than the {limit} bytes its record says"),
+        }
+    }
 }

@@ -5,6 +5,7 @@
 //! Knows nothing of tar or OCI: it hands the builder records, checked package contents, where
 //! each file goes and which packages share a layer.
 
+pub mod archive;
 pub mod channel;
 pub mod contents;
 pub mod env_file;
@@ -137,6 +138,40 @@ pub enum Error {
         /// The cause.
         #[source]
         source: rattler_cache::package_cache::PackageCacheError,
+    },
+    /// A package's archive could not be read, or holds what no package may.
+    #[error("package `{package}`: reading its archive `{}`", archive.display())]
+    Archive {
+        /// The package.
+        package: String,
+        /// The archive.
+        archive: PathBuf,
+        /// The cause, naming the entry.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A package's archive could not be downloaded.
+    #[error("package `{package}`: downloading {url}")]
+    Download {
+        /// The package.
+        package: String,
+        /// Where from.
+        url: String,
+        /// The cause.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A package's archive is not what its record says (its sha256, md5 or size).
+    #[error(
+        "package `{package}`: the archive from {url} {what}; the channel or mirror serves another file than its repodata describes"
+    )]
+    Mismatch {
+        /// The package.
+        package: String,
+        /// Where from.
+        url: String,
+        /// What differs (`has sha256 X where the record says Y`).
+        what: String,
     },
     /// The package cache could not be locked.
     #[error("locking the package cache `{}`", path.display())]

@@ -5,7 +5,7 @@
 //! The root is `--cache-dir DIR`, else `$XDG_CACHE_HOME/conda-docker` (`~/.cache/...`), taken
 //! from an [`Env`](crate::env::Env), never from the process. Under it: the blob store
 //! [`BLOBS`] (`oci-v1`: layer tars by diff_id, compressed blobs, pulled manifests, layer keys;
-//! see [`blobs`]), [`CONTENTS`] (`contents-v2`: what each package holds, by sha256),
+//! see [`blobs`]), [`CONTENTS`] (`contents-v3`: what each package holds, by sha256),
 //! [`WHEELS`] (`pypi-v1`: PyPI wheels, by sha256) and [`INSTALLED_WHEELS`]
 //! (`wheels-installed-v1`: what installing each gave). Conda packages themselves are in
 //! rattler's package cache, shared with pixi, which conda-docker reads but never prunes.
@@ -26,7 +26,9 @@ pub use verify::{Damaged, Verified};
 /// The blob store's bucket.
 pub const BLOBS: &str = "oci-v1";
 /// The package-contents bucket (`conda::contents::ContentsCache`).
-pub const CONTENTS: &str = "contents-v2";
+pub const CONTENTS: &str = "contents-v3";
+/// The conda package archive bucket (`<sha256-HEX>.conda`, `.tar.bz2`), verified on entry.
+pub const ARCHIVES: &str = "pkgs-v1";
 /// The PyPI wheel bucket (`<sha256>.whl`).
 pub const WHEELS: &str = "pypi-v1";
 /// What installing each PyPI wheel gave, by wheel and scheme.
@@ -80,6 +82,16 @@ impl Store {
         self.root.join(CONTENTS)
     }
 
+    /// The conda package archives' directory ([`ARCHIVES`]).
+    pub fn archives_dir(&self) -> PathBuf {
+        self.root.join(ARCHIVES)
+    }
+
+    /// Where spools of archives being read go (unlinked files, never seen by a listing).
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.clone()
+    }
+
     /// The PyPI wheel cache's directory ([`WHEELS`]).
     pub fn wheels_dir(&self) -> PathBuf {
         self.root.join(WHEELS)
@@ -118,6 +130,7 @@ impl Store {
         vec![
             ("blobs", self.root.join(BLOBS)),
             ("package contents", self.contents_dir()),
+            ("package archives", self.archives_dir()),
             ("PyPI wheels", self.wheels_dir()),
             ("installed wheels", self.installed_wheels_dir()),
         ]
@@ -146,7 +159,8 @@ mod tests {
             buckets,
             [
                 "/c/oci-v1",
-                "/c/contents-v2",
+                "/c/contents-v3",
+                "/c/pkgs-v1",
                 "/c/pypi-v1",
                 "/c/wheels-installed-v1"
             ]
