@@ -610,6 +610,19 @@ cases! {
     bigger_than_declared: "bigger-than-declared" => Refused,
     // share/hostile/swapped's bytes are not what paths.json's sha256 records.
     sha256_mismatch: "sha256-mismatch" => Refused,
+    // An archive entry paths.json does not list, under a plain name.
+    tar_unlisted: "tar-unlisted" => RefusedOrInert,
+    // A .conda whose zip holds two pkg-*.tar.zst.
+    conda_two_pkg: "conda-two-pkg" => Refused,
+    // A .conda whose zip holds a member other than metadata.json, info-* and pkg-*.
+    conda_extra_member: "conda-extra-member" => Refused,
+    // A .conda whose pkg-*.tar.zst is cut in half (its repodata hashes the cut archive).
+    conda_truncated: "conda-truncated" => Refused,
+    // A .tar.bz2 cut in half, likewise.
+    bz2_truncated: "bz2-truncated" => Refused,
+    // 256 MiB of zeros in a few hundred kB, declared as 29 bytes: refused before the layer
+    // passes what paths.json declares.
+    sparse_bomb: "sparse-bomb" => Refused,
 }
 
 #[test]

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::contents::Environment;
+use super::fetch::Fetched;
 use super::lookup::Found;
 use super::plan::{Plan, Recipe};
 use super::wheels::Wheels;
@@ -112,11 +113,10 @@ pub(crate) fn make_missing(
     plan: &Plan,
     env: &Environment,
     wheels: Option<&Wheels>,
-    dirs: &HashMap<String, PackageSource>,
+    fetched: &Fetched,
     stored: &mut [Option<Found>],
     cache: &BlobCache,
     ctx: &Context,
-    tmp: &Path,
 ) -> Result<(), Error> {
     let missing: Vec<usize> = (0..plan.layers.len())
         .filter(|&i| stored[i].is_none())
@@ -131,12 +131,12 @@ pub(crate) fn make_missing(
                 make_layer(
                     &members,
                     &plan.extra,
-                    dirs,
+                    &fetched.sources,
                     &layer.settings,
                     key,
                     cache,
                     cancel,
-                    tmp,
+                    &fetched.tmp,
                 )
             }
             Recipe::Wheels(group) => {

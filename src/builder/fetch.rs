@@ -13,15 +13,24 @@ use super::lookup::Found;
 use super::plan::{Plan, Recipe};
 use super::{CONCURRENT_PACKAGES, Context, Error};
 
-/// Fetches the packages the missing package layers need: where each is read from, by dist
-/// (packages just fetched to be read are not looked up again).
+/// The packages fetched for the layers to make: where each is read from, by dist, and where
+/// the spools of archives being read go.
+pub(crate) struct Fetched {
+    /// Where each package is, by dist.
+    pub sources: HashMap<String, PackageSource>,
+    /// Where spools go.
+    pub tmp: std::path::PathBuf,
+}
+
+/// Fetches the packages the missing package layers need (packages just fetched to be read
+/// are not looked up again).
 pub(crate) async fn fetch_missing(
     ctx: &Context,
     plan: &Plan,
     stored: &[Option<Found>],
     env: &mut Environment,
     fetcher: &Fetcher,
-) -> Result<HashMap<String, PackageSource>, Error> {
+) -> Result<Fetched, Error> {
     let missing: Vec<&Vec<usize>> = plan
         .layers
         .iter()
@@ -59,7 +68,10 @@ pub(crate) async fn fetch_missing(
             human_bytes(env.placement.trimmed_bytes)
         ),
     );
-    Ok(dirs)
+    Ok(Fetched {
+        sources: dirs,
+        tmp: fetcher.tmp_dir().to_path_buf(),
+    })
 }
 
 /// `1.2 MB`.

@@ -483,7 +483,7 @@ impl Stages<'_> {
         let to_verify = remote::set_aside(b, &mut stored);
         remote::take(b, ctx, &keys, &mut stored, self.keep_in).await?;
         let dirs = fetch::fetch_missing(ctx, &plan, &stored, &mut env, self.fetcher).await?;
-        let differ = contents::confirm(b, &env, &dirs)?;
+        let differ = contents::confirm(b, &env, &dirs.sources)?;
         if !differ.is_empty() {
             return Ok(Layers::Disagree(differ));
         }
@@ -496,7 +496,6 @@ impl Stages<'_> {
             &mut stored,
             &blobs,
             ctx,
-            &b.store().tmp_dir(),
         )?;
         remote::verify(ctx, &plan, &stored, &to_verify);
         Ok(Layers::Made(Box::new((env, wheels, plan, stored))))

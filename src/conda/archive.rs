@@ -34,12 +34,9 @@ pub struct PackageArchive {
     form: Form,
 }
 
-/// An archive's error, naming it.
-fn bad(path: &Path, why: impl std::fmt::Display) -> io::Error {
-    io::Error::new(
-        io::ErrorKind::InvalidData,
-        format!("the archive `{}`: {why}", path.display()),
-    )
+/// An archive's error (the caller names the archive).
+fn bad(why: impl std::fmt::Display) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, why.to_string())
 }
 
 /// The largest tar stream a package whose files declare `declared` bytes in `entries` entries
@@ -152,7 +149,7 @@ impl PackageArchive {
             tmp,
             cancelled,
         )
-        .map_err(|e| bad(&self.path, e))
+        .map_err(bad)
     }
 
     /// Reads the `.conda`'s member whose name starts with `prefix` (its only one).
@@ -165,9 +162,11 @@ impl PackageArchive {
         cancelled: &dyn Fn() -> bool,
     ) -> io::Result<TarFiles> {
         let file = BufReader::with_capacity(256 << 10, File::open(&self.path)?);
-        let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(&self.path, e))?;
-        let member = conda_member(&zip, prefix).map_err(|e| bad(&self.path, e))?;
-        let reader = zip.by_name(&member).map_err(|e| bad(&self.path, e))?;
+        let mut zip = zip::ZipArchive::new(file).map_err(|e| bad(format!("not a .conda: {e}")))?;
+        let member = conda_member(&zip, prefix).map_err(bad)?;
+        let reader = zip
+            .by_name(&member)
+            .map_err(|e| bad(format!("`{member}`: {e}")))?;
         let mut decoder = zstd::stream::read::Decoder::new(reader)?;
         decoder.window_log_max(27)?;
         let stream = Whole { inner: decoder };
@@ -181,7 +180,7 @@ impl PackageArchive {
             tmp,
             cancelled,
         )
-        .map_err(|e| bad(&self.path, e))
+        .map_err(|e| bad(format!("`{member}`: {e}")))
     }
 }
 

@@ -19,8 +19,10 @@ import bz2
 import hashlib
 import io
 import json
+import subprocess
 import sys
 import tarfile
+import zipfile
 from pathlib import Path
 
 TIMESTAMP = 1735689600000
@@ -60,13 +62,16 @@ class Listed:
         self.name, self.paths = None, paths
 
 
-def package_bytes(index, members):
+def info_files(index, members):
     paths = [m.paths for m in members if m.paths is not None]
-    info = {
+    return {
         "info/index.json": json.dumps(index, indent=1).encode(),
         "info/paths.json": json.dumps({"paths": paths, "paths_version": 1}, indent=1).encode(),
         "info/files": "".join(p["_path"] + "\n" for p in paths).encode(),
     }
+
+
+def tar_bytes(info, members):
     raw = io.BytesIO()
     with tarfile.open(fileobj=raw, mode="w", format=tarfile.PAX_FORMAT) as tar:
         # Python's tarfile writes TarInfo names verbatim: `..`, a leading `/`, `a//b`, `./x`.
@@ -85,28 +90,59 @@ def package_bytes(index, members):
             else:
                 entry.size, entry.mode = len(m.data), m.mode
                 tar.addfile(entry, io.BytesIO(m.data))
-    return bz2.compress(raw.getvalue(), 1)
+    return raw.getvalue()
+
+
+def zstd(data):
+    return subprocess.run(["zstd", "-3", "-q", "-c"], input=data, check=True,
+                          capture_output=True).stdout
+
+
+def package_bytes(index, members, form=None):
+    """The archive: a .tar.bz2 (form None), else a .conda as `form` shapes it."""
+    info = info_files(index, members)
+    if form is None:
+        return bz2.compress(tar_bytes(info, members), 1)
+    if form == "bz2-truncated":
+        data = bz2.compress(tar_bytes(info, members), 1)
+        return data[: len(data) // 2]
+    dist = f"{index['name']}-{index['version']}-{index['build']}"
+    info_zst, pkg_zst = zstd(tar_bytes(info, [])), zstd(tar_bytes({}, members))
+    if form == "conda-truncated":
+        pkg_zst = pkg_zst[: len(pkg_zst) // 2]
+    raw = io.BytesIO()
+    with zipfile.ZipFile(raw, "w", zipfile.ZIP_STORED) as z:
+        z.writestr("metadata.json", json.dumps({"conda_pkg_format_version": 2}))
+        z.writestr(f"pkg-{dist}.tar.zst", pkg_zst)
+        if form == "conda-two-pkg":
+            z.writestr(f"pkg-{dist}-again.tar.zst", pkg_zst)
+        if form == "conda-extra-member":
+            z.writestr("evil.sh", b"#!/bin/sh\necho evil\n")
+        z.writestr(f"info-{dist}.tar.zst", info_zst)
+    return raw.getvalue()
 
 
 def write_channel(dest, packages):
-    """packages: (repodata name, index.json overrides, depends, members) tuples."""
+    """packages: (repodata name, index.json overrides, depends, members[, form]) tuples."""
     dest = Path(dest)
-    records = {}
-    for name, overrides, depends, members in packages:
+    records, conda_records = {}, {}
+    for name, overrides, depends, members, *form in packages:
+        form = form[0] if form else None
         index = {
             "name": name, "version": "1", "build": "0", "build_number": 0,
             "depends": list(depends), "license": "BSD-3-Clause", "subdir": "linux-64",
             "arch": "x86_64", "platform": "linux", "timestamp": TIMESTAMP,
         }
-        data = package_bytes(dict(index, **overrides), members)
-        filename = f"{name}-1-0.tar.bz2"
+        data = package_bytes(dict(index, **overrides), members, form)
+        is_conda = form is not None and form.startswith("conda")
+        filename = f"{name}-1-0." + ("conda" if is_conda else "tar.bz2")
         (dest / "linux-64").mkdir(parents=True, exist_ok=True)
         (dest / "linux-64" / filename).write_bytes(data)
-        records[filename] = dict(index, sha256=sha256(data), md5=hashlib.md5(data).hexdigest(),
-                                 size=len(data))
+        (conda_records if is_conda else records)[filename] = dict(
+            index, sha256=sha256(data), md5=hashlib.md5(data).hexdigest(), size=len(data))
     (dest / "noarch").mkdir(parents=True, exist_ok=True)
-    for subdir, found in (("linux-64", records), ("noarch", {})):
-        repodata = {"info": {"subdir": subdir}, "packages": found, "packages.conda": {}}
+    for subdir, found, conda in (("linux-64", records, conda_records), ("noarch", {}, {})):
+        repodata = {"info": {"subdir": subdir}, "packages": found, "packages.conda": conda}
         (dest / subdir / "repodata.json").write_text(json.dumps(repodata, indent=1))
 
 
@@ -274,6 +310,39 @@ def case_sha256_mismatch(canary, secret):
         "evil", ["share/hostile/swapped"]
 
 
+def case_tar_unlisted(canary, secret):
+    # An archive entry paths.json does not list, under a plain name: it never reaches the image.
+    return [("evil", {}, [], [File("share/hostile/unlisted", PAYLOAD, paths=None),
+                              File("share/hostile/ok", b"ok\n")])], \
+        "evil", ["share/hostile/unlisted"]
+
+
+def conda_case(form, offending, members=None):
+    """A .conda case shaped by `form`, refused naming one of `offending`."""
+    def case(canary, secret):
+        listed = members or [File("share/hostile/ok", b"ok\n")]
+        return [("evil", {}, [], listed, form)], "evil", offending
+    return case
+
+
+# Incompressible bytes, so that half the compressed stream ends inside this file.
+NOISE = hashlib.sha256(b"noise").digest() * 8192
+
+
+def case_sparse_bomb(canary, secret):
+    # 256 MiB of zeros, a few hundred kB compressed, declared as 29 bytes.
+    listed = {"_path": "share/hostile/bomb", "path_type": "hardlink",
+              "sha256": sha256(PAYLOAD), "size_in_bytes": len(PAYLOAD)}
+    bomb = File("share/hostile/bomb", bytes(256 << 20), paths=listed)
+    return [("evil", {}, [], [bomb, File("share/hostile/ok", b"ok\n")], "conda")], \
+        "evil", ["share/hostile/bomb"]
+
+
+def case_bz2_truncated(canary, secret):
+    return [("evil", {}, [], [File("share/hostile/noise", NOISE), File("share/hostile/ok", b"ok\n")],
+             "bz2-truncated")], "evil", ["share/hostile/noise", "cut short"]
+
+
 CASES = {
     "dotdot-path": case_dotdot_path,
     "absolute-path": case_absolute_path,
@@ -295,6 +364,13 @@ CASES = {
     "tar-dotdot-unlisted": case_tar_dotdot_unlisted,
     "bigger-than-declared": case_bigger_than_declared,
     "sha256-mismatch": case_sha256_mismatch,
+    "tar-unlisted": case_tar_unlisted,
+    "conda-two-pkg": conda_case("conda-two-pkg", ["pkg-*.tar.zst"]),
+    "conda-extra-member": conda_case("conda-extra-member", ["evil.sh"]),
+    "conda-truncated": conda_case("conda-truncated", ["share/hostile/noise", "cut short"],
+                                  [File("share/hostile/noise", NOISE)]),
+    "bz2-truncated": case_bz2_truncated,
+    "sparse-bomb": case_sparse_bomb,
 }
 
 
