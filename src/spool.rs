@@ -21,8 +21,48 @@ use std::sync::Arc;
 
 pub use crate::beneath::{Kind, Stat};
 
-/// The most bytes a spool keeps in memory before it moves to a temporary file.
+/// The most bytes a spool keeps in memory before it moves to a temporary file, by default.
 pub const MEMORY_CAP: usize = 16 << 20;
+
+/// How many spools, and how many bytes in them, may be kept for later (each open spool past
+/// its memory holds a file descriptor, and its bytes sit in the page cache until dropped).
+#[derive(Debug)]
+pub struct Budget {
+    bytes: std::sync::atomic::AtomicU64,
+    spools: std::sync::atomic::AtomicU64,
+}
+
+impl Budget {
+    /// A budget of `spools` spools holding `bytes` bytes in all.
+    pub fn new(spools: u64, bytes: u64) -> Self {
+        Self {
+            bytes: bytes.into(),
+            spools: spools.into(),
+        }
+    }
+
+    /// Takes one spool of `n` bytes from the budget, if it has them (never given back: a
+    /// build keeps what it took until its layers are made).
+    pub fn take(&self, n: u64) -> bool {
+        use std::sync::atomic::Ordering::Relaxed;
+        if self
+            .spools
+            .fetch_update(Relaxed, Relaxed, |s| s.checked_sub(1))
+            .is_err()
+        {
+            return false;
+        }
+        if self
+            .bytes
+            .fetch_update(Relaxed, Relaxed, |b| b.checked_sub(n))
+            .is_err()
+        {
+            self.spools.fetch_add(1, Relaxed);
+            return false;
+        }
+        true
+    }
+}
 
 /// How much of each file to keep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -40,6 +80,8 @@ pub struct Limits {
     pub stream: u64,
     /// The most entries.
     pub entries: usize,
+    /// The most bytes kept in memory before the spool moves to a temporary file.
+    pub memory: usize,
 }
 
 /// One entry of the archive.
@@ -86,6 +128,7 @@ struct Writer {
     memory: Vec<u8>,
     file: Option<(File, u64)>,
     tmp_dir: PathBuf,
+    memory_cap: usize,
 }
 
 impl Writer {
@@ -94,7 +137,7 @@ impl Writer {
     }
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
-        if self.file.is_none() && self.memory.len() + bytes.len() > MEMORY_CAP {
+        if self.file.is_none() && self.memory.len() + bytes.len() > self.memory_cap {
             let mut file = tempfile::tempfile_in(&self.tmp_dir)?;
             file.write_all(&self.memory)?;
             self.file = Some((file, self.memory.len() as u64));
@@ -166,6 +209,7 @@ impl TarFiles {
             memory: Vec::new(),
             file: None,
             tmp_dir: tmp_dir.to_path_buf(),
+            memory_cap: limits.memory,
         };
         let mut nodes: HashMap<String, Node> = HashMap::new();
         let mut order: Vec<String> = Vec::new();

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use super::contents::Environment;
-use super::fetch::Fetched;
+use super::fetch::FetchedPackages;
 use super::lookup::Found;
 use super::plan::{Plan, Recipe};
 use super::wheels::Wheels;
@@ -23,7 +23,6 @@ use super::{Context, Error};
 use crate::conda::contents::ContentsCache;
 
 use crate::conda::contents::{PackageContents, PathKind, Placeholder};
-use crate::conda::fetch::PackageSource;
 use crate::conda::package_files::PackageFiles;
 use crate::conda::place::{PlacedPackage, Source, Trim};
 use crate::conda::placeholder::{BinaryReplacer, replace_text};
@@ -113,7 +112,7 @@ pub(crate) fn make_missing(
     plan: &Plan,
     env: &Environment,
     wheels: Option<&Wheels>,
-    fetched: &Fetched,
+    fetched: &FetchedPackages,
     stored: &mut [Option<Found>],
     cache: &BlobCache,
     ctx: &Context,
@@ -131,12 +130,11 @@ pub(crate) fn make_missing(
                 make_layer(
                     &members,
                     &plan.extra,
-                    &fetched.sources,
+                    fetched,
                     &layer.settings,
                     key,
                     cache,
                     cancel,
-                    &fetched.tmp,
                 )
             }
             Recipe::Wheels(group) => {
@@ -194,25 +192,28 @@ fn in_parallel<T: Send>(
 
 /// Makes the layer of `members` (plus `extra` entries) from their packages (`sources`, by
 /// dist; an archive's spool goes in `tmp`) and stores it in `cache` under `key`.
-#[allow(clippy::too_many_arguments)]
-pub fn make_layer(
+pub(crate) fn make_layer(
     members: &[Member<'_>],
     extra: &[Entry],
-    sources: &HashMap<String, PackageSource>,
+    fetched: &FetchedPackages,
     settings: &LayerSettings,
     key: Option<&Digest>,
     cache: &BlobCache,
     cancel: &Cancel,
-    tmp: &Path,
 ) -> crate::image::Result<KeyedLayer> {
     let mut entries = extra.to_vec();
     for m in members {
-        let source = sources
-            .get(&m.dist)
-            .ok_or_else(|| crate::image::Error::invalid(&m.dist, "the package was not fetched"))?;
-        let files = source
-            .files_for(m.contents, tmp, &|| cancel.is_cancelled())
-            .map_err(|e| crate::image::Error::invalid(&m.dist, e.to_string()))?;
+        let files = match fetched.files.get(&m.dist) {
+            Some(kept) => kept.clone(),
+            None => fetched
+                .sources
+                .get(&m.dist)
+                .ok_or_else(|| {
+                    crate::image::Error::invalid(&m.dist, "the package was not fetched")
+                })?
+                .files_for(m.contents, &fetched.tmp, &|| cancel.is_cancelled())
+                .map_err(|e| crate::image::Error::invalid(&m.dist, e.to_string()))?,
+        };
         entries.extend(package_entries(m, &Arc::new(files), settings));
     }
     store_layer(entries, settings, key, cache, cancel)

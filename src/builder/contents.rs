@@ -9,7 +9,7 @@ use rattler::install::PythonInfo;
 use rattler_conda_types::RepoDataRecord;
 
 use crate::conda::contents::{ContentsCache, PackageContents};
-use crate::conda::fetch::{Fetcher, PackageSource};
+use crate::conda::fetch::{Fetched, Fetcher};
 use crate::conda::place::{self, Placement};
 use crate::conda::{record, solve};
 use crate::reporter::Stage;
@@ -26,8 +26,9 @@ pub(crate) struct Environment {
     pub fetch_records: Vec<RepoDataRecord>,
     /// What each package holds.
     pub contents: Vec<Arc<PackageContents>>,
-    /// Where each package fetched just now is, so it needs no second look.
-    pub known_sources: Vec<Option<PackageSource>>,
+    /// Where each package fetched just now is (and its files, if its read kept them), so it
+    /// needs no second look.
+    pub known_sources: Vec<Option<Fetched>>,
     /// Whether what each package holds was taken from a remote cache, not yet checked
     /// against the package itself ([`confirm`] does, before a layer is made from it).
     pub described: Vec<bool>,
@@ -99,7 +100,7 @@ pub(crate) async fn read(
 
 /// What one package holds, where it was fetched to (if it was just now), and whether a remote
 /// cache said it.
-type Read = (Arc<PackageContents>, Option<PackageSource>, bool);
+type Read = (Arc<PackageContents>, Option<Fetched>, bool);
 
 /// What `record`'s package holds: from the contents cache, else from a remote cache (to be
 /// confirmed before a layer is made from it), else fetched and read.
@@ -126,7 +127,7 @@ async fn contents_of(
 pub(crate) fn confirm(
     b: &Builder,
     env: &Environment,
-    sources: &std::collections::HashMap<String, PackageSource>,
+    sources: &std::collections::HashMap<String, crate::conda::fetch::PackageSource>,
 ) -> Result<Vec<String>, Error> {
     let cache = b.contents_cache();
     let mut differ = Vec::new();

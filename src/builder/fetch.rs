@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::conda::fetch::{Fetcher, PackageSource};
+use crate::conda::package_files::PackageFiles;
 use crate::reporter::Stage;
 
 use super::contents::Environment;
@@ -15,9 +16,11 @@ use super::{CONCURRENT_PACKAGES, Context, Error};
 
 /// The packages fetched for the layers to make: where each is read from, by dist, and where
 /// the spools of archives being read go.
-pub(crate) struct Fetched {
+pub(crate) struct FetchedPackages {
     /// Where each package is, by dist.
     pub sources: HashMap<String, PackageSource>,
+    /// The files of those whose read kept them, by dist.
+    pub files: HashMap<String, PackageFiles>,
     /// Where spools go.
     pub tmp: std::path::PathBuf,
 }
@@ -30,7 +33,7 @@ pub(crate) async fn fetch_missing(
     stored: &[Option<Found>],
     env: &mut Environment,
     fetcher: &Fetcher,
-) -> Result<Fetched, Error> {
+) -> Result<FetchedPackages, Error> {
     let missing: Vec<&Vec<usize>> = plan
         .layers
         .iter()
@@ -41,11 +44,15 @@ pub(crate) async fn fetch_missing(
         })
         .collect();
     let mut dirs: HashMap<String, PackageSource> = HashMap::new();
+    let mut files: HashMap<String, PackageFiles> = HashMap::new();
     let mut wanted = Vec::new();
     for &i in missing.iter().flat_map(|m| m.iter()) {
         match env.known_sources[i].take() {
-            Some(dir) => {
-                dirs.insert(env.dists[i].clone(), dir);
+            Some(fetched) => {
+                if let Some(kept) = fetched.files {
+                    files.insert(env.dists[i].clone(), kept);
+                }
+                dirs.insert(env.dists[i].clone(), fetched.source);
             }
             None => wanted.push(i),
         }
@@ -68,8 +75,9 @@ pub(crate) async fn fetch_missing(
             human_bytes(env.placement.trimmed_bytes)
         ),
     );
-    Ok(Fetched {
+    Ok(FetchedPackages {
         sources: dirs,
+        files,
         tmp: fetcher.tmp_dir().to_path_buf(),
     })
 }

@@ -79,6 +79,7 @@ impl PackageArchive {
         let limits = Limits {
             stream: INFO_CAP,
             entries: MAX_ENTRIES,
+            memory: crate::spool::MEMORY_CAP,
         };
         let only_info = |n: &str| match n.starts_with("info/") {
             true => keep(n),
@@ -88,7 +89,7 @@ impl PackageArchive {
             Form::Conda => self.read_member("info-", limits, keep, tmp, cancelled),
             Form::TarBz2 => {
                 let limits = Limits {
-                    stream: self.bz2_cap()?,
+                    stream: self.unsized_cap()?,
                     ..limits
                 };
                 self.read_bz2(limits, &only_info, tmp, cancelled)
@@ -97,17 +98,19 @@ impl PackageArchive {
     }
 
     /// The files it installs (with `info/` too, for a `.tar.bz2`), those `keep` asks for
-    /// kept, the stream under `stream` bytes.
+    /// kept, the stream under `stream` bytes, the bytes
+    /// kept in memory up to `memory` bytes, then in a temporary file.
     pub fn payload(
         &self,
         keep: &dyn Fn(&str) -> Keep,
-        stream: u64,
+        (stream, memory): (u64, usize),
         tmp: &Path,
         cancelled: &dyn Fn() -> bool,
     ) -> io::Result<TarFiles> {
         let limits = Limits {
             stream,
             entries: MAX_ENTRIES,
+            memory,
         };
         match self.form {
             Form::Conda => self.read_member("pkg-", limits, keep, tmp, cancelled),
@@ -121,9 +124,10 @@ impl PackageArchive {
         }
     }
 
-    /// A `.tar.bz2`'s stream may hold at most 4096 times its archive's bytes (bzip2 reaches
-    /// about 1:45,000 only on runs of one byte, which no real package is).
-    fn bz2_cap(&self) -> io::Result<u64> {
+    /// The most bytes its stream may hold when its files' sizes are not all declared (and a
+    /// `.tar.bz2`'s before its `paths.json` is read): 4096 times the archive's bytes (zstd and
+    /// bzip2 go past that only on runs of one byte, which no real package is).
+    pub fn unsized_cap(&self) -> io::Result<u64> {
         let len = std::fs::metadata(&self.path)?.len();
         Ok(len.saturating_mul(4096).max(SLACK))
     }

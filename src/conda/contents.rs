@@ -145,25 +145,56 @@ impl PackageContents {
         tmp: &Path,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Self> {
+        Ok(Self::read_archive_keeping(archive, record, None, tmp, cancelled)?.0)
+    }
+
+    /// As [`Self::read_archive`]; with `retain` (a budget, taken from when the package's files
+    /// fit in it), every file `paths.json` lists is kept too (in a temporary
+    /// file past 256 KiB), so that its layer is made from this one pass over the archive.
+    pub fn read_archive_keeping(
+        archive: &PackageArchive,
+        record: &RepoDataRecord,
+        retain: Option<&crate::spool::Budget>,
+        tmp: &Path,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<(Self, Option<PackageFiles>)> {
         let fail = |source| Error::Archive {
             package: dist(record),
             archive: archive.path().to_path_buf(),
             source,
         };
         let info = archive.info(&is_read_info, tmp, cancelled).map_err(fail)?;
-        let (declared, entries) = declared_bytes(&info);
-        let keep = |rel: &str| match is_env_vars_file(rel) {
-            true => Keep::Upto(SMALL_FILE_CAP),
-            false => Keep::Nothing,
+        let declared = declared_sizes(&info);
+        let sized = declared.values().all(Option::is_some);
+        let total = declared
+            .values()
+            .flatten()
+            .fold(0u64, |a, &b| a.saturating_add(b));
+        let retained = sized && retain.is_some_and(|budget| budget.take(total));
+        let keep = |rel: &str| match (is_env_vars_file(rel), declared.get(rel)) {
+            (true, _) => Keep::Upto(SMALL_FILE_CAP),
+            (false, Some(Some(size))) if retained => Keep::Upto(*size),
+            _ => Keep::Nothing,
+        };
+        let memory = if retained {
+            256 << 10
+        } else {
+            crate::spool::MEMORY_CAP
+        };
+        // Without every size declared, the stream is bounded by the archive's own size.
+        let cap = match sized {
+            true => stream_cap(total, declared.len()),
+            false => archive.unsized_cap().map_err(fail)?,
         };
         let payload = archive
-            .payload(&keep, stream_cap(declared, entries), tmp, cancelled)
+            .payload(&keep, (cap, memory), tmp, cancelled)
             .map_err(fail)?;
         let files = PackageFiles::Archive {
             info: Some(std::sync::Arc::new(info)),
             payload: std::sync::Arc::new(payload),
         };
-        Self::read_files(&files, record)
+        let contents = Self::read_files(&files, record)?;
+        Ok((contents, retained.then_some(files)))
     }
 
     /// Reads and checks the contents of `record`'s package from `files`.
@@ -309,21 +340,25 @@ impl PackageContents {
     }
 }
 
-/// The bytes and entries `info/paths.json` declares (0 when it cannot be read: the check of
-/// paths.json then names what is wrong).
-fn declared_bytes(info: &crate::spool::TarFiles) -> (u64, usize) {
+/// The size `info/paths.json` declares for each file (none when it cannot be read: the check
+/// of paths.json then names what is wrong).
+fn declared_sizes(info: &crate::spool::TarFiles) -> std::collections::HashMap<String, Option<u64>> {
     let Ok(bytes) = info.read_small("info/paths.json", PATHS_JSON_CAP) else {
-        return (0, 0);
+        return Default::default();
     };
     let Ok(raw) = serde_json::from_slice::<RawPaths>(&bytes) else {
-        return (0, 0);
+        return Default::default();
     };
-    let declared = raw
-        .paths
-        .iter()
-        .filter_map(|p| p.size_in_bytes)
-        .fold(0u64, u64::saturating_add);
-    (declared, raw.paths.len())
+    raw.paths
+        .into_iter()
+        .map(|p| {
+            let size = match p.path_type.as_str() {
+                "hardlink" => p.size_in_bytes,
+                _ => Some(0),
+            };
+            (p.path, size)
+        })
+        .collect()
 }
 
 /// A path's mode as an image gets it: what a package's files may be does not depend on the

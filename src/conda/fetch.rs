@@ -28,6 +28,11 @@ use crate::spool::Keep;
 /// How many packages are downloaded at once.
 const CONCURRENT_DOWNLOADS: usize = 8;
 
+/// How many packages read for their contents keep their files for their layers, and how many
+/// bytes in all: a cold build then decompresses each archive once, while later ones download.
+const RETAINED_SPOOLS: u64 = 512;
+const RETAINED_BYTES: u64 = 4 << 30;
+
 /// Where a package's files are read from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PackageSource {
@@ -49,6 +54,7 @@ pub struct Fetcher {
     reporter: Arc<dyn Reporter>,
     downloaded: Arc<AtomicU64>,
     sources: Sources,
+    retain: Arc<crate::spool::Budget>,
 }
 
 impl Fetcher {
@@ -73,6 +79,7 @@ impl Fetcher {
             reporter,
             downloaded: Arc::default(),
             sources,
+            retain: Arc::new(crate::spool::Budget::new(RETAINED_SPOOLS, RETAINED_BYTES)),
         }
     }
 
@@ -240,28 +247,59 @@ impl Fetcher {
     }
 
     /// What `record`'s package holds: from `contents` when read before, else fetched and read
-    /// (and kept there); with where it was fetched to when it was fetched for this.
+    /// (and kept there); when it was fetched for this, with where it is and, if the budget
+    /// allowed, its files as that one read kept them.
     pub async fn contents(
         &self,
         record: &RepoDataRecord,
         contents: &ContentsCache,
-    ) -> Result<(Arc<PackageContents>, Option<PackageSource>)> {
+    ) -> Result<(Arc<PackageContents>, Option<Fetched>)> {
         let key = ContentsCache::key(record);
         if let Some(found) = key.as_deref().and_then(|k| contents.get(k)) {
             return Ok((Arc::new(found), None));
         }
         let source = self.fetch(record).await?;
         let (record2, source2, tmp) = (record.clone(), source.clone(), self.tmp.clone());
-        let read = tokio::task::spawn_blocking(move || read_contents(&source2, &record2, &tmp))
-            .await
-            .map_err(|e| Error::io("reading package", record.identifier.to_string())(e.into()))??;
+        let budget = self.retain.clone();
+        let read = tokio::task::spawn_blocking(move || match &source2 {
+            PackageSource::Archive(path) => {
+                let archive = archive_at(path)?;
+                PackageContents::read_archive_keeping(
+                    &archive,
+                    &record2,
+                    Some(&budget),
+                    &tmp,
+                    &|| false,
+                )
+            }
+            extracted => Ok((read_contents(extracted, &record2, &tmp)?, None)),
+        })
+        .await
+        .map_err(|e| Error::io("reading package", record.identifier.to_string())(e.into()))?;
+        let (read, files) = read?;
         if let Some(k) = key {
             contents.put(&k, &read)?;
         }
         self.reporter
             .package_installed(record.package_record.name.as_normalized());
-        Ok((Arc::new(read), Some(source)))
+        Ok((Arc::new(read), Some(Fetched { source, files })))
     }
+}
+
+/// A package fetched: where it is, and its files if a read kept them.
+#[derive(Clone, Debug)]
+pub struct Fetched {
+    /// Where it is.
+    pub source: PackageSource,
+    /// Its files, kept by the read of its contents.
+    pub files: Option<PackageFiles>,
+}
+
+/// The archive at `path`, known by its name.
+fn archive_at(path: &Path) -> Result<PackageArchive> {
+    PackageArchive::at(path).ok_or_else(|| {
+        Error::io("reading", path)(std::io::Error::other("not a .conda or .tar.bz2"))
+    })
 }
 
 /// What the package at `source` holds.
@@ -273,10 +311,7 @@ pub fn read_contents(
     match source {
         PackageSource::Extracted(dir) => PackageContents::read(dir, record),
         PackageSource::Archive(path) => {
-            let archive = PackageArchive::at(path).ok_or_else(|| {
-                Error::io("reading", path)(std::io::Error::other("not a .conda or .tar.bz2"))
-            })?;
-            PackageContents::read_archive(&archive, record, tmp, &|| false)
+            PackageContents::read_archive(&archive_at(path)?, record, tmp, &|| false)
         }
     }
 }
@@ -305,7 +340,8 @@ impl PackageSource {
                     .collect();
                 let keep = |rel: &str| sizes.get(rel).map_or(Keep::Nothing, |&n| Keep::Upto(n));
                 let cap = stream_cap(contents.file_bytes(), contents.paths.len());
-                let payload = archive.payload(&keep, cap, tmp, cancelled)?;
+                let payload =
+                    archive.payload(&keep, (cap, crate::spool::MEMORY_CAP), tmp, cancelled)?;
                 Ok(PackageFiles::Archive {
                     info: None,
                     payload: Arc::new(payload),

@@ -1,5 +1,6 @@
 //! `cache verify`: every entry of the store checked, as `git fsck` checks a repository's objects
-//! and `nix store verify` a store's paths. A blob, a manifest or a wheel must hash to its name;
+//! and `nix store verify` a store's paths. A blob, a manifest, a package archive or a wheel must
+//! hash to its name;
 //! a layer key, a diff_id's entry and the JSON entries of the other buckets must parse (one
 //! whose blob is damaged is sound: without the blob it is a miss); and nothing may be a symlink
 //! or anything but a regular file.
@@ -9,7 +10,7 @@
 use std::path::{Path, PathBuf};
 
 use super::blobs::KeyedLayer;
-use super::{BLOBS, CONTENTS, INSTALLED_WHEELS, Store, WHEELS};
+use super::{ARCHIVES, BLOBS, CONTENTS, INSTALLED_WHEELS, Store, WHEELS};
 use crate::beneath::{Dir, Kind};
 use crate::image::{Digest, WrittenLayer};
 
@@ -37,7 +38,7 @@ impl Store {
     /// Checks every entry of every bucket; with `repair`, removes the damaged ones.
     pub fn verify(&self, repair: bool) -> std::io::Result<Verified> {
         let mut verified = Verified::default();
-        for bucket in [BLOBS, CONTENTS, WHEELS, INSTALLED_WHEELS] {
+        for bucket in [BLOBS, CONTENTS, ARCHIVES, WHEELS, INSTALLED_WHEELS] {
             let dir = self.root().join(bucket);
             let root = match Dir::open(&dir) {
                 Ok(root) => root,
@@ -97,6 +98,11 @@ fn check(bucket: &str, root: &Dir, rel: &str) -> Result<(), String> {
         (BLOBS, Some("layer-keys")) => parse::<KeyedLayer>(root, rel).map(drop),
         (BLOBS, Some("diff-ids")) => parse::<WrittenLayer>(root, rel).map(drop),
         (WHEELS, _) => hashes_to(root, rel, name.strip_suffix(".whl").unwrap_or(name)),
+        (ARCHIVES, _) => match name.strip_prefix("sha256-") {
+            Some(rest) => hashes_to(root, rel, rest.split('.').next().unwrap_or(rest)),
+            // Named by md5 (a record without sha256): regular, which is all a name says.
+            None => Ok(()),
+        },
         _ => parse::<serde::de::IgnoredAny>(root, rel).map(drop),
     }
 }
@@ -145,10 +151,13 @@ mod tests {
         std::os::unix::fs::symlink("/etc/hostname", &linked).unwrap();
         std::fs::create_dir_all(store.contents_dir()).unwrap();
         std::fs::write(store.contents_dir().join("sha256-x.json"), b"{\"a\":").unwrap();
+        std::fs::create_dir_all(store.archives_dir()).unwrap();
+        let archive = format!("sha256-{}.conda", Digest::of(b"archive").hex());
+        std::fs::write(store.archives_dir().join(&archive), b"another archive").unwrap();
         let found = store.verify(false).unwrap();
-        assert_eq!(found.entries, 4);
+        assert_eq!(found.entries, 5);
         let reasons: Vec<&str> = found.damaged.iter().map(|d| d.reason.as_str()).collect();
-        assert_eq!(found.damaged.len(), 3, "{reasons:?}");
+        assert_eq!(found.damaged.len(), 4, "{reasons:?}");
         assert!(found.damaged.iter().all(|d| !d.removed));
         let repaired = store.verify(true).unwrap();
         assert!(repaired.damaged.iter().all(|d| d.removed));
