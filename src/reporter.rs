@@ -16,6 +16,8 @@ pub enum Stage {
     Install,
     /// Resolving and fetching PyPI wheels.
     Pypi,
+    /// Making the layers no cache has, from their packages.
+    Compose,
     /// Writing layers, config and manifest to an output.
     Write,
 }
@@ -32,6 +34,10 @@ pub trait Reporter: Send + Sync {
     fn bytes_downloaded(&self, _bytes: u64) {}
     /// One package was fetched and read.
     fn package_installed(&self, _name: &str) {}
+    /// `layers` layers are to be made from their packages.
+    fn compose_started(&self, _layers: usize) {}
+    /// One layer was made (`description` says which), `bytes` long.
+    fn layer_made(&self, _description: &str, _bytes: u64) {}
     /// Something the user should know that does not stop the build (a clobbered path).
     fn warning(&self, _message: &str) {}
     /// Layer `index` of `total` is about to be written.

@@ -794,6 +794,7 @@ fn stage_name(stage: Stage) -> &'static str {
         Stage::Solve => "solve",
         Stage::Install => "install",
         Stage::Pypi => "pypi",
+        Stage::Compose => "compose",
         Stage::Write => "write",
     }
 }

@@ -21,6 +21,7 @@ use super::plan::{Plan, Recipe};
 use super::wheels::Wheels;
 use super::{Context, Error};
 use crate::conda::contents::ContentsCache;
+use crate::reporter::Stage;
 
 use crate::conda::contents::{PackageContents, PathKind, Placeholder};
 use crate::conda::package_files::PackageFiles;
@@ -120,6 +121,12 @@ pub(crate) fn make_missing(
     let missing: Vec<usize> = (0..plan.layers.len())
         .filter(|&i| stored[i].is_none())
         .collect();
+    let reporter = ctx.reporter();
+    if !missing.is_empty() {
+        reporter.stage_started(Stage::Compose, &format!("{} layers", missing.len()));
+        reporter.compose_started(missing.len());
+    }
+    let made_bytes = std::sync::atomic::AtomicU64::new(0);
     let make = |i: usize| {
         let layer = &plan.layers[i];
         let cancel = ctx.cancel();
@@ -145,9 +152,18 @@ pub(crate) fn make_missing(
             }
         }
         .map_err(Error::from)
+        .inspect(|made| {
+            made_bytes.fetch_add(made.size, Ordering::Relaxed);
+            reporter.layer_made(&plan.layers[i].description, made.size);
+        })
     };
     for (i, layer) in in_parallel(&missing, make, ctx.cancel())? {
         stored[i] = Some(Found::Made(layer));
+    }
+    if !missing.is_empty() {
+        let bytes = made_bytes.load(Ordering::Relaxed);
+        let line = format!("{} layers, {:.1} MB", missing.len(), bytes as f64 / 1e6);
+        reporter.stage_finished(Stage::Compose, &line);
     }
     ctx.check_cancel()
 }

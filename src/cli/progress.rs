@@ -154,6 +154,7 @@ fn stage_name(stage: Stage) -> &'static str {
         Stage::Solve => "solving",
         Stage::Install => "fetching",
         Stage::Pypi => "resolving PyPI packages",
+        Stage::Compose => "composing",
         Stage::Write => "writing",
     }
 }
@@ -437,6 +438,29 @@ impl Reporter for Progress {
             if !name.is_empty() {
                 bar.set_message(name.to_string());
             }
+        }
+    }
+
+    fn compose_started(&self, layers: usize) {
+        let Some(mut state) = self.state() else {
+            return;
+        };
+        if self.level > Level::Quiet && self.terminal {
+            self.counting_bar(
+                &mut state,
+                layers as u64,
+                "composing {bar:30} {pos}/{len} {wide_msg}",
+            );
+        }
+    }
+
+    fn layer_made(&self, description: &str, _bytes: u64) {
+        let Some(state) = self.state() else {
+            return;
+        };
+        if let Some(bar) = &state.bar {
+            bar.inc(1);
+            bar.set_message(description.to_string());
         }
     }
 
