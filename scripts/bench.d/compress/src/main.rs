@@ -42,7 +42,7 @@ fn main() -> io::Result<()> {
                 .compression_level(flate2::Compression::new(level))
                 .from_writer(out);
             pump(input, &mut w)?;
-            w.finish().map_err(io::Error::other)
+            w.finish().map_err(io::Error::other)?.flush()
         }
         "ours-zstd" => {
             let mut w = zstd::stream::write::Encoder::new(out, level as i32)?;
