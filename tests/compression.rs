@@ -419,7 +419,10 @@ fn a_cold_build_compresses_its_layers_as_it_makes_them() {
         .and_then(|before| before.rsplit(' ').next())
         .and_then(|n| n.parse::<usize>().ok())
         .unwrap_or_else(|| panic!("no push summary: {stderr}"));
-    assert!(reused >= 1, "a cold push compressed every layer again: {stderr}");
+    assert!(
+        reused >= 1,
+        "a cold push compressed every layer again: {stderr}"
+    );
     // The package layers' gzip blobs are in the store, remembered by diff_id.
     let remembered = std::fs::read_dir(cache.join("oci-v1/diff-ids/sha256"))
         .unwrap()
@@ -428,5 +431,8 @@ fn a_cold_build_compresses_its_layers_as_it_makes_them() {
             name.to_string_lossy().ends_with("-gzip-3")
         })
         .count();
-    assert!(remembered > reused, "{remembered} remembered, {reused} reused");
+    assert!(
+        remembered > reused,
+        "{remembered} remembered, {reused} reused"
+    );
 }

@@ -344,7 +344,9 @@ impl Builder {
         };
         let mut built = Vec::with_capacity(checked.platforms.len());
         for (platform, input) in checked.platforms.iter().zip(&checked.inputs) {
-            let image = compressing.build_for(ctx, input, *platform, keep_in).await?;
+            let image = compressing
+                .build_for(ctx, input, *platform, keep_in)
+                .await?;
             built.push((*platform, image));
         }
         let remote = Remote {

@@ -344,7 +344,10 @@ mod tests {
                 assert_eq!(written.digest, super::super::Digest::of(&one));
                 for threads in [2, 8] {
                     let other = blob(threads).1;
-                    assert!(other == one, "{c} of {len} bytes differs on {threads} threads");
+                    assert!(
+                        other == one,
+                        "{c} of {len} bytes differs on {threads} threads"
+                    );
                 }
                 let back = match c.compression() {
                     Compression::Zstd => zstd::decode_all(one.as_slice()).unwrap(),

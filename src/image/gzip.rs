@@ -318,15 +318,39 @@ pub(crate) mod tests {
     #[test]
     fn keeps_the_bytes_of_the_batch_compressor() {
         let pinned = [
-            (0, 3, "ac73670af3abed54ac6fb4695131f4099be9fbe39d6076c5d0264a6bbdae9d83"),
-            (1, 3, "eeccaa0772d0ef89a09a3cc12d227b33bb0edcda42ae5919503bda7495cc7ddd"),
-            (BLOCK, 6, "66b476f7eee4715c9e8ca355a4fdc8cb7834b90690a447cd1a2fda02b6954329"),
-            (5 * BLOCK + 777, 3, "c2162d39826ee1ffb9e823dedc5fcbe5c404c217be16c98e8e43d57554d514f9"),
-            (5 * BLOCK + 777, 9, "8f85566fae9860229c6f6ffb71d79c4d6168289dd7894ce577b04ee73283af8d"),
+            (
+                0,
+                3,
+                "ac73670af3abed54ac6fb4695131f4099be9fbe39d6076c5d0264a6bbdae9d83",
+            ),
+            (
+                1,
+                3,
+                "eeccaa0772d0ef89a09a3cc12d227b33bb0edcda42ae5919503bda7495cc7ddd",
+            ),
+            (
+                BLOCK,
+                6,
+                "66b476f7eee4715c9e8ca355a4fdc8cb7834b90690a447cd1a2fda02b6954329",
+            ),
+            (
+                5 * BLOCK + 777,
+                3,
+                "c2162d39826ee1ffb9e823dedc5fcbe5c404c217be16c98e8e43d57554d514f9",
+            ),
+            (
+                5 * BLOCK + 777,
+                9,
+                "8f85566fae9860229c6f6ffb71d79c4d6168289dd7894ce577b04ee73283af8d",
+            ),
         ];
         for (len, level, digest) in pinned {
             let out = gzip(&sample(len), level, 3, 65536);
-            assert_eq!(super::super::Digest::of(&out).hex(), digest, "{len} at {level}");
+            assert_eq!(
+                super::super::Digest::of(&out).hex(),
+                digest,
+                "{len} at {level}"
+            );
         }
     }
 

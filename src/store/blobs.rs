@@ -304,11 +304,17 @@ impl BlobCache {
         let mut blobs = Vec::with_capacity(wanted.len());
         for (c, temp) in wanted.iter().zip(&temps) {
             let out = std::io::BufWriter::with_capacity(1 << 20, temp.as_file());
-            blobs.push(c.writer(out, Some(cancel)).map_err(Error::io("compressing layer", temp.path()))?);
+            blobs.push(
+                c.writer(out, Some(cancel))
+                    .map_err(Error::io("compressing layer", temp.path()))?,
+            );
         }
         let mut written = Vec::with_capacity(wanted.len());
         let layer = self.put_layer(key, |tar| {
-            let mut tee = Tee { tar, blobs: &mut blobs };
+            let mut tee = Tee {
+                tar,
+                blobs: &mut blobs,
+            };
             write(&mut tee)?;
             for blob in blobs.drain(..) {
                 let (layer, mut out) = blob.finish()?;
@@ -668,5 +674,77 @@ pub(crate) mod tests {
         std::fs::write(&path, &bytes[..17]).unwrap();
         cache.put_layer(Some(&key), write).unwrap();
         assert_eq!(verifying.keyed_layer(&key), Some(stored));
+    }
+
+    /// A layer stored with its compressions is found by a later write in one of them, which
+    /// then compresses nothing, and gets the bytes a second pass would have made.
+    #[test]
+    fn a_layer_stored_compressed_is_placed_without_compressing_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let tar = crate::image::gzip::tests::sample(700_000);
+        let wanted = [
+            LayerCompression::gzip(3),
+            LayerCompression::none(),
+            LayerCompression::zstd(3),
+        ];
+        let write = |w: &mut dyn Write| w.write_all(&tar);
+        let stored = cache
+            .put_layer_compressed(None, &wanted, &Cancel::new(), write)
+            .unwrap();
+        assert_eq!(stored.diff_id, Digest::of(&tar));
+        for c in [wanted[0], wanted[2]] {
+            let found = cache
+                .compressed(&stored.diff_id, c)
+                .expect("stored compressed");
+            let mut again = Vec::new();
+            let second = c.encode(&mut again, |w| w.write_all(&tar)).unwrap();
+            assert_eq!(found, second, "{c}");
+            assert_eq!(
+                std::fs::read(cache.blob_path(&found.digest)).unwrap(),
+                again
+            );
+        }
+        assert!(
+            cache
+                .compressed(&stored.diff_id, LayerCompression::gzip(1))
+                .is_none()
+        );
+        // Placed from the store as an output would be: reused, not compressed again.
+        let layer = Layer::from_blob(
+            LayerSource::Blob {
+                range: FileRange {
+                    path: cache.blob_path(&stored.diff_id),
+                    offset: 0,
+                    size: stored.size,
+                },
+                compression: Compression::None,
+                digest: Some(stored.diff_id.clone()),
+            },
+            Some(stored.diff_id.clone()),
+            "made",
+        );
+        let encoding = Encoding::Compressed(wanted[0]);
+        let placed = cache
+            .compressed_blob(&layer, encoding, &Cancel::new())
+            .unwrap();
+        assert!(placed.reused, "compressed a second time");
+    }
+
+    #[test]
+    fn a_cancelled_compressed_put_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let cancel = Cancel::new();
+        let err = cache
+            .put_layer_compressed(None, &[LayerCompression::gzip(1)], &cancel, |w| {
+                w.write_all(&[1u8; 600_000])?;
+                cancel.cancel();
+                w.write_all(&[2u8; 600_000])
+            })
+            .unwrap_err();
+        assert!(matches!(err, Error::Cancelled), "{err}");
+        let left = std::fs::read_dir(cache.bucket("blobs")).unwrap().count();
+        assert_eq!(left, 0, "a temporary or a blob was left");
     }
 }

@@ -17,7 +17,8 @@ const ZSTD_JOB: u32 = 8 << 20;
 
 fn main() -> io::Result<()> {
     let args: Vec<String> = std::env::args().collect();
-    let usage = || io::Error::other("usage: compress-bench ours-gzip|gzp|ours-zstd LEVEL [THREADS]");
+    let usage =
+        || io::Error::other("usage: compress-bench ours-gzip|gzp|ours-zstd LEVEL [THREADS]");
     let (Some(what), Some(level)) = (args.get(1), args.get(2)) else {
         return Err(usage());
     };
