@@ -1,12 +1,13 @@
 //! `--compression`: zstd layers run under podman, plain and gzip:1 layers pass skopeo and
 //! oci-image-tool, compressed blobs are remembered per compression and level, and a bad value
-//! fails before any work.
+//! fails before any work; a cold build's layers are compressed as they are made, not again
+//! when they are written.
 
 mod common;
 
 use std::path::Path;
 
-use common::tools::{Podman, tool};
+use common::tools::{Podman, Registry, RegistryAuth, tool};
 use common::{build, channel, conda_docker, glibc_base, run_ok, tempdir};
 
 /// The manifest of the image named `tag` in the layout at `dir`.
@@ -188,7 +189,7 @@ fn each_compression_and_level_has_its_own_cached_blobs() {
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    for key in ["-gzip-6", "-gzip-1", "-zstd-3"] {
+    for key in ["-gzip-6", "-gzip-1", "-zstdmt-3"] {
         assert!(
             remembered.iter().any(|n| n.ends_with(key)),
             "{key}: {remembered:?}"
@@ -391,4 +392,47 @@ fn a_zstd_push_runs_under_podman_and_a_gzip_push_keeps_the_base() {
         ]));
         assert_eq!(got, "pushed\n");
     }
+}
+
+/// Issue 21: the layers a build makes are compressed as their tar is written into the store,
+/// so a cold push compresses only the base's layers (a docker-archive's plain tars) when it
+/// writes; before, every layer was compressed in a second pass at the push.
+#[test]
+fn a_cold_build_compresses_its_layers_as_it_makes_them() {
+    let test = "a_cold_build_compresses_its_layers_as_it_makes_them";
+    let Some(registry) = Registry::start(RegistryAuth::None, test) else {
+        return;
+    };
+    let dir = tempdir();
+    let cache = dir.path().join("cache");
+    let cache_arg = ["--cache-dir", cache.to_str().unwrap()];
+    let out = build(
+        &format!("docker://{}/cold:1", registry.addr),
+        "cold:1",
+        &cache_arg,
+        &["bzip2"],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let reused = stderr
+        .split(" layers not compressed again")
+        .next()
+        .and_then(|before| before.rsplit(' ').next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or_else(|| panic!("no push summary: {stderr}"));
+    assert!(
+        reused >= 1,
+        "a cold push compressed every layer again: {stderr}"
+    );
+    // The package layers' gzip blobs are in the store, remembered by diff_id.
+    let remembered = std::fs::read_dir(cache.join("oci-v1/diff-ids/sha256"))
+        .unwrap()
+        .filter(|e| {
+            let name = e.as_ref().unwrap().file_name();
+            name.to_string_lossy().ends_with("-gzip-3")
+        })
+        .count();
+    assert!(
+        remembered > reused,
+        "{remembered} remembered, {reused} reused"
+    );
 }

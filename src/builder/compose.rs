@@ -244,7 +244,8 @@ pub fn store_layer(
     cache: &BlobCache,
     cancel: &Cancel,
 ) -> crate::image::Result<KeyedLayer> {
-    cache.put_layer(key, |out| {
+    let compressions = cache.layer_compressions();
+    cache.put_layer_compressed(key, compressions, cancel, |out| {
         write_layer_tar_owned(
             entries,
             settings.mtime,

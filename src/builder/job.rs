@@ -83,6 +83,20 @@ impl Job {
         Ok(write)
     }
 
+    /// The compressions `write` gives the layers of this job's outputs (none for a
+    /// docker-archive, which holds plain tars).
+    fn layer_compressions(&self, write: WriteOptions) -> Vec<LayerCompression> {
+        let mut wanted = Vec::new();
+        for location in &self.outputs {
+            if let crate::image::Encoding::Compressed(c) = write.encoding(location)
+                && !wanted.contains(&c)
+            {
+                wanted.push(c);
+            }
+        }
+        wanted
+    }
+
     /// Creates and removes a temporary file where each output, the lockfile and the SBOMs
     /// go, so that a directory that cannot take one (read-only, `/proc`, no permission)
     /// fails now, before any solve or download.
@@ -323,9 +337,16 @@ impl Builder {
         checked: &Checked,
     ) -> Result<Outcome, Error> {
         let keep_in = job.only_registry();
+        // Each layer composed is compressed as its tar is made, as the outputs want it.
+        let compressing = Self {
+            compress_layers: job.layer_compressions(checked.write),
+            ..self.clone()
+        };
         let mut built = Vec::with_capacity(checked.platforms.len());
         for (platform, input) in checked.platforms.iter().zip(&checked.inputs) {
-            let image = self.build_for(ctx, input, *platform, keep_in).await?;
+            let image = compressing
+                .build_for(ctx, input, *platform, keep_in)
+                .await?;
             built.push((*platform, image));
         }
         let remote = Remote {

@@ -102,6 +102,8 @@ pub struct Builder {
     verify_cache: bool,
     /// Hash every cached blob a lookup finds (set for the second run after a damaged one).
     rehash_blobs: bool,
+    /// The compressions the job's outputs want, each composed layer stored in them too.
+    compress_layers: Vec<crate::image::LayerCompression>,
 }
 
 impl Default for Builder {
@@ -124,6 +126,7 @@ impl Builder {
             cache_dir: None,
             store_root: None,
             rehash_blobs: false,
+            compress_layers: Vec::new(),
             source_date_epoch: None,
             base_options: None,
             settings: ImageSettings::default(),
@@ -311,7 +314,10 @@ impl Builder {
 
     /// The blob cache for registry images: the [`Store::blobs`] under the cache dir.
     pub fn blob_cache(&self) -> BlobCache {
-        self.store().blobs().verifying(self.rehash_blobs)
+        self.store()
+            .blobs()
+            .verifying(self.rehash_blobs)
+            .compressing(self.compress_layers.clone())
     }
 
     /// The store's lock, shared, held while a build runs so `cache prune` waits for it (one

@@ -45,10 +45,22 @@ impl Cancel {
             Ok(())
         }
     }
+
+    /// [`Cancel::check`] for inside a [`std::io::Write::write`]: of kind `Other`, since
+    /// `write_all` retries an `Interrupted` write forever.
+    pub fn check_in_write(&self) -> std::io::Result<()> {
+        if self.is_cancelled() {
+            Err(std::io::Error::other(Cancelled))
+        } else {
+            Ok(())
+        }
+    }
 }
 
-/// Whether `error` is a cancellation ([`Cancel::check`]'s error).
+/// Whether `error` is a cancellation ([`Cancel::check`]'s or [`Cancel::check_in_write`]'s).
 pub fn is_cancelled(error: &std::io::Error) -> bool {
-    error.kind() == std::io::ErrorKind::Interrupted
-        && error.get_ref().is_some_and(|inner| inner.is::<Cancelled>())
+    matches!(
+        error.kind(),
+        std::io::ErrorKind::Interrupted | std::io::ErrorKind::Other
+    ) && error.get_ref().is_some_and(|inner| inner.is::<Cancelled>())
 }

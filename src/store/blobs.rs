@@ -2,7 +2,7 @@
 //! and compresses nothing.
 //!
 //! `blobs/sha256/<hex>` and `manifests/sha256/<hex>` under one directory, and
-//! `diff-ids/sha256/<hex>-<compression>` (`-gzip-1`, `-zstd-3`, `-none`): which stored blob is
+//! `diff-ids/sha256/<hex>-<compression>` (`-gzip-1`, `-zstdmt-3`, `-none`): which stored blob is
 //! the layer with that diff_id in that compression at that level, so a layer written before is
 //! not compressed again and a gzip blob is never served for a zstd write. A blob enters the
 //! store only after its bytes were hashed and matched its digest (temporary file, then rename),
@@ -30,6 +30,7 @@ pub struct BlobCache {
     dir: PathBuf,
     verify: bool,
     reporter: Option<Arc<dyn Reporter>>,
+    compress_layers: Vec<LayerCompression>,
 }
 
 impl std::fmt::Debug for BlobCache {
@@ -37,6 +38,7 @@ impl std::fmt::Debug for BlobCache {
         f.debug_struct("BlobCache")
             .field("dir", &self.dir)
             .field("verify", &self.verify)
+            .field("compress_layers", &self.compress_layers)
             .finish_non_exhaustive()
     }
 }
@@ -59,6 +61,7 @@ impl BlobCache {
             dir: dir.into(),
             verify: false,
             reporter: None,
+            compress_layers: Vec::new(),
         }
     }
 
@@ -68,6 +71,19 @@ impl BlobCache {
     pub fn verifying(mut self, verify: bool) -> Self {
         self.verify = verify;
         self
+    }
+
+    /// This store, naming the compressions the outputs of a build want, so each layer the
+    /// build composes is compressed to them as it is stored
+    /// ([`Self::put_layer_compressed`] with [`Self::layer_compressions`]). By default, none.
+    pub fn compressing(mut self, compressions: Vec<LayerCompression>) -> Self {
+        self.compress_layers = compressions;
+        self
+    }
+
+    /// The compressions [`Self::compressing`] named.
+    pub fn layer_compressions(&self) -> &[LayerCompression] {
+        &self.compress_layers
     }
 
     /// This store, telling `reporter` of each damaged blob it drops.
@@ -260,6 +276,61 @@ impl BlobCache {
         Ok(layer)
     }
 
+    /// [`Self::put_layer`], also writing the layer's blob in each of `compressions` into the
+    /// store in the same pass (the tar is made once, and compressed as it is made), each
+    /// remembered by diff_id as [`Self::compressed`] finds it: a later write in one of them
+    /// places that blob and compresses nothing. [`LayerCompression::none`] is skipped (the tar
+    /// is the plain blob); with none left this is [`Self::put_layer`].
+    pub fn put_layer_compressed(
+        &self,
+        key: Option<&Digest>,
+        compressions: &[LayerCompression],
+        cancel: &Cancel,
+        write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+    ) -> Result<KeyedLayer> {
+        let mut wanted: Vec<LayerCompression> = Vec::new();
+        for c in compressions {
+            if c.compression() != crate::image::Compression::None && !wanted.contains(c) {
+                wanted.push(*c);
+            }
+        }
+        if wanted.is_empty() {
+            return self.put_layer(key, write);
+        }
+        let temps = wanted
+            .iter()
+            .map(|_| self.temp_blob())
+            .collect::<Result<Vec<_>>>()?;
+        let mut blobs = Vec::with_capacity(wanted.len());
+        for (c, temp) in wanted.iter().zip(&temps) {
+            let out = std::io::BufWriter::with_capacity(1 << 20, temp.as_file());
+            blobs.push(
+                c.writer(out, Some(cancel))
+                    .map_err(Error::io("compressing layer", temp.path()))?,
+            );
+        }
+        let mut written = Vec::with_capacity(wanted.len());
+        let layer = self.put_layer(key, |tar| {
+            let mut tee = Tee {
+                tar,
+                blobs: &mut blobs,
+            };
+            write(&mut tee)?;
+            for blob in blobs.drain(..) {
+                let (layer, mut out) = blob.finish()?;
+                out.flush()?;
+                written.push(layer);
+            }
+            Ok(())
+        })?;
+        drop(blobs);
+        for ((temp, layer), c) in temps.into_iter().zip(&written).zip(&wanted) {
+            self.commit(temp, &layer.digest)?;
+            self.remember_compressed(layer, *c)?;
+        }
+        Ok(layer)
+    }
+
     /// [`Self::put_layer`] for a layer known by its bytes alone (host files): the tar `write`
     /// makes is hashed first, and written into the store only when no blob has that diff_id,
     /// so an unchanged layer costs one read of its files and no write. `source` names where
@@ -304,6 +375,26 @@ impl BlobCache {
             persist(temp, &path)?;
         }
         Ok(path)
+    }
+}
+
+/// Writes every byte to the layer's tar and to each of its compressed blobs.
+struct Tee<'a, 'b, W: Write> {
+    tar: &'a mut dyn Write,
+    blobs: &'b mut [crate::image::compress::LayerWriter<W>],
+}
+
+impl<W: Write> Write for Tee<'_, '_, W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.tar.write_all(buf)?;
+        for blob in self.blobs.iter_mut() {
+            blob.write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -402,9 +493,17 @@ pub(crate) fn hash_file(root: &crate::beneath::Dir, rel: &str) -> std::io::Resul
     Ok(reader.finish().0)
 }
 
-/// The name of the entry that says which blob is `diff_id`'s layer in `compression`.
+/// The name of the entry that says which blob is `diff_id`'s layer in `compression`. A zstd
+/// entry is `-zstdmt-<level>`: zstd layers are compressed on several threads now (other
+/// bytes than a single-threaded `-zstd-<level>` blob), and a blob an older version cached is
+/// not taken for one, so a warm build gives the bytes of a cold one.
 fn compressed_name(diff_id: &Digest, compression: LayerCompression) -> String {
-    format!("{}-{}", diff_id.hex(), compression.key())
+    match compression.compression() {
+        crate::image::Compression::Zstd => {
+            format!("{}-zstdmt-{}", diff_id.hex(), compression.level())
+        }
+        _ => format!("{}-{}", diff_id.hex(), compression.key()),
+    }
 }
 
 /// Moves a finished temporary file whose name is known only once written (a blob named by its
@@ -575,5 +674,77 @@ pub(crate) mod tests {
         std::fs::write(&path, &bytes[..17]).unwrap();
         cache.put_layer(Some(&key), write).unwrap();
         assert_eq!(verifying.keyed_layer(&key), Some(stored));
+    }
+
+    /// A layer stored with its compressions is found by a later write in one of them, which
+    /// then compresses nothing, and gets the bytes a second pass would have made.
+    #[test]
+    fn a_layer_stored_compressed_is_placed_without_compressing_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let tar = crate::image::gzip::tests::sample(700_000);
+        let wanted = [
+            LayerCompression::gzip(3),
+            LayerCompression::none(),
+            LayerCompression::zstd(3),
+        ];
+        let write = |w: &mut dyn Write| w.write_all(&tar);
+        let stored = cache
+            .put_layer_compressed(None, &wanted, &Cancel::new(), write)
+            .unwrap();
+        assert_eq!(stored.diff_id, Digest::of(&tar));
+        for c in [wanted[0], wanted[2]] {
+            let found = cache
+                .compressed(&stored.diff_id, c)
+                .expect("stored compressed");
+            let mut again = Vec::new();
+            let second = c.encode(&mut again, |w| w.write_all(&tar)).unwrap();
+            assert_eq!(found, second, "{c}");
+            assert_eq!(
+                std::fs::read(cache.blob_path(&found.digest)).unwrap(),
+                again
+            );
+        }
+        assert!(
+            cache
+                .compressed(&stored.diff_id, LayerCompression::gzip(1))
+                .is_none()
+        );
+        // Placed from the store as an output would be: reused, not compressed again.
+        let layer = Layer::from_blob(
+            LayerSource::Blob {
+                range: FileRange {
+                    path: cache.blob_path(&stored.diff_id),
+                    offset: 0,
+                    size: stored.size,
+                },
+                compression: Compression::None,
+                digest: Some(stored.diff_id.clone()),
+            },
+            Some(stored.diff_id.clone()),
+            "made",
+        );
+        let encoding = Encoding::Compressed(wanted[0]);
+        let placed = cache
+            .compressed_blob(&layer, encoding, &Cancel::new())
+            .unwrap();
+        assert!(placed.reused, "compressed a second time");
+    }
+
+    #[test]
+    fn a_cancelled_compressed_put_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = BlobCache::new(dir.path());
+        let cancel = Cancel::new();
+        let err = cache
+            .put_layer_compressed(None, &[LayerCompression::gzip(1)], &cancel, |w| {
+                w.write_all(&[1u8; 600_000])?;
+                cancel.cancel();
+                w.write_all(&[2u8; 600_000])
+            })
+            .unwrap_err();
+        assert!(matches!(err, Error::Cancelled), "{err}");
+        let left = std::fs::read_dir(cache.bucket("blobs")).unwrap().count();
+        assert_eq!(left, 0, "a temporary or a blob was left");
     }
 }
