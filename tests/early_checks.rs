@@ -64,7 +64,9 @@ fn a_pip_section_without_python_is_refused_before_any_download() {
     assert!(err.contains("needs python"), "{err}");
     assert!(!err.contains("fetching"), "{err}");
     assert!(
-        !cache.join("pkgs").exists() && !cache.join("pypi-v1").exists(),
+        !cache.join("pkgs").exists()
+            && !cache.join("pkgs-v1").exists()
+            && !cache.join("pypi-v1").exists(),
         "something was downloaded:\n{err}"
     );
 }

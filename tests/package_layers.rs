@@ -65,15 +65,20 @@ fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-/// The package directories rattler extracted into the cache.
-fn extracted(cache: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(cache.join("pkgs"))
-        .map(|d| {
-            d.filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.is_dir())
-                .collect()
-        })
-        .unwrap_or_default()
+/// The package archives the cache keeps, and any package directory extracted into it.
+fn packages(cache: &Path) -> Vec<PathBuf> {
+    let list = |dir: PathBuf, dirs: bool| -> Vec<PathBuf> {
+        std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.is_dir() == dirs)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let mut found = list(cache.join("pkgs-v1"), false);
+    found.extend(list(cache.join("pkgs"), true));
+    found
 }
 
 #[test]
@@ -91,11 +96,11 @@ fn a_warm_rebuild_reads_no_package_file() {
         &[],
         &["bzip2", "openssl"],
     );
-    assert!(!extracted(&cache).is_empty());
+    assert!(!packages(&cache).is_empty());
 
-    // No package directory and no package archive left: a warm build must not need them.
-    for d in extracted(&cache) {
-        std::fs::remove_dir_all(d).unwrap();
+    // No package archive left, in the cache or the channel: a warm build must not need them.
+    for p in packages(&cache) {
+        std::fs::remove_file(p).unwrap();
     }
     for e in std::fs::read_dir(chan.join("linux-64")).unwrap() {
         let p = e.unwrap().path();
@@ -113,10 +118,7 @@ fn a_warm_rebuild_reads_no_package_file() {
     );
     assert_eq!(stdout(&first), stdout(&second), "the image ID changed");
     assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
-    assert!(
-        extracted(&cache).is_empty(),
-        "a package was extracted again"
-    );
+    assert!(packages(&cache).is_empty(), "a package was fetched again");
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(
         stderr.contains("0 of "),

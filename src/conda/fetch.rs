@@ -443,7 +443,7 @@ impl Hashing {
             && size != self.len
         {
             return Err(mismatch(format!(
-                "has {} bytes where the record says {size}",
+                "does not match its record: {} bytes where the record says {size}",
                 self.len
             )));
         }
@@ -451,7 +451,7 @@ impl Hashing {
         if let Some(expected) = p.sha256 {
             if sha256[..] != expected[..] {
                 return Err(mismatch(format!(
-                    "has sha256 {} where the record says {}",
+                    "does not match its record's hash: sha256 {} where the record says {}",
                     hex::encode(sha256),
                     hex::encode(expected)
                 )));
@@ -460,7 +460,7 @@ impl Hashing {
             let md5 = self.md5.clone().finalize();
             if md5[..] != expected[..] {
                 return Err(mismatch(format!(
-                    "has md5 {} where the record says {}",
+                    "does not match its record's hash: md5 {} where the record says {}",
                     hex::encode(md5),
                     hex::encode(expected)
                 )));
