@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""What a pixi user runs today, minus pixi's CLI: solve SPECS against local channels with
+"""What a pixi user runs today, minus pixi's CLI: solve SPECS against channels (local directories or URLs) with
 py-rattler and install them into PREFIX (patched for /opt/conda, as the image will have it).
 
     rattler_install.py --cache-dir DIR --prefix DIR -c CHANNEL [-c CHANNEL...] [--print-urls] SPEC...
@@ -24,7 +24,8 @@ async def main():
     ap.add_argument("--print-urls", action="store_true", help="print the solved archives' URLs")
     ap.add_argument("specs", nargs="+")
     a = ap.parse_args()
-    channels = [rattler.Channel(pathlib.Path(c).resolve().as_uri()) for c in a.channel]
+    channels = [rattler.Channel(c if "://" in c else pathlib.Path(c).resolve().as_uri())
+                for c in a.channel]
     cache = pathlib.Path(a.cache_dir)
     gateway = rattler.Gateway(cache_dir=cache / "repodata")
     records = await rattler.solve(
