@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::fault_proxy::FaultProxy;
-use common::tools::{HANG, Registry, RegistryAuth, free_port, run_within, tool};
+use common::tools::{HANG, Registry, RegistryAuth, run_within, tool};
 use common::{assert_no_output, channel, conda_docker, glibc_base, run_ok, tempdir};
 
 /// The most attempts a request without progress makes before the error: the first and 4
@@ -570,7 +570,8 @@ fn counting_listener() -> (String, Arc<AtomicUsize>) {
 
 #[test]
 fn a_registry_on_a_closed_port_fails_before_any_work_with_one_error() {
-    let closed = format!("127.0.0.1:{}", free_port());
+    let held = common::tools::closed_port();
+    let closed = format!("127.0.0.1:{}", held.port);
     // The channel is served here: a solve would connect to it first.
     let (channel_addr, contacted) = counting_listener();
     for (base, registry_output) in [

@@ -150,7 +150,7 @@ impl PackageContents {
 
     /// As [`Self::read_archive`]; with `retain` (a budget, taken from when the package's files
     /// fit in it), every file `paths.json` lists is kept too (in a temporary
-    /// file past 256 KiB), so that its layer is made from this one pass over the archive.
+    /// file past 64 KiB), so that its layer is made from this one pass over the archive.
     pub fn read_archive_keeping(
         archive: &PackageArchive,
         record: &RepoDataRecord,
@@ -177,7 +177,7 @@ impl PackageContents {
             _ => Keep::Nothing,
         };
         let memory = if retained {
-            256 << 10
+            64 << 10
         } else {
             crate::spool::MEMORY_CAP
         };

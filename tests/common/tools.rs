@@ -282,6 +282,32 @@ pub fn tool(name: &str, test: &str) -> Option<Command> {
 }
 
 /// A free TCP port on 127.0.0.1.
+/// A loopback port nothing listens on, held until dropped (bound, never listening), so that no
+/// test running beside it can take it: connecting to it is refused.
+pub struct ClosedPort {
+    _socket: socket2::Socket,
+    /// The port.
+    pub port: u16,
+}
+
+/// A [`ClosedPort`].
+pub fn closed_port() -> ClosedPort {
+    use socket2::{Domain, Socket, Type};
+    let socket = Socket::new(Domain::IPV4, Type::STREAM, None).expect("a socket");
+    let any: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    socket.bind(&any.into()).expect("binding a loopback port");
+    let port = socket
+        .local_addr()
+        .ok()
+        .and_then(|a| a.as_socket())
+        .map(|a| a.port())
+        .expect("the bound port");
+    ClosedPort {
+        _socket: socket,
+        port,
+    }
+}
+
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
