@@ -142,6 +142,35 @@ impl Fault {
     }
 }
 
+/// One attempt's answer to `send`, watched by `meter`: silence past the timeout, a 429 or a
+/// 5xx is a [`Fault`] to try again; a failure to send is what `on_error` makes of it (a
+/// `Fault`, or the caller's error `X` for one no retry cures).
+pub(crate) async fn attempt<E, X>(
+    send: impl std::future::Future<Output = Result<reqwest::Response, E>>,
+    meter: &Meter,
+    timeouts: Timeouts,
+    on_error: impl FnOnce(E) -> Result<Fault, X>,
+) -> Result<Result<reqwest::Response, Fault>, X> {
+    let response = tokio::select! {
+        r = send => r,
+        fault = meter.watch(timeouts) => return Ok(Err(fault)),
+    };
+    let response = match response {
+        Ok(r) => r,
+        Err(e) => return on_error(e).map(Err),
+    };
+    meter.touch();
+    let status = response.status();
+    if is_transient_status(status) {
+        return Ok(Err(Fault::Status {
+            status,
+            retry_after: retry_after(response.headers()),
+            response: Box::new(response),
+        }));
+    }
+    Ok(Ok(response))
+}
+
 /// A failed answer's status classified: 429 and 5xx may pass.
 pub fn is_transient_status(status: StatusCode) -> bool {
     status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS

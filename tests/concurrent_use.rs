@@ -1,7 +1,8 @@
 //! Concurrent users of one cache or one output: `cache prune --all` in a loop beside eight
 //! builds never makes a build fail (a prune waits for the builds using the cache), and every
 //! image is whole; builds writing different tags into one `oci:` layout at once all land in its
-//! `index.json`, and umoci unpacks each.
+//! `index.json`, and umoci unpacks each; two builds to one docker-archive path both succeed and
+//! leave one whole archive, the last rename's.
 
 mod common;
 
@@ -142,5 +143,55 @@ fn builds_writing_tags_into_one_layout_at_once_keep_every_tag() {
             );
             assert!(bundle.join("rootfs/opt/conda/bin/bzip2").exists(), "{t}");
         }
+    }
+}
+
+#[test]
+fn two_builds_to_one_docker_archive_both_succeed_and_leave_one_whole_archive() {
+    let dir = tempdir();
+    let cache = dir.path().join("cache");
+    let out = dir.path().join("shared.tar");
+    // Different images (a label each), so the archive left is whole only if one rename won.
+    for round in 0..3 {
+        let builds: Vec<Child> = ["one", "two"]
+            .iter()
+            .map(|who| {
+                let label = format!("who={who}-{round}");
+                start_build_to(&cache, out.as_os_str(), &["--label", &label])
+            })
+            .collect();
+        for child in builds {
+            let result = child.wait_with_output().unwrap();
+            assert!(
+                result.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&result.stderr)
+            );
+        }
+        let image = archive::open(&out);
+        for (layer, diff_id) in image.layers.iter().zip(image.diff_ids()) {
+            assert_eq!(
+                archive::sha256(&image.files[layer]),
+                diff_id,
+                "round {round}"
+            );
+        }
+        let label = image.config["config"]["Labels"]["who"]
+            .as_str()
+            .unwrap_or_default();
+        assert!(
+            label == format!("one-{round}") || label == format!("two-{round}"),
+            "round {round}: the archive's image is neither build's ({label:?})"
+        );
+        let leftovers: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with(".conda-docker-"))
+            .collect();
+        assert!(
+            leftovers.is_empty(),
+            "round {round}: temporaries left: {leftovers:?}"
+        );
     }
 }

@@ -108,13 +108,18 @@ fn fetch_records(
 ) -> PyResult<Vec<PathBuf>> {
     let cancel = Cancel::new();
     run(py, &cancel, move || {
-        let sources = sources(&mirrors, &Env::from_process())?;
-        let fetcher = Fetcher::in_package_dir(
+        let env = Env::from_process();
+        let sources = sources(&mirrors, &env)?;
+        let store = conda_docker::store::Store::at(None, &env);
+        let fetcher = Fetcher::new(
             &pkgs_dir,
+            &store.archives_dir(),
+            &store.tmp_dir(),
             solve::http_client(),
             Arc::new(NoReporter),
             sources,
-        );
+        )
+        .with_package_dir(&pkgs_dir);
         block_on(async {
             let _lock = fetcher.lock().await.map_err(conda_fail)?;
             let mut dirs = Vec::with_capacity(records.len());
@@ -122,7 +127,7 @@ fn fetch_records(
                 let record = serde_json::from_str(text).map_err(|e| {
                     Fail::new(Kind::Base, format!("not a package record: {e}: {text}"))
                 })?;
-                dirs.push(fetcher.fetch(&record).await.map_err(conda_fail)?);
+                dirs.push(fetcher.fetch_extracted(&record).await.map_err(conda_fail)?);
             }
             Ok(dirs)
         })

@@ -144,16 +144,7 @@ impl PackageArchive {
             inner: bzip2::read::MultiBzDecoder::new(BufReader::with_capacity(256 << 10, file)),
         };
         let what = format!("`{}`", self.path.display());
-        TarFiles::read(
-            stream,
-            &what,
-            limits,
-            &check_package_path,
-            keep,
-            tmp,
-            cancelled,
-        )
-        .map_err(bad)
+        read_tar(stream, &what, (limits, keep, tmp, cancelled)).map_err(bad)
     }
 
     /// Reads the `.conda`'s member whose name starts with `prefix` (its only one).
@@ -175,17 +166,32 @@ impl PackageArchive {
         decoder.window_log_max(27)?;
         let stream = Whole { inner: decoder };
         let what = format!("`{member}` of `{}`", self.path.display());
-        TarFiles::read(
-            stream,
-            &what,
-            limits,
-            &check_package_path,
-            keep,
-            tmp,
-            cancelled,
-        )
-        .map_err(|e| bad(format!("`{member}`: {e}")))
+        read_tar(stream, &what, (limits, keep, tmp, cancelled))
+            .map_err(|e| bad(format!("`{member}`: {e}")))
     }
+}
+
+/// How one tar stream is read: its bounds, what is kept, where a spool goes, and whether the
+/// build was cancelled.
+type ReadHow<'a> = (
+    Limits,
+    &'a dyn Fn(&str) -> Keep,
+    &'a Path,
+    &'a dyn Fn() -> bool,
+);
+
+/// Reads the package tar `stream` (named `what`) by the package path rules.
+fn read_tar(stream: impl Read, what: &str, how: ReadHow<'_>) -> io::Result<TarFiles> {
+    let (limits, keep, tmp, cancelled) = how;
+    TarFiles::read(
+        stream,
+        what,
+        limits,
+        &check_package_path,
+        keep,
+        tmp,
+        cancelled,
+    )
 }
 
 /// The one member of a `.conda` whose name starts with `prefix`; an error for any member but

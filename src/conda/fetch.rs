@@ -89,6 +89,33 @@ impl Fetcher {
         self
     }
 
+    /// The same fetcher reading (and, with [`Self::fetch_extracted`], extracting) packages in
+    /// the conda `pkgs` directory `pkgs_dir` instead of rattler's cache.
+    pub fn with_package_dir(mut self, pkgs_dir: &Path) -> Self {
+        self.extracted = PackageCache::new(pkgs_dir);
+        self
+    }
+
+    /// `record`'s package extracted in the package directory (for the seed's API, which hands
+    /// out package directories): read there when it is there, else its archive fetched and
+    /// verified as [`Self::fetch`] does, then extracted there by rattler.
+    pub async fn fetch_extracted(&self, record: &RepoDataRecord) -> Result<PathBuf> {
+        let archive = match self.fetch(record).await? {
+            PackageSource::Extracted(dir) => return Ok(dir),
+            PackageSource::Archive(path) => path,
+        };
+        let meta = self
+            .extracted
+            .get_or_fetch_from_path(&archive, Some(&record.package_record), None)
+            .await
+            .map_err(|source| Error::Fetch {
+                package: record.identifier.to_string(),
+                url: record.url.to_string(),
+                source,
+            })?;
+        Ok(meta.path().to_path_buf())
+    }
+
     /// Where spools of archives being read go.
     pub fn tmp_dir(&self) -> &Path {
         &self.tmp
@@ -451,7 +478,7 @@ impl Hashing {
         if let Some(expected) = p.sha256 {
             if sha256[..] != expected[..] {
                 return Err(mismatch(format!(
-                    "does not match its record's hash: sha256 {} where the record says {}",
+                    "does not match its record (hash mismatch): sha256 {} where the record says {}",
                     hex::encode(sha256),
                     hex::encode(expected)
                 )));
@@ -460,7 +487,7 @@ impl Hashing {
             let md5 = self.md5.clone().finalize();
             if md5[..] != expected[..] {
                 return Err(mismatch(format!(
-                    "does not match its record's hash: md5 {} where the record says {}",
+                    "does not match its record (hash mismatch): md5 {} where the record says {}",
                     hex::encode(md5),
                     hex::encode(expected)
                 )));
@@ -514,31 +541,15 @@ impl Exchange for Get<'_> {
         if let Some(range) = range {
             request = request.header(reqwest::header::RANGE, range);
         }
-        let response = tokio::select! {
-            r = request.send() => r,
-            fault = meter.watch(self.timeouts) => return Ok(Err(fault)),
-        };
-        let response = match response {
-            Ok(r) => r,
-            Err(reqwest_middleware::Error::Reqwest(e)) => return Ok(Err(Fault::Http(e))),
-            Err(e) => {
-                return Err(Error::Download {
-                    package: self.package.to_string(),
-                    url: self.url.to_string(),
-                    source: e.into(),
-                });
-            }
-        };
-        meter.touch();
-        let status = response.status();
-        if crate::http::is_transient_status(status) {
-            return Ok(Err(Fault::Status {
-                status,
-                retry_after: crate::http::retry_after(response.headers()),
-                response: Box::new(response),
-            }));
-        }
-        Ok(Ok(response))
+        crate::http::attempt(request.send(), meter, self.timeouts, |e| match e {
+            reqwest_middleware::Error::Reqwest(e) => Ok(Fault::Http(e)),
+            e => Err(Error::Download {
+                package: self.package.to_string(),
+                url: self.url.to_string(),
+                source: e.into(),
+            }),
+        })
+        .await
     }
 
     fn too_large(&self, url: &Url, limit: u64) -> Error {

@@ -13,7 +13,7 @@ use super::locations::Basic;
 use crate::error_chain;
 use crate::http::{
     Download, Exchange, Fault, Meter, Outcome, Retries, Sink, Size, Timeouts, download,
-    is_certificate_error, is_transient_status, retry_after,
+    is_certificate_error,
 };
 use crate::reporter::Reporter;
 
@@ -223,24 +223,10 @@ impl Exchange for Attempt<'_> {
         if let Some(range) = range {
             request = request.header(reqwest::header::RANGE, range);
         }
-        let response = tokio::select! {
-            r = request.send() => r,
-            fault = meter.watch(self.client.timeouts) => return Ok(Err(fault)),
-        };
-        let response = match response {
-            Ok(r) => r,
-            Err(e) => return Ok(Err(Fault::Http(e))),
-        };
-        meter.touch();
-        let status = response.status();
-        if is_transient_status(status) {
-            return Ok(Err(Fault::Status {
-                status,
-                retry_after: retry_after(response.headers()),
-                response: Box::new(response),
-            }));
-        }
-        Ok(Ok(response))
+        crate::http::attempt(request.send(), meter, self.client.timeouts, |e| {
+            Ok(Fault::Http(e))
+        })
+        .await
     }
 
     fn too_large(&self, _url: &Url, limit: u64) -> Error {
