@@ -344,3 +344,50 @@ fn cache_verify_names_the_damage_and_repair_removes_it() {
     );
     assert_archive_sound(&healed);
 }
+
+/// The manifest digest of the image tagged `tag` in the `oci:` layout `layout`.
+fn manifest_digest(layout: &Path, tag: &str) -> String {
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+    index["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["annotations"]["org.opencontainers.image.ref.name"] == tag)
+        .map(|m| m["digest"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
+#[test]
+fn a_kept_cache_record_is_used_only_when_it_is_the_record() {
+    let dir = tempdir();
+    let cache = dir.path().join("cache");
+    let layout = dir.path().join("layout");
+    let out = |tag: &str| format!("oci:{}:{tag}", layout.display());
+    build(&cache, &[out("cold")]);
+    let kept: Vec<PathBuf> = std::fs::read_dir(cache.join("oci-v1/records/sha256"))
+        .expect("the build keeps its cache record")
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    build(&cache, &[out("warm")]);
+    // Another record's bytes under this key: not used, the record is made again.
+    std::fs::write(&kept[0], b"\x1f\x8b not this record").unwrap();
+    build(&cache, &[out("tampered")]);
+    let cold = manifest_digest(&layout, "cold");
+    assert_eq!(
+        cold,
+        manifest_digest(&layout, "warm"),
+        "the warm build's manifest"
+    );
+    assert_eq!(
+        cold,
+        manifest_digest(&layout, "tampered"),
+        "a tampered kept record was used"
+    );
+    let healed = std::fs::read(&kept[0]).unwrap();
+    assert!(
+        healed.starts_with(b"\x1f\x8b\x08"),
+        "the kept record was made again"
+    );
+}

@@ -482,8 +482,9 @@ impl Stages<'_> {
         let (b, ctx) = (self.b, self.ctx);
         let mut env = contents::read(b, ctx, self.prepared, self.fetcher, caches).await?;
         let wheels = wheels::install(b, ctx, self.input, self.prepared, &env).await?;
-        let plan = plan::plan(b, self.input, self.prepared, &env, wheels.as_ref());
+        let mut plan = plan::plan(b, self.input, self.prepared, &env, wheels.as_ref());
         let blobs = b.blobs(ctx);
+        plan.cache_record = remote::kept_record(&env, &blobs);
         let mut stored = lookup::lookup(&plan, &blobs, caches);
         let keys: Vec<_> = plan.layers.iter().map(|l| l.key.clone()).collect();
         let to_verify = remote::set_aside(b, &mut stored);

@@ -66,7 +66,7 @@ pub(crate) struct Plan {
     /// With `single`, the files no package owns go into the one package layer instead.
     pub extra: Vec<Entry>,
     /// What the packages hold, for a fresh runner to key the layers by
-    /// ([`super::remote::record`]).
+    /// ([`super::remote::kept_record`]).
     pub cache_record: Vec<u8>,
 }
 
@@ -142,7 +142,8 @@ pub(crate) fn plan(
         sbom,
         top,
         extra,
-        cache_record: super::remote::record(env),
+        // Made (or taken from the store) by the build, never by a dry run, which stores nothing.
+        cache_record: Vec::new(),
     }
 }
 

@@ -23,6 +23,8 @@ use crate::reporter::Reporter;
 
 /// The most a layer key's or a diff_id's entry (a few hundred bytes of JSON) is read of.
 const ENTRY_CAP: u64 = 64 * 1024;
+/// The largest cache record kept.
+const RECORD_CAP: u64 = 128 << 20;
 
 /// The blob store ([`super::Store::blobs`]).
 #[derive(Clone)]
@@ -168,7 +170,7 @@ impl BlobCache {
 
     /// Removes temporaries that killed runs left in the store (see [`crate::atomic`]).
     pub fn remove_stale(&self) -> usize {
-        ["blobs", "manifests", "diff-ids", "layer-keys"]
+        ["blobs", "manifests", "diff-ids", "layer-keys", "records"]
             .iter()
             .map(|kind| crate::atomic::remove_stale(&self.bucket(kind)))
             .sum()
@@ -232,6 +234,21 @@ impl BlobCache {
     /// The store's directory.
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The cache record kept under `key` (the digest of what it compresses), if any: the
+    /// caller checks it against the key, since this store knows no record format.
+    pub fn record(&self, key: &Digest) -> Option<Vec<u8>> {
+        let rel = format!("records/sha256/{}", key.hex());
+        crate::beneath::Dir::open(&self.dir)
+            .ok()?
+            .read_small(&rel, RECORD_CAP)
+            .ok()
+    }
+
+    /// Keeps the cache record `bytes` under `key`, so a warm build does not compress it again.
+    pub fn put_record(&self, key: &Digest, bytes: &[u8]) -> std::io::Result<()> {
+        crate::atomic::write(&self.bucket("records").join(key.hex()), bytes)
     }
 
     /// The layer made before from the inputs `key` names, if its tar is still stored.

@@ -34,7 +34,7 @@ use entries::entries;
 pub(crate) use entries::export;
 pub use entries::{CacheSummary, CacheTo, DEFAULT_MAX_ENTRIES, ENTRY_TYPE, summarize};
 pub use record::RECORD_TYPE;
-pub(crate) use record::record;
+pub(crate) use record::kept_record;
 use record::{parse_record, records_of};
 
 /// The annotation of a keyed layer's descriptor: its layer key.

@@ -33,23 +33,55 @@ struct RecordIn {
     packages: BTreeMap<String, PackageContents>,
 }
 
-/// The cache record of `env`: what each of its packages holds, by contents key, as
-/// deterministic gzip-compressed JSON (the same environment always gives the same bytes).
-pub(crate) fn record(env: &Environment) -> Vec<u8> {
+/// The cache record of `env` (what each of its packages holds, by contents key, as
+/// deterministic gzip-compressed JSON: the same environment always gives the same bytes),
+/// taken from `cache` when a build kept it
+/// there (compressing 10 MB of JSON is a warm build's largest cost otherwise), and kept there.
+/// A kept record is used only when it decompresses to exactly the JSON it is kept under.
+pub(crate) fn kept_record(env: &Environment, cache: &crate::store::BlobCache) -> Vec<u8> {
+    let json = record_json(env);
+    let key = Digest::of(&json);
+    if let Some(kept) = cache.record(&key)
+        && decompress(&kept).is_some_and(|j| j == json)
+    {
+        return kept;
+    }
+    let made = gzip(&json);
+    // A record not kept is made again next time; the build does not need it kept.
+    let _ = cache.put_record(&key, &made);
+    made
+}
+
+/// `bytes` decompressed, if they are gzip of at most [`RECORD_CAP`] bytes.
+fn decompress(bytes: &[u8]) -> Option<Vec<u8>> {
+    let mut json = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .take(RECORD_CAP + 1)
+        .read_to_end(&mut json)
+        .ok()?;
+    (json.len() as u64 <= RECORD_CAP).then_some(json)
+}
+
+/// The record's JSON.
+fn record_json(env: &Environment) -> Vec<u8> {
     let keys: Vec<Option<String>> = env.fetch_records.iter().map(ContentsCache::key).collect();
     let packages = keys
         .iter()
         .zip(&env.contents)
         .filter_map(|(k, c)| Some((k.as_deref()?, c.as_ref())))
         .collect();
-    let json = serde_json::to_vec(&RecordOut {
+    serde_json::to_vec(&RecordOut {
         format: RECORD_FORMAT,
         packages,
     })
-    .unwrap_or_default();
+    .unwrap_or_default()
+}
+
+/// `json` gzip-compressed, deterministically.
+fn gzip(json: &[u8]) -> Vec<u8> {
     let mut gz = flate2::GzBuilder::new().write(Vec::new(), flate2::Compression::new(6));
     // Writing into memory cannot fail.
-    let _ = gz.write_all(&json);
+    let _ = gz.write_all(json);
     gz.finish().unwrap_or_default()
 }
 
