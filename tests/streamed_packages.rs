@@ -126,6 +126,8 @@ fn kind(rel: &str) -> Option<&'static str> {
         "contents-v3" if name.ends_with(".json") => Some("contents"),
         "oci-v1" if name.starts_with("blobs/sha256/") => Some("blob"),
         "oci-v1" if name.starts_with("layer-keys/sha256/") => Some("key"),
+        // The image's cache record, kept so a warm build does not compress it again.
+        "oci-v1" if name.starts_with("records/sha256/") => Some("record"),
         // Locks: the store's, rattler's package cache's; the repodata cache of the HTTP channel.
         "" if name == ".conda-docker-store.lock" => Some("lock"),
         "pkgs" if !name.contains('/') && name.contains("lock") => Some("lock"),
