@@ -129,6 +129,8 @@ struct Writer {
     file: Option<(File, u64)>,
     tmp_dir: PathBuf,
     memory_cap: usize,
+    /// The buffer every entry is read through (one per read, not one per entry).
+    scratch: Vec<u8>,
 }
 
 impl Writer {
@@ -210,6 +212,7 @@ impl TarFiles {
             file: None,
             tmp_dir: tmp_dir.to_path_buf(),
             memory_cap: limits.memory,
+            scratch: vec![0u8; 256 << 10],
         };
         let mut nodes: HashMap<String, Node> = HashMap::new();
         let mut order: Vec<String> = Vec::new();
@@ -329,19 +332,24 @@ impl TarFiles {
         let start = spool.len();
         let mut kept = 0u64;
         let mut size = 0u64;
-        let mut buf = vec![0u8; 256 << 10];
-        loop {
-            let n = entry.read(&mut buf).map_err(|e| refused(name, e))?;
-            if n == 0 {
-                break;
-            }
+        let mut buf = std::mem::take(&mut spool.scratch);
+        let read = loop {
+            let n = match entry.read(&mut buf) {
+                Ok(0) => break Ok(()),
+                Ok(n) => n,
+                Err(e) => break Err(refused(name, e)),
+            };
             size += n as u64;
             let room = cap.saturating_sub(kept).min(n as u64) as usize;
             if room > 0 {
-                spool.append(&buf[..room])?;
+                if let Err(e) = spool.append(&buf[..room]) {
+                    break Err(e);
+                }
                 kept += room as u64;
             }
-        }
+        };
+        spool.scratch = buf;
+        read?;
         let whole = keep != Keep::Nothing && kept == size;
         Ok((size, whole.then_some((start, size))))
     }

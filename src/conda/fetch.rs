@@ -205,7 +205,7 @@ impl Fetcher {
     async fn download(&self, record: &RepoDataRecord, path: &Path) -> Result<()> {
         let url = self.sources.fetch_url(&record.url);
         let io = |e| Error::io("writing to the archive cache", path)(e);
-        let mut sink = Hashing::new(path).map_err(io)?;
+        let mut sink = Hashing::new(Some(path), record).map_err(io)?;
         if url.scheme() == "file" {
             let from = url.to_file_path().map_err(|()| Error::Channel {
                 channel: url.to_string(),
@@ -217,7 +217,10 @@ impl Fetcher {
             self.get(&url, record, &mut sink).await?;
         }
         sink.check(record, &url)?;
-        sink.file.commit_to(path).map_err(io)
+        match sink.file {
+            Some(file) => file.commit_to(path).map_err(io),
+            None => Ok(()),
+        }
     }
 
     /// GETs `url` into `sink`, retried by the one HTTP policy.
@@ -380,60 +383,44 @@ impl PackageSource {
 
 /// Checks the archive at `path` against `record` (its hash and size).
 fn verify_file(path: &Path, record: &RepoDataRecord) -> Result<()> {
-    let mut sink = Hashing::unwritten();
+    let mut sink =
+        Hashing::new(None, record).map_err(Error::io("reading the archive cache", path))?;
     sink.copy_from(path)
         .map_err(Error::io("reading the archive cache", path))?;
     let url = Url::from_file_path(path).unwrap_or_else(|()| record.url.clone());
     sink.check(record, &url)
 }
 
-/// An archive being written, hashed (sha256 and md5) and counted as it goes.
+/// An archive being written (or only read, with no file), hashed and counted as it goes: by
+/// sha256, and by md5 only for a record that has no sha256.
 struct Hashing {
-    file: AtomicFileOrNone,
+    file: Option<AtomicFile>,
     sha256: sha2::Sha256,
-    md5: rattler_digest::Md5,
+    md5: Option<rattler_digest::Md5>,
     len: u64,
 }
 
-/// The file written, or none when only the hash is wanted.
-enum AtomicFileOrNone {
-    File(AtomicFile),
-    None,
-}
-
-impl AtomicFileOrNone {
-    fn commit_to(self, path: &Path) -> std::io::Result<()> {
-        match self {
-            Self::File(f) => f.commit_to(path),
-            Self::None => Ok(()),
-        }
-    }
-}
-
 impl Hashing {
-    fn new(path: &Path) -> std::io::Result<Self> {
+    /// Hashes what `record` is checked by, writing it to `path` when given.
+    fn new(path: Option<&Path>, record: &RepoDataRecord) -> std::io::Result<Self> {
+        let p = &record.package_record;
         Ok(Self {
-            file: AtomicFileOrNone::File(AtomicFile::new(path)?),
-            ..Self::unwritten()
-        })
-    }
-
-    fn unwritten() -> Self {
-        Self {
-            file: AtomicFileOrNone::None,
+            file: path.map(AtomicFile::new).transpose()?,
             sha256: Default::default(),
-            md5: Default::default(),
+            md5: (p.sha256.is_none() && p.md5.is_some()).then(Default::default),
             len: 0,
-        }
+        })
     }
 
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<()> {
         use std::io::Write;
-        if let AtomicFileOrNone::File(f) = &mut self.file {
+        if let Some(f) = &mut self.file {
             f.write_all(bytes)?;
         }
         self.sha256.update(bytes);
-        self.md5.update(bytes);
+        if let Some(md5) = &mut self.md5 {
+            md5.update(bytes);
+        }
         self.len += bytes.len() as u64;
         Ok(())
     }
@@ -483,8 +470,8 @@ impl Hashing {
                     hex::encode(expected)
                 )));
             }
-        } else if let Some(expected) = p.md5 {
-            let md5 = self.md5.clone().finalize();
+        } else if let (Some(expected), Some(md5)) = (p.md5, &self.md5) {
+            let md5 = md5.clone().finalize();
             if md5[..] != expected[..] {
                 return Err(mismatch(format!(
                     "does not match its record (hash mismatch): md5 {} where the record says {}",
@@ -499,12 +486,15 @@ impl Hashing {
 
 impl Sink<Error> for Hashing {
     fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        self.write(bytes)
-            .map_err(|e| Error::io("writing to the archive cache", "archive")(e))
+        let written = self.write(bytes);
+        written.map_err(|e| {
+            let temp = self.file.as_ref().map(|f| f.temp_path().to_path_buf());
+            Error::io("writing to the archive cache", temp.unwrap_or_default())(e)
+        })
     }
     fn restart(&mut self) -> Result<()> {
         use std::io::Seek;
-        if let AtomicFileOrNone::File(f) = &self.file {
+        if let Some(f) = &self.file {
             let reset = f.file().set_len(0).and_then(|()| {
                 let mut file = f.file();
                 file.seek(std::io::SeekFrom::Start(0)).map(|_| ())
@@ -512,7 +502,9 @@ impl Sink<Error> for Hashing {
             reset.map_err(Error::io("writing to the archive cache", f.temp_path()))?;
         }
         self.sha256 = Default::default();
-        self.md5 = Default::default();
+        if let Some(md5) = &mut self.md5 {
+            *md5 = Default::default();
+        }
         self.len = 0;
         Ok(())
     }
